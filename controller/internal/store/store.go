@@ -1,0 +1,236 @@
+// Package store keeps Switchyard's intent in PostgreSQL: hosts, networks,
+// containers, services, policies, tokens, the global revision, the event log
+// and the audit log. Every write runs in one transaction that bumps the
+// revision, records its events and audit entries and notifies the other
+// replicas on commit, so nothing is ever half written. IP, MAC and VNI
+// allocation happen here, race-free. It must not know about HTTP: it returns
+// *problem.Error for failures a client caused.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/switchyard/switchyard/controller/internal/problem"
+	"github.com/switchyard/switchyard/migrations"
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// NotifyChannel is the PostgreSQL channel a commit notifies with its revision.
+const NotifyChannel = "switchyard_revision"
+
+// Options tune a Store.
+type Options struct {
+	// ServiceCIDR is the range service VIPs are allocated from.
+	ServiceCIDR netip.Prefix
+	// HeartbeatTimeout is how long a host stays Ready after its last report.
+	HeartbeatTimeout time.Duration
+	// DefaultMTU is a new network's MTU when none is given.
+	DefaultMTU int
+}
+
+// DefaultOptions are used for zero fields of Options.
+var DefaultOptions = Options{
+	ServiceCIDR:      netip.MustParsePrefix("10.96.0.0/16"),
+	HeartbeatTimeout: 15 * time.Second,
+	DefaultMTU:       1400,
+}
+
+// Store is the PostgreSQL intent store. Safe for concurrent use.
+type Store struct {
+	Pool *pgxpool.Pool
+	opts Options
+}
+
+// Open connects to the database at url. It does not migrate.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	if !opts.ServiceCIDR.IsValid() {
+		opts.ServiceCIDR = DefaultOptions.ServiceCIDR
+	}
+	if opts.HeartbeatTimeout == 0 {
+		opts.HeartbeatTimeout = DefaultOptions.HeartbeatTimeout
+	}
+	if opts.DefaultMTU == 0 {
+		opts.DefaultMTU = DefaultOptions.DefaultMTU
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("database url: %w", err)
+	}
+	if cfg.MaxConns < 16 {
+		cfg.MaxConns = 16
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return &Store{Pool: pool, opts: opts}, nil
+}
+
+// Close releases the pool.
+func (s *Store) Close() { s.Pool.Close() }
+
+// Options returns the store's effective options.
+func (s *Store) Options() Options { return s.opts }
+
+// Migrate applies pending migrations under a PostgreSQL advisory lock, so any
+// number of replicas may start at once.
+func (s *Store) Migrate(ctx context.Context) error {
+	db := stdlib.OpenDBFromPool(s.Pool)
+	defer db.Close()
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, r := range res {
+		slog.Info("migration applied", "version", r.Source.Version, "path", r.Source.Path, "duration", r.Duration)
+	}
+	return nil
+}
+
+// Ready reports whether the database answers and every migration is applied.
+func (s *Store) Ready(ctx context.Context) error {
+	db := stdlib.OpenDBFromPool(s.Pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	if err != nil {
+		return err
+	}
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if pending {
+		return errors.New("migrations pending")
+	}
+	return nil
+}
+
+
+// Revision returns the current global revision.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	var r int64
+	err := s.Pool.QueryRow(ctx, `SELECT revision FROM sy_revision`).Scan(&r)
+	return r, err
+}
+
+// Tx is one write transaction. The revision is bumped on first use of Rev,
+// which takes the revision row lock until commit: call it as late as you can.
+type Tx struct {
+	pgx.Tx
+	ctx    context.Context
+	actor  string
+	rev    int64
+	events []openapi.Event
+}
+
+// Rev returns this transaction's revision, bumping the global one on first call.
+func (t *Tx) Rev() (int64, error) {
+	if t.rev != 0 {
+		return t.rev, nil
+	}
+	err := t.QueryRow(t.ctx, `UPDATE sy_revision SET revision = revision + 1 RETURNING revision`).Scan(&t.rev)
+	return t.rev, err
+}
+
+// Record adds an event and an audit entry for obj at this revision.
+func (t *Tx) Record(kind, action, id, name, network string, obj any) error {
+	rev, err := t.Rev()
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	if obj != nil {
+		if _, err := t.Exec(t.ctx, `INSERT INTO events (revision, kind, action, object_id, name, network, object) VALUES ($1,$2,$3,$4,$5,$6,$7)`,
+			rev, kind, action, id, name, network, body); err != nil {
+			return err
+		}
+	}
+	_, err = t.Exec(t.ctx, `INSERT INTO audit (revision, actor, action, kind, object_id, object_name) VALUES ($1,$2,$3,$4,$5,$6)`,
+		rev, t.actor, action, kind, id, name)
+	return err
+}
+
+// Write runs fn in one transaction as actor, then notifies the other replicas
+// of the new revision. Either everything fn did lands, or nothing.
+func (s *Store) Write(ctx context.Context, actor string, fn func(*Tx) error) (int64, error) {
+	pt, err := s.Pool.Begin(ctx)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	defer pt.Rollback(ctx) //nolint:errcheck // no-op after commit
+	tx := &Tx{Tx: pt, ctx: ctx, actor: actor}
+	if err := fn(tx); err != nil {
+		return 0, mapError(err)
+	}
+	if tx.rev != 0 {
+		if _, err := pt.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, fmt.Sprint(tx.rev)); err != nil {
+			return 0, err
+		}
+	}
+	if err := pt.Commit(ctx); err != nil {
+		return 0, mapError(err)
+	}
+	return tx.rev, nil
+}
+
+// constraintFields maps constraint names to the problem each violation is.
+var constraintFields = map[string]func() *problem.Error{
+	"hosts_name_key":        func() *problem.Error { return problem.Conflict("name", "a host with this name exists") },
+	"hosts_address_key":     func() *problem.Error { return problem.Conflict("address", "another host has this address") },
+	"networks_name_key":     func() *problem.Error { return problem.Conflict("name", "a network with this name exists") },
+	"networks_vni_key":      func() *problem.Error { return problem.Conflict("vni", "another network uses this VNI") },
+	"networks_cidr_overlap": func() *problem.Error { return problem.Conflict("cidr", "the CIDR overlaps an existing network") },
+	"containers_name_key":   func() *problem.Error { return problem.Conflict("name", "a container with this name exists in the network") },
+	"containers_ip_key":     func() *problem.Error { return problem.Conflict("ip", "the address is in use") },
+	"containers_mac_key":    func() *problem.Error { return problem.Conflict("mac", "the MAC address is in use") },
+	"services_name_key":     func() *problem.Error { return problem.Conflict("name", "a service with this name exists in the network") },
+	"services_vip_key":      func() *problem.Error { return problem.Conflict("vip", "the VIP is in use") },
+	"policies_name_key":     func() *problem.Error { return problem.Conflict("name", "a policy with this name exists in the network") },
+	"tokens_name_key":       func() *problem.Error { return problem.Conflict("name", "a token with this name exists") },
+}
+
+// mapError turns constraint violations into client problems; anything else
+// passes through.
+func mapError(err error) error {
+	if _, ok := problem.As(err); ok {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if f, ok := constraintFields[pgErr.ConstraintName]; ok {
+			return f()
+		}
+		if pgErr.Code == "23503" {
+			return problem.Conflict("", "the object is still referenced: %s", pgErr.Detail)
+		}
+	}
+	return err
+}
+
+func unavailable(err error) error {
+	return problem.Unavailable("database: %v", err)
+}

@@ -1,0 +1,205 @@
+package openapi
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Meta is the read-only bookkeeping every stored object carries.
+type Meta struct {
+	ID        string    `json:"id"`
+	Revision  int64     `json:"revision"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Tunnel types a host may use.
+const (
+	TunnelGeneve = "geneve"
+	TunnelVXLAN  = "vxlan"
+)
+
+// Host status values.
+const (
+	HostReady    = "Ready"
+	HostNotReady = "NotReady"
+)
+
+// Container status values.
+const (
+	ContainerPending = "pending"
+	ContainerRunning = "running"
+	ContainerFailed  = "failed"
+)
+
+// Host is a machine running a node agent.
+type Host struct {
+	Meta
+	Name            string            `json:"name"`
+	Address         string            `json:"address"`
+	TunnelType      string            `json:"tunnelType"`
+	Labels          map[string]string `json:"labels"`
+	Status          string            `json:"status"`
+	LastSeen        *time.Time        `json:"lastSeen,omitempty"`
+	AppliedRevision int64             `json:"appliedRevision"`
+}
+
+// AddressUsage counts a network's addresses.
+type AddressUsage struct {
+	Total int64 `json:"total"`
+	Used  int64 `json:"used"`
+	Free  int64 `json:"free"`
+}
+
+// Network is an L2/L3 segment spanning all hosts.
+type Network struct {
+	Meta
+	Name      string            `json:"name"`
+	CIDR      string            `json:"cidr"`
+	Gateway   string            `json:"gateway"`
+	VNI       int64             `json:"vni"`
+	MTU       int               `json:"mtu"`
+	Labels    map[string]string `json:"labels"`
+	Addresses *AddressUsage     `json:"addresses,omitempty"`
+}
+
+// Container is a workload attached to one network on one host.
+type Container struct {
+	Meta
+	Name    string            `json:"name"`
+	Network string            `json:"network"`
+	Host    string            `json:"host"`
+	Labels  map[string]string `json:"labels"`
+	IP      string            `json:"ip"`
+	MAC     string            `json:"mac"`
+	// Netns is the path of an existing network namespace to attach; empty means
+	// the agent creates a managed sandbox named after the container.
+	Netns  string `json:"netns,omitempty"`
+	Status string `json:"status"`
+	// StatusDetail explains a failed or pending status.
+	StatusDetail string `json:"statusDetail,omitempty"`
+}
+
+// ServicePort maps a service port to a backend port.
+type ServicePort struct {
+	Name       string `json:"name,omitempty"`
+	Port       int    `json:"port"`
+	TargetPort int    `json:"targetPort,omitempty"`
+	Protocol   string `json:"protocol,omitempty"`
+}
+
+// Service is a virtual IP in front of the containers its selector picks.
+type Service struct {
+	Meta
+	Name     string            `json:"name"`
+	Network  string            `json:"network"`
+	VIP      string            `json:"vip"`
+	Ports    []ServicePort     `json:"ports"`
+	Selector string            `json:"selector"`
+	Labels   map[string]string `json:"labels"`
+}
+
+// PolicyPeer is one side of a rule: containers by labels, or a CIDR block.
+type PolicyPeer struct {
+	Selector *string  `json:"selector,omitempty"`
+	CIDR     string   `json:"cidr,omitempty"`
+	Except   []string `json:"except,omitempty"`
+}
+
+// PolicyPort is a port or port range of one protocol.
+type PolicyPort struct {
+	Port     int    `json:"port,omitempty"`
+	EndPort  int    `json:"endPort,omitempty"`
+	Protocol string `json:"protocol,omitempty"`
+}
+
+// PolicyRule matches traffic from (ingress) or to (egress) its peers on its ports.
+type PolicyRule struct {
+	Peers []PolicyPeer `json:"peers"`
+	Ports []PolicyPort `json:"ports"`
+}
+
+// Policy actions.
+const (
+	ActionAllow = "allow"
+	ActionDeny  = "deny"
+)
+
+// Policy restricts traffic of the containers its selector picks.
+type Policy struct {
+	Meta
+	Name     string            `json:"name"`
+	Network  string            `json:"network"`
+	Selector string            `json:"selector"`
+	Priority int               `json:"priority"`
+	Action   string            `json:"action"`
+	Ingress  []PolicyRule      `json:"ingress"`
+	Egress   []PolicyRule      `json:"egress"`
+	Labels   map[string]string `json:"labels"`
+}
+
+// Token roles.
+const (
+	RoleAdmin    = "admin"
+	RoleOperator = "operator"
+	RoleViewer   = "viewer"
+	RoleNode     = "node"
+)
+
+// Token is an API credential. Secret is shown only in the answer to its creation.
+type Token struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Role      string     `json:"role"`
+	Host      string     `json:"host,omitempty"`
+	Secret    string     `json:"secret,omitempty"`
+	CreatedAt time.Time  `json:"createdAt"`
+	RevokedAt *time.Time `json:"revokedAt,omitempty"`
+}
+
+// AuditEntry records one write: who, what, which object, at which revision.
+type AuditEntry struct {
+	ID         int64     `json:"id"`
+	Revision   int64     `json:"revision"`
+	Actor      string    `json:"actor"`
+	Action     string    `json:"action"`
+	Kind       string    `json:"kind"`
+	ObjectID   string    `json:"objectId"`
+	ObjectName string    `json:"objectName"`
+	At         time.Time `json:"at"`
+}
+
+// Event actions.
+const (
+	EventCreated = "created"
+	EventUpdated = "updated"
+	EventDeleted = "deleted"
+)
+
+// Event is one change, as streamed by GET /api/v1/events.
+type Event struct {
+	Revision int64           `json:"revision"`
+	Kind     string          `json:"kind"`
+	Action   string          `json:"action"`
+	ID       string          `json:"id"`
+	Name     string          `json:"name"`
+	Network  string          `json:"network,omitempty"`
+	Object   json.RawMessage `json:"object"`
+	At       time.Time       `json:"at"`
+}
+
+// List is the envelope of every list answer.
+type List[T any] struct {
+	Items    []T    `json:"items"`
+	Continue string `json:"continue,omitempty"`
+}
+
+// Problem is an RFC 9457 problem details body.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Field    string `json:"field,omitempty"`
+	Instance string `json:"instance,omitempty"`
+}

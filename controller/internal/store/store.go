@@ -126,7 +126,6 @@ func (s *Store) Ready(ctx context.Context) error {
 	return nil
 }
 
-
 // Revision returns the current global revision.
 func (s *Store) Revision(ctx context.Context) (int64, error) {
 	var r int64
@@ -204,13 +203,19 @@ var constraintFields = map[string]func() *problem.Error{
 	"networks_name_key":     func() *problem.Error { return problem.Conflict("name", "a network with this name exists") },
 	"networks_vni_key":      func() *problem.Error { return problem.Conflict("vni", "another network uses this VNI") },
 	"networks_cidr_overlap": func() *problem.Error { return problem.Conflict("cidr", "the CIDR overlaps an existing network") },
-	"containers_name_key":   func() *problem.Error { return problem.Conflict("name", "a container with this name exists in the network") },
-	"containers_ip_key":     func() *problem.Error { return problem.Conflict("ip", "the address is in use") },
-	"containers_mac_key":    func() *problem.Error { return problem.Conflict("mac", "the MAC address is in use") },
-	"services_name_key":     func() *problem.Error { return problem.Conflict("name", "a service with this name exists in the network") },
-	"services_vip_key":      func() *problem.Error { return problem.Conflict("vip", "the VIP is in use") },
-	"policies_name_key":     func() *problem.Error { return problem.Conflict("name", "a policy with this name exists in the network") },
-	"tokens_name_key":       func() *problem.Error { return problem.Conflict("name", "a token with this name exists") },
+	"containers_name_key": func() *problem.Error {
+		return problem.Conflict("name", "a container with this name exists in the network")
+	},
+	"containers_ip_key":  func() *problem.Error { return problem.Conflict("ip", "the address is in use") },
+	"containers_mac_key": func() *problem.Error { return problem.Conflict("mac", "the MAC address is in use") },
+	"services_name_key": func() *problem.Error {
+		return problem.Conflict("name", "a service with this name exists in the network")
+	},
+	"services_vip_key": func() *problem.Error { return problem.Conflict("vip", "the VIP is in use") },
+	"policies_name_key": func() *problem.Error {
+		return problem.Conflict("name", "a policy with this name exists in the network")
+	},
+	"tokens_name_key": func() *problem.Error { return problem.Conflict("name", "a token with this name exists") },
 }
 
 // mapError turns constraint violations into client problems; anything else

@@ -1,0 +1,517 @@
+// Package link attaches containers to the host with netlink: for each
+// container port it converges a veth pair whose host end carries the OVS port
+// name and whose container end is eth0 in the container's network namespace
+// (MAC, MTU, address, default route, tx offload), creates and deletes the
+// managed sandbox namespaces the agent owns, and moves the underlay address
+// onto the tunnel endpoint bridge.
+//
+// It must not talk to OVS (package ovs does), must not delete a link or a
+// namespace it cannot prove it created (veths carry an alias label, managed
+// sandboxes a name prefix; a user's netns path is never deleted), and must not
+// leave any OS thread in a foreign namespace.
+package link
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/safchain/ethtool"
+	"github.com/switchyard/switchyard/openapi"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// AliasPrefix starts the alias (IFLA_IFALIAS) of every host-side veth this
+// package creates: it is how Prune recognizes its own links.
+const AliasPrefix = "switchyard:"
+
+// ContainerIface is the name of the container end of every veth.
+const ContainerIface = "eth0"
+
+// DefaultSandboxPrefix names managed sandboxes when Options.SandboxPrefix is empty.
+const DefaultSandboxPrefix = "switchyard-"
+
+// Options configure a Manager.
+type Options struct {
+	// HostNetns is the path of the namespace the agent's side of every veth
+	// lives in (the namespace OVS runs in). Empty: the calling process's.
+	HostNetns string
+	// NetnsDir holds managed sandboxes. Empty: /run/netns.
+	NetnsDir string
+	// SandboxPrefix is prepended to ContainerPort.Sandbox to name a managed
+	// sandbox; namespaces with this prefix belong to this manager. Empty:
+	// DefaultSandboxPrefix.
+	SandboxPrefix string
+	// TxOffloadOff turns tx checksum offload off on both veth ends. Needed on
+	// the userspace (netdev) datapath, where TCP hangs otherwise.
+	TxOffloadOff bool
+}
+
+// Manager converges links. Its methods are safe for concurrent use.
+type Manager struct {
+	opts   Options
+	hostNs netns.NsHandle
+	host   *netlink.Handle
+	hostET *ethtool.Ethtool
+
+	prepareOnce sync.Once
+	prepareErr  error
+}
+
+// New opens netlink and ethtool sockets in the host namespace.
+func New(opts Options) (*Manager, error) {
+	if opts.NetnsDir == "" {
+		opts.NetnsDir = DefaultNetnsDir
+	}
+	if opts.SandboxPrefix == "" {
+		opts.SandboxPrefix = DefaultSandboxPrefix
+	}
+	m := &Manager{opts: opts}
+	var err error
+	if opts.HostNetns == "" {
+		m.hostNs, err = netns.Get()
+	} else {
+		m.hostNs, err = netns.GetFromPath(opts.HostNetns)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open host netns %q: %w", opts.HostNetns, err)
+	}
+	if m.host, err = netlink.NewHandleAt(m.hostNs, unix.NETLINK_ROUTE); err != nil {
+		m.hostNs.Close()
+		return nil, fmt.Errorf("netlink in host netns: %w", err)
+	}
+	if m.hostET, err = ethtoolIn(m.hostNs); err != nil {
+		m.host.Close()
+		m.hostNs.Close()
+		return nil, fmt.Errorf("ethtool in host netns: %w", err)
+	}
+	return m, nil
+}
+
+// Close releases the manager's sockets.
+func (m *Manager) Close() error {
+	m.hostET.Close()
+	m.host.Close()
+	return m.hostNs.Close()
+}
+
+// SandboxPath is where the managed sandbox of a port lives.
+func (m *Manager) SandboxPath(sandbox string) string {
+	return filepath.Join(m.opts.NetnsDir, m.opts.SandboxPrefix+sandbox)
+}
+
+// NetnsPath is the container namespace of p: its Netns path, or the path of
+// its managed sandbox.
+func (m *Manager) NetnsPath(p openapi.ContainerPort) string {
+	if p.Netns != "" {
+		return p.Netns
+	}
+	return m.SandboxPath(sandboxName(p))
+}
+
+func sandboxName(p openapi.ContainerPort) string {
+	if p.Sandbox != "" {
+		return p.Sandbox
+	}
+	return p.Container
+}
+
+// Ensure converges the veth of p and returns what it changed (nothing when
+// the link was already right).
+func (m *Manager) Ensure(p openapi.ContainerPort) ([]string, error) {
+	return m.converge(p, true)
+}
+
+// Check returns how the link of p differs from p, changing nothing.
+func (m *Manager) Check(p openapi.ContainerPort) ([]string, error) {
+	return m.converge(p, false)
+}
+
+// spec is a validated ContainerPort.
+type spec struct {
+	mac  net.HardwareAddr
+	addr *net.IPNet
+	gw   net.IP
+	fam  int
+}
+
+func parseSpec(p openapi.ContainerPort) (spec, error) {
+	var s spec
+	if p.Name == "" || len(p.Name) > unix.IFNAMSIZ-1 || strings.ContainsAny(p.Name, "/ ") {
+		return s, fmt.Errorf("invalid port name %q", p.Name)
+	}
+	var err error
+	if s.mac, err = net.ParseMAC(p.MAC); err != nil {
+		return s, fmt.Errorf("port %s: bad MAC %q", p.Name, p.MAC)
+	}
+	ip, err := netip.ParseAddr(p.IP)
+	if err != nil {
+		return s, fmt.Errorf("port %s: bad IP %q", p.Name, p.IP)
+	}
+	if p.PrefixLen <= 0 || p.PrefixLen > ip.BitLen() {
+		return s, fmt.Errorf("port %s: bad prefix length %d", p.Name, p.PrefixLen)
+	}
+	s.addr = &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(p.PrefixLen, ip.BitLen())}
+	s.fam = unix.AF_INET
+	if ip.Is6() {
+		s.fam = unix.AF_INET6
+	}
+	if p.Gateway != "" {
+		gw, err := netip.ParseAddr(p.Gateway)
+		if err != nil || gw.Is6() != ip.Is6() {
+			return s, fmt.Errorf("port %s: bad gateway %q", p.Name, p.Gateway)
+		}
+		s.gw = gw.AsSlice()
+	}
+	if p.MTU < 0 || (p.MTU > 0 && p.MTU < 68) {
+		return s, fmt.Errorf("port %s: bad MTU %d", p.Name, p.MTU)
+	}
+	return s, nil
+}
+
+// converge compares the link of p with p; with fix it repairs every
+// difference. It returns the differences found, and an error when p cannot
+// be realized (bad spec, missing netns path, netlink failure).
+func (m *Manager) converge(p openapi.ContainerPort, fix bool) ([]string, error) {
+	s, err := parseSpec(p)
+	if err != nil {
+		return nil, err
+	}
+	var diffs []string
+	nsPath, created, err := m.containerNetns(p, fix)
+	if err != nil || (nsPath == "" && !fix) {
+		if err == nil {
+			diffs = append(diffs, "sandbox "+m.NetnsPath(p)+" missing")
+		}
+		return diffs, err
+	}
+	if created {
+		diffs = append(diffs, "created sandbox "+nsPath)
+	}
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return diffs, fmt.Errorf("open netns %s: %w", nsPath, err)
+	}
+	defer ns.Close()
+	c, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return diffs, fmt.Errorf("netlink in netns %s: %w", nsPath, err)
+	}
+	defer c.Close()
+
+	host, peer, d, err := m.ensurePair(c, ns, p, s, fix)
+	diffs = append(diffs, d...)
+	if err != nil || host == nil {
+		return diffs, err
+	}
+	d, err = m.ensureAttrs(c, ns, host, peer, p, s, fix)
+	return append(diffs, d...), err
+}
+
+// containerNetns resolves the namespace of p. A missing user path is an
+// error; a missing managed sandbox is created when fix is set, else "" is
+// returned.
+func (m *Manager) containerNetns(p openapi.ContainerPort, fix bool) (path string, created bool, err error) {
+	if p.Netns != "" {
+		ok, err := isNetns(p.Netns)
+		if err != nil {
+			return "", false, fmt.Errorf("container %s: netns %s: %w", p.Container, p.Netns, err)
+		}
+		if !ok {
+			return "", false, fmt.Errorf("container %s: %s is not a network namespace", p.Container, p.Netns)
+		}
+		return p.Netns, false, nil
+	}
+	name := sandboxName(p)
+	if err := validSandboxName(name); err != nil {
+		return "", false, fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	path = m.SandboxPath(name)
+	ok, err := isNetns(path)
+	if err == nil && ok {
+		return path, false, nil
+	}
+	if !fix {
+		return "", false, nil
+	}
+	if err == nil { // a stale plain file from an earlier life: replace it
+		if err := deleteNamedNetns(path); err != nil {
+			return "", false, err
+		}
+	}
+	if m.prepareOnce.Do(func() { m.prepareErr = prepareNetnsDir(m.opts.NetnsDir) }); m.prepareErr != nil {
+		return "", false, m.prepareErr
+	}
+	if err := createNamedNetns(path); err != nil {
+		return "", false, fmt.Errorf("create sandbox %s: %w", path, err)
+	}
+	return path, true, nil
+}
+
+// ensurePair finds the veth pair of p, or (with fix) recreates it. It
+// returns nil links when the pair is wrong and fix is unset.
+func (m *Manager) ensurePair(c *netlink.Handle, ns netns.NsHandle, p openapi.ContainerPort, s spec, fix bool) (host, peer netlink.Link, diffs []string, err error) {
+	host, _ = m.host.LinkByName(p.Name)
+	peer, _ = c.LinkByName(ContainerIface)
+	if paired(host, peer) {
+		return host, peer, nil, nil
+	}
+	switch {
+	case host == nil:
+		diffs = append(diffs, "veth "+p.Name+" missing")
+	case peer == nil:
+		diffs = append(diffs, "veth "+p.Name+": peer "+ContainerIface+" missing")
+	default:
+		diffs = append(diffs, "veth "+p.Name+": not paired with "+ContainerIface+" in "+m.NetnsPath(p))
+	}
+	if !fix {
+		return nil, nil, diffs, nil
+	}
+	if host != nil {
+		if err := m.host.LinkDel(host); err != nil {
+			return nil, nil, diffs, fmt.Errorf("delete %s: %w", p.Name, err)
+		}
+	}
+	if peer, _ = c.LinkByName(ContainerIface); peer != nil {
+		if peer.Type() != "veth" {
+			return nil, nil, diffs, fmt.Errorf("container %s: %s exists in %s and is a %s, not a veth",
+				p.Container, ContainerIface, m.NetnsPath(p), peer.Type())
+		}
+		if err := c.LinkDel(peer); err != nil {
+			return nil, nil, diffs, fmt.Errorf("delete stale %s: %w", ContainerIface, err)
+		}
+	}
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: p.Name, MTU: p.MTU, Alias: alias(p)},
+		PeerName:         ContainerIface,
+		PeerHardwareAddr: s.mac,
+		PeerNamespace:    netlink.NsFd(int(ns)),
+		PeerMTU:          uint32(p.MTU),
+	}
+	if err := m.host.LinkAdd(veth); err != nil {
+		return nil, nil, diffs, fmt.Errorf("create veth %s: %w", p.Name, err)
+	}
+	if host, err = m.host.LinkByName(p.Name); err != nil {
+		return nil, nil, diffs, fmt.Errorf("created veth %s: %w", p.Name, err)
+	}
+	if peer, err = c.LinkByName(ContainerIface); err != nil {
+		return nil, nil, diffs, fmt.Errorf("created veth %s: peer: %w", p.Name, err)
+	}
+	return host, peer, append(diffs, "created veth "+p.Name), nil
+}
+
+// paired reports whether host and peer are the two ends of one veth.
+func paired(host, peer netlink.Link) bool {
+	if host == nil || peer == nil || host.Type() != "veth" || peer.Type() != "veth" {
+		return false
+	}
+	return host.Attrs().ParentIndex == peer.Attrs().Index &&
+		peer.Attrs().ParentIndex == host.Attrs().Index
+}
+
+func alias(p openapi.ContainerPort) string {
+	id := p.ID
+	if id == "" {
+		id = p.Container
+	}
+	return AliasPrefix + id
+}
+
+// ensureAttrs converges everything about an existing pair.
+func (m *Manager) ensureAttrs(c *netlink.Handle, ns netns.NsHandle, host, peer netlink.Link, p openapi.ContainerPort, s spec, fix bool) ([]string, error) {
+	var diffs []string
+	// step records a difference and, with fix, repairs it.
+	step := func(wrong bool, what string, repair func() error) error {
+		if !wrong {
+			return nil
+		}
+		diffs = append(diffs, what)
+		if !fix {
+			return nil
+		}
+		if err := repair(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
+	ha, pa := host.Attrs(), peer.Attrs()
+	mtu := p.MTU
+	lo, err := c.LinkByName("lo")
+	if err != nil {
+		return diffs, fmt.Errorf("lo in %s: %w", m.NetnsPath(p), err)
+	}
+	steps := []error{
+		step(ha.Alias != alias(p), p.Name+": alias", func() error { return m.host.LinkSetAlias(host, alias(p)) }),
+		step(mtu > 0 && ha.MTU != mtu, fmt.Sprintf("%s: mtu %d", p.Name, ha.MTU), func() error { return m.host.LinkSetMTU(host, mtu) }),
+		step(mtu > 0 && pa.MTU != mtu, fmt.Sprintf("%s: mtu %d", ContainerIface, pa.MTU), func() error { return c.LinkSetMTU(peer, mtu) }),
+		step(pa.HardwareAddr.String() != s.mac.String(), ContainerIface+": mac "+pa.HardwareAddr.String(),
+			func() error { return c.LinkSetHardwareAddr(peer, s.mac) }),
+		step(ha.Flags&net.FlagUp == 0, p.Name+": down", func() error { return m.host.LinkSetUp(host) }),
+		step(pa.Flags&net.FlagUp == 0, ContainerIface+": down", func() error { return c.LinkSetUp(peer) }),
+		step(lo.Attrs().Flags&net.FlagUp == 0, "lo: down", func() error { return c.LinkSetUp(lo) }),
+	}
+	if err := errors.Join(steps...); err != nil {
+		return diffs, err
+	}
+	d, err := ensureAddr(c, peer, s, fix)
+	diffs = append(diffs, d...)
+	if err != nil {
+		return diffs, err
+	}
+	d, err = ensureDefaultRoute(c, peer, s, fix)
+	diffs = append(diffs, d...)
+	if err != nil || !m.opts.TxOffloadOff {
+		return diffs, err
+	}
+	return m.ensureOffload(ns, p.Name, diffs, fix)
+}
+
+func (m *Manager) ensureOffload(ns netns.NsHandle, name string, diffs []string, fix bool) ([]string, error) {
+	d, err := ensureTxOff(m.hostET, name, fix)
+	if d != "" {
+		diffs = append(diffs, d)
+	}
+	if err != nil {
+		return diffs, err
+	}
+	et, err := ethtoolIn(ns)
+	if err != nil {
+		return diffs, err
+	}
+	defer et.Close()
+	d, err = ensureTxOff(et, ContainerIface, fix)
+	if d != "" {
+		diffs = append(diffs, d)
+	}
+	return diffs, err
+}
+
+// ensureAddr makes the desired address the only global address of its
+// family on l.
+func ensureAddr(h *netlink.Handle, l netlink.Link, s spec, fix bool) ([]string, error) {
+	addrs, err := h.AddrList(l, s.fam)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	var diffs []string
+	found := false
+	for _, a := range addrs {
+		if a.IPNet.String() == s.addr.String() {
+			found = true
+			continue
+		}
+		if a.Scope != unix.RT_SCOPE_UNIVERSE {
+			continue // link-local IPv6 and the like
+		}
+		diffs = append(diffs, "extra address "+a.IPNet.String())
+		if fix {
+			if err := h.AddrDel(l, &a); err != nil {
+				return diffs, fmt.Errorf("delete address %s: %w", a.IPNet, err)
+			}
+		}
+	}
+	if !found {
+		diffs = append(diffs, "address "+s.addr.String()+" missing")
+		if fix {
+			if err := h.AddrReplace(l, &netlink.Addr{IPNet: s.addr}); err != nil {
+				return diffs, fmt.Errorf("add address %s: %w", s.addr, err)
+			}
+		}
+	}
+	return diffs, nil
+}
+
+// ensureDefaultRoute makes the default route go via the gateway on l.
+func ensureDefaultRoute(h *netlink.Handle, l netlink.Link, s spec, fix bool) ([]string, error) {
+	if s.gw == nil {
+		return nil, nil
+	}
+	routes, err := h.RouteList(l, s.fam)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range routes {
+		if isDefault(r.Dst) && r.Gw.Equal(s.gw) {
+			return nil, nil
+		}
+	}
+	diffs := []string{"default route via " + s.gw.String() + " missing"}
+	if fix {
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: s.gw, Family: s.fam}
+		if err := h.RouteReplace(r); err != nil {
+			return diffs, fmt.Errorf("default route via %s: %w", s.gw, err)
+		}
+	}
+	return diffs, nil
+}
+
+func isDefault(dst *net.IPNet) bool {
+	if dst == nil {
+		return true
+	}
+	ones, _ := dst.Mask.Size()
+	return ones == 0
+}
+
+// Status reports whether the host end of a port exists and is up.
+func (m *Manager) Status(name string) (up bool, err error) {
+	l, err := m.host.LinkByName(name)
+	if err != nil {
+		return false, fmt.Errorf("link %s: %w", name, err)
+	}
+	a := l.Attrs()
+	return a.OperState == netlink.OperUp || (a.Flags&net.FlagUp != 0 && a.RawFlags&unix.IFF_RUNNING != 0), nil
+}
+
+// Prune deletes the veths this package labelled whose host end is not in
+// keepPorts, and the managed sandboxes whose name (without prefix) is not in
+// keepSandboxes. It returns what it deleted.
+func (m *Manager) Prune(keepPorts, keepSandboxes map[string]bool) ([]string, error) {
+	links, err := m.host.LinkList()
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	var deleted []string
+	var errs []error
+	for _, l := range links {
+		a := l.Attrs()
+		if l.Type() != "veth" || !strings.HasPrefix(a.Alias, AliasPrefix) || keepPorts[a.Name] {
+			continue
+		}
+		if err := m.host.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+			errs = append(errs, fmt.Errorf("delete veth %s: %w", a.Name, err))
+			continue
+		}
+		deleted = append(deleted, "veth "+a.Name)
+	}
+	names, err := listNamedNetns(m.opts.NetnsDir, m.opts.SandboxPrefix)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, n := range names {
+		if keepSandboxes[strings.TrimPrefix(n, m.opts.SandboxPrefix)] {
+			continue
+		}
+		if err := deleteNamedNetns(filepath.Join(m.opts.NetnsDir, n)); err != nil {
+			errs = append(errs, fmt.Errorf("delete sandbox %s: %w", n, err))
+			continue
+		}
+		deleted = append(deleted, "sandbox "+n)
+	}
+	return deleted, errors.Join(errs...)
+}
+
+// SandboxOf returns the managed sandbox name of p, or "" when p names a
+// user namespace path.
+func SandboxOf(p openapi.ContainerPort) string {
+	if p.Netns != "" {
+		return ""
+	}
+	return sandboxName(p)
+}

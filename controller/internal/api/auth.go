@@ -1,0 +1,86 @@
+package api
+
+import (
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchyard/switchyard/controller/internal/problem"
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// Role ranks: a role may do what every lower rank may. Node tokens stand
+// apart: they reach only the node protocol of their own host.
+const (
+	roleViewer = iota + 1
+	roleOperator
+	roleAdmin
+)
+
+var rank = map[string]int{openapi.RoleViewer: roleViewer, openapi.RoleOperator: roleOperator, openapi.RoleAdmin: roleAdmin}
+
+const tokenKey = "token"
+
+// authenticate resolves the bearer token, or answers 401.
+func (s *Server) authenticate() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		h := c.GetHeader("Authorization")
+		secret, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || strings.TrimSpace(secret) == "" {
+			c.Header("WWW-Authenticate", `Bearer realm="switchyard"`)
+			fail(c, problem.Unauthorized("send Authorization: Bearer <token>"))
+			return
+		}
+		t, err := s.Store.Authenticate(c.Request.Context(), strings.TrimSpace(secret))
+		if err != nil {
+			c.Header("WWW-Authenticate", `Bearer realm="switchyard", error="invalid_token"`)
+			fail(c, err)
+			return
+		}
+		c.Set(tokenKey, t)
+		c.Next()
+	}
+}
+
+func token(c *gin.Context) openapi.Token {
+	t, _ := c.Get(tokenKey)
+	tok, _ := t.(openapi.Token)
+	return tok
+}
+
+// actor names who is writing, for the audit log.
+func actor(c *gin.Context) string {
+	t := token(c)
+	return t.Role + ":" + t.Name
+}
+
+// allow lets through tokens of at least the given rank.
+func allow(min int) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		t := token(c)
+		if rank[t.Role] < min {
+			fail(c, problem.Forbidden("a %s token may not %s %s", t.Role, c.Request.Method, c.FullPath()))
+			return
+		}
+		c.Next()
+	}
+}
+
+// nodeScope lets a node token reach only its own host's node routes;
+// admins may reach any.
+func (s *Server) nodeScope() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		t := token(c)
+		switch {
+		case t.Role == openapi.RoleAdmin:
+		case t.Role == openapi.RoleNode && t.Host == c.Param("host"):
+		case t.Role == openapi.RoleNode:
+			fail(c, problem.Forbidden("this node token belongs to host %s, not %s", t.Host, c.Param("host")))
+			return
+		default:
+			fail(c, problem.Forbidden("the node protocol needs a node token"))
+			return
+		}
+		c.Next()
+	}
+}

@@ -1,0 +1,336 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchyard/switchyard/controller/internal/problem"
+	"github.com/switchyard/switchyard/controller/internal/selector"
+	"github.com/switchyard/switchyard/controller/internal/store"
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// resource is one kind's CRUD, wired to the store. Unscoped kinds ignore
+// the network argument.
+type resource[T any] struct {
+	kind           string
+	scoped, hosted bool
+	list           func(ctx context.Context, o store.ListOptions) ([]T, string, error)
+	get            func(ctx context.Context, ref, network string) (T, error)
+	create         func(ctx context.Context, actor string, v T) (T, error)
+	update         func(ctx context.Context, actor, ref, network string, ifMatch int64, v T) (T, error)
+	del            func(ctx context.Context, actor, ref, network string, ifMatch int64) error
+	meta           func(*T) *openapi.Meta
+}
+
+// mount registers the five routes of a kind.
+func mount[T any](s *Server, g *gin.RouterGroup, r resource[T], read, write gin.HandlerFunc) {
+	base := "/" + r.kind
+	g.GET(base, read, r.handleList)
+	g.POST(base, write, func(c *gin.Context) { r.handleCreate(s, c) })
+	g.GET(base+"/:ref", read, r.handleGet)
+	g.PUT(base+"/:ref", write, func(c *gin.Context) { r.handleUpdate(s, c, false) })
+	g.PATCH(base+"/:ref", write, func(c *gin.Context) { r.handleUpdate(s, c, true) })
+	g.DELETE(base+"/:ref", write, func(c *gin.Context) { r.handleDelete(s, c) })
+}
+
+func (r resource[T]) handleList(c *gin.Context) {
+	o, err := listOptions(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if !r.scoped {
+		o.Network = ""
+	}
+	if !r.hosted {
+		o.Host = ""
+	}
+	items, next, err := r.list(c.Request.Context(), o)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, openapi.List[T]{Items: items, Continue: next})
+}
+
+func (r resource[T]) handleGet(c *gin.Context) {
+	v, err := r.get(c.Request.Context(), c.Param("ref"), c.Query("network"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	r.reply(c, http.StatusOK, &v)
+}
+
+func (r resource[T]) handleCreate(s *Server, c *gin.Context) {
+	var v T
+	if err := decode(c, &v); err != nil {
+		fail(c, err)
+		return
+	}
+	wait, err := waitOptions(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	out, err := r.create(c.Request.Context(), actor(c), v)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if err := s.waitRealized(c, wait, r.meta(&out).Revision); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Header("Location", c.Request.URL.Path+"/"+r.meta(&out).ID)
+	r.reply(c, http.StatusCreated, &out)
+}
+
+func (r resource[T]) handleUpdate(s *Server, c *gin.Context, patch bool) {
+	ifMatch, err := parseIfMatch(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	wait, err := waitOptions(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	ctx, ref, network := c.Request.Context(), c.Param("ref"), c.Query("network")
+	var v T
+	if patch {
+		cur, err := r.get(ctx, ref, network)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		if ifMatch == 0 {
+			// Without If-Match, the patch applies to what we just read.
+			ifMatch = r.meta(&cur).Revision
+		}
+		if err := decodePatch(c, &cur, &v); err != nil {
+			fail(c, err)
+			return
+		}
+	} else if err := decode(c, &v); err != nil {
+		fail(c, err)
+		return
+	}
+	out, err := r.update(ctx, actor(c), ref, network, ifMatch, v)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if err := s.waitRealized(c, wait, r.meta(&out).Revision); err != nil {
+		fail(c, err)
+		return
+	}
+	r.reply(c, http.StatusOK, &out)
+}
+
+func (r resource[T]) handleDelete(s *Server, c *gin.Context) {
+	ifMatch, err := parseIfMatch(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	wait, err := waitOptions(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if err := r.del(c.Request.Context(), actor(c), c.Param("ref"), c.Query("network"), ifMatch); err != nil {
+		fail(c, err)
+		return
+	}
+	if wait.realized {
+		rev, err := s.Store.Revision(c.Request.Context())
+		if err == nil {
+			err = s.waitRealized(c, wait, rev)
+		}
+		if err != nil {
+			fail(c, err)
+			return
+		}
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// reply writes an object with its ETag.
+func (r resource[T]) reply(c *gin.Context, status int, v *T) {
+	c.Header("ETag", etag(r.meta(v).Revision))
+	c.JSON(status, v)
+}
+
+func etag(rev int64) string { return `"` + strconv.FormatInt(rev, 10) + `"` }
+
+// parseIfMatch reads If-Match: an ETag we issued, or * (any), or nothing.
+func parseIfMatch(c *gin.Context) (int64, error) {
+	h := strings.TrimSpace(c.GetHeader("If-Match"))
+	if h == "" || h == "*" {
+		return 0, nil
+	}
+	h = strings.TrimPrefix(h, "W/")
+	v, err := strconv.ParseInt(strings.Trim(h, `"`), 10, 64)
+	if err != nil || v <= 0 {
+		return 0, problem.PreconditionFailed("If-Match %q is not an ETag of this API", h)
+	}
+	return v, nil
+}
+
+// listOptions reads selector, limit, continue, network and host.
+func listOptions(c *gin.Context) (store.ListOptions, error) {
+	o := store.ListOptions{Continue: c.Query("continue"), Network: c.Query("network"), Host: c.Query("host")}
+	sel, err := selector.Parse(c.Query("selector"))
+	if err != nil {
+		return o, problem.Invalid("selector", "%v", err)
+	}
+	o.Selector = sel
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > store.MaxLimit {
+			return o, problem.Invalid("limit", "limit must be a number from 1 to %d", store.MaxLimit)
+		}
+		o.Limit = n
+	}
+	return o, nil
+}
+
+type waitOpts struct {
+	realized bool
+	timeout  time.Duration
+}
+
+// DefaultWaitTimeout bounds ?wait=realized without ?timeout.
+const DefaultWaitTimeout = 10 * time.Second
+
+func waitOptions(c *gin.Context) (waitOpts, error) {
+	w := waitOpts{timeout: DefaultWaitTimeout}
+	switch c.Query("wait") {
+	case "":
+	case "realized":
+		w.realized = true
+	default:
+		return w, problem.Invalid("wait", "wait must be 'realized'")
+	}
+	if t := c.Query("timeout"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d <= 0 || d > 5*time.Minute {
+			return w, problem.Invalid("timeout", "timeout must be a duration like 5s, at most 5m")
+		}
+		w.timeout = d
+	}
+	return w, nil
+}
+
+func (s *Server) waitRealized(c *gin.Context, w waitOpts, rev int64) error {
+	if !w.realized || s.Realizer == nil {
+		return nil
+	}
+	return s.Realizer.WaitRealized(c.Request.Context(), rev, w.timeout)
+}
+
+// decode reads a JSON body of at most MaxBody bytes into v, refusing
+// unknown fields.
+func decode(c *gin.Context, v any) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	return unmarshalStrict(body, v)
+}
+
+func unmarshalStrict(body []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonProblem(err)
+	}
+	if dec.More() {
+		return problem.Invalid("", "the body holds more than one JSON value")
+	}
+	return nil
+}
+
+// decodePatch applies a JSON merge patch (RFC 7396) from the body to cur
+// and decodes the result into v.
+func decodePatch(c *gin.Context, cur any, v any) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	var patch any
+	if err := json.Unmarshal(body, &patch); err != nil {
+		return jsonProblem(err)
+	}
+	if _, ok := patch.(map[string]any); !ok {
+		return problem.Invalid("", "a merge patch must be a JSON object")
+	}
+	curJSON, err := json.Marshal(cur)
+	if err != nil {
+		return err
+	}
+	var target any
+	if err := json.Unmarshal(curJSON, &target); err != nil {
+		return err
+	}
+	merged, err := json.Marshal(mergePatch(target, patch))
+	if err != nil {
+		return err
+	}
+	return unmarshalStrict(merged, v)
+}
+
+// mergePatch implements RFC 7396.
+func mergePatch(target, patch any) any {
+	p, ok := patch.(map[string]any)
+	if !ok {
+		return patch
+	}
+	t, ok := target.(map[string]any)
+	if !ok {
+		t = map[string]any{}
+	}
+	for k, v := range p {
+		if v == nil {
+			delete(t, k)
+		} else {
+			t[k] = mergePatch(t[k], v)
+		}
+	}
+	return t
+}
+
+func (s *Server) moveContainer(c *gin.Context) {
+	var body struct {
+		Host string `json:"host"`
+	}
+	if err := decode(c, &body); err != nil {
+		fail(c, err)
+		return
+	}
+	wait, err := waitOptions(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	out, err := s.Store.MoveContainer(c.Request.Context(), actor(c), c.Param("ref"), c.Query("network"), body.Host)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if err := s.waitRealized(c, wait, out.Revision); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Header("ETag", etag(out.Revision))
+	c.JSON(http.StatusOK, out)
+}

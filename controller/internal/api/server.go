@@ -1,0 +1,160 @@
+// Package api serves Switchyard's REST API under /api/v1 (described by
+// openapi/openapi.yaml): intent CRUD, tokens, audit, the event stream, the node
+// protocol, and /healthz, /readyz, /metrics. It authenticates and authorizes
+// every request, turns every client error into RFC 9457 problem+json, and
+// delegates all state to the store. It must not hold intent of its own nor
+// talk SQL.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchyard/switchyard/controller/internal/store"
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// MaxBody is the largest request body accepted.
+const MaxBody = 1 << 20
+
+// Realizer waits until the hosts that a revision touches have applied it.
+// The node layer implements it; without one, writes never wait.
+type Realizer interface {
+	// WaitRealized returns nil once every host that needs revision rev has
+	// applied it, or a *problem.Error (504 with the hosts still behind).
+	WaitRealized(ctx context.Context, rev int64, timeout time.Duration) error
+}
+
+// NodeHandler serves the node protocol routes, mounted under
+// /api/v1/nodes/:host by Server. The node layer implements it.
+type NodeHandler interface {
+	Register(c *gin.Context)
+	Program(c *gin.Context)
+	Status(c *gin.Context)
+}
+
+// Server holds what the handlers need.
+type Server struct {
+	Store    *store.Store
+	Realizer Realizer
+	Nodes    NodeHandler
+	Log      *slog.Logger
+	hub      *hub
+	metrics  *metrics
+}
+
+// Handler builds the HTTP handler. ctx bounds the background work it starts
+// (the change listener behind the event stream).
+func (s *Server) Handler(ctx context.Context) http.Handler {
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	gin.SetMode(gin.ReleaseMode)
+	s.hub = newHub()
+	go s.Store.Listen(ctx, s.hub.publish)
+	s.metrics = newMetrics(s.Store)
+
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(s.recover(), s.observe())
+	r.NoRoute(func(c *gin.Context) { fail(c, notFoundRoute(c)) })
+	r.NoMethod(func(c *gin.Context) { fail(c, methodNotAllowed(c)) })
+
+	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(s.metrics.handler()))
+	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openapi.SpecYAML) })
+
+	v1 := r.Group("/api/v1", s.authenticate())
+	viewer, operator, admin := allow(roleViewer), allow(roleOperator), allow(roleAdmin)
+
+	hosts := resource[openapi.Host]{
+		kind:   "hosts",
+		list:   s.Store.ListHosts,
+		get:    func(ctx context.Context, ref, _ string) (openapi.Host, error) { return s.Store.GetHost(ctx, ref) },
+		create: s.Store.CreateHost,
+		update: func(ctx context.Context, actor, ref, _ string, ifMatch int64, v openapi.Host) (openapi.Host, error) {
+			return s.Store.UpdateHost(ctx, actor, ref, ifMatch, v)
+		},
+		del: func(ctx context.Context, actor, ref, _ string, ifMatch int64) error {
+			return s.Store.DeleteHost(ctx, actor, ref, ifMatch)
+		},
+		meta: func(v *openapi.Host) *openapi.Meta { return &v.Meta },
+	}
+	networks := resource[openapi.Network]{
+		kind:   "networks",
+		list:   s.Store.ListNetworks,
+		get:    func(ctx context.Context, ref, _ string) (openapi.Network, error) { return s.Store.GetNetwork(ctx, ref) },
+		create: s.Store.CreateNetwork,
+		update: func(ctx context.Context, actor, ref, _ string, ifMatch int64, v openapi.Network) (openapi.Network, error) {
+			return s.Store.UpdateNetwork(ctx, actor, ref, ifMatch, v)
+		},
+		del: func(ctx context.Context, actor, ref, _ string, ifMatch int64) error {
+			return s.Store.DeleteNetwork(ctx, actor, ref, ifMatch)
+		},
+		meta: func(v *openapi.Network) *openapi.Meta { return &v.Meta },
+	}
+	containers := resource[openapi.Container]{
+		kind: "containers", scoped: true, hosted: true,
+		list: s.Store.ListContainers, get: s.Store.GetContainer, create: s.Store.CreateContainer,
+		update: s.Store.UpdateContainer, del: s.Store.DeleteContainer,
+		meta: func(v *openapi.Container) *openapi.Meta { return &v.Meta },
+	}
+	services := resource[openapi.Service]{
+		kind: "services", scoped: true,
+		list: s.Store.ListServices, get: s.Store.GetService, create: s.Store.CreateService,
+		update: s.Store.UpdateService, del: s.Store.DeleteService,
+		meta: func(v *openapi.Service) *openapi.Meta { return &v.Meta },
+	}
+	policies := resource[openapi.Policy]{
+		kind: "policies", scoped: true,
+		list: s.Store.ListPolicies, get: s.Store.GetPolicy, create: s.Store.CreatePolicy,
+		update: s.Store.UpdatePolicy, del: s.Store.DeletePolicy,
+		meta: func(v *openapi.Policy) *openapi.Meta { return &v.Meta },
+	}
+	mount(s, v1, hosts, viewer, operator)
+	mount(s, v1, networks, viewer, operator)
+	mount(s, v1, containers, viewer, operator)
+	mount(s, v1, services, viewer, operator)
+	mount(s, v1, policies, viewer, operator)
+	v1.POST("/containers/:ref/move", operator, s.moveContainer)
+
+	v1.GET("/tokens", admin, s.listTokens)
+	v1.POST("/tokens", admin, s.createToken)
+	v1.GET("/tokens/:ref", admin, s.getToken)
+	v1.DELETE("/tokens/:ref", admin, s.revokeToken)
+	v1.GET("/audit", admin, s.listAudit)
+	v1.GET("/events", viewer, s.events)
+	v1.GET("/revision", viewer, s.revision)
+
+	if s.Nodes != nil {
+		n := v1.Group("/nodes/:host", s.nodeScope())
+		n.POST("/register", s.Nodes.Register)
+		n.GET("/program", s.Nodes.Program)
+		n.POST("/status", s.Nodes.Status)
+	}
+	return r
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.Store.Ready(ctx); err != nil {
+		fail(c, unavailableProblem(err))
+		return
+	}
+	c.String(http.StatusOK, "ready")
+}
+
+func (s *Server) revision(c *gin.Context) {
+	rev, err := s.Store.Revision(c.Request.Context())
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"revision": rev})
+}

@@ -1,0 +1,267 @@
+package store
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchyard/switchyard/controller/internal/problem"
+	"github.com/switchyard/switchyard/openapi"
+)
+
+var containers = &kind[openapi.Container]{
+	name:   "container",
+	alias:  "x",
+	scoped: true,
+	hosted: true,
+	from: `SELECT x.id::text, x.name, n.name, h.name, x.labels, host(x.ip), x.mac::text, x.netns, x.status, x.status_detail,
+	        x.revision, x.created_at, x.updated_at
+	       FROM containers x JOIN networks n ON n.id = x.network_id JOIN hosts h ON h.id = x.host_id`,
+	scan: func(r pgx.Row) (openapi.Container, error) {
+		var c openapi.Container
+		err := r.Scan(&c.ID, &c.Name, &c.Network, &c.Host, &c.Labels, &c.IP, &c.MAC, &c.Netns, &c.Status, &c.StatusDetail,
+			&c.Revision, &c.CreatedAt, &c.UpdatedAt)
+		return c, err
+	},
+	key:     func(c *openapi.Container) (string, string) { return c.Name, c.ID },
+	meta:    func(c *openapi.Container) *openapi.Meta { return &c.Meta },
+	network: func(c *openapi.Container) string { return c.Network },
+}
+
+// ListContainers returns one page of containers.
+func (s *Store) ListContainers(ctx context.Context, o ListOptions) ([]openapi.Container, string, error) {
+	return containers.list(ctx, s.Pool, o)
+}
+
+// GetContainer resolves a container by id, or by name within network ("" = any).
+func (s *Store) GetContainer(ctx context.Context, ref, network string) (openapi.Container, error) {
+	return containers.get(ctx, s.Pool, ref, network, false)
+}
+
+func validateContainer(c *openapi.Container) error {
+	if err := checkName("name", c.Name); err != nil {
+		return err
+	}
+	if c.Network == "" {
+		return problem.Invalid("network", "network is required")
+	}
+	if c.Host == "" {
+		return problem.Invalid("host", "host is required")
+	}
+	if c.IP != "" {
+		if _, err := parseIPv4("ip", c.IP); err != nil {
+			return err
+		}
+	}
+	if c.Labels == nil {
+		c.Labels = map[string]string{}
+	}
+	if err := checkLabels("labels", c.Labels); err != nil {
+		return err
+	}
+	return checkNetnsPath("netns", c.Netns)
+}
+
+// netRow is what IPAM needs of a network, read under its row lock.
+type netRow struct {
+	id     string
+	name   string
+	cidr   netip.Prefix
+	gw     netip.Addr
+	cursor int64
+}
+
+// lockNetwork reads a network by name and locks its row: container creates
+// in one network are serialized here, which makes allocation race-free.
+func lockNetwork(tx *Tx, name string) (netRow, error) {
+	n := netRow{name: name}
+	var cidr, gw string
+	err := tx.QueryRow(tx.ctx, `SELECT id::text, cidr::text, host(gateway), ipam_cursor FROM networks WHERE name = $1 FOR UPDATE`, name).
+		Scan(&n.id, &cidr, &gw, &n.cursor)
+	if err == pgx.ErrNoRows {
+		return n, problem.Unresolvable("network", "network %q does not exist", name)
+	}
+	if err != nil {
+		return n, err
+	}
+	n.cidr = netip.MustParsePrefix(cidr)
+	n.gw = netip.MustParseAddr(gw)
+	return n, nil
+}
+
+func hostID(tx *Tx, name string) (string, error) {
+	var id string
+	err := tx.QueryRow(tx.ctx, `SELECT id::text FROM hosts WHERE name = $1`, name).Scan(&id)
+	if err == pgx.ErrNoRows {
+		return "", problem.Unresolvable("host", "host %q does not exist", name)
+	}
+	return id, err
+}
+
+// allocate picks the address offset for a new container: the requested
+// address when it is free, else the first free one after the network's
+// cursor (next-fit, wrapping once), so a create costs the same with 10 or
+// 10,000 addresses in use.
+func allocate(tx *Tx, n netRow, want string) (int64, error) {
+	last := size(n.cidr) - 2 // the broadcast address is last+1
+	gwOff := addrOffset(n.cidr, n.gw)
+	if want != "" {
+		a := netip.MustParseAddr(want)
+		off := addrOffset(n.cidr, a)
+		if !n.cidr.Contains(a) || off == 0 || off > last {
+			return 0, problem.Invalid("ip", "%s is not a usable address of %s", a, n.cidr)
+		}
+		if off == gwOff {
+			return 0, problem.Conflict("ip", "%s is the network's gateway", a)
+		}
+		if taken, err := exists(tx.ctx, tx, `SELECT 1 FROM containers WHERE network_id = $1 AND ip_offset = $2`, n.id, off); err != nil {
+			return 0, err
+		} else if taken {
+			return 0, problem.Conflict("ip", "%s is already in use", a)
+		}
+		return off, nil
+	}
+	// First free offset in [from, last], skipping the gateway.
+	const q = `SELECT min(c) FROM (
+		SELECT $2::bigint AS c
+		UNION ALL SELECT ip_offset + 1 FROM containers WHERE network_id = $1 AND ip_offset >= $2
+		UNION ALL SELECT $4::bigint + 1 WHERE $4::bigint >= $2
+	) s WHERE c <= $3 AND c <> $4
+	  AND NOT EXISTS (SELECT 1 FROM containers WHERE network_id = $1 AND ip_offset = s.c)`
+	for _, from := range []int64{max(n.cursor, 1), 1} {
+		var off *int64
+		if err := tx.QueryRow(tx.ctx, q, n.id, from, last, gwOff).Scan(&off); err != nil {
+			return 0, err
+		}
+		if off != nil {
+			return *off, nil
+		}
+	}
+	return 0, problem.Exhausted("network", "network %s is full: all %d addresses of %s are in use", n.name, size(n.cidr)-3, n.cidr)
+}
+
+// CreateContainer validates and stores a container, allocating its address
+// and MAC in the same transaction.
+func (s *Store) CreateContainer(ctx context.Context, actor string, c openapi.Container) (openapi.Container, error) {
+	if err := validateContainer(&c); err != nil {
+		return c, err
+	}
+	var out openapi.Container
+	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+		hid, err := hostID(tx, c.Host)
+		if err != nil {
+			return err
+		}
+		n, err := lockNetwork(tx, c.Network)
+		if err != nil {
+			return err
+		}
+		off, err := allocate(tx, n, c.IP)
+		if err != nil {
+			return err
+		}
+		ip := offsetAddr(n.cidr, off)
+		rev, err := tx.Rev()
+		if err != nil {
+			return err
+		}
+		var id string
+		if err := tx.QueryRow(ctx, `INSERT INTO containers (name, network_id, host_id, labels, ip, ip_offset, mac, netns, revision)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id::text`,
+			c.Name, n.id, hid, c.Labels, ip.String(), off, macFor(ip), c.Netns, rev).Scan(&id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE networks SET ipam_cursor = $2 WHERE id = $1`, n.id, off+1); err != nil {
+			return err
+		}
+		out = openapi.Container{Meta: openapi.Meta{ID: id, Revision: rev}, Name: c.Name, Network: c.Network, Host: c.Host,
+			Labels: c.Labels, IP: ip.String(), MAC: macFor(ip), Netns: c.Netns, Status: openapi.ContainerPending}
+		if err := tx.QueryRow(ctx, `SELECT created_at, updated_at FROM containers WHERE id = $1`, id).Scan(&out.CreatedAt, &out.UpdatedAt); err != nil {
+			return err
+		}
+		return tx.Record("container", openapi.EventCreated, out.ID, out.Name, out.Network, out)
+	})
+	return out, err
+}
+
+// UpdateContainer replaces a container's labels, host and netns. Name,
+// network, ip and mac cannot change. A new host is a move.
+func (s *Store) UpdateContainer(ctx context.Context, actor, ref, network string, ifMatch int64, c openapi.Container) (openapi.Container, error) {
+	var out openapi.Container
+	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+		cur, err := containers.get(ctx, tx, ref, network, true)
+		if err != nil {
+			return err
+		}
+		if err := checkMatch(ifMatch, cur.Revision); err != nil {
+			return err
+		}
+		for _, f := range []struct{ field, old, new string }{
+			{"name", cur.Name, c.Name}, {"network", cur.Network, c.Network}, {"ip", cur.IP, c.IP}, {"mac", cur.MAC, c.MAC},
+		} {
+			if f.new != "" && f.new != f.old {
+				return problem.Invalid(f.field, "%s cannot change (it is %s): create a new container instead", f.field, f.old)
+			}
+		}
+		c.Name, c.Network, c.IP = cur.Name, cur.Network, cur.IP
+		if c.Host == "" {
+			c.Host = cur.Host
+		}
+		if err := validateContainer(&c); err != nil {
+			return err
+		}
+		out, err = s.setContainer(tx, cur, c)
+		return err
+	})
+	return out, err
+}
+
+// MoveContainer places a container on another host; its address and MAC stay.
+func (s *Store) MoveContainer(ctx context.Context, actor, ref, network, host string) (openapi.Container, error) {
+	var out openapi.Container
+	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+		cur, err := containers.get(ctx, tx, ref, network, true)
+		if err != nil {
+			return err
+		}
+		if host == "" {
+			return problem.Invalid("host", "host is required")
+		}
+		c := cur
+		c.Host = host
+		out, err = s.setContainer(tx, cur, c)
+		return err
+	})
+	return out, err
+}
+
+// setContainer writes the mutable fields of c over cur.
+func (s *Store) setContainer(tx *Tx, cur, c openapi.Container) (openapi.Container, error) {
+	hid, err := hostID(tx, c.Host)
+	if err != nil {
+		return c, err
+	}
+	status, detail := cur.Status, cur.StatusDetail
+	if c.Host != cur.Host || c.Netns != cur.Netns {
+		status, detail = openapi.ContainerPending, ""
+	}
+	rev, err := tx.Rev()
+	if err != nil {
+		return c, err
+	}
+	if _, err := tx.Exec(tx.ctx, `UPDATE containers SET host_id = $2, labels = $3, netns = $4, status = $5, status_detail = $6,
+		revision = $7, updated_at = now() WHERE id = $1`, cur.ID, hid, c.Labels, c.Netns, status, detail, rev); err != nil {
+		return c, err
+	}
+	out, err := containers.get(tx.ctx, tx, cur.ID, "", false)
+	if err != nil {
+		return out, err
+	}
+	return out, tx.Record("container", openapi.EventUpdated, out.ID, out.Name, out.Network, out)
+}
+
+// DeleteContainer removes a container and releases its address.
+func (s *Store) DeleteContainer(ctx context.Context, actor, ref, network string, ifMatch int64) error {
+	return deleteScoped(ctx, s, actor, containers, "containers", ref, network, ifMatch)
+}

@@ -1,0 +1,225 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchyard/switchyard/controller/internal/problem"
+	"github.com/switchyard/switchyard/openapi"
+)
+
+var policies = &kind[openapi.Policy]{
+	name:   "policy",
+	alias:  "x",
+	scoped: true,
+	from: `SELECT x.id::text, x.name, n.name, x.selector, x.priority, x.action, x.ingress, x.egress, x.labels,
+	        x.revision, x.created_at, x.updated_at
+	       FROM policies x JOIN networks n ON n.id = x.network_id`,
+	scan: func(r pgx.Row) (openapi.Policy, error) {
+		var p openapi.Policy
+		err := r.Scan(&p.ID, &p.Name, &p.Network, &p.Selector, &p.Priority, &p.Action, &p.Ingress, &p.Egress, &p.Labels,
+			&p.Revision, &p.CreatedAt, &p.UpdatedAt)
+		return p, err
+	},
+	key:     func(p *openapi.Policy) (string, string) { return p.Name, p.ID },
+	meta:    func(p *openapi.Policy) *openapi.Meta { return &p.Meta },
+	network: func(p *openapi.Policy) string { return p.Network },
+}
+
+// DefaultPolicyPriority is a policy's priority when none is given.
+const DefaultPolicyPriority = 1000
+
+// ListPolicies returns one page of policies.
+func (s *Store) ListPolicies(ctx context.Context, o ListOptions) ([]openapi.Policy, string, error) {
+	return policies.list(ctx, s.Pool, o)
+}
+
+// GetPolicy resolves a policy by id, or by name within network ("" = any).
+func (s *Store) GetPolicy(ctx context.Context, ref, network string) (openapi.Policy, error) {
+	return policies.get(ctx, s.Pool, ref, network, false)
+}
+
+// validatePolicy checks every field of a policy and fills defaults.
+func validatePolicy(p *openapi.Policy) error {
+	if err := checkName("name", p.Name); err != nil {
+		return err
+	}
+	if p.Network == "" {
+		return problem.Invalid("network", "network is required")
+	}
+	if _, err := parseSelector("selector", p.Selector); err != nil {
+		return err
+	}
+	if p.Priority == 0 {
+		p.Priority = DefaultPolicyPriority
+	}
+	if p.Priority < 1 || p.Priority > 65535 {
+		return problem.Invalid("priority", "priority %d is out of range 1-65535 (lower is evaluated first)", p.Priority)
+	}
+	switch p.Action {
+	case "":
+		p.Action = openapi.ActionAllow
+	case openapi.ActionAllow, openapi.ActionDeny:
+	default:
+		return problem.Invalid("action", "unknown action %q: use allow or deny", p.Action)
+	}
+	if p.Ingress == nil {
+		p.Ingress = []openapi.PolicyRule{}
+	}
+	if p.Egress == nil {
+		p.Egress = []openapi.PolicyRule{}
+	}
+	for dir, rules := range map[string][]openapi.PolicyRule{"ingress": p.Ingress, "egress": p.Egress} {
+		for i := range rules {
+			if err := validateRule(fmt.Sprintf("%s[%d]", dir, i), &rules[i]); err != nil {
+				return err
+			}
+		}
+	}
+	if p.Labels == nil {
+		p.Labels = map[string]string{}
+	}
+	return checkLabels("labels", p.Labels)
+}
+
+func validateRule(field string, r *openapi.PolicyRule) error {
+	if r.Peers == nil {
+		r.Peers = []openapi.PolicyPeer{}
+	}
+	if r.Ports == nil {
+		r.Ports = []openapi.PolicyPort{}
+	}
+	for i, peer := range r.Peers {
+		f := fmt.Sprintf("%s.peers[%d]", field, i)
+		switch {
+		case peer.Selector != nil && peer.CIDR != "":
+			return problem.Invalid(f, "a peer has either a selector or a cidr, not both")
+		case peer.Selector != nil:
+			if _, err := parseSelector(f+".selector", *peer.Selector); err != nil {
+				return err
+			}
+			if len(peer.Except) > 0 {
+				return problem.Invalid(f+".except", "except goes with a cidr peer")
+			}
+		case peer.CIDR != "":
+			block, err := parseCIDR(f+".cidr", peer.CIDR)
+			if err != nil {
+				return err
+			}
+			for j, e := range peer.Except {
+				ef := fmt.Sprintf("%s.except[%d]", f, j)
+				ex, err := parseCIDR(ef, e)
+				if err != nil {
+					return err
+				}
+				if !block.Contains(ex.Addr()) || ex.Bits() < block.Bits() {
+					return problem.Invalid(ef, "%s is not inside %s", ex, block)
+				}
+			}
+		default:
+			return problem.Invalid(f, "a peer needs a selector or a cidr")
+		}
+	}
+	for i := range r.Ports {
+		pp := &r.Ports[i]
+		f := fmt.Sprintf("%s.ports[%d]", field, i)
+		proto, err := normProtocol(f+".protocol", pp.Protocol, "TCP", "UDP", "SCTP", "ICMP")
+		if err != nil {
+			return err
+		}
+		pp.Protocol = proto
+		if pp.Port != 0 {
+			if err := checkPort(f+".port", pp.Port); err != nil {
+				return err
+			}
+		}
+		if pp.EndPort != 0 {
+			if pp.Port == 0 {
+				return problem.Invalid(f+".endPort", "endPort needs a port")
+			}
+			if err := checkPort(f+".endPort", pp.EndPort); err != nil {
+				return err
+			}
+			if pp.EndPort < pp.Port {
+				return problem.Invalid(f+".endPort", "endPort %d is below port %d", pp.EndPort, pp.Port)
+			}
+		}
+		if proto == "ICMP" && pp.Port != 0 {
+			return problem.Invalid(f+".port", "ICMP has no ports")
+		}
+	}
+	return nil
+}
+
+// CreatePolicy validates and stores a policy.
+func (s *Store) CreatePolicy(ctx context.Context, actor string, p openapi.Policy) (openapi.Policy, error) {
+	if err := validatePolicy(&p); err != nil {
+		return p, err
+	}
+	var out openapi.Policy
+	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+		nid, err := networkID(tx, p.Network)
+		if err != nil {
+			return err
+		}
+		rev, err := tx.Rev()
+		if err != nil {
+			return err
+		}
+		var id string
+		if err := tx.QueryRow(ctx, `INSERT INTO policies (name, network_id, selector, priority, action, ingress, egress, labels, revision)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id::text`,
+			p.Name, nid, p.Selector, p.Priority, p.Action, p.Ingress, p.Egress, p.Labels, rev).Scan(&id); err != nil {
+			return err
+		}
+		if out, err = policies.get(ctx, tx, id, "", false); err != nil {
+			return err
+		}
+		return tx.Record("policy", openapi.EventCreated, out.ID, out.Name, out.Network, out)
+	})
+	return out, err
+}
+
+// UpdatePolicy replaces everything but a policy's name and network.
+func (s *Store) UpdatePolicy(ctx context.Context, actor, ref, network string, ifMatch int64, p openapi.Policy) (openapi.Policy, error) {
+	var out openapi.Policy
+	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+		cur, err := policies.get(ctx, tx, ref, network, true)
+		if err != nil {
+			return err
+		}
+		if err := checkMatch(ifMatch, cur.Revision); err != nil {
+			return err
+		}
+		for _, f := range []struct{ field, old, new string }{{"name", cur.Name, p.Name}, {"network", cur.Network, p.Network}} {
+			if f.new != "" && f.new != f.old {
+				return problem.Invalid(f.field, "%s cannot change (it is %s)", f.field, f.old)
+			}
+		}
+		p.Name, p.Network = cur.Name, cur.Network
+		if err := validatePolicy(&p); err != nil {
+			return err
+		}
+		rev, err := tx.Rev()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE policies SET selector = $2, priority = $3, action = $4, ingress = $5, egress = $6, labels = $7,
+			revision = $8, updated_at = now() WHERE id = $1`,
+			cur.ID, p.Selector, p.Priority, p.Action, p.Ingress, p.Egress, p.Labels, rev); err != nil {
+			return err
+		}
+		if out, err = policies.get(ctx, tx, cur.ID, "", false); err != nil {
+			return err
+		}
+		return tx.Record("policy", openapi.EventUpdated, out.ID, out.Name, out.Network, out)
+	})
+	return out, err
+}
+
+// DeletePolicy removes a policy.
+func (s *Store) DeletePolicy(ctx context.Context, actor, ref, network string, ifMatch int64) error {
+	return deleteScoped(ctx, s, actor, policies, "policies", ref, network, ifMatch)
+}

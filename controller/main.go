@@ -1,0 +1,75 @@
+// Command switchyard is the Switchyard controller: it keeps the intent in
+// PostgreSQL, serves the REST API and the node protocol, and computes every
+// host's OpenFlow program. Run any number of replicas against one database.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/switchyard/switchyard/controller/internal/api"
+	"github.com/switchyard/switchyard/controller/internal/config"
+	"github.com/switchyard/switchyard/controller/internal/store"
+)
+
+func main() {
+	if err := run(); err != nil {
+		slog.Error("switchyard controller stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg, err := config.FromEnv(nil)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{ServiceCIDR: cfg.ServiceCIDR, HeartbeatTimeout: cfg.HeartbeatTimeout})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	generated, err := st.EnsureBootstrapToken(ctx, cfg.AdminToken)
+	if err != nil {
+		return fmt.Errorf("bootstrap token: %w", err)
+	}
+	if generated != "" {
+		// Shown once: only its hash is stored.
+		fmt.Fprintf(os.Stderr, "admin token: %s\n", generated)
+	}
+
+	srv := &api.Server{Store: st, Log: slog.Default()}
+	hs := &http.Server{Addr: cfg.Listen, Handler: srv.Handler(ctx), ReadHeaderTimeout: 10 * time.Second,
+		// Requests end with the process: open event streams close at once.
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ListenAndServe() }()
+	slog.Info("switchyard controller listening", "url", "http://"+cfg.Listen)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	slog.Info("switchyard controller stopped")
+	return nil
+}

@@ -127,8 +127,9 @@ func (h *Host) OFPort(t testing.TB, iface string) int {
 
 // RestartOVS stops ovs-vswitchd by pid (SIGTERM, waits until gone) and
 // starts it again on the same database. As on a real host, OpenFlow flows
-// and the userspace datapath's state (conntrack, tap devices of internal
-// ports) do not survive; OVSDB content does.
+// and the userspace datapath's state (conntrack, tunnel ARP cache) do not
+// survive; OVSDB content does, and so do the internal ports' tap devices
+// with their addresses (checked: br-phy keeps the underlay address).
 func (h *Host) RestartOVS(t testing.TB) {
 	t.Helper()
 	if err := h.stopVSwitchd(); err != nil {

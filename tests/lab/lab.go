@@ -100,7 +100,7 @@ const (
 
 // testHookAfterHost, when set (by tests), runs after each host is built;
 // an error makes New fail there, to exercise cleanup of a partial lab.
-var testHookAfterHost func(i int) error
+var testHookAfterHost func(l *Lab, i int) error
 
 // requiredBins are the programs New needs on PATH.
 var requiredBins = []string{"ip", "ethtool", "ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ovs-appctl"}
@@ -173,7 +173,7 @@ func New(t testing.TB, o Options) *Lab {
 			l.Hosts = append(l.Hosts, h)
 		}
 		if err == nil && testHookAfterHost != nil {
-			err = testHookAfterHost(i)
+			err = testHookAfterHost(l, i)
 		}
 		if err != nil {
 			t.Fatalf("lab %s: host h%d: %v", l.ID, i, err)

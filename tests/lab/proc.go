@@ -160,8 +160,11 @@ func (p *Proc) Wait(d time.Duration) error {
 	}
 }
 
+// stopGrace is how long Stop waits after SIGTERM before SIGKILL.
+var stopGrace = 5 * time.Second
+
 // Stop sends SIGTERM, then SIGKILL after 5 s, and waits for the exit.
-func (p *Proc) Stop() { p.signal(syscall.SIGTERM, 5*time.Second) }
+func (p *Proc) Stop() { p.signal(syscall.SIGTERM, stopGrace) }
 
 // Kill sends SIGKILL and waits for the exit.
 func (p *Proc) Kill() { p.signal(syscall.SIGKILL, 0) }

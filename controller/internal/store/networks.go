@@ -161,9 +161,6 @@ func (s *Store) UpdateNetwork(ctx context.Context, actor, ref string, ifMatch in
 		if n.Name == "" {
 			n.Name = cur.Name
 		}
-		if _, err := s.validateNetwork(&n); err != nil {
-			return err
-		}
 		for _, f := range []struct {
 			field    string
 			old, new any
@@ -171,6 +168,9 @@ func (s *Store) UpdateNetwork(ctx context.Context, actor, ref string, ifMatch in
 			if f.old != f.new {
 				return problem.Invalid(f.field, "%s cannot change once a network exists (it is %v)", f.field, f.old)
 			}
+		}
+		if _, err := s.validateNetwork(&n); err != nil {
+			return err
 		}
 		rev, err := tx.Rev()
 		if err != nil {

@@ -155,11 +155,12 @@ func (k *kind[T]) get(ctx context.Context, q Querier, ref, network string, lock 
 	args := []any{ref}
 	cond := fmt.Sprintf("%s.name = $1", k.alias)
 	if isUUID(ref) {
-		cond = fmt.Sprintf("(%s.id = $1::uuid OR %s.name = $1)", k.alias, k.alias)
+		args = append(args, ref)
+		cond = fmt.Sprintf("(%s.id = $2::uuid OR %s.name = $1)", k.alias, k.alias)
 	}
 	if k.scoped && network != "" {
 		args = append(args, network)
-		cond += " AND n.name = $2"
+		cond += fmt.Sprintf(" AND n.name = $%d", len(args))
 	}
 	sql := k.from + " WHERE " + cond + " LIMIT 2"
 	if lock {

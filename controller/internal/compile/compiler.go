@@ -1,0 +1,359 @@
+package compile
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// Compiler compiles a snapshot and then keeps it up to date with object
+// changes, recomputing only the hosts a change touches. It is not safe for
+// concurrent use: callers serialize Full, Apply and Program. Programs it
+// returns are never modified afterwards; callers may keep them.
+type Compiler struct {
+	rev      int64
+	hosts    map[string]*hostState
+	nets     map[string]*netState
+	ctrs     map[string]*ctrState
+	byHost   map[string]map[string]*ctrState // host name -> containers naming it, active or not
+	byNet    map[string]map[string]*ctrState // network name -> containers naming it, active or not
+	services map[string]openapi.Service
+	policies map[string]openapi.Policy
+
+	// bulk is set while Full loads a snapshot: per-host change bookkeeping
+	// is skipped and programs are built from scratch at the end.
+	bulk bool
+	// txn records what the running Apply changed, per host name.
+	txn map[string]*hostTxn
+}
+
+// hostState is one host and everything its program is made of.
+type hostState struct {
+	obj   openapi.Host
+	peers map[string]int       // peer host -> number of networks present on both
+	local map[string]*ctrState // active containers on this host, by ID
+
+	sums   sums
+	digest string
+	rev    int64
+	// prog is the last materialized program; pend holds the net flow
+	// changes since, stale is set when prog is out of date.
+	prog  *openapi.Program
+	pend  map[hkey]*pending
+	stale bool
+
+	idx int // position in Full's host order
+}
+
+// pending is a net change of a flow's multiplicity.
+type pending struct {
+	f *flowRec
+	n int
+}
+
+// netState is one network and its compiled containers.
+type netState struct {
+	obj     openapi.Network
+	p       *netParams            // nil when the network cannot be compiled
+	active  map[string]*ctrState  // compiled containers, by ID
+	present map[string]*presence  // hosts where the network is present
+	idx     int                   // position in Full's network order
+}
+
+// presence is one network on one host: how many of its containers are there,
+// and the classifier flow for its traffic from the tunnel towards that host.
+type presence struct {
+	n   int
+	tun []flowRec // one flow: tunnelFlow(host, network)
+}
+
+// ctrState is one container; f, net and host are set while it is compiled.
+type ctrState struct {
+	obj  openapi.Container
+	f    *ctrFlows
+	net  *netState
+	host *hostState
+}
+
+// HostUpdate is what Apply changed for one host.
+type HostUpdate struct {
+	Host string
+	// Removed: the host left the snapshot; it has no program any more.
+	Removed bool
+	// New: the host has no previous program (Delta.FromDigest is empty and
+	// the delta carries the whole program).
+	New bool
+	// Digest of the new program.
+	Digest string
+	// Delta from the previous program to the new one; nil when Removed.
+	Delta *openapi.ProgramDelta
+}
+
+// New returns an empty compiler; start it with Full.
+func New() *Compiler {
+	c := &Compiler{}
+	c.reset()
+	return c
+}
+
+func (c *Compiler) reset() {
+	c.hosts = map[string]*hostState{}
+	c.nets = map[string]*netState{}
+	c.ctrs = map[string]*ctrState{}
+	c.byHost = map[string]map[string]*ctrState{}
+	c.byNet = map[string]map[string]*ctrState{}
+	c.services = map[string]openapi.Service{}
+	c.policies = map[string]openapi.Policy{}
+}
+
+// Compile compiles s from scratch: the program of every host in s, by host
+// name.
+func Compile(s *Snapshot) map[string]*openapi.Program { return New().Full(s) }
+
+// Full forgets everything, loads s and compiles the program of every host in
+// it, by host name.
+func (c *Compiler) Full(s *Snapshot) map[string]*openapi.Program {
+	c.reset()
+	c.rev = s.Revision
+	c.bulk = true
+	for i := range s.Hosts {
+		c.apply(PutHost(s.Hosts[i]))
+	}
+	for i := range s.Networks {
+		c.apply(PutNetwork(s.Networks[i]))
+	}
+	for i := range s.Containers {
+		c.apply(PutContainer(s.Containers[i]))
+	}
+	for i := range s.Services {
+		c.apply(PutService(s.Services[i]))
+	}
+	for i := range s.Policies {
+		c.apply(PutPolicy(s.Policies[i]))
+	}
+	c.bulk = false
+	return c.buildAll()
+}
+
+// Program returns the current program of host, or nil if there is no such
+// host. It is built on demand from the previous one and the changes since.
+func (c *Compiler) Program(host string) *openapi.Program {
+	h := c.hosts[host]
+	if h == nil {
+		return nil
+	}
+	if h.prog != nil && !h.stale {
+		return h.prog
+	}
+	var old []openapi.Flow
+	if h.prog != nil {
+		old = h.prog.Flows
+	}
+	p := c.newProgram(h, mergeFlows(old, h.pend))
+	h.prog, h.pend, h.stale = p, map[hkey]*pending{}, false
+	return p
+}
+
+// Hosts lists the hosts that have a program, sorted.
+func (c *Compiler) Hosts() []string {
+	names := make([]string, 0, len(c.hosts))
+	for n := range c.hosts {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (c *Compiler) newProgram(h *hostState, flows []openapi.Flow) *openapi.Program {
+	return &openapi.Program{
+		Host:       h.obj.Name,
+		Revision:   h.rev,
+		Digest:     h.digest,
+		Bridge:     bridgeSpec(),
+		Tunnels:    c.tunnelPorts(h),
+		Containers: containerPorts(h),
+		Flows:      flows,
+		Groups:     []openapi.Group{},
+	}
+}
+
+func bridgeSpec() openapi.BridgeSpec {
+	return openapi.BridgeSpec{Name: BridgeName, FailMode: BridgeFailMode}
+}
+
+// tunnelPort is h's tunnel port towards peer.
+func tunnelPort(h, peer *hostState) openapi.TunnelPort {
+	return openapi.TunnelPort{
+		Name:     TunnelPortName(peer.obj.Name),
+		Type:     TunnelType(h.obj.TunnelType, peer.obj.TunnelType),
+		PeerHost: peer.obj.Name,
+		RemoteIP: peer.obj.Address,
+	}
+}
+
+func (c *Compiler) tunnelPorts(h *hostState) []openapi.TunnelPort {
+	ts := make([]openapi.TunnelPort, 0, len(h.peers))
+	for peer := range h.peers {
+		ts = append(ts, tunnelPort(h, c.hosts[peer]))
+	}
+	slices.SortFunc(ts, func(a, b openapi.TunnelPort) int { return cmp.Compare(a.Name, b.Name) })
+	return ts
+}
+
+func containerPorts(h *hostState) []openapi.ContainerPort {
+	cs := make([]openapi.ContainerPort, 0, len(h.local))
+	for _, ct := range h.local {
+		cs = append(cs, ct.f.port)
+	}
+	slices.SortFunc(cs, func(a, b openapi.ContainerPort) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	})
+	return cs
+}
+
+// mergeFlows applies the net changes pend to the sorted flows old and
+// returns the new sorted flows. It panics if pend removes a flow old does
+// not have: that would be a bug in the bookkeeping, not bad input.
+func mergeFlows(old []openapi.Flow, pend map[hkey]*pending) []openapi.Flow {
+	var adds, dels []*openapi.Flow
+	size := len(old)
+	for _, p := range pend {
+		for i := 0; i < p.n; i++ {
+			adds = append(adds, &p.f.Flow)
+		}
+		for i := 0; i < -p.n; i++ {
+			dels = append(dels, &p.f.Flow)
+		}
+		size += p.n
+	}
+	slices.SortFunc(adds, compareFlows)
+	slices.SortFunc(dels, compareFlows)
+	out := make([]openapi.Flow, 0, size)
+	a, d := 0, 0
+	for i := range old {
+		f := &old[i]
+		if d < len(dels) && *dels[d] == *f {
+			d++
+			continue
+		}
+		for a < len(adds) && compareFlows(adds[a], f) < 0 {
+			out = append(out, *adds[a])
+			a++
+		}
+		out = append(out, *f)
+	}
+	if d != len(dels) {
+		panic(fmt.Sprintf("compile: internal error: %d flows to remove are not in the program", len(dels)-d))
+	}
+	for ; a < len(adds); a++ {
+		out = append(out, *adds[a])
+	}
+	return out
+}
+
+// Flow universe kinds for buildAll: which hosts a flow is on.
+const (
+	onAll    = iota // base flows: every host
+	onNet           // network is present
+	onTunnel        // network is present, host is not the tunnel's peer
+	onLocal         // host is the container's host
+	onRemote        // network is present, host is not the container's host
+)
+
+type uflow struct {
+	f    *openapi.Flow
+	key  hkey
+	kind uint8
+	net  int32
+	host int32
+}
+
+// buildAll builds every host's program from scratch after a bulk load. Each
+// distinct flow is sorted once; then every host takes, in that order, the
+// flows that are on it.
+func (c *Compiler) buildAll() map[string]*openapi.Program {
+	hosts := make([]*hostState, 0, len(c.hosts))
+	for _, h := range c.hosts {
+		hosts = append(hosts, h)
+	}
+	slices.SortFunc(hosts, func(a, b *hostState) int { return cmp.Compare(a.obj.Name, b.obj.Name) })
+	for i, h := range hosts {
+		h.idx = i
+	}
+	nets := make([]*netState, 0, len(c.nets))
+	for _, n := range c.nets {
+		if n.p != nil && len(n.present) > 0 {
+			n.idx = len(nets)
+			nets = append(nets, n)
+		}
+	}
+	present := make([]bool, len(nets)*len(hosts))
+
+	var u []uflow
+	add := func(fs []flowRec, kind uint8, net, host int) {
+		for i := range fs {
+			u = append(u, uflow{f: &fs[i].Flow, key: fs[i].key, kind: kind, net: int32(net), host: int32(host)})
+		}
+	}
+	add(baseFlows, onAll, 0, 0)
+	for _, n := range nets {
+		add(n.p.flows, onNet, n.idx, 0)
+		for name, pr := range n.present {
+			h := c.hosts[name].idx
+			present[n.idx*len(hosts)+h] = true
+			add(pr.tun, onTunnel, n.idx, h)
+		}
+		for _, ct := range n.active {
+			add(ct.f.local, onLocal, n.idx, ct.host.idx)
+			add(ct.f.common, onNet, n.idx, ct.host.idx)
+			add(ct.f.remote, onRemote, n.idx, ct.host.idx)
+		}
+	}
+	slices.SortFunc(u, func(a, b uflow) int { return compareFlows(a.f, b.f) })
+
+	on := func(e *uflow, h int) bool {
+		switch e.kind {
+		case onAll:
+			return true
+		case onLocal:
+			return int(e.host) == h
+		case onNet:
+			return present[int(e.net)*len(hosts)+h]
+		default: // onTunnel, onRemote
+			return int(e.host) != h && present[int(e.net)*len(hosts)+h]
+		}
+	}
+	out := make(map[string]*openapi.Program, len(hosts))
+	for _, h := range hosts {
+		n := 0
+		for i := range u {
+			if on(&u[i], h.idx) {
+				n++
+			}
+		}
+		flows := make([]openapi.Flow, 0, n)
+		h.sums = sums{}
+		for i := range u {
+			if on(&u[i], h.idx) {
+				flows = append(flows, *u[i].f)
+				h.sums.add(u[i].key, 1)
+			}
+		}
+		p := c.newProgram(h, flows)
+		for i := range p.Tunnels {
+			h.sums.add(tunnelKey(&p.Tunnels[i]), 1)
+		}
+		for i := range p.Containers {
+			h.sums.add(containerKey(&p.Containers[i]), 1)
+		}
+		h.sums.flows, h.sums.tunnels, h.sums.ctrs = len(p.Flows), len(p.Tunnels), len(p.Containers)
+		h.digest = h.sums.digest(h.obj.Name, p.Bridge)
+		h.rev = c.rev
+		p.Digest, p.Revision = h.digest, h.rev
+		h.prog, h.pend, h.stale = p, map[hkey]*pending{}, false
+		out[h.obj.Name] = p
+	}
+	return out
+}

@@ -1,0 +1,125 @@
+// Package compile is Switchyard's flow compiler: it turns the intent snapshot
+// (hosts, networks, containers; services and policies are carried but not yet
+// compiled) into the Program of every host (openapi.Program): the integration
+// bridge, its tunnel ports, its container ports and its OpenFlow flows in
+// ovs-ofctl syntax. It also diffs and patches programs and renders them as
+// ovs-ofctl flow files.
+//
+// It is PURE. It must not do I/O, touch a database, read the clock, use
+// randomness or start goroutines; the same input always yields byte-identical
+// output, on every controller replica. It must not know how programs are
+// delivered or applied (that is the nodes and agent rooms).
+//
+// # Entry points
+//
+// Compile (or Compiler.Full) compiles a whole Snapshot. A Compiler then keeps
+// per-object flow fragments and per-host state so that Compiler.Apply can take
+// object changes (PutContainer, DeleteHost, PutNetwork, ...) and recompute only
+// the hosts they touch, returning for each changed host its new digest and a
+// ProgramDelta. Compiler.Program materializes a host's full program on demand
+// (an O(flows) merge, cached until the host changes again): materializing the
+// ~30,000-flow programs of 50 hosts on every container change would cost far
+// more than the change itself, and agents mostly need deltas. After any
+// sequence of Apply calls, every host's program equals the Full compile of the
+// resulting snapshot (except Revision: an incrementally compiled program
+// carries the revision of the change that last modified it).
+//
+// Diff and Patch compute and apply ProgramDeltas between any two programs of a
+// host; Digest recomputes a program's digest from its content; Render prints
+// its flows as an ovs-ofctl flow file.
+//
+// # Pipeline (br-int, OpenFlow 1.5, fail_mode=secure)
+//
+// Tables are the Table constants, declared once, in pipeline order; a table's
+// number is its position. Every table ends in an explicit priority-0 flow.
+//
+//	0  Classifier       from a container port: reg0=VNI, flag "from local
+//	                    container", goto SpoofGuard. From a tunnel port with
+//	                    tun_id=VNI of a network present on this host: reg0=VNI,
+//	                    flag "from tunnel", goto Conntrack (see below). Else drop.
+//	1  SpoofGuard       per container port: IP from its own MAC and IP, ARP
+//	                    with its own arp_sha/arp_spa -> ARPResponder; anything
+//	                    else from that port (IPv6 too) is dropped.
+//	2  ARPResponder     ARP requests for the gateway and every container IP of
+//	                    the network (on any host) are answered out IN_PORT with
+//	                    the owner's MAC. A container's gratuitous ARP for its
+//	                    own IP is dropped unanswered (an answer would look like
+//	                    an address conflict). Every other ARP is dropped: ARP
+//	                    never crosses a tunnel. Non-ARP -> Conntrack.
+//	3  Conntrack        pass-through for now (later: ct(nat) on every IP packet).
+//	4  ServiceLB        pass-through for now.
+//	5  EgressPolicy     pass-through for now.
+//	6  L3Forwarding     ICMP echo requests to the gateway IP are answered out
+//	                    IN_PORT. IP to the gateway MAC for a container of the
+//	                    same network: eth_dst=container MAC, eth_src=gateway
+//	                    MAC, dec_ttl, -> L2Forwarding. Else -> L2Forwarding.
+//	7  L2Forwarding     per (network, dst MAC): a local container loads its
+//	                    ofport into reg2 -> IngressPolicy; a remote container
+//	                    (only for packets from a local container) sets
+//	                    tun_id=VNI and outputs to the tunnel towards its host;
+//	                    ingress policy runs on the receiving host. Broadcast,
+//	                    multicast and unknown MACs are dropped: ARP is answered
+//	                    locally, so everything is known.
+//	8  IngressPolicy    pass-through for now.
+//	9  ConntrackCommit  pass-through for now.
+//	10 Output           output to the port in reg2.
+//
+// Packets from a tunnel resume at Conntrack: they were spoof-checked and
+// ARP-filtered on the sending host, but they must pass Conntrack so that the
+// receiving host sees connection state (replies of load-balanced connections
+// are un-NATed there, ingress policy is stateful). ServiceLB, EgressPolicy
+// and L3Forwarding leave them alone today (L3Forwarding acts only on packets
+// sent to the gateway MAC, which never leave their host); later stages that
+// act on traffic from local containers must match the "from local container"
+// flag. L2Forwarding sends to a tunnel only packets carrying that flag, so a
+// packet received from one tunnel is never sent out another (no loops between
+// hosts with stale programs).
+//
+// # Registers
+//
+//	reg0 (RegNetwork)  the packet's network: its VNI (VNIs are 1..2^24-1).
+//	reg1 (RegFlags)    bit 0 FlagFromLocal: entered from a local container port;
+//	                   bit 1 FlagFromTunnel: entered from a tunnel port.
+//	reg2 (RegOutPort)  ofport chosen by L2Forwarding, used by Output.
+//
+// # Cookies
+//
+// The agent ORs a 16-bit generation into the top 16 bits of every cookie; the
+// compiler uses only the low 48 bits, which name the flow's owner: 0 for base
+// flows present on every host, else Owner(kind, id): a container's flows are
+// Owner(KindContainer, container ID), a network's gateway flows are
+// Owner(KindNetwork, network name), and the classifier flows of the tunnel
+// towards a peer are Owner(KindHost, peer host name). A cookie mask of
+// 0x0000ffffffffffff selects "the flows of X" whatever the generation.
+//
+// # Ports and naming
+//
+// Port names are at most 15 bytes (IFNAMSIZ-1), deterministic and stable:
+// a container port is "syc" + the first 11 hex digits of the container ID
+// without dashes (ContainerPortName), a tunnel port is "syt" + 12 hex digits of
+// SHA-256(peer host name) (TunnelPortName). A host gets one tunnel port towards
+// every other host that shares a network with it (a network is present on a
+// host when at least one of its containers is there). The tunnel is Geneve
+// unless both hosts ask for VXLAN, so both ends agree. The agent configures it
+// with remote_ip=RemoteIP and key=flow: flows set tun_id, the port fixes the
+// destination. A container port gets the network's MTU, prefix length and
+// gateway; a managed sandbox is named "<container>.<network>". The network
+// gateway's MAC is 0a:58 followed by its four IPv4 bytes (GatewayMAC).
+//
+// # What is compiled
+//
+// A container takes part when its host and its network are in the snapshot,
+// the network is valid (IPv4 CIDR, gateway inside it, VNI 1..2^24-1) and the
+// container has a valid MAC and an IPv4 address inside the CIDR other than the
+// gateway; anything else is ignored, never half compiled. The snapshot is
+// expected to be consistent (unique names, unique IPs and MACs per network, as
+// the store guarantees); given an inconsistent one the compiler is still
+// deterministic, but programs may carry conflicting flows.
+//
+// # Digest
+//
+// A program's digest is a SHA-256 over its host, bridge, element counts and
+// two 64-bit sums of per-element SHA-256 hashes (flows, tunnel ports,
+// container ports, groups). Sums make it order-independent and incremental: a
+// change updates it in O(changed flows).
+package compile

@@ -1,0 +1,216 @@
+package compile
+
+import (
+	"cmp"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// flowRec is a flow with its content hash. Fragments are built once per
+// object and shared by every host program that contains them.
+type flowRec struct {
+	openapi.Flow
+	key hkey
+}
+
+func mkFlow(t Table, prio int, cookie uint64, match, actions string) flowRec {
+	f := flowRec{Flow: openapi.Flow{Table: int(t), Priority: prio, Cookie: cookie, Match: match, Actions: actions}}
+	f.key = flowKey(&f.Flow)
+	return f
+}
+
+// compareFlows is the order of a program's flows: table, priority
+// descending, match, then cookie and actions so that the order is total.
+func compareFlows(a, b *openapi.Flow) int {
+	if a.Table != b.Table {
+		return cmp.Compare(a.Table, b.Table)
+	}
+	if a.Priority != b.Priority {
+		return cmp.Compare(b.Priority, a.Priority)
+	}
+	if c := strings.Compare(a.Match, b.Match); c != 0 {
+		return c
+	}
+	if a.Cookie != b.Cookie {
+		return cmp.Compare(a.Cookie, b.Cookie)
+	}
+	return strings.Compare(a.Actions, b.Actions)
+}
+
+// Flow priorities, per table.
+const (
+	prioMiss       = 0
+	prioCatch      = 100 // SpoofGuard: drop the rest of a port; ARPResponder: drop other ARP
+	prioPort       = 100 // Classifier: one port; L2Forwarding: one MAC
+	prioAllow      = 200 // SpoofGuard: a port's own addresses
+	prioAnswer     = 200 // ARPResponder: answer for an IP; L3Forwarding: route to an IP
+	prioGratuitous = 210 // ARPResponder: a container's ARP for its own IP
+	prioEcho       = 300 // L3Forwarding: ICMP echo to the gateway
+)
+
+const (
+	actDrop        = "drop"
+	flagLocal      = "set_field:0x1/0x1->" + RegFlags
+	flagTunnel     = "set_field:0x2/0x2->" + RegFlags
+	matchFromLocal = RegFlags + "=0x1/0x1"
+	outputOutPort  = "output:" + RegOutPort
+)
+
+// baseFlows are on every host, with cookie 0: the miss flow of every table
+// and the ARP catch-all.
+var baseFlows = func() []flowRec {
+	next := func(t Table) string { return gotoTable(t + 1) }
+	return []flowRec{
+		mkFlow(TableClassifier, prioMiss, 0, "", actDrop),
+		mkFlow(TableSpoofGuard, prioMiss, 0, "", actDrop),
+		mkFlow(TableARPResponder, prioCatch, 0, "arp", actDrop),
+		mkFlow(TableARPResponder, prioMiss, 0, "", next(TableARPResponder)),
+		mkFlow(TableConntrack, prioMiss, 0, "", next(TableConntrack)),
+		mkFlow(TableServiceLB, prioMiss, 0, "", next(TableServiceLB)),
+		mkFlow(TableEgressPolicy, prioMiss, 0, "", next(TableEgressPolicy)),
+		mkFlow(TableL3Forwarding, prioMiss, 0, "", next(TableL3Forwarding)),
+		mkFlow(TableL2Forwarding, prioMiss, 0, "", actDrop),
+		mkFlow(TableIngressPolicy, prioMiss, 0, "", next(TableIngressPolicy)),
+		mkFlow(TableConntrackCommit, prioMiss, 0, "", next(TableConntrackCommit)),
+		mkFlow(TableOutput, prioMiss, 0, "", outputOutPort),
+	}
+}()
+
+// arpAnswer turns an ARP request into the reply "ip is at mac", out IN_PORT.
+func arpAnswer(mac, ip string) string {
+	return "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + mac + "->eth_src," +
+		"set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:" + mac + "->arp_sha," +
+		"move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:" + ip + "->arp_spa,IN_PORT"
+}
+
+// netFlows are a network's flows on every host where it is present: the
+// gateway's ARP answer and its ICMP echo responder.
+func netFlows(n *netParams) []flowRec {
+	cookie := Owner(KindNetwork, n.name)
+	echo := "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + n.gwMAC + "->eth_src," +
+		"move:NXM_OF_IP_SRC[]->NXM_OF_IP_DST[],set_field:" + n.gw + "->ip_src,set_field:0->icmp_type,IN_PORT"
+	return []flowRec{
+		mkFlow(TableARPResponder, prioAnswer, cookie, n.reg+",arp,arp_op=1,arp_tpa="+n.gw, arpAnswer(n.gwMAC, n.gw)),
+		mkFlow(TableL3Forwarding, prioEcho, cookie,
+			n.reg+",icmp,dl_dst="+n.gwMAC+",nw_dst="+n.gw+",icmp_type=8,icmp_code=0", echo),
+	}
+}
+
+// tunnelFlow classifies traffic of network n arriving from the tunnel towards
+// peer. It depends only on (peer, n), so it is shared by every host.
+func tunnelFlow(peer string, n *netParams) flowRec {
+	return mkFlow(TableClassifier, prioPort, Owner(KindHost, peer),
+		"in_port="+portRef(TunnelPortName(peer))+",tun_id="+n.vni,
+		"set_field:"+n.vni+"->"+RegNetwork+","+flagTunnel+","+gotoTable(TableConntrack))
+}
+
+// ctrFlows are the flow fragments of one container.
+type ctrFlows struct {
+	port openapi.ContainerPort
+	// local flows are on the container's host only.
+	local []flowRec
+	// common flows are on every host where the network is present.
+	common []flowRec
+	// remote flows are on every host where the network is present, except
+	// the container's own.
+	remote []flowRec
+}
+
+// compileContainer builds c's port and flow fragments; ip and mac are its
+// parsed, normalized addresses.
+func compileContainer(c *openapi.Container, n *netParams, ip, mac string) *ctrFlows {
+	name := ContainerPortName(c.ID)
+	port := openapi.ContainerPort{
+		Name: name, Container: c.Name, ID: c.ID, Network: n.name, Netns: c.Netns,
+		IP: ip, PrefixLen: n.prefixLen, MAC: mac, Gateway: n.gw, MTU: n.mtu,
+	}
+	if c.Netns == "" {
+		port.Sandbox = SandboxName(c.Name, n.name)
+	}
+	cookie := Owner(KindContainer, c.ID)
+	in := "in_port=" + portRef(name)
+	return &ctrFlows{
+		port: port,
+		local: []flowRec{
+			mkFlow(TableClassifier, prioPort, cookie, in,
+				"set_field:"+n.vni+"->"+RegNetwork+","+flagLocal+","+gotoTable(TableSpoofGuard)),
+			mkFlow(TableSpoofGuard, prioAllow, cookie, in+",dl_src="+mac+",ip,nw_src="+ip,
+				gotoTable(TableARPResponder)),
+			mkFlow(TableSpoofGuard, prioAllow, cookie, in+",dl_src="+mac+",arp,arp_spa="+ip+",arp_sha="+mac,
+				gotoTable(TableARPResponder)),
+			mkFlow(TableSpoofGuard, prioCatch, cookie, in, actDrop),
+			mkFlow(TableARPResponder, prioGratuitous, cookie, n.reg+",arp,arp_spa="+ip+",arp_tpa="+ip, actDrop),
+			mkFlow(TableL2Forwarding, prioPort, cookie, n.reg+",dl_dst="+mac,
+				"set_field:"+portRef(name)+"->"+RegOutPort+","+gotoTable(TableIngressPolicy)),
+		},
+		common: []flowRec{
+			mkFlow(TableARPResponder, prioAnswer, cookie, n.reg+",arp,arp_op=1,arp_tpa="+ip, arpAnswer(mac, ip)),
+			mkFlow(TableL3Forwarding, prioAnswer, cookie, n.reg+",ip,dl_dst="+n.gwMAC+",nw_dst="+ip,
+				"set_field:"+mac+"->eth_dst,set_field:"+n.gwMAC+"->eth_src,dec_ttl,"+gotoTable(TableL2Forwarding)),
+		},
+		remote: []flowRec{
+			mkFlow(TableL2Forwarding, prioPort, cookie, n.reg+","+matchFromLocal+",dl_dst="+mac,
+				"set_field:"+n.vni+"->tun_id,output:"+portRef(TunnelPortName(c.Host))),
+		},
+	}
+}
+
+// netParams is a validated network, with the strings its flows use.
+type netParams struct {
+	name      string
+	vni       string // decimal VNI
+	reg       string // "reg0=VNI"
+	gw        string
+	gwMAC     string
+	prefixLen int
+	mtu       int
+	prefix    netip.Prefix
+	flows     []flowRec // netFlows
+}
+
+// maxVNI is the largest VNI a Geneve or VXLAN header carries.
+const maxVNI = 1<<24 - 1
+
+// parseNetwork validates n: an IPv4 CIDR, a gateway inside it and a VNI in
+// 1..maxVNI. It returns nil when n cannot be compiled.
+func parseNetwork(n *openapi.Network) *netParams {
+	pfx, err := netip.ParsePrefix(n.CIDR)
+	if err != nil || !pfx.Addr().Is4() {
+		return nil
+	}
+	pfx = pfx.Masked()
+	gw, err := netip.ParseAddr(n.Gateway)
+	if err != nil || !gw.Is4() || !pfx.Contains(gw) || n.VNI < 1 || n.VNI > maxVNI {
+		return nil
+	}
+	gwMAC, err := GatewayMAC(gw.String())
+	if err != nil {
+		return nil
+	}
+	p := &netParams{
+		name: n.Name, vni: strconv.FormatInt(n.VNI, 10), gw: gw.String(), gwMAC: gwMAC,
+		prefixLen: pfx.Bits(), mtu: n.MTU, prefix: pfx,
+	}
+	p.reg = RegNetwork + "=" + p.vni
+	p.flows = netFlows(p)
+	return p
+}
+
+// parseContainer validates c's addresses against its network: an IPv4
+// address inside the CIDR other than the gateway, and a 6-byte MAC. It
+// returns them normalized, or ok=false.
+func parseContainer(c *openapi.Container, n *netParams) (ip, mac string, ok bool) {
+	a, err := netip.ParseAddr(c.IP)
+	if err != nil || !a.Is4() || !n.prefix.Contains(a) || a.String() == n.gw {
+		return "", "", false
+	}
+	hw, err := net.ParseMAC(c.MAC)
+	if err != nil || len(hw) != 6 {
+		return "", "", false
+	}
+	return a.String(), hw.String(), true
+}

@@ -1,0 +1,146 @@
+package ovs
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// Observed is the host as Observe found it.
+type Observed struct {
+	// Ports is the status of every port of the last applied program.
+	Ports []openapi.PortStatus
+	// Drift lists how the host differs from the last applied program
+	// (empty: no drift). A port that failed in the last apply counts as
+	// drift, so that a resync retries it.
+	Drift []string
+}
+
+// Drifted reports whether a re-apply is needed.
+func (o Observed) Drifted() bool { return len(o.Drift) > 0 }
+
+// maxFlowDrift bounds how many differing flows Observe lists one by one.
+const maxFlowDrift = 10
+
+// Observe reports port status and compares the host with the last applied
+// program in full: links, OVSDB (a dry run of the apply's plan), ofports,
+// and the flow table (ovs-ofctl diff-flows against what was installed) and
+// group ids. It changes nothing on the host; when the flows drifted, the
+// next Apply does a full OpenFlow sync. Before the first Apply it returns
+// an empty result.
+func (a *Applier) Observe(ctx context.Context) (Observed, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var obs Observed
+	last := a.last
+	if last == nil {
+		return obs, nil
+	}
+	drift := func(format string, args ...any) { obs.Drift = append(obs.Drift, fmt.Sprintf(format, args...)) }
+	for _, c := range last.prog.Containers {
+		if why, bad := last.failed[c.Name]; bad {
+			drift("port %s failed: %s", c.Name, why)
+			continue
+		}
+		diffs, err := a.links.Check(c)
+		for _, d := range diffs {
+			drift("link %s: %s", c.Name, d)
+		}
+		if err != nil {
+			drift("link %s: %v", c.Name, err)
+		}
+	}
+	for _, tp := range last.prog.Tunnels {
+		if why, bad := last.failed[tp.Name]; bad {
+			drift("port %s failed: %s", tp.Name, why)
+		}
+	}
+
+	s, err := a.db.snapshot(ctx)
+	if err != nil {
+		return obs, err
+	}
+	pl := &planner{d: a.db, s: s, fails: map[string]error{}}
+	if err := pl.planBridge(a.intSpec(last.specs)); err != nil {
+		return obs, err
+	}
+	for _, op := range pl.ops {
+		drift("OVSDB: needs %s on %s", op.Op, op.Table)
+	}
+	names := []string{a.opts.Bridge}
+	for _, ps := range last.specs {
+		names = append(names, ps.Name)
+	}
+	states := map[string]portState{}
+	a.db.readPorts(ctx, names, nil, states)
+	for _, ps := range last.specs {
+		if _, bad := last.failed[ps.Name]; bad {
+			continue
+		}
+		if st := states[ps.Name]; st.Error != "" {
+			drift("port %s: %s", ps.Name, st.Error)
+		} else if st.OFPort != last.ofports[ps.Name] {
+			drift("port %s: ofport %d, flows use %d", ps.Name, st.OFPort, last.ofports[ps.Name])
+		}
+	}
+
+	if err := a.observeFlows(ctx, drift); err != nil {
+		return obs, err
+	}
+	obs.Ports = a.statuses(last.prog, states, last.failed)
+	return obs, nil
+}
+
+// observeFlows compares the switch's flows and groups with what was
+// installed; on any difference it forgets what was installed.
+func (a *Applier) observeFlows(ctx context.Context, drift func(string, ...any)) error {
+	if !a.inst.valid || a.inst.gen != a.gen {
+		drift("flows: not known to be installed")
+		return nil
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			a.inst.valid = false
+		}
+	}()
+	want, err := a.canonical(ctx)
+	if err != nil {
+		return fmt.Errorf("canonical flows: %w", err)
+	}
+	out, err := a.of.run(ctx, a.opts.Bridge, nil, "dump-flows")
+	if err != nil {
+		drift("flows: %v", err)
+		return nil
+	}
+	have, err := parseDump(out)
+	if err != nil {
+		return err
+	}
+	diffs := compareFlows(want, have)
+	for i, d := range diffs {
+		if i == maxFlowDrift {
+			drift("flows: %d more differences", len(diffs)-maxFlowDrift)
+			break
+		}
+		drift("flow %s", d)
+	}
+	st, err := probe(ctx, a.of.socket(a.opts.Bridge), a.gen)
+	if err != nil {
+		drift("openflow: %v", err)
+		return nil
+	}
+	for id := range a.inst.groups {
+		if !st.groups[id] {
+			drift("group %d missing", id)
+		}
+	}
+	for id := range st.groups {
+		if _, want := a.inst.groups[id]; !want {
+			drift("group %d unexpected", id)
+		}
+	}
+	ok = len(diffs) == 0 && a.matches(st)
+	return nil
+}

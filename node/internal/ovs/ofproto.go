@@ -1,0 +1,201 @@
+package ovs
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// A minimal OpenFlow 1.3 client for the two cheap questions the applier asks
+// a bridge between full syncs: how many flows (with a cookie) are installed,
+// and which group ids exist. Anything that changes the switch goes through
+// ovs-ofctl (see ofctl.go).
+
+const (
+	ofVersion13       = 0x04
+	ofHello           = 0
+	ofError           = 1
+	ofEchoRequest     = 2
+	ofEchoReply       = 3
+	ofMultipartReq    = 18
+	ofMultipartReply  = 19
+	ofmpAggregate     = 2
+	ofmpGroupDesc     = 7
+	ofmpfReplyMore    = 1
+	ofTableAll        = 0xff
+	ofPortAny         = 0xffffffff
+	ofGroupAny        = 0xffffffff
+	ofHeaderLen       = 8
+	ofMultipartHdrLen = 16
+)
+
+type ofConn struct {
+	c   net.Conn
+	xid uint32
+}
+
+// dialOF connects to a bridge's management socket and negotiates OF1.3.
+func dialOF(ctx context.Context, socket string) (*ofConn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return nil, err
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok || time.Until(deadline) > 5*time.Second {
+		deadline = time.Now().Add(5 * time.Second)
+	}
+	c.SetDeadline(deadline)
+	o := &ofConn{c: c}
+	if err := o.send(ofHello, nil); err != nil {
+		c.Close()
+		return nil, err
+	}
+	typ, _, body, err := o.recv()
+	if err == nil && typ != ofHello {
+		err = fmt.Errorf("expected HELLO, got message type %d", typ)
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("openflow hello on %s: %w (body %x)", socket, err, body)
+	}
+	return o, nil
+}
+
+func (o *ofConn) Close() error { return o.c.Close() }
+
+func (o *ofConn) send(typ uint8, body []byte) error {
+	o.xid++
+	msg := make([]byte, ofHeaderLen+len(body))
+	msg[0], msg[1] = ofVersion13, typ
+	binary.BigEndian.PutUint16(msg[2:], uint16(len(msg)))
+	binary.BigEndian.PutUint32(msg[4:], o.xid)
+	copy(msg[ofHeaderLen:], body)
+	_, err := o.c.Write(msg)
+	return err
+}
+
+func (o *ofConn) recv() (typ uint8, xid uint32, body []byte, err error) {
+	var h [ofHeaderLen]byte
+	if _, err = io.ReadFull(o.c, h[:]); err != nil {
+		return 0, 0, nil, err
+	}
+	if h[0] != ofVersion13 && h[1] != ofHello {
+		return 0, 0, nil, fmt.Errorf("switch speaks OpenFlow version %#x, want 1.3", h[0])
+	}
+	n := int(binary.BigEndian.Uint16(h[2:]))
+	if n < ofHeaderLen {
+		return 0, 0, nil, errors.New("short openflow message")
+	}
+	body = make([]byte, n-ofHeaderLen)
+	if _, err = io.ReadFull(o.c, body); err != nil {
+		return 0, 0, nil, err
+	}
+	return h[1], binary.BigEndian.Uint32(h[4:]), body, nil
+}
+
+// multipart sends one multipart request and returns the bodies of all
+// reply parts (after the multipart header).
+func (o *ofConn) multipart(mpType uint16, req []byte) ([][]byte, error) {
+	body := make([]byte, 8+len(req))
+	binary.BigEndian.PutUint16(body[0:], mpType)
+	copy(body[8:], req)
+	if err := o.send(ofMultipartReq, body); err != nil {
+		return nil, err
+	}
+	want := o.xid
+	var parts [][]byte
+	for {
+		typ, xid, b, err := o.recv()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case typ == ofEchoRequest:
+			o.xid--
+			if err := o.send(ofEchoReply, b); err != nil {
+				return nil, err
+			}
+			o.xid++
+			continue
+		case xid != want:
+			continue // asynchronous message (port status...): not ours
+		case typ == ofError:
+			return nil, fmt.Errorf("openflow error reply %x", b)
+		case typ != ofMultipartReply || len(b) < 8:
+			return nil, fmt.Errorf("unexpected openflow message type %d", typ)
+		}
+		parts = append(parts, b[8:])
+		if binary.BigEndian.Uint16(b[2:])&ofmpfReplyMore == 0 {
+			return parts, nil
+		}
+	}
+}
+
+// flowCount returns the number of flows whose cookie matches cookie under mask.
+func (o *ofConn) flowCount(cookie, mask uint64) (int, error) {
+	req := make([]byte, 40)
+	req[0] = ofTableAll
+	binary.BigEndian.PutUint32(req[4:], ofPortAny)
+	binary.BigEndian.PutUint32(req[8:], ofGroupAny)
+	binary.BigEndian.PutUint64(req[16:], cookie)
+	binary.BigEndian.PutUint64(req[24:], mask)
+	binary.BigEndian.PutUint16(req[32:], 1) // OFPMT_OXM
+	binary.BigEndian.PutUint16(req[34:], 4) // empty match
+	parts, err := o.multipart(ofmpAggregate, req)
+	if err != nil {
+		return 0, err
+	}
+	if len(parts) != 1 || len(parts[0]) < 24 {
+		return 0, errors.New("bad aggregate reply")
+	}
+	return int(binary.BigEndian.Uint32(parts[0][16:])), nil
+}
+
+// groupIDs returns the ids of the groups on the switch.
+func (o *ofConn) groupIDs() (map[uint32]bool, error) {
+	parts, err := o.multipart(ofmpGroupDesc, nil)
+	if err != nil {
+		return nil, err
+	}
+	ids := map[uint32]bool{}
+	for _, p := range parts {
+		for len(p) >= 8 {
+			n := int(binary.BigEndian.Uint16(p[0:]))
+			if n < 8 || n > len(p) {
+				return nil, errors.New("bad group desc reply")
+			}
+			ids[binary.BigEndian.Uint32(p[4:])] = true
+			p = p[n:]
+		}
+	}
+	return ids, nil
+}
+
+// switchState is the cheap summary compared against what was installed.
+type switchState struct {
+	flows, genFlows int
+	groups          map[uint32]bool
+}
+
+// probe reads the cheap summary of a bridge in one short connection.
+func probe(ctx context.Context, socket string, gen uint16) (switchState, error) {
+	var st switchState
+	o, err := dialOF(ctx, socket)
+	if err != nil {
+		return st, err
+	}
+	defer o.Close()
+	if st.flows, err = o.flowCount(0, 0); err != nil {
+		return st, err
+	}
+	if st.genFlows, err = o.flowCount(uint64(gen)<<48, ^uint64(CookieOwnerMask)); err != nil {
+		return st, err
+	}
+	st.groups, err = o.groupIDs()
+	return st, err
+}

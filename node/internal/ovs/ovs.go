@@ -1,0 +1,441 @@
+// Package ovs is the node agent's datapath applier: Apply converges a host
+// to an openapi.Program from any state, idempotently, in three steps: links
+// (veths and sandboxes, through package link), then ONE OVSDB transaction
+// (br-int, its tunnel and container ports, labelled with external_ids), then
+// OpenFlow (flows and groups with ${port:NAME} resolved to ofports and a
+// generation in the cookie, installed atomically in ovs-ofctl bundles).
+// Observe reports port status and drift for the agent's periodic resync;
+// EnsureUnderlay builds the tunnel endpoint bridge (br-phy) on netdev hosts.
+//
+// It must not fetch or interpret programs (the agent loop does), must not
+// touch ports, bridges, links or namespaces it did not create (ownership is
+// in external_ids, veth aliases and the sandbox prefix), and must never
+// flush the datapath: flows change only through bundles.
+package ovs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard/switchyard/node/internal/link"
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// Options configure an Applier. Zero values take the defaults noted.
+type Options struct {
+	// DB is the OVSDB endpoint, default "unix:/var/run/openvswitch/db.sock".
+	DB string
+	// RunDir is OVS_RUNDIR, where <bridge>.mgmt sockets live; default
+	// "/var/run/openvswitch".
+	RunDir string
+	// Datapath is the bridges' datapath_type: "netdev" (default, userspace)
+	// or "system" (kernel module).
+	Datapath string
+	// Bridge is the integration bridge, default "br-int".
+	Bridge string
+	// UnderlayBridge is the tunnel endpoint bridge EnsureUnderlay builds on
+	// netdev, default "br-phy".
+	UnderlayBridge string
+	// SandboxPrefix names managed sandbox namespaces (see link.Options).
+	SandboxPrefix string
+	// NetnsDir holds managed sandboxes, default /run/netns.
+	NetnsDir string
+	// HostNetns is the path of the namespace OVS and the host ends of the
+	// veths live in; empty means the calling process's namespace.
+	HostNetns string
+	// OFCtl is the ovs-ofctl binary, default "ovs-ofctl" from PATH.
+	OFCtl string
+	// PortTimeout bounds the wait for OVS to assign ofports, default 10 s.
+	PortTimeout time.Duration
+	// Logger receives libovsdb's log; nil discards it.
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() error {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&o.DB, "unix:/var/run/openvswitch/db.sock")
+	def(&o.RunDir, "/var/run/openvswitch")
+	def(&o.Datapath, "netdev")
+	def(&o.Bridge, "br-int")
+	def(&o.UnderlayBridge, "br-phy")
+	def(&o.OFCtl, "ovs-ofctl")
+	if o.PortTimeout == 0 {
+		o.PortTimeout = 10 * time.Second
+	}
+	if o.Datapath != "netdev" && o.Datapath != "system" {
+		return fmt.Errorf("datapath %q: want netdev or system", o.Datapath)
+	}
+	return nil
+}
+
+// Applier applies programs to one host. Its methods are serialized.
+type Applier struct {
+	mu    sync.Mutex
+	opts  Options
+	db    *db
+	links *link.Manager
+	of    *ofctl
+	gen   uint16
+	inst  installed
+	last  *applied
+}
+
+// installed is what the applier last put in br-int's tables. valid means
+// the switch is known to hold exactly that (else the next sync is full).
+type installed struct {
+	valid  bool
+	gen    uint16
+	flows  flowTable
+	groups groupTable
+	// canon is flows in OVS's canonical spelling, computed by Observe.
+	canon canonFlows
+}
+
+// applied remembers the last program and its outcome, for Observe.
+type applied struct {
+	prog    *openapi.Program
+	specs   []portSpec
+	ofports map[string]int
+	failed  map[string]string
+}
+
+// New connects to OVSDB and prepares the link manager. It changes nothing.
+func New(ctx context.Context, opts Options) (*Applier, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "switchyard-ofctl-")
+	if err != nil {
+		return nil, err
+	}
+	links, err := link.New(link.Options{
+		HostNetns: opts.HostNetns, NetnsDir: opts.NetnsDir,
+		SandboxPrefix: opts.SandboxPrefix, TxOffloadOff: opts.Datapath == "netdev",
+	})
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	d, err := connectDB(ctx, opts.DB, opts.Logger)
+	if err != nil {
+		links.Close()
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	a := &Applier{opts: opts, db: d, links: links, of: &ofctl{bin: opts.OFCtl, rundir: opts.RunDir, tmp: tmp}}
+	if s, err := d.snapshot(ctx); err == nil {
+		if b := s.bridges[opts.Bridge]; b != nil {
+			a.gen = parseGen(b.ExternalIDs[KeyGeneration])
+		}
+	}
+	return a, nil
+}
+
+// Close disconnects from OVSDB and releases sockets and temporary files. It
+// leaves the datapath as it is.
+func (a *Applier) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.db.c.Close()
+	err := a.links.Close()
+	return errors.Join(err, os.RemoveAll(a.of.tmp))
+}
+
+func parseGen(s string) uint16 {
+	n, _ := strconv.ParseUint(s, 10, 16)
+	return uint16(n)
+}
+
+// Generation is the generation flows are installed with.
+func (a *Applier) Generation() uint16 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.gen
+}
+
+// NewGeneration increments the generation stored in the bridge's
+// external_ids:switchyard-generation (call it once when the agent starts).
+// The next Apply installs every flow with the new generation in one
+// replace-flows bundle, replacing the old generation atomically.
+func (a *Applier) NewGeneration(ctx context.Context) (uint16, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, err := a.db.snapshot(ctx)
+	if err != nil {
+		return 0, err
+	}
+	cur := a.gen
+	b := s.bridges[a.opts.Bridge]
+	if b != nil {
+		cur = parseGen(b.ExternalIDs[KeyGeneration])
+	}
+	next := cur + 1
+	if next == 0 {
+		next = 1
+	}
+	if b != nil {
+		pl := &planner{d: a.db, s: s, fails: map[string]error{}}
+		want := *b
+		want.ExternalIDs = map[string]string{KeyGeneration: strconv.Itoa(int(next))}
+		if err := pl.updateBridge(b, want); err != nil {
+			return 0, err
+		}
+		if err := a.db.transact(ctx, pl.ops); err != nil {
+			return 0, err
+		}
+	}
+	a.gen = next
+	a.inst.valid = false
+	return next, nil
+}
+
+// Timing is where an apply spent its time.
+type Timing struct {
+	Links, OVSDB, OFPorts, OpenFlow, Total time.Duration
+}
+
+// ApplyResult is the outcome of an Apply that did not fail as a whole.
+type ApplyResult struct {
+	Revision   int64
+	Digest     string
+	Generation uint16
+	// Ports has one status per tunnel and container port of the program;
+	// a port that could not be realized has Error set.
+	Ports []openapi.PortStatus
+	// Dropped lists flows and groups left out (they name a failed or
+	// unknown port, or are invalid).
+	Dropped []Dropped
+	// LinkChanges lists what link convergence changed ("c1: created veth").
+	LinkChanges []string
+	// OVSDBOps is the number of operations in the apply's one OVSDB
+	// transaction (0: nothing to change, no transaction).
+	OVSDBOps int
+	// OpenFlow is "unchanged" (no ovs-ofctl run), "delta" (one bundle with
+	// the differences) or "full" (replace-flows).
+	OpenFlow string
+	// FlowsAdded and FlowsRemoved count the flow mods of a delta.
+	FlowsAdded, FlowsRemoved int
+	// OFCtlRuns is the number of ovs-ofctl processes this apply started.
+	OFCtlRuns int
+	// Warnings are problems that did not stop the apply (a failed prune).
+	Warnings []string
+	Timing   Timing
+}
+
+// Degraded reports whether some port, flow or group was not realized.
+func (r *ApplyResult) Degraded() bool {
+	for _, p := range r.Ports {
+		if p.Error != "" {
+			return true
+		}
+	}
+	return len(r.Dropped) > 0
+}
+
+// Apply converges the host to prog. Per-port failures (a missing netns
+// path, an interface OVS cannot open) are reported in the result and the
+// rest of the program still applies; the error is set only when the host
+// could not be converged (OVSDB or OpenFlow failed).
+func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	start := time.Now()
+	res := ApplyResult{}
+	if prog == nil {
+		return res, errors.New("nil program")
+	}
+	res.Revision, res.Digest, res.Generation = prog.Revision, prog.Digest, a.gen
+	if prog.Bridge.Name != "" && prog.Bridge.Name != a.opts.Bridge {
+		return res, fmt.Errorf("program is for bridge %s, this agent manages %s", prog.Bridge.Name, a.opts.Bridge)
+	}
+	failed := a.validatePorts(prog)
+
+	// 1. Links.
+	t := time.Now()
+	fresh := map[string]bool{}
+	keepPorts, keepSandboxes := map[string]bool{}, map[string]bool{}
+	for _, c := range prog.Containers {
+		keepPorts[c.Name] = true
+		if sb := link.SandboxOf(c); sb != "" {
+			keepSandboxes[sb] = true
+		}
+		if _, bad := failed[c.Name]; bad {
+			continue
+		}
+		diffs, err := a.links.Ensure(c)
+		for _, d := range diffs {
+			res.LinkChanges = append(res.LinkChanges, c.Name+": "+d)
+			if strings.HasPrefix(d, "created veth") {
+				fresh[c.Name] = true
+			}
+		}
+		if err != nil {
+			failed[c.Name] = err.Error()
+		}
+	}
+	pruned, err := a.links.Prune(keepPorts, keepSandboxes)
+	for _, p := range pruned {
+		res.LinkChanges = append(res.LinkChanges, "deleted "+p)
+	}
+	if err != nil {
+		res.Warnings = append(res.Warnings, err.Error())
+	}
+	res.Timing.Links = time.Since(t)
+
+	// 2. OVSDB, one transaction; then the ofports.
+	t = time.Now()
+	specs := a.portSpecs(prog, failed)
+	s, err := a.db.snapshot(ctx)
+	if err != nil {
+		return res, err
+	}
+	pl := &planner{d: a.db, s: s, fails: map[string]error{}}
+	if err := pl.planBridge(a.intSpec(specs)); err != nil {
+		return res, fmt.Errorf("plan OVSDB: %w", err)
+	}
+	if err := a.db.transact(ctx, pl.ops); err != nil {
+		return res, err
+	}
+	res.OVSDBOps = len(pl.ops)
+	for name, err := range pl.fails {
+		failed[name] = err.Error()
+	}
+	res.Timing.OVSDB = time.Since(t)
+	t = time.Now()
+	names := []string{a.opts.Bridge}
+	for _, ps := range specs {
+		if _, bad := failed[ps.Name]; !bad {
+			names = append(names, ps.Name)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, a.opts.PortTimeout)
+	states := a.db.waitPorts(wctx, names, fresh)
+	cancel()
+	if st := states[a.opts.Bridge]; st.OFPort <= 0 {
+		return res, fmt.Errorf("bridge %s is not up in ovs-vswitchd: %s", a.opts.Bridge, st.Error)
+	}
+	ofports := map[string]int{}
+	for _, n := range names[1:] {
+		if st := states[n]; st.Error != "" || st.OFPort <= 0 {
+			failed[n] = "OVS: " + st.Error
+		} else {
+			ofports[n] = st.OFPort
+		}
+	}
+	res.Timing.OFPorts = time.Since(t)
+
+	// 3. OpenFlow.
+	t = time.Now()
+	runs := a.of.runs.Load()
+	ft, gt, dropped := resolve(prog.Flows, prog.Groups, resolver{ofports: ofports, failed: failed}, a.gen)
+	res.Dropped = dropped
+	sres, err := a.syncFlows(ctx, ft, gt)
+	res.Dropped = append(res.Dropped, sres.dropped...)
+	res.OpenFlow, res.FlowsAdded, res.FlowsRemoved = sres.mode, sres.added, sres.removed
+	res.OFCtlRuns = int(a.of.runs.Load() - runs)
+	res.Timing.OpenFlow = time.Since(t)
+	res.Ports = a.statuses(prog, states, failed)
+	a.last = &applied{prog: prog, specs: specs, ofports: ofports, failed: failed}
+	res.Timing.Total = time.Since(start)
+	return res, err
+}
+
+// validatePorts returns the ports of prog that are invalid as OVS ports.
+func (a *Applier) validatePorts(prog *openapi.Program) map[string]string {
+	failed := map[string]string{}
+	seen := map[string]bool{}
+	check := func(name string) {
+		switch {
+		case name == "" || len(name) > 15:
+			failed[name] = "invalid port name"
+		case name == a.opts.Bridge || name == a.opts.UnderlayBridge:
+			failed[name] = "port name is a bridge name"
+		case seen[name]:
+			failed[name] = "duplicate port name"
+		}
+		seen[name] = true
+	}
+	for _, tp := range prog.Tunnels {
+		check(tp.Name)
+		if tp.Type != "geneve" && tp.Type != "vxlan" {
+			failed[tp.Name] = fmt.Sprintf("tunnel type %q: want geneve or vxlan", tp.Type)
+		}
+		if tp.RemoteIP == "" {
+			failed[tp.Name] = "tunnel without remote IP"
+		}
+	}
+	for _, c := range prog.Containers {
+		check(c.Name)
+	}
+	return failed
+}
+
+// portSpecs are the OVS ports of prog: tunnels then containers, less failed.
+func (a *Applier) portSpecs(prog *openapi.Program, failed map[string]string) []portSpec {
+	var specs []portSpec
+	for _, tp := range prog.Tunnels {
+		if _, bad := failed[tp.Name]; bad {
+			continue
+		}
+		specs = append(specs, portSpec{
+			Name: tp.Name, Type: tp.Type,
+			Options: map[string]string{"remote_ip": tp.RemoteIP, "key": "flow"},
+			IDs:     map[string]string{KeyOwner: OwnerValue, KeyPeerHost: tp.PeerHost},
+		})
+	}
+	for _, c := range prog.Containers {
+		if _, bad := failed[c.Name]; bad {
+			continue
+		}
+		specs = append(specs, portSpec{
+			Name: c.Name,
+			IDs:  map[string]string{KeyOwner: OwnerValue, KeyContainer: c.Container, KeyContainerID: c.ID},
+		})
+	}
+	return specs
+}
+
+func (a *Applier) intSpec(specs []portSpec) bridgeSpec {
+	return bridgeSpec{
+		Name: a.opts.Bridge, DatapathType: a.opts.Datapath, Prune: true, Ports: specs,
+		IDs: map[string]string{KeyOwner: OwnerValue, KeyGeneration: strconv.Itoa(int(a.gen))},
+	}
+}
+
+// statuses builds the port report of prog.
+func (a *Applier) statuses(prog *openapi.Program, states map[string]portState, failed map[string]string) []openapi.PortStatus {
+	var out []openapi.PortStatus
+	add := func(name, container string, isContainer bool) {
+		ps := openapi.PortStatus{Name: name, Container: container, OFPort: states[name].OFPort}
+		if why, bad := failed[name]; bad {
+			ps.Error = why
+		} else if isContainer {
+			up, err := a.links.Status(name)
+			ps.Up = up
+			if err != nil {
+				ps.Error = err.Error()
+			}
+		} else {
+			ps.Up = states[name].OFPort > 0
+		}
+		out = append(out, ps)
+	}
+	for _, tp := range prog.Tunnels {
+		add(tp.Name, "", false)
+	}
+	for _, c := range prog.Containers {
+		add(c.Name, c.Container, true)
+	}
+	return out
+}

@@ -1,0 +1,126 @@
+package ovs
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+)
+
+type syncResult struct {
+	mode           string
+	added, removed int
+	dropped        []Dropped
+}
+
+// syncFlows makes br-int hold exactly ft and gt. When the applier knows
+// what is installed and a cheap probe (flow counts per generation, group
+// ids, over one OpenFlow connection) agrees, it sends only the differences
+// in one bundle, or nothing at all; otherwise it does a full sync.
+func (a *Applier) syncFlows(ctx context.Context, ft flowTable, gt groupTable) (syncResult, error) {
+	bridge := a.opts.Bridge
+	if a.inst.valid && a.inst.gen == a.gen {
+		st, err := probe(ctx, a.of.socket(bridge), a.gen)
+		if err == nil && a.matches(st) {
+			d := diff(a.inst.flows, ft, a.inst.groups, gt)
+			if d.empty() {
+				return syncResult{mode: "unchanged"}, nil
+			}
+			_, err := a.of.run(ctx, bridge, []byte(strings.Join(d.lines, "\n")+"\n"), "bundle")
+			if err == nil {
+				a.inst = installed{valid: true, gen: a.gen, flows: ft, groups: gt}
+				return syncResult{mode: "delta", added: d.flowAdds, removed: d.flowDels}, nil
+			}
+			// The bundle changed nothing; the full sync below reports a bad flow.
+		}
+	}
+	return a.fullSync(ctx, ft, gt)
+}
+
+// matches reports whether the probed switch agrees with what was installed.
+func (a *Applier) matches(st switchState) bool {
+	n := len(a.inst.flows.lines)
+	if st.flows != n || st.genFlows != n || len(st.groups) != len(a.inst.groups) {
+		return false
+	}
+	for id := range a.inst.groups {
+		if !st.groups[id] {
+			return false
+		}
+	}
+	return true
+}
+
+// maxBadFlows bounds how many unparsable flows a full sync drops (one
+// ovs-ofctl retry each) before it gives up.
+const maxBadFlows = 5
+
+// fullSync installs groups (add or modify), then replaces the whole flow
+// table in one bundle (ovs-ofctl computes the difference; unchanged flows
+// are not touched), then deletes stale groups. A flow ovs-ofctl cannot parse
+// is dropped and reported, and the sync retried without it.
+func (a *Applier) fullSync(ctx context.Context, ft flowTable, gt groupTable) (syncResult, error) {
+	bridge := a.opts.Bridge
+	res := syncResult{mode: "full"}
+	a.inst.valid = false
+	st, err := probe(ctx, a.of.socket(bridge), a.gen)
+	if err != nil {
+		return res, fmt.Errorf("openflow connection to %s: %w", bridge, err)
+	}
+	if len(gt) > 0 {
+		var lines []string
+		for _, id := range sortedIDs(gt) {
+			lines = append(lines, "group add_or_mod "+gt[id])
+		}
+		if _, err := a.of.run(ctx, bridge, []byte(strings.Join(lines, "\n")+"\n"), "bundle"); err != nil {
+			return res, err
+		}
+	}
+	for bad := 0; ; bad++ {
+		_, err = a.of.run(ctx, bridge, []byte(ft.file()), "--bundle", "replace-flows")
+		n := badLine(err)
+		if err == nil || n < 1 || n > len(ft.keys) || bad == maxBadFlows {
+			break
+		}
+		key := ft.keys[n-1]
+		res.dropped = append(res.dropped, Dropped{Flow: ft.src[key], Reason: "rejected by ovs-ofctl: " + err.(*ofctlError).msg})
+		ft = without(ft, key)
+	}
+	if err != nil {
+		return res, err
+	}
+	var stale []string
+	for _, id := range sortedIDs(groupTable(idsOnly(st.groups))) {
+		if _, ok := gt[id]; !ok {
+			stale = append(stale, fmt.Sprintf("group delete group_id=%d", id))
+		}
+	}
+	if len(stale) > 0 {
+		if _, err := a.of.run(ctx, bridge, []byte(strings.Join(stale, "\n")+"\n"), "bundle"); err != nil {
+			return res, err
+		}
+	}
+	a.inst = installed{valid: true, gen: a.gen, flows: ft, groups: gt}
+	return res, nil
+}
+
+func idsOnly(ids map[uint32]bool) groupTable {
+	g := groupTable{}
+	for id := range ids {
+		g[id] = ""
+	}
+	return g
+}
+
+// without returns ft less one key.
+func without(ft flowTable, key string) flowTable {
+	out := flowTable{lines: maps.Clone(ft.lines), src: maps.Clone(ft.src)}
+	delete(out.lines, key)
+	delete(out.src, key)
+	for _, k := range ft.keys {
+		if k != key {
+			out.keys = append(out.keys, k)
+		}
+	}
+	return out
+}

@@ -22,8 +22,8 @@ import (
 const testVNI = 5001
 
 type ctr struct {
-	n    int    // 1..250, picks IP and MAC
-	host string // lab host name
+	n     int    // 1..250, picks IP and MAC
+	host  string // lab host name
 	netns string // "" = managed sandbox
 }
 

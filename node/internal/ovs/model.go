@@ -39,6 +39,7 @@ type ifaceRow struct {
 	Options     map[string]string `ovsdb:"options"`
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
 	OFPort      *int              `ovsdb:"ofport"`
+	OFPortReq   *int              `ovsdb:"ofport_request"`
 	Error       *string           `ovsdb:"error"`
 	LinkState   *string           `ovsdb:"link_state"`
 }
@@ -60,6 +61,6 @@ func monitorOpts() []client.MonitorOption {
 		client.WithTable(r, &r.Bridges),
 		client.WithTable(b, &b.Name, &b.Ports, &b.DatapathType, &b.FailMode, &b.Protocols, &b.OtherConfig, &b.ExternalIDs),
 		client.WithTable(p, &p.Name, &p.Interfaces, &p.ExternalIDs),
-		client.WithTable(i, &i.Name, &i.Type, &i.Options, &i.ExternalIDs, &i.OFPort, &i.Error, &i.LinkState),
+		client.WithTable(i, &i.Name, &i.Type, &i.Options, &i.ExternalIDs, &i.OFPort, &i.OFPortReq, &i.Error, &i.LinkState),
 	}
 }

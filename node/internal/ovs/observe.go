@@ -61,7 +61,7 @@ func (a *Applier) Observe(ctx context.Context) (Observed, error) {
 	if err != nil {
 		return obs, err
 	}
-	pl := &planner{d: a.db, s: s, fails: map[string]error{}}
+	pl := newPlanner(a.db, s)
 	if err := pl.planBridge(a.intSpec(last.specs)); err != nil {
 		return obs, err
 	}
@@ -73,7 +73,7 @@ func (a *Applier) Observe(ctx context.Context) (Observed, error) {
 		names = append(names, ps.Name)
 	}
 	states := map[string]portState{}
-	a.db.readPorts(ctx, names, nil, states)
+	a.db.readPorts(ctx, names, nil, nil, states)
 	for _, ps := range last.specs {
 		if _, bad := last.failed[ps.Name]; bad {
 			continue

@@ -185,7 +185,7 @@ func (a *Applier) NewGeneration(ctx context.Context) (uint16, error) {
 		next = 1
 	}
 	if b != nil {
-		pl := &planner{d: a.db, s: s, fails: map[string]error{}}
+		pl := newPlanner(a.db, s)
 		want := *b
 		want.ExternalIDs = map[string]string{KeyGeneration: strconv.Itoa(int(next))}
 		if err := pl.updateBridge(b, want); err != nil {
@@ -296,11 +296,14 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	// 2. OVSDB, one transaction; then the ofports.
 	t = time.Now()
 	specs := a.portSpecs(prog, failed)
+	for i := range specs {
+		specs[i].Reopen = fresh[specs[i].Name]
+	}
 	s, err := a.db.snapshot(ctx)
 	if err != nil {
 		return res, err
 	}
-	pl := &planner{d: a.db, s: s, fails: map[string]error{}}
+	pl := newPlanner(a.db, s)
 	if err := pl.planBridge(a.intSpec(specs)); err != nil {
 		return res, fmt.Errorf("plan OVSDB: %w", err)
 	}
@@ -320,7 +323,7 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 		}
 	}
 	wctx, cancel := context.WithTimeout(ctx, a.opts.PortTimeout)
-	states := a.db.waitPorts(wctx, names, fresh)
+	states := a.db.waitPorts(wctx, names, fresh, pl.expect)
 	cancel()
 	if st := states[a.opts.Bridge]; st.OFPort <= 0 {
 		return res, fmt.Errorf("bridge %s is not up in ovs-vswitchd: %s", a.opts.Bridge, st.Error)
@@ -346,6 +349,9 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	res.OFCtlRuns = int(a.of.runs.Load() - runs)
 	res.Timing.OpenFlow = time.Since(t)
 	res.Ports = a.statuses(prog, states, failed)
+	for i := range specs {
+		specs[i].Reopen = false
+	}
 	a.last = &applied{prog: prog, specs: specs, ofports: ofports, failed: failed}
 	res.Timing.Total = time.Since(start)
 	return res, err

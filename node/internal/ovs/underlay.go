@@ -29,7 +29,7 @@ func (a *Applier) EnsureUnderlay(ctx context.Context, iface string, addr netip.P
 	if err != nil {
 		return err
 	}
-	pl := &planner{d: a.db, s: s, fails: map[string]error{}}
+	pl := newPlanner(a.db, s)
 	spec := bridgeSpec{
 		Name: br, DatapathType: a.opts.Datapath,
 		IDs:   map[string]string{KeyOwner: OwnerValue},
@@ -46,7 +46,7 @@ func (a *Applier) EnsureUnderlay(ctx context.Context, iface string, addr netip.P
 	}
 	wctx, cancel := context.WithTimeout(ctx, a.opts.PortTimeout)
 	defer cancel()
-	states := a.db.waitPorts(wctx, []string{br, iface}, nil)
+	states := a.db.waitPorts(wctx, []string{br, iface}, nil, nil)
 	for _, n := range []string{br, iface} {
 		if st := states[n]; st.OFPort <= 0 {
 			return fmt.Errorf("underlay port %s: %s", n, st.Error)

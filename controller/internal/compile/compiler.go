@@ -56,10 +56,10 @@ type pending struct {
 // netState is one network and its compiled containers.
 type netState struct {
 	obj     openapi.Network
-	p       *netParams            // nil when the network cannot be compiled
-	active  map[string]*ctrState  // compiled containers, by ID
-	present map[string]*presence  // hosts where the network is present
-	idx     int                   // position in Full's network order
+	p       *netParams           // nil when the network cannot be compiled
+	active  map[string]*ctrState // compiled containers, by ID
+	present map[string]*presence // hosts where the network is present
+	idx     int                  // position in Full's network order
 }
 
 // presence is one network on one host: how many of its containers are there,
@@ -218,7 +218,6 @@ func containerPorts(h *hostState) []openapi.ContainerPort {
 // not have: that would be a bug in the bookkeeping, not bad input.
 func mergeFlows(old []openapi.Flow, pend map[hkey]*pending) []openapi.Flow {
 	var adds, dels []*openapi.Flow
-	size := len(old)
 	for _, p := range pend {
 		for i := 0; i < p.n; i++ {
 			adds = append(adds, &p.f.Flow)
@@ -226,134 +225,52 @@ func mergeFlows(old []openapi.Flow, pend map[hkey]*pending) []openapi.Flow {
 		for i := 0; i < -p.n; i++ {
 			dels = append(dels, &p.f.Flow)
 		}
-		size += p.n
 	}
+	out, err := mergeSorted(old, adds, dels)
+	if err != nil {
+		panic("compile: internal error: " + err.Error())
+	}
+	return out
+}
+
+// mergeSorted returns the sorted flows old without dels and with adds. old
+// must be sorted; adds and dels are sorted here. It fails if a flow of dels
+// is not in old. Positions are found by binary search and old is copied in
+// segments: O(k log n) comparisons for k changes, one copy of old.
+func mergeSorted(old []openapi.Flow, adds, dels []*openapi.Flow) ([]openapi.Flow, error) {
 	slices.SortFunc(adds, compareFlows)
 	slices.SortFunc(dels, compareFlows)
-	out := make([]openapi.Flow, 0, size)
-	a, d := 0, 0
-	for i := range old {
-		f := &old[i]
-		if d < len(dels) && *dels[d] == *f {
+	delAt := make([]int, len(dels))
+	from := 0
+	for k, f := range dels {
+		i, found := slices.BinarySearchFunc(old[from:], f, compareFlow)
+		if !found {
+			return nil, fmt.Errorf("flow to remove not in program: %s", renderFlow(nil, f))
+		}
+		delAt[k] = from + i
+		from += i + 1
+	}
+	out := make([]openapi.Flow, 0, len(old)+len(adds)-len(dels))
+	next, a, d := 0, 0, 0 // next: first flow of old not yet copied or skipped
+	for a < len(adds) || d < len(dels) {
+		at, _ := len(old)+1, false
+		if a < len(adds) {
+			at, _ = slices.BinarySearchFunc(old[next:], adds[a], compareFlow)
+			at += next
+		}
+		if d < len(dels) && delAt[d] < at {
+			out = append(out, old[next:delAt[d]]...)
+			next = delAt[d] + 1
 			d++
 			continue
 		}
-		for a < len(adds) && compareFlows(adds[a], f) < 0 {
-			out = append(out, *adds[a])
-			a++
-		}
-		out = append(out, *f)
-	}
-	if d != len(dels) {
-		panic(fmt.Sprintf("compile: internal error: %d flows to remove are not in the program", len(dels)-d))
-	}
-	for ; a < len(adds); a++ {
+		out = append(out, old[next:at]...)
 		out = append(out, *adds[a])
+		next = at
+		a++
 	}
-	return out
+	return append(out, old[next:]...), nil
 }
 
-// Flow universe kinds for buildAll: which hosts a flow is on.
-const (
-	onAll    = iota // base flows: every host
-	onNet           // network is present
-	onTunnel        // network is present, host is not the tunnel's peer
-	onLocal         // host is the container's host
-	onRemote        // network is present, host is not the container's host
-)
-
-type uflow struct {
-	f    *openapi.Flow
-	key  hkey
-	kind uint8
-	net  int32
-	host int32
-}
-
-// buildAll builds every host's program from scratch after a bulk load. Each
-// distinct flow is sorted once; then every host takes, in that order, the
-// flows that are on it.
-func (c *Compiler) buildAll() map[string]*openapi.Program {
-	hosts := make([]*hostState, 0, len(c.hosts))
-	for _, h := range c.hosts {
-		hosts = append(hosts, h)
-	}
-	slices.SortFunc(hosts, func(a, b *hostState) int { return cmp.Compare(a.obj.Name, b.obj.Name) })
-	for i, h := range hosts {
-		h.idx = i
-	}
-	nets := make([]*netState, 0, len(c.nets))
-	for _, n := range c.nets {
-		if n.p != nil && len(n.present) > 0 {
-			n.idx = len(nets)
-			nets = append(nets, n)
-		}
-	}
-	present := make([]bool, len(nets)*len(hosts))
-
-	var u []uflow
-	add := func(fs []flowRec, kind uint8, net, host int) {
-		for i := range fs {
-			u = append(u, uflow{f: &fs[i].Flow, key: fs[i].key, kind: kind, net: int32(net), host: int32(host)})
-		}
-	}
-	add(baseFlows, onAll, 0, 0)
-	for _, n := range nets {
-		add(n.p.flows, onNet, n.idx, 0)
-		for name, pr := range n.present {
-			h := c.hosts[name].idx
-			present[n.idx*len(hosts)+h] = true
-			add(pr.tun, onTunnel, n.idx, h)
-		}
-		for _, ct := range n.active {
-			add(ct.f.local, onLocal, n.idx, ct.host.idx)
-			add(ct.f.common, onNet, n.idx, ct.host.idx)
-			add(ct.f.remote, onRemote, n.idx, ct.host.idx)
-		}
-	}
-	slices.SortFunc(u, func(a, b uflow) int { return compareFlows(a.f, b.f) })
-
-	on := func(e *uflow, h int) bool {
-		switch e.kind {
-		case onAll:
-			return true
-		case onLocal:
-			return int(e.host) == h
-		case onNet:
-			return present[int(e.net)*len(hosts)+h]
-		default: // onTunnel, onRemote
-			return int(e.host) != h && present[int(e.net)*len(hosts)+h]
-		}
-	}
-	out := make(map[string]*openapi.Program, len(hosts))
-	for _, h := range hosts {
-		n := 0
-		for i := range u {
-			if on(&u[i], h.idx) {
-				n++
-			}
-		}
-		flows := make([]openapi.Flow, 0, n)
-		h.sums = sums{}
-		for i := range u {
-			if on(&u[i], h.idx) {
-				flows = append(flows, *u[i].f)
-				h.sums.add(u[i].key, 1)
-			}
-		}
-		p := c.newProgram(h, flows)
-		for i := range p.Tunnels {
-			h.sums.add(tunnelKey(&p.Tunnels[i]), 1)
-		}
-		for i := range p.Containers {
-			h.sums.add(containerKey(&p.Containers[i]), 1)
-		}
-		h.sums.flows, h.sums.tunnels, h.sums.ctrs = len(p.Flows), len(p.Tunnels), len(p.Containers)
-		h.digest = h.sums.digest(h.obj.Name, p.Bridge)
-		h.rev = c.rev
-		p.Digest, p.Revision = h.digest, h.rev
-		h.prog, h.pend, h.stale = p, map[hkey]*pending{}, false
-		out[h.obj.Name] = p
-	}
-	return out
-}
+// compareFlow is compareFlows for slices.BinarySearchFunc.
+func compareFlow(a openapi.Flow, b *openapi.Flow) int { return compareFlows(&a, b) }

@@ -24,58 +24,72 @@ func (s *sums) add(k hkey, n int) {
 	s.h[1] += k[1] * uint64(n)
 }
 
-// elementHasher builds the canonical byte string of one element and hashes it.
-type elementHasher struct{ b []byte }
+// An element's canonical byte string is a tag byte, then its fields:
+// integers as 8 bytes, strings length-prefixed. hashOf hashes it.
 
-func (e *elementHasher) tag(t byte) *elementHasher { e.b = append(e.b[:0], t); return e }
+func appendInt(b []byte, v int64) []byte { return binary.BigEndian.AppendUint64(b, uint64(v)) }
 
-func (e *elementHasher) int(v int64) *elementHasher {
-	e.b = binary.BigEndian.AppendUint64(e.b, uint64(v))
-	return e
+func appendStr(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
 }
 
-func (e *elementHasher) str(s string) *elementHasher {
-	e.b = binary.BigEndian.AppendUint32(e.b, uint32(len(s)))
-	e.b = append(e.b, s...)
-	return e
-}
-
-func (e *elementHasher) sum() hkey {
-	d := sha256.Sum256(e.b)
+func hashOf(b []byte) hkey {
+	d := sha256.Sum256(b)
 	return hkey{binary.BigEndian.Uint64(d[0:8]), binary.BigEndian.Uint64(d[8:16])}
 }
 
+// hasherBuf is the size of the stack buffer elements are written to: most
+// fit.
+const hasherBuf = 512
+
 func flowKey(f *openapi.Flow) hkey {
-	var e elementHasher
-	e.b = make([]byte, 0, 32+len(f.Match)+len(f.Actions))
-	return e.tag('F').int(int64(f.Table)).int(int64(f.Priority)).int(int64(f.Cookie)).
-		str(f.Match).str(f.Actions).sum()
+	var buf [hasherBuf]byte
+	b := append(buf[:0], 'F')
+	b = appendInt(b, int64(f.Table))
+	b = appendInt(b, int64(f.Priority))
+	b = appendInt(b, int64(f.Cookie))
+	b = appendStr(b, f.Match)
+	return hashOf(appendStr(b, f.Actions))
 }
 
 func tunnelKey(t *openapi.TunnelPort) hkey {
-	var e elementHasher
-	return e.tag('T').str(t.Name).str(t.Type).str(t.PeerHost).str(t.RemoteIP).sum()
+	var buf [hasherBuf]byte
+	b := append(buf[:0], 'T')
+	for _, s := range [...]string{t.Name, t.Type, t.PeerHost, t.RemoteIP} {
+		b = appendStr(b, s)
+	}
+	return hashOf(b)
 }
 
 func containerKey(c *openapi.ContainerPort) hkey {
-	var e elementHasher
-	return e.tag('C').str(c.Name).str(c.Container).str(c.ID).str(c.Network).str(c.Netns).
-		str(c.Sandbox).str(c.IP).int(int64(c.PrefixLen)).str(c.MAC).str(c.Gateway).
-		int(int64(c.MTU)).sum()
+	var buf [hasherBuf]byte
+	b := append(buf[:0], 'C')
+	for _, s := range [...]string{c.Name, c.Container, c.ID, c.Network, c.Netns, c.Sandbox, c.IP, c.MAC, c.Gateway} {
+		b = appendStr(b, s)
+	}
+	b = appendInt(b, int64(c.PrefixLen))
+	return hashOf(appendInt(b, int64(c.MTU)))
 }
 
 func groupKey(g *openapi.Group) hkey {
-	var e elementHasher
-	return e.tag('G').int(int64(g.ID)).str(g.Spec).sum()
+	var buf [hasherBuf]byte
+	b := append(buf[:0], 'G')
+	b = appendInt(b, int64(g.ID))
+	return hashOf(appendStr(b, g.Spec))
 }
 
 // digest turns a host's accumulated content into its digest string.
 func (s *sums) digest(host string, br openapi.BridgeSpec) string {
-	var e elementHasher
-	e.tag('P').str(host).str(br.Name).str(br.FailMode).
-		int(int64(s.flows)).int(int64(s.tunnels)).int(int64(s.ctrs)).int(int64(s.groups)).
-		int(int64(s.h[0])).int(int64(s.h[1]))
-	d := sha256.Sum256(e.b)
+	var buf [hasherBuf]byte
+	b := append(buf[:0], 'P')
+	for _, x := range [...]string{host, br.Name, br.FailMode} {
+		b = appendStr(b, x)
+	}
+	for _, n := range [...]int64{int64(s.flows), int64(s.tunnels), int64(s.ctrs), int64(s.groups), int64(s.h[0]), int64(s.h[1])} {
+		b = appendInt(b, n)
+	}
+	d := sha256.Sum256(b)
 	return hex.EncodeToString(d[:16])
 }
 

@@ -95,7 +95,7 @@
 // # Ports and naming
 //
 // Port names are at most 15 bytes (IFNAMSIZ-1), deterministic and stable:
-// a container port is "syc" + the first 11 hex digits of the container ID
+// a container port is "syc" + the first 12 hex digits of the container ID
 // without dashes (ContainerPortName), a tunnel port is "syt" + 12 hex digits of
 // SHA-256(peer host name) (TunnelPortName). A host gets one tunnel port towards
 // every other host that shares a network with it (a network is present on a

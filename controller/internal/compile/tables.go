@@ -2,9 +2,9 @@ package compile
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -95,15 +95,13 @@ const (
 const CookieMask uint64 = 1<<48 - 1
 
 // Owner is the cookie (low 48 bits) of the flows that exist because of one
-// object: kind is KindContainer with the container ID, KindNetwork with the
-// network name, or KindHost with the host name. It is never 0, the cookie of
-// base flows.
+// object: the low 48 bits of the first 8 bytes of SHA-256(kind NUL id), where
+// kind is KindContainer with the container ID, KindNetwork with the network
+// name, or KindHost with the host name. It is never 0, the cookie of base
+// flows.
 func Owner(kind, id string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(kind))
-	h.Write([]byte{0})
-	h.Write([]byte(id))
-	c := h.Sum64() & CookieMask
+	sum := sha256.Sum256([]byte(kind + "\x00" + id))
+	c := binary.BigEndian.Uint64(sum[:8]) & CookieMask
 	if c == 0 {
 		c = 1
 	}
@@ -118,9 +116,9 @@ const (
 )
 
 // ContainerPortName is the OVS port name (host end of the veth) of the
-// container with the given ID: "syc" + the first 11 hex digits of the ID
-// without dashes, or of SHA-256(id) when the ID has fewer hex digits than
-// that or is not hex.
+// container with the given ID: "syc" + the first 12 hex digits of the ID
+// without dashes (48 bits: random in a UUID v4), or of SHA-256(id) when the
+// ID has fewer hex digits than that or is not hex.
 func ContainerPortName(id string) string {
 	const n = MaxPortName - len(ContainerPortPrefix)
 	hexID := strings.ToLower(strings.ReplaceAll(id, "-", ""))

@@ -1,0 +1,167 @@
+package compile
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// Diff is the delta that turns from into to (two programs of one host). A
+// nil from stands for no program: the delta then adds everything. A port or
+// group whose content changed is removed and added again.
+func Diff(from, to *openapi.Program) *openapi.ProgramDelta {
+	if from == nil {
+		from = &openapi.Program{}
+	}
+	d := &openapi.ProgramDelta{FromDigest: from.Digest, Digest: to.Digest}
+	d.AddFlows, d.RemoveFlows = diffFlows(from.Flows, to.Flows)
+	d.AddTunnels, d.RemoveTunnels = diffByKey(from.Tunnels, to.Tunnels, tunnelName)
+	d.AddContainers, d.RemoveContainers = diffByKey(from.Containers, to.Containers, containerName)
+	d.AddGroups, d.RemoveGroups = diffByKey(from.Groups, to.Groups, groupID)
+	return d
+}
+
+// Patch applies d to from and returns the new program (from is not
+// modified). It fails if d was not computed against from (FromDigest), if d
+// removes what from does not have or adds a port or group from already has,
+// or if the result does not have d's digest. The result keeps from's host,
+// bridge and revision: the caller sets the revision the delta came with.
+func Patch(from *openapi.Program, d *openapi.ProgramDelta) (*openapi.Program, error) {
+	if from == nil {
+		return nil, fmt.Errorf("patch: no program to patch")
+	}
+	if d.FromDigest != from.Digest {
+		return nil, fmt.Errorf("patch: delta is from digest %q, program has %q", d.FromDigest, from.Digest)
+	}
+	p := &openapi.Program{Host: from.Host, Revision: from.Revision, Bridge: from.Bridge}
+	var err error
+	if p.Flows, err = patchFlows(from.Flows, d.AddFlows, d.RemoveFlows); err != nil {
+		return nil, fmt.Errorf("patch: %v", err)
+	}
+	if p.Tunnels, err = patchByKey(from.Tunnels, d.RemoveTunnels, d.AddTunnels, tunnelName, "tunnel"); err != nil {
+		return nil, err
+	}
+	if p.Containers, err = patchByKey(from.Containers, d.RemoveContainers, d.AddContainers, containerName, "container port"); err != nil {
+		return nil, err
+	}
+	if p.Groups, err = patchByKey(from.Groups, d.RemoveGroups, d.AddGroups, groupID, "group"); err != nil {
+		return nil, err
+	}
+	p.Digest = Digest(p)
+	if d.Digest != "" && d.Digest != p.Digest {
+		return nil, fmt.Errorf("patch: result has digest %q, delta says %q", p.Digest, d.Digest)
+	}
+	return p, nil
+}
+
+func tunnelName(t *openapi.TunnelPort) string       { return t.Name }
+func containerName(c *openapi.ContainerPort) string { return c.Name }
+func groupID(g *openapi.Group) uint32               { return g.ID }
+
+// sortedFlows returns fs sorted, copying only if it is not sorted yet.
+func sortedFlows(fs []openapi.Flow) []openapi.Flow {
+	if slices.IsSortedFunc(fs, func(a, b openapi.Flow) int { return compareFlows(&a, &b) }) {
+		return fs
+	}
+	fs = slices.Clone(fs)
+	sortFlows(fs)
+	return fs
+}
+
+// diffFlows walks both sorted flow lists once.
+func diffFlows(from, to []openapi.Flow) (add, remove []openapi.Flow) {
+	from, to = sortedFlows(from), sortedFlows(to)
+	i, j := 0, 0
+	for i < len(from) || j < len(to) {
+		var c int
+		switch {
+		case i == len(from):
+			c = 1
+		case j == len(to):
+			c = -1
+		default:
+			c = compareFlows(&from[i], &to[j])
+		}
+		switch {
+		case c < 0:
+			remove = append(remove, from[i])
+			i++
+		case c > 0:
+			add = append(add, to[j])
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	return add, remove
+}
+
+func patchFlows(from, add, remove []openapi.Flow) ([]openapi.Flow, error) {
+	ptrs := func(fs []openapi.Flow) []*openapi.Flow {
+		ps := make([]*openapi.Flow, len(fs))
+		for i := range fs {
+			ps[i] = &fs[i]
+		}
+		return ps
+	}
+	return mergeSorted(sortedFlows(from), ptrs(add), ptrs(remove))
+}
+
+// diffByKey compares two lists of elements with unique keys: added or changed
+// elements are in add, removed or changed keys in remove (both sorted).
+func diffByKey[T comparable, K cmp.Ordered](from, to []T, key func(*T) K) (add []T, remove []K) {
+	old := make(map[K]*T, len(from))
+	for i := range from {
+		old[key(&from[i])] = &from[i]
+	}
+	seen := make(map[K]bool, len(to))
+	for i := range to {
+		k := key(&to[i])
+		seen[k] = true
+		if o := old[k]; o == nil || *o != to[i] {
+			add = append(add, to[i])
+			if o != nil {
+				remove = append(remove, k)
+			}
+		}
+	}
+	for k := range old {
+		if !seen[k] {
+			remove = append(remove, k)
+		}
+	}
+	slices.SortFunc(add, func(a, b T) int { return cmp.Compare(key(&a), key(&b)) })
+	slices.Sort(remove)
+	return add, remove
+}
+
+// patchByKey removes then adds elements by key and returns them sorted by
+// key, never nil.
+func patchByKey[T any, K cmp.Ordered](from []T, remove []K, add []T, key func(*T) K, what string) ([]T, error) {
+	m := make(map[K]T, len(from)+len(add))
+	for i := range from {
+		m[key(&from[i])] = from[i]
+	}
+	for _, k := range remove {
+		if _, ok := m[k]; !ok {
+			return nil, fmt.Errorf("patch: %s %v to remove is not in the program", what, k)
+		}
+		delete(m, k)
+	}
+	for i := range add {
+		k := key(&add[i])
+		if _, ok := m[k]; ok {
+			return nil, fmt.Errorf("patch: %s %v to add is already in the program", what, k)
+		}
+		m[k] = add[i]
+	}
+	out := make([]T, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b T) int { return cmp.Compare(key(&a), key(&b)) })
+	return out, nil
+}

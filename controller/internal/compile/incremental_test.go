@@ -1,0 +1,231 @@
+package compile
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// TestTransitions: for pairs of snapshots A, B and every host in both,
+// Patch(Compile(A), Diff(Compile(A), Compile(B))) == Compile(B), digests
+// included.
+func TestTransitions(t *testing.T) {
+	var snaps []*Snapshot
+	for _, s := range goldenScenarios() {
+		snaps = append(snaps, s)
+	}
+	w := &randomWorld{r: rand.New(rand.NewPCG(3, 3))}
+	for i := 0; i < 40; i++ {
+		snaps = append(snaps, w.snapshot())
+	}
+	for i, a := range snaps {
+		pa := Compile(a)
+		for j, b := range snaps {
+			pb := Compile(b)
+			for h, to := range pb {
+				from := pa[h]
+				if from == nil {
+					continue
+				}
+				d := Diff(from, to)
+				got, err := Patch(from, d)
+				if err != nil {
+					t.Fatalf("snapshots %d->%d host %s: %v", i, j, h, err)
+				}
+				sameProgram(t, fmt.Sprintf("snapshots %d->%d", i, j), got, to)
+				if i == j && (len(d.AddFlows)+len(d.RemoveFlows)+len(d.AddTunnels)+len(d.RemoveTunnels)+
+					len(d.AddContainers)+len(d.RemoveContainers) != 0 || d.FromDigest != d.Digest) {
+					t.Fatalf("snapshot %d: diff of a program with itself is not empty", i)
+				}
+			}
+		}
+	}
+}
+
+func TestPatchRejects(t *testing.T) {
+	progs := Compile(goldenScenarios()["three-hosts"])
+	p := progs["h2"]
+	if _, err := Patch(p, &openapi.ProgramDelta{FromDigest: "other"}); err == nil {
+		t.Error("Patch accepted a delta from another digest")
+	}
+	if _, err := Patch(p, &openapi.ProgramDelta{FromDigest: p.Digest, RemoveFlows: []openapi.Flow{{Table: 3, Match: "nope"}}}); err == nil {
+		t.Error("Patch removed a flow the program does not have")
+	}
+	if _, err := Patch(p, &openapi.ProgramDelta{FromDigest: p.Digest, AddTunnels: p.Tunnels[:1]}); err == nil {
+		t.Error("Patch added a tunnel the program already has")
+	}
+	if _, err := Patch(p, &openapi.ProgramDelta{FromDigest: p.Digest, RemoveContainers: []string{"sycnope"}}); err == nil {
+		t.Error("Patch removed a container port the program does not have")
+	}
+	if _, err := Patch(p, &openapi.ProgramDelta{FromDigest: p.Digest, Digest: "wrong"}); err == nil {
+		t.Error("Patch accepted a result whose digest differs from the delta's")
+	}
+}
+
+// TestDiffPatchGroupsUnsorted covers what compiled programs do not have yet:
+// groups, and flows in no particular order.
+func TestDiffPatchGroupsUnsorted(t *testing.T) {
+	a := Compile(goldenScenarios()["one-host"])["h1"]
+	b := *a
+	b.Flows = append([]openapi.Flow{{Table: 4, Priority: 10, Match: "ip", Actions: "group:1"}}, a.Flows...)
+	b.Groups = []openapi.Group{{ID: 2, Spec: "type=select,bucket=output:1"}, {ID: 1, Spec: "type=select,bucket=output:2"}}
+	b.Digest = Digest(&b)
+	d := Diff(a, &b)
+	if len(d.AddFlows) != 1 || len(d.AddGroups) != 2 {
+		t.Fatalf("delta %+v", d)
+	}
+	got, err := Patch(a, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Digest != b.Digest || len(got.Groups) != 2 || got.Groups[0].ID != 1 {
+		t.Fatalf("patched: %+v", got.Groups)
+	}
+	c := b
+	c.Groups = []openapi.Group{{ID: 1, Spec: "type=all,bucket=output:2"}}
+	c.Digest = Digest(&c)
+	d = Diff(&b, &c)
+	if len(d.RemoveGroups) != 2 || len(d.AddGroups) != 1 {
+		t.Fatalf("group delta %+v", d)
+	}
+	if got, err := Patch(&b, d); err != nil || got.Digest != c.Digest {
+		t.Fatalf("patch groups: %v", err)
+	}
+	if !strings.HasPrefix(Render(&b), "table=0,") {
+		t.Fatal("Render does not sort")
+	}
+}
+
+// TestIncrementalEqualsFull applies random sequences of random changes, one
+// or a few per step, and checks after every step that: the hosts reported
+// are exactly those whose program changed; each reported delta patches the
+// previous program into the new one; and every program equals the full
+// compile of the resulting snapshot.
+func TestIncrementalEqualsFull(t *testing.T) {
+	seeds, steps := 150, 40
+	if testing.Short() {
+		seeds = 20
+	}
+	for seed := 0; seed < seeds; seed++ {
+		r := rand.New(rand.NewPCG(uint64(seed), 11))
+		w := &randomWorld{r: r}
+		s := w.snapshot()
+		m := newModel(s)
+		c := New()
+		prev := c.Full(s)
+		for step := 1; step <= steps; step++ {
+			var batch []Change
+			for k := 1 + r.IntN(3)*r.IntN(2); k > 0; k-- {
+				ch := w.change(m)
+				m.apply(ch)
+				batch = append(batch, ch)
+			}
+			m.rev++
+			ups := c.Apply(m.rev, batch...)
+			where := fmt.Sprintf("seed %d step %d (%s)", seed, step, describe(batch))
+			full := Compile(m.snapshot(r))
+			checkInvariants(t, m.snapshot(nil), full)
+			cur := map[string]*openapi.Program{}
+			for _, h := range c.Hosts() {
+				cur[h] = c.Program(h)
+				if full[h] == nil {
+					t.Fatalf("%s: compiler has host %s, snapshot does not", where, h)
+				}
+				sameProgram(t, where, cur[h], full[h])
+			}
+			if len(cur) != len(full) {
+				t.Fatalf("%s: compiler has %d hosts, full compile %d", where, len(cur), len(full))
+			}
+			reported := map[string]bool{}
+			for _, u := range ups {
+				reported[u.Host] = true
+				switch {
+				case u.Removed:
+					if cur[u.Host] != nil || prev[u.Host] == nil {
+						t.Fatalf("%s: %s reported removed", where, u.Host)
+					}
+				case u.New:
+					if u.Delta.FromDigest != "" {
+						t.Fatalf("%s: new host %s has a FromDigest", where, u.Host)
+					}
+					got, err := Patch(&openapi.Program{Host: u.Host, Bridge: bridgeSpec()}, u.Delta)
+					if err != nil {
+						t.Fatalf("%s: new host %s: %v", where, u.Host, err)
+					}
+					sameProgram(t, where+" new host delta", got, cur[u.Host])
+				default:
+					if prev[u.Host] == nil {
+						t.Fatalf("%s: %s reported changed, had no program", where, u.Host)
+					}
+					got, err := Patch(prev[u.Host], u.Delta)
+					if err != nil {
+						t.Fatalf("%s: host %s: %v", where, u.Host, err)
+					}
+					sameProgram(t, where+" delta", got, cur[u.Host])
+					if got.Digest == prev[u.Host].Digest {
+						t.Fatalf("%s: %s reported without a change", where, u.Host)
+					}
+					if cur[u.Host].Revision != m.rev {
+						t.Fatalf("%s: %s changed but has revision %d", where, u.Host, cur[u.Host].Revision)
+					}
+				}
+				if !u.Removed && u.Digest != cur[u.Host].Digest {
+					t.Fatalf("%s: %s update digest %s, program %s", where, u.Host, u.Digest, cur[u.Host].Digest)
+				}
+			}
+			for h, p := range cur {
+				if !reported[h] && (prev[h] == nil || prev[h].Digest != p.Digest || prev[h] != p) {
+					t.Fatalf("%s: %s changed (or is new) but was not reported", where, h)
+				}
+			}
+			prev = cur
+		}
+	}
+}
+
+func describe(batch []Change) string {
+	var parts []string
+	for _, ch := range batch {
+		op := "put"
+		if ch.delete {
+			op = "delete"
+		}
+		parts = append(parts, op+" "+ch.kind+" "+ch.key)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// TestProgramsImmutable: a program handed out is not changed by later
+// Apply calls.
+func TestProgramsImmutable(t *testing.T) {
+	s := goldenScenarios()["three-hosts"]
+	c := New()
+	progs := c.Full(s)
+	before := Render(progs["h2"])
+	digest := progs["h2"].Digest
+	c.Apply(9, DeleteContainer(s.Containers[2].ID), PutContainer(container("new", "blue", 1, 9, "h2")))
+	if Render(progs["h2"]) != before || progs["h2"].Digest != digest {
+		t.Fatal("Apply modified a program handed out earlier")
+	}
+	if c.Program("h2").Digest == digest {
+		t.Fatal("the change did not change h2's program")
+	}
+}
+
+// TestSnapshotCarried: services and policies are kept, and the compiler's
+// snapshot round-trips.
+func TestSnapshotCarried(t *testing.T) {
+	s := goldenScenarios()["one-host"]
+	s.Services = []openapi.Service{{Meta: openapi.Meta{ID: "s1"}, Name: "web"}}
+	s.Policies = []openapi.Policy{{Meta: openapi.Meta{ID: "p1"}, Name: "deny"}}
+	c := New()
+	c.Full(s)
+	c.Apply(8, PutPolicy(openapi.Policy{Meta: openapi.Meta{ID: "p2"}, Name: "allow"}), DeleteService("s1"))
+	got := c.Snapshot()
+	if got.Revision != 8 || len(got.Services) != 0 || len(got.Policies) != 2 || len(got.Containers) != 2 {
+		t.Fatalf("snapshot: %+v", got)
+	}
+}

@@ -20,7 +20,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/safchain/ethtool"
 	"github.com/switchyard/switchyard/openapi"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -58,7 +57,7 @@ type Manager struct {
 	opts   Options
 	hostNs netns.NsHandle
 	host   *netlink.Handle
-	hostET *ethtool.Ethtool
+	hostET *ethtoolSock
 
 	prepareOnce sync.Once
 	prepareErr  error
@@ -86,7 +85,7 @@ func New(opts Options) (*Manager, error) {
 		m.hostNs.Close()
 		return nil, fmt.Errorf("netlink in host netns: %w", err)
 	}
-	if m.hostET, err = ethtoolIn(m.hostNs); err != nil {
+	if m.hostET, err = ethtoolSocketIn(m.hostNs); err != nil {
 		m.host.Close()
 		m.hostNs.Close()
 		return nil, fmt.Errorf("ethtool in host netns: %w", err)
@@ -373,19 +372,19 @@ func (m *Manager) ensureAttrs(c *netlink.Handle, ns netns.NsHandle, host, peer n
 }
 
 func (m *Manager) ensureOffload(ns netns.NsHandle, name string, diffs []string, fix bool) ([]string, error) {
-	d, err := ensureTxOff(m.hostET, name, fix)
+	d, err := ensureTxOff(m.hostET, m.hostNs, name, fix)
 	if d != "" {
 		diffs = append(diffs, d)
 	}
 	if err != nil {
 		return diffs, err
 	}
-	et, err := ethtoolIn(ns)
+	et, err := ethtoolSocketIn(ns)
 	if err != nil {
 		return diffs, err
 	}
 	defer et.Close()
-	d, err = ensureTxOff(et, ContainerIface, fix)
+	d, err = ensureTxOff(et, ns, ContainerIface, fix)
 	if d != "" {
 		diffs = append(diffs, d)
 	}

@@ -22,7 +22,7 @@ type testEnv struct {
 	m      *Manager
 }
 
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() == 0 {
 		return
@@ -33,7 +33,9 @@ func needRoot(t *testing.T) {
 	t.Skip("needs root")
 }
 
-func newEnv(t *testing.T) *testEnv {
+func newEnv(t *testing.T) *testEnv { return newEnvB(t) }
+
+func newEnvB(t testing.TB) *testEnv {
 	t.Helper()
 	needRoot(t)
 	b := make([]byte, 3)

@@ -8,27 +8,19 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
 // DefaultNetnsDir is where named network namespaces live, as with `ip netns`.
 const DefaultNetnsDir = "/run/netns"
 
-// inThread runs fn on a fresh OS thread that first joins ns (unless ns is
-// negative). The thread is never handed back to the Go scheduler: its
-// goroutine exits locked, so the runtime destroys the thread and no other
-// goroutine ever runs in a namespace it did not ask for.
-func inThread(ns netns.NsHandle, fn func() error) error {
+// onThrowawayThread runs fn on an OS thread that is never handed back to
+// the Go scheduler: its goroutine exits locked, so the runtime destroys the
+// thread, and a namespace change made by fn (unshare) dies with it.
+func onThrowawayThread(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // intentionally never unlocked
-		if ns >= 0 {
-			if err := netns.Set(ns); err != nil {
-				errc <- fmt.Errorf("setns: %w", err)
-				return
-			}
-		}
 		errc <- fn()
 	}()
 	return <-errc
@@ -72,7 +64,7 @@ func createNamedNetns(path string) error {
 		return err
 	}
 	f.Close()
-	err = inThread(-1, func() error {
+	err = onThrowawayThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("unshare: %w", err)
 		}

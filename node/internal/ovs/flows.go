@@ -20,7 +20,6 @@ func Cookie(owner uint64, gen uint16) uint64 {
 }
 
 var (
-	portRef  = regexp.MustCompile(`\$\{port:([^}]*)\}`)
 	groupRef = regexp.MustCompile(`\bgroup:(\d+)`)
 )
 
@@ -79,23 +78,39 @@ type resolver struct {
 	failed  map[string]string // program ports that failed, with why
 }
 
+const portRefOpen = "${port:"
+
+// substitute replaces every ${port:NAME} in s with NAME's ofport. It scans
+// by hand: it runs for every match and action of every flow on every apply.
 func (r resolver) substitute(s string) (string, error) {
-	var err error
-	out := portRef.ReplaceAllStringFunc(s, func(ref string) string {
-		name := portRef.FindStringSubmatch(ref)[1]
-		if n, ok := r.ofports[name]; ok && n > 0 {
-			return strconv.Itoa(n)
+	i := strings.Index(s, portRefOpen)
+	if i < 0 {
+		return s, nil
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i >= 0 {
+		b.WriteString(s[:i])
+		s = s[i+len(portRefOpen):]
+		end := strings.IndexByte(s, '}')
+		if end < 0 {
+			return "", fmt.Errorf("unterminated %s", portRefOpen)
 		}
-		if err == nil {
-			if why, ok := r.failed[name]; ok {
-				err = fmt.Errorf("port %s failed: %s", name, why)
-			} else {
-				err = fmt.Errorf("port %s is not in the program", name)
-			}
+		name := s[:end]
+		s = s[end+1:]
+		n, ok := r.ofports[name]
+		switch {
+		case ok && n > 0:
+			b.WriteString(strconv.Itoa(n))
+		case r.failed[name] != "":
+			return "", fmt.Errorf("port %s failed: %s", name, r.failed[name])
+		default:
+			return "", fmt.Errorf("port %s is not in the program", name)
 		}
-		return ref
-	})
-	return out, err
+		i = strings.Index(s, portRefOpen)
+	}
+	b.WriteString(s)
+	return b.String(), nil
 }
 
 // resolve turns the program's flows and groups into what gets installed,
@@ -162,10 +177,12 @@ func renderFlow(f *openapi.Flow, r resolver, gen uint16, gt groupTable) (line, k
 	if err != nil {
 		return "", "", err
 	}
-	for _, m := range groupRef.FindAllStringSubmatch(actions, -1) {
-		id, _ := strconv.ParseUint(m[1], 10, 32)
-		if _, ok := gt[uint32(id)]; !ok {
-			return "", "", fmt.Errorf("group %d is not installed", id)
+	if strings.Contains(actions, "group:") {
+		for _, m := range groupRef.FindAllStringSubmatch(actions, -1) {
+			id, _ := strconv.ParseUint(m[1], 10, 32)
+			if _, ok := gt[uint32(id)]; !ok {
+				return "", "", fmt.Errorf("group %d is not installed", id)
+			}
 		}
 	}
 	key = fmt.Sprintf("table=%d, priority=%d", f.Table, f.Priority)

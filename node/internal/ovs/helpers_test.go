@@ -2,6 +2,9 @@ package ovs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -123,8 +126,18 @@ func newApplier(t testing.TB, l *lab.Lab, h *lab.Host) *Applier {
 	return a
 }
 
+// seal sets p.Digest to a hash of p's content, as the controller does.
+func seal(p *openapi.Program) *openapi.Program {
+	p.Digest = ""
+	b, _ := json.Marshal(p)
+	sum := sha256.Sum256(b)
+	p.Digest = hex.EncodeToString(sum[:8])
+	return p
+}
+
 func apply(t testing.TB, a *Applier, p *openapi.Program) ApplyResult {
 	t.Helper()
+	seal(p)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	res, err := a.Apply(ctx, p)

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/openapi"
 	"github.com/switchyard/switchyard/tests/lab"
 )
 
@@ -141,3 +143,76 @@ func TestNewGenerationNoLoss(t *testing.T) {
 }
 
 var cookieRE = regexp.MustCompile(`cookie=0x([0-9a-f]+)`)
+
+func TestGroupsAndBadFlows(t *testing.T) {
+	l := newLab(t, 1, "geneve")
+	h := l.Hosts[0]
+	a := newApplier(t, l, h)
+	c1, c2, c3 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h1"}, ctr{n: 3, host: "h1"}
+	base := program("h1", 1, []ctr{c1, c2, c3}, nil, "geneve")
+	// 10.60.0.100 is an "anycast" address answered through a select group
+	// by c2 or c3 (both have it as a secondary address).
+	withGroup := func(rev int64, buckets string, bad bool) *openapi.Program {
+		p := *base
+		p.Revision = rev
+		p.Flows = append(slices.Clone(base.Flows),
+			openapi.Flow{Table: 1, Priority: 200, Cookie: 0xf001, Match: "ip,nw_dst=10.60.0.100", Actions: "group:7"},
+			arpResponder(ctr{n: 100}))
+		p.Groups = []openapi.Group{{ID: 7, Spec: "type=select,selection_method=hash,fields(ip_src)," + buckets}}
+		if bad {
+			p.Flows = append(p.Flows, openapi.Flow{Table: 3, Priority: 1, Cookie: 0xbad, Actions: "frobnicate:1"})
+		}
+		return &p
+	}
+	p1 := withGroup(1, "bucket=mod_dl_dst:"+c2.mac()+",output:${port:vc2}", true)
+	res := apply(t, a, p1)
+	if len(res.Dropped) != 1 || res.Dropped[0].Flow == nil || res.Dropped[0].Flow.Cookie != 0xbad ||
+		!strings.Contains(res.Dropped[0].Reason, "frobnicate") {
+		t.Fatalf("dropped %v, want the bad flow with ovs-ofctl's reason", res.Dropped)
+	}
+	if n := len(flows(t, h)); n != len(p1.Flows)-1 {
+		t.Fatalf("%d flows installed, want %d", n, len(p1.Flows)-1)
+	}
+	// Apply keeps eth0 at exactly the program's address, so the anycast
+	// address is added again after every apply.
+	anycast := func() {
+		for _, c := range []ctr{c2, c3} {
+			h.MustRun(t, "ip", "netns", "exec", sandbox(l, h, c), "ip", "addr", "replace", "10.60.0.100/32", "dev", "eth0")
+		}
+	}
+	anycast()
+	ping(t, sandbox(l, h, c1), ctr{n: 100})
+	g := h.OFCtl(t, "dump-groups", "br-int")
+	if !strings.Contains(g, "group_id=7,type=select") || strings.Count(g, "bucket=") != 1 {
+		t.Fatalf("groups:\n%s", g)
+	}
+	// Change the group (delta: group modify), then drop it (group deleted
+	// after the flow that uses it).
+	p2 := withGroup(2, "bucket=mod_dl_dst:"+c2.mac()+",output:${port:vc2},bucket=mod_dl_dst:"+c3.mac()+",output:${port:vc3}", false)
+	if res := apply(t, a, p2); res.OpenFlow != "delta" || res.OFCtlRuns != 1 || len(res.Dropped) != 0 {
+		t.Fatalf("group change: mode %s, %d ovs-ofctl runs, dropped %v", res.OpenFlow, res.OFCtlRuns, res.Dropped)
+	}
+	if g := h.OFCtl(t, "dump-groups", "br-int"); strings.Count(g, "bucket=") != 2 {
+		t.Fatalf("groups after modify:\n%s", g)
+	}
+	anycast()
+	ping(t, sandbox(l, h, c1), ctr{n: 100})
+	if o := observe(t, a); len(o.Drift) != 2 || !driftHas(o, "extra address 10.60.0.100/32") {
+		t.Fatalf("drift: %v, want only the anycast addresses", o.Drift)
+	}
+	h.OFCtl(t, "del-groups", "br-int", "group_id=7")
+	if o := observe(t, a); !driftHas(o, "group 7 missing") {
+		t.Fatalf("deleted group not seen: %v", o.Drift)
+	}
+	res = apply(t, a, p2)
+	if g := h.OFCtl(t, "dump-groups", "br-int"); strings.Count(g, "bucket=") != 2 || res.OpenFlow != "full" {
+		t.Fatalf("group not repaired (%s):\n%s", res.OpenFlow, g)
+	}
+	res = apply(t, a, base)
+	if g := h.OFCtl(t, "dump-groups", "br-int"); strings.Contains(g, "group_id=7") || res.OpenFlow != "delta" {
+		t.Fatalf("group not removed (%s):\n%s", res.OpenFlow, g)
+	}
+	if n := len(flows(t, h)); n != len(base.Flows) {
+		t.Fatalf("%d flows, want %d", n, len(base.Flows))
+	}
+}

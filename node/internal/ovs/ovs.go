@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -108,6 +109,18 @@ type applied struct {
 	specs   []portSpec
 	ofports map[string]int
 	failed  map[string]string
+	// resolved caches resolve's output for the program's digest.
+	resolved *resolvedTables
+}
+
+type resolvedTables struct {
+	digest  string
+	gen     uint16
+	ofports map[string]int
+	failed  map[string]string
+	flows   flowTable
+	groups  groupTable
+	dropped []Dropped
 }
 
 // New connects to OVSDB and prepares the link manager. It changes nothing.
@@ -341,7 +354,7 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	// 3. OpenFlow.
 	t = time.Now()
 	runs := a.of.runs.Load()
-	ft, gt, dropped := resolve(prog.Flows, prog.Groups, resolver{ofports: ofports, failed: failed}, a.gen)
+	ft, gt, dropped := a.resolveCached(prog, ofports, failed)
 	res.Dropped = dropped
 	sres, err := a.syncFlows(ctx, ft, gt)
 	res.Dropped = append(res.Dropped, sres.dropped...)
@@ -352,7 +365,8 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	for i := range specs {
 		specs[i].Reopen = false
 	}
-	a.last = &applied{prog: prog, specs: specs, ofports: ofports, failed: failed}
+	a.last = &applied{prog: prog, specs: specs, ofports: ofports, failed: failed,
+		resolved: &resolvedTables{digest: prog.Digest, gen: a.gen, ofports: ofports, failed: failed, flows: ft, groups: gt, dropped: dropped}}
 	res.Timing.Total = time.Since(start)
 	return res, err
 }
@@ -444,4 +458,19 @@ func (a *Applier) statuses(prog *openapi.Program, states map[string]portState, f
 		add(c.Name, c.Container, true)
 	}
 	return out
+}
+
+// resolveCached resolves prog's flows and groups, reusing the last apply's
+// tables when the program (by digest), the generation and the ports are
+// the same: re-applying an unchanged program of thousands of flows then
+// costs no rendering.
+func (a *Applier) resolveCached(prog *openapi.Program, ofports map[string]int, failed map[string]string) (flowTable, groupTable, []Dropped) {
+	if a.last != nil && a.last.resolved != nil {
+		c := a.last.resolved
+		if prog.Digest != "" && c.digest == prog.Digest && c.gen == a.gen &&
+			maps.Equal(c.ofports, ofports) && maps.Equal(c.failed, failed) {
+			return c.flows, c.groups, c.dropped
+		}
+	}
+	return resolve(prog.Flows, prog.Groups, resolver{ofports: ofports, failed: failed}, a.gen)
 }

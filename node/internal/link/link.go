@@ -33,6 +33,10 @@ const AliasPrefix = "switchyard:"
 // ContainerIface is the name of the container end of every veth.
 const ContainerIface = "eth0"
 
+// CreatedVeth starts the change Ensure reports when it (re)created a veth
+// pair: the host end is a new device even if its name is old.
+const CreatedVeth = "created veth "
+
 // DefaultSandboxPrefix names managed sandboxes when Options.SandboxPrefix is empty.
 const DefaultSandboxPrefix = "switchyard-"
 
@@ -302,7 +306,7 @@ func (m *Manager) ensurePair(c *netlink.Handle, ns netns.NsHandle, p openapi.Con
 	if peer, err = c.LinkByName(ContainerIface); err != nil {
 		return nil, nil, diffs, fmt.Errorf("created veth %s: peer: %w", p.Name, err)
 	}
-	return host, peer, append(diffs, "created veth "+p.Name), nil
+	return host, peer, append(diffs, CreatedVeth+p.Name), nil
 }
 
 // paired reports whether host and peer are the two ends of one veth.

@@ -97,7 +97,7 @@ func TestEnsureCreatesAndIsIdempotent(t *testing.T) {
 	e := newEnv(t)
 	p := port("vtest"+e.id[:4], "c1", "10.77.0.2", "02:00:00:00:00:02")
 	d := mustEnsure(t, e.m, p)
-	if !slices.Contains(d, "created veth "+p.Name) {
+	if !slices.Contains(d, CreatedVeth+p.Name) {
 		t.Fatalf("first Ensure: %v", d)
 	}
 	if d := mustEnsure(t, e.m, p); len(d) != 0 {
@@ -164,7 +164,7 @@ func TestEnsureRepairs(t *testing.T) {
 	// A wrong program value (new MAC, MTU, address) is applied in place.
 	p.MAC, p.MTU, p.IP = "02:00:00:00:00:33", 1450, "10.77.0.33"
 	d := mustEnsure(t, e.m, p)
-	if slices.Contains(d, "created veth "+p.Name) || len(d) == 0 {
+	if slices.Contains(d, CreatedVeth+p.Name) || len(d) == 0 {
 		t.Fatalf("in-place change: %v", d)
 	}
 	if out := in(t, sb, "ip", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, "10.77.0.33/24") || strings.Contains(out, "10.77.0.3/") {

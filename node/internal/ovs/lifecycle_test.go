@@ -216,3 +216,46 @@ func TestGroupsAndBadFlows(t *testing.T) {
 		t.Fatalf("%d flows, want %d", n, len(base.Flows))
 	}
 }
+
+func TestOVSRestart(t *testing.T) {
+	l := newLab(t, 2, "geneve")
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	a1, a2 := newApplier(t, l, h1), newApplier(t, l, h2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c1, c2 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h2"}
+	all := []ctr{c1, c2}
+	ps := []*openapi.Program{
+		program("h1", 1, all, map[string]string{"h2": h2.UnderlayAddr.Addr().String()}, "geneve"),
+		program("h2", 1, all, map[string]string{"h1": h1.UnderlayAddr.Addr().String()}, "geneve"),
+	}
+	for i, a := range []*Applier{a1, a2} {
+		h := l.Hosts[i]
+		if err := a.EnsureUnderlay(ctx, h.UnderlayIface, h.UnderlayAddr); err != nil {
+			t.Fatal(err)
+		}
+		apply(t, a, ps[i])
+	}
+	ping(t, sandbox(l, h1, c1), c2)
+	want := flows(t, h1)
+
+	// ovs-vswitchd restarts: flows and the br-phy tap (with the underlay
+	// address) are gone, OVSDB survives.
+	h1.RestartOVS(t)
+	if o := observe(t, a1); !driftHas(o, "flow missing") {
+		t.Fatalf("lost flows not seen as drift: %v", o.Drift)
+	}
+	if err := a1.EnsureUnderlay(ctx, h1.UnderlayIface, h1.UnderlayAddr); err != nil {
+		t.Fatal(err)
+	}
+	if res := apply(t, a1, ps[0]); res.OpenFlow != "full" || res.Degraded() {
+		t.Fatalf("apply after restart: %s, %+v", res.OpenFlow, res.Ports)
+	}
+	if got := flows(t, h1); !slices.Equal(got, want) {
+		t.Fatalf("flows after restart:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	ping(t, sandbox(l, h1, c1), c2)
+	if o := observe(t, a1); o.Drifted() {
+		t.Fatalf("drift after repair: %v", o.Drift)
+	}
+}

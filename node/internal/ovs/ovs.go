@@ -289,7 +289,7 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 		diffs, err := a.links.Ensure(c)
 		for _, d := range diffs {
 			res.LinkChanges = append(res.LinkChanges, c.Name+": "+d)
-			if strings.HasPrefix(d, "created veth") {
+			if strings.HasPrefix(d, link.CreatedVeth) {
 				fresh[c.Name] = true
 			}
 		}
@@ -377,7 +377,7 @@ func (a *Applier) validatePorts(prog *openapi.Program) map[string]string {
 	seen := map[string]bool{}
 	check := func(name string) {
 		switch {
-		case name == "" || len(name) > 15:
+		case name == "" || strings.ContainsAny(name, " /${}"):
 			failed[name] = "invalid port name"
 		case name == a.opts.Bridge || name == a.opts.UnderlayBridge:
 			failed[name] = "port name is a bridge name"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard/switchyard/controller/internal/api"
 	"github.com/switchyard/switchyard/controller/internal/config"
+	"github.com/switchyard/switchyard/controller/internal/nodes"
 	"github.com/switchyard/switchyard/controller/internal/store"
 )
 
@@ -53,7 +54,10 @@ func run() error {
 		fmt.Fprintf(os.Stderr, "admin token: %s\n", generated)
 	}
 
-	srv := &api.Server{Store: st, Log: slog.Default()}
+	mgr := nodes.New(st, slog.Default())
+	go mgr.Run(ctx)
+	srv := &api.Server{Store: st, Log: slog.Default(), Realizer: mgr,
+		Nodes: &nodes.Handler{M: mgr, Fail: api.Fail, Decode: api.Decode, Actor: api.Actor}}
 	hs := &http.Server{Addr: cfg.Listen, Handler: srv.Handler(ctx), ReadHeaderTimeout: 10 * time.Second,
 		// Requests end with the process: open event streams close at once.
 		BaseContext: func(net.Listener) context.Context { return ctx }}

@@ -98,11 +98,12 @@ type ProgramDelta struct {
 
 // PortStatus is the state of one port as the agent sees it.
 type PortStatus struct {
-	Name      string `json:"name"`
-	Container string `json:"container,omitempty"`
-	OFPort    int    `json:"ofport"`
-	Up        bool   `json:"up"`
-	Error     string `json:"error,omitempty"`
+	Name        string `json:"name"`
+	Container   string `json:"container,omitempty"`
+	ContainerID string `json:"containerId,omitempty"`
+	OFPort      int    `json:"ofport"`
+	Up          bool   `json:"up"`
+	Error       string `json:"error,omitempty"`
 }
 
 // NodeStatus is the agent's report: the revision it has applied and its ports.

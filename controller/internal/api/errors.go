@@ -93,3 +93,11 @@ func (s *Server) recover() gin.HandlerFunc {
 		c.Next()
 	}
 }
+
+// Fail, Decode and Actor let other rooms' handlers (the node protocol) answer
+// and read the way this package does.
+var (
+	Fail   = fail
+	Decode = decode
+	Actor  = actor
+)

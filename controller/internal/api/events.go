@@ -39,7 +39,7 @@ func (h *hub) unsubscribe(ch chan struct{}) {
 	h.mu.Unlock()
 }
 
-func (h *hub) publish(int64) {
+func (h *hub) publish(string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for ch := range h.subs {

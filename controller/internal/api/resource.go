@@ -25,7 +25,7 @@ type resource[T any] struct {
 	get            func(ctx context.Context, ref, network string) (T, error)
 	create         func(ctx context.Context, actor string, v T) (T, error)
 	update         func(ctx context.Context, actor, ref, network string, ifMatch int64, v T) (T, error)
-	del            func(ctx context.Context, actor, ref, network string, ifMatch int64) error
+	del            func(ctx context.Context, actor, ref, network string, ifMatch int64) (int64, error)
 	meta           func(*T) *openapi.Meta
 }
 
@@ -147,19 +147,14 @@ func (r resource[T]) handleDelete(s *Server, c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	if err := r.del(c.Request.Context(), actor(c), c.Param("ref"), c.Query("network"), ifMatch); err != nil {
+	rev, err := r.del(c.Request.Context(), actor(c), c.Param("ref"), c.Query("network"), ifMatch)
+	if err != nil {
 		fail(c, err)
 		return
 	}
-	if wait.realized {
-		rev, err := s.Store.Revision(c.Request.Context())
-		if err == nil {
-			err = s.waitRealized(c, wait, rev)
-		}
-		if err != nil {
-			fail(c, err)
-			return
-		}
+	if err := s.waitRealized(c, wait, rev); err != nil {
+		fail(c, err)
+		return
 	}
 	c.Status(http.StatusNoContent)
 }

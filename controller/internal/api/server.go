@@ -55,7 +55,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s.hub = newHub()
-	go s.Store.Listen(ctx, s.hub.publish)
+	go s.Store.Listen(ctx, store.NotifyChannel, s.hub.publish)
 	s.metrics = newMetrics(s.Store)
 
 	r := gin.New()
@@ -80,7 +80,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 		update: func(ctx context.Context, actor, ref, _ string, ifMatch int64, v openapi.Host) (openapi.Host, error) {
 			return s.Store.UpdateHost(ctx, actor, ref, ifMatch, v)
 		},
-		del: func(ctx context.Context, actor, ref, _ string, ifMatch int64) error {
+		del: func(ctx context.Context, actor, ref, _ string, ifMatch int64) (int64, error) {
 			return s.Store.DeleteHost(ctx, actor, ref, ifMatch)
 		},
 		meta: func(v *openapi.Host) *openapi.Meta { return &v.Meta },
@@ -93,7 +93,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 		update: func(ctx context.Context, actor, ref, _ string, ifMatch int64, v openapi.Network) (openapi.Network, error) {
 			return s.Store.UpdateNetwork(ctx, actor, ref, ifMatch, v)
 		},
-		del: func(ctx context.Context, actor, ref, _ string, ifMatch int64) error {
+		del: func(ctx context.Context, actor, ref, _ string, ifMatch int64) (int64, error) {
 			return s.Store.DeleteNetwork(ctx, actor, ref, ifMatch)
 		},
 		meta: func(v *openapi.Network) *openapi.Meta { return &v.Meta },

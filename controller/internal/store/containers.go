@@ -262,6 +262,6 @@ func (s *Store) setContainer(tx *Tx, cur, c openapi.Container) (openapi.Containe
 }
 
 // DeleteContainer removes a container and releases its address.
-func (s *Store) DeleteContainer(ctx context.Context, actor, ref, network string, ifMatch int64) error {
+func (s *Store) DeleteContainer(ctx context.Context, actor, ref, network string, ifMatch int64) (int64, error) {
 	return deleteScoped(ctx, s, actor, containers, "containers", ref, network, ifMatch)
 }

@@ -92,17 +92,17 @@ func (s *Store) ListAudit(ctx context.Context, o AuditOptions) ([]openapi.AuditE
 	return items, next, nil
 }
 
-// Listen calls fn with every revision committed by any replica, in order of
-// arrival, until ctx ends. It reconnects on its own, and after a reconnect
-// calls fn with the current revision so callers catch up on what they missed.
-func (s *Store) Listen(ctx context.Context, fn func(revision int64)) {
+// Listen calls fn with the payload of every notification on channel, in
+// order of arrival, until ctx ends. It reconnects on its own, and calls fn
+// with "" after every (re)connect so callers catch up on what they missed.
+func (s *Store) Listen(ctx context.Context, channel string, fn func(payload string)) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, fn)
+		err := s.listenOnce(ctx, channel, fn)
 		if ctx.Err() != nil {
 			return
 		}
-		slog.Warn("listen for changes: reconnecting", "err", err, "in", backoff)
+		slog.Warn("listen for changes: reconnecting", "channel", channel, "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return
@@ -112,31 +112,23 @@ func (s *Store) Listen(ctx context.Context, fn func(revision int64)) {
 	}
 }
 
-func (s *Store) listenOnce(ctx context.Context, fn func(int64)) error {
-	conn, err := s.Pool.Acquire(ctx)
+func (s *Store) listenOnce(ctx context.Context, channel string, fn func(string)) error {
+	pc, err := s.Pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
+	// A listening connection is never returned to the pool.
+	conn := pc.Hijack()
+	defer conn.Close(context.Background()) //nolint:errcheck // closing
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return err
 	}
-	defer func() {
-		// Leave the pooled connection clean.
-		c, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_, _ = conn.Exec(c, "UNLISTEN *")
-	}()
-	if rev, err := s.Revision(ctx); err == nil {
-		fn(rev)
-	}
+	fn("")
 	for {
-		n, err := conn.Conn().WaitForNotification(ctx)
+		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
 		}
-		if rev, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
-			fn(rev)
-		}
+		fn(n.Payload)
 	}
 }

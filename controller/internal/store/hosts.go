@@ -147,8 +147,8 @@ func (s *Store) updateHost(tx *Tx, cur, h openapi.Host) (openapi.Host, error) {
 }
 
 // DeleteHost removes a host that has no containers left.
-func (s *Store) DeleteHost(ctx context.Context, actor, ref string, ifMatch int64) error {
-	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+func (s *Store) DeleteHost(ctx context.Context, actor, ref string, ifMatch int64) (int64, error) {
+	return s.Write(ctx, actor, func(tx *Tx) error {
 		cur, err := s.hostKind().get(ctx, tx, ref, "", true)
 		if err != nil {
 			return err
@@ -168,7 +168,6 @@ func (s *Store) DeleteHost(ctx context.Context, actor, ref string, ifMatch int64
 		}
 		return tx.Record("host", openapi.EventDeleted, cur.ID, cur.Name, "", cur)
 	})
-	return err
 }
 
 // RegisterHost creates the named host or updates its address and tunnel

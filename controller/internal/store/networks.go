@@ -189,8 +189,8 @@ func (s *Store) UpdateNetwork(ctx context.Context, actor, ref string, ifMatch in
 }
 
 // DeleteNetwork removes a network that nothing refers to any more.
-func (s *Store) DeleteNetwork(ctx context.Context, actor, ref string, ifMatch int64) error {
-	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+func (s *Store) DeleteNetwork(ctx context.Context, actor, ref string, ifMatch int64) (int64, error) {
+	return s.Write(ctx, actor, func(tx *Tx) error {
 		cur, err := networks.get(ctx, tx, ref, "", true)
 		if err != nil {
 			return err
@@ -211,7 +211,6 @@ func (s *Store) DeleteNetwork(ctx context.Context, actor, ref string, ifMatch in
 		}
 		return tx.Record("network", openapi.EventDeleted, cur.ID, cur.Name, "", cur)
 	})
-	return err
 }
 
 // checkMatch enforces If-Match: ifMatch 0 means no precondition.

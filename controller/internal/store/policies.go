@@ -220,6 +220,6 @@ func (s *Store) UpdatePolicy(ctx context.Context, actor, ref, network string, if
 }
 
 // DeletePolicy removes a policy.
-func (s *Store) DeletePolicy(ctx context.Context, actor, ref, network string, ifMatch int64) error {
+func (s *Store) DeletePolicy(ctx context.Context, actor, ref, network string, ifMatch int64) (int64, error) {
 	return deleteScoped(ctx, s, actor, policies, "policies", ref, network, ifMatch)
 }

@@ -186,13 +186,13 @@ func (s *Store) UpdateService(ctx context.Context, actor, ref, network string, i
 }
 
 // DeleteService removes a service.
-func (s *Store) DeleteService(ctx context.Context, actor, ref, network string, ifMatch int64) error {
+func (s *Store) DeleteService(ctx context.Context, actor, ref, network string, ifMatch int64) (int64, error) {
 	return deleteScoped(ctx, s, actor, services, "services", ref, network, ifMatch)
 }
 
 // deleteScoped deletes one object of a network-scoped kind.
-func deleteScoped[T any](ctx context.Context, s *Store, actor string, k *kind[T], table, ref, network string, ifMatch int64) error {
-	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+func deleteScoped[T any](ctx context.Context, s *Store, actor string, k *kind[T], table, ref, network string, ifMatch int64) (int64, error) {
+	return s.Write(ctx, actor, func(tx *Tx) error {
 		cur, err := k.get(ctx, tx, ref, network, true)
 		if err != nil {
 			return err
@@ -207,7 +207,6 @@ func deleteScoped[T any](ctx context.Context, s *Store, actor string, k *kind[T]
 		}
 		return tx.Record(k.name, openapi.EventDeleted, id, name, k.network(&cur), cur)
 	})
-	return err
 }
 
 func networkID(tx *Tx, name string) (string, error) {

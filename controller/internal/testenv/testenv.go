@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchyard/switchyard/controller/internal/api"
+	"github.com/switchyard/switchyard/controller/internal/nodes"
 	"github.com/switchyard/switchyard/controller/internal/store"
 )
 
@@ -112,11 +113,14 @@ func (c *Controller) Close() {
 func Start(t testing.TB, dbURL string, configure func(*api.Server)) *Controller {
 	t.Helper()
 	st := Store(t, dbURL, store.Options{})
-	srv := &api.Server{Store: st}
+	ctx, cancel := context.WithCancel(context.Background())
+	mgr := nodes.New(st, nil)
+	go mgr.Run(ctx)
+	srv := &api.Server{Store: st, Realizer: mgr,
+		Nodes: &nodes.Handler{M: mgr, Fail: api.Fail, Decode: api.Decode, Actor: api.Actor}}
 	if configure != nil {
 		configure(srv)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	h := httptest.NewUnstartedServer(srv.Handler(ctx))
 	h.Config.BaseContext = nil
 	h.Start()

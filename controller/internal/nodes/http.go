@@ -1,0 +1,135 @@
+package nodes
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchyard/switchyard/controller/internal/problem"
+	"github.com/switchyard/switchyard/controller/internal/store"
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// MaxPoll bounds one long-poll.
+const MaxPoll = 5 * time.Minute
+
+// Handler serves /api/v1/nodes/:host/... for a Manager. Authentication and
+// the host scope are checked before it runs.
+type Handler struct {
+	M *Manager
+	// Fail writes an error as problem+json (the api package's writer).
+	Fail func(*gin.Context, error)
+	// Decode reads a strict JSON body (the api package's reader).
+	Decode func(*gin.Context, any) error
+	// Actor names the caller for the audit log.
+	Actor func(*gin.Context) string
+}
+
+// Register creates or updates the host named in the path.
+func (h *Handler) Register(c *gin.Context) {
+	var reg openapi.NodeRegistration
+	if err := h.Decode(c, &reg); err != nil {
+		h.Fail(c, err)
+		return
+	}
+	host, err := h.M.st.RegisterHost(c.Request.Context(), h.Actor(c), c.Param("host"), reg)
+	if err != nil {
+		h.Fail(c, err)
+		return
+	}
+	c.Header("ETag", `"`+strconv.FormatInt(host.Revision, 10)+`"`)
+	c.JSON(http.StatusOK, host)
+}
+
+// Status takes an agent's report (also its heartbeat).
+func (h *Handler) Status(c *gin.Context) {
+	var st openapi.NodeStatus
+	if err := h.Decode(c, &st); err != nil {
+		h.Fail(c, err)
+		return
+	}
+	host := c.Param("host")
+	if err := h.M.st.ReportStatus(c.Request.Context(), host, st); err != nil {
+		if errors.Is(err, store.ErrUnknownHost) {
+			err = problem.NotFound("host %q is not registered: register it first", host)
+		}
+		h.Fail(c, err)
+		return
+	}
+	h.M.noteAck(host, st.AppliedRevision)
+	c.Status(http.StatusNoContent)
+}
+
+// Program answers as soon as the host's program differs from the digest the
+// agent has: with the delta when the agent is one change behind, else with
+// the whole program. With no change before the timeout it answers 204.
+func (h *Handler) Program(c *gin.Context) {
+	host := c.Param("host")
+	digest := c.Query("digest")
+	timeout := 30 * time.Second
+	if t := c.Query("timeout"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d < 0 || d > MaxPoll {
+			h.Fail(c, problem.Invalid("timeout", "timeout must be a duration of at most %s", MaxPoll))
+			return
+		}
+		timeout = d
+	}
+	if r := c.Query("revision"); r != "" {
+		if _, err := strconv.ParseInt(r, 10, 64); err != nil {
+			h.Fail(c, problem.Invalid("revision", "revision must be a number"))
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), timeout)
+	defer cancel()
+	up, err := h.M.next(ctx, host, digest)
+	switch {
+	case err != nil:
+		h.Fail(c, err)
+	case up == nil:
+		c.Status(http.StatusNoContent)
+	default:
+		c.JSON(http.StatusOK, up)
+	}
+}
+
+// next waits until host's program differs from digest and returns the
+// update, or nil when ctx ends first.
+func (m *Manager) next(ctx context.Context, host, digest string) (*openapi.ProgramUpdate, error) {
+	for {
+		m.mu.Lock()
+		ready, progress := m.ready, m.progress
+		e := m.hosts[host]
+		if ready && e == nil {
+			m.mu.Unlock()
+			return nil, problem.NotFound("host %q has no program: register it first", host)
+		}
+		if ready && e.digest != digest {
+			up := &openapi.ProgramUpdate{Revision: e.rev}
+			if digest != "" && digest == e.prevDigest && e.delta != nil {
+				up.Delta = e.delta
+			} else {
+				up.Full, up.Program = true, m.comp.Program(host)
+			}
+			m.mu.Unlock()
+			return up, nil
+		}
+		// Sleep on this host's program only: other hosts' changes and acks
+		// do not wake it. Before the first load, wait for any progress.
+		wake := progress
+		if e != nil {
+			wake = e.changed
+		}
+		m.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-wake:
+		}
+	}
+}

@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// StatusChannel is the PostgreSQL channel a node report notifies with
+// "<host> <applied revision>", so every replica learns of every ack.
+const StatusChannel = "switchyard_status"
+
+// Intent is every object at one revision: what the compiler starts from.
+type Intent struct {
+	Revision   int64
+	Hosts      []openapi.Host
+	Networks   []openapi.Network
+	Containers []openapi.Container
+	Services   []openapi.Service
+	Policies   []openapi.Policy
+}
+
+// LoadIntent reads every object in one consistent snapshot.
+func (s *Store) LoadIntent(ctx context.Context) (*Intent, error) {
+	tx, err := s.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+	in := &Intent{}
+	if err := tx.QueryRow(ctx, `SELECT revision FROM sy_revision`).Scan(&in.Revision); err != nil {
+		return nil, err
+	}
+	if in.Hosts, err = s.hostKind().all(ctx, tx, ListOptions{}); err != nil {
+		return nil, err
+	}
+	if in.Networks, err = networks.all(ctx, tx, ListOptions{}); err != nil {
+		return nil, err
+	}
+	if in.Containers, err = containers.all(ctx, tx, ListOptions{}); err != nil {
+		return nil, err
+	}
+	if in.Services, err = services.all(ctx, tx, ListOptions{}); err != nil {
+		return nil, err
+	}
+	if in.Policies, err = policies.all(ctx, tx, ListOptions{}); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// HostAck is what the store knows of a host's last report.
+type HostAck struct {
+	Applied  int64
+	LastSeen time.Time
+}
+
+// HostAcks returns every host's applied revision and last report time.
+func (s *Store) HostAcks(ctx context.Context) (map[string]HostAck, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT name, applied_revision, COALESCE(last_seen, 'epoch') FROM hosts`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]HostAck{}
+	for rows.Next() {
+		var name string
+		var a HostAck
+		if err := rows.Scan(&name, &a.Applied, &a.LastSeen); err != nil {
+			return nil, err
+		}
+		out[name] = a
+	}
+	return out, rows.Err()
+}
+
+// ReportStatus records a node's report: its heartbeat, the revision it has
+// applied, and the state of its containers' ports. It is observed state, not
+// intent: it bumps no revision and makes no event, and it writes a container
+// row only when its status really changed.
+func (s *Store) ReportStatus(ctx context.Context, host string, st openapi.NodeStatus) error {
+	tx, err := s.Pool.Begin(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+	var hostID string
+	err = tx.QueryRow(ctx, `UPDATE hosts SET last_seen = now(), applied_revision = GREATEST(applied_revision, $2)
+		WHERE name = $1 RETURNING id::text`, host, st.AppliedRevision).Scan(&hostID)
+	if err == pgx.ErrNoRows {
+		return errUnknownHost(host)
+	}
+	if err != nil {
+		return err
+	}
+	if len(st.Ports) > 0 {
+		names, statuses, details := make([]string, 0, len(st.Ports)), make([]string, 0, len(st.Ports)), make([]string, 0, len(st.Ports))
+		for _, p := range st.Ports {
+			if p.ContainerID == "" {
+				continue
+			}
+			status, detail := openapi.ContainerRunning, ""
+			switch {
+			case p.Error != "":
+				status, detail = openapi.ContainerFailed, p.Error
+			case !p.Up:
+				status, detail = openapi.ContainerPending, "link down"
+			}
+			names, statuses, details = append(names, p.ContainerID), append(statuses, status), append(details, detail)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE containers c SET status = r.status, status_detail = r.detail
+			FROM unnest($2::text[], $3::text[], $4::text[]) AS r(id, status, detail)
+			WHERE c.host_id = $1 AND c.id::text = r.id AND (c.status, c.status_detail) IS DISTINCT FROM (r.status, r.detail)`,
+			hostID, names, statuses, details); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, StatusChannel, host+" "+strconv.FormatInt(st.AppliedRevision, 10)); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// ParseStatusNotice splits a StatusChannel payload.
+func ParseStatusNotice(payload string) (host string, applied int64, ok bool) {
+	h, r, found := strings.Cut(payload, " ")
+	if !found {
+		return "", 0, false
+	}
+	v, err := strconv.ParseInt(r, 10, 64)
+	return h, v, err == nil
+}
+
+func errUnknownHost(host string) error {
+	return fmt.Errorf("%w: host %q is not registered", ErrUnknownHost, host)
+}
+
+// ErrUnknownHost is returned for reports from hosts the store does not know.
+var ErrUnknownHost = fmt.Errorf("unknown host")

@@ -198,13 +198,13 @@ func (a *Applier) NewGeneration(ctx context.Context) (uint16, error) {
 		next = 1
 	}
 	if b != nil {
-		pl := newPlanner(a.db, s)
-		want := *b
-		want.ExternalIDs = map[string]string{KeyGeneration: strconv.Itoa(int(next))}
-		if err := pl.updateBridge(b, want); err != nil {
+		ids, _ := merged(b.ExternalIDs, map[string]string{KeyGeneration: strconv.Itoa(int(next))})
+		up := &bridgeRow{UUID: b.UUID, ExternalIDs: ids}
+		ops, err := a.db.c.Where(up).Update(up, &up.ExternalIDs)
+		if err != nil {
 			return 0, err
 		}
-		if err := a.db.transact(ctx, pl.ops); err != nil {
+		if err := a.db.transact(ctx, ops); err != nil {
 			return 0, err
 		}
 	}
@@ -274,7 +274,7 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	}
 	failed := a.validatePorts(prog)
 
-	// 1. Links.
+	// 1. Links (removals come last, below).
 	t := time.Now()
 	fresh := map[string]bool{}
 	keepPorts, keepSandboxes := map[string]bool{}, map[string]bool{}
@@ -296,13 +296,6 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 		if err != nil {
 			failed[c.Name] = err.Error()
 		}
-	}
-	pruned, err := a.links.Prune(keepPorts, keepSandboxes)
-	for _, p := range pruned {
-		res.LinkChanges = append(res.LinkChanges, "deleted "+p)
-	}
-	if err != nil {
-		res.Warnings = append(res.Warnings, err.Error())
 	}
 	res.Timing.Links = time.Since(t)
 
@@ -361,6 +354,19 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	res.OpenFlow, res.FlowsAdded, res.FlowsRemoved = sres.mode, sres.added, sres.removed
 	res.OFCtlRuns = int(a.of.runs.Load() - runs)
 	res.Timing.OpenFlow = time.Since(t)
+	// Removed containers lose their veth and sandbox last, once neither
+	// OVS nor a flow uses them.
+	if err == nil {
+		t = time.Now()
+		pruned, perr := a.links.Prune(keepPorts, keepSandboxes)
+		for _, p := range pruned {
+			res.LinkChanges = append(res.LinkChanges, "deleted "+p)
+		}
+		if perr != nil {
+			res.Warnings = append(res.Warnings, perr.Error())
+		}
+		res.Timing.Links += time.Since(t)
+	}
 	res.Ports = a.statuses(prog, states, failed)
 	for i := range specs {
 		specs[i].Reopen = false

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# deploy/local/run.sh: the body of `make run` and `make stop`.
+#
+#   run.sh start   start the local PostgreSQL (if needed), the controller in the
+#                  foreground, and (later) the demo lab; Ctrl-C stops them
+#   run.sh stop    stop what `run.sh start` started, by pid
+#
+# `make run` installs deps and builds first; this script expects bin/switchyard.
+# State kept in .local/ (git-ignored):
+#   admin-token      the bootstrap admin token, generated on the first run
+#   run.pid          pid of the running `run.sh start`
+#   switchyard.pid   pid of the controller it started
+#   run-started-pg   present when `run.sh start` started PostgreSQL itself
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
+LOCAL="$REPO/.local"
+PG="$REPO/deploy/local/postgres.sh"
+RUN_PID="$LOCAL/run.pid"
+CTL_PID="$LOCAL/switchyard.pid"
+PG_MARK="$LOCAL/run-started-pg"
+TOKEN_FILE="$LOCAL/admin-token"
+
+say() { echo "run.sh: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# ---------------------------------------------------------------------------
+# DEMO LAB HOOK. `make run` will start a small lab here: simulated hosts (netns,
+# each with its own OVS), their node agents, and a few containers, registered
+# through the API. It is skipped when SWITCHYARD_DEMO=0. Until the node agent
+# (node/) and the lab (tests/lab) exist it only says so.
+demo_lab_start() {
+	if [ "${SWITCHYARD_DEMO:-1}" = 0 ]; then
+		say "demo lab skipped (SWITCHYARD_DEMO=0)"
+		return
+	fi
+	say "demo lab: not built yet (needs the node agent and tests/lab); the controller runs alone"
+}
+
+# demo_lab_stop must be idempotent: it is called on every exit and by `stop`.
+demo_lab_stop() {
+	:
+}
+# END OF DEMO LAB HOOK
+# ---------------------------------------------------------------------------
+
+# admin_token prints the token to use: SWITCHYARD_ADMIN_TOKEN if set, else the
+# one stored in .local/admin-token, generated on first use.
+admin_token() {
+	if [ -n "${SWITCHYARD_ADMIN_TOKEN:-}" ]; then
+		echo "$SWITCHYARD_ADMIN_TOKEN"
+		return
+	fi
+	if [ ! -s "$TOKEN_FILE" ]; then
+		(umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$TOKEN_FILE")
+	fi
+	cat "$TOKEN_FILE"
+}
+
+# base_url turns SWITCHYARD_LISTEN into a URL a local client can use.
+base_url() {
+	local l="${SWITCHYARD_LISTEN:-127.0.0.1:8080}"
+	case "$l" in
+	:*) l="127.0.0.1$l" ;;
+	0.0.0.0:*) l="127.0.0.1:${l#0.0.0.0:}" ;;
+	"[::]:"*) l="[::1]:${l#\[::\]:}" ;;
+	esac
+	echo "http://$l"
+}
+
+cleanup() {
+	trap - INT TERM EXIT
+	demo_lab_stop
+	if alive "$CTL_PID"; then
+		local pid
+		pid="$(cat "$CTL_PID")"
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$CTL_PID" "$RUN_PID"
+}
+
+cmd_start() {
+	mkdir -p "$LOCAL"
+	! alive "$RUN_PID" || die "already running (pid $(cat "$RUN_PID")); use 'make stop' first"
+	[ -x "$REPO/bin/switchyard" ] || die "bin/switchyard is missing: the controller did not build (see 'make build')"
+
+	if [ -z "${SWITCHYARD_DATABASE_URL:-}" ]; then
+		if ! "$PG" status >/dev/null 2>&1; then
+			"$PG" start
+			touch "$PG_MARK"
+		else
+			"$PG" start
+		fi
+		SWITCHYARD_DATABASE_URL="$("$PG" url)"
+	fi
+	SWITCHYARD_ADMIN_TOKEN="$(admin_token)"
+	export SWITCHYARD_DATABASE_URL SWITCHYARD_ADMIN_TOKEN
+
+	echo $$ >"$RUN_PID"
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 0' TERM   # a requested stop (make stop) is a clean exit
+
+	"$REPO/bin/switchyard" &
+	echo $! >"$CTL_PID"
+
+	local url ok=0
+	url="$(base_url)"
+	for _ in $(seq 150); do
+		alive "$CTL_PID" || break
+		if curl -fsS -o /dev/null "$url/healthz" 2>/dev/null; then ok=1; break; fi
+		sleep 0.2
+	done
+	if [ "$ok" != 1 ]; then
+		alive "$CTL_PID" && die "the controller did not answer $url/healthz within 30s" \
+			|| die "the controller exited during start (see its log above)"
+	fi
+
+	cat >&2 <<-EOF
+
+		  Switchyard controller is up
+		    API          $url/api/v1
+		    health       $url/healthz
+		    admin token  $SWITCHYARD_ADMIN_TOKEN
+		    database     $SWITCHYARD_DATABASE_URL
+		  try:  curl -H "Authorization: Bearer $SWITCHYARD_ADMIN_TOKEN" $url/api/v1/networks
+		  stop: Ctrl-C here, or 'make stop' from another shell
+
+	EOF
+	demo_lab_start
+
+	local rc=0
+	wait "$(cat "$CTL_PID")" || rc=$?
+	say "controller exited (status $rc)"
+	exit "$rc"
+}
+
+cmd_stop() {
+	local stopped=0
+	if alive "$RUN_PID"; then
+		local pid
+		pid="$(cat "$RUN_PID")"
+		kill -TERM "$pid"
+		for _ in $(seq 75); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+		stopped=1
+	fi
+	# Whatever the runner left behind (it was killed hard, say).
+	if alive "$CTL_PID"; then stopped=1; fi
+	cleanup
+	if [ -f "$PG_MARK" ]; then
+		"$PG" stop
+		rm -f "$PG_MARK"
+	fi
+	[ "$stopped" = 1 ] && say "stopped" || say "nothing was running"
+}
+
+case "${1:-}" in
+start) cmd_start ;;
+stop) cmd_stop ;;
+*) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

@@ -46,6 +46,7 @@ func TestApplySingleHost(t *testing.T) {
 	}
 	ping(t, sandbox(l, h, c1), c2)
 	ping(t, sandbox(l, h, c2), c1)
+	t.Logf("first apply: %s", res.Summary())
 
 	// Idempotence: the second apply changes nothing and runs no ovs-ofctl.
 	before := flows(t, h)

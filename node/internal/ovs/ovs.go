@@ -256,6 +256,19 @@ func (r *ApplyResult) Degraded() bool {
 	return len(r.Dropped) > 0
 }
 
+// Summary is a one-line account of the apply, for logs.
+func (r *ApplyResult) Summary() string {
+	failed := 0
+	for _, p := range r.Ports {
+		if p.Error != "" {
+			failed++
+		}
+	}
+	return fmt.Sprintf("rev %d gen %d: %d ports (%d failed), %d link changes, %d OVSDB ops, openflow %s (+%d -%d, %d ovs-ofctl), %d dropped, %v",
+		r.Revision, r.Generation, len(r.Ports), failed, len(r.LinkChanges), r.OVSDBOps, r.OpenFlow,
+		r.FlowsAdded, r.FlowsRemoved, r.OFCtlRuns, len(r.Dropped), r.Timing.Total.Round(time.Millisecond))
+}
+
 // Apply converges the host to prog. Per-port failures (a missing netns
 // path, an interface OVS cannot open) are reported in the result and the
 // rest of the program still applies; the error is set only when the host

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/program"
 )
 
 // Where a distinct flow goes in buildAll.
@@ -66,7 +67,7 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 			add(ct.f.remote, onRemote, n.idx, ct.host.idx)
 		}
 	}
-	slices.SortFunc(u, func(a, b uflow) int { return compareFlows(&a.f.Flow, &b.f.Flow) })
+	slices.SortFunc(u, func(a, b uflow) int { return program.CompareFlows(&a.f.Flow, &b.f.Flow) })
 
 	// Count each host's flows first, to allocate each program's flows once.
 	count := make([]int, len(hosts))
@@ -94,11 +95,11 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 	flows := make([][]openapi.Flow, len(hosts))
 	for h := range flows {
 		flows[h] = make([]openapi.Flow, 0, count[h])
-		hosts[h].sums = sums{}
+		hosts[h].sums = program.Sums{}
 	}
 	deal := func(h int32, e *uflow) {
 		flows[h] = append(flows[h], e.f.Flow)
-		hosts[h].sums.add(e.f.key, 1)
+		hosts[h].sums.AddFlow(e.f.key, 1)
 	}
 	for i := range u {
 		e := &u[i]
@@ -126,16 +127,15 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 	for _, h := range hosts {
 		p := c.newProgram(h, flows[h.idx])
 		for i := range p.Tunnels {
-			h.sums.add(tunnelKey(&p.Tunnels[i]), 1)
+			h.sums.AddTunnel(program.TunnelKey(&p.Tunnels[i]), 1)
 		}
 		for i := range p.Containers {
-			h.sums.add(containerKey(&p.Containers[i]), 1)
+			h.sums.AddContainer(program.ContainerKey(&p.Containers[i]), 1)
 		}
-		h.sums.flows, h.sums.tunnels, h.sums.ctrs = len(p.Flows), len(p.Tunnels), len(p.Containers)
-		h.digest = h.sums.digest(h.obj.Name, p.Bridge)
+		h.digest = h.sums.Digest(h.obj.Name, p.Bridge)
 		h.rev = c.rev
 		p.Digest, p.Revision = h.digest, h.rev
-		h.prog, h.pend, h.stale = p, map[hkey]*pending{}, false
+		h.prog, h.pend, h.stale = p, map[program.Key]*pending{}, false
 		out[h.obj.Name] = p
 	}
 	return out

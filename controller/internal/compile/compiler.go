@@ -2,10 +2,10 @@ package compile
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/program"
 )
 
 // Compiler compiles a snapshot and then keeps it up to date with object
@@ -35,13 +35,13 @@ type hostState struct {
 	peers map[string]int       // peer host -> number of networks present on both
 	local map[string]*ctrState // active containers on this host, by ID
 
-	sums   sums
+	sums   program.Sums
 	digest string
 	rev    int64
 	// prog is the last materialized program; pend holds the net flow
 	// changes since, stale is set when prog is out of date.
 	prog  *openapi.Program
-	pend  map[hkey]*pending
+	pend  map[program.Key]*pending
 	stale bool
 
 	idx int // position in Full's host order
@@ -152,7 +152,7 @@ func (c *Compiler) Program(host string) *openapi.Program {
 		old = h.prog.Flows
 	}
 	p := c.newProgram(h, mergeFlows(old, h.pend))
-	h.prog, h.pend, h.stale = p, map[hkey]*pending{}, false
+	h.prog, h.pend, h.stale = p, map[program.Key]*pending{}, false
 	return p
 }
 
@@ -216,7 +216,7 @@ func containerPorts(h *hostState) []openapi.ContainerPort {
 // mergeFlows applies the net changes pend to the sorted flows old and
 // returns the new sorted flows. It panics if pend removes a flow old does
 // not have: that would be a bug in the bookkeeping, not bad input.
-func mergeFlows(old []openapi.Flow, pend map[hkey]*pending) []openapi.Flow {
+func mergeFlows(old []openapi.Flow, pend map[program.Key]*pending) []openapi.Flow {
 	var adds, dels []*openapi.Flow
 	for _, p := range pend {
 		for i := 0; i < p.n; i++ {
@@ -226,51 +226,9 @@ func mergeFlows(old []openapi.Flow, pend map[hkey]*pending) []openapi.Flow {
 			dels = append(dels, &p.f.Flow)
 		}
 	}
-	out, err := mergeSorted(old, adds, dels)
+	out, err := program.MergeFlows(old, adds, dels)
 	if err != nil {
 		panic("compile: internal error: " + err.Error())
 	}
 	return out
 }
-
-// mergeSorted returns the sorted flows old without dels and with adds. old
-// must be sorted; adds and dels are sorted here. It fails if a flow of dels
-// is not in old. Positions are found by binary search and old is copied in
-// segments: O(k log n) comparisons for k changes, one copy of old.
-func mergeSorted(old []openapi.Flow, adds, dels []*openapi.Flow) ([]openapi.Flow, error) {
-	slices.SortFunc(adds, compareFlows)
-	slices.SortFunc(dels, compareFlows)
-	delAt := make([]int, len(dels))
-	from := 0
-	for k, f := range dels {
-		i, found := slices.BinarySearchFunc(old[from:], f, compareFlow)
-		if !found {
-			return nil, fmt.Errorf("flow to remove not in program: %s", renderFlow(nil, f))
-		}
-		delAt[k] = from + i
-		from += i + 1
-	}
-	out := make([]openapi.Flow, 0, len(old)+len(adds)-len(dels))
-	next, a, d := 0, 0, 0 // next: first flow of old not yet copied or skipped
-	for a < len(adds) || d < len(dels) {
-		at, _ := len(old)+1, false
-		if a < len(adds) {
-			at, _ = slices.BinarySearchFunc(old[next:], adds[a], compareFlow)
-			at += next
-		}
-		if d < len(dels) && delAt[d] < at {
-			out = append(out, old[next:delAt[d]]...)
-			next = delAt[d] + 1
-			d++
-			continue
-		}
-		out = append(out, old[next:at]...)
-		out = append(out, *adds[a])
-		next = at
-		a++
-	}
-	return append(out, old[next:]...), nil
-}
-
-// compareFlow is compareFlows for slices.BinarySearchFunc.
-func compareFlow(a openapi.Flow, b *openapi.Flow) int { return compareFlows(&a, b) }

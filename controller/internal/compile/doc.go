@@ -2,8 +2,9 @@
 // (hosts, networks, containers; services and policies are carried but not yet
 // compiled) into the Program of every host (openapi.Program): the integration
 // bridge, its tunnel ports, its container ports and its OpenFlow flows in
-// ovs-ofctl syntax. It also diffs and patches programs and renders them as
-// ovs-ofctl flow files.
+// ovs-ofctl syntax. It also renders programs as ovs-ofctl flow files. How
+// programs are ordered, diffed, patched and digested is not its business but
+// the node protocol's: package openapi/program, which the agent uses too.
 //
 // It is PURE. It must not do I/O, touch a database, read the clock, use
 // randomness or start goroutines; the same input always yields byte-identical
@@ -24,9 +25,9 @@
 // resulting snapshot (except Revision: an incrementally compiled program
 // carries the revision of the change that last modified it).
 //
-// Diff and Patch compute and apply ProgramDeltas between any two programs of a
-// host; Digest recomputes a program's digest from its content; Render prints
-// its flows as an ovs-ofctl flow file.
+// program.Diff and program.Patch compute and apply ProgramDeltas between any
+// two programs of a host; program.Digest recomputes a program's digest from
+// its content; Render prints its flows as an ovs-ofctl flow file.
 //
 // # Pipeline (br-int, OpenFlow 1.5, fail_mode=secure)
 //
@@ -127,10 +128,11 @@
 // present) per container change, plus O(containers of the network) when a
 // network appears on or leaves a host.
 //
-// # Digest
+// # Digest and flow order
 //
-// A program's digest is a SHA-256 over its host, bridge, element counts and
-// two 64-bit sums of per-element SHA-256 hashes (flows, tunnel ports,
-// container ports, groups). Sums make it order-independent and incremental: a
-// change updates it in O(changed flows).
+// A program's digest is program.Digest's (see package openapi/program):
+// order-independent and incremental. Each flow fragment carries its
+// program.FlowKey, computed once; each host keeps a program.Sums that Apply
+// updates in O(changed flows and ports). Program flows are sorted by
+// program.CompareFlows.
 package compile

@@ -1,44 +1,25 @@
 package compile
 
 import (
-	"cmp"
 	"net"
 	"net/netip"
 	"strconv"
-	"strings"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/program"
 )
 
 // flowRec is a flow with its content hash. Fragments are built once per
 // object and shared by every host program that contains them.
 type flowRec struct {
 	openapi.Flow
-	key hkey
+	key program.Key
 }
 
 func mkFlow(t Table, prio int, cookie uint64, match, actions string) flowRec {
 	f := flowRec{Flow: openapi.Flow{Table: int(t), Priority: prio, Cookie: cookie, Match: match, Actions: actions}}
-	f.key = flowKey(&f.Flow)
+	f.key = program.FlowKey(&f.Flow)
 	return f
-}
-
-// compareFlows is the order of a program's flows: table, priority
-// descending, match, then cookie and actions so that the order is total.
-func compareFlows(a, b *openapi.Flow) int {
-	if a.Table != b.Table {
-		return cmp.Compare(a.Table, b.Table)
-	}
-	if a.Priority != b.Priority {
-		return cmp.Compare(b.Priority, a.Priority)
-	}
-	if c := strings.Compare(a.Match, b.Match); c != 0 {
-		return c
-	}
-	if a.Cookie != b.Cookie {
-		return cmp.Compare(a.Cookie, b.Cookie)
-	}
-	return strings.Compare(a.Actions, b.Actions)
 }
 
 // Flow priorities, per table.

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/program"
 )
 
 // Builders for test snapshots.
@@ -278,7 +279,7 @@ func sameProgram(t *testing.T, what string, a, b *openapi.Program) {
 	if reflect.DeepEqual(&x, &y) {
 		return
 	}
-	d := Diff(a, b)
+	d := program.Diff(a, b)
 	t.Fatalf("%s: programs of %s differ (digests %s vs %s):\n%s", what, a.Host, a.Digest, b.Digest, renderDelta(d))
 }
 
@@ -299,10 +300,10 @@ func renderDelta(d *openapi.ProgramDelta) string {
 		fmt.Fprintf(&b, "+%s\n", containerLine(&cp))
 	}
 	for _, f := range d.RemoveFlows {
-		fmt.Fprintf(&b, "-%s\n", renderFlow(nil, &f))
+		fmt.Fprintf(&b, "-%s\n", program.AppendFlow(nil, &f))
 	}
 	for _, f := range d.AddFlows {
-		fmt.Fprintf(&b, "+%s\n", renderFlow(nil, &f))
+		fmt.Fprintf(&b, "+%s\n", program.AppendFlow(nil, &f))
 	}
 	return b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/program"
 )
 
 // hostTxn is what the running Apply changed on one host: the net flow
@@ -13,7 +14,7 @@ type hostTxn struct {
 	h          *hostState // nil once the host is removed
 	existed    bool       // the host had a program before this Apply
 	fromDigest string
-	flows      map[hkey]*pending
+	flows      map[program.Key]*pending
 	tunBefore  map[string]*openapi.TunnelPort    // peer host -> port before (nil: none)
 	ctrBefore  map[string]*openapi.ContainerPort // container ID -> port before (nil: none)
 }
@@ -86,7 +87,7 @@ func (c *Compiler) txnFor(h *hostState) *hostTxn {
 		t.existed, t.fromDigest = false, ""
 	}
 	t.h = h
-	t.flows = map[hkey]*pending{}
+	t.flows = map[program.Key]*pending{}
 	t.tunBefore = map[string]*openapi.TunnelPort{}
 	t.ctrBefore = map[string]*openapi.ContainerPort{}
 	return t
@@ -151,7 +152,7 @@ func currentCtr(h *hostState, id string) *openapi.ContainerPort {
 func (c *Compiler) putHost(obj openapi.Host) {
 	h := c.hosts[obj.Name]
 	if h == nil {
-		h = &hostState{obj: obj, peers: map[string]int{}, local: map[string]*ctrState{}, pend: map[hkey]*pending{}}
+		h = &hostState{obj: obj, peers: map[string]int{}, local: map[string]*ctrState{}, pend: map[program.Key]*pending{}}
 		c.hosts[obj.Name] = h
 		c.addFlows(h, baseFlows, 1)
 		for _, ct := range c.byHost[obj.Name] {
@@ -409,7 +410,7 @@ func (c *Compiler) finish(rev int64) []HostUpdate {
 		if !changed && t.existed {
 			continue
 		}
-		h.digest = h.sums.digest(name, bridgeSpec())
+		h.digest = h.sums.Digest(name, bridgeSpec())
 		h.rev, h.stale = rev, true
 		d.Digest = h.digest
 		ups = append(ups, HostUpdate{Host: name, New: !t.existed, Digest: h.digest, Delta: d})
@@ -430,8 +431,7 @@ func (c *Compiler) foldFlows(h *hostState, t *hostTxn, d *openapi.ProgramDelta) 
 		for i := 0; i < -p.n; i++ {
 			d.RemoveFlows = append(d.RemoveFlows, p.f.Flow)
 		}
-		h.sums.add(k, p.n)
-		h.sums.flows += p.n
+		h.sums.AddFlow(k, p.n)
 		q := h.pend[k]
 		if q == nil {
 			q = &pending{f: p.f}
@@ -441,8 +441,8 @@ func (c *Compiler) foldFlows(h *hostState, t *hostTxn, d *openapi.ProgramDelta) 
 			delete(h.pend, k)
 		}
 	}
-	sortFlows(d.AddFlows)
-	sortFlows(d.RemoveFlows)
+	program.SortFlows(d.AddFlows)
+	program.SortFlows(d.RemoveFlows)
 	return changed
 }
 
@@ -456,13 +456,11 @@ func (c *Compiler) foldTunnels(h *hostState, t *hostTxn, d *openapi.ProgramDelta
 		changed = true
 		if before != nil {
 			d.RemoveTunnels = append(d.RemoveTunnels, before.Name)
-			h.sums.add(tunnelKey(before), -1)
-			h.sums.tunnels--
+			h.sums.AddTunnel(program.TunnelKey(before), -1)
 		}
 		if now != nil {
 			d.AddTunnels = append(d.AddTunnels, *now)
-			h.sums.add(tunnelKey(now), 1)
-			h.sums.tunnels++
+			h.sums.AddTunnel(program.TunnelKey(now), 1)
 		}
 	}
 	slices.Sort(d.RemoveTunnels)
@@ -480,20 +478,14 @@ func foldCtrs(h *hostState, t *hostTxn, d *openapi.ProgramDelta) bool {
 		changed = true
 		if before != nil {
 			d.RemoveContainers = append(d.RemoveContainers, before.Name)
-			h.sums.add(containerKey(before), -1)
-			h.sums.ctrs--
+			h.sums.AddContainer(program.ContainerKey(before), -1)
 		}
 		if now != nil {
 			d.AddContainers = append(d.AddContainers, *now)
-			h.sums.add(containerKey(now), 1)
-			h.sums.ctrs++
+			h.sums.AddContainer(program.ContainerKey(now), 1)
 		}
 	}
 	slices.Sort(d.RemoveContainers)
 	slices.SortFunc(d.AddContainers, func(a, b openapi.ContainerPort) int { return cmp.Compare(a.Name, b.Name) })
 	return changed
-}
-
-func sortFlows(fs []openapi.Flow) {
-	slices.SortFunc(fs, func(a, b openapi.Flow) int { return compareFlows(&a, &b) })
 }

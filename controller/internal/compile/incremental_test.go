@@ -7,11 +7,12 @@ import (
 	"testing"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/program"
 )
 
 // TestTransitions: for pairs of snapshots A, B and every host in both,
-// Patch(Compile(A), Diff(Compile(A), Compile(B))) == Compile(B), digests
-// included.
+// program.Patch(Compile(A), program.Diff(Compile(A), Compile(B))) ==
+// Compile(B), digests included.
 func TestTransitions(t *testing.T) {
 	var snaps []*Snapshot
 	for _, s := range goldenScenarios() {
@@ -30,8 +31,8 @@ func TestTransitions(t *testing.T) {
 				if from == nil {
 					continue
 				}
-				d := Diff(from, to)
-				got, err := Patch(from, d)
+				d := program.Diff(from, to)
+				got, err := program.Patch(from, d)
 				if err != nil {
 					t.Fatalf("snapshots %d->%d host %s: %v", i, j, h, err)
 				}
@@ -45,57 +46,15 @@ func TestTransitions(t *testing.T) {
 	}
 }
 
-func TestPatchRejects(t *testing.T) {
-	progs := Compile(goldenScenarios()["three-hosts"])
-	p := progs["h2"]
-	if _, err := Patch(p, &openapi.ProgramDelta{FromDigest: "other"}); err == nil {
-		t.Error("Patch accepted a delta from another digest")
-	}
-	if _, err := Patch(p, &openapi.ProgramDelta{FromDigest: p.Digest, RemoveFlows: []openapi.Flow{{Table: 3, Match: "nope"}}}); err == nil {
-		t.Error("Patch removed a flow the program does not have")
-	}
-	if _, err := Patch(p, &openapi.ProgramDelta{FromDigest: p.Digest, AddTunnels: p.Tunnels[:1]}); err == nil {
-		t.Error("Patch added a tunnel the program already has")
-	}
-	if _, err := Patch(p, &openapi.ProgramDelta{FromDigest: p.Digest, RemoveContainers: []string{"sycnope"}}); err == nil {
-		t.Error("Patch removed a container port the program does not have")
-	}
-	if _, err := Patch(p, &openapi.ProgramDelta{FromDigest: p.Digest, Digest: "wrong"}); err == nil {
-		t.Error("Patch accepted a result whose digest differs from the delta's")
-	}
-}
-
-// TestDiffPatchGroupsUnsorted covers what compiled programs do not have yet:
-// groups, and flows in no particular order.
-func TestDiffPatchGroupsUnsorted(t *testing.T) {
-	a := Compile(goldenScenarios()["one-host"])["h1"]
-	b := *a
-	b.Flows = append([]openapi.Flow{{Table: 4, Priority: 10, Match: "ip", Actions: "group:1"}}, a.Flows...)
-	b.Groups = []openapi.Group{{ID: 2, Spec: "type=select,bucket=output:1"}, {ID: 1, Spec: "type=select,bucket=output:2"}}
-	b.Digest = Digest(&b)
-	d := Diff(a, &b)
-	if len(d.AddFlows) != 1 || len(d.AddGroups) != 2 {
-		t.Fatalf("delta %+v", d)
-	}
-	got, err := Patch(a, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Digest != b.Digest || len(got.Groups) != 2 || got.Groups[0].ID != 1 {
-		t.Fatalf("patched: %+v", got.Groups)
-	}
-	c := b
-	c.Groups = []openapi.Group{{ID: 1, Spec: "type=all,bucket=output:2"}}
-	c.Digest = Digest(&c)
-	d = Diff(&b, &c)
-	if len(d.RemoveGroups) != 2 || len(d.AddGroups) != 1 {
-		t.Fatalf("group delta %+v", d)
-	}
-	if got, err := Patch(&b, d); err != nil || got.Digest != c.Digest {
-		t.Fatalf("patch groups: %v", err)
-	}
-	if !strings.HasPrefix(Render(&b), "table=0,") {
-		t.Fatal("Render does not sort")
+// TestRenderSorts: Render sorts flows given in any order.
+func TestRenderSorts(t *testing.T) {
+	p := *Compile(goldenScenarios()["one-host"])["h1"]
+	want := Render(&p)
+	p.Flows = append([]openapi.Flow{{Table: 4, Priority: 10, Match: "ip", Actions: "drop"}}, p.Flows...)
+	got := Render(&p)
+	if !strings.HasPrefix(got, "table=0,") || !strings.Contains(got, "\ntable=4, priority=10, cookie=0x0, ip actions=drop\n") ||
+		len(got) != len(want)+len("table=4, priority=10, cookie=0x0, ip actions=drop\n") {
+		t.Fatalf("Render does not sort:\n%s", got)
 	}
 }
 
@@ -151,7 +110,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 					if u.Delta.FromDigest != "" {
 						t.Fatalf("%s: new host %s has a FromDigest", where, u.Host)
 					}
-					got, err := Patch(&openapi.Program{Host: u.Host, Bridge: bridgeSpec()}, u.Delta)
+					got, err := program.Patch(&openapi.Program{Host: u.Host, Bridge: bridgeSpec()}, u.Delta)
 					if err != nil {
 						t.Fatalf("%s: new host %s: %v", where, u.Host, err)
 					}
@@ -160,7 +119,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 					if prev[u.Host] == nil {
 						t.Fatalf("%s: %s reported changed, had no program", where, u.Host)
 					}
-					got, err := Patch(prev[u.Host], u.Delta)
+					got, err := program.Patch(prev[u.Host], u.Delta)
 					if err != nil {
 						t.Fatalf("%s: host %s: %v", where, u.Host, err)
 					}

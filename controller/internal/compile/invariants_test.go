@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/program"
 )
 
 var gotoRE = regexp.MustCompile(`(?:goto_table:|resubmit\(,?)(\d+)`)
@@ -143,10 +144,10 @@ func checkInvariants(t *testing.T, s *Snapshot, progs map[string]*openapi.Progra
 // checkStructure checks what must hold for any program.
 func checkStructure(t *testing.T, p *openapi.Program) {
 	t.Helper()
-	if d := Digest(p); d != p.Digest {
+	if d := program.Digest(p); d != p.Digest {
 		t.Errorf("%s: digest %s, content says %s", p.Host, p.Digest, d)
 	}
-	if !slices.IsSortedFunc(p.Flows, func(a, b openapi.Flow) int { return compareFlows(&a, &b) }) {
+	if !program.FlowsSorted(p.Flows) {
 		t.Errorf("%s: flows not sorted", p.Host)
 	}
 	ports := map[string]bool{}
@@ -168,7 +169,7 @@ func checkStructure(t *testing.T, p *openapi.Program) {
 	miss := map[int]bool{}
 	for i := range p.Flows {
 		f := &p.Flows[i]
-		line := string(renderFlow(nil, f))
+		line := string(program.AppendFlow(nil, f))
 		if f.Table < 0 || f.Table >= int(numTables) {
 			t.Errorf("%s: flow in unknown table: %s", p.Host, line)
 		}

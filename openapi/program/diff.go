@@ -1,4 +1,4 @@
-package compile
+package program
 
 import (
 	"cmp"
@@ -10,7 +10,8 @@ import (
 
 // Diff is the delta that turns from into to (two programs of one host). A
 // nil from stands for no program: the delta then adds everything. A port or
-// group whose content changed is removed and added again.
+// group whose content changed is removed and added again. Flows may be in
+// any order; the delta's flows are sorted.
 func Diff(from, to *openapi.Program) *openapi.ProgramDelta {
 	if from == nil {
 		from = &openapi.Program{}
@@ -26,8 +27,11 @@ func Diff(from, to *openapi.Program) *openapi.ProgramDelta {
 // Patch applies d to from and returns the new program (from is not
 // modified). It fails if d was not computed against from (FromDigest), if d
 // removes what from does not have or adds a port or group from already has,
-// or if the result does not have d's digest. The result keeps from's host,
-// bridge and revision: the caller sets the revision the delta came with.
+// or if the result does not have d's digest (an empty d.Digest is not
+// checked). The result's flows are sorted, its ports and groups sorted by
+// name and ID, and its Digest is computed from its content. It keeps from's
+// host, bridge and revision: the caller sets the revision the delta came
+// with.
 func Patch(from *openapi.Program, d *openapi.ProgramDelta) (*openapi.Program, error) {
 	if from == nil {
 		return nil, fmt.Errorf("patch: no program to patch")
@@ -60,16 +64,6 @@ func tunnelName(t *openapi.TunnelPort) string       { return t.Name }
 func containerName(c *openapi.ContainerPort) string { return c.Name }
 func groupID(g *openapi.Group) uint32               { return g.ID }
 
-// sortedFlows returns fs sorted, copying only if it is not sorted yet.
-func sortedFlows(fs []openapi.Flow) []openapi.Flow {
-	if slices.IsSortedFunc(fs, func(a, b openapi.Flow) int { return compareFlows(&a, &b) }) {
-		return fs
-	}
-	fs = slices.Clone(fs)
-	sortFlows(fs)
-	return fs
-}
-
 // diffFlows walks both sorted flow lists once.
 func diffFlows(from, to []openapi.Flow) (add, remove []openapi.Flow) {
 	from, to = sortedFlows(from), sortedFlows(to)
@@ -82,7 +76,7 @@ func diffFlows(from, to []openapi.Flow) (add, remove []openapi.Flow) {
 		case j == len(to):
 			c = -1
 		default:
-			c = compareFlows(&from[i], &to[j])
+			c = CompareFlows(&from[i], &to[j])
 		}
 		switch {
 		case c < 0:
@@ -107,7 +101,7 @@ func patchFlows(from, add, remove []openapi.Flow) ([]openapi.Flow, error) {
 		}
 		return ps
 	}
-	return mergeSorted(sortedFlows(from), ptrs(add), ptrs(remove))
+	return MergeFlows(sortedFlows(from), ptrs(add), ptrs(remove))
 }
 
 // diffByKey compares two lists of elements with unique keys: added or changed

@@ -47,7 +47,10 @@ func command(ctx context.Context, netns, name string, args ...string) *exec.Cmd 
 	if netns == "" {
 		return exec.CommandContext(ctx, name, args...)
 	}
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", netns, name}, args...)...)
+	// nsenter enters the network namespace only. (`ip netns exec` also
+	// makes a private mount namespace, where the agent's managed sandboxes,
+	// bind mounts under /run/netns, would be invisible to everyone else.)
+	return exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + filepath.Join(NetnsDir, netns), "--", name}, args...)...)
 }
 
 // listNetns lists named namespaces whose names start with prefix.

@@ -5,74 +5,22 @@ package testenv
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/switchyard/switchyard/controller/internal/api"
 	"github.com/switchyard/switchyard/controller/internal/nodes"
 	"github.com/switchyard/switchyard/controller/internal/store"
+	"github.com/switchyard/switchyard/tests/pgtest"
 )
-
-// EnvURL names the variable holding a PostgreSQL URL whose server the tests
-// may create databases on (make test sets it).
-const EnvURL = "SWITCHYARD_TEST_DATABASE_URL"
 
 // AdminToken is the bootstrap admin token of every test controller.
 const AdminToken = "sy_test_admin_token"
 
-// DatabaseURL creates a fresh database and returns its URL; it is dropped
-// when the test ends. Without SWITCHYARD_TEST_DATABASE_URL the test is
-// skipped, except in CI, where that is a failure.
-func DatabaseURL(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv(EnvURL)
-	if base == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set: run the tests with make test", EnvURL)
-		}
-		t.Skipf("%s is not set: run the tests with make test", EnvURL)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "sytest_" + hex.EncodeToString(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", EnvURL, err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Logf("drop database %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Logf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("%s: %v", EnvURL, err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
+// DatabaseURL creates a fresh database for the test (see pgtest).
+func DatabaseURL(t testing.TB) string { return pgtest.DatabaseURL(t) }
 
 // Store opens a migrated store on dbURL, closed when the test ends.
 func Store(t testing.TB, dbURL string, opts store.Options) *store.Store {

@@ -1,0 +1,299 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/tests/lab"
+	"github.com/switchyard/switchyard/tests/pgtest"
+)
+
+// AdminToken is the bootstrap admin token of every cluster's controller.
+const AdminToken = "sy_e2e_admin_token"
+
+// Options shape a cluster.
+type Options struct {
+	Hosts  int    // default 3
+	Tunnel string // geneve (default) or vxlan
+	// NoAgents leaves the agents unstarted (StartAgent starts one).
+	NoAgents bool
+	// AgentEnv is added to every agent's environment.
+	AgentEnv []string
+}
+
+// Cluster is a running Switchyard in a lab.
+type Cluster struct {
+	Lab    *lab.Lab
+	Bin    Binaries
+	DB     string
+	URL    string // the controller, for the test (loopback)
+	Tunnel string
+	// AgentURL is the controller as the agents see it (over the underlay).
+	AgentURL   string
+	Controller *lab.Proc
+	Agents     map[string]*lab.Proc
+	tokens     map[string]string
+	relay      *relay
+	opts       Options
+	http       *http.Client
+}
+
+// New brings up the whole cluster: lab, database, controller, agents, and
+// waits until every host is Ready.
+func New(t testing.TB, o Options) *Cluster {
+	t.Helper()
+	if o.Hosts == 0 {
+		o.Hosts = 3
+	}
+	if o.Tunnel == "" {
+		o.Tunnel = openapi.TunnelGeneve
+	}
+	bin := Build(t)
+	db := pgtest.DatabaseURL(t)
+	l := lab.New(t, lab.Options{Hosts: o.Hosts, Tunnel: o.Tunnel})
+	c := &Cluster{Lab: l, Bin: bin, DB: db, Tunnel: o.Tunnel, Agents: map[string]*lab.Proc{}, tokens: map[string]string{},
+		opts: o, http: &http.Client{Timeout: 60 * time.Second}}
+	// The underlay's first address is where agents find the controller.
+	gw := l.Subnet.Addr().Next()
+	if out, err := lab.RunIn(context.Background(), l.Underlay, "ip", "addr", "add",
+		fmt.Sprintf("%s/%d", gw, l.Subnet.Bits()), "dev", l.UnderlayBridge); err != nil {
+		t.Fatalf("underlay address: %v: %s", err, out)
+	}
+	c.StartController(t)
+	ctlPort := c.URL[strings.LastIndex(c.URL, ":")+1:]
+	c.relay = startRelay(t, l.Underlay, net.JoinHostPort(gw.String(), ctlPort), strings.TrimPrefix(c.URL, "http://"))
+	c.AgentURL = "http://" + net.JoinHostPort(gw.String(), ctlPort)
+	for _, h := range l.Hosts {
+		var tok openapi.Token
+		c.MustDo(t, 201, "POST", "/api/v1/tokens", map[string]any{"name": "node-" + h.Name, "role": "node", "host": h.Name}, &tok)
+		c.tokens[h.Name] = tok.Secret
+		if !o.NoAgents {
+			c.StartAgent(t, h.Name)
+		}
+	}
+	if !o.NoAgents {
+		c.WaitReady(t, 30*time.Second)
+	}
+	return c
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// StartController starts (or starts again) the controller on loopback and
+// waits until it is ready. A restart keeps its port.
+func (c *Cluster) StartController(t testing.TB) {
+	t.Helper()
+	if c.URL == "" {
+		c.URL = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	}
+	c.Controller = c.Lab.Start(t, lab.ProcSpec{Name: "controller", Path: c.Bin.Controller, Env: []string{
+		"SWITCHYARD_DATABASE_URL=" + c.DB,
+		"SWITCHYARD_LISTEN=" + strings.TrimPrefix(c.URL, "http://"),
+		"SWITCHYARD_ADMIN_TOKEN=" + AdminToken,
+		"SWITCHYARD_HEARTBEAT_TIMEOUT=5s",
+	}})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := c.http.Get(c.URL + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) || c.Controller.Exited() {
+			t.Fatalf("controller not ready: %v (log %s)", err, c.Controller.LogPath())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// AgentEnv is the environment of host's agent.
+func (c *Cluster) AgentEnv(host string) []string {
+	h := c.Lab.Host(host)
+	env := []string{
+		"SWITCHYARD_CONTROLLER_URL=" + c.AgentURL,
+		"SWITCHYARD_HOST=" + host,
+		"SWITCHYARD_NODE_TOKEN=" + c.tokens[host],
+		"SWITCHYARD_OVSDB=" + h.DB,
+		"SWITCHYARD_OVS_RUNDIR=" + h.Dir,
+		"SWITCHYARD_DATAPATH=netdev",
+		"SWITCHYARD_TUNNEL_TYPE=" + c.Tunnel,
+		"SWITCHYARD_UNDERLAY_IFACE=" + h.UnderlayIface,
+		"SWITCHYARD_UNDERLAY_ADDRESS=" + h.UnderlayAddr.String(),
+		"SWITCHYARD_SANDBOX_PREFIX=" + c.SandboxPrefix(host),
+		"SWITCHYARD_RESYNC_INTERVAL=2s",
+		"SWITCHYARD_HEARTBEAT_INTERVAL=1s",
+	}
+	return append(env, c.opts.AgentEnv...)
+}
+
+// StartAgent starts host's agent inside the host's namespace.
+func (c *Cluster) StartAgent(t testing.TB, host string, extraEnv ...string) *lab.Proc {
+	t.Helper()
+	h := c.Lab.Host(host)
+	p := c.Lab.Start(t, lab.ProcSpec{Name: "agent-" + host, Netns: h.Netns, Path: c.Bin.Agent,
+		Env: append(c.AgentEnv(host), extraEnv...)})
+	c.Agents[host] = p
+	return p
+}
+
+// SandboxPrefix is the prefix of host's managed sandbox namespaces: the lab
+// hosts share one kernel, so each gets its own.
+func (c *Cluster) SandboxPrefix(host string) string { return c.Lab.Prefix() + host + "-" }
+
+// Sandbox is the namespace of a managed container on host.
+func (c *Cluster) Sandbox(host, container, network string) string {
+	return c.SandboxPrefix(host) + container + "." + network
+}
+
+// WaitReady waits until every host reports Ready.
+func (c *Cluster) WaitReady(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	c.Eventually(t, timeout, func() error {
+		var l openapi.List[openapi.Host]
+		if code, err := c.Do("GET", "/api/v1/hosts", nil, &l); err != nil || code != 200 {
+			return fmt.Errorf("list hosts: %d %v", code, err)
+		}
+		if len(l.Items) < len(c.Lab.Hosts) {
+			return fmt.Errorf("%d hosts registered", len(l.Items))
+		}
+		for _, h := range l.Items {
+			if h.Status != openapi.HostReady {
+				return fmt.Errorf("host %s is %s", h.Name, h.Status)
+			}
+		}
+		return nil
+	})
+}
+
+// Eventually retries f until it returns nil, failing the test at timeout.
+func (c *Cluster) Eventually(t testing.TB, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Do calls the REST API as admin; out, when not nil, receives the JSON answer.
+func (c *Cluster) Do(method, path string, body, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.URL+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+AdminToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		return res.StatusCode, err
+	}
+	if out != nil && res.StatusCode < 300 && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return res.StatusCode, fmt.Errorf("decode %s: %w", data, err)
+		}
+	}
+	if res.StatusCode >= 300 {
+		return res.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, data)
+	}
+	return res.StatusCode, nil
+}
+
+// MustDo is Do, failing the test unless the status is want.
+func (c *Cluster) MustDo(t testing.TB, want int, method, path string, body, out any) {
+	t.Helper()
+	code, err := c.Do(method, path, body, out)
+	if code != want {
+		t.Fatalf("%s %s: status %d, want %d: %v", method, path, code, want, err)
+	}
+}
+
+// Container creates a container and waits until it is realized everywhere.
+func (c *Cluster) Container(t testing.TB, name, network, host string, extra map[string]any) openapi.Container {
+	t.Helper()
+	body := map[string]any{"name": name, "network": network, "host": host}
+	for k, v := range extra {
+		body[k] = v
+	}
+	var out openapi.Container
+	c.MustDo(t, 201, "POST", "/api/v1/containers?wait=realized&timeout=30s", body, &out)
+	return out
+}
+
+// Network creates a network.
+func (c *Cluster) Network(t testing.TB, name, cidr string) openapi.Network {
+	t.Helper()
+	var out openapi.Network
+	c.MustDo(t, 201, "POST", "/api/v1/networks", map[string]any{"name": name, "cidr": cidr}, &out)
+	return out
+}
+
+// Ping pings dst from a container's namespace and returns the result.
+func Ping(t testing.TB, netns, dst string, count int, interval time.Duration) lab.PingResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(count)*interval+10*time.Second)
+	defer cancel()
+	r, _ := lab.Ping(ctx, netns, dst, count, interval)
+	return r
+}
+
+// Flows returns br-int's flows on host, one per line, without statistics.
+func (c *Cluster) Flows(t testing.TB, host string) []string {
+	t.Helper()
+	out := c.Lab.Host(host).OFCtl(t, "dump-flows", "br-int", "--no-stats")
+	var flows []string
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "OFPST_FLOW") && !strings.HasPrefix(line, "NXST_FLOW") {
+			flows = append(flows, line)
+		}
+	}
+	return flows
+}
+
+// Ports lists br-int's ports on host.
+func (c *Cluster) Ports(t testing.TB, host string) []string {
+	t.Helper()
+	return strings.Fields(c.Lab.Host(host).VSCtl(t, "list-ports", "br-int"))
+}
+
+// Itoa is strconv.Itoa, for building names.
+func Itoa(i int) string { return strconv.Itoa(i) }

@@ -116,7 +116,9 @@ func (d ovsDatapath) EnsureUnderlay(ctx context.Context, iface string, addr neti
 	return d.a.EnsureUnderlay(ctx, iface, addr)
 }
 
-func (d ovsDatapath) NewGeneration(ctx context.Context) (uint16, error) { return d.a.NewGeneration(ctx) }
+func (d ovsDatapath) NewGeneration(ctx context.Context) (uint16, error) {
+	return d.a.NewGeneration(ctx)
+}
 
 func (d ovsDatapath) Apply(ctx context.Context, p *openapi.Program) (agent.Result, error) {
 	r, err := d.a.Apply(ctx, p)

@@ -3,6 +3,9 @@ package store
 import (
 	"context"
 	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/jackc/pgx/v5"
 
@@ -63,40 +66,39 @@ func validateContainer(c *openapi.Container) error {
 	return checkNetnsPath("netns", c.Netns)
 }
 
-// netRow is what IPAM needs of a network, read under its row lock.
+// netRow is what IPAM needs of a network, read under its row lock, with the
+// host's id and the transaction's time.
 type netRow struct {
 	id     string
 	name   string
 	cidr   netip.Prefix
 	gw     netip.Addr
 	cursor int64
+	hostID *string
+	now    time.Time
 }
 
 // lockNetwork reads a network by name and locks its row: container creates
-// in one network are serialized here, which makes allocation race-free.
-func lockNetwork(tx *Tx, name string) (netRow, error) {
+// in one network are serialized here, which makes allocation race-free. It
+// also resolves host, in the same round trip.
+func lockNetwork(tx *Tx, name, host string) (netRow, error) {
 	n := netRow{name: name}
 	var cidr, gw string
-	err := tx.QueryRow(tx.ctx, `SELECT id::text, cidr::text, host(gateway), ipam_cursor FROM networks WHERE name = $1 FOR UPDATE`, name).
-		Scan(&n.id, &cidr, &gw, &n.cursor)
+	err := tx.QueryRow(tx.ctx, `SELECT id::text, cidr::text, host(gateway), ipam_cursor,
+		(SELECT id::text FROM hosts WHERE name = $2), now() FROM networks WHERE name = $1 FOR UPDATE`, name, host).
+		Scan(&n.id, &cidr, &gw, &n.cursor, &n.hostID, &n.now)
 	if err == pgx.ErrNoRows {
 		return n, problem.Unresolvable("network", "network %q does not exist", name)
 	}
 	if err != nil {
 		return n, err
 	}
+	if n.hostID == nil {
+		return n, problem.Unresolvable("host", "host %q does not exist", host)
+	}
 	n.cidr = netip.MustParsePrefix(cidr)
 	n.gw = netip.MustParseAddr(gw)
 	return n, nil
-}
-
-func hostID(tx *Tx, name string) (string, error) {
-	var id string
-	err := tx.QueryRow(tx.ctx, `SELECT id::text FROM hosts WHERE name = $1`, name).Scan(&id)
-	if err == pgx.ErrNoRows {
-		return "", problem.Unresolvable("host", "host %q does not exist", name)
-	}
-	return id, err
 }
 
 // allocate picks the address offset for a new container: the requested
@@ -148,12 +150,8 @@ func (s *Store) CreateContainer(ctx context.Context, actor string, c openapi.Con
 		return c, err
 	}
 	var out openapi.Container
-	_, err := s.Write(ctx, actor, func(tx *Tx) error {
-		hid, err := hostID(tx, c.Host)
-		if err != nil {
-			return err
-		}
-		n, err := lockNetwork(tx, c.Network)
+	rev, err := s.Write(ctx, actor, func(tx *Tx) error {
+		n, err := lockNetwork(tx, c.Network, c.Host)
 		if err != nil {
 			return err
 		}
@@ -162,26 +160,17 @@ func (s *Store) CreateContainer(ctx context.Context, actor string, c openapi.Con
 			return err
 		}
 		ip := offsetAddr(n.cidr, off)
-		rev, err := tx.Rev()
-		if err != nil {
-			return err
-		}
-		var id string
-		if err := tx.QueryRow(ctx, `INSERT INTO containers (name, network_id, host_id, labels, ip, ip_offset, mac, netns, revision)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id::text`,
-			c.Name, n.id, hid, c.Labels, ip.String(), off, macFor(ip), c.Netns, rev).Scan(&id); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE networks SET ipam_cursor = $2 WHERE id = $1`, n.id, off+1); err != nil {
-			return err
-		}
-		out = openapi.Container{Meta: openapi.Meta{ID: id, Revision: rev}, Name: c.Name, Network: c.Network, Host: c.Host,
-			Labels: c.Labels, IP: ip.String(), MAC: macFor(ip), Netns: c.Netns, Status: openapi.ContainerPending}
-		if err := tx.QueryRow(ctx, `SELECT created_at, updated_at FROM containers WHERE id = $1`, id).Scan(&out.CreatedAt, &out.UpdatedAt); err != nil {
-			return err
-		}
+		out = openapi.Container{Meta: openapi.Meta{ID: uuid.NewString(), CreatedAt: n.now, UpdatedAt: n.now},
+			Name: c.Name, Network: c.Network, Host: c.Host, Labels: c.Labels, IP: ip.String(), MAC: macFor(ip),
+			Netns: c.Netns, Status: openapi.ContainerPending}
+		// Everything from here goes in the commit batch: one round trip.
+		tx.Queue(`INSERT INTO containers (id, name, network_id, host_id, labels, ip, ip_offset, mac, netns, revision, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, `+currentRev+`, $10, $10)`,
+			out.ID, c.Name, n.id, *n.hostID, c.Labels, out.IP, off, out.MAC, c.Netns, n.now)
+		tx.Queue(`UPDATE networks SET ipam_cursor = $2 WHERE id = $1`, n.id, off+1)
 		return tx.Record("container", openapi.EventCreated, out.ID, out.Name, out.Network, out)
 	})
+	out.Revision = rev
 	return out, err
 }
 
@@ -264,4 +253,13 @@ func (s *Store) setContainer(tx *Tx, cur, c openapi.Container) (openapi.Containe
 // DeleteContainer removes a container and releases its address.
 func (s *Store) DeleteContainer(ctx context.Context, actor, ref, network string, ifMatch int64) (int64, error) {
 	return deleteScoped(ctx, s, actor, containers, "containers", ref, network, ifMatch)
+}
+
+func hostID(tx *Tx, name string) (string, error) {
+	var id string
+	err := tx.QueryRow(tx.ctx, `SELECT id::text FROM hosts WHERE name = $1`, name).Scan(&id)
+	if err == pgx.ErrNoRows {
+		return "", problem.Unresolvable("host", "host %q does not exist", name)
+	}
+	return id, err
 }

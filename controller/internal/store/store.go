@@ -25,7 +25,6 @@ import (
 
 	"github.com/switchyard/switchyard/controller/internal/problem"
 	"github.com/switchyard/switchyard/migrations"
-	"github.com/switchyard/switchyard/openapi"
 )
 
 // NotifyChannel is the PostgreSQL channel a commit notifies with its revision.
@@ -133,48 +132,84 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 	return r, err
 }
 
-// Tx is one write transaction. The revision is bumped on first use of Rev,
-// which takes the revision row lock until commit: call it as late as you can.
+// Tx is one write transaction. The global revision is bumped once per
+// transaction, and its row lock is held until commit, which makes commit
+// order revision order: bump as late as you can. Statements queued with
+// Queue, and the event and audit rows of Record, are sent in one round trip
+// at commit, together with the bump when nothing asked for it earlier.
 type Tx struct {
 	pgx.Tx
-	ctx    context.Context
-	actor  string
-	rev    int64
-	events []openapi.Event
+	ctx   context.Context
+	actor string
+	rev   int64
+	// bump asks for the revision bump to lead the commit batch.
+	bump  bool
+	batch pgx.Batch
 }
 
-// Rev returns this transaction's revision, bumping the global one on first call.
+// Rev returns this transaction's revision, bumping the global one now if it
+// was not bumped yet.
 func (t *Tx) Rev() (int64, error) {
 	if t.rev != 0 {
 		return t.rev, nil
+	}
+	if t.batch.Len() > 0 {
+		return 0, errors.New("store: Rev after Queue")
 	}
 	err := t.QueryRow(t.ctx, `UPDATE sy_revision SET revision = revision + 1 RETURNING revision`).Scan(&t.rev)
 	return t.rev, err
 }
 
-// Record adds an event and an audit entry for obj at this revision.
+// currentRev is SQL for this transaction's revision, valid in queued
+// statements.
+const currentRev = `(SELECT revision FROM sy_revision)`
+
+// Queue adds a statement to the commit batch; it may use currentRev. The
+// revision is bumped at the head of the batch unless Rev ran before.
+func (t *Tx) Queue(sql string, args ...any) {
+	if t.rev == 0 {
+		t.bump = true
+	}
+	t.batch.Queue(sql, args...)
+}
+
+// Record queues an event (unless obj is nil) and an audit entry for obj at
+// this transaction's revision; the revision field of obj's JSON is set to it.
 func (t *Tx) Record(kind, action, id, name, network string, obj any) error {
-	rev, err := t.Rev()
-	if err != nil {
-		return err
-	}
-	body, err := json.Marshal(obj)
-	if err != nil {
-		return err
-	}
 	if obj != nil {
-		if _, err := t.Exec(t.ctx, `INSERT INTO events (revision, kind, action, object_id, name, network, object) VALUES ($1,$2,$3,$4,$5,$6,$7)`,
-			rev, kind, action, id, name, network, body); err != nil {
+		body, err := json.Marshal(obj)
+		if err != nil {
 			return err
 		}
+		t.Queue(`INSERT INTO events (revision, kind, action, object_id, name, network, object)
+			VALUES (`+currentRev+`, $1, $2, $3, $4, $5, jsonb_set($6::jsonb, '{revision}', to_jsonb(`+currentRev+`)))`,
+			kind, action, id, name, network, body)
 	}
-	_, err = t.Exec(t.ctx, `INSERT INTO audit (revision, actor, action, kind, object_id, object_name) VALUES ($1,$2,$3,$4,$5,$6)`,
-		rev, t.actor, action, kind, id, name)
-	return err
+	t.Queue(`INSERT INTO audit (revision, actor, action, kind, object_id, object_name) VALUES (`+currentRev+`, $1, $2, $3, $4, $5)`,
+		t.actor, action, kind, id, name)
+	return nil
+}
+
+// flush sends the commit batch: the bump (if pending), the queued
+// statements, and the notification of the revision.
+func (t *Tx) flush() error {
+	if t.batch.Len() == 0 && t.rev == 0 {
+		return nil
+	}
+	var b pgx.Batch
+	if t.bump && t.rev == 0 {
+		b.Queue(`UPDATE sy_revision SET revision = revision + 1 RETURNING revision`).QueryRow(func(r pgx.Row) error {
+			return r.Scan(&t.rev)
+		})
+	}
+	b.QueuedQueries = append(b.QueuedQueries, t.batch.QueuedQueries...)
+	b.Queue(`SELECT pg_notify($1, `+currentRev+`::text)`, NotifyChannel)
+	return t.SendBatch(t.ctx, &b).Close()
 }
 
 // Write runs fn in one transaction as actor, then notifies the other replicas
-// of the new revision. Either everything fn did lands, or nothing.
+// of the new revision. Either everything fn did lands, or nothing. It
+// returns the transaction's revision (0 when nothing was written).
 func (s *Store) Write(ctx context.Context, actor string, fn func(*Tx) error) (int64, error) {
 	pt, err := s.Pool.Begin(ctx)
 	if err != nil {
@@ -185,10 +220,8 @@ func (s *Store) Write(ctx context.Context, actor string, fn func(*Tx) error) (in
 	if err := fn(tx); err != nil {
 		return 0, mapError(err)
 	}
-	if tx.rev != 0 {
-		if _, err := pt.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, fmt.Sprint(tx.rev)); err != nil {
-			return 0, err
-		}
+	if err := tx.flush(); err != nil {
+		return 0, mapError(err)
 	}
 	if err := pt.Commit(ctx); err != nil {
 		return 0, mapError(err)

@@ -1,10 +1,12 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
 
+	"github.com/switchyard/switchyard/controller/internal/store"
 	"github.com/switchyard/switchyard/controller/internal/testenv"
 	"github.com/switchyard/switchyard/openapi"
 )
@@ -107,5 +109,35 @@ func TestReplicasAndRestart(t *testing.T) {
 	e.must(201, "POST", "/api/v1/containers", map[string]any{"name": "after", "network": "blue", "host": "h1"}).decode(t, &c)
 	if c.IP != "10.10.0.5" {
 		t.Fatalf("after restart got %s, want 10.10.0.5", c.IP)
+	}
+}
+
+// Several replicas booting at once against an empty database: migrations
+// run once, under the advisory lock, and every replica comes up.
+func TestConcurrentBoot(t *testing.T) {
+	db := testenv.DatabaseURL(t)
+	var wg sync.WaitGroup
+	stores := make([]*store.Store, 4)
+	errs := make([]error, 4)
+	for i := range stores {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			st, err := store.Open(context.Background(), db, store.Options{})
+			if err == nil {
+				err = st.Migrate(context.Background())
+			}
+			stores[i], errs[i] = st, err
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+		defer stores[i].Close()
+		if err := stores[i].Ready(context.Background()); err != nil {
+			t.Fatalf("replica %d not ready: %v", i, err)
+		}
 	}
 }

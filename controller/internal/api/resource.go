@@ -29,6 +29,28 @@ type resource[T any] struct {
 	meta           func(*T) *openapi.Meta
 }
 
+// unscoped wires a kind whose names are global: its store calls take no
+// network.
+func unscoped[T any](kind string,
+	list func(context.Context, store.ListOptions) ([]T, string, error),
+	get func(ctx context.Context, ref string) (T, error),
+	create func(ctx context.Context, actor string, v T) (T, error),
+	update func(ctx context.Context, actor, ref string, ifMatch int64, v T) (T, error),
+	del func(ctx context.Context, actor, ref string, ifMatch int64) (int64, error),
+	meta func(*T) *openapi.Meta,
+) resource[T] {
+	return resource[T]{
+		kind: kind, list: list, create: create, meta: meta,
+		get: func(ctx context.Context, ref, _ string) (T, error) { return get(ctx, ref) },
+		update: func(ctx context.Context, actor, ref, _ string, ifMatch int64, v T) (T, error) {
+			return update(ctx, actor, ref, ifMatch, v)
+		},
+		del: func(ctx context.Context, actor, ref, _ string, ifMatch int64) (int64, error) {
+			return del(ctx, actor, ref, ifMatch)
+		},
+	}
+}
+
 // mount registers the five routes of a kind.
 func mount[T any](s *Server, g *gin.RouterGroup, r resource[T], read, write gin.HandlerFunc) {
 	base := "/" + r.kind
@@ -70,93 +92,81 @@ func (r resource[T]) handleGet(c *gin.Context) {
 }
 
 func (r resource[T]) handleCreate(s *Server, c *gin.Context) {
-	var v T
-	if err := decode(c, &v); err != nil {
-		fail(c, err)
-		return
+	w, err := parseWrite(c)
+	var v, out T
+	if err == nil {
+		err = decode(c, &v)
 	}
-	wait, err := waitOptions(c)
-	if err != nil {
-		fail(c, err)
-		return
+	if err == nil {
+		out, err = r.create(c.Request.Context(), actor(c), v)
 	}
-	out, err := r.create(c.Request.Context(), actor(c), v)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if err := s.waitRealized(c, wait, r.meta(&out).Revision); err != nil {
-		fail(c, err)
-		return
-	}
-	c.Header("Location", c.Request.URL.Path+"/"+r.meta(&out).ID)
-	r.reply(c, http.StatusCreated, &out)
+	s.answer(c, w, err, r.meta(&out).Revision, func() {
+		c.Header("Location", c.Request.URL.Path+"/"+r.meta(&out).ID)
+		r.reply(c, http.StatusCreated, &out)
+	})
 }
 
 func (r resource[T]) handleUpdate(s *Server, c *gin.Context, patch bool) {
-	ifMatch, err := parseIfMatch(c)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	wait, err := waitOptions(c)
-	if err != nil {
-		fail(c, err)
-		return
-	}
+	w, err := parseWrite(c)
 	ctx, ref, network := c.Request.Context(), c.Param("ref"), c.Query("network")
-	var v T
-	if patch {
-		cur, err := r.get(ctx, ref, network)
-		if err != nil {
-			fail(c, err)
-			return
+	var v, out T
+	switch {
+	case err != nil:
+	case patch:
+		var cur T
+		if cur, err = r.get(ctx, ref, network); err != nil {
+			break
 		}
-		if ifMatch == 0 {
+		if w.ifMatch == 0 {
 			// Without If-Match, the patch applies to what we just read.
-			ifMatch = r.meta(&cur).Revision
+			w.ifMatch = r.meta(&cur).Revision
 		}
-		if err := decodePatch(c, &cur, &v); err != nil {
-			fail(c, err)
-			return
-		}
-	} else if err := decode(c, &v); err != nil {
-		fail(c, err)
-		return
+		err = decodePatch(c, &cur, &v)
+	default:
+		err = decode(c, &v)
 	}
-	out, err := r.update(ctx, actor(c), ref, network, ifMatch, v)
-	if err != nil {
-		fail(c, err)
-		return
+	if err == nil {
+		out, err = r.update(ctx, actor(c), ref, network, w.ifMatch, v)
 	}
-	if err := s.waitRealized(c, wait, r.meta(&out).Revision); err != nil {
-		fail(c, err)
-		return
-	}
-	r.reply(c, http.StatusOK, &out)
+	s.answer(c, w, err, r.meta(&out).Revision, func() { r.reply(c, http.StatusOK, &out) })
 }
 
 func (r resource[T]) handleDelete(s *Server, c *gin.Context) {
-	ifMatch, err := parseIfMatch(c)
+	w, err := parseWrite(c)
+	var rev int64
+	if err == nil {
+		rev, err = r.del(c.Request.Context(), actor(c), c.Param("ref"), c.Query("network"), w.ifMatch)
+	}
+	s.answer(c, w, err, rev, func() { c.Status(http.StatusNoContent) })
+}
+
+// writeOpts are what every write reads besides its body.
+type writeOpts struct {
+	ifMatch int64
+	wait    waitOpts
+}
+
+func parseWrite(c *gin.Context) (writeOpts, error) {
+	var w writeOpts
+	var err error
+	if w.ifMatch, err = parseIfMatch(c); err != nil {
+		return w, err
+	}
+	w.wait, err = waitOptions(c)
+	return w, err
+}
+
+// answer ends a write: the error if there is one, else, once realized when
+// asked to wait, the reply.
+func (s *Server) answer(c *gin.Context, w writeOpts, err error, rev int64, reply func()) {
+	if err == nil {
+		err = s.waitRealized(c, w.wait, rev)
+	}
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	wait, err := waitOptions(c)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	rev, err := r.del(c.Request.Context(), actor(c), c.Param("ref"), c.Query("network"), ifMatch)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if err := s.waitRealized(c, wait, rev); err != nil {
-		fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	reply()
 }
 
 // reply writes an object with its ETag.
@@ -308,24 +318,16 @@ func (s *Server) moveContainer(c *gin.Context) {
 	var body struct {
 		Host string `json:"host"`
 	}
-	if err := decode(c, &body); err != nil {
-		fail(c, err)
-		return
+	w, err := parseWrite(c)
+	if err == nil {
+		err = decode(c, &body)
 	}
-	wait, err := waitOptions(c)
-	if err != nil {
-		fail(c, err)
-		return
+	var out openapi.Container
+	if err == nil {
+		out, err = s.Store.MoveContainer(c.Request.Context(), actor(c), c.Param("ref"), c.Query("network"), body.Host)
 	}
-	out, err := s.Store.MoveContainer(c.Request.Context(), actor(c), c.Param("ref"), c.Query("network"), body.Host)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if err := s.waitRealized(c, wait, out.Revision); err != nil {
-		fail(c, err)
-		return
-	}
-	c.Header("ETag", etag(out.Revision))
-	c.JSON(http.StatusOK, out)
+	s.answer(c, w, err, out.Revision, func() {
+		c.Header("ETag", etag(out.Revision))
+		c.JSON(http.StatusOK, out)
+	})
 }

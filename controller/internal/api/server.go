@@ -72,32 +72,10 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	v1 := r.Group("/api/v1", s.authenticate())
 	viewer, operator, admin := allow(roleViewer), allow(roleOperator), allow(roleAdmin)
 
-	hosts := resource[openapi.Host]{
-		kind:   "hosts",
-		list:   s.Store.ListHosts,
-		get:    func(ctx context.Context, ref, _ string) (openapi.Host, error) { return s.Store.GetHost(ctx, ref) },
-		create: s.Store.CreateHost,
-		update: func(ctx context.Context, actor, ref, _ string, ifMatch int64, v openapi.Host) (openapi.Host, error) {
-			return s.Store.UpdateHost(ctx, actor, ref, ifMatch, v)
-		},
-		del: func(ctx context.Context, actor, ref, _ string, ifMatch int64) (int64, error) {
-			return s.Store.DeleteHost(ctx, actor, ref, ifMatch)
-		},
-		meta: func(v *openapi.Host) *openapi.Meta { return &v.Meta },
-	}
-	networks := resource[openapi.Network]{
-		kind:   "networks",
-		list:   s.Store.ListNetworks,
-		get:    func(ctx context.Context, ref, _ string) (openapi.Network, error) { return s.Store.GetNetwork(ctx, ref) },
-		create: s.Store.CreateNetwork,
-		update: func(ctx context.Context, actor, ref, _ string, ifMatch int64, v openapi.Network) (openapi.Network, error) {
-			return s.Store.UpdateNetwork(ctx, actor, ref, ifMatch, v)
-		},
-		del: func(ctx context.Context, actor, ref, _ string, ifMatch int64) (int64, error) {
-			return s.Store.DeleteNetwork(ctx, actor, ref, ifMatch)
-		},
-		meta: func(v *openapi.Network) *openapi.Meta { return &v.Meta },
-	}
+	hosts := unscoped("hosts", s.Store.ListHosts, s.Store.GetHost, s.Store.CreateHost, s.Store.UpdateHost, s.Store.DeleteHost,
+		func(v *openapi.Host) *openapi.Meta { return &v.Meta })
+	networks := unscoped("networks", s.Store.ListNetworks, s.Store.GetNetwork, s.Store.CreateNetwork, s.Store.UpdateNetwork,
+		s.Store.DeleteNetwork, func(v *openapi.Network) *openapi.Meta { return &v.Meta })
 	containers := resource[openapi.Container]{
 		kind: "containers", scoped: true, hosted: true,
 		list: s.Store.ListContainers, get: s.Store.GetContainer, create: s.Store.CreateContainer,

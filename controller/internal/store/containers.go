@@ -186,12 +186,8 @@ func (s *Store) UpdateContainer(ctx context.Context, actor, ref, network string,
 		if err := checkMatch(ifMatch, cur.Revision); err != nil {
 			return err
 		}
-		for _, f := range []struct{ field, old, new string }{
-			{"name", cur.Name, c.Name}, {"network", cur.Network, c.Network}, {"ip", cur.IP, c.IP}, {"mac", cur.MAC, c.MAC},
-		} {
-			if f.new != "" && f.new != f.old {
-				return problem.Invalid(f.field, "%s cannot change (it is %s): create a new container instead", f.field, f.old)
-			}
+		if err := immutable("name", cur.Name, c.Name, "network", cur.Network, c.Network, "ip", cur.IP, c.IP, "mac", cur.MAC, c.MAC); err != nil {
+			return err
 		}
 		c.Name, c.Network, c.IP = cur.Name, cur.Network, cur.IP
 		if c.Host == "" {

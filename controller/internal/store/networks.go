@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 
 	"github.com/jackc/pgx/v5"
@@ -161,13 +162,9 @@ func (s *Store) UpdateNetwork(ctx context.Context, actor, ref string, ifMatch in
 		if n.Name == "" {
 			n.Name = cur.Name
 		}
-		for _, f := range []struct {
-			field    string
-			old, new any
-		}{{"name", cur.Name, n.Name}, {"cidr", cur.CIDR, n.CIDR}, {"gateway", cur.Gateway, n.Gateway}, {"vni", cur.VNI, n.VNI}} {
-			if f.old != f.new {
-				return problem.Invalid(f.field, "%s cannot change once a network exists (it is %v)", f.field, f.old)
-			}
+		if err := immutable("name", cur.Name, n.Name, "cidr", cur.CIDR, n.CIDR, "gateway", cur.Gateway, n.Gateway,
+			"vni", fmt.Sprint(cur.VNI), fmt.Sprint(n.VNI)); err != nil {
+			return err
 		}
 		if _, err := s.validateNetwork(&n); err != nil {
 			return err

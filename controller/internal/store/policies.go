@@ -193,10 +193,8 @@ func (s *Store) UpdatePolicy(ctx context.Context, actor, ref, network string, if
 		if err := checkMatch(ifMatch, cur.Revision); err != nil {
 			return err
 		}
-		for _, f := range []struct{ field, old, new string }{{"name", cur.Name, p.Name}, {"network", cur.Network, p.Network}} {
-			if f.new != "" && f.new != f.old {
-				return problem.Invalid(f.field, "%s cannot change (it is %s)", f.field, f.old)
-			}
+		if err := immutable("name", cur.Name, p.Name, "network", cur.Network, p.Network); err != nil {
+			return err
 		}
 		p.Name, p.Network = cur.Name, cur.Network
 		if err := validatePolicy(&p); err != nil {

@@ -160,10 +160,8 @@ func (s *Store) UpdateService(ctx context.Context, actor, ref, network string, i
 		if err := checkMatch(ifMatch, cur.Revision); err != nil {
 			return err
 		}
-		for _, f := range []struct{ field, old, new string }{{"name", cur.Name, v.Name}, {"network", cur.Network, v.Network}, {"vip", cur.VIP, v.VIP}} {
-			if f.new != "" && f.new != f.old {
-				return problem.Invalid(f.field, "%s cannot change (it is %s)", f.field, f.old)
-			}
+		if err := immutable("name", cur.Name, v.Name, "network", cur.Network, v.Network, "vip", cur.VIP, v.VIP); err != nil {
+			return err
 		}
 		v.Name, v.Network, v.VIP = cur.Name, cur.Network, cur.VIP
 		if err := s.validateService(&v); err != nil {

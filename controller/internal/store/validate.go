@@ -129,3 +129,15 @@ func macFor(a netip.Addr) string {
 	b := a.As4()
 	return fmt.Sprintf("0a:58:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])
 }
+
+// immutable checks (field, stored, asked) triples: an asked value that is
+// set and differs from the stored one is refused, naming the field.
+func immutable(triples ...string) error {
+	for i := 0; i+2 < len(triples); i += 3 {
+		field, old, asked := triples[i], triples[i+1], triples[i+2]
+		if asked != "" && asked != "0" && asked != old {
+			return problem.Invalid(field, "%s cannot change once the object exists (it is %s)", field, old)
+		}
+	}
+	return nil
+}

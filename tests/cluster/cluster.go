@@ -63,16 +63,10 @@ func New(t testing.TB, o Options) *Cluster {
 	l := lab.New(t, lab.Options{Hosts: o.Hosts, Tunnel: o.Tunnel})
 	c := &Cluster{Lab: l, Bin: bin, DB: db, Tunnel: o.Tunnel, Agents: map[string]*lab.Proc{}, tokens: map[string]string{},
 		opts: o, http: &http.Client{Timeout: 60 * time.Second}}
-	// The underlay's first address is where agents find the controller.
-	gw := l.Subnet.Addr().Next()
-	if out, err := lab.RunIn(context.Background(), l.Underlay, "ip", "addr", "add",
-		fmt.Sprintf("%s/%d", gw, l.Subnet.Bits()), "dev", l.UnderlayBridge); err != nil {
-		t.Fatalf("underlay address: %v: %s", err, out)
-	}
 	c.StartController(t)
-	ctlPort := c.URL[strings.LastIndex(c.URL, ":")+1:]
-	c.relay = startRelay(t, l.Underlay, net.JoinHostPort(gw.String(), ctlPort), strings.TrimPrefix(c.URL, "http://"))
-	c.AgentURL = "http://" + net.JoinHostPort(gw.String(), ctlPort)
+	// The underlay's first address is where agents find the controller.
+	c.relay = &relay{l.Expose(t, strings.TrimPrefix(c.URL, "http://"))}
+	c.AgentURL = "http://" + c.relay.Addr()
 	for _, h := range l.Hosts {
 		var tok openapi.Token
 		c.MustDo(t, 201, "POST", "/api/v1/tokens", map[string]any{"name": "node-" + h.Name, "role": "node", "host": h.Name}, &tok)
@@ -128,22 +122,7 @@ func (c *Cluster) StartController(t testing.TB) {
 
 // AgentEnv is the environment of host's agent.
 func (c *Cluster) AgentEnv(host string) []string {
-	h := c.Lab.Host(host)
-	env := []string{
-		"SWITCHYARD_CONTROLLER_URL=" + c.AgentURL,
-		"SWITCHYARD_HOST=" + host,
-		"SWITCHYARD_NODE_TOKEN=" + c.tokens[host],
-		"SWITCHYARD_OVSDB=" + h.DB,
-		"SWITCHYARD_OVS_RUNDIR=" + h.Dir,
-		"SWITCHYARD_DATAPATH=netdev",
-		"SWITCHYARD_TUNNEL_TYPE=" + c.Tunnel,
-		"SWITCHYARD_UNDERLAY_IFACE=" + h.UnderlayIface,
-		"SWITCHYARD_UNDERLAY_ADDRESS=" + h.UnderlayAddr.String(),
-		"SWITCHYARD_SANDBOX_PREFIX=" + c.SandboxPrefix(host),
-		"SWITCHYARD_RESYNC_INTERVAL=2s",
-		"SWITCHYARD_HEARTBEAT_INTERVAL=1s",
-	}
-	return append(env, c.opts.AgentEnv...)
+	return append(c.Lab.Host(host).AgentEnv(c.AgentURL, c.tokens[host]), c.opts.AgentEnv...)
 }
 
 // StartAgent starts host's agent inside the host's namespace.
@@ -158,11 +137,11 @@ func (c *Cluster) StartAgent(t testing.TB, host string, extraEnv ...string) *lab
 
 // SandboxPrefix is the prefix of host's managed sandbox namespaces: the lab
 // hosts share one kernel, so each gets its own.
-func (c *Cluster) SandboxPrefix(host string) string { return c.Lab.Prefix() + host + "-" }
+func (c *Cluster) SandboxPrefix(host string) string { return c.Lab.SandboxPrefix(host) }
 
 // Sandbox is the namespace of a managed container on host.
 func (c *Cluster) Sandbox(host, container, network string) string {
-	return c.SandboxPrefix(host) + container + "." + network
+	return c.Lab.Sandbox(host, container, network)
 }
 
 // WaitReady waits until every host reports Ready.

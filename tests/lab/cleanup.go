@@ -8,14 +8,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"testing"
 	"time"
 )
 
 // close is the lab's t.Cleanup: dump on failure, stop the test's processes,
 // then (unless the lab is kept) each host's OVS, the namespaces, leftover
 // links and the run dir. It copes with a lab that New built only partly.
-func (l *Lab) close(t testing.TB) {
+func (l *Lab) close(t T) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -60,7 +59,7 @@ func (l *Lab) close(t testing.TB) {
 
 // keep leaves a failed test's lab in place (OVS daemons, namespaces, Dir)
 // and tells how to inspect and remove it.
-func (l *Lab) keep(t testing.TB) {
+func (l *Lab) keep(t T) {
 	l.mu.Lock()
 	l.man.Kept = true
 	err := l.saveManifestLocked()
@@ -82,7 +81,7 @@ func (l *Lab) keep(t testing.TB) {
 // the flows of br-int and br-phy, br-int's groups, and the tail of every
 // log in the lab (OVS daemons and Procs). New registers it in cleanup
 // already; calling it earlier is harmless (it dumps once).
-func (l *Lab) DumpOnFailure(t testing.TB) {
+func (l *Lab) DumpOnFailure(t T) {
 	if !t.Failed() {
 		return
 	}

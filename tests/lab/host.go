@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -77,7 +76,7 @@ func (h *Host) Run(ctx context.Context, name string, args ...string) (string, er
 }
 
 // MustRun is Run with a 60 s timeout that fails the test on error.
-func (h *Host) MustRun(t testing.TB, name string, args ...string) string {
+func (h *Host) MustRun(t T, name string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -89,27 +88,27 @@ func (h *Host) MustRun(t testing.TB, name string, args ...string) string {
 }
 
 // VSCtl runs ovs-vsctl --db=<DB> args... in the host.
-func (h *Host) VSCtl(t testing.TB, args ...string) string {
+func (h *Host) VSCtl(t T, args ...string) string {
 	t.Helper()
 	return h.MustRun(t, "ovs-vsctl", append([]string{"--db=" + h.DB, "--timeout=30"}, args...)...)
 }
 
 // OFCtl runs ovs-ofctl -O OpenFlow15 args... in the host; bridge names
 // resolve to <Dir>/<bridge>.mgmt through OVS_RUNDIR.
-func (h *Host) OFCtl(t testing.TB, args ...string) string {
+func (h *Host) OFCtl(t T, args ...string) string {
 	t.Helper()
 	return h.MustRun(t, "ovs-ofctl", append([]string{"-O", "OpenFlow15"}, args...)...)
 }
 
 // AppCtl runs ovs-appctl -t <Dir>/vswitchd.ctl args... in the host.
-func (h *Host) AppCtl(t testing.TB, args ...string) string {
+func (h *Host) AppCtl(t T, args ...string) string {
 	t.Helper()
 	return h.MustRun(t, "ovs-appctl", append([]string{"-t", h.CtlSocket()}, args...)...)
 }
 
 // OFPort returns the OpenFlow port number OVS gave an interface, waiting up
 // to 10 s for it to be assigned.
-func (h *Host) OFPort(t testing.TB, iface string) int {
+func (h *Host) OFPort(t T, iface string) int {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -130,7 +129,7 @@ func (h *Host) OFPort(t testing.TB, iface string) int {
 // and the userspace datapath's state (conntrack, tunnel ARP cache) do not
 // survive; OVSDB content does, and so do the internal ports' tap devices
 // with their addresses (checked: br-phy keeps the underlay address).
-func (h *Host) RestartOVS(t testing.TB) {
+func (h *Host) RestartOVS(t T) {
 	t.Helper()
 	if err := h.stopVSwitchd(); err != nil {
 		t.Fatalf("%s: stopping ovs-vswitchd: %v", h.Name, err)

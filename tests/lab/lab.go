@@ -23,7 +23,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -65,6 +64,8 @@ type Lab struct {
 	man      manifest
 	dumped   bool
 	closed   bool
+	// gatewaySet is true once Expose has put Gateway on the underlay bridge.
+	gatewaySet bool
 }
 
 // Prefix is the prefix of every netns this lab owns, "sy-<ID>-". The agent's
@@ -88,6 +89,9 @@ func (l *Lab) Host(name string) *Host {
 const RootDir = "/tmp"
 
 const dirPrefix = "sylab-"
+
+// RunDir is the run directory of the lab with the given id while it exists.
+func RunDir(id string) string { return filepath.Join(RootDir, dirPrefix+id) }
 
 // Env variables the lab reads.
 const (
@@ -129,7 +133,7 @@ func Requirements() error {
 }
 
 // skipOrFatal skips the test with reason, or fails it when CI=true.
-func skipOrFatal(t testing.TB, reason error) {
+func skipOrFatal(t T, reason error) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("lab: %v (CI=true, not skipping)", reason)
@@ -141,7 +145,7 @@ func skipOrFatal(t testing.TB, reason error) {
 // namespace, underlay veth and OVS daemons. t.Cleanup tears it all down
 // (after DumpOnFailure). New skips the test when the machine cannot run a
 // lab (not root, OVS missing), but fails it instead when env CI=true.
-func New(t testing.TB, o Options) *Lab {
+func New(t T, o Options) *Lab {
 	t.Helper()
 	if err := Requirements(); err != nil {
 		skipOrFatal(t, err)
@@ -218,7 +222,7 @@ func allocate() (*Lab, error) {
 			return nil, err
 		}
 		id := hex.EncodeToString(b)
-		dir := filepath.Join(RootDir, dirPrefix+id)
+		dir := RunDir(id)
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			if errors.Is(err, os.ErrExist) {
 				continue
@@ -290,7 +294,7 @@ func (l *Lab) addNetns(ctx context.Context, name string) error {
 // NewNetns creates the namespace "sy-<ID>-<suffix>" (lo up) and returns its
 // name; its path is /run/netns/<name>. It is deleted when t ends (and with
 // the lab at the latest).
-func (l *Lab) NewNetns(t testing.TB, suffix string) string {
+func (l *Lab) NewNetns(t T, suffix string) string {
 	t.Helper()
 	name := l.Prefix() + suffix
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -42,7 +41,7 @@ type Proc struct {
 
 // Start starts a process and registers it for cleanup. Its stdout and
 // stderr are appended to LogPath().
-func (l *Lab) Start(t testing.TB, s ProcSpec) *Proc {
+func (l *Lab) Start(t T, s ProcSpec) *Proc {
 	t.Helper()
 	if s.Name == "" || s.Path == "" {
 		t.Fatalf("lab %s: ProcSpec needs Name and Path: %+v", l.ID, s)

@@ -29,12 +29,13 @@ endef
 
 .PHONY: build run stop test bench fmt vet clean deps pg-start pg-stop pg-status pg-destroy
 
-## build: bin/switchyard, bin/switchyard-agent, bin/syctl (those that exist)
+## build: bin/switchyard, bin/switchyard-agent, bin/syctl (those that exist), bin/sylab (the demo lab)
 build:
 	@mkdir -p bin
 	$(call build_main,bin/switchyard,controller)
 	$(call build_main,bin/switchyard-agent,node)
 	$(call build_main,bin/syctl,controller/cmd/syctl)
+	$(call build_main,bin/sylab,tests/lab/cmd/sylab)
 
 ## run: deps, local PostgreSQL, build, then the controller in the foreground
 run: deps build

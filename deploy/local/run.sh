@@ -2,7 +2,7 @@
 # deploy/local/run.sh: the body of `make run` and `make stop`.
 #
 #   run.sh start   start the local PostgreSQL (if needed), the controller in the
-#                  foreground, and (later) the demo lab; Ctrl-C stops them
+#                  foreground, and the demo lab; Ctrl-C stops them
 #   run.sh stop    stop what `run.sh start` started, by pid
 #
 # `make run` installs deps and builds first; this script expects bin/switchyard.
@@ -11,6 +11,7 @@
 #   run.pid          pid of the running `run.sh start`
 #   switchyard.pid   pid of the controller it started
 #   run-started-pg   present when `run.sh start` started PostgreSQL itself
+#   demo.pid         pid of the demo lab (bin/sylab), demo.txt its try-this text
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
@@ -27,21 +28,49 @@ die() { say "$*"; exit 1; }
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 # ---------------------------------------------------------------------------
-# DEMO LAB HOOK. `make run` will start a small lab here: simulated hosts (netns,
-# each with its own OVS), their node agents, and a few containers, registered
-# through the API. It is skipped when SWITCHYARD_DEMO=0. Until the node agent
-# (node/) and the lab (tests/lab) exist it only says so.
+# DEMO LAB HOOK. `make run` starts a small lab here once the controller is
+# ready: bin/sylab (tests/lab/cmd/sylab) builds 3 simulated hosts (netns, each
+# with its own OVS), starts their node agents against the controller, creates
+# networks blue and red and a few containers, prints commands to try (also
+# in .local/demo.txt) and runs until stopped. Skipped when SWITCHYARD_DEMO=0;
+# without root or OVS, sylab says why and the controller runs alone.
+DEMO_PID="$LOCAL/demo.pid"
+DEMO_INFO="$LOCAL/demo.txt"
+
 demo_lab_start() {
 	if [ "${SWITCHYARD_DEMO:-1}" = 0 ]; then
 		say "demo lab skipped (SWITCHYARD_DEMO=0)"
 		return
 	fi
-	say "demo lab: not built yet (needs the node agent and tests/lab); the controller runs alone"
+	if [ ! -x "$REPO/bin/sylab" ] || [ ! -x "$REPO/bin/switchyard-agent" ]; then
+		say "demo lab: bin/sylab or bin/switchyard-agent is missing (see 'make build'); the controller runs alone"
+		return
+	fi
+	say "demo lab: starting 3 hosts with their agents (SWITCHYARD_DEMO=0 skips this)"
+	# SWITCHYARD_ADMIN_TOKEN is exported by cmd_start.
+	"$REPO/bin/sylab" -controller "$(base_url)" -agent "$REPO/bin/switchyard-agent" -info "$DEMO_INFO" &
+	echo $! >"$DEMO_PID"
 }
 
 # demo_lab_stop must be idempotent: it is called on every exit and by `stop`.
+# sylab stops its agents and tears its lab down on SIGTERM; if it does not
+# finish in 30s it is killed, and `sylab -clean` removes what it left.
 demo_lab_stop() {
-	:
+	[ -f "$DEMO_PID" ] || return 0
+	local pid
+	pid="$(cat "$DEMO_PID")"
+	if alive "$DEMO_PID"; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+		if kill -0 "$pid" 2>/dev/null; then
+			say "demo lab: still stopping after 30s; killing it (pid $pid)"
+			kill -KILL "$pid" 2>/dev/null || true
+			for _ in $(seq 25); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+		fi
+	fi
+	# Removes the lab of a sylab that died without cleaning up (a no-op otherwise).
+	[ ! -x "$REPO/bin/sylab" ] || "$REPO/bin/sylab" -clean || true
+	rm -f "$DEMO_PID" "$DEMO_INFO"
 }
 # END OF DEMO LAB HOOK
 # ---------------------------------------------------------------------------

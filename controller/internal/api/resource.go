@@ -101,6 +101,7 @@ func (r resource[T]) handleCreate(s *Server, c *gin.Context) {
 		out, err = r.create(c.Request.Context(), actor(c), v)
 	}
 	s.answer(c, w, err, r.meta(&out).Revision, func() {
+		r.refresh(c, w, &out)
 		c.Header("Location", c.Request.URL.Path+"/"+r.meta(&out).ID)
 		r.reply(c, http.StatusCreated, &out)
 	})
@@ -128,7 +129,10 @@ func (r resource[T]) handleUpdate(s *Server, c *gin.Context, patch bool) {
 	if err == nil {
 		out, err = r.update(ctx, actor(c), ref, network, w.ifMatch, v)
 	}
-	s.answer(c, w, err, r.meta(&out).Revision, func() { r.reply(c, http.StatusOK, &out) })
+	s.answer(c, w, err, r.meta(&out).Revision, func() {
+		r.refresh(c, w, &out)
+		r.reply(c, http.StatusOK, &out)
+	})
 }
 
 func (r resource[T]) handleDelete(s *Server, c *gin.Context) {
@@ -138,6 +142,17 @@ func (r resource[T]) handleDelete(s *Server, c *gin.Context) {
 		rev, err = r.del(c.Request.Context(), actor(c), c.Param("ref"), c.Query("network"), w.ifMatch)
 	}
 	s.answer(c, w, err, rev, func() { c.Status(http.StatusNoContent) })
+}
+
+// refresh rereads a written object after waiting for its realization, so
+// the answer shows its realized status.
+func (r resource[T]) refresh(c *gin.Context, w writeOpts, v *T) {
+	if !w.wait.realized {
+		return
+	}
+	if fresh, err := r.get(c.Request.Context(), r.meta(v).ID, ""); err == nil {
+		*v = fresh
+	}
 }
 
 // writeOpts are what every write reads besides its body.
@@ -327,6 +342,11 @@ func (s *Server) moveContainer(c *gin.Context) {
 		out, err = s.Store.MoveContainer(c.Request.Context(), actor(c), c.Param("ref"), c.Query("network"), body.Host)
 	}
 	s.answer(c, w, err, out.Revision, func() {
+		if w.wait.realized {
+			if fresh, err := s.Store.GetContainer(c.Request.Context(), out.ID, ""); err == nil {
+				out = fresh
+			}
+		}
 		c.Header("ETag", etag(out.Revision))
 		c.JSON(http.StatusOK, out)
 	})

@@ -182,6 +182,17 @@ func IP(t testing.TB, netns string, args ...string) string {
 	return out
 }
 
+// Reach waits until a ping from netns gets a reply from ip.
+func (c *Cluster) Reach(t testing.TB, netns, ip string) {
+	t.Helper()
+	c.Eventually(t, 20*time.Second, func() error {
+		if res := Ping(t, netns, ip, 1, 200*time.Millisecond); res.Received == 0 {
+			return fmt.Errorf("ping %s from %s: %s", ip, netns, res.Output)
+		}
+		return nil
+	})
+}
+
 // PingFrom pings dst from netns with source address src (ping -I) and
 // reports whether any reply came back. It fails the test when ping could
 // not even send (for example src is not an address of netns).

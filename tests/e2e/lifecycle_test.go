@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -30,17 +29,6 @@ func (l *lifecycle) reach(t *testing.T, from, ip string) {
 	if res := cluster.Ping(t, l.sandbox(from), ip, 3, 200*time.Millisecond); res.Received == 0 {
 		t.Errorf("ping %s -> %s: %+v", from, ip, res)
 	}
-}
-
-// eventuallyReach waits until a ping from container from reaches ip.
-func (l *lifecycle) eventuallyReach(t *testing.T, from, ip string) {
-	t.Helper()
-	l.Eventually(t, 20*time.Second, func() error {
-		if res := cluster.Ping(t, l.sandbox(from), ip, 1, 200*time.Millisecond); res.Received == 0 {
-			return fmt.Errorf("ping %s -> %s: %s", from, ip, res.Output)
-		}
-		return nil
-	})
 }
 
 // noFlowsNaming fails the test if a flow on any host still names a term or
@@ -182,7 +170,7 @@ func (l *lifecycle) spoofMAC(t *testing.T) {
 	}
 	cluster.IP(t, na, "link", "set", "dev", "eth0", "address", a.MAC)
 	_, _ = lab.RunIn(context.Background(), na, "ip", "neigh", "del", c.IP, "dev", "eth0")
-	l.eventuallyReach(t, "a", c.IP)
+	l.Reach(t, na, c.IP)
 	got.WaitFor(t, 10*time.Second, a.MAC+" > ", " "+a.IP+" > "+c.IP)
 	// b's own frames carry b's MAC too: look for a's address.
 	var bad []string

@@ -62,7 +62,7 @@ var outputOnly = map[string]bool{
 
 // readOnlyProps is the exact set of readOnly properties of each REST object.
 var readOnlyProps = map[string][]string{
-	"Host":      {"id", "revision", "createdAt", "updatedAt", "status", "lastSeen", "appliedRevision"},
+	"Host":      {"id", "revision", "createdAt", "updatedAt", "status", "lastSeen", "appliedRevision", "programRevision", "realized"},
 	"Network":   {"id", "revision", "createdAt", "updatedAt", "addresses"},
 	"Container": {"id", "revision", "createdAt", "updatedAt", "mac", "status", "statusDetail"},
 	"Service":   {"id", "revision", "createdAt", "updatedAt"},

@@ -42,6 +42,10 @@ type Host struct {
 	Status          string            `json:"status"`
 	LastSeen        *time.Time        `json:"lastSeen,omitempty"`
 	AppliedRevision int64             `json:"appliedRevision"`
+	// ProgramRevision is when the controller last changed this host's
+	// program; Realized says the agent has applied it.
+	ProgramRevision int64 `json:"programRevision,omitempty"`
+	Realized        bool  `json:"realized"`
 }
 
 // AddressUsage counts a network's addresses.

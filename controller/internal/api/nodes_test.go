@@ -99,7 +99,7 @@ func TestNodeProtocol(t *testing.T) {
 	}
 	e.must(204, "POST", "/api/v1/nodes/h1/status", openapi.NodeStatus{AppliedRevision: prog.Revision, Digest: prog.Digest, Ports: ports}, withToken(n1))
 	e.must(200, "GET", "/api/v1/hosts/h1", nil).decode(t, &h)
-	if h.Status != openapi.HostReady || h.AppliedRevision != prog.Revision || h.LastSeen == nil {
+	if h.Status != openapi.HostReady || h.AppliedRevision != prog.Revision || h.LastSeen == nil || !h.Realized || h.ProgramRevision != prog.Revision {
 		t.Fatalf("host after report: %+v", h)
 	}
 	e.must(200, "GET", "/api/v1/containers/web", nil).decode(t, &c)

@@ -27,6 +27,8 @@ type resource[T any] struct {
 	update         func(ctx context.Context, actor, ref, network string, ifMatch int64, v T) (T, error)
 	del            func(ctx context.Context, actor, ref, network string, ifMatch int64) (int64, error)
 	meta           func(*T) *openapi.Meta
+	// decorate, when set, adds what the store does not know to an answer.
+	decorate func(*T)
 }
 
 // unscoped wires a kind whose names are global: its store calls take no
@@ -78,6 +80,11 @@ func (r resource[T]) handleList(c *gin.Context) {
 	if err != nil {
 		fail(c, err)
 		return
+	}
+	if r.decorate != nil {
+		for i := range items {
+			r.decorate(&items[i])
+		}
 	}
 	c.JSON(http.StatusOK, openapi.List[T]{Items: items, Continue: next})
 }
@@ -186,6 +193,9 @@ func (s *Server) answer(c *gin.Context, w writeOpts, err error, rev int64, reply
 
 // reply writes an object with its ETag.
 func (r resource[T]) reply(c *gin.Context, status int, v *T) {
+	if r.decorate != nil {
+		r.decorate(v)
+	}
 	c.Header("ETag", etag(r.meta(v).Revision))
 	c.JSON(status, v)
 }

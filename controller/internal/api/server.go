@@ -27,6 +27,9 @@ type Realizer interface {
 	// WaitRealized returns nil once every host that needs revision rev has
 	// applied it, or a *problem.Error (504 with the hosts still behind).
 	WaitRealized(ctx context.Context, rev int64, timeout time.Duration) error
+	// HostProgram returns the revision at which host's program last
+	// changed, if the controller has one for it.
+	HostProgram(host string) (int64, bool)
 }
 
 // NodeHandler serves the node protocol routes, mounted under
@@ -74,6 +77,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 
 	hosts := unscoped("hosts", s.Store.ListHosts, s.Store.GetHost, s.Store.CreateHost, s.Store.UpdateHost, s.Store.DeleteHost,
 		func(v *openapi.Host) *openapi.Meta { return &v.Meta })
+	hosts.decorate = s.realization
 	networks := unscoped("networks", s.Store.ListNetworks, s.Store.GetNetwork, s.Store.CreateNetwork, s.Store.UpdateNetwork,
 		s.Store.DeleteNetwork, func(v *openapi.Network) *openapi.Meta { return &v.Meta })
 	containers := resource[openapi.Container]{
@@ -116,6 +120,17 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 		n.POST("/status", s.Nodes.Status)
 	}
 	return r
+}
+
+// realization shows whether a host has applied its current program.
+func (s *Server) realization(h *openapi.Host) {
+	if s.Realizer == nil {
+		return
+	}
+	if rev, ok := s.Realizer.HostProgram(h.Name); ok {
+		h.ProgramRevision = rev
+		h.Realized = h.AppliedRevision >= rev
+	}
 }
 
 func (s *Server) readyz(c *gin.Context) {

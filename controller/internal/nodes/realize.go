@@ -53,3 +53,13 @@ func (m *Manager) behind(rev int64) (hosts []string, done bool) {
 	slices.Sort(hosts)
 	return hosts, true
 }
+
+// HostProgram returns the revision at which host's program last changed.
+func (m *Manager) HostProgram(host string) (int64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e := m.hosts[host]; e != nil && m.ready {
+		return e.rev, true
+	}
+	return 0, false
+}

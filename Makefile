@@ -55,18 +55,29 @@ test: deps
 	echo "$(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(PKGS)"; \
 	$(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
-## bench: every benchmark against the local PostgreSQL; raw output to docs/bench-raw.txt
+## bench: every benchmark against the local PostgreSQL, in the packages that have
+## some (or BENCH_PKGS); raw output to docs/bench-raw.txt, figures in docs/benchmarks.md.
+## Extra go test flags: e.g. `make bench BENCH_PKGS=./tests/bench BENCH_FLAGS=-benchtime=100x`.
+BENCH_FLAGS ?=
 bench: deps
 	@mkdir -p .local; \
 	if [ -z "$${SWITCHYARD_TEST_DATABASE_URL:-}" ]; then \
 		$(PG) start; \
 		export SWITCHYARD_TEST_DATABASE_URL="$$($(PG) url postgres)"; \
 	fi; \
-	{ echo "# make bench, $$(date -u +%Y-%m-%dT%H:%M:%SZ), $$($(GO) version), $$(nproc) CPUs"; \
-	  $(GO) test -run '^$$' -bench . -benchmem -count=1 -p 1 -timeout $(BENCH_TIMEOUT) $(PKGS); \
-	} | tee .local/bench-raw.txt; \
+	pkgs="$${BENCH_PKGS:-$$(grep -rl --include='*_test.go' --exclude-dir=.git --exclude-dir=.local \
+		--exclude-dir=node_modules '^func Benchmark' . | xargs -r -n1 dirname | sort -u)}"; \
+	cmd="$(GO) test -run '^$$' -bench . -benchmem -timeout $(BENCH_TIMEOUT) -count=1 -p 1 $(BENCH_FLAGS)"; \
+	status=0; \
+	{ echo "# make bench, $$(date -u +%Y-%m-%dT%H:%M:%SZ), $$($(GO) version), $$(nproc) CPUs, kernel $$(uname -r)"; \
+	  echo "# load before: $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+	  echo "# $$cmd" $$pkgs; \
+	  eval "$$cmd" $$pkgs 2>&1; \
+	} | tee .local/bench-raw.txt || status=$$?; \
+	echo "# load after: $$(cut -d' ' -f1-3 /proc/loadavg)" >> .local/bench-raw.txt; \
 	mv .local/bench-raw.txt docs/bench-raw.txt; \
-	echo "wrote docs/bench-raw.txt"
+	echo "wrote docs/bench-raw.txt"; \
+	exit $$status
 
 fmt:
 	$(GO) fmt ./...

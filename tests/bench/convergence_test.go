@@ -1,0 +1,302 @@
+package bench
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/tests/cluster"
+)
+
+// tableARPResponder is the number of br-int's ARPResponder table (the third
+// table of the pipeline, see controller/internal/compile/tables.go). Every
+// host where a network is present answers ARP for each of its containers
+// there, so a container's flow in this table is on every host that needs it.
+const tableARPResponder = 2
+
+// convergeTimeout bounds one container's convergence before the benchmark
+// fails.
+const convergeTimeout = 60 * time.Second
+
+// minSamples is the fewest containers a sub-benchmark measures: when Go's
+// b.N is smaller (slow ops, default -benchtime), the rest are measured with
+// the timer stopped and count in the percentiles only.
+const minSamples = 20
+
+// convEnv is one cluster of the convergence benchmark, grown from one
+// sub-benchmark to the next.
+type convEnv struct {
+	c       *cluster.Cluster
+	hosts   []string
+	flows   map[string]*watch // host -> its ARPResponder table's additions
+	ofports map[string]*watch // host -> when each interface got its ofport
+	bulk    int               // containers created by fill
+	seq     int               // measured containers created
+	fillDur time.Duration     // the last fill
+	// samples accumulate per sub-benchmark across Go's calibration runs.
+	samples map[string][]sample
+}
+
+// sample is one measured container.
+type sample struct {
+	host   string // where the container is
+	rev    int64  // the revision that created it
+	port   string // its OVS port
+	t0     time.Time
+	posted time.Duration            // the POST's answer
+	seen   map[string]time.Duration // host -> its flow on that host's switch
+	ofport time.Duration            // its port got an ofport on its host
+	// cpu is the CPU time the agents, the ovs-vswitchds and the controller
+	// used from the POST until every agent reported the revision.
+	cpu cpuUse
+}
+
+// BenchmarkConvergence measures the time from POST /api/v1/containers
+// (without wait) to the container's ARP responder flow being on the switch
+// of every host where its network is present, observed on the switches with
+// OpenFlow flow monitors. Matrix: 2, 5, 10 hosts x 100, 1,000 containers
+// already present (spread evenly, one network, ports without traffic). Each
+// op is one container (on the hosts in turn). p50/p99 are over every
+// container a sub-benchmark measured (Go's calibration runs included; see
+// the samples metric); -benchtime=100x gives 100+1. After the 1,000 step it
+// reports the agents' and the controller's resident memory.
+func BenchmarkConvergence(b *testing.B) {
+	for _, hosts := range []int{2, 5, 10} {
+		b.Run(fmt.Sprintf("hosts=%d", hosts), func(b *testing.B) {
+			e := newConvEnv(b, hosts)
+			for _, n := range []int{100, 1000} {
+				b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) { e.run(b, n) })
+			}
+		})
+	}
+}
+
+func newConvEnv(b *testing.B, hosts int) *convEnv {
+	// The product's default resync (30 s): the lab's 2 s would run a full
+	// drift check next to most measurements.
+	c := cluster.New(b, cluster.Options{Hosts: hosts, Tunnel: openapi.TunnelGeneve,
+		AgentEnv: []string{"SWITCHYARD_RESYNC_INTERVAL=30s"}})
+	c.Network(b, "bench", "10.64.0.0/16")
+	e := &convEnv{c: c, flows: map[string]*watch{}, ofports: map[string]*watch{}, samples: map[string][]sample{}}
+	for _, h := range c.Lab.Hosts {
+		e.hosts = append(e.hosts, h.Name)
+	}
+	// The first container of each host makes the network present there
+	// and br-int carry its flows; only then is there a table to watch.
+	e.fill(b, hosts)
+	for _, h := range c.Lab.Hosts {
+		e.flows[h.Name] = watchARP(b, h, tableARPResponder)
+		e.ofports[h.Name] = watchOFPorts(b, h)
+	}
+	return e
+}
+
+// fill creates containers bulk-<i> through the API, 16 at a time, each
+// with ?wait=realized, until n containers exist, spread over the hosts.
+func (e *convEnv) fill(b *testing.B, n int) {
+	b.Helper()
+	todo := n - e.bulk - e.seq
+	if todo <= 0 {
+		return
+	}
+	start := time.Now()
+	var next atomic.Int64
+	next.Store(int64(e.bulk))
+	end := int64(e.bulk + todo)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= end || failed.Load() != nil {
+					return
+				}
+				body := map[string]any{"name": fmt.Sprintf("bulk-%d", i), "network": "bench",
+					"host": e.hosts[int(i)%len(e.hosts)], "labels": map[string]string{"app": fmt.Sprintf("app%d", i%20)}}
+				if code, err := e.c.Do("POST", "/api/v1/containers?wait=realized&timeout=120s", body, nil); code != 201 {
+					failed.Store(fmt.Errorf("create bulk-%d: %d %v", i, code, err))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		b.Fatal(err)
+	}
+	e.bulk += todo
+	e.fillDur = time.Since(start)
+	b.Logf("%d hosts: created %d containers (%d in all) in %s", len(e.hosts), todo, e.bulk+e.seq, e.fillDur.Round(time.Millisecond))
+}
+
+// run is one sub-benchmark: fill up to n, then b.N measured containers,
+// one at a time: each op is timed from the POST to its flow on every
+// switch; between ops (timer stopped) every agent finishes and reports, so
+// one op does not queue behind the last.
+func (e *convEnv) run(b *testing.B, n int) {
+	b.StopTimer()
+	e.fill(b, n)
+	name := b.Name()
+	for i := 0; i < b.N; i++ {
+		cpu0 := e.cpu()
+		b.StartTimer()
+		s := e.measure(b)
+		b.StopTimer()
+		e.settle(b, &s, cpu0)
+		e.samples[name] = append(e.samples[name], s)
+	}
+	for len(e.samples[name]) < minSamples {
+		cpu0 := e.cpu()
+		s := e.measure(b)
+		e.settle(b, &s, cpu0)
+		e.samples[name] = append(e.samples[name], s)
+	}
+	e.report(b, e.samples[name])
+}
+
+// settle waits until every host reports having applied s's revision, and
+// records the CPU used since cpu0.
+func (e *convEnv) settle(b *testing.B, s *sample, cpu0 cpuUse) {
+	b.Helper()
+	e.c.Eventually(b, convergeTimeout, func() error {
+		var l openapi.List[openapi.Host]
+		if code, err := e.c.Do("GET", "/api/v1/hosts", nil, &l); code != 200 {
+			return fmt.Errorf("list hosts: %d %v", code, err)
+		}
+		for _, h := range l.Items {
+			if h.AppliedRevision < s.rev {
+				return fmt.Errorf("%s applied %d, want %d", h.Name, h.AppliedRevision, s.rev)
+			}
+		}
+		return nil
+	})
+	s.cpu = e.cpu().sub(cpu0)
+}
+
+// cpu reads the CPU time used so far by the agents, the ovs-vswitchds and
+// the controller.
+func (e *convEnv) cpu() cpuUse {
+	var u cpuUse
+	for _, h := range e.c.Lab.Hosts {
+		u.agents += cpuTime(e.c.Agents[h.Name].Pid())
+		u.vswitchd += cpuTime(h.VSwitchdPid())
+	}
+	u.controller = cpuTime(e.c.Controller.Pid())
+	return u
+}
+
+// measure creates one container and waits until its flow is on every
+// host's switch.
+func (e *convEnv) measure(b *testing.B) sample {
+	host := e.hosts[e.seq%len(e.hosts)]
+	name := fmt.Sprintf("m-%d", e.seq)
+	e.seq++
+	s := sample{host: host, seen: map[string]time.Duration{}}
+	var ct openapi.Container
+	s.t0 = time.Now()
+	code, err := e.c.Do("POST", "/api/v1/containers", map[string]any{"name": name, "network": "bench", "host": host}, &ct)
+	s.posted = time.Since(s.t0)
+	if code != 201 {
+		b.Fatalf("create %s: %d %v", name, code, err)
+	}
+	s.rev, s.port = ct.Revision, containerPortName(ct.ID)
+	for _, h := range e.hosts {
+		at, err := e.flows[h].first(ct.IP, convergeTimeout)
+		if err != nil {
+			e.c.Lab.DumpOnFailure(b)
+			b.Fatalf("%s (%s, on %s): flow on %s: %v\nagent log: %s", name, ct.IP, host, h, err, e.c.Agents[h].LogPath())
+		}
+		s.seen[h] = at.Sub(s.t0)
+	}
+	if at, err := e.ofports[host].first(s.port, time.Second); err == nil {
+		s.ofport = at.Sub(s.t0)
+	}
+	return s
+}
+
+// containerPortName is the OVS port of a container: "syc" + the first 12
+// hex digits of its ID (the naming contract in controller/internal/compile
+// doc.go, ContainerPortName), or of SHA-256(id) for IDs that are not hex.
+func containerPortName(id string) string {
+	h := strings.ToLower(strings.ReplaceAll(id, "-", ""))
+	if len(h) < 12 || strings.Trim(h[:12], "0123456789abcdef") != "" {
+		sum := sha256.Sum256([]byte(id))
+		h = hex.EncodeToString(sum[:])
+	}
+	return "syc" + h[:12]
+}
+
+// report turns the samples into metrics: overall convergence (slowest host),
+// the container's own host and the others, the POST, when its port got an
+// ofport, and, from the agents' "applied" log lines, when the local agent
+// started applying (everything before is controller: notify, compile,
+// long-poll answer, transfer, agent patch) and how long applies took.
+func (e *convEnv) report(b *testing.B, ss []sample) {
+	var all, local, remote, posted, ofport, wait, apply, rapply []float64
+	var cpu cpuUse
+	logs := map[string]map[int64]applyLog{}
+	for _, h := range e.hosts {
+		logs[h] = parseApplied(e.c.Agents[h].Log())
+	}
+	for _, s := range ss {
+		var worst, worstRemote time.Duration
+		for h, d := range s.seen {
+			worst = max(worst, d)
+			if h != s.host {
+				worstRemote = max(worstRemote, d)
+				if l, ok := logs[h][s.rev]; ok {
+					rapply = append(rapply, msOf(l.took))
+				}
+			}
+		}
+		all = append(all, msOf(worst))
+		local = append(local, msOf(s.seen[s.host]))
+		if len(s.seen) > 1 {
+			remote = append(remote, msOf(worstRemote))
+		}
+		posted = append(posted, msOf(s.posted))
+		cpu = cpu.add(s.cpu)
+		if s.ofport > 0 {
+			ofport = append(ofport, msOf(s.ofport))
+		}
+		if l, ok := logs[s.host][s.rev]; ok {
+			wait = append(wait, msOf(l.at.Add(-l.took).Sub(s.t0)))
+			apply = append(apply, msOf(l.took))
+		}
+	}
+	b.ReportMetric(pct(all, 50), "p50-ms")
+	b.ReportMetric(pct(all, 99), "p99-ms")
+	b.ReportMetric(pct(local, 50), "local-p50-ms")
+	b.ReportMetric(pct(remote, 50), "remote-p50-ms")
+	b.ReportMetric(pct(remote, 99), "remote-p99-ms")
+	b.ReportMetric(pct(posted, 50), "post-p50-ms")
+	b.ReportMetric(pct(wait, 50), "to-agent-p50-ms")
+	b.ReportMetric(pct(apply, 50), "local-apply-p50-ms")
+	b.ReportMetric(pct(rapply, 50), "remote-apply-p50-ms")
+	b.ReportMetric(pct(ofport, 50), "ofport-p50-ms")
+	per := func(d time.Duration) float64 { return msOf(d) / float64(len(ss)) }
+	b.ReportMetric(per(cpu.agents), "agents-cpu-ms/op")
+	b.ReportMetric(per(cpu.vswitchd), "vswitchd-cpu-ms/op")
+	b.ReportMetric(per(cpu.controller), "controller-cpu-ms/op")
+	b.ReportMetric(float64(len(ss)), "samples")
+	b.ReportMetric(e.fillDur.Seconds(), "fill-s")
+	var agentRSS float64
+	for _, h := range e.hosts {
+		if v, err := rssMB(e.c.Agents[h].Pid()); err == nil {
+			agentRSS = max(agentRSS, v)
+		}
+	}
+	b.ReportMetric(agentRSS, "agent-max-RSS-MB")
+	if v, err := rssMB(e.c.Controller.Pid()); err == nil {
+		b.ReportMetric(v, "controller-RSS-MB")
+	}
+}

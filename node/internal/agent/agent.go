@@ -329,6 +329,13 @@ func (a *Agent) resync(ctx context.Context) {
 	if prog == nil {
 		return
 	}
+	// The underlay bridge's flow lives in ovs-vswitchd only: an OVS restart
+	// wipes it (and with it every tunnel), so check it here too.
+	if a.cfg.UnderlayIface != "" {
+		if err := a.dp.EnsureUnderlay(ctx, a.cfg.UnderlayIface, a.cfg.UnderlayPrefix); err != nil {
+			a.log.Warn("resync: underlay", "err", err)
+		}
+	}
 	warmNeighbors(prog)
 	obs, err := a.dp.Observe(ctx)
 	if err != nil {

@@ -98,23 +98,30 @@ func (c *Cluster) StartController(t testing.TB) {
 	if c.URL == "" {
 		c.URL = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	}
-	c.Controller = c.Lab.Start(t, lab.ProcSpec{Name: "controller", Path: c.Bin.Controller, Env: []string{
+	c.Controller = c.launchController(t, "controller", c.URL)
+}
+
+// launchController starts a controller process on the cluster's database,
+// listening at url (http://127.0.0.1:PORT), and waits until it is ready.
+func (c *Cluster) launchController(t testing.TB, name, url string) *lab.Proc {
+	t.Helper()
+	p := c.Lab.Start(t, lab.ProcSpec{Name: name, Path: c.Bin.Controller, Env: []string{
 		"SWITCHYARD_DATABASE_URL=" + c.DB,
-		"SWITCHYARD_LISTEN=" + strings.TrimPrefix(c.URL, "http://"),
+		"SWITCHYARD_LISTEN=" + strings.TrimPrefix(url, "http://"),
 		"SWITCHYARD_ADMIN_TOKEN=" + AdminToken,
 		"SWITCHYARD_HEARTBEAT_TIMEOUT=5s",
 	}})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		res, err := c.http.Get(c.URL + "/readyz")
+		res, err := c.http.Get(url + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				return
+				return p
 			}
 		}
-		if time.Now().After(deadline) || c.Controller.Exited() {
-			t.Fatalf("controller not ready: %v (log %s)", err, c.Controller.LogPath())
+		if time.Now().After(deadline) || p.Exited() {
+			t.Fatalf("%s not ready: %v (log %s)", name, err, p.LogPath())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -182,6 +189,11 @@ func (c *Cluster) Eventually(t testing.TB, timeout time.Duration, f func() error
 
 // Do calls the REST API as admin; out, when not nil, receives the JSON answer.
 func (c *Cluster) Do(method, path string, body, out any) (int, error) {
+	return c.DoAt(c.URL, method, path, body, out)
+}
+
+// DoAt is Do against the controller at base (another replica).
+func (c *Cluster) DoAt(base, method, path string, body, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -190,7 +202,7 @@ func (c *Cluster) Do(method, path string, body, out any) (int, error) {
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, c.URL+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		return 0, err
 	}

@@ -52,6 +52,9 @@ type Config struct {
 	// tunnel endpoint bridge on that interface with that address.
 	UnderlayIface  string
 	UnderlayPrefix netip.Prefix
+	// UnderlayBridge is the tunnel endpoint interface (the bridge's internal
+	// port) that OVS learns tunnel next hops on; default br-phy.
+	UnderlayBridge string
 	PollTimeout    time.Duration // one long-poll, default 30s
 	Heartbeat      time.Duration // default 5s
 	Resync         time.Duration // default 30s
@@ -70,6 +73,9 @@ func (c *Config) defaults() {
 	}
 	if c.TunnelType == "" {
 		c.TunnelType = openapi.TunnelGeneve
+	}
+	if c.UnderlayBridge == "" && c.UnderlayIface != "" {
+		c.UnderlayBridge = "br-phy"
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -285,7 +291,7 @@ func (a *Agent) apply(ctx context.Context, prog *openapi.Program) {
 		a.report(ctx)
 		return
 	}
-	warmNeighbors(prog)
+	warmNeighbors(a.cfg.UnderlayBridge, a.cfg.Address, prog)
 	a.log.Info("applied", "revision", prog.Revision, "digest", prog.Digest, "took", time.Since(start), "summary", res.Summary)
 	a.mu.Lock()
 	a.prog, a.status = prog, st
@@ -336,7 +342,7 @@ func (a *Agent) resync(ctx context.Context) {
 			a.log.Warn("resync: underlay", "err", err)
 		}
 	}
-	warmNeighbors(prog)
+	warmNeighbors(a.cfg.UnderlayBridge, a.cfg.Address, prog)
 	obs, err := a.dp.Observe(ctx)
 	if err != nil {
 		a.log.Warn("resync: observe failed", "err", err)

@@ -179,6 +179,7 @@ func (s *Store) CreateContainer(ctx context.Context, actor string, c openapi.Con
 func (s *Store) UpdateContainer(ctx context.Context, actor, ref, network string, ifMatch int64, c openapi.Container) (openapi.Container, error) {
 	var out openapi.Container
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		cur, err := containers.get(ctx, tx, ref, network, true)
 		if err != nil {
 			return err
@@ -206,6 +207,7 @@ func (s *Store) UpdateContainer(ctx context.Context, actor, ref, network string,
 func (s *Store) MoveContainer(ctx context.Context, actor, ref, network, host string) (openapi.Container, error) {
 	var out openapi.Container
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		cur, err := containers.get(ctx, tx, ref, network, true)
 		if err != nil {
 			return err

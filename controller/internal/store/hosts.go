@@ -105,6 +105,7 @@ func (s *Store) insertHost(tx *Tx, h openapi.Host) (openapi.Host, error) {
 func (s *Store) UpdateHost(ctx context.Context, actor, ref string, ifMatch int64, h openapi.Host) (openapi.Host, error) {
 	var out openapi.Host
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		cur, err := s.hostKind().get(ctx, tx, ref, "", true)
 		if err != nil {
 			return err
@@ -149,6 +150,7 @@ func (s *Store) updateHost(tx *Tx, cur, h openapi.Host) (openapi.Host, error) {
 // DeleteHost removes a host that has no containers left.
 func (s *Store) DeleteHost(ctx context.Context, actor, ref string, ifMatch int64) (int64, error) {
 	return s.Write(ctx, actor, func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		cur, err := s.hostKind().get(ctx, tx, ref, "", true)
 		if err != nil {
 			return err
@@ -179,6 +181,7 @@ func (s *Store) RegisterHost(ctx context.Context, actor, name string, reg openap
 	}
 	var out openapi.Host
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		cur, err := s.hostKind().get(ctx, tx, name, "", true)
 		if IsNotFound(err) {
 			out, err = s.insertHost(tx, h)

@@ -104,6 +104,7 @@ func (s *Store) CreateNetwork(ctx context.Context, actor string, n openapi.Netwo
 	}
 	var out openapi.Network
 	_, err = s.Write(ctx, actor, func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		// Network creates are rare: one at a time keeps VNI allocation simple.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('switchyard.networks'))`); err != nil {
 			return err
@@ -142,6 +143,7 @@ func (s *Store) CreateNetwork(ctx context.Context, actor string, n openapi.Netwo
 func (s *Store) UpdateNetwork(ctx context.Context, actor, ref string, ifMatch int64, n openapi.Network) (openapi.Network, error) {
 	var out openapi.Network
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		cur, err := networks.get(ctx, tx, ref, "", true)
 		if err != nil {
 			return err
@@ -188,6 +190,7 @@ func (s *Store) UpdateNetwork(ctx context.Context, actor, ref string, ifMatch in
 // DeleteNetwork removes a network that nothing refers to any more.
 func (s *Store) DeleteNetwork(ctx context.Context, actor, ref string, ifMatch int64) (int64, error) {
 	return s.Write(ctx, actor, func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		cur, err := networks.get(ctx, tx, ref, "", true)
 		if err != nil {
 			return err

@@ -160,6 +160,7 @@ func (s *Store) CreatePolicy(ctx context.Context, actor string, p openapi.Policy
 	}
 	var out openapi.Policy
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		nid, err := networkID(tx, p.Network)
 		if err != nil {
 			return err
@@ -186,6 +187,7 @@ func (s *Store) CreatePolicy(ctx context.Context, actor string, p openapi.Policy
 func (s *Store) UpdatePolicy(ctx context.Context, actor, ref, network string, ifMatch int64, p openapi.Policy) (openapi.Policy, error) {
 	var out openapi.Policy
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		cur, err := policies.get(ctx, tx, ref, network, true)
 		if err != nil {
 			return err

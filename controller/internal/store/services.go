@@ -122,6 +122,7 @@ func (s *Store) CreateService(ctx context.Context, actor string, v openapi.Servi
 	}
 	var out openapi.Service
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		nid, err := networkID(tx, v.Network)
 		if err != nil {
 			return err
@@ -153,6 +154,7 @@ func (s *Store) CreateService(ctx context.Context, actor string, v openapi.Servi
 func (s *Store) UpdateService(ctx context.Context, actor, ref, network string, ifMatch int64, v openapi.Service) (openapi.Service, error) {
 	var out openapi.Service
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		cur, err := services.get(ctx, tx, ref, network, true)
 		if err != nil {
 			return err
@@ -191,6 +193,7 @@ func (s *Store) DeleteService(ctx context.Context, actor, ref, network string, i
 // deleteScoped deletes one object of a network-scoped kind.
 func deleteScoped[T any](ctx context.Context, s *Store, actor string, k *kind[T], table, ref, network string, ifMatch int64) (int64, error) {
 	return s.Write(ctx, actor, func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		cur, err := k.get(ctx, tx, ref, network, true)
 		if err != nil {
 			return err

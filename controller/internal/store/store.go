@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,6 +52,12 @@ var DefaultOptions = Options{
 type Store struct {
 	Pool *pgxpool.Pool
 	opts Options
+
+	// writes feeds the group-commit writer (see write.go).
+	writes    chan *writeReq
+	stop      chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
 }
 
 // Open connects to the database at url. It does not migrate.
@@ -75,11 +82,19 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	return &Store{Pool: pool, opts: opts}, nil
+	st := &Store{Pool: pool, opts: opts, writes: make(chan *writeReq), stop: make(chan struct{}), stopped: make(chan struct{})}
+	go st.writer()
+	return st, nil
 }
 
 // Close releases the pool.
-func (s *Store) Close() { s.Pool.Close() }
+func (s *Store) Close() {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.stopped
+		s.Pool.Close()
+	})
+}
 
 // Options returns the store's effective options.
 func (s *Store) Options() Options { return s.opts }
@@ -145,6 +160,8 @@ type Tx struct {
 	// bump asks for the revision bump to lead the commit batch.
 	bump  bool
 	batch pgx.Batch
+	// savepoint: the write runs under SAVEPOINT w, released by flush.
+	savepoint bool
 }
 
 // Rev returns this transaction's revision, bumping the global one now if it
@@ -194,6 +211,10 @@ func (t *Tx) Record(kind, action, id, name, network string, obj any) error {
 // statements, and the notification of the revision.
 func (t *Tx) flush() error {
 	if t.batch.Len() == 0 && t.rev == 0 {
+		if t.savepoint {
+			_, err := t.Exec(t.ctx, "RELEASE SAVEPOINT w")
+			return err
+		}
 		return nil
 	}
 	var b pgx.Batch
@@ -204,29 +225,10 @@ func (t *Tx) flush() error {
 	}
 	b.QueuedQueries = append(b.QueuedQueries, t.batch.QueuedQueries...)
 	b.Queue(`SELECT pg_notify($1, `+currentRev+`::text)`, NotifyChannel)
+	if t.savepoint {
+		b.Queue("RELEASE SAVEPOINT w")
+	}
 	return t.SendBatch(t.ctx, &b).Close()
-}
-
-// Write runs fn in one transaction as actor, then notifies the other replicas
-// of the new revision. Either everything fn did lands, or nothing. It
-// returns the transaction's revision (0 when nothing was written).
-func (s *Store) Write(ctx context.Context, actor string, fn func(*Tx) error) (int64, error) {
-	pt, err := s.Pool.Begin(ctx)
-	if err != nil {
-		return 0, unavailable(err)
-	}
-	defer pt.Rollback(ctx) //nolint:errcheck // no-op after commit
-	tx := &Tx{Tx: pt, ctx: ctx, actor: actor}
-	if err := fn(tx); err != nil {
-		return 0, mapError(err)
-	}
-	if err := tx.flush(); err != nil {
-		return 0, mapError(err)
-	}
-	if err := pt.Commit(ctx); err != nil {
-		return 0, mapError(err)
-	}
-	return tx.rev, nil
 }
 
 // constraintFields maps constraint names to the problem each violation is.

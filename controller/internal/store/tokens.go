@@ -56,6 +56,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (openapi.Token,
 func (s *Store) EnsureBootstrapToken(ctx context.Context, secret string) (string, error) {
 	generated := ""
 	_, err := s.Write(ctx, "system", func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('switchyard.bootstrap'))`); err != nil {
 			return err
 		}
@@ -110,6 +111,7 @@ func (s *Store) CreateToken(ctx context.Context, actor string, t openapi.Token) 
 	secret := NewSecret()
 	var out openapi.Token
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		var err error
 		out, err = scanToken(tx.QueryRow(ctx, `INSERT INTO tokens (name, role, host, hash) VALUES ($1, $2, $3, $4)
 			RETURNING id::text, name, role, host, created_at, revoked_at`, t.Name, t.Role, t.Host, HashSecret(secret)))
@@ -151,6 +153,7 @@ func (s *Store) RevokeToken(ctx context.Context, actor, ref string) error {
 		return err
 	}
 	_, err = s.Write(ctx, actor, func(tx *Tx) error {
+		ctx := tx.ctx // the group's context, not the caller's
 		if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`, t.ID, time.Now()); err != nil {
 			return err
 		}

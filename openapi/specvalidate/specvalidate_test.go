@@ -37,7 +37,7 @@ func (r *recorder) failures() []string {
 const (
 	goodHost = `{"id":"6f1c2d1e-8a4b-4c3d-9e2f-0a1b2c3d4e5f","revision":7,"createdAt":"2026-01-02T03:04:05Z",
 		"updatedAt":"2026-01-02T03:04:05.123456Z","name":"host-a","address":"192.0.2.10","tunnelType":"geneve",
-		"labels":{"rack":"r1"},"status":"Ready","lastSeen":"2026-01-02T03:04:06Z","appliedRevision":7}`
+		"labels":{"rack":"r1"},"status":"Ready","lastSeen":"2026-01-02T03:04:06Z","appliedRevision":7,"realized":true}`
 	problem404 = `{"type":"https://switchyard.dev/problems/not-found","title":"Not found","status":404,"detail":"no host x"}`
 )
 

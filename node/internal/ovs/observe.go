@@ -89,6 +89,10 @@ func (a *Applier) Observe(ctx context.Context) (Observed, error) {
 		return obs, err
 	}
 	obs.Ports = a.statuses(last.prog, states, last.failed)
+	if obs.Drifted() {
+		// The next Apply checks every link again, not only changed ones.
+		a.linksFull = true
+	}
 	return obs, nil
 }
 

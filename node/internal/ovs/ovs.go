@@ -90,6 +90,11 @@ type Applier struct {
 	gen   uint16
 	inst  installed
 	last  *applied
+	// linksOK holds the container ports whose links the last full check
+	// found (or made) exactly as specified; Apply trusts them until
+	// Observe finds drift or the agent restarts (see checkLinks).
+	linksOK   map[string]openapi.ContainerPort
+	linksFull bool
 }
 
 // installed is what the applier last put in br-int's tables. valid means
@@ -210,6 +215,7 @@ func (a *Applier) NewGeneration(ctx context.Context) (uint16, error) {
 	}
 	a.gen = next
 	a.inst.valid = false
+	a.linksFull = true
 	return next, nil
 }
 
@@ -291,14 +297,23 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	t := time.Now()
 	fresh := map[string]bool{}
 	keepPorts, keepSandboxes := map[string]bool{}, map[string]bool{}
+	full := a.linksFull || a.linksOK == nil
+	if full {
+		a.linksOK = map[string]openapi.ContainerPort{}
+	}
 	for _, c := range prog.Containers {
 		keepPorts[c.Name] = true
 		if sb := link.SandboxOf(c); sb != "" {
 			keepSandboxes[sb] = true
 		}
 		if _, bad := failed[c.Name]; bad {
+			delete(a.linksOK, c.Name)
 			continue
 		}
+		if ok, seen := a.linksOK[c.Name]; seen && ok == c {
+			continue // checked before and unchanged since: resync looks again
+		}
+		delete(a.linksOK, c.Name)
 		diffs, err := a.links.Ensure(c)
 		for _, d := range diffs {
 			res.LinkChanges = append(res.LinkChanges, c.Name+": "+d)
@@ -308,6 +323,21 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 		}
 		if err != nil {
 			failed[c.Name] = err.Error()
+		} else {
+			a.linksOK[c.Name] = c
+		}
+	}
+	// Something to prune only when a port went away or on a full pass.
+	prune := full
+	for name := range a.linksOK {
+		if !keepPorts[name] {
+			prune = true
+			delete(a.linksOK, name)
+		}
+	}
+	if a.last != nil {
+		for _, c := range a.last.prog.Containers {
+			prune = prune || !keepPorts[c.Name]
 		}
 	}
 	res.Timing.Links = time.Since(t)
@@ -369,7 +399,7 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	res.Timing.OpenFlow = time.Since(t)
 	// Removed containers lose their veth and sandbox last, once neither
 	// OVS nor a flow uses them.
-	if err == nil {
+	if err == nil && prune {
 		t = time.Now()
 		pruned, perr := a.links.Prune(keepPorts, keepSandboxes)
 		for _, p := range pruned {
@@ -379,6 +409,9 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 			res.Warnings = append(res.Warnings, perr.Error())
 		}
 		res.Timing.Links += time.Since(t)
+	}
+	if err == nil {
+		a.linksFull = false
 	}
 	res.Ports = a.statuses(prog, states, failed)
 	for i := range specs {

@@ -39,6 +39,7 @@ type convEnv struct {
 	bulk    int               // containers created by fill
 	seq     int               // measured containers created
 	fillDur time.Duration     // the last fill
+	idle    cpuUse            // CPU used per second with nothing to do
 	// samples accumulate per sub-benchmark across Go's calibration runs.
 	samples map[string][]sample
 }
@@ -144,7 +145,10 @@ func (e *convEnv) fill(b *testing.B, n int) {
 // one op does not queue behind the last.
 func (e *convEnv) run(b *testing.B, n int) {
 	b.StopTimer()
-	e.fill(b, n)
+	if e.bulk+e.seq < n {
+		e.fill(b, n)
+		e.idle = e.idleCPU()
+	}
 	name := b.Name()
 	for i := 0; i < b.N; i++ {
 		cpu0 := e.cpu()
@@ -180,6 +184,19 @@ func (e *convEnv) settle(b *testing.B, s *sample, cpu0 cpuUse) {
 		return nil
 	})
 	s.cpu = e.cpu().sub(cpu0)
+}
+
+// idleCPU measures the CPU the cluster uses per second at rest: the
+// agents' heartbeats, the switches' own housekeeping (ovs-vswitchd polls
+// every port of the userspace datapath), the controller.
+func (e *convEnv) idleCPU() cpuUse {
+	const d = 3 * time.Second
+	time.Sleep(time.Second) // the last fill's reports and polls
+	cpu0 := e.cpu()
+	time.Sleep(d)
+	u := e.cpu().sub(cpu0)
+	perSecond := func(x time.Duration) time.Duration { return x * time.Second / d }
+	return cpuUse{perSecond(u.agents), perSecond(u.vswitchd), perSecond(u.controller)}
 }
 
 // cpu reads the CPU time used so far by the agents, the ovs-vswitchds and
@@ -288,6 +305,9 @@ func (e *convEnv) report(b *testing.B, ss []sample) {
 	b.ReportMetric(per(cpu.vswitchd), "vswitchd-cpu-ms/op")
 	b.ReportMetric(per(cpu.controller), "controller-cpu-ms/op")
 	b.ReportMetric(float64(len(ss)), "samples")
+	pctCore := func(d time.Duration) float64 { return float64(d) / float64(time.Second) * 100 }
+	b.ReportMetric(pctCore(e.idle.agents), "agents-idle-cpu-%")
+	b.ReportMetric(pctCore(e.idle.vswitchd), "vswitchd-idle-cpu-%")
 	b.ReportMetric(e.fillDur.Seconds(), "fill-s")
 	var agentRSS float64
 	for _, h := range e.hosts {

@@ -30,64 +30,99 @@ type endpoint struct{ netns, ip string }
 // path is a client and a server container.
 type path struct{ client, server endpoint }
 
+// setup is one datapath under test: its lab and its paths by name.
+type setup struct {
+	name  string
+	lab   *lab.Lab
+	paths map[string]path
+}
+
+// minRounds is the fewest rounds a path is measured: with Go's default
+// -benchtime one op (a round) already takes about 20 s, so b.N is 1 and
+// the other rounds run with the timer stopped.
+const minRounds = 3
+
 // BenchmarkDatapath measures TCP throughput (iperf3 -t 5) and ping RTT,
 // idle and under that load, between two containers on one host and on two
-// hosts (geneve), once through Switchyard (controller, agents, the full
-// pipeline) and once through a bare OVS userspace bridge set up by hand
-// (br-phy + br-int with one geneve port and destination-MAC forwarding
-// flows): the same lab, veths, offload settings and MTU, no Switchyard.
+// hosts (geneve), through Switchyard (controller, agents, the full
+// pipeline) and through a bare OVS userspace bridge set up by hand (br-phy
+// + br-int with one geneve port and destination-MAC forwarding flows): the
+// same kind of lab, veths, offload settings and MTU, no Switchyard. Both
+// run side by side; one op is a round that measures the path on each (the
+// order alternating), so a change in the machine's load hits both alike.
+// Throughput is the median over rounds, RTT percentiles pool every probe.
 func BenchmarkDatapath(b *testing.B) {
 	for _, bin := range []string{"iperf3", "ping"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			b.Skipf("%s is not installed", bin)
 		}
 	}
-	var mtu int
-	b.Run("setup=switchyard", func(b *testing.B) {
-		c := cluster.New(b, cluster.Options{Hosts: 2, Tunnel: openapi.TunnelGeneve})
-		n := c.Network(b, "dp", "10.70.0.0/24")
-		mtu = n.MTU
-		ep := func(name, host string) endpoint {
-			ct := c.Container(b, name, "dp", host, nil)
-			return endpoint{c.Sandbox(host, name, "dp"), ct.IP}
-		}
-		a, same, other := ep("a", "h1"), ep("b", "h1"), ep("c", "h2")
-		runPaths(b, c.Lab, map[string]path{"same-host": {a, same}, "cross-host": {a, other}})
-	})
-	b.Run("setup=bare-ovs", func(b *testing.B) {
-		if mtu == 0 {
-			mtu = 1400 // the Switchyard run was filtered out
-		}
-		l := lab.New(b, lab.Options{Hosts: 2, Tunnel: "geneve"})
-		eps := bareOVS(b, l, mtu)
-		runPaths(b, l, map[string]path{"same-host": {eps[0], eps[1]}, "cross-host": {eps[0], eps[2]}})
-	})
-}
-
-// runPaths runs one sub-benchmark per path, in a fixed order.
-func runPaths(b *testing.B, l *lab.Lab, paths map[string]path) {
+	c := cluster.New(b, cluster.Options{Hosts: 2, Tunnel: openapi.TunnelGeneve})
+	n := c.Network(b, "dp", "10.70.0.0/24")
+	ep := func(name, host string) endpoint {
+		ct := c.Container(b, name, "dp", host, nil)
+		return endpoint{c.Sandbox(host, name, "dp"), ct.IP}
+	}
+	a, same, other := ep("a", "h1"), ep("b", "h1"), ep("c", "h2")
+	sy := setup{"switchyard", c.Lab, map[string]path{"same-host": {a, same}, "cross-host": {a, other}}}
+	l := lab.New(b, lab.Options{Hosts: 2, Tunnel: "geneve"})
+	eps := bareOVS(b, l, n.MTU)
+	bare := setup{"bare", l, map[string]path{"same-host": {eps[0], eps[1]}, "cross-host": {eps[0], eps[2]}}}
 	for _, name := range []string{"same-host", "cross-host"} {
-		p := paths[name]
 		b.Run("path="+name, func(b *testing.B) {
-			waitReachable(b, p)
-			var mbps float64
-			var idle, loaded []float64
-			lost := 0
-			for i := 0; i < b.N; i++ {
-				idle = append(idle, pingRTTs(p, pingIdle, 0)...)
-				m, rtts, loss := loadedRun(b, l, p)
-				mbps += m
-				loaded = append(loaded, rtts...)
-				lost += loss
+			res := map[string]*dpResult{sy.name: {}, bare.name: {}}
+			for _, s := range []setup{sy, bare} {
+				waitReachable(b, s.paths[name])
+			}
+			round := func(i int) {
+				order := []setup{sy, bare}
+				if i%2 == 1 {
+					order[0], order[1] = bare, sy
+				}
+				for _, s := range order {
+					res[s.name].measure(b, s.lab, s.paths[name])
+				}
+			}
+			i := 0
+			for ; i < b.N; i++ {
+				round(i)
 			}
 			b.StopTimer()
-			b.ReportMetric(mbps/float64(b.N), "Mbit/s")
-			b.ReportMetric(pct(idle, 50), "idle-rtt-p50-ms")
-			b.ReportMetric(pct(loaded, 50), "rtt-p50-ms")
-			b.ReportMetric(pct(loaded, 99), "rtt-p99-ms")
-			b.ReportMetric(float64(lost)/float64(b.N*pingLoaded)*100, "ping-loss-%")
+			for ; i < minRounds; i++ {
+				round(i)
+			}
+			for _, s := range []setup{sy, bare} {
+				res[s.name].report(b, s.name)
+			}
+			b.ReportMetric(pct(res[sy.name].mbps, 50)/pct(res[bare.name].mbps, 50)*100, "switchyard/bare-%")
+			b.ReportMetric(float64(i), "rounds")
 		})
 	}
+}
+
+// dpResult gathers the rounds of one setup on one path.
+type dpResult struct {
+	mbps         []float64
+	idle, loaded []float64 // RTTs in ms
+	sent, lost   int
+}
+
+// measure is one round: idle pings, then iperf3 with pings next to it.
+func (r *dpResult) measure(b *testing.B, l *lab.Lab, p path) {
+	r.idle = append(r.idle, pingRTTs(p, pingIdle, 0)...)
+	m, rtts, lost := loadedRun(b, l, p)
+	r.mbps = append(r.mbps, m)
+	r.loaded = append(r.loaded, rtts...)
+	r.sent += pingLoaded
+	r.lost += lost
+}
+
+func (r *dpResult) report(b *testing.B, name string) {
+	b.ReportMetric(pct(r.mbps, 50), name+"-Mbit/s")
+	b.ReportMetric(pct(r.idle, 50), name+"-idle-rtt-p50-ms")
+	b.ReportMetric(pct(r.loaded, 50), name+"-rtt-p50-ms")
+	b.ReportMetric(pct(r.loaded, 99), name+"-rtt-p99-ms")
+	b.ReportMetric(float64(r.lost)/float64(r.sent)*100, name+"-ping-loss-%")
 }
 
 // waitReachable waits until the client's ping gets a reply (the first

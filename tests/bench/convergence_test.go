@@ -24,8 +24,8 @@ const tableARPResponder = 2
 // fails.
 const convergeTimeout = 60 * time.Second
 
-// minSamples is the fewest containers a sub-benchmark measures: when Go's
-// b.N is smaller (slow ops, default -benchtime), the rest are measured with
+// minSamples is the fewest containers a sub-benchmark measures: when Go
+// stops earlier (slow ops, default -benchtime), the rest are measured with
 // the timer stopped and count in the percentiles only.
 const minSamples = 20
 
@@ -40,8 +40,6 @@ type convEnv struct {
 	seq     int               // measured containers created
 	fillDur time.Duration     // the last fill
 	idle    cpuUse            // CPU used per second with nothing to do
-	// samples accumulate per sub-benchmark across Go's calibration runs.
-	samples map[string][]sample
 }
 
 // sample is one measured container.
@@ -64,8 +62,8 @@ type sample struct {
 // OpenFlow flow monitors. Matrix: 2, 5, 10 hosts x 100, 1,000 containers
 // already present (spread evenly, one network, ports without traffic). Each
 // op is one container (on the hosts in turn). p50/p99 are over every
-// container a sub-benchmark measured (Go's calibration runs included; see
-// the samples metric); -benchtime=100x gives 100+1. After the 1,000 step it
+// container a sub-benchmark measured: the ops, and at least minSamples (see
+// the samples metric; -benchtime=100x gives 100). Each sub-benchmark also
 // reports the agents' and the controller's resident memory.
 func BenchmarkConvergence(b *testing.B) {
 	for _, hosts := range []int{2, 5, 10} {
@@ -84,7 +82,7 @@ func newConvEnv(b *testing.B, hosts int) *convEnv {
 	c := cluster.New(b, cluster.Options{Hosts: hosts, Tunnel: openapi.TunnelGeneve,
 		AgentEnv: []string{"SWITCHYARD_RESYNC_INTERVAL=30s"}})
 	c.Network(b, "bench", "10.64.0.0/16")
-	e := &convEnv{c: c, flows: map[string]*watch{}, ofports: map[string]*watch{}, samples: map[string][]sample{}}
+	e := &convEnv{c: c, flows: map[string]*watch{}, ofports: map[string]*watch{}}
 	for _, h := range c.Lab.Hosts {
 		e.hosts = append(e.hosts, h.Name)
 	}
@@ -139,32 +137,37 @@ func (e *convEnv) fill(b *testing.B, n int) {
 	b.Logf("%d hosts: created %d containers (%d in all) in %s", len(e.hosts), todo, e.bulk+e.seq, e.fillDur.Round(time.Millisecond))
 }
 
-// run is one sub-benchmark: fill up to n, then b.N measured containers,
-// one at a time: each op is timed from the POST to its flow on every
-// switch; between ops (timer stopped) every agent finishes and reports, so
-// one op does not queue behind the last.
+// run is one sub-benchmark: fill up to n, then measured containers, one at
+// a time: each op is timed from the POST to its flow on every switch;
+// between ops (timer stopped) every agent finishes and reports, so one op
+// does not queue behind the last.
 func (e *convEnv) run(b *testing.B, n int) {
-	b.StopTimer()
 	if e.bulk+e.seq < n {
 		e.fill(b, n)
 		e.idle = e.idleCPU()
 	}
-	name := b.Name()
-	for i := 0; i < b.N; i++ {
+	var ss []sample
+	one := func(timed bool) {
 		cpu0 := e.cpu()
-		b.StartTimer()
+		if timed {
+			b.StartTimer()
+		}
 		s := e.measure(b)
+		if timed {
+			b.StopTimer()
+		}
+		e.settle(b, &s, cpu0)
+		ss = append(ss, s)
+	}
+	for b.Loop() {
 		b.StopTimer()
-		e.settle(b, &s, cpu0)
-		e.samples[name] = append(e.samples[name], s)
+		one(true)
+		b.StartTimer()
 	}
-	for len(e.samples[name]) < minSamples {
-		cpu0 := e.cpu()
-		s := e.measure(b)
-		e.settle(b, &s, cpu0)
-		e.samples[name] = append(e.samples[name], s)
+	for len(ss) < minSamples {
+		one(false)
 	}
-	e.report(b, e.samples[name])
+	e.report(b, ss)
 }
 
 // settle waits until every host reports having applied s's revision, and

@@ -3,6 +3,7 @@ package api_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/controller/internal/testenv"
 
@@ -126,5 +127,24 @@ func TestAuditLog(t *testing.T) {
 	e.must(200, "GET", "/api/v1/audit?limit=2&continue="+p1.Continue, nil).decode(t, &p2)
 	if len(p1.Items) != 2 || p1.Continue == "" || len(p2.Items) == 0 || p2.Items[0].ID <= p1.Items[1].ID {
 		t.Fatalf("audit paging: %+v / %+v", p1, p2)
+	}
+}
+
+// A token revoked through one replica stops working on the others too,
+// although they cache authentications.
+func TestRevocationAcrossReplicas(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := e.newToken("roamer", "viewer", "")
+	other := *e
+	other.ctl = testenv.Start(t, e.db, nil)
+	other.must(200, "GET", "/api/v1/networks", nil, withToken(tok)) // now cached on B
+	e.must(204, "DELETE", "/api/v1/tokens/roamer", nil)
+	e.wantProblem(e.do("GET", "/api/v1/networks", nil, withToken(tok)), 401, "")
+	deadline := time.Now().Add(5 * time.Second)
+	for other.do("GET", "/api/v1/networks", nil, withToken(tok)).Status != 401 {
+		if time.Now().After(deadline) {
+			t.Fatal("the revoked token still works on the other replica")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

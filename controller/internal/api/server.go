@@ -48,6 +48,7 @@ type Server struct {
 	Log      *slog.Logger
 	hub      *hub
 	metrics  *metrics
+	tokens   *tokenCache
 }
 
 // Handler builds the HTTP handler. ctx bounds the background work it starts
@@ -59,6 +60,8 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	s.hub = newHub()
 	go s.Store.Listen(ctx, store.NotifyChannel, s.hub.publish)
+	s.tokens = newTokenCache(10 * time.Second)
+	go s.Store.Listen(ctx, store.TokenChannel, func(string) { s.tokens.clear() })
 	s.metrics = newMetrics(s.Store)
 
 	r := gin.New()

@@ -49,6 +49,7 @@ func (s *Server) revokeToken(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	s.tokens.clear() // the other replicas clear theirs on the notification
 	c.Status(http.StatusNoContent)
 }
 

@@ -13,6 +13,10 @@ import (
 	"github.com/switchyard/switchyard/openapi"
 )
 
+// TokenChannel is the PostgreSQL channel notified when a token is revoked or
+// replaced, so every replica drops its cached authentications.
+const TokenChannel = "switchyard_tokens"
+
 // BootstrapTokenName names the admin token set by SWITCHYARD_ADMIN_TOKEN or
 // generated at first start.
 const BootstrapTokenName = "bootstrap-admin"
@@ -78,6 +82,7 @@ func (s *Store) EnsureBootstrapToken(ctx context.Context, secret string) (string
 		if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE name = $1`, BootstrapTokenName); err != nil {
 			return err
 		}
+		tx.Queue(`SELECT pg_notify($1, 'bootstrap')`, TokenChannel)
 		var id string
 		if err := tx.QueryRow(ctx, `INSERT INTO tokens (name, role, hash) VALUES ($1, $2, $3) RETURNING id::text`,
 			BootstrapTokenName, openapi.RoleAdmin, HashSecret(secret)).Scan(&id); err != nil {
@@ -157,6 +162,7 @@ func (s *Store) RevokeToken(ctx context.Context, actor, ref string) error {
 		if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`, t.ID, time.Now()); err != nil {
 			return err
 		}
+		tx.Queue(`SELECT pg_notify($1, $2)`, TokenChannel, t.ID)
 		return tx.Record("token", "revoked", t.ID, t.Name, "", nil)
 	})
 	return err

@@ -488,16 +488,24 @@ func (a *Applier) intSpec(specs []portSpec) bridgeSpec {
 // statuses builds the port report of prog.
 func (a *Applier) statuses(prog *openapi.Program, states map[string]portState, failed map[string]string) []openapi.PortStatus {
 	var out []openapi.PortStatus
+	var linkUp map[string]bool
+	var linkErr error
+	if len(prog.Containers) > 0 {
+		linkUp, linkErr = a.links.States()
+	}
 	add := func(name, container string, isContainer bool) {
 		ps := openapi.PortStatus{Name: name, Container: container, OFPort: states[name].OFPort}
 		if why, bad := failed[name]; bad {
 			ps.Error = why
 		} else if isContainer {
-			up, err := a.links.Status(name)
-			ps.Up = up
-			if err != nil {
-				ps.Error = err.Error()
+			up, found := linkUp[name]
+			switch {
+			case linkErr != nil:
+				ps.Error = linkErr.Error()
+			case !found:
+				ps.Error = fmt.Sprintf("link %s: not found", name)
 			}
+			ps.Up = up
 		} else {
 			ps.Up = states[name].OFPort > 0
 		}

@@ -72,7 +72,7 @@ bench: deps
 	{ echo "# make bench, $$(date -u +%Y-%m-%dT%H:%M:%SZ), $$($(GO) version), $$(nproc) CPUs, kernel $$(uname -r)"; \
 	  echo "# load before: $$(cut -d' ' -f1-3 /proc/loadavg)"; \
 	  echo "# $$cmd" $$pkgs; \
-	  eval "$$cmd" $$pkgs 2>&1; \
+	  eval "$$cmd" $$pkgs; \
 	} | tee .local/bench-raw.txt || status=$$?; \
 	echo "# load after: $$(cut -d' ' -f1-3 /proc/loadavg)" >> .local/bench-raw.txt; \
 	mv .local/bench-raw.txt docs/bench-raw.txt; \

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"time"
@@ -114,6 +115,11 @@ func (b *backoff) next() time.Duration {
 
 func (b *backoff) reset() { b.d = 0 }
 
+// jitter spreads d by up to a fifth either way.
+func jitter(d time.Duration) time.Duration {
+	return d - d/5 + rand.N(2*d/5+1)
+}
+
 func sleep(ctx context.Context, d time.Duration) bool {
 	select {
 	case <-ctx.Done():
@@ -147,7 +153,9 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	heartbeat := time.NewTicker(a.cfg.Heartbeat)
 	defer heartbeat.Stop()
-	resync := time.NewTicker(a.cfg.Resync)
+	// Jittered, so that agents started together do not all check their
+	// hosts at the same moment.
+	resync := time.NewTimer(jitter(a.cfg.Resync))
 	defer resync.Stop()
 	for {
 		select {
@@ -166,6 +174,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.report(ctx)
 		case <-resync.C:
 			a.resync(ctx)
+			resync.Reset(jitter(a.cfg.Resync))
 		}
 	}
 }

@@ -33,6 +33,15 @@ func Diff(from, to *openapi.Program) *openapi.ProgramDelta {
 // host, bridge and revision: the caller sets the revision the delta came
 // with.
 func Patch(from *openapi.Program, d *openapi.ProgramDelta) (*openapi.Program, error) {
+	p, err := patchContent(from, d)
+	if err != nil {
+		return nil, err
+	}
+	return p, setDigest(p, d, Digest(p))
+}
+
+// patchContent applies d to from without computing the result's digest.
+func patchContent(from *openapi.Program, d *openapi.ProgramDelta) (*openapi.Program, error) {
 	if from == nil {
 		return nil, fmt.Errorf("patch: no program to patch")
 	}
@@ -53,11 +62,77 @@ func Patch(from *openapi.Program, d *openapi.ProgramDelta) (*openapi.Program, er
 	if p.Groups, err = patchByKey(from.Groups, d.RemoveGroups, d.AddGroups, groupID, "group"); err != nil {
 		return nil, err
 	}
-	p.Digest = Digest(p)
-	if d.Digest != "" && d.Digest != p.Digest {
-		return nil, fmt.Errorf("patch: result has digest %q, delta says %q", p.Digest, d.Digest)
-	}
 	return p, nil
+}
+
+// setDigest gives p its digest, checking it against the delta's.
+func setDigest(p *openapi.Program, d *openapi.ProgramDelta, digest string) error {
+	p.Digest = digest
+	if d.Digest != "" && d.Digest != p.Digest {
+		return fmt.Errorf("patch: result has digest %q, delta says %q", p.Digest, d.Digest)
+	}
+	return nil
+}
+
+// Tracked is a program with the sums of its content, so that patching it
+// costs the size of the delta instead of hashing the whole program again.
+// An agent keeps its current program this way.
+type Tracked struct {
+	P    *openapi.Program
+	sums Sums
+}
+
+// Track starts tracking p (one pass over its content).
+func Track(p *openapi.Program) *Tracked { return &Tracked{P: p, sums: programSums(p)} }
+
+// Patch applies d like the package's Patch, with the same checks, and
+// returns the tracked result; t is not modified.
+func (t *Tracked) Patch(d *openapi.ProgramDelta) (*Tracked, error) {
+	p, err := patchContent(t.P, d)
+	if err != nil {
+		return nil, err
+	}
+	s := t.sums
+	for i := range d.RemoveFlows {
+		s.AddFlow(FlowKey(&d.RemoveFlows[i]), -1)
+	}
+	for i := range d.AddFlows {
+		s.AddFlow(FlowKey(&d.AddFlows[i]), 1)
+	}
+	gone := nameSet(d.RemoveTunnels)
+	for i := range t.P.Tunnels {
+		if gone[t.P.Tunnels[i].Name] {
+			s.AddTunnel(TunnelKey(&t.P.Tunnels[i]), -1)
+		}
+	}
+	for i := range d.AddTunnels {
+		s.AddTunnel(TunnelKey(&d.AddTunnels[i]), 1)
+	}
+	gone = nameSet(d.RemoveContainers)
+	for i := range t.P.Containers {
+		if gone[t.P.Containers[i].Name] {
+			s.AddContainer(ContainerKey(&t.P.Containers[i]), -1)
+		}
+	}
+	for i := range d.AddContainers {
+		s.AddContainer(ContainerKey(&d.AddContainers[i]), 1)
+	}
+	ids := make(map[uint32]bool, len(d.RemoveGroups))
+	for _, id := range d.RemoveGroups {
+		ids[id] = true
+	}
+	for i := range t.P.Groups {
+		if ids[t.P.Groups[i].ID] {
+			s.AddGroup(GroupKey(&t.P.Groups[i]), -1)
+		}
+	}
+	for i := range d.AddGroups {
+		s.AddGroup(GroupKey(&d.AddGroups[i]), 1)
+	}
+	if err := setDigest(p, d, s.Digest(p.Host, p.Bridge)); err != nil {
+		return nil, err
+	}
+	return &Tracked{P: p, sums: s}, nil
 }
 
 func tunnelName(t *openapi.TunnelPort) string       { return t.Name }
@@ -158,4 +233,12 @@ func patchByKey[T any, K cmp.Ordered](from []T, remove []K, add []T, key func(*T
 	}
 	slices.SortFunc(out, func(a, b T) int { return cmp.Compare(key(&a), key(&b)) })
 	return out, nil
+}
+
+func nameSet(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
 }

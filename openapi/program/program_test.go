@@ -319,6 +319,11 @@ func TestTransitions(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("%d->%d: got %+v, want %+v", i, j, got, want)
 			}
+			// A tracked program patches to the same content and digest.
+			tr, err := Track(a).Patch(d)
+			if err != nil || tr.P.Digest != b.Digest || tr.P.Digest != Digest(tr.P) || len(tr.P.Flows) != len(b.Flows) {
+				t.Fatalf("%d->%d: tracked patch: %v", i, j, err)
+			}
 			if i == j && (len(d.AddFlows)+len(d.RemoveFlows)+len(d.AddTunnels)+len(d.RemoveTunnels)+len(d.AddContainers)+
 				len(d.RemoveContainers)+len(d.AddGroups)+len(d.RemoveGroups) != 0 || d.FromDigest != d.Digest) {
 				t.Fatalf("%d: diff of a program with itself is not empty: %+v", i, d)

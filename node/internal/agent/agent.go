@@ -90,9 +90,11 @@ type Agent struct {
 	api *client
 	log *slog.Logger
 
-	mu     sync.Mutex
-	prog   *openapi.Program // the program last applied
-	status openapi.NodeStatus
+	mu   sync.Mutex
+	prog *openapi.Program // the program last applied
+	// tracked is prog with its content sums, so deltas patch in O(delta).
+	tracked *program.Tracked
+	status  openapi.NodeStatus
 }
 
 // New returns an agent; Run starts it.
@@ -259,46 +261,53 @@ func (a *Agent) pollLoop(ctx context.Context, want <-chan [2]any, out chan<- *op
 // handle turns an update into a program and applies it.
 func (a *Agent) handle(ctx context.Context, up *openapi.ProgramUpdate) {
 	a.mu.Lock()
-	cur := a.prog
+	cur := a.tracked
 	a.mu.Unlock()
-	var next *openapi.Program
+	var next *program.Tracked
 	switch {
 	case up.Full && up.Program != nil:
-		next = up.Program
+		next = program.Track(up.Program)
 	case up.Delta != nil && cur != nil:
-		p, err := program.Patch(cur, up.Delta)
+		tr, err := cur.Patch(up.Delta)
 		if err != nil {
 			a.log.Warn("delta does not apply; asking for the whole program", "err", err)
-			a.mu.Lock()
-			a.prog = nil
-			a.mu.Unlock()
+			a.forget()
 			return
 		}
-		p.Revision = up.Revision
-		next = p
+		tr.P.Revision = up.Revision
+		next = tr
 	default:
-		a.mu.Lock()
-		a.prog = nil
-		a.mu.Unlock()
+		a.forget()
 		return
 	}
-	a.apply(ctx, next)
+	if a.apply(ctx, next.P) {
+		a.mu.Lock()
+		a.tracked = next
+		a.mu.Unlock()
+	}
 }
 
-// apply applies prog and reports the outcome.
-func (a *Agent) apply(ctx context.Context, prog *openapi.Program) {
+// forget drops the current program, so the next poll asks for a whole one.
+func (a *Agent) forget() {
+	a.mu.Lock()
+	a.prog, a.tracked = nil, nil
+	a.mu.Unlock()
+}
+
+// apply applies prog and reports the outcome; it says whether it applied.
+func (a *Agent) apply(ctx context.Context, prog *openapi.Program) bool {
 	start := time.Now()
 	res, err := a.dp.Apply(ctx, prog)
 	st := openapi.NodeStatus{AppliedRevision: prog.Revision, Digest: prog.Digest, Ports: withIDs(prog, res.Ports)}
 	if err != nil {
-		a.log.Error("apply failed; will retry at the next resync", "revision", prog.Revision, "err", err)
+		a.log.Error("apply failed; will retry", "revision", prog.Revision, "err", err)
 		st.Error = err.Error()
 		a.mu.Lock()
 		st.AppliedRevision = a.status.AppliedRevision
 		a.status = st
 		a.mu.Unlock()
 		a.report(ctx)
-		return
+		return false
 	}
 	warmNeighbors(a.cfg.UnderlayBridge, a.cfg.Address, prog)
 	a.log.Info("applied", "revision", prog.Revision, "digest", prog.Digest, "took", time.Since(start), "summary", res.Summary)
@@ -306,6 +315,7 @@ func (a *Agent) apply(ctx context.Context, prog *openapi.Program) {
 	a.prog, a.status = prog, st
 	a.mu.Unlock()
 	a.report(ctx)
+	return true
 }
 
 // withIDs fills in each container port's container id from the program.

@@ -1,11 +1,8 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -14,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/client"
 	"github.com/switchyard/switchyard/tests/lab"
 	"github.com/switchyard/switchyard/tests/pgtest"
 )
@@ -194,38 +192,12 @@ func (c *Cluster) Do(method, path string, body, out any) (int, error) {
 
 // DoAt is Do against the controller at base (another replica).
 func (c *Cluster) DoAt(base, method, path string, body, out any) (int, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, base+path, rd)
+	api := client.Client{Base: base, Token: AdminToken, HTTP: c.http}
+	code, err := api.Do(context.Background(), method, path, body, out)
 	if err != nil {
-		return 0, err
+		return code, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+AdminToken)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := c.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return res.StatusCode, err
-	}
-	if out != nil && res.StatusCode < 300 && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return res.StatusCode, fmt.Errorf("decode %s: %w", data, err)
-		}
-	}
-	if res.StatusCode >= 300 {
-		return res.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, data)
-	}
-	return res.StatusCode, nil
+	return code, nil
 }
 
 // MustDo is Do, failing the test unless the status is want.

@@ -8,15 +8,16 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/client"
 	"github.com/switchyard/switchyard/openapi/program"
 )
 
@@ -87,7 +88,7 @@ func (c *Config) defaults() {
 type Agent struct {
 	cfg Config
 	dp  Datapath
-	api *client
+	api *nodeClient
 	log *slog.Logger
 
 	mu   sync.Mutex
@@ -231,8 +232,7 @@ func (a *Agent) pollLoop(ctx context.Context, want <-chan [2]any, out chan<- *op
 					a.log.Error("cannot fetch the program; the datapath stays as it is", "err", err, "retry_in", d)
 					lastErr = err.Error()
 				}
-				var ae *apiError
-				if errors.As(err, &ae) && ae.Status == 404 {
+				if client.StatusOf(err) == http.StatusNotFound {
 					_ = a.register(ctx)
 				}
 				if !sleep(ctx, d) {

@@ -1,118 +1,69 @@
 package agent
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/client"
 )
 
-// client speaks the node protocol to the controller.
-type client struct {
-	base  string
-	host  string
-	token string
-	http  *http.Client
+// nodeClient speaks the node protocol for one host.
+type nodeClient struct {
+	api  *client.Client
+	host string
 }
 
-// apiError is an answer other than the one expected.
-type apiError struct {
-	Status int
-	Detail string
+func newClient(base, host, token string) *nodeClient {
+	return &nodeClient{api: client.New(base, token), host: host}
 }
 
-func (e *apiError) Error() string {
-	switch e.Status {
-	case http.StatusUnauthorized:
-		return "the controller rejected the node token (401): check SWITCHYARD_NODE_TOKEN"
-	case http.StatusForbidden:
-		return "the node token may not act for this host (403): " + e.Detail
+// explain turns a failed call into what an operator needs to read.
+func (c *nodeClient) explain(err error) error {
+	var ue *url.Error
+	switch {
+	case err == nil:
+		return nil
+	case client.StatusOf(err) == http.StatusUnauthorized:
+		return fmt.Errorf("the controller rejected the node token (401): check SWITCHYARD_NODE_TOKEN: %w", err)
+	case client.StatusOf(err) == http.StatusForbidden:
+		return fmt.Errorf("the node token may not act for host %s (403): %w", c.host, err)
+	case errors.As(err, &ue):
+		return fmt.Errorf("controller unreachable at %s: %v", c.api.Base, ue.Err)
 	}
-	return fmt.Sprintf("controller answered %d: %s", e.Status, e.Detail)
+	return err
 }
 
-func newClient(base, host, token string) *client {
-	return &client{base: strings.TrimRight(base, "/"), host: host, token: token,
-		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}}}
+func (c *nodeClient) path(op string) string {
+	return "/api/v1/nodes/" + url.PathEscape(c.host) + "/" + op
 }
 
-func (c *client) do(ctx context.Context, method, path string, body, out any) (int, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := c.http.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) && ctx.Err() == nil {
-			return 0, fmt.Errorf("controller unreachable at %s: %v", c.base, ue.Err)
-		}
-		return 0, err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return res.StatusCode, err
-	}
-	if res.StatusCode >= 300 {
-		var p openapi.Problem
-		_ = json.Unmarshal(data, &p)
-		detail := p.Detail
-		if detail == "" {
-			detail = strings.TrimSpace(string(data))
-		}
-		return res.StatusCode, &apiError{Status: res.StatusCode, Detail: detail}
-	}
-	if out != nil && res.StatusCode != http.StatusNoContent {
-		if err := json.Unmarshal(data, out); err != nil {
-			return res.StatusCode, fmt.Errorf("decode answer: %w", err)
-		}
-	}
-	return res.StatusCode, nil
-}
-
-func (c *client) register(ctx context.Context, reg openapi.NodeRegistration) (openapi.Host, error) {
+func (c *nodeClient) register(ctx context.Context, reg openapi.NodeRegistration) (openapi.Host, error) {
 	var h openapi.Host
-	_, err := c.do(ctx, "POST", "/api/v1/nodes/"+url.PathEscape(c.host)+"/register", reg, &h)
-	return h, err
+	_, err := c.api.Do(ctx, "POST", c.path("register"), reg, &h)
+	return h, c.explain(err)
 }
 
 // poll long-polls the program; nil with no error means nothing changed.
-func (c *client) poll(ctx context.Context, revision int64, digest string, wait time.Duration) (*openapi.ProgramUpdate, error) {
+func (c *nodeClient) poll(ctx context.Context, revision int64, digest string, wait time.Duration) (*openapi.ProgramUpdate, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait+15*time.Second)
 	defer cancel()
 	q := url.Values{"revision": {fmt.Sprint(revision)}, "digest": {digest}, "timeout": {wait.String()}}
 	var up openapi.ProgramUpdate
-	code, err := c.do(ctx, "GET", "/api/v1/nodes/"+url.PathEscape(c.host)+"/program?"+q.Encode(), nil, &up)
+	code, err := c.api.Do(ctx, "GET", c.path("program")+"?"+q.Encode(), nil, &up)
 	if err != nil || code == http.StatusNoContent {
-		return nil, err
+		return nil, c.explain(err)
 	}
 	return &up, nil
 }
 
-func (c *client) report(ctx context.Context, st openapi.NodeStatus) error {
+func (c *nodeClient) report(ctx context.Context, st openapi.NodeStatus) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := c.do(ctx, "POST", "/api/v1/nodes/"+url.PathEscape(c.host)+"/status", st, nil)
-	return err
+	_, err := c.api.Do(ctx, "POST", c.path("status"), st, nil)
+	return c.explain(err)
 }

@@ -1,76 +1,26 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/client"
 )
 
-// api is a minimal client of the controller's REST API, as admin.
-type api struct {
-	base  string // e.g. http://127.0.0.1:8080
-	token string
-	http  *http.Client
-}
+// api is the demo's client of the controller's REST API, as admin.
+type api struct{ c *client.Client }
 
-// apiError is an answer outside 2xx.
-type apiError struct {
-	Status int
-	Body   string
-}
-
-func (e *apiError) Error() string { return fmt.Sprintf("status %d: %s", e.Status, e.Body) }
-
-// status returns the HTTP status of an apiError, 0 for other errors.
-func status(err error) int {
-	if e, ok := err.(*apiError); ok {
-		return e.Status
-	}
-	return 0
-}
+// status returns the HTTP status of a failed call, 0 for other errors.
+func status(err error) int { return client.StatusOf(err) }
 
 // call sends body as JSON and decodes a 2xx answer into out (when not nil).
 func (a *api) call(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := a.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	if res.StatusCode/100 != 2 {
-		return &apiError{Status: res.StatusCode, Body: strings.TrimSpace(string(data))}
-	}
-	if out != nil && len(data) > 0 {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	_, err := a.c.Do(ctx, method, path, body, out)
+	return err
 }
 
 // poll calls f every 200 ms until it returns nil, ctx ends or timeout passes.

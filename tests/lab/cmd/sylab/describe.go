@@ -114,7 +114,7 @@ func (d *demo) describe() string {
 		fmt.Fprintf(&b, "    %sip netns exec %s ping -c3%s %s\n", sudo, d.sandbox(c.from), wait, d.target(c))
 	}
 	fmt.Fprintf(&b, "\n  Add a container and ping it from web1:\n")
-	fmt.Fprintf(&b, "    TOKEN=%s API=%s/api/v1\n", d.api.token, d.api.base)
+	fmt.Fprintf(&b, "    TOKEN=%s API=%s/api/v1\n", d.api.c.Token, d.api.c.Base)
 	fmt.Fprintf(&b, "    curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -X POST \"$API/containers?wait=realized\" \\\n")
 	fmt.Fprintf(&b, "         -d '{\"name\":\"web3\",\"network\":\"blue\",\"host\":\"h3\"}'\n")
 	fmt.Fprintf(&b, "    %sip netns exec %s ping -c3 <the ip in the answer>\n", sudo, d.sandbox("web1"))

@@ -21,7 +21,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -31,6 +30,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/client"
 	"github.com/switchyard/switchyard/tests/lab"
 )
 
@@ -90,7 +90,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop() // a signal during cleanup is swallowed until here: the teardown finishes
 	d := &demo{p: p, ctx: ctx, agentBin: *agentBin, tunnel: *tunnel,
-		api: &api{base: strings.TrimRight(*controller, "/"), token: token, http: &http.Client{Timeout: 60 * time.Second}}}
+		api: &api{c: client.New(*controller, token)}}
 	d.up(u.Host)
 	text := d.describe()
 	fmt.Print(text)
@@ -134,7 +134,7 @@ func (d *demo) must(err error, what string) {
 // up builds the lab, connects the agents and creates the demo's networks
 // and containers. backend is the controller's host:port on this machine.
 func (d *demo) up(backend string) {
-	d.must(d.api.call(d.ctx, "GET", "/api/v1/revision", nil, nil), "reaching the controller at "+d.api.base)
+	d.must(d.api.call(d.ctx, "GET", "/api/v1/revision", nil, nil), "reaching the controller at "+d.api.c.Base)
 	d.revokeStaleTokens()
 	d.lab = lab.New(d.p, lab.Options{Hosts: 3, Tunnel: d.tunnel})
 	d.must(nil, "building the lab")

@@ -1,0 +1,96 @@
+// Package client is a small client of Switchyard's REST API and node
+// protocol: JSON bodies, a bearer token, 2xx answers decoded, and every other
+// answer returned as an *Error carrying its problem+json body. The node
+// agent, the demo lab and the tests use it. It must not hold domain logic:
+// callers build paths and bodies from the contract's types.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// Client talks to one controller.
+type Client struct {
+	// Base is the controller's URL, e.g. http://127.0.0.1:8080.
+	Base  string
+	Token string
+	HTTP  *http.Client
+}
+
+// New returns a client with its own connection pool and no overall timeout
+// (long-polls set theirs through the context).
+func New(base, token string) *Client {
+	return &Client{Base: strings.TrimRight(base, "/"), Token: token,
+		HTTP: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second}}}
+}
+
+// Error is an answer outside 2xx.
+type Error struct {
+	Status  int
+	Problem openapi.Problem // zero when the body was not problem+json
+	Body    string
+}
+
+// Error shows the whole body: a problem's extensions (such as the hosts
+// still behind a realization wait) matter as much as its detail.
+func (e *Error) Error() string { return fmt.Sprintf("status %d: %s", e.Status, e.Body) }
+
+// StatusOf is the HTTP status of an *Error in err's chain, 0 otherwise.
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+// Do sends body (when not nil) as JSON and decodes a 2xx answer into out
+// (when not nil). It returns the HTTP status (0 when no answer came).
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		return res.StatusCode, err
+	}
+	if res.StatusCode/100 != 2 {
+		e := &Error{Status: res.StatusCode, Body: strings.TrimSpace(string(data))}
+		_ = json.Unmarshal(data, &e.Problem)
+		return res.StatusCode, e
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return res.StatusCode, fmt.Errorf("decode answer to %s %s: %w", method, path, err)
+		}
+	}
+	return res.StatusCode, nil
+}

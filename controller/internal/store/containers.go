@@ -180,11 +180,8 @@ func (s *Store) UpdateContainer(ctx context.Context, actor, ref, network string,
 	var out openapi.Container
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
 		ctx := tx.ctx // the group's context, not the caller's
-		cur, err := containers.get(ctx, tx, ref, network, true)
+		cur, err := containers.getForWrite(ctx, tx, ref, network, ifMatch)
 		if err != nil {
-			return err
-		}
-		if err := checkMatch(ifMatch, cur.Revision); err != nil {
 			return err
 		}
 		if err := immutable("name", cur.Name, c.Name, "network", cur.Network, c.Network, "ip", cur.IP, c.IP, "mac", cur.MAC, c.MAC); err != nil {

@@ -10,8 +10,8 @@ import (
 	"github.com/switchyard/switchyard/openapi"
 )
 
-func (s *Store) hostKind() *kind[openapi.Host] {
-	timeout := s.opts.HeartbeatTimeout
+// newHostKind describes hosts; their status depends on the heartbeat timeout.
+func newHostKind(timeout time.Duration) *kind[openapi.Host] {
 	return &kind[openapi.Host]{
 		name:  "host",
 		alias: "x",
@@ -25,7 +25,8 @@ func (s *Store) hostKind() *kind[openapi.Host] {
 			h.Status = HostStatus(h.LastSeen, now, timeout)
 			return h, err
 		},
-		key: func(h *openapi.Host) (string, string) { return h.Name, h.ID },
+		key:  func(h *openapi.Host) (string, string) { return h.Name, h.ID },
+		meta: func(h *openapi.Host) *openapi.Meta { return &h.Meta },
 	}
 }
 
@@ -39,12 +40,12 @@ func HostStatus(lastSeen *time.Time, now time.Time, timeout time.Duration) strin
 
 // ListHosts returns one page of hosts.
 func (s *Store) ListHosts(ctx context.Context, o ListOptions) ([]openapi.Host, string, error) {
-	return s.hostKind().list(ctx, s.Pool, o)
+	return s.hosts.list(ctx, s.Pool, o)
 }
 
 // GetHost resolves a host by name or id.
 func (s *Store) GetHost(ctx context.Context, ref string) (openapi.Host, error) {
-	return s.hostKind().get(ctx, s.Pool, ref, "", false)
+	return s.hosts.get(ctx, s.Pool, ref, "", false)
 }
 
 func validateHost(h *openapi.Host) error {
@@ -94,7 +95,7 @@ func (s *Store) insertHost(tx *Tx, h openapi.Host) (openapi.Host, error) {
 		h.Name, h.Address, h.TunnelType, h.Labels, rev).Scan(&id); err != nil {
 		return h, err
 	}
-	out, err := s.hostKind().get(tx.ctx, tx, id, "", false)
+	out, err := s.hosts.get(tx.ctx, tx, id, "", false)
 	if err != nil {
 		return out, err
 	}
@@ -106,11 +107,8 @@ func (s *Store) UpdateHost(ctx context.Context, actor, ref string, ifMatch int64
 	var out openapi.Host
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
 		ctx := tx.ctx // the group's context, not the caller's
-		cur, err := s.hostKind().get(ctx, tx, ref, "", true)
+		cur, err := s.hosts.getForWrite(ctx, tx, ref, "", ifMatch)
 		if err != nil {
-			return err
-		}
-		if err := checkMatch(ifMatch, cur.Revision); err != nil {
 			return err
 		}
 		out, err = s.updateHost(tx, cur, h)
@@ -140,7 +138,7 @@ func (s *Store) updateHost(tx *Tx, cur, h openapi.Host) (openapi.Host, error) {
 		cur.ID, h.Address, h.TunnelType, h.Labels, rev); err != nil {
 		return h, err
 	}
-	out, err := s.hostKind().get(tx.ctx, tx, cur.ID, "", false)
+	out, err := s.hosts.get(tx.ctx, tx, cur.ID, "", false)
 	if err != nil {
 		return out, err
 	}
@@ -151,11 +149,8 @@ func (s *Store) updateHost(tx *Tx, cur, h openapi.Host) (openapi.Host, error) {
 func (s *Store) DeleteHost(ctx context.Context, actor, ref string, ifMatch int64) (int64, error) {
 	return s.Write(ctx, actor, func(tx *Tx) error {
 		ctx := tx.ctx // the group's context, not the caller's
-		cur, err := s.hostKind().get(ctx, tx, ref, "", true)
+		cur, err := s.hosts.getForWrite(ctx, tx, ref, "", ifMatch)
 		if err != nil {
-			return err
-		}
-		if err := checkMatch(ifMatch, cur.Revision); err != nil {
 			return err
 		}
 		var n int64
@@ -182,7 +177,7 @@ func (s *Store) RegisterHost(ctx context.Context, actor, name string, reg openap
 	var out openapi.Host
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
 		ctx := tx.ctx // the group's context, not the caller's
-		cur, err := s.hostKind().get(ctx, tx, name, "", true)
+		cur, err := s.hosts.get(ctx, tx, name, "", true)
 		if IsNotFound(err) {
 			out, err = s.insertHost(tx, h)
 			return err

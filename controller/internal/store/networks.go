@@ -31,7 +31,8 @@ var networks = &kind[openapi.Network]{
 		}
 		return n, err
 	},
-	key: func(n *openapi.Network) (string, string) { return n.Name, n.ID },
+	key:  func(n *openapi.Network) (string, string) { return n.Name, n.ID },
+	meta: func(n *openapi.Network) *openapi.Meta { return &n.Meta },
 }
 
 // ListNetworks returns one page of networks.
@@ -144,11 +145,8 @@ func (s *Store) UpdateNetwork(ctx context.Context, actor, ref string, ifMatch in
 	var out openapi.Network
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
 		ctx := tx.ctx // the group's context, not the caller's
-		cur, err := networks.get(ctx, tx, ref, "", true)
+		cur, err := networks.getForWrite(ctx, tx, ref, "", ifMatch)
 		if err != nil {
-			return err
-		}
-		if err := checkMatch(ifMatch, cur.Revision); err != nil {
 			return err
 		}
 		// Unset immutable fields keep their value; changed ones are refused.
@@ -191,11 +189,8 @@ func (s *Store) UpdateNetwork(ctx context.Context, actor, ref string, ifMatch in
 func (s *Store) DeleteNetwork(ctx context.Context, actor, ref string, ifMatch int64) (int64, error) {
 	return s.Write(ctx, actor, func(tx *Tx) error {
 		ctx := tx.ctx // the group's context, not the caller's
-		cur, err := networks.get(ctx, tx, ref, "", true)
+		cur, err := networks.getForWrite(ctx, tx, ref, "", ifMatch)
 		if err != nil {
-			return err
-		}
-		if err := checkMatch(ifMatch, cur.Revision); err != nil {
 			return err
 		}
 		var users int64

@@ -37,7 +37,7 @@ func (s *Store) LoadIntent(ctx context.Context) (*Intent, error) {
 	if err := tx.QueryRow(ctx, `SELECT revision FROM sy_revision`).Scan(&in.Revision); err != nil {
 		return nil, err
 	}
-	if in.Hosts, err = s.hostKind().all(ctx, tx, ListOptions{}); err != nil {
+	if in.Hosts, err = s.hosts.all(ctx, tx, ListOptions{}); err != nil {
 		return nil, err
 	}
 	if in.Networks, err = networks.all(ctx, tx, ListOptions{}); err != nil {

@@ -188,11 +188,8 @@ func (s *Store) UpdatePolicy(ctx context.Context, actor, ref, network string, if
 	var out openapi.Policy
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
 		ctx := tx.ctx // the group's context, not the caller's
-		cur, err := policies.get(ctx, tx, ref, network, true)
+		cur, err := policies.getForWrite(ctx, tx, ref, network, ifMatch)
 		if err != nil {
-			return err
-		}
-		if err := checkMatch(ifMatch, cur.Revision); err != nil {
 			return err
 		}
 		if err := immutable("name", cur.Name, p.Name, "network", cur.Network, p.Network); err != nil {

@@ -189,6 +189,16 @@ func (k *kind[T]) get(ctx context.Context, q Querier, ref, network string, lock 
 	return zero, problem.Conflict("network", "%s name %q is used in several networks: add ?network=", k.name, ref)
 }
 
+// getForWrite resolves ref, locks its row until the transaction ends, and
+// enforces If-Match (ifMatch 0: no precondition).
+func (k *kind[T]) getForWrite(ctx context.Context, q Querier, ref, network string, ifMatch int64) (T, error) {
+	cur, err := k.get(ctx, q, ref, network, true)
+	if err != nil {
+		return cur, err
+	}
+	return cur, checkMatch(ifMatch, k.meta(&cur).Revision)
+}
+
 // IsNotFound reports whether err is a 404 problem.
 func IsNotFound(err error) bool {
 	pe, ok := problem.As(err)

@@ -155,11 +155,8 @@ func (s *Store) UpdateService(ctx context.Context, actor, ref, network string, i
 	var out openapi.Service
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
 		ctx := tx.ctx // the group's context, not the caller's
-		cur, err := services.get(ctx, tx, ref, network, true)
+		cur, err := services.getForWrite(ctx, tx, ref, network, ifMatch)
 		if err != nil {
-			return err
-		}
-		if err := checkMatch(ifMatch, cur.Revision); err != nil {
 			return err
 		}
 		if err := immutable("name", cur.Name, v.Name, "network", cur.Network, v.Network, "vip", cur.VIP, v.VIP); err != nil {
@@ -194,15 +191,11 @@ func (s *Store) DeleteService(ctx context.Context, actor, ref, network string, i
 func deleteScoped[T any](ctx context.Context, s *Store, actor string, k *kind[T], table, ref, network string, ifMatch int64) (int64, error) {
 	return s.Write(ctx, actor, func(tx *Tx) error {
 		ctx := tx.ctx // the group's context, not the caller's
-		cur, err := k.get(ctx, tx, ref, network, true)
+		cur, err := k.getForWrite(ctx, tx, ref, network, ifMatch)
 		if err != nil {
 			return err
 		}
 		name, id := k.key(&cur)
-		m := k.meta(&cur)
-		if err := checkMatch(ifMatch, m.Revision); err != nil {
-			return err
-		}
 		if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE id = $1`, id); err != nil {
 			return err
 		}

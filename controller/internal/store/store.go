@@ -26,6 +26,7 @@ import (
 
 	"github.com/switchyard/switchyard/controller/internal/problem"
 	"github.com/switchyard/switchyard/migrations"
+	"github.com/switchyard/switchyard/openapi"
 )
 
 // NotifyChannel is the PostgreSQL channel a commit notifies with its revision.
@@ -50,8 +51,9 @@ var DefaultOptions = Options{
 
 // Store is the PostgreSQL intent store. Safe for concurrent use.
 type Store struct {
-	Pool *pgxpool.Pool
-	opts Options
+	Pool  *pgxpool.Pool
+	opts  Options
+	hosts *kind[openapi.Host]
 
 	// writes feeds the group-commit writer (see write.go).
 	writes    chan *writeReq
@@ -82,7 +84,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	st := &Store{Pool: pool, opts: opts, writes: make(chan *writeReq), stop: make(chan struct{}), stopped: make(chan struct{})}
+	st := &Store{Pool: pool, opts: opts, hosts: newHostKind(opts.HeartbeatTimeout), writes: make(chan *writeReq), stop: make(chan struct{}), stopped: make(chan struct{})}
 	go st.writer()
 	return st, nil
 }

@@ -297,14 +297,3 @@ func (m *Manager) noteAck(host string, applied int64) {
 	m.acks[host] = a
 	m.advance()
 }
-
-// Program returns host's current whole program, or nil when the host is
-// unknown.
-func (m *Manager) Program(host string) *openapi.Program {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.comp == nil {
-		return nil
-	}
-	return m.comp.Program(host)
-}

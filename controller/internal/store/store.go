@@ -98,9 +98,6 @@ func (s *Store) Close() {
 	})
 }
 
-// Options returns the store's effective options.
-func (s *Store) Options() Options { return s.opts }
-
 // Migrate applies pending migrations under a PostgreSQL advisory lock, so any
 // number of replicas may start at once.
 func (s *Store) Migrate(ctx context.Context) error {

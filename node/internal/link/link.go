@@ -462,15 +462,6 @@ func isDefault(dst *net.IPNet) bool {
 	return ones == 0
 }
 
-// Status reports whether the host end of a port exists and is up.
-func (m *Manager) Status(name string) (up bool, err error) {
-	l, err := m.host.LinkByName(name)
-	if err != nil {
-		return false, fmt.Errorf("link %s: %w", name, err)
-	}
-	return isUp(l.Attrs()), nil
-}
-
 func isUp(a *netlink.LinkAttrs) bool {
 	return a.OperState == netlink.OperUp || (a.Flags&net.FlagUp != 0 && a.RawFlags&unix.IFF_RUNNING != 0)
 }

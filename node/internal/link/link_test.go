@@ -126,8 +126,8 @@ func TestEnsureCreatesAndIsIdempotent(t *testing.T) {
 	// The host can reach the container through the veth.
 	in(t, e.host, "ip", "addr", "add", "10.77.0.1/24", "dev", p.Name)
 	in(t, e.host, "ping", "-c1", "-W2", "10.77.0.2")
-	if up, err := e.m.Status(p.Name); err != nil || !up {
-		t.Fatalf("Status: %v %v", up, err)
+	if states, err := e.m.States(); err != nil || !states[p.Name] {
+		t.Fatalf("States: %v %v", states[p.Name], err)
 	}
 }
 

@@ -223,8 +223,17 @@ func TestProc(t *testing.T) {
 	needLab(t)
 	l := New(t, Options{Hosts: 1})
 	p := l.Start(t, ProcSpec{Name: "sleeper", Netns: l.Hosts[0].Netns, Path: "sleep", Args: []string{"60"}})
-	if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.Pid())); strings.TrimSpace(string(b)) != "sleep" {
-		t.Errorf("pid %d is %q, want sleep", p.Pid(), b)
+	// The process is nsenter until it execs the program: wait for the exec
+	// (readiness), rather than reading its name at once.
+	var comm string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.Pid()))
+		if comm = strings.TrimSpace(string(b)); comm == "sleep" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if comm != "sleep" {
+		t.Errorf("pid %d is %q, want sleep", p.Pid(), comm)
 	}
 	if pids, _ := netnsPids(l.Hosts[0].Netns); !slices.Contains(pids, p.Pid()) {
 		t.Errorf("pid %d not in %s: %v", p.Pid(), l.Hosts[0].Netns, pids)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/switchyard/switchyard/controller/internal/problem"
 	"github.com/switchyard/switchyard/controller/internal/store"
-	"github.com/switchyard/switchyard/openapi"
 )
 
 // hub fans the committed revisions heard from PostgreSQL out to the open
@@ -82,7 +81,7 @@ func (s *Server) events(c *gin.Context) {
 	ctx := c.Request.Context()
 	// The first read comes before the answer starts, so that a resume point
 	// the log no longer reaches gets a problem, not a stream with a gap.
-	evs, since, err := s.firstEvents(ctx, since, field, kinds)
+	page, sent, err := s.firstPage(ctx, since, field, kinds)
 	if err != nil {
 		fail(c, err)
 		return
@@ -100,17 +99,14 @@ func (s *Server) events(c *gin.Context) {
 	for {
 		// Send the page read, then read on until the log is drained.
 		for {
-			if err := writeEvents(w, evs); err != nil {
+			if err := writePage(w, page, &sent); err != nil {
 				return
 			}
-			if len(evs) > 0 {
-				since = evs[len(evs)-1].Revision
-			}
 			w.Flush()
-			if len(evs) < eventBatch {
+			if len(page.Events) < eventBatch {
 				break
 			}
-			if evs, err = s.readEvents(ctx, w, since, kinds); err != nil {
+			if page, err = s.nextPage(ctx, w, page.Through, kinds); err != nil {
 				return
 			}
 		}
@@ -118,11 +114,11 @@ func (s *Server) events(c *gin.Context) {
 		case <-ctx.Done():
 			return
 		case <-wake:
-			if evs, err = s.readEvents(ctx, w, since, kinds); err != nil {
+			if page, err = s.nextPage(ctx, w, page.Through, kinds); err != nil {
 				return
 			}
 		case <-tick.C:
-			evs = nil
+			page = store.EventPage{Through: page.Through}
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
 				return
 			}
@@ -131,44 +127,44 @@ func (s *Server) events(c *gin.Context) {
 	}
 }
 
-// firstEvents reads the first page of a stream. Without a resume point
-// (field ""), it starts at the oldest event retained and returns where that
-// is; otherwise it checks the resume point against the current revision
-// and the retention.
-func (s *Server) firstEvents(ctx context.Context, since int64, field string, kinds []string) ([]openapi.Event, int64, error) {
+// firstPage reads the first page of a stream, and returns the resume point
+// the client has. Without one (field ""), it starts at the oldest event
+// retained; otherwise it checks the resume point against the current
+// revision and the retention.
+func (s *Server) firstPage(ctx context.Context, since int64, field string, kinds []string) (store.EventPage, int64, error) {
 	if field == "" {
 		// A prune between the two reads moves the horizon on: read it again.
 		for range 3 {
 			h, err := s.Store.EventHorizon(ctx)
 			if err != nil {
-				return nil, 0, err
+				return store.EventPage{}, 0, err
 			}
-			evs, err := s.Store.EventsSince(ctx, h, kinds, eventBatch)
+			p, err := s.Store.ReadEvents(ctx, h, kinds, eventBatch)
 			if !errors.Is(err, store.ErrEventsPruned) {
-				return evs, h, err
+				return p, h, err
 			}
 		}
-		return nil, 0, problem.Unavailable("the event log is being pruned; retry")
+		return store.EventPage{}, 0, problem.Unavailable("the event log is being pruned; retry")
 	}
 	rev, err := s.Store.Revision(ctx)
 	if err != nil {
-		return nil, 0, err
+		return store.EventPage{}, 0, err
 	}
 	if since > rev {
-		return nil, 0, problem.Invalid(field, "%s %d is ahead of the current revision %d", field, since, rev)
+		return store.EventPage{}, 0, problem.Invalid(field, "%s %d is ahead of the current revision %d", field, since, rev)
 	}
-	evs, err := s.Store.EventsSince(ctx, since, kinds, eventBatch)
+	p, err := s.Store.ReadEvents(ctx, since, kinds, eventBatch)
 	if errors.Is(err, store.ErrEventsPruned) {
-		return nil, 0, problem.Gone(field, "%v; resync: read the objects, then stream from the revision they were read at (GET /api/v1/revision before reading them)", err)
+		return p, 0, problem.Gone(field, "%v; resync: GET /api/v1/revision, read the objects, then stream from that revision", err)
 	}
-	return evs, since, err
+	return p, since, err
 }
 
-// readEvents reads the next page of a stream that has started. An error
-// ends the stream; when the retention overtook the stream, a comment says
-// so, and the client's reconnect (from its last id) is answered 410.
-func (s *Server) readEvents(ctx context.Context, w io.Writer, since int64, kinds []string) ([]openapi.Event, error) {
-	evs, err := s.Store.EventsSince(ctx, since, kinds, eventBatch)
+// nextPage reads the next page of a stream that has started. An error ends
+// the stream; when the retention overtook the stream, a comment says so,
+// and the client's reconnect (from its last id) is answered 410.
+func (s *Server) nextPage(ctx context.Context, w io.Writer, since int64, kinds []string) (store.EventPage, error) {
+	p, err := s.Store.ReadEvents(ctx, since, kinds, eventBatch)
 	switch {
 	case errors.Is(err, store.ErrEventsPruned):
 		s.Log.Info("event stream: overtaken by the retention", "since", since)
@@ -176,23 +172,33 @@ func (s *Server) readEvents(ctx context.Context, w io.Writer, since int64, kinds
 	case err != nil && ctx.Err() == nil:
 		s.Log.Warn("event stream: read failed", "err", err)
 	}
-	return evs, err
+	return p, err
 }
 
-// writeEvents sends events as SSE messages. Only the last event of a
-// revision carries an id (its revision): a client cut off inside a revision
-// resumes (Last-Event-ID) from the revision before and gets all of it.
-func writeEvents(w io.Writer, evs []openapi.Event) error {
-	for i, e := range evs {
+// writePage sends a page as SSE messages; *sent is the last id sent. Only
+// the last event of a revision carries an id (its revision): a client cut
+// off inside a revision resumes (Last-Event-ID) from the revision before
+// and gets all of it. When the page reaches past its last event (revisions
+// with no events of the kinds asked for), a message with only an id moves
+// the client's resume point there, so it never resumes from far back.
+func writePage(w io.Writer, p store.EventPage, sent *int64) error {
+	for i, e := range p.Events {
 		data, err := json.Marshal(e)
 		if err != nil {
 			return err
 		}
 		id := ""
-		if i == len(evs)-1 || evs[i+1].Revision != e.Revision {
+		if i == len(p.Events)-1 || p.Events[i+1].Revision != e.Revision {
 			id = "id: " + strconv.FormatInt(e.Revision, 10) + "\n"
+			*sent = e.Revision
 		}
 		if _, err := fmt.Fprintf(w, "%sevent: %s.%s\ndata: %s\n\n", id, e.Kind, e.Action, data); err != nil {
+			return err
+		}
+	}
+	if p.Through > *sent {
+		*sent = p.Through
+		if _, err := fmt.Fprintf(w, "id: %d\n\n", p.Through); err != nil {
 			return err
 		}
 	}

@@ -98,9 +98,11 @@ type sseStream struct {
 	body   io.ReadCloser
 	sc     *bufio.Scanner
 	cancel context.CancelFunc
-	// ids are the SSE ids seen, by the index of their event.
-	ids map[int]string
-	n   int
+	// ids are the SSE ids seen, by the index of their event; lastID is
+	// the last id seen, with an event or alone.
+	ids    map[int]string
+	lastID string
+	n      int
 }
 
 // openEvents opens an event stream and returns once it answered 200; the
@@ -136,35 +138,54 @@ func (s *sseStream) close() {
 }
 
 // next reads the next event. An id, when the message has one, must be the
-// event's revision.
+// event's revision. Messages with only an id are recorded in lastID.
 func (s *sseStream) next() openapi.Event {
 	s.t.Helper()
-	var id, name string
-	hasID := false
+	for {
+		id, name, data, ok := s.message()
+		if !ok {
+			s.t.Fatalf("the stream ended after %d events: %v", s.n, s.sc.Err())
+		}
+		if id != "" {
+			s.lastID = id
+		}
+		if data == "" {
+			continue
+		}
+		var ev openapi.Event
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			s.t.Fatal(err)
+		}
+		if (id != "" && id != fmt.Sprint(ev.Revision)) || name != ev.Kind+"."+ev.Action {
+			s.t.Fatalf("SSE id %q event %q for %+v", id, name, ev)
+		}
+		if id != "" {
+			s.ids[s.n] = id
+		}
+		s.n++
+		return ev
+	}
+}
+
+// message reads one SSE message (comments are skipped); ok is false at the
+// end of the stream.
+func (s *sseStream) message() (id, name, data string, ok bool) {
 	for s.sc.Scan() {
 		line := s.sc.Text()
 		switch {
+		case line == "":
+			if id != "" || data != "" {
+				return id, name, data, true
+			}
 		case strings.HasPrefix(line, "id: "):
-			id, hasID = line[4:], true
+			id = line[4:]
 		case strings.HasPrefix(line, "event: "):
 			name = line[7:]
 		case strings.HasPrefix(line, "data: "):
-			var ev openapi.Event
-			if err := json.Unmarshal([]byte(line[6:]), &ev); err != nil {
-				s.t.Fatal(err)
-			}
-			if (hasID && id != fmt.Sprint(ev.Revision)) || name != ev.Kind+"."+ev.Action {
-				s.t.Fatalf("SSE id %q event %q for %+v", id, name, ev)
-			}
-			if hasID {
-				s.ids[s.n] = id
-			}
-			s.n++
-			return ev
+			data = line[6:]
 		}
 	}
-	s.t.Fatalf("the stream ended after %d events: %v", s.n, s.sc.Err())
-	return openapi.Event{}
+	return "", "", "", false
 }
 
 // readEvents reads n events from a stream.

@@ -41,21 +41,32 @@ func eventsQuery(ofKinds bool) string {
 	ORDER BY revision, seq`
 }
 
-// EventsSince returns the events after revision since, oldest first,
+// EventPage is one read of the event log.
+type EventPage struct {
+	// Events are whole revisions, oldest first.
+	Events []openapi.Event
+	// Through is the revision the read is complete up to, for the kinds
+	// asked for: the next read goes on after it. It may be past the last
+	// event (revisions without events of those kinds).
+	Through int64
+}
+
+// ReadEvents returns the events after revision since, oldest first,
 // optionally only of the given kinds. It returns whole revisions: up to
-// limit events, then every remaining event of the last revision it reached,
-// so a reader that continues after the revision of the last event misses
-// nothing. It fails with ErrEventsPruned when events after since may have
-// been pruned.
-func (s *Store) EventsSince(ctx context.Context, since int64, kinds []string, limit int) ([]openapi.Event, error) {
-	if limit < 1 {
-		limit = 1
-	}
+// limit events, then every remaining event of the last revision it reached.
+// It fails with ErrEventsPruned when events after since may have been
+// pruned.
+func (s *Store) ReadEvents(ctx context.Context, since int64, kinds []string, limit int) (EventPage, error) {
+	limit = max(limit, 1)
 	args := []any{since, limit}
 	if len(kinds) > 0 {
 		args = append(args, kinds)
 	}
 	var b pgx.Batch
+	// The committed revision, read before the events: the read below sees
+	// every event up to it (commit order is revision order).
+	var head int64
+	b.Queue(`SELECT revision FROM sy_revision`).QueryRow(func(r pgx.Row) error { return r.Scan(&head) })
 	var evs []openapi.Event
 	b.Queue(eventsQuery(len(kinds) > 0), args...).Query(func(rows pgx.Rows) error {
 		var err error
@@ -66,18 +77,33 @@ func (s *Store) EventsSince(ctx context.Context, since int64, kinds []string, li
 		})
 		return err
 	})
-	// The horizon is read after the events, by a later statement: pruning
-	// deletes and moves the horizon in one transaction, so a horizon at or
-	// below since here means that the events read above were all there.
+	// The horizon is read after the events: pruning deletes and moves the
+	// horizon in one transaction, so a horizon at or below since here means
+	// that the events read above were all there.
 	var horizon int64
 	b.Queue(`SELECT pruned_through FROM event_horizon`).QueryRow(func(r pgx.Row) error { return r.Scan(&horizon) })
 	if err := s.Pool.SendBatch(ctx, &b).Close(); err != nil {
-		return nil, err
+		return EventPage{}, err
 	}
 	if horizon > since {
-		return nil, fmt.Errorf("%w: the events up to revision %d are no longer retained, revision %d is too old", ErrEventsPruned, horizon, since)
+		return EventPage{}, fmt.Errorf("%w: the events up to revision %d are no longer retained, revision %d is too old", ErrEventsPruned, horizon, since)
 	}
-	return evs, nil
+	p := EventPage{Events: evs, Through: since}
+	if len(evs) > 0 {
+		p.Through = evs[len(evs)-1].Revision
+	}
+	if len(evs) < limit {
+		// Not cut short: everything up to head was read.
+		p.Through = max(p.Through, head)
+	}
+	return p, nil
+}
+
+// EventsSince returns the events of ReadEvents: a reader that continues
+// after the revision of the last one misses nothing.
+func (s *Store) EventsSince(ctx context.Context, since int64, kinds []string, limit int) ([]openapi.Event, error) {
+	p, err := s.ReadEvents(ctx, since, kinds, limit)
+	return p.Events, err
 }
 
 // EventHorizon returns the revision that the event log may be pruned up to:

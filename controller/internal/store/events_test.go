@@ -116,6 +116,18 @@ func TestEventsSinceWholeRevisions(t *testing.T) {
 	if want := map[int64]int{r2: 1250, r4: 1}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("containers per revision %v, want %v", got, want)
 	}
+	// A read says how far it got: to the end of a full page, else to the
+	// committed revision, past revisions without events of the kinds.
+	for _, c := range []struct {
+		since int64
+		kinds []string
+		limit int
+		want  int64
+	}{{0, nil, 1000, r2}, {0, nil, 5000, r4}, {0, []string{"policy"}, 10, r4}, {r2, []string{"host"}, 10, r4}} {
+		if p, err := st.ReadEvents(context.Background(), c.since, c.kinds, c.limit); err != nil || p.Through != c.want {
+			t.Errorf("read %d %v %d: through %d (%v), want %d", c.since, c.kinds, c.limit, p.Through, err, c.want)
+		}
+	}
 	// Within a revision, events keep the order they were written in.
 	big := readAll(t, st, r1, nil, 1000)[:2500]
 	for i, e := range big {

@@ -171,16 +171,22 @@ func (s *Store) ListAudit(ctx context.Context, o AuditOptions) ([]openapi.AuditE
 	return items, next, nil
 }
 
+// listenBackOff paces Listen's reconnects (tests wrap it).
+var listenBackOff = func() backoff.BackOff {
+	b := backoff.NewExponentialBackOff() // jittered: ±50%
+	b.InitialInterval = 100 * time.Millisecond
+	b.MaxInterval = 5 * time.Second
+	b.MaxElapsedTime = 0 // never give up
+	return b
+}
+
 // Listen calls fn with the payload of every notification on channel, in
 // order of arrival, until ctx ends. It reconnects on its own, after a
 // jittered exponential backoff that starts over once a connection listens,
 // and calls fn with "" after every (re)connect so callers catch up on what
 // they missed.
 func (s *Store) Listen(ctx context.Context, channel string, fn func(payload string)) {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 100 * time.Millisecond
-	b.MaxInterval = 5 * time.Second
-	b.MaxElapsedTime = 0 // never give up
+	b := listenBackOff()
 	listen := func() error {
 		err := s.listenOnce(ctx, channel, fn, b.Reset)
 		if ctx.Err() != nil {

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/switchyard/switchyard/openapi"
 	"github.com/switchyard/switchyard/tests/pgtest"
@@ -251,10 +254,23 @@ func TestPruneEventsOneAtATime(t *testing.T) {
 	}
 }
 
+// countingBackOff counts how Listen uses its backoff.
+type countingBackOff struct {
+	backoff.BackOff
+	resets, waits atomic.Int32
+}
+
+func (c *countingBackOff) Reset()                     { c.resets.Add(1); c.BackOff.Reset() }
+func (c *countingBackOff) NextBackOff() time.Duration { c.waits.Add(1); return c.BackOff.NextBackOff() }
+
 // Listen comes back after its connection is killed, says so with "", and
-// hears notifications again.
+// hears notifications again; its backoff starts over once it listens again
+// (before, it was hand-rolled and never came down from 5 s once there).
 func TestListenReconnects(t *testing.T) {
 	st := openStore(t)
+	counting := &countingBackOff{BackOff: listenBackOff()}
+	defer func(orig func() backoff.BackOff) { listenBackOff = orig }(listenBackOff)
+	listenBackOff = func() backoff.BackOff { return counting }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	got := make(chan string, 16)
@@ -289,6 +305,14 @@ func TestListenReconnects(t *testing.T) {
 			t.Fatalf("killed %d listening connections (%v)", killed, err)
 		}
 	}
+	if p := next(); p != "" {
+		t.Fatalf("%q before the last reconnect notice", p)
+	}
 	cancel()
 	<-done
+	// One wait per kill, and a fresh start at the first connect and after
+	// every reconnect.
+	if w, r := counting.waits.Load(), counting.resets.Load(); w != 3 || r < 4 {
+		t.Fatalf("%d waits and %d resets, want 3 and at least 4", w, r)
+	}
 }

@@ -54,6 +54,7 @@ func run() error {
 		fmt.Fprintf(os.Stderr, "admin token: %s\n", generated)
 	}
 
+	go st.PruneEventsEvery(ctx, store.Retention{Age: cfg.EventRetention, Revisions: cfg.EventRetentionRevisions}, time.Minute)
 	mgr := nodes.New(st, slog.Default())
 	go mgr.Run(ctx)
 	srv := &api.Server{Store: st, Log: slog.Default(), Realizer: mgr,

@@ -1,9 +1,13 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchyard/switchyard/controller/internal/problem"
+	"github.com/switchyard/switchyard/controller/internal/store"
 )
 
 // hub fans the committed revisions heard from PostgreSQL out to the open
@@ -50,34 +55,37 @@ func (h *hub) publish(string) {
 	}
 }
 
-// eventBatch bounds one read of the event log.
+// eventBatch bounds one read of the event log (whole revisions are read,
+// so one read may return more).
 const eventBatch = 500
 
 // keepAlive is how often an idle stream gets a comment line.
 var keepAlive = 15 * time.Second
 
 // events streams changes as server-sent events, from ?since= (or
-// Last-Event-ID) onwards, then live.
+// Last-Event-ID) onwards, then live. A resume point from before the event
+// log's retention is answered 410: the client must resync.
 func (s *Server) events(c *gin.Context) {
-	since := int64(0)
-	raw := c.Query("since")
-	if raw == "" {
-		raw = c.GetHeader("Last-Event-ID")
+	since, field, err := parseSince(c)
+	if err != nil {
+		fail(c, err)
+		return
 	}
-	if raw != "" {
-		v, err := strconv.ParseInt(raw, 10, 64)
-		if err != nil || v < 0 {
-			fail(c, problem.Invalid("since", "since must be a revision number"))
-			return
-		}
-		since = v
-	}
-	var kinds []string
-	if k := c.Query("kinds"); k != "" {
-		kinds = strings.Split(k, ",")
+	kinds, err := parseKinds(c)
+	if err != nil {
+		fail(c, err)
+		return
 	}
 	wake := s.hub.subscribe()
 	defer s.hub.unsubscribe(wake)
+	ctx := c.Request.Context()
+	// The first read comes before the answer starts, so that a resume point
+	// the log no longer reaches gets a problem, not a stream with a gap.
+	page, sent, err := s.firstPage(ctx, since, field, kinds)
+	if err != nil {
+		fail(c, err)
+		return
+	}
 
 	w := c.Writer
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -86,40 +94,156 @@ func (s *Server) events(c *gin.Context) {
 	w.WriteHeader(http.StatusOK)
 	w.Flush()
 
-	ctx := c.Request.Context()
 	tick := time.NewTicker(keepAlive)
 	defer tick.Stop()
 	for {
-		// Drain everything after since, in batches.
+		// Send the page read, then read on until the log is drained.
 		for {
-			evs, err := s.Store.EventsSince(ctx, since, kinds, eventBatch)
-			if err != nil {
-				if ctx.Err() == nil {
-					s.Log.Warn("event stream: read failed", "err", err)
-				}
+			if err := writePage(w, page, &sent); err != nil {
 				return
 			}
-			for _, e := range evs {
-				data, _ := json.Marshal(e)
-				if _, err := fmt.Fprintf(w, "id: %d\nevent: %s.%s\ndata: %s\n\n", e.Revision, e.Kind, e.Action, data); err != nil {
-					return
-				}
-				since = e.Revision
-			}
 			w.Flush()
-			if len(evs) < eventBatch {
+			if len(page.Events) < eventBatch {
 				break
+			}
+			if page, err = s.nextPage(ctx, w, page.Through, kinds); err != nil {
+				return
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-wake:
+			if page, err = s.nextPage(ctx, w, page.Through, kinds); err != nil {
+				return
+			}
 		case <-tick.C:
+			page = store.EventPage{Through: page.Through}
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
 				return
 			}
 			w.Flush()
 		}
 	}
+}
+
+// firstPage reads the first page of a stream, and returns the resume point
+// the client has. Without one (field ""), it starts at the oldest event
+// retained; otherwise it checks the resume point against the current
+// revision and the retention.
+func (s *Server) firstPage(ctx context.Context, since int64, field string, kinds []string) (store.EventPage, int64, error) {
+	if field == "" {
+		// A prune between the two reads moves the horizon on: read it again.
+		for range 3 {
+			h, err := s.Store.EventHorizon(ctx)
+			if err != nil {
+				return store.EventPage{}, 0, err
+			}
+			p, err := s.Store.ReadEvents(ctx, h, kinds, eventBatch)
+			if !errors.Is(err, store.ErrEventsPruned) {
+				return p, h, err
+			}
+		}
+		return store.EventPage{}, 0, problem.Unavailable("the event log is being pruned; retry")
+	}
+	rev, err := s.Store.Revision(ctx)
+	if err != nil {
+		return store.EventPage{}, 0, err
+	}
+	if since > rev {
+		return store.EventPage{}, 0, problem.Invalid(field, "%s %d is ahead of the current revision %d", field, since, rev)
+	}
+	p, err := s.Store.ReadEvents(ctx, since, kinds, eventBatch)
+	if errors.Is(err, store.ErrEventsPruned) {
+		return p, 0, problem.Gone(field, "%v; resync: GET /api/v1/revision, read the objects, then stream from that revision", err)
+	}
+	return p, since, err
+}
+
+// nextPage reads the next page of a stream that has started. An error ends
+// the stream; when the retention overtook the stream, a comment says so,
+// and the client's reconnect (from its last id) is answered 410.
+func (s *Server) nextPage(ctx context.Context, w io.Writer, since int64, kinds []string) (store.EventPage, error) {
+	p, err := s.Store.ReadEvents(ctx, since, kinds, eventBatch)
+	switch {
+	case errors.Is(err, store.ErrEventsPruned):
+		s.Log.Info("event stream: overtaken by the retention", "since", since)
+		fmt.Fprintf(w, ": %v\n\n", err) //nolint:errcheck // the stream ends anyway
+	case err != nil && ctx.Err() == nil:
+		s.Log.Warn("event stream: read failed", "err", err)
+	}
+	return p, err
+}
+
+// writePage sends a page as SSE messages; *sent is the last id sent. Only
+// the last event of a revision carries an id (its revision): a client cut
+// off inside a revision resumes (Last-Event-ID) from the revision before
+// and gets all of it. When the page reaches past its last event (revisions
+// with no events of the kinds asked for), a message with only an id moves
+// the client's resume point there, so it never resumes from far back.
+func writePage(w io.Writer, p store.EventPage, sent *int64) error {
+	for i, e := range p.Events {
+		data, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		id := ""
+		if i == len(p.Events)-1 || p.Events[i+1].Revision != e.Revision {
+			id = "id: " + strconv.FormatInt(e.Revision, 10) + "\n"
+			*sent = e.Revision
+		}
+		if _, err := fmt.Fprintf(w, "%sevent: %s.%s\ndata: %s\n\n", id, e.Kind, e.Action, data); err != nil {
+			return err
+		}
+	}
+	if p.Through > *sent {
+		*sent = p.Through
+		if _, err := fmt.Fprintf(w, "id: %d\n\n", p.Through); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseSince reads the resume point: ?since=, else the Last-Event-ID
+// header; field names the one used ("" for neither).
+func parseSince(c *gin.Context) (since int64, field string, err error) {
+	raw, ok := c.GetQuery("since")
+	field = "since"
+	if !ok {
+		raw, field = c.GetHeader("Last-Event-ID"), "Last-Event-ID"
+		if raw == "" {
+			return 0, "", nil
+		}
+	}
+	if raw == "" || strings.TrimLeft(raw, "0123456789") != "" {
+		return 0, "", problem.Invalid(field, "%s must be a revision number (decimal digits)", field)
+	}
+	since, err = strconv.ParseInt(raw, 10, 64)
+	if err != nil {
+		return 0, "", problem.Invalid(field, "%s is out of range", field)
+	}
+	return since, field, nil
+}
+
+// parseKinds reads ?kinds=, a comma-separated list of event kinds (nil
+// when absent: every kind).
+func parseKinds(c *gin.Context) ([]string, error) {
+	raw, ok := c.GetQueryArray("kinds")
+	if !ok {
+		return nil, nil
+	}
+	var kinds []string
+	for _, list := range raw {
+		for _, k := range strings.Split(list, ",") {
+			if !slices.Contains(store.EventKinds, k) {
+				return nil, problem.Invalid("kinds", "unknown kind %q: kinds is a comma-separated list of %s",
+					k, strings.Join(store.EventKinds, ", "))
+			}
+			if !slices.Contains(kinds, k) {
+				kinds = append(kinds, k)
+			}
+		}
+	}
+	return kinds, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -91,11 +92,24 @@ func TestPaginationAndSelectors(t *testing.T) {
 	}
 }
 
-// readEvents reads n events from a stream.
-func readEvents(t *testing.T, e *env, query string, header map[string]string, n int) []openapi.Event {
+// sseStream is an open event stream.
+type sseStream struct {
+	t      *testing.T
+	body   io.ReadCloser
+	sc     *bufio.Scanner
+	cancel context.CancelFunc
+	// ids are the SSE ids seen, by the index of their event; lastID is
+	// the last id seen, with an event or alone.
+	ids    map[int]string
+	lastID string
+	n      int
+}
+
+// openEvents opens an event stream and returns once it answered 200; the
+// stream is subscribed to changes by then.
+func openEvents(t *testing.T, e *env, query string, header map[string]string) *sseStream {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	req, _ := http.NewRequestWithContext(ctx, "GET", e.ctl.URL+"/api/v1/events"+query, nil)
 	req.Header.Set("Authorization", "Bearer "+e.token)
 	for k, v := range header {
@@ -103,36 +117,85 @@ func readEvents(t *testing.T, e *env, query string, header map[string]string, n 
 	}
 	res, err := e.http.Do(req)
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
 	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
-		t.Fatalf("events: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+		res.Body.Close()
+		cancel()
+		t.Fatalf("events%s: %d %s", query, res.StatusCode, res.Header.Get("Content-Type"))
 	}
-	var out []openapi.Event
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	var id, name string
-	for len(out) < n && sc.Scan() {
-		line := sc.Text()
+	s := &sseStream{t: t, body: res.Body, sc: sc, cancel: cancel, ids: map[int]string{}}
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *sseStream) close() {
+	s.cancel()
+	s.body.Close()
+}
+
+// next reads the next event. An id, when the message has one, must be the
+// event's revision. Messages with only an id are recorded in lastID.
+func (s *sseStream) next() openapi.Event {
+	s.t.Helper()
+	for {
+		id, name, data, ok := s.message()
+		if !ok {
+			s.t.Fatalf("the stream ended after %d events: %v", s.n, s.sc.Err())
+		}
+		if id != "" {
+			s.lastID = id
+		}
+		if data == "" {
+			continue
+		}
+		var ev openapi.Event
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			s.t.Fatal(err)
+		}
+		if (id != "" && id != fmt.Sprint(ev.Revision)) || name != ev.Kind+"."+ev.Action {
+			s.t.Fatalf("SSE id %q event %q for %+v", id, name, ev)
+		}
+		if id != "" {
+			s.ids[s.n] = id
+		}
+		s.n++
+		return ev
+	}
+}
+
+// message reads one SSE message (comments are skipped); ok is false at the
+// end of the stream.
+func (s *sseStream) message() (id, name, data string, ok bool) {
+	for s.sc.Scan() {
+		line := s.sc.Text()
 		switch {
+		case line == "":
+			if id != "" || data != "" {
+				return id, name, data, true
+			}
 		case strings.HasPrefix(line, "id: "):
 			id = line[4:]
 		case strings.HasPrefix(line, "event: "):
 			name = line[7:]
 		case strings.HasPrefix(line, "data: "):
-			var ev openapi.Event
-			if err := json.Unmarshal([]byte(line[6:]), &ev); err != nil {
-				t.Fatal(err)
-			}
-			if id != fmt.Sprint(ev.Revision) || name != ev.Kind+"."+ev.Action {
-				t.Fatalf("SSE id %q event %q for %+v", id, name, ev)
-			}
-			out = append(out, ev)
+			data = line[6:]
 		}
 	}
-	if len(out) < n {
-		t.Fatalf("got %d events, want %d (err %v)", len(out), n, sc.Err())
+	return "", "", "", false
+}
+
+// readEvents reads n events from a stream.
+func readEvents(t *testing.T, e *env, query string, header map[string]string, n int) []openapi.Event {
+	t.Helper()
+	s := openEvents(t, e, query, header)
+	defer s.close()
+	out := make([]openapi.Event, n)
+	for i := range out {
+		out[i] = s.next()
 	}
 	return out
 }
@@ -156,13 +219,11 @@ func TestEventsResume(t *testing.T) {
 	}
 	// Live: a stream opened now sees a write made after it opened, and a
 	// kind filter drops the others.
-	done := make(chan []openapi.Event)
-	go func() { done <- readEvents(t, e, fmt.Sprintf("?since=%d&kinds=container", all[2].Revision), nil, 2) }()
-	time.Sleep(200 * time.Millisecond)
+	s := openEvents(t, e, fmt.Sprintf("?since=%d&kinds=container", all[2].Revision), nil)
 	e.must(201, "POST", "/api/v1/networks", map[string]any{"name": "red", "cidr": "10.20.0.0/24"})
 	e.must(201, "POST", "/api/v1/containers", map[string]any{"name": "a", "network": "blue", "host": "h1"})
 	e.must(204, "DELETE", "/api/v1/containers/a", nil)
-	live := <-done
+	live := []openapi.Event{s.next(), s.next()}
 	if live[0].Kind != "container" || live[0].Action != "created" || live[1].Action != "deleted" || live[0].Network != "blue" {
 		t.Fatalf("live: %+v", live)
 	}

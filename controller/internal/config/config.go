@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,6 +21,12 @@ type Config struct {
 	ServiceCIDR      netip.Prefix
 	HeartbeatTimeout time.Duration
 	LogLevel         slog.Level
+	// EventRetention keeps the event log's entries this long (0: no age
+	// limit); EventRetentionRevisions keeps those of this many latest
+	// revisions (0: no count limit). An entry goes once either limit
+	// passes it.
+	EventRetention          time.Duration
+	EventRetentionRevisions int64
 }
 
 // FromEnv reads the configuration. getenv is os.Getenv outside tests.
@@ -43,6 +50,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.HeartbeatTimeout, err = time.ParseDuration(or(getenv("SWITCHYARD_HEARTBEAT_TIMEOUT"), "15s"))
 	if err != nil || c.HeartbeatTimeout <= 0 {
 		return c, fmt.Errorf("SWITCHYARD_HEARTBEAT_TIMEOUT: %q is not a duration", getenv("SWITCHYARD_HEARTBEAT_TIMEOUT"))
+	}
+	c.EventRetention, err = time.ParseDuration(or(getenv("SWITCHYARD_EVENT_RETENTION"), "24h"))
+	if err != nil || c.EventRetention < 0 {
+		return c, fmt.Errorf("SWITCHYARD_EVENT_RETENTION: %q is not a duration of 0 or more (0 keeps events of any age)", getenv("SWITCHYARD_EVENT_RETENTION"))
+	}
+	c.EventRetentionRevisions, err = strconv.ParseInt(or(getenv("SWITCHYARD_EVENT_RETENTION_REVISIONS"), "0"), 10, 64)
+	if err != nil || c.EventRetentionRevisions < 0 {
+		return c, fmt.Errorf("SWITCHYARD_EVENT_RETENTION_REVISIONS: %q is not a count of 0 or more (0 sets no count limit)", getenv("SWITCHYARD_EVENT_RETENTION_REVISIONS"))
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(or(getenv("SWITCHYARD_LOG_LEVEL"), "info")))); err != nil {
 		return c, fmt.Errorf("SWITCHYARD_LOG_LEVEL: %w", err)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -9,15 +10,30 @@ func TestFromEnv(t *testing.T) {
 	env := map[string]string{"SWITCHYARD_DATABASE_URL": "postgres://x/y"}
 	get := func(k string) string { return env[k] }
 	c, err := FromEnv(get)
-	if err != nil || c.Listen != "127.0.0.1:8080" || c.ServiceCIDR.String() != "10.96.0.0/16" || c.HeartbeatTimeout != 15*time.Second {
+	if err != nil || c.Listen != "127.0.0.1:8080" || c.ServiceCIDR.String() != "10.96.0.0/16" || c.HeartbeatTimeout != 15*time.Second ||
+		c.EventRetention != 24*time.Hour || c.EventRetentionRevisions != 0 {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
-	for k, v := range map[string]string{"SWITCHYARD_SERVICE_CIDR": "10.96.0.1/16", "SWITCHYARD_HEARTBEAT_TIMEOUT": "soon", "SWITCHYARD_LOG_LEVEL": "loud"} {
+	for k, v := range map[string]string{"SWITCHYARD_SERVICE_CIDR": "10.96.0.1/16", "SWITCHYARD_HEARTBEAT_TIMEOUT": "soon", "SWITCHYARD_LOG_LEVEL": "loud",
+		"SWITCHYARD_EVENT_RETENTION": "a week", "SWITCHYARD_EVENT_RETENTION_REVISIONS": "-1"} {
 		env[k] = v
 		if _, err := FromEnv(get); err == nil {
 			t.Errorf("%s=%s accepted", k, v)
 		}
 		delete(env, k)
+	}
+	for _, k := range []string{"SWITCHYARD_EVENT_RETENTION", "SWITCHYARD_EVENT_RETENTION_REVISIONS"} {
+		for _, bad := range []string{"-1s", "7d", "1e3", " 5"} {
+			env[k] = bad
+			if _, err := FromEnv(get); err == nil || !strings.Contains(err.Error(), k) {
+				t.Errorf("%s=%q: %v", k, bad, err)
+			}
+		}
+		delete(env, k)
+	}
+	env["SWITCHYARD_EVENT_RETENTION"], env["SWITCHYARD_EVENT_RETENTION_REVISIONS"] = "0", "100000"
+	if c, err := FromEnv(get); err != nil || c.EventRetention != 0 || c.EventRetentionRevisions != 100000 {
+		t.Errorf("retention settings: %+v %v", c, err)
 	}
 	delete(env, "SWITCHYARD_DATABASE_URL")
 	if _, err := FromEnv(get); err == nil {

@@ -9,6 +9,7 @@ package nodes
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -141,6 +142,12 @@ func (m *Manager) catchUp(ctx context.Context) error {
 		from := m.rev
 		m.mu.Unlock()
 		evs, err := m.st.EventsSince(ctx, from, nil, 1000)
+		if errors.Is(err, store.ErrEventsPruned) {
+			// The log no longer reaches back to our revision: start over
+			// from a snapshot of the intent.
+			m.log.Warn("nodes: events pruned past the compiled revision; reloading the intent", "revision", from)
+			return m.load(ctx)
+		}
 		if err != nil {
 			return err
 		}

@@ -86,6 +86,12 @@ func PreconditionFailed(format string, args ...any) *Error {
 	return newf(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed", "If-Match", format, args...)
 }
 
+// Gone is a request for history that is no longer kept, e.g. events from
+// before the event log's retention (410).
+func Gone(field, format string, args ...any) *Error {
+	return newf(http.StatusGone, "gone", "No longer available", field, format, args...)
+}
+
 // Unauthorized is a missing or unknown token (401).
 func Unauthorized(format string, args ...any) *Error {
 	return newf(http.StatusUnauthorized, "unauthorized", "Unauthorized", "", format, args...)

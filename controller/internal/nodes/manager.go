@@ -11,17 +11,27 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/switchyard/switchyard/controller/internal/compile"
 	"github.com/switchyard/switchyard/controller/internal/store"
 	"github.com/switchyard/switchyard/openapi"
 )
 
-// changesLen is how many past change revisions per host are kept for
-// realization checks.
-const changesLen = 64
+// histLen is how many past programs per host are kept for realization and
+// report checks. Older history is summed up by hostEntry.known.
+const histLen = 64
+
+// progRev is one program a host had: the revision at which it became the
+// host's program, and its digest.
+type progRev struct {
+	rev    int64
+	digest string
+}
 
 // hostEntry is what the manager knows of one host's program, and who waits
 // for it. Whole programs are built by the compiler on demand: most agents
@@ -32,8 +42,11 @@ type hostEntry struct {
 	// delta leads from prevDigest to digest (nil when unknown).
 	prevDigest string
 	delta      *openapi.ProgramDelta
-	// changes are the revisions at which the program changed, oldest first.
-	changes []int64
+	// hist are the host's programs, oldest first (the last is the current
+	// one). Every change of the program at or after revision known is in
+	// hist; of the changes before known nothing is known.
+	hist  []progRev
+	known int64
 	// changed is closed (and replaced) when the program changes.
 	changed chan struct{}
 }
@@ -48,12 +61,20 @@ type Manager struct {
 	rev   int64 // the revision the compiler is at
 	hosts map[string]*hostEntry
 	ready bool
+	// diverged is set when the compiler may no longer match the store (an
+	// event it could not read, a compiler failure); Run reloads everything.
+	diverged error
 	// progress is closed (and replaced) whenever rev moves or an ack arrives.
 	progress chan struct{}
-	acks     map[string]store.HostAck
+	acks     map[string]ack
 
 	// kick asks the run loop to catch up with the event log.
 	kick chan struct{}
+
+	metrics *metrics
+	// programOf builds a host's whole program; tests replace it to inject
+	// compiler failures.
+	programOf func(c *compile.Compiler, host string) (*openapi.Program, error)
 }
 
 // New returns a manager; Run starts it.
@@ -61,23 +82,19 @@ func New(st *store.Store, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Manager{st: st, log: log, hosts: map[string]*hostEntry{}, progress: make(chan struct{}),
-		acks: map[string]store.HostAck{}, kick: make(chan struct{}, 1)}
+	m := &Manager{st: st, log: log, hosts: map[string]*hostEntry{}, progress: make(chan struct{}),
+		acks: map[string]ack{}, kick: make(chan struct{}, 1), programOf: (*compile.Compiler).Program}
+	m.metrics = newMetrics(m)
+	return m
 }
 
 // Run loads the intent, then follows every committed revision until ctx ends.
+// When the compiler diverged from the store, it loads everything again.
 func (m *Manager) Run(ctx context.Context) {
 	go m.st.Listen(ctx, store.NotifyChannel, func(string) { m.poke() })
 	go m.st.Listen(ctx, store.StatusChannel, m.onStatus)
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		if err := m.load(ctx); err != nil {
-			m.log.Warn("nodes: load intent", "err", err)
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, 5*time.Second)
-			continue
-		}
-		break
+	if !m.reload(ctx, "start") {
+		return
 	}
 	tick := time.NewTicker(2 * time.Second) // safety net for a lost notification
 	defer tick.Stop()
@@ -88,10 +105,34 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-m.kick:
 		case <-tick.C:
 		}
+		if m.divergence() != nil {
+			if !m.reload(ctx, "diverged") {
+				return
+			}
+		}
 		if err := m.catchUp(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("nodes: catch up", "err", err)
 		}
 	}
+}
+
+// reload loads the whole intent, retrying with jittered exponential backoff
+// until it succeeds; false when ctx ended first.
+func (m *Manager) reload(ctx context.Context, why string) bool {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 5*time.Second, 0
+	err := backoff.Retry(func() error {
+		err := m.load(ctx)
+		if err != nil && ctx.Err() == nil {
+			m.log.Warn("nodes: load intent", "why", why, "err", err)
+		}
+		return err
+	}, backoff.WithContext(b, ctx))
+	if err != nil {
+		return false
+	}
+	m.metrics.reloads.WithLabelValues(why).Inc()
+	return true
 }
 
 func (m *Manager) poke() {
@@ -101,11 +142,10 @@ func (m *Manager) poke() {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
+func (m *Manager) divergence() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.diverged
 }
 
 // load compiles everything from one consistent read.
@@ -120,14 +160,31 @@ func (m *Manager) load(ctx context.Context) error {
 	}
 	comp := compile.New()
 	start := time.Now()
-	progs := comp.Full(&compile.Snapshot{Revision: in.Revision, Hosts: in.Hosts, Networks: in.Networks,
-		Containers: in.Containers, Services: in.Services, Policies: in.Policies})
+	progs, err := safely(func() (map[string]*openapi.Program, error) {
+		return comp.Full(&compile.Snapshot{Revision: in.Revision, Hosts: in.Hosts, Networks: in.Networks,
+			Containers: in.Containers, Services: in.Services, Policies: in.Policies}), nil
+	})
+	if err != nil {
+		return err
+	}
 	m.log.Info("nodes: compiled all hosts", "revision", in.Revision, "hosts", len(progs), "containers", len(in.Containers), "took", time.Since(start))
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.comp, m.rev, m.acks = comp, in.Revision, acks
+	m.comp, m.rev, m.diverged = comp, in.Revision, nil
+	for name, a := range acks {
+		old := m.acks[name] // notices carry more than the table
+		m.acks[name] = ack{applied: a.Applied, lastSeen: a.LastSeen, digest: old.digest, degraded: old.degraded}
+	}
+	for name := range m.hosts {
+		if progs[name] == nil {
+			m.removeHost(name)
+		}
+	}
 	for name, p := range progs {
-		m.setProgram(name, p.Revision, p.Digest, nil)
+		m.setProgram(name, in.Revision, p.Digest, nil)
+		// What changed while this replica was not following is unknown.
+		e := m.hosts[name]
+		e.hist, e.known = []progRev{{in.Revision, e.digest}}, in.Revision
 	}
 	m.ready = true
 	m.advance()
@@ -147,7 +204,9 @@ func (m *Manager) catchUp(ctx context.Context) error {
 		if len(evs) == 0 {
 			return nil
 		}
-		m.applyEvents(evs)
+		if err := m.applyEvents(evs); err != nil {
+			return err
+		}
 		if len(evs) < 1000 {
 			return nil
 		}
@@ -155,10 +214,16 @@ func (m *Manager) catchUp(ctx context.Context) error {
 }
 
 // applyEvents feeds events to the compiler, one revision at a time, and
-// publishes the programs that changed.
-func (m *Manager) applyEvents(evs []openapi.Event) {
+// publishes the programs that changed. An event it cannot read, or a
+// compiler failure, marks the compiler diverged: it stops, and Run reloads
+// everything from the store.
+func (m *Manager) applyEvents(evs []openapi.Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.advance()
+	if m.diverged != nil || !m.ready {
+		return m.diverged
+	}
 	for i := 0; i < len(evs); {
 		rev := evs[i].Revision
 		var changes []compile.Change
@@ -168,15 +233,18 @@ func (m *Manager) applyEvents(evs []openapi.Event) {
 			}
 			ch, err := toChange(evs[i])
 			if err != nil {
-				m.log.Error("nodes: unreadable event", "revision", rev, "kind", evs[i].Kind, "err", err)
-				continue
+				return m.diverge(fmt.Errorf("unreadable event at revision %d (%s %s): %w", rev, evs[i].Kind, evs[i].Action, err))
 			}
 			changes = append(changes, ch)
 		}
 		if rev <= m.rev {
 			continue
 		}
-		for _, u := range m.comp.Apply(rev, changes...) {
+		ups, err := safely(func() ([]compile.HostUpdate, error) { return m.comp.Apply(rev, changes...), nil })
+		if err != nil {
+			return m.diverge(fmt.Errorf("compiling revision %d: %w", rev, err))
+		}
+		for _, u := range ups {
 			if u.Removed {
 				m.removeHost(u.Host)
 				continue
@@ -185,7 +253,26 @@ func (m *Manager) applyEvents(evs []openapi.Event) {
 		}
 		m.rev = rev
 	}
-	m.advance()
+	return nil
+}
+
+// diverge marks the compiler as no longer following the store, and asks Run
+// to reload. Callers hold mu.
+func (m *Manager) diverge(err error) error {
+	m.log.Error("nodes: compiler diverged from the store; reloading", "err", err)
+	m.diverged = err
+	m.poke()
+	return err
+}
+
+// safely runs f, turning a panic into an error.
+func safely[T any](f func() (T, error)) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("compiler panic: %v", r)
+		}
+	}()
+	return f()
 }
 
 // toChange turns an event into a compiler change.
@@ -244,9 +331,10 @@ func (m *Manager) setProgram(host string, rev int64, digest string, delta *opena
 		return
 	}
 	e.prevDigest, e.digest, e.rev, e.delta = e.digest, digest, rev, delta
-	e.changes = append(e.changes, rev)
-	if len(e.changes) > changesLen {
-		e.changes = e.changes[1:]
+	e.hist = append(e.hist, progRev{rev, digest})
+	if len(e.hist) > histLen {
+		e.known = e.hist[0].rev + 1
+		e.hist = slices.Delete(e.hist, 0, 1)
 	}
 	close(e.changed)
 	e.changed = make(chan struct{})
@@ -263,37 +351,4 @@ func (m *Manager) removeHost(host string) {
 func (m *Manager) advance() {
 	close(m.progress)
 	m.progress = make(chan struct{})
-}
-
-// onStatus records an ack heard from any replica.
-func (m *Manager) onStatus(payload string) {
-	if payload == "" {
-		// (Re)connected: reload every ack, some may have been missed.
-		acks, err := m.st.HostAcks(context.Background())
-		if err != nil {
-			return
-		}
-		m.mu.Lock()
-		m.acks = acks
-		m.advance()
-		m.mu.Unlock()
-		return
-	}
-	host, applied, ok := store.ParseStatusNotice(payload)
-	if !ok {
-		return
-	}
-	m.noteAck(host, applied)
-}
-
-func (m *Manager) noteAck(host string, applied int64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	a := m.acks[host]
-	if applied > a.Applied {
-		a.Applied = applied
-	}
-	a.LastSeen = time.Now()
-	m.acks[host] = a
-	m.advance()
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchyard/switchyard/controller/internal/problem"
+
 	"github.com/switchyard/switchyard/openapi"
 )
 
@@ -83,21 +85,30 @@ func (s *Store) HostAcks(ctx context.Context) (map[string]HostAck, error) {
 // ReportStatus records a node's report: its heartbeat, the revision it has
 // applied, and the state of its containers' ports. It is observed state, not
 // intent: it bumps no revision and makes no event, and it writes a container
-// row only when its status really changed.
+// row only when its status really changed. The stored applied revision
+// follows the report (an agent that had to fall back reports less), but a
+// revision beyond the store's own is refused: no controller sent it.
 func (s *Store) ReportStatus(ctx context.Context, host string, st openapi.NodeStatus) error {
+	if st.AppliedRevision < 0 {
+		return problem.Invalid("appliedRevision", "appliedRevision must not be negative")
+	}
 	tx, err := s.Pool.Begin(ctx)
 	if err != nil {
 		return unavailable(err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 	var hostID string
-	err = tx.QueryRow(ctx, `UPDATE hosts SET last_seen = now(), applied_revision = GREATEST(applied_revision, $2)
-		WHERE name = $1 RETURNING id::text`, host, st.AppliedRevision).Scan(&hostID)
+	var global int64
+	err = tx.QueryRow(ctx, `UPDATE hosts SET last_seen = now(), applied_revision = $2
+		WHERE name = $1 RETURNING id::text, `+currentRev, host, st.AppliedRevision).Scan(&hostID, &global)
 	if err == pgx.ErrNoRows {
 		return errUnknownHost(host)
 	}
 	if err != nil {
 		return err
+	}
+	if st.AppliedRevision > global {
+		return problem.Invalid("appliedRevision", "appliedRevision %d is beyond the current revision %d: no program of that revision was sent", st.AppliedRevision, global)
 	}
 	if len(st.Ports) > 0 {
 		names, statuses, details := make([]string, 0, len(st.Ports)), make([]string, 0, len(st.Ports)), make([]string, 0, len(st.Ports))
@@ -121,20 +132,68 @@ func (s *Store) ReportStatus(ctx context.Context, host string, st openapi.NodeSt
 			return err
 		}
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, StatusChannel, host+" "+strconv.FormatInt(st.AppliedRevision, 10)); err != nil {
+	n := StatusNotice{Host: host, Applied: st.AppliedRevision, Digest: st.Digest, Degraded: Degraded(st)}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, StatusChannel, n.String()); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
 }
 
-// ParseStatusNotice splits a StatusChannel payload.
-func ParseStatusNotice(payload string) (host string, applied int64, ok bool) {
-	h, r, found := strings.Cut(payload, " ")
-	if !found {
-		return "", 0, false
+// Degraded tells whether a report says the last apply failed, or left a
+// port failed.
+func Degraded(st openapi.NodeStatus) bool {
+	if st.Error != "" {
+		return true
 	}
-	v, err := strconv.ParseInt(r, 10, 64)
-	return h, v, err == nil
+	for _, p := range st.Ports {
+		if p.Error != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// StatusNotice is what a StatusChannel payload says of one report:
+// "<host> <applied revision> <digest> <degraded 0|1>". The digest and the
+// degraded flag are known only from notices, not from the hosts table.
+type StatusNotice struct {
+	Host     string
+	Applied  int64
+	Digest   string
+	Degraded bool
+}
+
+func (n StatusNotice) String() string {
+	d := "0"
+	if n.Degraded {
+		d = "1"
+	}
+	digest := n.Digest
+	if digest == "" {
+		digest = "-"
+	}
+	return n.Host + " " + strconv.FormatInt(n.Applied, 10) + " " + digest + " " + d
+}
+
+// ParseStatusNotice reads a StatusChannel payload (also the older
+// "<host> <applied revision>").
+func ParseStatusNotice(payload string) (StatusNotice, bool) {
+	f := strings.Fields(payload)
+	if len(f) != 2 && len(f) != 4 {
+		return StatusNotice{}, false
+	}
+	v, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return StatusNotice{}, false
+	}
+	n := StatusNotice{Host: f[0], Applied: v}
+	if len(f) == 4 {
+		if f[2] != "-" {
+			n.Digest = f[2]
+		}
+		n.Degraded = f[3] == "1"
+	}
+	return n, true
 }
 
 func errUnknownHost(host string) error {

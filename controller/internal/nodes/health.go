@@ -62,15 +62,11 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 	m.metrics.revision.Collect(ch)
 }
 
-// Healthy returns an error while the manager has no programs yet or its
-// compiler may not match the store (/readyz reports it).
+// Healthy returns an error while this replica's compiler may not match the
+// store, until a reload succeeds (/readyz reports it). Before the first load
+// it is healthy: long-polls and waits simply wait for it.
 func (m *Manager) Healthy() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	switch {
-	case !m.ready:
-		return errors.New("the node programs are not compiled yet")
-	case m.diverged != nil:
+	if m.divergence() != nil {
 		return errors.New("the node programs may not match the intent: reloading")
 	}
 	return nil
@@ -125,6 +121,12 @@ func (m *Manager) recompile() error {
 func (m *Manager) checkReport(ctx context.Context, host string, st openapi.NodeStatus) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	if m.ahead(st.AppliedRevision) {
+		// Beyond this replica: first the store's bound, without waiting.
+		if global, err := m.st.Revision(ctx); err == nil && st.AppliedRevision > global {
+			return problem.Invalid("appliedRevision", "appliedRevision %d is beyond the current revision %d: no program of that revision was sent", st.AppliedRevision, global)
+		}
+	}
 	for {
 		ok, wait, err := m.judgeReport(host, st)
 		if ok || err != nil {
@@ -165,4 +167,11 @@ func (m *Manager) judgeReport(host string, st openapi.NodeStatus) (bool, <-chan 
 		return true, nil, nil // no such host: the store answers 404
 	}
 	return true, nil, problem.Invalid("appliedRevision", "no program of revision %d was sent to host %q: its program changed last at revision %d, with another digest", r, host, e.rev)
+}
+
+// ahead tells whether rev is beyond what this replica has compiled.
+func (m *Manager) ahead(rev int64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.ready || rev > m.rev
 }

@@ -411,7 +411,7 @@ func TestReportRevisions(t *testing.T) {
 		field  string
 	}{
 		{global + 1000, cur.Program.Digest, "appliedRevision"}, // never sent
-		{global, "00ff", "appliedRevision"},                     // not h1's program at that revision
+		{global, "00ff", "appliedRevision"},                    // not h1's program at that revision
 		{-1, "", "appliedRevision"},
 		{cur.Revision, "not hex", "digest"},
 	} {

@@ -40,11 +40,7 @@ func newMetrics(m *Manager) *metrics {
 		revision: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchyard_nodes_compiler_revision",
 			Help: "The revision this replica's compiler is at.",
-		}, func() float64 {
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			return float64(m.rev)
-		}),
+		}, func() float64 { return float64(m.revision()) }),
 	}
 }
 

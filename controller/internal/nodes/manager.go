@@ -122,17 +122,13 @@ func (m *Manager) reload(ctx context.Context, why string) bool {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 5*time.Second, 0
 	err := backoff.Retry(func() error {
-		err := m.load(ctx)
+		err := m.load(ctx, why)
 		if err != nil && ctx.Err() == nil {
 			m.log.Warn("nodes: load intent", "why", why, "err", err)
 		}
 		return err
 	}, backoff.WithContext(b, ctx))
-	if err != nil {
-		return false
-	}
-	m.metrics.reloads.WithLabelValues(why).Inc()
-	return true
+	return err == nil
 }
 
 func (m *Manager) poke() {
@@ -142,14 +138,22 @@ func (m *Manager) poke() {
 	}
 }
 
+// revision is the revision the compiler is at.
+func (m *Manager) revision() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rev
+}
+
 func (m *Manager) divergence() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.diverged
 }
 
-// load compiles everything from one consistent read.
-func (m *Manager) load(ctx context.Context) error {
+// load compiles everything from one consistent read; why labels it in the
+// reload metrics.
+func (m *Manager) load(ctx context.Context, why string) error {
 	in, err := m.st.LoadIntent(ctx)
 	if err != nil {
 		return err
@@ -187,6 +191,7 @@ func (m *Manager) load(ctx context.Context) error {
 		e.hist, e.known = []progRev{{in.Revision, e.digest}}, in.Revision
 	}
 	m.ready = true
+	m.metrics.reloads.WithLabelValues(why).Inc()
 	m.advance()
 	return nil
 }
@@ -194,10 +199,7 @@ func (m *Manager) load(ctx context.Context) error {
 // catchUp applies every event after the compiler's revision.
 func (m *Manager) catchUp(ctx context.Context) error {
 	for {
-		m.mu.Lock()
-		from := m.rev
-		m.mu.Unlock()
-		evs, err := m.st.EventsSince(ctx, from, nil, 1000)
+		evs, err := m.st.EventsSince(ctx, m.revision(), nil, 1000)
 		if err != nil {
 			return err
 		}

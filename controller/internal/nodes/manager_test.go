@@ -79,7 +79,7 @@ func (f *fixture) deleteContainer(name string) int64 {
 
 func (f *fixture) load() {
 	f.t.Helper()
-	if err := f.m.load(f.ctx); err != nil {
+	if err := f.m.load(f.ctx, "test"); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -442,5 +442,52 @@ func TestReportRevisions(t *testing.T) {
 	}
 	if n, ok := store.ParseStatusNotice("h1 7 abc 1"); !ok || n != (store.StatusNotice{Host: "h1", Applied: 7, Digest: "abc", Degraded: true}) {
 		t.Fatalf("parse notice: %+v", n)
+	}
+}
+
+// Run itself notices a divergence, reloads from the store and is healthy
+// again, and keeps following the store afterwards.
+func TestRunReloadsAfterDivergence(t *testing.T) {
+	f := twoHosts(t)
+	ctx, cancel := context.WithCancel(f.ctx)
+	defer cancel()
+	go f.m.Run(ctx)
+	f.waitFor(func() bool { return testutil.ToFloat64(f.m.metrics.reloads.WithLabelValues("start")) == 1 })
+	// An event of a kind no compiler knows, at a revision of its own.
+	if _, err := f.st.Pool.Exec(f.ctx, `WITH r AS (UPDATE sy_revision SET revision = revision + 1 RETURNING revision)
+		INSERT INTO events (revision, kind, action, object_id, name, object)
+		SELECT revision, 'gadget', 'created', gen_random_uuid(), 'g', '{}' FROM r`); err != nil {
+		t.Fatal(err)
+	}
+	f.m.poke()
+	f.waitFor(func() bool {
+		return testutil.ToFloat64(f.m.metrics.reloads.WithLabelValues("diverged")) == 1 && f.m.Healthy() == nil
+	})
+	f.container("b", "blue", "h1")
+	rev, err := f.st.Revision(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor(func() bool { return f.m.revision() >= rev })
+	sameContent(t, "h1 after the reload and a change", f.poll("h1", "").Program, f.truth("h1"))
+}
+
+// waitFor waits until cond holds, re-checking whenever the manager makes
+// progress (a new revision, a load, an ack).
+func (f *fixture) waitFor(cond func() bool) {
+	f.t.Helper()
+	deadline := time.After(time.Minute) // a hang guard, not a timing
+	for {
+		f.m.mu.Lock()
+		progress := f.m.progress
+		f.m.mu.Unlock()
+		if cond() {
+			return
+		}
+		select {
+		case <-progress:
+		case <-deadline:
+			f.t.Fatal("the manager made no progress towards the condition")
+		}
 	}
 }

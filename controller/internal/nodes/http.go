@@ -65,7 +65,7 @@ func (h *Handler) Status(c *gin.Context) {
 		h.Fail(c, err)
 		return
 	}
-	h.M.noteAck(store.StatusNotice{Host: host, Applied: st.AppliedRevision, Digest: st.Digest, Degraded: store.Degraded(st)})
+	h.M.noteAck(store.NoticeOf(host, st))
 	c.Status(http.StatusNoContent)
 }
 

@@ -26,6 +26,9 @@ import (
 // report checks. Older history is summed up by hostEntry.known.
 const histLen = 64
 
+// ctrsLen is how many past revisions' changed containers are kept.
+const ctrsLen = 4096
+
 // progRev is one program a host had: the revision at which it became the
 // host's program, and its digest.
 type progRev struct {
@@ -67,6 +70,10 @@ type Manager struct {
 	// progress is closed (and replaced) whenever rev moves or an ack arrives.
 	progress chan struct{}
 	acks     map[string]ack
+	// ctrsAt lists the containers each recent revision changed (ctrsRevs
+	// orders them), to tell whether a failed port concerns a change.
+	ctrsAt   map[int64][]string
+	ctrsRevs []int64
 
 	// kick asks the run loop to catch up with the event log.
 	kick chan struct{}
@@ -83,7 +90,7 @@ func New(st *store.Store, log *slog.Logger) *Manager {
 		log = slog.Default()
 	}
 	m := &Manager{st: st, log: log, hosts: map[string]*hostEntry{}, progress: make(chan struct{}),
-		acks: map[string]ack{}, kick: make(chan struct{}, 1), programOf: (*compile.Compiler).Program}
+		acks: map[string]ack{}, ctrsAt: map[int64][]string{}, kick: make(chan struct{}, 1), programOf: (*compile.Compiler).Program}
 	m.metrics = newMetrics(m)
 	return m
 }
@@ -175,10 +182,7 @@ func (m *Manager) load(ctx context.Context, why string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.comp, m.rev, m.diverged = comp, in.Revision, nil
-	for name, a := range acks {
-		old := m.acks[name] // notices carry more than the table
-		m.acks[name] = ack{applied: a.Applied, lastSeen: a.LastSeen, digest: old.digest, degraded: old.degraded}
-	}
+	m.mergeAcks(acks)
 	for name := range m.hosts {
 		if progs[name] == nil {
 			m.removeHost(name)
@@ -229,9 +233,13 @@ func (m *Manager) applyEvents(evs []openapi.Event) error {
 	for i := 0; i < len(evs); {
 		rev := evs[i].Revision
 		var changes []compile.Change
+		var ctrs []string
 		for ; i < len(evs) && evs[i].Revision == rev; i++ {
 			if evs[i].Revision <= m.rev {
 				continue
+			}
+			if evs[i].Kind == "container" {
+				ctrs = append(ctrs, evs[i].ID)
 			}
 			ch, err := toChange(evs[i])
 			if err != nil {
@@ -253,6 +261,7 @@ func (m *Manager) applyEvents(evs []openapi.Event) error {
 			}
 			m.setProgram(u.Host, rev, u.Digest, u.Delta)
 		}
+		m.noteContainers(rev, ctrs)
 		m.rev = rev
 	}
 	return nil

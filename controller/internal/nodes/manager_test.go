@@ -355,12 +355,36 @@ func TestRealization(t *testing.T) {
 		t.Fatalf("h2: %s", got)
 	}
 
+	// The port of the container created at w failed: degraded, and the
+	// wait answers at once with a 502 and the states.
 	cur := f.poll("h1", "")
-	f.m.noteAck(store.StatusNotice{Host: "h1", Applied: cur.Revision, Digest: cur.Program.Digest, Degraded: true})
-	if got := f.stateOf("h1", w); got != stateDegraded {
-		t.Fatalf("degraded apply: %s", got)
+	b := f.m.ctrsAt[w]
+	full := store.StatusNotice{Host: "h1", Applied: cur.Revision, Digest: cur.Program.Digest}
+	withFailed := full
+	withFailed.FailedContainers = b
+	f.m.noteAck(withFailed)
+	if got := f.stateOf("h1", w); got != stateDegraded || len(b) != 1 {
+		t.Fatalf("failed port of the change's container %v: %s", b, got)
 	}
-	f.m.noteAck(store.StatusNotice{Host: "h1", Applied: cur.Revision, Digest: cur.Program.Digest})
+	p, ok = problem.As(f.m.WaitRealized(f.ctx, w, time.Minute))
+	if !ok || p.Status != 502 || !reflect.DeepEqual(p.Extra["hosts"], []string{"h1"}) ||
+		!reflect.DeepEqual(p.Extra["states"], []HostState{{Host: "h1", State: stateDegraded, AppliedRevision: cur.Revision}}) {
+		t.Fatalf("wait on a degraded host: %+v", p)
+	}
+	// A failed port of a container the change did not touch is not its
+	// business; an apply that failed on the current program is.
+	withFailed.FailedContainers = []string{"00000000-0000-0000-0000-000000000000"}
+	f.m.noteAck(withFailed)
+	if got := f.stateOf("h1", w); got != stateRealized {
+		t.Fatalf("unrelated failed port: %s", got)
+	}
+	failedApply := full
+	failedApply.Applied, failedApply.ApplyFailed = w-1, true
+	f.m.noteAck(failedApply)
+	if got := f.stateOf("h1", w); got != stateDegraded {
+		t.Fatalf("failed apply of the current program: %s", got)
+	}
+	f.m.noteAck(full)
 	if got := f.stateOf("h1", w); got != stateRealized {
 		t.Fatalf("applied: %s", got)
 	}
@@ -440,8 +464,16 @@ func TestReportRevisions(t *testing.T) {
 	if !strings.Contains(store.StatusNotice{Host: "h1", Applied: 3}.String(), "h1 3 ") {
 		t.Fatal("notice format")
 	}
-	if n, ok := store.ParseStatusNotice("h1 7 abc 1"); !ok || n != (store.StatusNotice{Host: "h1", Applied: 7, Digest: "abc", Degraded: true}) {
-		t.Fatalf("parse notice: %+v", n)
+	for _, n := range []store.StatusNotice{
+		{Host: "h1", Applied: 7, Digest: "abc", ApplyFailed: true, FailedContainers: []string{"x", "y"}},
+		{Host: "h1", Applied: 7, FailedAll: true},
+	} {
+		if got, ok := store.ParseStatusNotice(n.String()); !ok || !reflect.DeepEqual(got, n) {
+			t.Fatalf("notice %+v: %q parsed as %+v", n, n.String(), got)
+		}
+	}
+	if n, ok := store.ParseStatusNotice("h1 7"); !ok || n.Applied != 7 {
+		t.Fatalf("old notice: %+v", n)
 	}
 }
 

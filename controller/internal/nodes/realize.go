@@ -3,7 +3,10 @@ package nodes
 import (
 	"cmp"
 	"context"
+	"fmt"
+	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/controller/internal/problem"
@@ -14,17 +17,32 @@ import (
 type ack struct {
 	applied  int64
 	lastSeen time.Time
-	// digest and degraded come from status notices only; after a load
-	// they are unknown ("", false) until the host reports again.
-	digest   string
-	degraded bool
+	// The rest comes from status notices only; after a load it is unknown
+	// (empty) until the host reports again.
+	digest      string
+	applyFailed bool            // the program of digest could not be applied
+	failed      map[string]bool // containers whose port failed
+	failedAll   bool            // too many failed ports to list
+}
+
+func ackOf(n store.StatusNotice) ack {
+	a := ack{applied: n.Applied, lastSeen: time.Now(), digest: n.Digest, applyFailed: n.ApplyFailed, failedAll: n.FailedAll}
+	for _, id := range n.FailedContainers {
+		if a.failed == nil {
+			a.failed = map[string]bool{}
+		}
+		a.failed[id] = true
+	}
+	return a
 }
 
 // Realization states of one host for one revision.
 const (
 	stateRealized = "realized" // applied a program at least as new
 	stateBehind   = "behind"   // has not applied such a program yet
-	stateDegraded = "degraded" // its last apply failed or left a port failed
+	// degraded: it failed to apply its current program, or applied one at
+	// least as new but the port of a container the change touched failed.
+	stateDegraded = "degraded"
 )
 
 // HostState is one host's part in a ?wait=realized answer.
@@ -35,30 +53,39 @@ type HostState struct {
 }
 
 // WaitRealized returns once every host whose program the change of revision
-// rev touched has applied a program at least that new, without error. On
-// timeout it returns a 504 problem naming the hosts not realized (behind or
-// degraded), with every touched host's state.
+// rev touched has applied a program at least that new. If some of them
+// applied it degraded, it answers at once with a 502 problem naming them;
+// on timeout, with a 504 problem naming the hosts behind. Both carry every
+// touched host's state.
 func (m *Manager) WaitRealized(ctx context.Context, rev int64, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
 		states, done, progress := m.realization(rev)
-		notRealized := []string{}
+		behind, degraded := []string{}, []string{}
 		for _, s := range states {
-			if s.State != stateRealized {
-				notRealized = append(notRealized, s.Host)
+			switch s.State {
+			case stateBehind:
+				behind = append(behind, s.Host)
+			case stateDegraded:
+				degraded = append(degraded, s.Host)
 			}
 		}
-		if done && len(notRealized) == 0 {
-			return nil
+		if done && len(behind) == 0 {
+			if len(degraded) == 0 {
+				return nil
+			}
+			return &problem.Error{Status: http.StatusBadGateway, Slug: "degraded", Title: "Realized with failures",
+				Detail: fmt.Sprintf("revision %d is committed, but %d hosts failed to realize it fully: %s", rev, len(degraded), strings.Join(degraded, ", ")),
+				Extra:  map[string]any{"hosts": degraded, "states": states, "revision": rev}}
 		}
 		select {
 		case <-ctx.Done():
 			if !done {
 				states = []HostState{}
 			}
-			p := problem.Timeout("not realized within %s: %d hosts have not applied revision %d without error", timeout, len(notRealized), rev)
-			p.Extra = map[string]any{"hosts": notRealized, "states": states, "revision": rev}
+			p := problem.Timeout("not realized within %s: %d hosts have not applied revision %d yet", timeout, len(behind), rev)
+			p.Extra = map[string]any{"hosts": behind, "states": states, "revision": rev}
 			return p
 		case <-progress:
 		}
@@ -86,17 +113,45 @@ func (m *Manager) states(rev int64) (states []HostState, done bool) {
 		}
 		a := m.acks[name]
 		s := HostState{Host: name, State: stateBehind, AppliedRevision: a.applied}
+		current := a.digest != "" && a.digest == e.digest // holds every change up to m.rev
 		switch {
-		case a.degraded:
+		case current && a.applyFailed:
 			s.State = stateDegraded
-		case a.applied >= rev || a.digest != "" && a.digest == e.digest:
-			// The host's current program holds every change up to m.rev.
+		case a.applied >= rev || current:
 			s.State = stateRealized
+			if a.failedAll || m.touchedFailed(rev, a.failed) {
+				s.State = stateDegraded
+			}
 		}
 		states = append(states, s)
 	}
 	slices.SortFunc(states, func(a, b HostState) int { return cmp.Compare(a.Host, b.Host) })
 	return states, true
+}
+
+// touchedFailed tells whether revision rev changed a container among
+// failed. Callers hold mu.
+func (m *Manager) touchedFailed(rev int64, failed map[string]bool) bool {
+	for _, id := range m.ctrsAt[rev] {
+		if failed[id] {
+			return true
+		}
+	}
+	return false
+}
+
+// noteContainers remembers which containers revision rev changed, for the
+// last ctrsLen revisions that changed any. Callers hold mu.
+func (m *Manager) noteContainers(rev int64, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	m.ctrsAt[rev] = ids
+	m.ctrsRevs = append(m.ctrsRevs, rev)
+	if len(m.ctrsRevs) > ctrsLen {
+		delete(m.ctrsAt, m.ctrsRevs[0])
+		m.ctrsRevs = slices.Delete(m.ctrsRevs, 0, 1)
+	}
 }
 
 // touched tells whether the host's program changed at revision rev; when
@@ -128,10 +183,7 @@ func (m *Manager) onStatus(payload string) {
 		}
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		for name, a := range acks {
-			old := m.acks[name]
-			m.acks[name] = ack{applied: a.Applied, lastSeen: a.LastSeen, digest: old.digest, degraded: old.degraded}
-		}
+		m.mergeAcks(acks)
 		m.advance()
 		return
 	}
@@ -140,10 +192,20 @@ func (m *Manager) onStatus(payload string) {
 	}
 }
 
+// mergeAcks takes the applied revisions of the hosts table, keeping what
+// only notices tell. Callers hold mu.
+func (m *Manager) mergeAcks(acks map[string]store.HostAck) {
+	for name, a := range acks {
+		old := m.acks[name]
+		old.applied, old.lastSeen = a.Applied, a.LastSeen
+		m.acks[name] = old
+	}
+}
+
 // noteAck records a host's report: the last one wins.
 func (m *Manager) noteAck(n store.StatusNotice) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.acks[n.Host] = ack{applied: n.Applied, lastSeen: time.Now(), digest: n.Digest, degraded: n.Degraded}
+	m.acks[n.Host] = ackOf(n)
 	m.advance()
 }

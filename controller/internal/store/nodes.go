@@ -132,54 +132,72 @@ func (s *Store) ReportStatus(ctx context.Context, host string, st openapi.NodeSt
 			return err
 		}
 	}
-	n := StatusNotice{Host: host, Applied: st.AppliedRevision, Digest: st.Digest, Degraded: Degraded(st)}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, StatusChannel, n.String()); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, StatusChannel, NoticeOf(host, st).String()); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
 }
 
-// Degraded tells whether a report says the last apply failed, or left a
-// port failed.
-func Degraded(st openapi.NodeStatus) bool {
-	if st.Error != "" {
-		return true
-	}
-	for _, p := range st.Ports {
-		if p.Error != "" {
-			return true
-		}
-	}
-	return false
-}
+// maxFailedInNotice bounds the failed containers a notice lists (a
+// notification payload holds less than 8000 bytes); beyond it, a notice
+// says "all".
+const maxFailedInNotice = 150
 
 // StatusNotice is what a StatusChannel payload says of one report:
-// "<host> <applied revision> <digest> <degraded 0|1>". The digest and the
-// degraded flag are known only from notices, not from the hosts table.
+// "<host> <applied revision> <digest|-> <apply failed 0|1> <failed
+// container IDs, comma-separated|-|*>". The digest and the failures are
+// known only from notices, not from the hosts table.
 type StatusNotice struct {
-	Host     string
-	Applied  int64
-	Digest   string
-	Degraded bool
+	Host    string
+	Applied int64
+	Digest  string
+	// ApplyFailed: the agent could not apply the program of Digest.
+	ApplyFailed bool
+	// FailedContainers are the containers whose port failed; FailedAll
+	// says there were too many to list.
+	FailedContainers []string
+	FailedAll        bool
+}
+
+// NoticeOf sums up a report of host.
+func NoticeOf(host string, st openapi.NodeStatus) StatusNotice {
+	n := StatusNotice{Host: host, Applied: st.AppliedRevision, Digest: st.Digest, ApplyFailed: st.Error != ""}
+	for _, p := range st.Ports {
+		if p.Error == "" {
+			continue
+		}
+		if len(n.FailedContainers) == maxFailedInNotice || p.ContainerID == "" {
+			n.FailedContainers, n.FailedAll = nil, true
+			break
+		}
+		n.FailedContainers = append(n.FailedContainers, p.ContainerID)
+	}
+	return n
 }
 
 func (n StatusNotice) String() string {
-	d := "0"
-	if n.Degraded {
-		d = "1"
+	failed := "-"
+	switch {
+	case n.FailedAll:
+		failed = "*"
+	case len(n.FailedContainers) > 0:
+		failed = strings.Join(n.FailedContainers, ",")
 	}
-	digest := n.Digest
-	if digest == "" {
-		digest = "-"
+	return strings.Join([]string{n.Host, strconv.FormatInt(n.Applied, 10), orDash(n.Digest), map[bool]string{false: "0", true: "1"}[n.ApplyFailed], failed}, " ")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
 	}
-	return n.Host + " " + strconv.FormatInt(n.Applied, 10) + " " + digest + " " + d
+	return s
 }
 
 // ParseStatusNotice reads a StatusChannel payload (also the older
 // "<host> <applied revision>").
 func ParseStatusNotice(payload string) (StatusNotice, bool) {
 	f := strings.Fields(payload)
-	if len(f) != 2 && len(f) != 4 {
+	if len(f) != 2 && len(f) != 5 {
 		return StatusNotice{}, false
 	}
 	v, err := strconv.ParseInt(f[1], 10, 64)
@@ -187,11 +205,18 @@ func ParseStatusNotice(payload string) (StatusNotice, bool) {
 		return StatusNotice{}, false
 	}
 	n := StatusNotice{Host: f[0], Applied: v}
-	if len(f) == 4 {
+	if len(f) == 5 {
 		if f[2] != "-" {
 			n.Digest = f[2]
 		}
-		n.Degraded = f[3] == "1"
+		n.ApplyFailed = f[3] == "1"
+		switch f[4] {
+		case "-":
+		case "*":
+			n.FailedAll = true
+		default:
+			n.FailedContainers = strings.Split(f[4], ",")
+		}
 	}
 	return n, true
 }

@@ -2,8 +2,13 @@
 // compiler in step with the intent (a full load at start, then every
 // committed revision's events, in order), holds each host's current program,
 // wakes only the long-polls of hosts whose program changed, takes the agents'
-// reports and answers ?wait=realized. It must not compute flows itself (that
-// is the compiler's job) nor write intent.
+// reports (refusing revisions no controller sent) and answers ?wait=realized
+// with each touched host's state. When the compiler may have left the intent
+// (an event it cannot read, a compiler failure) it says so (Healthy, metrics)
+// and recompiles from scratch instead of carrying on. It must not compute
+// flows itself (that is the compiler's job) nor write intent, and it must
+// never call the compiler without recovering from its failures, nor hold its
+// lock without a deferred unlock.
 package nodes
 
 import (

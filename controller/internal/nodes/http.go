@@ -106,8 +106,19 @@ func (h *Handler) Program(c *gin.Context) {
 // next waits until host's program differs from digest and returns the
 // update, or nil when ctx ends first.
 func (m *Manager) next(ctx context.Context, host, digest string) (*openapi.ProgramUpdate, error) {
+	caughtUp := false
 	for {
 		up, wake, err := m.peek(host, digest)
+		if isNotFound(err) && !caughtUp {
+			// The host may be newer than this replica's compiler (an agent
+			// that just registered through another replica, or this one):
+			// look again once the compiler has reached the store.
+			caughtUp = true
+			if err := m.reach(ctx); err != nil {
+				return nil, nil
+			}
+			continue
+		}
 		if up != nil || err != nil {
 			return up, err
 		}
@@ -147,4 +158,32 @@ func (m *Manager) peek(host, digest string) (*openapi.ProgramUpdate, <-chan stru
 	}
 	// A recompile may have changed the host's program: e is up to date.
 	return &openapi.ProgramUpdate{Revision: e.rev, Full: true, Program: p}, nil, nil
+}
+
+func isNotFound(err error) bool {
+	p, ok := problem.As(err)
+	return ok && p.Status == http.StatusNotFound
+}
+
+// reach waits until the compiler has reached the store's current revision,
+// or ctx ends.
+func (m *Manager) reach(ctx context.Context) error {
+	global, err := m.st.Revision(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		m.mu.Lock()
+		rev, progress := m.rev, m.progress
+		m.mu.Unlock()
+		if rev >= global {
+			return nil
+		}
+		m.poke()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-progress:
+		}
+	}
 }

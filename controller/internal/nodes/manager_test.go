@@ -523,3 +523,25 @@ func (f *fixture) waitFor(cond func() bool) {
 		}
 	}
 }
+
+// A long-poll for a host created a moment ago is not a 404 while this
+// replica has not caught up with the host yet: it waits for the catch-up.
+func TestNewHostLongPoll(t *testing.T) {
+	f := twoHosts(t)
+	ctx, cancel := context.WithCancel(f.ctx)
+	defer cancel()
+	go f.m.Run(ctx)
+	f.waitFor(func() bool { return testutil.ToFloat64(f.m.metrics.reloads.WithLabelValues("start")) == 1 })
+	f.host("h3", "192.168.200.13")
+	pollCtx, stop := context.WithTimeout(f.ctx, time.Minute) // a hang guard
+	defer stop()
+	up, err := f.m.next(pollCtx, "h3", "")
+	if err != nil || up == nil || !up.Full {
+		t.Fatalf("poll of a new host: %+v %v", up, err)
+	}
+	sameContent(t, "h3", up.Program, f.truth("h3"))
+	// A host that does not exist is still a 404.
+	if _, err := f.m.next(pollCtx, "h9", ""); !isStatus(err, 404) {
+		t.Fatalf("unknown host: %v", err)
+	}
+}

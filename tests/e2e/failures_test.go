@@ -123,7 +123,12 @@ func (f *failures) agentStarted(t *testing.T) {
 // detail that says so, has no port, and nothing else on h1 is disturbed.
 func (f *failures) missingNetns(t *testing.T) {
 	path := filepath.Join(lab.NetnsDir, f.Lab.Prefix()+"no-such-netns")
-	bad := f.Container(t, "bad", "blue", "h1", map[string]any{"netns": path})
+	// The realized wait says that h1 applied the change degraded.
+	code, err := f.Do("POST", "/api/v1/containers?wait=realized&timeout=30s", map[string]any{"name": "bad", "network": "blue", "host": "h1", "netns": path}, nil)
+	if code != 502 || err == nil || !strings.Contains(err.Error(), `"degraded"`) || !strings.Contains(err.Error(), `"h1"`) {
+		t.Errorf("realized wait for a container whose port fails: %d %v, want 502 naming h1 degraded", code, err)
+	}
+	bad := f.GetContainer(t, "bad")
 	got := f.WaitContainer(t, "bad", openapi.ContainerFailed, 20*time.Second)
 	if !strings.Contains(got.StatusDetail, path) || !strings.Contains(strings.ToLower(got.StatusDetail), "no such file") {
 		t.Errorf("failed container's detail %q does not say that %s does not exist", got.StatusDetail, path)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/controller/internal/store"
 	"github.com/switchyard/switchyard/openapi"
@@ -63,6 +64,9 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	s.tokens = newTokenCache(10 * time.Second)
 	go s.Store.Listen(ctx, store.TokenChannel, func(string) { s.tokens.clear() })
 	s.metrics = newMetrics(s.Store)
+	if c, ok := s.Realizer.(prometheus.Collector); ok {
+		s.metrics.reg.MustRegister(c)
+	}
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -142,6 +146,12 @@ func (s *Server) readyz(c *gin.Context) {
 	if err := s.Store.Ready(ctx); err != nil {
 		fail(c, unavailableProblem(err))
 		return
+	}
+	if h, ok := s.Realizer.(interface{ Healthy() error }); ok {
+		if err := h.Healthy(); err != nil {
+			fail(c, unavailableProblem(err))
+			return
+		}
 	}
 	c.String(http.StatusOK, "ready")
 }

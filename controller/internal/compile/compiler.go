@@ -2,6 +2,8 @@ package compile
 
 import (
 	"cmp"
+	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/switchyard/switchyard/openapi"
@@ -137,23 +139,35 @@ func (c *Compiler) Full(s *Snapshot) map[string]*openapi.Program {
 	return c.buildAll()
 }
 
+// ErrInconsistent marks a bug in the compiler's own bookkeeping, never bad
+// input. The compiler's objects (Snapshot) are still right: the caller
+// recovers with a fresh compiler loaded from them (New().Full(c.Snapshot())).
+var ErrInconsistent = errors.New("compile: internal inconsistency")
+
 // Program returns the current program of host, or nil if there is no such
 // host. It is built on demand from the previous one and the changes since.
-func (c *Compiler) Program(host string) *openapi.Program {
+// It fails (with ErrInconsistent) only if the pending changes do not fit the
+// previous program; the host's program is then unknown until the caller
+// recompiles from scratch.
+func (c *Compiler) Program(host string) (*openapi.Program, error) {
 	h := c.hosts[host]
 	if h == nil {
-		return nil
+		return nil, nil
 	}
 	if h.prog != nil && !h.stale {
-		return h.prog
+		return h.prog, nil
 	}
 	var old []openapi.Flow
 	if h.prog != nil {
 		old = h.prog.Flows
 	}
-	p := c.newProgram(h, mergeFlows(old, h.pend))
+	flows, err := mergeFlows(old, h.pend)
+	if err != nil {
+		return nil, fmt.Errorf("%w: host %s: %v", ErrInconsistent, host, err)
+	}
+	p := c.newProgram(h, flows)
 	h.prog, h.pend, h.stale = p, map[program.Key]*pending{}, false
-	return p
+	return p, nil
 }
 
 // Hosts lists the hosts that have a program, sorted.
@@ -214,9 +228,9 @@ func containerPorts(h *hostState) []openapi.ContainerPort {
 }
 
 // mergeFlows applies the net changes pend to the sorted flows old and
-// returns the new sorted flows. It panics if pend removes a flow old does
-// not have: that would be a bug in the bookkeeping, not bad input.
-func mergeFlows(old []openapi.Flow, pend map[program.Key]*pending) []openapi.Flow {
+// returns the new sorted flows. It fails if pend removes a flow old does not
+// have: that would be a bug in the bookkeeping, not bad input.
+func mergeFlows(old []openapi.Flow, pend map[program.Key]*pending) ([]openapi.Flow, error) {
 	var adds, dels []*openapi.Flow
 	for _, p := range pend {
 		for i := 0; i < p.n; i++ {
@@ -226,9 +240,5 @@ func mergeFlows(old []openapi.Flow, pend map[program.Key]*pending) []openapi.Flo
 			dels = append(dels, &p.f.Flow)
 		}
 	}
-	out, err := program.MergeFlows(old, adds, dels)
-	if err != nil {
-		panic("compile: internal error: " + err.Error())
-	}
-	return out
+	return program.MergeFlows(old, adds, dels)
 }

@@ -131,11 +131,11 @@ func TestGoldenMoved(t *testing.T) {
 	progs := map[string]*openapi.Program{}
 	out := ""
 	for _, u := range ups {
-		progs[u.Host] = c.Program(u.Host)
+		progs[u.Host] = mustProgram(t, c, u.Host)
 		out += "## update " + u.Host + "\n" + renderDelta(u.Delta)
 	}
 	for _, h := range c.Hosts() {
-		sameProgram(t, "moved", c.Program(h), full[h])
+		sameProgram(t, "moved", mustProgram(t, c, h), full[h])
 	}
 	if len(ups) != 3 {
 		t.Errorf("move changed %d hosts, want 3", len(ups))

@@ -271,6 +271,16 @@ func (w *randomWorld) change(m *model) Change {
 	}
 }
 
+// mustProgram returns host's program, failing t on an inconsistency.
+func mustProgram(t *testing.T, c *Compiler, host string) *openapi.Program {
+	t.Helper()
+	p, err := c.Program(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // sameProgram fails t unless a and b are equal except for Revision.
 func sameProgram(t *testing.T, what string, a, b *openapi.Program) {
 	t.Helper()

@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -89,7 +90,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			checkInvariants(t, m.snapshot(nil), full)
 			cur := map[string]*openapi.Program{}
 			for _, h := range c.Hosts() {
-				cur[h] = c.Program(h)
+				cur[h] = mustProgram(t, c, h)
 				if full[h] == nil {
 					t.Fatalf("%s: compiler has host %s, snapshot does not", where, h)
 				}
@@ -169,7 +170,7 @@ func TestProgramsImmutable(t *testing.T) {
 	if Render(progs["h2"]) != before || progs["h2"].Digest != digest {
 		t.Fatal("Apply modified a program handed out earlier")
 	}
-	if c.Program("h2").Digest == digest {
+	if mustProgram(t, c, "h2").Digest == digest {
 		t.Fatal("the change did not change h2's program")
 	}
 }
@@ -186,5 +187,30 @@ func TestSnapshotCarried(t *testing.T) {
 	got := c.Snapshot()
 	if got.Revision != 8 || len(got.Services) != 0 || len(got.Policies) != 2 || len(got.Containers) != 2 {
 		t.Fatalf("snapshot: %+v", got)
+	}
+}
+
+// TestInconsistencyIsAnError: pending changes that do not fit the previous
+// program (a bookkeeping bug) make Program fail with ErrInconsistent instead
+// of panicking, and a fresh compiler loaded from the objects recovers the
+// right program.
+func TestInconsistencyIsAnError(t *testing.T) {
+	s := goldenScenarios()["three-hosts"]
+	c := New()
+	want := c.Full(s)["h2"]
+	c.Apply(9, PutContainer(container("new", "blue", 1, 9, "h2")))
+	h := c.hosts["h2"]
+	for _, p := range h.pend { // corrupt: remove one more than was added
+		p.n = -len(want.Flows) - 5
+		break
+	}
+	if _, err := c.Program("h2"); !errors.Is(err, ErrInconsistent) {
+		t.Fatalf("Program on corrupt bookkeeping: err %v, want ErrInconsistent", err)
+	}
+	fresh := New()
+	got := fresh.Full(c.Snapshot())["h2"]
+	sameProgram(t, "recompiled", got, Compile(c.Snapshot())["h2"])
+	if got.Digest == want.Digest {
+		t.Fatal("the recompiled program misses the applied change")
 	}
 }

@@ -45,7 +45,8 @@ func (h *Handler) Register(c *gin.Context) {
 	c.JSON(http.StatusOK, host)
 }
 
-// Status takes an agent's report (also its heartbeat).
+// Status takes an agent's report (also its heartbeat). Only a revision the
+// controller sent to the host is accepted as applied (see checkReport).
 func (h *Handler) Status(c *gin.Context) {
 	var st openapi.NodeStatus
 	if err := h.Decode(c, &st); err != nil {
@@ -53,6 +54,10 @@ func (h *Handler) Status(c *gin.Context) {
 		return
 	}
 	host := c.Param("host")
+	if err := h.M.checkReport(c.Request.Context(), host, st); err != nil {
+		h.Fail(c, err)
+		return
+	}
 	if err := h.M.st.ReportStatus(c.Request.Context(), host, st); err != nil {
 		if errors.Is(err, store.ErrUnknownHost) {
 			err = problem.NotFound("host %q is not registered: register it first", host)
@@ -60,7 +65,7 @@ func (h *Handler) Status(c *gin.Context) {
 		h.Fail(c, err)
 		return
 	}
-	h.M.noteAck(host, st.AppliedRevision)
+	h.M.noteAck(store.NoticeOf(host, st))
 	c.Status(http.StatusNoContent)
 }
 
@@ -101,35 +106,84 @@ func (h *Handler) Program(c *gin.Context) {
 // next waits until host's program differs from digest and returns the
 // update, or nil when ctx ends first.
 func (m *Manager) next(ctx context.Context, host, digest string) (*openapi.ProgramUpdate, error) {
+	caughtUp := false
 	for {
-		m.mu.Lock()
-		ready, progress := m.ready, m.progress
-		e := m.hosts[host]
-		if ready && e == nil {
-			m.mu.Unlock()
-			return nil, problem.NotFound("host %q has no program: register it first", host)
-		}
-		if ready && e.digest != digest {
-			up := &openapi.ProgramUpdate{Revision: e.rev}
-			if digest != "" && digest == e.prevDigest && e.delta != nil {
-				up.Delta = e.delta
-			} else {
-				up.Full, up.Program = true, m.comp.Program(host)
+		up, wake, err := m.peek(host, digest)
+		if isNotFound(err) && !caughtUp {
+			// The host may be newer than this replica's compiler (an agent
+			// that just registered through another replica, or this one):
+			// look again once the compiler has reached the store.
+			caughtUp = true
+			if err := m.reach(ctx); err != nil {
+				return nil, nil
 			}
-			m.mu.Unlock()
-			return up, nil
+			continue
 		}
-		// Sleep on this host's program only: other hosts' changes and acks
-		// do not wake it. Before the first load, wait for any progress.
-		wake := progress
-		if e != nil {
-			wake = e.changed
+		if up != nil || err != nil {
+			return up, err
 		}
-		m.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return nil, nil
 		case <-wake:
+		}
+	}
+}
+
+// peek returns the update for an agent at digest, or what to wait on: this
+// host's program only, so other hosts' changes and acks do not wake it.
+// Before the first load it waits for any progress.
+func (m *Manager) peek(host, digest string) (*openapi.ProgramUpdate, <-chan struct{}, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.hosts[host]
+	if !m.ready {
+		if e != nil {
+			return nil, e.changed, nil
+		}
+		return nil, m.progress, nil
+	}
+	if e == nil {
+		return nil, nil, problem.NotFound("host %q has no program: register it first", host)
+	}
+	if e.digest == digest {
+		return nil, e.changed, nil
+	}
+	if digest != "" && digest == e.prevDigest && e.delta != nil {
+		return &openapi.ProgramUpdate{Revision: e.rev, Delta: e.delta}, nil, nil
+	}
+	p, err := m.program(host)
+	if err != nil {
+		return nil, nil, err
+	}
+	// A recompile may have changed the host's program: e is up to date.
+	return &openapi.ProgramUpdate{Revision: e.rev, Full: true, Program: p}, nil, nil
+}
+
+func isNotFound(err error) bool {
+	p, ok := problem.As(err)
+	return ok && p.Status == http.StatusNotFound
+}
+
+// reach waits until the compiler has reached the store's current revision,
+// or ctx ends.
+func (m *Manager) reach(ctx context.Context) error {
+	global, err := m.st.Revision(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		m.mu.Lock()
+		rev, progress := m.rev, m.progress
+		m.mu.Unlock()
+		if rev >= global {
+			return nil
+		}
+		m.poke()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-progress:
 		}
 	}
 }

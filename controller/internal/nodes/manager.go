@@ -2,8 +2,13 @@
 // compiler in step with the intent (a full load at start, then every
 // committed revision's events, in order), holds each host's current program,
 // wakes only the long-polls of hosts whose program changed, takes the agents'
-// reports and answers ?wait=realized. It must not compute flows itself (that
-// is the compiler's job) nor write intent.
+// reports (refusing revisions no controller sent) and answers ?wait=realized
+// with each touched host's state. When the compiler may have left the intent
+// (an event it cannot read, a compiler failure) it says so (Healthy, metrics)
+// and recompiles from scratch instead of carrying on. It must not compute
+// flows itself (that is the compiler's job) nor write intent, and it must
+// never call the compiler without recovering from its failures, nor hold its
+// lock without a deferred unlock.
 package nodes
 
 import (
@@ -12,17 +17,30 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/switchyard/switchyard/controller/internal/compile"
 	"github.com/switchyard/switchyard/controller/internal/store"
 	"github.com/switchyard/switchyard/openapi"
 )
 
-// changesLen is how many past change revisions per host are kept for
-// realization checks.
-const changesLen = 64
+// histLen is how many past programs per host are kept for realization and
+// report checks. Older history is summed up by hostEntry.known.
+const histLen = 64
+
+// ctrsLen is how many past revisions' changed containers are kept.
+const ctrsLen = 4096
+
+// progRev is one program a host had: the revision at which it became the
+// host's program, and its digest.
+type progRev struct {
+	rev    int64
+	digest string
+}
 
 // hostEntry is what the manager knows of one host's program, and who waits
 // for it. Whole programs are built by the compiler on demand: most agents
@@ -33,8 +51,11 @@ type hostEntry struct {
 	// delta leads from prevDigest to digest (nil when unknown).
 	prevDigest string
 	delta      *openapi.ProgramDelta
-	// changes are the revisions at which the program changed, oldest first.
-	changes []int64
+	// hist are the host's programs, oldest first (the last is the current
+	// one). Every change of the program at or after revision known is in
+	// hist; of the changes before known nothing is known.
+	hist  []progRev
+	known int64
 	// changed is closed (and replaced) when the program changes.
 	changed chan struct{}
 }
@@ -49,12 +70,24 @@ type Manager struct {
 	rev   int64 // the revision the compiler is at
 	hosts map[string]*hostEntry
 	ready bool
+	// diverged is set when the compiler may no longer match the store (an
+	// event it could not read, a compiler failure); Run reloads everything.
+	diverged error
 	// progress is closed (and replaced) whenever rev moves or an ack arrives.
 	progress chan struct{}
-	acks     map[string]store.HostAck
+	acks     map[string]ack
+	// ctrsAt lists the containers each recent revision changed (ctrsRevs
+	// orders them), to tell whether a failed port concerns a change.
+	ctrsAt   map[int64][]string
+	ctrsRevs []int64
 
 	// kick asks the run loop to catch up with the event log.
 	kick chan struct{}
+
+	metrics *metrics
+	// programOf builds a host's whole program; tests replace it to inject
+	// compiler failures.
+	programOf func(c *compile.Compiler, host string) (*openapi.Program, error)
 }
 
 // New returns a manager; Run starts it.
@@ -62,23 +95,19 @@ func New(st *store.Store, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Manager{st: st, log: log, hosts: map[string]*hostEntry{}, progress: make(chan struct{}),
-		acks: map[string]store.HostAck{}, kick: make(chan struct{}, 1)}
+	m := &Manager{st: st, log: log, hosts: map[string]*hostEntry{}, progress: make(chan struct{}),
+		acks: map[string]ack{}, ctrsAt: map[int64][]string{}, kick: make(chan struct{}, 1), programOf: (*compile.Compiler).Program}
+	m.metrics = newMetrics(m)
+	return m
 }
 
 // Run loads the intent, then follows every committed revision until ctx ends.
+// When the compiler diverged from the store, it loads everything again.
 func (m *Manager) Run(ctx context.Context) {
 	go m.st.Listen(ctx, store.NotifyChannel, func(string) { m.poke() })
 	go m.st.Listen(ctx, store.StatusChannel, m.onStatus)
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		if err := m.load(ctx); err != nil {
-			m.log.Warn("nodes: load intent", "err", err)
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, 5*time.Second)
-			continue
-		}
-		break
+	if !m.reload(ctx, "start") {
+		return
 	}
 	tick := time.NewTicker(2 * time.Second) // safety net for a lost notification
 	defer tick.Stop()
@@ -89,10 +118,30 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-m.kick:
 		case <-tick.C:
 		}
+		if m.divergence() != nil {
+			if !m.reload(ctx, "diverged") {
+				return
+			}
+		}
 		if err := m.catchUp(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("nodes: catch up", "err", err)
 		}
 	}
+}
+
+// reload loads the whole intent, retrying with jittered exponential backoff
+// until it succeeds; false when ctx ended first.
+func (m *Manager) reload(ctx context.Context, why string) bool {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 5*time.Second, 0
+	err := backoff.Retry(func() error {
+		err := m.load(ctx, why)
+		if err != nil && ctx.Err() == nil {
+			m.log.Warn("nodes: load intent", "why", why, "err", err)
+		}
+		return err
+	}, backoff.WithContext(b, ctx))
+	return err == nil
 }
 
 func (m *Manager) poke() {
@@ -102,15 +151,22 @@ func (m *Manager) poke() {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
+// revision is the revision the compiler is at.
+func (m *Manager) revision() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rev
 }
 
-// load compiles everything from one consistent read.
-func (m *Manager) load(ctx context.Context) error {
+func (m *Manager) divergence() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.diverged
+}
+
+// load compiles everything from one consistent read; why labels it in the
+// reload metrics.
+func (m *Manager) load(ctx context.Context, why string) error {
 	in, err := m.st.LoadIntent(ctx)
 	if err != nil {
 		return err
@@ -121,16 +177,31 @@ func (m *Manager) load(ctx context.Context) error {
 	}
 	comp := compile.New()
 	start := time.Now()
-	progs := comp.Full(&compile.Snapshot{Revision: in.Revision, Hosts: in.Hosts, Networks: in.Networks,
-		Containers: in.Containers, Services: in.Services, Policies: in.Policies})
+	progs, err := safely(func() (map[string]*openapi.Program, error) {
+		return comp.Full(&compile.Snapshot{Revision: in.Revision, Hosts: in.Hosts, Networks: in.Networks,
+			Containers: in.Containers, Services: in.Services, Policies: in.Policies}), nil
+	})
+	if err != nil {
+		return err
+	}
 	m.log.Info("nodes: compiled all hosts", "revision", in.Revision, "hosts", len(progs), "containers", len(in.Containers), "took", time.Since(start))
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.comp, m.rev, m.acks = comp, in.Revision, acks
+	m.comp, m.rev, m.diverged = comp, in.Revision, nil
+	m.mergeAcks(acks)
+	for name := range m.hosts {
+		if progs[name] == nil {
+			m.removeHost(name)
+		}
+	}
 	for name, p := range progs {
-		m.setProgram(name, p.Revision, p.Digest, nil)
+		m.setProgram(name, in.Revision, p.Digest, nil)
+		// What changed while this replica was not following is unknown.
+		e := m.hosts[name]
+		e.hist, e.known = []progRev{{in.Revision, e.digest}}, in.Revision
 	}
 	m.ready = true
+	m.metrics.reloads.WithLabelValues(why).Inc()
 	m.advance()
 	return nil
 }
@@ -138,15 +209,13 @@ func (m *Manager) load(ctx context.Context) error {
 // catchUp applies every event after the compiler's revision.
 func (m *Manager) catchUp(ctx context.Context) error {
 	for {
-		m.mu.Lock()
-		from := m.rev
-		m.mu.Unlock()
+		from := m.revision()
 		evs, err := m.st.EventsSince(ctx, from, nil, 1000)
 		if errors.Is(err, store.ErrEventsPruned) {
 			// The log no longer reaches back to our revision: start over
 			// from a snapshot of the intent.
 			m.log.Warn("nodes: events pruned past the compiled revision; reloading the intent", "revision", from)
-			return m.load(ctx)
+			return m.load(ctx, "pruned")
 		}
 		if err != nil {
 			return err
@@ -154,7 +223,9 @@ func (m *Manager) catchUp(ctx context.Context) error {
 		if len(evs) == 0 {
 			return nil
 		}
-		m.applyEvents(evs)
+		if err := m.applyEvents(evs); err != nil {
+			return err
+		}
 		if len(evs) < 1000 {
 			return nil
 		}
@@ -162,37 +233,70 @@ func (m *Manager) catchUp(ctx context.Context) error {
 }
 
 // applyEvents feeds events to the compiler, one revision at a time, and
-// publishes the programs that changed.
-func (m *Manager) applyEvents(evs []openapi.Event) {
+// publishes the programs that changed. An event it cannot read, or a
+// compiler failure, marks the compiler diverged: it stops, and Run reloads
+// everything from the store.
+func (m *Manager) applyEvents(evs []openapi.Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.advance()
+	if m.diverged != nil || !m.ready {
+		return m.diverged
+	}
 	for i := 0; i < len(evs); {
 		rev := evs[i].Revision
 		var changes []compile.Change
+		var ctrs []string
 		for ; i < len(evs) && evs[i].Revision == rev; i++ {
 			if evs[i].Revision <= m.rev {
 				continue
 			}
+			if evs[i].Kind == "container" {
+				ctrs = append(ctrs, evs[i].ID)
+			}
 			ch, err := toChange(evs[i])
 			if err != nil {
-				m.log.Error("nodes: unreadable event", "revision", rev, "kind", evs[i].Kind, "err", err)
-				continue
+				return m.diverge(fmt.Errorf("unreadable event at revision %d (%s %s): %w", rev, evs[i].Kind, evs[i].Action, err))
 			}
 			changes = append(changes, ch)
 		}
 		if rev <= m.rev {
 			continue
 		}
-		for _, u := range m.comp.Apply(rev, changes...) {
+		ups, err := safely(func() ([]compile.HostUpdate, error) { return m.comp.Apply(rev, changes...), nil })
+		if err != nil {
+			return m.diverge(fmt.Errorf("compiling revision %d: %w", rev, err))
+		}
+		for _, u := range ups {
 			if u.Removed {
 				m.removeHost(u.Host)
 				continue
 			}
 			m.setProgram(u.Host, rev, u.Digest, u.Delta)
 		}
+		m.noteContainers(rev, ctrs)
 		m.rev = rev
 	}
-	m.advance()
+	return nil
+}
+
+// diverge marks the compiler as no longer following the store, and asks Run
+// to reload. Callers hold mu.
+func (m *Manager) diverge(err error) error {
+	m.log.Error("nodes: compiler diverged from the store; reloading", "err", err)
+	m.diverged = err
+	m.poke()
+	return err
+}
+
+// safely runs f, turning a panic into an error.
+func safely[T any](f func() (T, error)) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("compiler panic: %v", r)
+		}
+	}()
+	return f()
 }
 
 // toChange turns an event into a compiler change.
@@ -251,9 +355,10 @@ func (m *Manager) setProgram(host string, rev int64, digest string, delta *opena
 		return
 	}
 	e.prevDigest, e.digest, e.rev, e.delta = e.digest, digest, rev, delta
-	e.changes = append(e.changes, rev)
-	if len(e.changes) > changesLen {
-		e.changes = e.changes[1:]
+	e.hist = append(e.hist, progRev{rev, digest})
+	if len(e.hist) > histLen {
+		e.known = e.hist[0].rev + 1
+		e.hist = slices.Delete(e.hist, 0, 1)
 	}
 	close(e.changed)
 	e.changed = make(chan struct{})
@@ -270,37 +375,4 @@ func (m *Manager) removeHost(host string) {
 func (m *Manager) advance() {
 	close(m.progress)
 	m.progress = make(chan struct{})
-}
-
-// onStatus records an ack heard from any replica.
-func (m *Manager) onStatus(payload string) {
-	if payload == "" {
-		// (Re)connected: reload every ack, some may have been missed.
-		acks, err := m.st.HostAcks(context.Background())
-		if err != nil {
-			return
-		}
-		m.mu.Lock()
-		m.acks = acks
-		m.advance()
-		m.mu.Unlock()
-		return
-	}
-	host, applied, ok := store.ParseStatusNotice(payload)
-	if !ok {
-		return
-	}
-	m.noteAck(host, applied)
-}
-
-func (m *Manager) noteAck(host string, applied int64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	a := m.acks[host]
-	if applied > a.Applied {
-		a.Applied = applied
-	}
-	a.LastSeen = time.Now()
-	m.acks[host] = a
-	m.advance()
 }

@@ -23,7 +23,7 @@ func TestCatchUpAfterPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := New(st, nil)
-	if err := m.load(ctx); err != nil {
+	if err := m.load(ctx, "test"); err != nil {
 		t.Fatal(err)
 	}
 	for i, name := range []string{"h1", "h2"} {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchyard/switchyard/controller/internal/problem"
+
 	"github.com/switchyard/switchyard/openapi"
 )
 
@@ -83,21 +85,30 @@ func (s *Store) HostAcks(ctx context.Context) (map[string]HostAck, error) {
 // ReportStatus records a node's report: its heartbeat, the revision it has
 // applied, and the state of its containers' ports. It is observed state, not
 // intent: it bumps no revision and makes no event, and it writes a container
-// row only when its status really changed.
+// row only when its status really changed. The stored applied revision
+// follows the report (an agent that had to fall back reports less), but a
+// revision beyond the store's own is refused: no controller sent it.
 func (s *Store) ReportStatus(ctx context.Context, host string, st openapi.NodeStatus) error {
+	if st.AppliedRevision < 0 {
+		return problem.Invalid("appliedRevision", "appliedRevision must not be negative")
+	}
 	tx, err := s.Pool.Begin(ctx)
 	if err != nil {
 		return unavailable(err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 	var hostID string
-	err = tx.QueryRow(ctx, `UPDATE hosts SET last_seen = now(), applied_revision = GREATEST(applied_revision, $2)
-		WHERE name = $1 RETURNING id::text`, host, st.AppliedRevision).Scan(&hostID)
+	var global int64
+	err = tx.QueryRow(ctx, `UPDATE hosts SET last_seen = now(), applied_revision = $2
+		WHERE name = $1 RETURNING id::text, `+currentRev, host, st.AppliedRevision).Scan(&hostID, &global)
 	if err == pgx.ErrNoRows {
 		return errUnknownHost(host)
 	}
 	if err != nil {
 		return err
+	}
+	if st.AppliedRevision > global {
+		return problem.Invalid("appliedRevision", "appliedRevision %d is beyond the current revision %d: no program of that revision was sent", st.AppliedRevision, global)
 	}
 	if len(st.Ports) > 0 {
 		names, statuses, details := make([]string, 0, len(st.Ports)), make([]string, 0, len(st.Ports)), make([]string, 0, len(st.Ports))
@@ -121,20 +132,93 @@ func (s *Store) ReportStatus(ctx context.Context, host string, st openapi.NodeSt
 			return err
 		}
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, StatusChannel, host+" "+strconv.FormatInt(st.AppliedRevision, 10)); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, StatusChannel, NoticeOf(host, st).String()); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
 }
 
-// ParseStatusNotice splits a StatusChannel payload.
-func ParseStatusNotice(payload string) (host string, applied int64, ok bool) {
-	h, r, found := strings.Cut(payload, " ")
-	if !found {
-		return "", 0, false
+// maxFailedInNotice bounds the failed containers a notice lists (a
+// notification payload holds less than 8000 bytes); beyond it, a notice
+// says "all".
+const maxFailedInNotice = 150
+
+// StatusNotice is what a StatusChannel payload says of one report:
+// "<host> <applied revision> <digest|-> <apply failed 0|1> <failed
+// container IDs, comma-separated|-|*>". The digest and the failures are
+// known only from notices, not from the hosts table.
+type StatusNotice struct {
+	Host    string
+	Applied int64
+	Digest  string
+	// ApplyFailed: the agent could not apply the program of Digest.
+	ApplyFailed bool
+	// FailedContainers are the containers whose port failed; FailedAll
+	// says there were too many to list.
+	FailedContainers []string
+	FailedAll        bool
+}
+
+// NoticeOf sums up a report of host.
+func NoticeOf(host string, st openapi.NodeStatus) StatusNotice {
+	n := StatusNotice{Host: host, Applied: st.AppliedRevision, Digest: st.Digest, ApplyFailed: st.Error != ""}
+	for _, p := range st.Ports {
+		if p.Error == "" {
+			continue
+		}
+		if len(n.FailedContainers) == maxFailedInNotice || p.ContainerID == "" {
+			n.FailedContainers, n.FailedAll = nil, true
+			break
+		}
+		n.FailedContainers = append(n.FailedContainers, p.ContainerID)
 	}
-	v, err := strconv.ParseInt(r, 10, 64)
-	return h, v, err == nil
+	return n
+}
+
+func (n StatusNotice) String() string {
+	failed := "-"
+	switch {
+	case n.FailedAll:
+		failed = "*"
+	case len(n.FailedContainers) > 0:
+		failed = strings.Join(n.FailedContainers, ",")
+	}
+	return strings.Join([]string{n.Host, strconv.FormatInt(n.Applied, 10), orDash(n.Digest), map[bool]string{false: "0", true: "1"}[n.ApplyFailed], failed}, " ")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// ParseStatusNotice reads a StatusChannel payload (also the older
+// "<host> <applied revision>").
+func ParseStatusNotice(payload string) (StatusNotice, bool) {
+	f := strings.Fields(payload)
+	if len(f) != 2 && len(f) != 5 {
+		return StatusNotice{}, false
+	}
+	v, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return StatusNotice{}, false
+	}
+	n := StatusNotice{Host: f[0], Applied: v}
+	if len(f) == 5 {
+		if f[2] != "-" {
+			n.Digest = f[2]
+		}
+		n.ApplyFailed = f[3] == "1"
+		switch f[4] {
+		case "-":
+		case "*":
+			n.FailedAll = true
+		default:
+			n.FailedContainers = strings.Split(f[4], ",")
+		}
+	}
+	return n, true
 }
 
 func errUnknownHost(host string) error {

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/node/internal/link"
@@ -96,6 +97,14 @@ type Applier struct {
 	// Observe finds drift or the agent restarts (see checkLinks).
 	linksOK   map[string]openapi.ContainerPort
 	linksFull bool
+	// frw is set while OVSDB holds a flow-restore-wait this applier set
+	// (see watch.go); the next successful flow sync clears it.
+	frw bool
+	// dbLost is set when the OVSDB connection came back; the next Apply
+	// then checks everything.
+	dbLost    atomic.Bool
+	restarts  chan string
+	stopWatch context.CancelFunc
 }
 
 // installed is what the applier last put in br-int's tables. valid means
@@ -117,6 +126,17 @@ type applied struct {
 	failed  map[string]string
 	// resolved caches resolve's output for the program's digest.
 	resolved *resolvedTables
+}
+
+// ovsFailed reports whether a port given to OVS failed there (no ofport,
+// or an error on its interface): only a full pass retries it.
+func (p *applied) ovsFailed() bool {
+	for _, ps := range p.specs {
+		if _, bad := p.failed[ps.Name]; bad {
+			return true
+		}
+	}
+	return false
 }
 
 type resolvedTables struct {
@@ -146,24 +166,32 @@ func New(ctx context.Context, opts Options) (*Applier, error) {
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	d, err := connectDB(ctx, opts.DB, opts.Logger)
+	a := &Applier{opts: opts, links: links, of: &ofctl{bin: opts.OFCtl, rundir: opts.RunDir, tmp: tmp},
+		restarts: make(chan string, 1)}
+	d, err := connectDB(ctx, opts.DB, opts.Logger, a.dbReconnected)
 	if err != nil {
 		links.Close()
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	a := &Applier{opts: opts, db: d, links: links, of: &ofctl{bin: opts.OFCtl, rundir: opts.RunDir, tmp: tmp}}
+	a.db = d
 	if s, err := d.snapshot(ctx); err == nil {
 		if b := s.bridges[opts.Bridge]; b != nil {
 			a.gen = parseGen(b.ExternalIDs[KeyGeneration])
 		}
+		// Set by an earlier run that did not get to clear it.
+		a.frw = s.root.ExternalIDs[KeyFlowRestoreWait] != ""
 	}
+	wctx, cancel := context.WithCancel(context.Background())
+	a.stopWatch = cancel
+	go a.watchSwitch(wctx)
 	return a, nil
 }
 
 // Close disconnects from OVSDB and releases sockets and temporary files. It
 // leaves the datapath as it is.
 func (a *Applier) Close() error {
+	a.stopWatch()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.db.c.Close()
@@ -246,6 +274,8 @@ type ApplyResult struct {
 	OpenFlow string
 	// FlowsAdded and FlowsRemoved count the flow mods of a delta.
 	FlowsAdded, FlowsRemoved int
+	// Flows is how many flows br-int holds after a successful apply.
+	Flows int
 	// OFCtlRuns is the number of ovs-ofctl processes this apply started.
 	OFCtlRuns int
 	// Warnings are problems that did not stop the apply (a failed prune).
@@ -293,6 +323,9 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 		return res, fmt.Errorf("program is for bridge %s, this agent manages %s", prog.Bridge.Name, a.opts.Bridge)
 	}
 	failed := a.validatePorts(prog)
+	if a.dbLost.Swap(false) {
+		a.linksFull = true
+	}
 
 	// 1. Links (removals come last, below).
 	t := time.Now()
@@ -351,10 +384,13 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	}
 	var states map[string]portState
 	var ofports map[string]int
-	if !full && len(fresh) == 0 && a.last != nil && len(a.last.failed) == 0 && reflect.DeepEqual(specs, a.last.specs) {
-		// Same ports as the last clean apply, and no drift seen since
-		// (Observe would have asked for a full pass): OVSDB has nothing to
-		// do and the ofports are the ones the flows already use.
+	if !full && len(fresh) == 0 && a.last != nil && !a.last.ovsFailed() && reflect.DeepEqual(specs, a.last.specs) {
+		// Same ports as the last apply, every one of them attached by OVS,
+		// and no drift seen since (Observe would have asked for a full
+		// pass): OVSDB has nothing to do and the ofports are the ones the
+		// flows already use. Ports that failed before OVSDB (invalid, or
+		// their link could not be made) are not in specs: they do not
+		// stop the fast path, and they are retried above on every apply.
 		states, ofports = map[string]portState{}, map[string]int{}
 		for n, p := range a.last.ofports {
 			states[n], ofports[n] = portState{OFPort: p, Up: true}, p
@@ -391,6 +427,13 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	}
 	if err == nil {
 		a.linksFull = false
+		res.Flows = len(a.inst.flows.lines)
+		if a.frw {
+			// The restarted switch has its flows: let it forward.
+			if ferr := a.clearFlowRestoreWait(ctx); ferr != nil {
+				res.Warnings = append(res.Warnings, "clear flow-restore-wait: "+ferr.Error())
+			}
+		}
 	}
 	res.Ports = a.statuses(prog, states, failed)
 	for i := range specs {

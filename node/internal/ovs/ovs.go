@@ -269,6 +269,9 @@ type ApplyResult struct {
 	// OVSDBOps is the number of operations in the apply's one OVSDB
 	// transaction (0: nothing to change, no transaction).
 	OVSDBOps int
+	// OVSDBRead is set when the apply planned the ports against OVSDB;
+	// unset, it took the fast path (the same ports as the last apply).
+	OVSDBRead bool
 	// OpenFlow is "unchanged" (no ovs-ofctl run), "delta" (one bundle with
 	// the differences) or "full" (replace-flows).
 	OpenFlow string
@@ -397,6 +400,7 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 		}
 	} else {
 		var err error
+		res.OVSDBRead = true
 		if states, ofports, err = a.syncPorts(ctx, &res, specs, fresh, failed); err != nil {
 			return res, err
 		}

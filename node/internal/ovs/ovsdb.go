@@ -66,12 +66,13 @@ func connectDB(ctx context.Context, endpoint string, log *slog.Logger, reconnect
 		default:
 		}
 	}
-	// The Open_vSwitch row is added to the cache once per (re)connection.
-	var ready atomic.Bool
+	// The Open_vSwitch row is added to the cache once per connection: the
+	// first time is the initial monitor, any later one a reconnect.
+	var roots atomic.Int64
 	c.Cache().AddEventHandler(&cache.EventHandlerFuncs{
 		AddFunc: func(table string, _ model.Model) {
 			poke()
-			if table == "Open_vSwitch" && ready.Load() && reconnected != nil {
+			if table == "Open_vSwitch" && roots.Add(1) > 1 && reconnected != nil {
 				reconnected()
 			}
 		},
@@ -82,7 +83,6 @@ func connectDB(ctx context.Context, endpoint string, log *slog.Logger, reconnect
 		c.Close()
 		return nil, fmt.Errorf("monitor OVSDB %s: %w", endpoint, err)
 	}
-	ready.Store(true)
 	return d, nil
 }
 

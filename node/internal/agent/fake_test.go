@@ -71,7 +71,9 @@ type fakeController struct {
 	reports  []openapi.NodeStatus
 	// statusGate, when set, holds every status request until it is closed.
 	statusGate chan struct{}
-	reported   chan openapi.NodeStatus
+	// abandoned counts status requests the agent gave up on while held.
+	abandoned int
+	reported  chan openapi.NodeStatus
 }
 
 func newFakeController(t *testing.T) *fakeController {
@@ -122,6 +124,9 @@ func newFakeController(t *testing.T) *fakeController {
 			select {
 			case <-gate:
 			case <-r.Context().Done():
+				c.mu.Lock()
+				c.abandoned++
+				c.mu.Unlock()
 				return
 			}
 		}

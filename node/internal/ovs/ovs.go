@@ -6,6 +6,9 @@
 // generation in the cookie, installed atomically in ovs-ofctl bundles).
 // Observe reports port status and drift for the agent's periodic resync;
 // EnsureUnderlay builds the tunnel endpoint bridge (br-phy) on netdev hosts.
+// Restarts reports restarts of ovs-vswitchd (seen on an idle OpenFlow
+// connection to br-int) and OVSDB reconnects, around which the applier sets
+// and clears other_config:flow-restore-wait (watch.go).
 //
 // It must not fetch or interpret programs (the agent loop does), must not
 // touch ports, bridges, links or namespaces it did not create (ownership is
@@ -102,7 +105,9 @@ type Applier struct {
 	frw bool
 	// dbLost is set when the OVSDB connection came back; the next Apply
 	// then checks everything.
-	dbLost    atomic.Bool
+	dbLost atomic.Bool
+	// ofUp is set while the watcher is connected to br-int.
+	ofUp      atomic.Bool
 	restarts  chan string
 	stopWatch context.CancelFunc
 }
@@ -316,6 +321,19 @@ func (r *ApplyResult) Summary() string {
 func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	res, err := a.apply(ctx, prog)
+	// After a restart (see watch.go), let the switch forward once its
+	// flows are in, or once an apply against the running switch failed:
+	// as ovs-ctl does, a partial table beats a switch that never forwards.
+	if a.frw && (err == nil || a.ofUp.Load()) {
+		if ferr := a.clearFlowRestoreWait(ctx); ferr != nil {
+			res.Warnings = append(res.Warnings, "clear flow-restore-wait: "+ferr.Error())
+		}
+	}
+	return res, err
+}
+
+func (a *Applier) apply(ctx context.Context, prog *openapi.Program) (ApplyResult, error) {
 	start := time.Now()
 	res := ApplyResult{}
 	if prog == nil {
@@ -432,12 +450,6 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	if err == nil {
 		a.linksFull = false
 		res.Flows = len(a.inst.flows.lines)
-		if a.frw {
-			// The restarted switch has its flows: let it forward.
-			if ferr := a.clearFlowRestoreWait(ctx); ferr != nil {
-				res.Warnings = append(res.Warnings, "clear flow-restore-wait: "+ferr.Error())
-			}
-		}
 	}
 	res.Ports = a.statuses(prog, states, failed)
 	for i := range specs {

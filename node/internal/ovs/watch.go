@@ -17,11 +17,13 @@ import (
 //
 //  1. sets other_config:flow-restore-wait=true in OVSDB (marked as its own
 //     in external_ids), so that the vswitchd that starts next does not
-//     forward with an empty table (as ovs-ctl's restart does),
+//     forward with an empty table (as ovs-ctl's restart does); only when it
+//     has a program to restore,
 //  2. forgets what it installed, so the next Apply is a full one, and
 //  3. once it can connect again, tells the agent (Restarts), which applies
 //     at once. The Apply after a restart clears flow-restore-wait once the
-//     flows are in (clearFlowRestoreWait).
+//     flows are in, or once it failed against the running switch (a
+//     partial table beats a switch that never forwards).
 //
 // An OVSDB reconnect (ovsdb-server restarted) is reported on Restarts too:
 // the database may have lost or changed rows.
@@ -56,12 +58,14 @@ func (a *Applier) watchSwitch(ctx context.Context) {
 			continue
 		}
 		b.Reset()
+		a.ofUp.Store(true)
 		if lost {
 			lost = false
 			a.notify("ovs-vswitchd restarted (its OpenFlow connection came back)")
 		}
 		hold(ctx, c)
 		c.Close()
+		a.ofUp.Store(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -97,6 +101,9 @@ func (a *Applier) switchLost(ctx context.Context) {
 	defer a.mu.Unlock()
 	a.inst.valid = false
 	a.linksFull = true
+	if a.last == nil {
+		return // nothing to restore: the switch must not wait for it
+	}
 	if err := a.setFlowRestoreWait(ctx); err != nil {
 		a.warn("cannot set flow-restore-wait", "err", err)
 	}

@@ -109,6 +109,7 @@ type Applier struct {
 	// ofUp is set while the watcher is connected to br-int.
 	ofUp      atomic.Bool
 	restarts  chan string
+	kick      chan struct{}
 	stopWatch context.CancelFunc
 }
 
@@ -172,7 +173,7 @@ func New(ctx context.Context, opts Options) (*Applier, error) {
 		return nil, err
 	}
 	a := &Applier{opts: opts, links: links, of: &ofctl{bin: opts.OFCtl, rundir: opts.RunDir, tmp: tmp},
-		restarts: make(chan string, 1)}
+		restarts: make(chan string, 1), kick: make(chan struct{}, 1)}
 	d, err := connectDB(ctx, opts.DB, opts.Logger, a.dbReconnected)
 	if err != nil {
 		links.Close()
@@ -450,6 +451,9 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	if err == nil {
 		a.linksFull = false
 		res.Flows = len(a.inst.flows.lines)
+		if !a.ofUp.Load() {
+			a.kickWatch() // br-int may have just been made
+		}
 	}
 	res.Ports = a.statuses(prog, states, failed)
 	for i := range specs {

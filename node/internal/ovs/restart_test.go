@@ -62,6 +62,14 @@ func TestRestartWatch(t *testing.T) {
 	p := program("h1", 1, []ctr{c1, c2}, nil, "geneve")
 	apply(t, a, p)
 	want := flows(t, h)
+	// The applier watches br-int once it exists (the first apply made it).
+	deadline := time.Now().Add(30 * time.Second)
+	for !a.watching() {
+		if time.Now().After(deadline) {
+			t.Fatal("the applier is not watching br-int 30 s after making it")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	select {
 	case why := <-a.Restarts():
 		t.Fatalf("restart reported before any: %s", why)

@@ -52,9 +52,18 @@ func (a *Applier) watchSwitch(ctx context.Context) {
 	for ctx.Err() == nil {
 		c, err := dialOF(ctx, socket)
 		if err != nil {
-			if !sleepCtx(ctx, b.NextBackOff()) {
+			// Until br-int exists, or while vswitchd is away; an Apply
+			// that made the bridge kicks this wait short.
+			t := time.NewTimer(b.NextBackOff())
+			select {
+			case <-ctx.Done():
+				t.Stop()
 				return
+			case <-a.kick:
+				b.Reset()
+			case <-t.C:
 			}
+			t.Stop()
 			continue
 		}
 		b.Reset()
@@ -73,6 +82,17 @@ func (a *Applier) watchSwitch(ctx context.Context) {
 		a.switchLost(ctx)
 	}
 }
+
+// kickWatch makes a waiting watcher try to connect now.
+func (a *Applier) kickWatch() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// watching reports whether the watcher is connected to br-int.
+func (a *Applier) watching() bool { return a.ofUp.Load() }
 
 // hold reads from c, answering echo requests, until the connection breaks
 // or ctx ends.
@@ -184,14 +204,3 @@ const (
 	// KeyFlowRestoreWait marks flow-restore-wait as set by the applier.
 	KeyFlowRestoreWait = "switchyard-flow-restore-wait"
 )
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}

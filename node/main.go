@@ -3,13 +3,17 @@
 // with the controller, and applies the host's program to Open vSwitch and
 // the kernel: bridges, tunnels, container veths and flows.
 //
-// Every flag has an environment variable; see README.md.
+// Every flag has an environment variable; see README.md. A setting that
+// cannot be parsed stops the agent with a message naming it: it never falls
+// back to a default.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -23,60 +27,103 @@ import (
 	"github.com/switchyard/switchyard/openapi"
 )
 
-func env(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
+// settings is the agent's whole configuration, as parsed from flags and
+// environment variables by parseSettings.
+type settings struct {
+	Agent    agent.Config
+	OVS      ovs.Options
+	LogLevel slog.Level
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
-	if v := os.Getenv(name); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
+// parseSettings reads the settings from args (without the program name) and
+// getenv. A flag wins over its environment variable; a value that does not
+// parse is an error naming the variable (and flag).
+func parseSettings(args []string, getenv func(string) string) (settings, error) {
+	var s settings
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
 		}
+		return def
 	}
-	return def
+	fs := flag.NewFlagSet("switchyard-agent", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	str := func(flagName, envName, def, usage string) *string {
+		return fs.String(flagName, env(envName, def), usage+" ("+envName+")")
+	}
+	var (
+		controller = str("controller", "SWITCHYARD_CONTROLLER_URL", "http://127.0.0.1:8080", "controller URL")
+		host       = str("host", "SWITCHYARD_HOST", hostname(), "this host's name")
+		token      = str("token", "SWITCHYARD_NODE_TOKEN", "", "node token scoped to this host")
+		ovsdb      = str("ovsdb", "SWITCHYARD_OVSDB", "unix:/var/run/openvswitch/db.sock", "OVSDB endpoint")
+		rundir     = str("ovs-rundir", "SWITCHYARD_OVS_RUNDIR", "/var/run/openvswitch", "OVS run directory holding <bridge>.mgmt")
+		datapath   = str("datapath", "SWITCHYARD_DATAPATH", "netdev", "netdev (userspace) or system (kernel)")
+		tunnel     = str("tunnel", "SWITCHYARD_TUNNEL_TYPE", openapi.TunnelGeneve, "geneve or vxlan")
+		iface      = str("underlay-iface", "SWITCHYARD_UNDERLAY_IFACE", "", "interface tunnels leave by")
+		address    = str("underlay-address", "SWITCHYARD_UNDERLAY_ADDRESS", "", "this host's underlay address with prefix length, e.g. 192.168.200.11/24")
+		sandbox    = str("sandbox-prefix", "SWITCHYARD_SANDBOX_PREFIX", "", "prefix of managed sandbox namespace names")
+		resync     = str("resync", "SWITCHYARD_RESYNC_INTERVAL", "30s", "how often to check the host for drift")
+		heartbeat  = str("heartbeat", "SWITCHYARD_HEARTBEAT_INTERVAL", "5s", "how often to report")
+		metrics    = str("metrics", "SWITCHYARD_AGENT_METRICS", "", "address to serve Prometheus metrics on, e.g. 127.0.0.1:9464 (empty: off)")
+		level      = str("log-level", "SWITCHYARD_LOG_LEVEL", "info", "debug, info, warn or error")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.PrintDefaults()
+		}
+		return s, err
+	}
+	if fs.NArg() > 0 {
+		return s, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if err := s.LogLevel.UnmarshalText([]byte(strings.ToUpper(*level))); err != nil {
+		return s, fmt.Errorf("SWITCHYARD_LOG_LEVEL (-log-level) %q: want debug, info, warn or error", *level)
+	}
+	s.Agent = agent.Config{ControllerURL: *controller, Host: *host, Token: *token, TunnelType: *tunnel, MetricsListen: *metrics}
+	for _, d := range []struct {
+		env, flag, val string
+		to             *time.Duration
+	}{
+		{"SWITCHYARD_RESYNC_INTERVAL", "resync", *resync, &s.Agent.Resync},
+		{"SWITCHYARD_HEARTBEAT_INTERVAL", "heartbeat", *heartbeat, &s.Agent.Heartbeat},
+	} {
+		v, err := time.ParseDuration(d.val)
+		if err != nil || v <= 0 {
+			return s, fmt.Errorf("%s (-%s) %q: want a positive duration such as 30s", d.env, d.flag, d.val)
+		}
+		*d.to = v
+	}
+	if err := underlay(&s.Agent, *iface, *address); err != nil {
+		return s, err
+	}
+	if s.Agent.Token == "" {
+		return s, fmt.Errorf("no node token: set SWITCHYARD_NODE_TOKEN (create one with POST /api/v1/tokens, role node, host %s)", *host)
+	}
+	s.OVS = ovs.Options{DB: *ovsdb, RunDir: *rundir, Datapath: *datapath, SandboxPrefix: *sandbox}
+	return s, nil
 }
 
 func main() {
-	var (
-		controller = flag.String("controller", env("SWITCHYARD_CONTROLLER_URL", "http://127.0.0.1:8080"), "controller URL (SWITCHYARD_CONTROLLER_URL)")
-		host       = flag.String("host", env("SWITCHYARD_HOST", hostname()), "this host's name (SWITCHYARD_HOST)")
-		token      = flag.String("token", env("SWITCHYARD_NODE_TOKEN", ""), "node token scoped to this host (SWITCHYARD_NODE_TOKEN)")
-		ovsdb      = flag.String("ovsdb", env("SWITCHYARD_OVSDB", "unix:/var/run/openvswitch/db.sock"), "OVSDB endpoint (SWITCHYARD_OVSDB)")
-		rundir     = flag.String("ovs-rundir", env("SWITCHYARD_OVS_RUNDIR", "/var/run/openvswitch"), "OVS run directory holding <bridge>.mgmt (SWITCHYARD_OVS_RUNDIR)")
-		datapath   = flag.String("datapath", env("SWITCHYARD_DATAPATH", "netdev"), "netdev (userspace) or system (kernel) (SWITCHYARD_DATAPATH)")
-		tunnel     = flag.String("tunnel", env("SWITCHYARD_TUNNEL_TYPE", openapi.TunnelGeneve), "geneve or vxlan (SWITCHYARD_TUNNEL_TYPE)")
-		iface      = flag.String("underlay-iface", env("SWITCHYARD_UNDERLAY_IFACE", ""), "interface tunnels leave by (SWITCHYARD_UNDERLAY_IFACE)")
-		address    = flag.String("underlay-address", env("SWITCHYARD_UNDERLAY_ADDRESS", ""), "this host's underlay address with prefix length, e.g. 192.168.200.11/24 (SWITCHYARD_UNDERLAY_ADDRESS)")
-		sandbox    = flag.String("sandbox-prefix", env("SWITCHYARD_SANDBOX_PREFIX", ""), "prefix of managed sandbox namespace names (SWITCHYARD_SANDBOX_PREFIX)")
-		resync     = flag.Duration("resync", envDuration("SWITCHYARD_RESYNC_INTERVAL", 30*time.Second), "how often to check the host for drift (SWITCHYARD_RESYNC_INTERVAL)")
-		heartbeat  = flag.Duration("heartbeat", envDuration("SWITCHYARD_HEARTBEAT_INTERVAL", 5*time.Second), "how often to report (SWITCHYARD_HEARTBEAT_INTERVAL)")
-		level      = flag.String("log-level", env("SWITCHYARD_LOG_LEVEL", "info"), "debug, info, warn or error (SWITCHYARD_LOG_LEVEL)")
-	)
-	flag.Parse()
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(strings.ToUpper(*level)))
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("host", *host)
-	slog.SetDefault(log)
-
-	cfg := agent.Config{ControllerURL: *controller, Host: *host, Token: *token, TunnelType: *tunnel,
-		Resync: *resync, Heartbeat: *heartbeat, Log: log}
-	if err := underlay(&cfg, *iface, *address); err != nil {
+	s, err := parseSettings(os.Args[1:], os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
 		fail(err)
 	}
-	if cfg.Token == "" {
-		fail(fmt.Errorf("no node token: set SWITCHYARD_NODE_TOKEN (create one with POST /api/v1/tokens, role node, host %s)", *host))
-	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: s.LogLevel})).With("host", s.Agent.Host)
+	slog.SetDefault(log)
+	s.Agent.Log, s.OVS.Logger = log, log
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	app, err := ovs.New(ctx, ovs.Options{DB: *ovsdb, RunDir: *rundir, Datapath: *datapath, SandboxPrefix: *sandbox, Logger: log})
+	app, err := ovs.New(ctx, s.OVS)
 	if err != nil {
 		fail(fmt.Errorf("open vswitch: %w", err))
 	}
 	defer app.Close()
-	if err := agent.New(cfg, ovsDatapath{app}).Run(ctx); err != nil && ctx.Err() == nil {
+	if err := agent.New(s.Agent, ovsDatapath{app}).Run(ctx); err != nil && ctx.Err() == nil {
 		fail(err)
 	}
 	log.Info("agent stopped; the datapath keeps running as last applied")
@@ -124,8 +171,10 @@ func (d ovsDatapath) Apply(ctx context.Context, p *openapi.Program) (agent.Resul
 	r, err := d.a.Apply(ctx, p)
 	sum := fmt.Sprintf("links:%d ovsdb-ops:%d openflow:%s +%d/-%d dropped:%d took:%s",
 		len(r.LinkChanges), r.OVSDBOps, r.OpenFlow, r.FlowsAdded, r.FlowsRemoved, len(r.Dropped), r.Timing.Total)
-	return agent.Result{Ports: r.Ports, Degraded: r.Degraded(), Summary: sum}, err
+	return agent.Result{Ports: r.Ports, Degraded: r.Degraded(), Summary: sum, Flows: r.Flows}, err
 }
+
+func (d ovsDatapath) Restarts() <-chan string { return d.a.Restarts() }
 
 func (d ovsDatapath) Observe(ctx context.Context) (agent.Observation, error) {
 	o, err := d.a.Observe(ctx)

@@ -1,9 +1,13 @@
 // Package agent is the node agent's loop: register the host, long-poll its
 // program from the controller, apply it (through the ovs applier), report
 // the applied revision and port status, heartbeat, and resync on a timer so
-// anything changed behind its back is repaired. When the controller is gone
-// the datapath keeps running as last applied. It must not compute flows nor
-// touch OVS or links other than through the applier.
+// anything changed behind its back is repaired. A failed apply is retried
+// with jittered exponential backoff (never in a tight loop); a restart of
+// Open vSwitch triggers an immediate restore. Reports go out from their own
+// goroutine (newest status wins), so a slow controller never stalls an
+// apply. When the controller is gone the datapath keeps running as last
+// applied. It serves Prometheus metrics when configured to. It must not
+// compute flows nor touch OVS or links other than through the applier.
 package agent
 
 import (
@@ -16,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/switchyard/switchyard/openapi"
 	"github.com/switchyard/switchyard/openapi/client"
 	"github.com/switchyard/switchyard/openapi/program"
@@ -27,6 +33,9 @@ type Datapath interface {
 	NewGeneration(ctx context.Context) (uint16, error)
 	Apply(ctx context.Context, prog *openapi.Program) (Result, error)
 	Observe(ctx context.Context) (Observation, error)
+	// Restarts delivers a reason each time the switch restarted (or its
+	// database reconnected) and the host must be restored at once.
+	Restarts() <-chan string
 }
 
 // Result is what one apply reports.
@@ -34,6 +43,8 @@ type Result struct {
 	Ports    []openapi.PortStatus
 	Degraded bool
 	Summary  string
+	// Flows is how many flows the switch holds after the apply.
+	Flows int
 }
 
 // Observation is what a resync found.
@@ -60,7 +71,10 @@ type Config struct {
 	PollTimeout    time.Duration // one long-poll, default 30s
 	Heartbeat      time.Duration // default 5s
 	Resync         time.Duration // default 30s
-	Log            *slog.Logger
+	// MetricsListen is the address to serve Prometheus metrics on
+	// (/metrics); empty: no metrics server.
+	MetricsListen string
+	Log           *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -91,32 +105,41 @@ type Agent struct {
 	api *nodeClient
 	log *slog.Logger
 
-	mu   sync.Mutex
-	prog *openapi.Program // the program last applied
-	// tracked is prog with its content sums, so deltas patch in O(delta).
-	tracked *program.Tracked
-	status  openapi.NodeStatus
+	m *metrics
+
+	// Owned by Run's goroutine: want is the newest program received, with
+	// its content sums so that deltas patch in O(delta); pending says it
+	// (or a repair) still has to be applied.
+	want    *program.Tracked
+	pending bool
+
+	mu     sync.Mutex
+	prog   *openapi.Program // the program last applied
+	status openapi.NodeStatus
+	// mailbox holds at most one pending report (see report.go).
+	mailbox chan struct{}
 }
 
 // New returns an agent; Run starts it.
 func New(cfg Config, dp Datapath) *Agent {
 	cfg.defaults()
-	return &Agent{cfg: cfg, dp: dp, api: newClient(cfg.ControllerURL, cfg.Host, cfg.Token), log: cfg.Log}
+	return &Agent{cfg: cfg, dp: dp, api: newClient(cfg.ControllerURL, cfg.Host, cfg.Token), log: cfg.Log,
+		m: newMetrics(), mailbox: make(chan struct{}, 1)}
 }
 
-// backoff grows a retry delay up to a ceiling.
-type backoff struct{ d time.Duration }
-
-func (b *backoff) next() time.Duration {
-	if b.d == 0 {
-		b.d = 200 * time.Millisecond
-	} else {
-		b.d = min(2*b.d, 10*time.Second)
-	}
-	return b.d
+// newBackOff is the agent's retry policy for the controller and the
+// datapath: exponential from 200 ms to 10 s, each delay spread by up to a
+// half either way (so that agents failing together do not retry together),
+// and never giving up.
+func newBackOff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 200 * time.Millisecond
+	b.MaxInterval = 10 * time.Second
+	b.RandomizationFactor = 0.5
+	b.MaxElapsedTime = 0
+	b.Reset()
+	return b
 }
-
-func (b *backoff) reset() { b.d = 0 }
 
 // jitter spreads d by up to a fifth either way.
 func jitter(d time.Duration) time.Duration {
@@ -124,10 +147,12 @@ func jitter(d time.Duration) time.Duration {
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-time.After(d):
+	case <-t.C:
 		return true
 	}
 }
@@ -135,6 +160,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // Run registers, prepares the datapath and follows the controller until ctx
 // ends. It returns only when ctx ends or the datapath cannot be prepared.
 func (a *Agent) Run(ctx context.Context) error {
+	if a.cfg.MetricsListen != "" {
+		addr, err := a.serveMetrics(ctx, a.cfg.MetricsListen)
+		if err != nil {
+			return err
+		}
+		a.log.Info("serving metrics", "address", addr.String())
+	}
 	if err := a.register(ctx); err != nil {
 		return err
 	}
@@ -149,10 +181,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent ready", "host", a.cfg.Host, "generation", gen)
 
+	go a.reportLoop(ctx)
 	updates := make(chan *openapi.ProgramUpdate)
-	want := make(chan [2]any, 1) // (revision, digest) to poll from
+	want := make(chan pollFrom, 1)
 	go a.pollLoop(ctx, want, updates)
-	want <- [2]any{int64(0), ""}
+	want <- pollFrom{}
 
 	heartbeat := time.NewTicker(a.cfg.Heartbeat)
 	defer heartbeat.Stop()
@@ -160,36 +193,108 @@ func (a *Agent) Run(ctx context.Context) error {
 	// hosts at the same moment.
 	resync := time.NewTimer(jitter(a.cfg.Resync))
 	defer resync.Stop()
+	r := newRetrier()
+	defer r.stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case up := <-updates:
-			a.handle(ctx, up)
-			a.mu.Lock()
-			rev, digest := int64(0), ""
-			if a.prog != nil {
-				rev, digest = a.prog.Revision, a.prog.Digest
-			}
-			a.mu.Unlock()
-			want <- [2]any{rev, digest}
+			a.receive(up)
+			want <- a.pollFrom()
+			a.pending = a.want != nil
+			if !r.waiting() {
+				a.attempt(ctx, r)
+			} // else: the retry timer applies the newest program
+		case <-r.due():
+			a.attempt(ctx, r)
+		case why := <-a.dp.Restarts():
+			// The switch lost its flows (or OVSDB its connection): restore
+			// at once rather than at the next resync.
+			a.m.restarts.Inc()
+			a.log.Warn("Open vSwitch restarted; restoring the host now", "why", why)
+			a.ensureUnderlay(ctx)
+			a.pending = a.want != nil
+			r.reset()
+			a.attempt(ctx, r)
 		case <-heartbeat.C:
-			a.report(ctx)
+			a.poke()
 		case <-resync.C:
-			a.resync(ctx)
+			if a.resync(ctx) {
+				a.pending = true
+				if !r.waiting() {
+					a.attempt(ctx, r)
+				}
+			}
 			resync.Reset(jitter(a.cfg.Resync))
 		}
 	}
 }
 
+// pollFrom is the program the agent has: the controller answers with what
+// differs from it.
+type pollFrom struct {
+	revision int64
+	digest   string
+}
+
+func (a *Agent) pollFrom() pollFrom {
+	if a.want == nil {
+		return pollFrom{}
+	}
+	return pollFrom{a.want.P.Revision, a.want.P.Digest}
+}
+
+// retrier spaces out attempts to apply after a failure.
+type retrier struct {
+	b     *backoff.ExponentialBackOff
+	timer *time.Timer
+	armed bool
+}
+
+func newRetrier() *retrier {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &retrier{b: newBackOff(), timer: t}
+}
+
+// waiting reports whether a retry is scheduled.
+func (r *retrier) waiting() bool { return r.armed }
+
+// due fires when a scheduled retry is due (never when none is).
+func (r *retrier) due() <-chan time.Time {
+	if !r.armed {
+		return nil
+	}
+	return r.timer.C
+}
+
+// failed schedules the next retry and returns its delay.
+func (r *retrier) failed() time.Duration {
+	d := r.b.NextBackOff()
+	r.timer.Reset(d)
+	r.armed = true
+	return d
+}
+
+// reset forgets past failures and cancels a scheduled retry.
+func (r *retrier) reset() {
+	r.b.Reset()
+	r.timer.Stop()
+	r.armed = false
+}
+
+func (r *retrier) stop() { r.timer.Stop() }
+
 // register announces the host until the controller accepts it. Nothing
 // touches the datapath before it succeeds.
 func (a *Agent) register(ctx context.Context) error {
-	var b backoff
+	b := newBackOff()
 	reg := openapi.NodeRegistration{Address: a.cfg.Address.String(), TunnelType: a.cfg.TunnelType}
 	var lastErr string
 	for {
 		h, err := a.api.register(ctx, reg)
+		a.m.connected(err == nil)
 		if err == nil {
 			a.log.Info("registered", "host", h.Name, "address", h.Address, "tunnel", h.TunnelType)
 			return nil
@@ -197,7 +302,7 @@ func (a *Agent) register(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d := b.next()
+		d := b.NextBackOff()
 		if err.Error() != lastErr {
 			a.log.Error("cannot register with the controller; retrying", "err", err, "in", d)
 			lastErr = err.Error()
@@ -208,26 +313,27 @@ func (a *Agent) register(ctx context.Context) error {
 	}
 }
 
-// pollLoop long-polls for each (revision, digest) it is given and hands the
-// first update back. Errors are logged once per kind and retried with
-// backoff; the datapath is left as it is meanwhile.
-func (a *Agent) pollLoop(ctx context.Context, want <-chan [2]any, out chan<- *openapi.ProgramUpdate) {
-	var b backoff
+// pollLoop long-polls from each program it is given and hands the first
+// update back. Errors are logged once per kind and retried with backoff;
+// the datapath is left as it is meanwhile.
+func (a *Agent) pollLoop(ctx context.Context, want <-chan pollFrom, out chan<- *openapi.ProgramUpdate) {
+	b := newBackOff()
 	var lastErr string
 	for {
-		var w [2]any
+		var w pollFrom
 		select {
 		case <-ctx.Done():
 			return
 		case w = <-want:
 		}
 		for {
-			up, err := a.api.poll(ctx, w[0].(int64), w[1].(string), a.cfg.PollTimeout)
+			up, err := a.api.poll(ctx, w.revision, w.digest, a.cfg.PollTimeout)
 			if ctx.Err() != nil {
 				return
 			}
+			a.m.connected(err == nil)
 			if err != nil {
-				d := b.next()
+				d := b.NextBackOff()
 				if err.Error() != lastErr {
 					a.log.Error("cannot fetch the program; the datapath stays as it is", "err", err, "retry_in", d)
 					lastErr = err.Error()
@@ -244,7 +350,7 @@ func (a *Agent) pollLoop(ctx context.Context, want <-chan [2]any, out chan<- *op
 				a.log.Info("controller reachable again")
 				lastErr = ""
 			}
-			b.reset()
+			b.Reset()
 			if up == nil {
 				continue // nothing changed: poll again
 			}
@@ -258,63 +364,68 @@ func (a *Agent) pollLoop(ctx context.Context, want <-chan [2]any, out chan<- *op
 	}
 }
 
-// handle turns an update into a program and applies it.
-func (a *Agent) handle(ctx context.Context, up *openapi.ProgramUpdate) {
-	a.mu.Lock()
-	cur := a.tracked
-	a.mu.Unlock()
-	var next *program.Tracked
+// receive turns an update into the program to apply (a.want). A delta
+// that does not apply drops it, so that the next poll asks for a whole one.
+func (a *Agent) receive(up *openapi.ProgramUpdate) {
 	switch {
 	case up.Full && up.Program != nil:
-		next = program.Track(up.Program)
-	case up.Delta != nil && cur != nil:
-		tr, err := cur.Patch(up.Delta)
+		a.want = program.Track(up.Program)
+	case up.Delta != nil && a.want != nil:
+		tr, err := a.want.Patch(up.Delta)
 		if err != nil {
 			a.log.Warn("delta does not apply; asking for the whole program", "err", err)
-			a.forget()
+			a.want = nil
 			return
 		}
 		tr.P.Revision = up.Revision
-		next = tr
+		a.want = tr
 	default:
-		a.forget()
+		a.want = nil
+	}
+}
+
+// attempt applies the newest program if it is not applied yet; after a
+// failure it schedules the next attempt with backoff, after a success it
+// forgets past failures.
+func (a *Agent) attempt(ctx context.Context, r *retrier) {
+	if !a.pending || a.want == nil {
+		r.reset()
 		return
 	}
-	if a.apply(ctx, next.P) {
-		a.mu.Lock()
-		a.tracked = next
-		a.mu.Unlock()
+	if !a.apply(ctx, a.want.P) {
+		d := r.failed()
+		a.log.Info("next apply attempt", "in", d.Round(time.Millisecond))
+		return
 	}
+	a.pending = false
+	r.reset()
 }
 
-// forget drops the current program, so the next poll asks for a whole one.
-func (a *Agent) forget() {
-	a.mu.Lock()
-	a.prog, a.tracked = nil, nil
-	a.mu.Unlock()
-}
-
-// apply applies prog and reports the outcome; it says whether it applied.
+// apply applies prog and records the outcome for the reporter; it says
+// whether it applied.
 func (a *Agent) apply(ctx context.Context, prog *openapi.Program) bool {
 	start := time.Now()
 	res, err := a.dp.Apply(ctx, prog)
+	took := time.Since(start)
+	a.m.applyTime.Observe(took.Seconds())
 	st := openapi.NodeStatus{AppliedRevision: prog.Revision, Digest: prog.Digest, Ports: withIDs(prog, res.Ports)}
 	if err != nil {
+		a.m.applyErrs.Inc()
 		a.log.Error("apply failed; will retry", "revision", prog.Revision, "err", err)
 		st.Error = err.Error()
 		a.mu.Lock()
 		st.AppliedRevision = a.status.AppliedRevision
-		a.status = st
 		a.mu.Unlock()
-		a.report(ctx)
+		a.setFailed(st)
 		return false
 	}
 	warmNeighbors(a.cfg.UnderlayBridge, a.cfg.Address, prog)
-	a.log.Info("applied", "revision", prog.Revision, "digest", prog.Digest, "took", time.Since(start), "summary", res.Summary)
+	a.log.Info("applied", "revision", prog.Revision, "digest", prog.Digest, "took", took, "summary", res.Summary)
+	a.m.flows.Set(float64(res.Flows))
 	a.mu.Lock()
-	a.prog, a.status = prog, st
+	a.prog = prog
 	a.mu.Unlock()
-	a.report(ctx)
+	a.setStatus(st)
 	return true
 }
 
@@ -332,47 +443,42 @@ func withIDs(prog *openapi.Program, ports []openapi.PortStatus) []openapi.PortSt
 	return out
 }
 
-// report posts the last status; it is also the heartbeat.
-func (a *Agent) report(ctx context.Context) {
-	a.mu.Lock()
-	st := a.status
-	a.mu.Unlock()
-	if st.Ports == nil {
-		st.Ports = []openapi.PortStatus{}
+// ensureUnderlay rebuilds the underlay bridge's flow, which lives in
+// ovs-vswitchd only: an OVS restart wipes it (and with it every tunnel).
+func (a *Agent) ensureUnderlay(ctx context.Context) {
+	if a.cfg.UnderlayIface == "" {
+		return
 	}
-	if err := a.api.report(ctx, st); err != nil && ctx.Err() == nil {
-		a.log.Debug("report failed", "err", err)
+	if err := a.dp.EnsureUnderlay(ctx, a.cfg.UnderlayIface, a.cfg.UnderlayPrefix); err != nil {
+		a.log.Warn("underlay", "err", err)
 	}
 }
 
-// resync compares the host with the last applied program and re-applies it
-// when anything drifted.
-func (a *Agent) resync(ctx context.Context) {
+// resync compares the host with the last applied program; it reports
+// whether anything drifted (the caller then re-applies).
+func (a *Agent) resync(ctx context.Context) bool {
 	a.mu.Lock()
 	prog := a.prog
 	a.mu.Unlock()
 	if prog == nil {
-		return
+		return false
 	}
-	// The underlay bridge's flow lives in ovs-vswitchd only: an OVS restart
-	// wipes it (and with it every tunnel), so check it here too.
-	if a.cfg.UnderlayIface != "" {
-		if err := a.dp.EnsureUnderlay(ctx, a.cfg.UnderlayIface, a.cfg.UnderlayPrefix); err != nil {
-			a.log.Warn("resync: underlay", "err", err)
-		}
-	}
+	a.ensureUnderlay(ctx)
 	warmNeighbors(a.cfg.UnderlayBridge, a.cfg.Address, prog)
 	obs, err := a.dp.Observe(ctx)
 	if err != nil {
 		a.log.Warn("resync: observe failed", "err", err)
-		return
+		return false
 	}
 	if len(obs.Drift) == 0 {
 		a.mu.Lock()
 		a.status.Ports = withIDs(prog, obs.Ports)
+		ports := a.status.Ports
 		a.mu.Unlock()
-		return
+		a.m.setPorts(ports)
+		return false
 	}
+	a.m.repairs.Inc()
 	a.log.Warn("resync: the host drifted from its program; repairing", "drift", obs.Drift)
-	a.apply(ctx, prog)
+	return true
 }

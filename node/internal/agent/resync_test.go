@@ -8,26 +8,10 @@ import (
 	"github.com/switchyard/switchyard/openapi"
 )
 
-// fakeDatapath counts calls and reports no drift.
-type fakeDatapath struct{ underlay, observe int }
-
-func (f *fakeDatapath) EnsureUnderlay(context.Context, string, netip.Prefix) error {
-	f.underlay++
-	return nil
-}
-func (f *fakeDatapath) NewGeneration(context.Context) (uint16, error) { return 1, nil }
-func (f *fakeDatapath) Apply(context.Context, *openapi.Program) (Result, error) {
-	return Result{}, nil
-}
-func (f *fakeDatapath) Observe(context.Context) (Observation, error) {
-	f.observe++
-	return Observation{}, nil
-}
-
 // A resync checks the underlay bridge too: an OVS restart wipes its flow.
 func TestResyncEnsuresUnderlay(t *testing.T) {
 	for _, iface := range []string{"", "ul0"} {
-		dp := &fakeDatapath{}
+		dp := newFakeDatapath()
 		a := New(Config{ControllerURL: "http://127.0.0.1:1", Host: "h1", UnderlayIface: iface,
 			UnderlayPrefix: netip.MustParsePrefix("192.168.200.11/24")}, dp)
 		a.resync(context.Background()) // nothing applied yet: nothing to check

@@ -10,8 +10,10 @@ import (
 
 // rootRow is the Open_vSwitch table's single row.
 type rootRow struct {
-	UUID    string   `ovsdb:"_uuid"`
-	Bridges []string `ovsdb:"bridges"`
+	UUID        string            `ovsdb:"_uuid"`
+	Bridges     []string          `ovsdb:"bridges"`
+	OtherConfig map[string]string `ovsdb:"other_config"`
+	ExternalIDs map[string]string `ovsdb:"external_ids"`
 }
 
 type bridgeRow struct {
@@ -58,7 +60,7 @@ func dbModel() (model.ClientDBModel, error) {
 func monitorOpts() []client.MonitorOption {
 	r, b, p, i := &rootRow{}, &bridgeRow{}, &portRow{}, &ifaceRow{}
 	return []client.MonitorOption{
-		client.WithTable(r, &r.Bridges),
+		client.WithTable(r, &r.Bridges, &r.OtherConfig, &r.ExternalIDs),
 		client.WithTable(b, &b.Name, &b.Ports, &b.DatapathType, &b.FailMode, &b.Protocols, &b.OtherConfig, &b.ExternalIDs),
 		client.WithTable(p, &p.Name, &p.Interfaces, &p.ExternalIDs),
 		client.WithTable(i, &i.Name, &i.Type, &i.Options, &i.ExternalIDs, &i.OFPort, &i.OFPortReq, &i.Error, &i.LinkState),

@@ -13,10 +13,12 @@ import (
 	"sync/atomic"
 )
 
-// ofctl runs ovs-ofctl. It is the only place this package starts a process:
-// go-openvswitch's OpenFlowService has no replace-flows, bundle or group
-// commands, and its flow parser rejects many actions the compiler emits, so
-// flows stay text end to end and ovs-ofctl parses them.
+// ofctl runs ovs-ofctl. It is the only place this package starts a process.
+// go-openvswitch's OpenFlowService is no substitute: it has AddFlowBundle
+// (a bundle of flow adds), but no replace-flows (a bundle that replaces the
+// whole table, which a new generation needs), no group commands, and its
+// flow parser rejects many actions the compiler emits; so flows stay text
+// end to end and ovs-ofctl parses them.
 type ofctl struct {
 	bin    string
 	rundir string

@@ -6,6 +6,9 @@
 // generation in the cookie, installed atomically in ovs-ofctl bundles).
 // Observe reports port status and drift for the agent's periodic resync;
 // EnsureUnderlay builds the tunnel endpoint bridge (br-phy) on netdev hosts.
+// Restarts reports restarts of ovs-vswitchd (seen on an idle OpenFlow
+// connection to br-int) and OVSDB reconnects, around which the applier sets
+// and clears other_config:flow-restore-wait (watch.go).
 //
 // It must not fetch or interpret programs (the agent loop does), must not
 // touch ports, bridges, links or namespaces it did not create (ownership is
@@ -24,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/node/internal/link"
@@ -96,6 +100,17 @@ type Applier struct {
 	// Observe finds drift or the agent restarts (see checkLinks).
 	linksOK   map[string]openapi.ContainerPort
 	linksFull bool
+	// frw is set while OVSDB holds a flow-restore-wait this applier set
+	// (see watch.go); the next successful flow sync clears it.
+	frw bool
+	// dbLost is set when the OVSDB connection came back; the next Apply
+	// then checks everything.
+	dbLost atomic.Bool
+	// ofUp is set while the watcher is connected to br-int.
+	ofUp      atomic.Bool
+	restarts  chan string
+	kick      chan struct{}
+	stopWatch context.CancelFunc
 }
 
 // installed is what the applier last put in br-int's tables. valid means
@@ -117,6 +132,17 @@ type applied struct {
 	failed  map[string]string
 	// resolved caches resolve's output for the program's digest.
 	resolved *resolvedTables
+}
+
+// ovsFailed reports whether a port given to OVS failed there (no ofport,
+// or an error on its interface): only a full pass retries it.
+func (p *applied) ovsFailed() bool {
+	for _, ps := range p.specs {
+		if _, bad := p.failed[ps.Name]; bad {
+			return true
+		}
+	}
+	return false
 }
 
 type resolvedTables struct {
@@ -146,24 +172,32 @@ func New(ctx context.Context, opts Options) (*Applier, error) {
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	d, err := connectDB(ctx, opts.DB, opts.Logger)
+	a := &Applier{opts: opts, links: links, of: &ofctl{bin: opts.OFCtl, rundir: opts.RunDir, tmp: tmp},
+		restarts: make(chan string, 1), kick: make(chan struct{}, 1)}
+	d, err := connectDB(ctx, opts.DB, opts.Logger, a.dbReconnected)
 	if err != nil {
 		links.Close()
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	a := &Applier{opts: opts, db: d, links: links, of: &ofctl{bin: opts.OFCtl, rundir: opts.RunDir, tmp: tmp}}
+	a.db = d
 	if s, err := d.snapshot(ctx); err == nil {
 		if b := s.bridges[opts.Bridge]; b != nil {
 			a.gen = parseGen(b.ExternalIDs[KeyGeneration])
 		}
+		// Set by an earlier run that did not get to clear it.
+		a.frw = s.root.ExternalIDs[KeyFlowRestoreWait] != ""
 	}
+	wctx, cancel := context.WithCancel(context.Background())
+	a.stopWatch = cancel
+	go a.watchSwitch(wctx)
 	return a, nil
 }
 
 // Close disconnects from OVSDB and releases sockets and temporary files. It
 // leaves the datapath as it is.
 func (a *Applier) Close() error {
+	a.stopWatch()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.db.c.Close()
@@ -241,11 +275,16 @@ type ApplyResult struct {
 	// OVSDBOps is the number of operations in the apply's one OVSDB
 	// transaction (0: nothing to change, no transaction).
 	OVSDBOps int
+	// OVSDBRead is set when the apply planned the ports against OVSDB;
+	// unset, it took the fast path (the same ports as the last apply).
+	OVSDBRead bool
 	// OpenFlow is "unchanged" (no ovs-ofctl run), "delta" (one bundle with
 	// the differences) or "full" (replace-flows).
 	OpenFlow string
 	// FlowsAdded and FlowsRemoved count the flow mods of a delta.
 	FlowsAdded, FlowsRemoved int
+	// Flows is how many flows br-int holds after a successful apply.
+	Flows int
 	// OFCtlRuns is the number of ovs-ofctl processes this apply started.
 	OFCtlRuns int
 	// Warnings are problems that did not stop the apply (a failed prune).
@@ -283,6 +322,19 @@ func (r *ApplyResult) Summary() string {
 func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	res, err := a.apply(ctx, prog)
+	// After a restart (see watch.go), let the switch forward once its
+	// flows are in, or once an apply against the running switch failed:
+	// as ovs-ctl does, a partial table beats a switch that never forwards.
+	if a.frw && (err == nil || a.ofUp.Load()) {
+		if ferr := a.clearFlowRestoreWait(ctx); ferr != nil {
+			res.Warnings = append(res.Warnings, "clear flow-restore-wait: "+ferr.Error())
+		}
+	}
+	return res, err
+}
+
+func (a *Applier) apply(ctx context.Context, prog *openapi.Program) (ApplyResult, error) {
 	start := time.Now()
 	res := ApplyResult{}
 	if prog == nil {
@@ -293,6 +345,9 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 		return res, fmt.Errorf("program is for bridge %s, this agent manages %s", prog.Bridge.Name, a.opts.Bridge)
 	}
 	failed := a.validatePorts(prog)
+	if a.dbLost.Swap(false) {
+		a.linksFull = true
+	}
 
 	// 1. Links (removals come last, below).
 	t := time.Now()
@@ -351,16 +406,20 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	}
 	var states map[string]portState
 	var ofports map[string]int
-	if !full && len(fresh) == 0 && a.last != nil && len(a.last.failed) == 0 && reflect.DeepEqual(specs, a.last.specs) {
-		// Same ports as the last clean apply, and no drift seen since
-		// (Observe would have asked for a full pass): OVSDB has nothing to
-		// do and the ofports are the ones the flows already use.
+	if !full && len(fresh) == 0 && a.last != nil && !a.last.ovsFailed() && reflect.DeepEqual(specs, a.last.specs) {
+		// Same ports as the last apply, every one of them attached by OVS,
+		// and no drift seen since (Observe would have asked for a full
+		// pass): OVSDB has nothing to do and the ofports are the ones the
+		// flows already use. Ports that failed before OVSDB (invalid, or
+		// their link could not be made) are not in specs: they do not
+		// stop the fast path, and they are retried above on every apply.
 		states, ofports = map[string]portState{}, map[string]int{}
 		for n, p := range a.last.ofports {
 			states[n], ofports[n] = portState{OFPort: p, Up: true}, p
 		}
 	} else {
 		var err error
+		res.OVSDBRead = true
 		if states, ofports, err = a.syncPorts(ctx, &res, specs, fresh, failed); err != nil {
 			return res, err
 		}
@@ -391,6 +450,10 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	}
 	if err == nil {
 		a.linksFull = false
+		res.Flows = len(a.inst.flows.lines)
+		if !a.ofUp.Load() {
+			a.kickWatch() // br-int may have just been made
+		}
 	}
 	res.Ports = a.statuses(prog, states, failed)
 	for i := range specs {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -35,7 +36,9 @@ type db struct {
 	changed chan struct{}
 }
 
-func connectDB(ctx context.Context, endpoint string, log *slog.Logger) (*db, error) {
+// connectDB connects and monitors; reconnected is called (on libovsdb's
+// goroutine) each time the connection is re-established after a loss.
+func connectDB(ctx context.Context, endpoint string, log *slog.Logger, reconnected func()) (*db, error) {
 	m, err := dbModel()
 	if err != nil {
 		return nil, err
@@ -44,8 +47,12 @@ func connectDB(ctx context.Context, endpoint string, log *slog.Logger) (*db, err
 	if log != nil {
 		l = logr.FromSlogHandler(log.Handler())
 	}
+	// Reconnect forever: libovsdb panics when its backoff gives up (the
+	// default gives up after 15 minutes).
+	b := backoff.NewExponentialBackOff()
+	b.MaxInterval, b.MaxElapsedTime = 5*time.Second, 0
 	c, err := client.NewOVSDBClient(m, client.WithEndpoint(endpoint), client.WithLogger(&l),
-		client.WithReconnect(5*time.Second, backoff.NewExponentialBackOff()))
+		client.WithReconnect(5*time.Second, b))
 	if err != nil {
 		return nil, err
 	}
@@ -59,8 +66,16 @@ func connectDB(ctx context.Context, endpoint string, log *slog.Logger) (*db, err
 		default:
 		}
 	}
+	// The Open_vSwitch row is added to the cache once per connection: the
+	// first time is the initial monitor, any later one a reconnect.
+	var roots atomic.Int64
 	c.Cache().AddEventHandler(&cache.EventHandlerFuncs{
-		AddFunc:    func(string, model.Model) { poke() },
+		AddFunc: func(table string, _ model.Model) {
+			poke()
+			if table == "Open_vSwitch" && roots.Add(1) > 1 && reconnected != nil {
+				reconnected()
+			}
+		},
 		UpdateFunc: func(string, model.Model, model.Model) { poke() },
 		DeleteFunc: func(string, model.Model) { poke() },
 	})

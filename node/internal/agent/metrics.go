@@ -1,0 +1,115 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// metrics are the agent's Prometheus metrics, in a registry of their own
+// (several agents can live in one test process).
+type metrics struct {
+	reg        *prometheus.Registry
+	applyTime  prometheus.Histogram
+	applyErrs  prometheus.Counter
+	flows      prometheus.Gauge
+	ports      *prometheus.GaugeVec
+	repairs    prometheus.Counter
+	restarts   prometheus.Counter
+	controller prometheus.Gauge
+	reports    *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		applyTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "switchyard_agent_apply_duration_seconds", Help: "Time an apply of the host's program took (failed ones too).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		applyErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_agent_apply_errors_total", Help: "Applies that failed as a whole (they are retried with backoff).",
+		}),
+		flows: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_agent_flows", Help: "OpenFlow flows installed by the last successful apply.",
+		}),
+		ports: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchyard_agent_ports", Help: "Ports of the host's program by state (up, down, error), as last applied or observed.",
+		}, []string{"state"}),
+		repairs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_agent_resync_repairs_total", Help: "Resyncs that found the host drifted from its program and re-applied it.",
+		}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_agent_ovs_restarts_total", Help: "Restarts of ovs-vswitchd or reconnects to OVSDB the agent reacted to.",
+		}),
+		controller: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_agent_controller_connected", Help: "1 when the last call to the controller succeeded, else 0.",
+		}),
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_agent_reports_total", Help: "Status reports posted to the controller, by outcome (ok, error).",
+		}, []string{"outcome"}),
+	}
+	m.reg.MustRegister(m.applyTime, m.applyErrs, m.flows, m.ports, m.repairs, m.restarts, m.controller, m.reports,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, s := range []string{"up", "down", "error"} {
+		m.ports.WithLabelValues(s)
+	}
+	return m
+}
+
+// setPorts counts ports by state.
+func (m *metrics) setPorts(ports []openapi.PortStatus) {
+	n := map[string]float64{"up": 0, "down": 0, "error": 0}
+	for _, p := range ports {
+		switch {
+		case p.Error != "":
+			n["error"]++
+		case p.Up:
+			n["up"]++
+		default:
+			n["down"]++
+		}
+	}
+	for s, v := range n {
+		m.ports.WithLabelValues(s).Set(v)
+	}
+}
+
+func (m *metrics) connected(ok bool) {
+	if ok {
+		m.controller.Set(1)
+	} else {
+		m.controller.Set(0)
+	}
+}
+
+// serveMetrics listens on addr and serves /metrics until ctx ends. It
+// returns the address it listens on.
+func (a *Agent) serveMetrics(ctx context.Context, addr string) (net.Addr, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener (SWITCHYARD_AGENT_METRICS=%s): %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.m.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return l.Addr(), nil
+}

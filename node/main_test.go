@@ -1,0 +1,65 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+var minimal = map[string]string{"SWITCHYARD_NODE_TOKEN": "t", "SWITCHYARD_UNDERLAY_ADDRESS": "192.168.200.11/24", "SWITCHYARD_HOST": "h1"}
+
+func with(extra map[string]string) map[string]string {
+	m := map[string]string{}
+	for k, v := range minimal {
+		m[k] = v
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+// A setting that does not parse stops the agent with a message naming the
+// variable; it is never silently replaced by its default.
+func TestSettingsRefuseBadValues(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		name string
+	}{
+		{with(map[string]string{"SWITCHYARD_RESYNC_INTERVAL": "soon"}), nil, "SWITCHYARD_RESYNC_INTERVAL"},
+		{with(map[string]string{"SWITCHYARD_RESYNC_INTERVAL": "-5s"}), nil, "SWITCHYARD_RESYNC_INTERVAL"},
+		{with(map[string]string{"SWITCHYARD_HEARTBEAT_INTERVAL": "5"}), nil, "SWITCHYARD_HEARTBEAT_INTERVAL"},
+		{with(nil), []string{"-heartbeat", "often"}, "SWITCHYARD_HEARTBEAT_INTERVAL"},
+		{with(map[string]string{"SWITCHYARD_LOG_LEVEL": "loud"}), nil, "SWITCHYARD_LOG_LEVEL"},
+		{with(map[string]string{"SWITCHYARD_UNDERLAY_ADDRESS": "here"}), nil, "SWITCHYARD_UNDERLAY_ADDRESS"},
+		{with(map[string]string{"SWITCHYARD_NODE_TOKEN": ""}), nil, "SWITCHYARD_NODE_TOKEN"},
+	} {
+		_, err := parseSettings(c.args, envOf(c.env))
+		if err == nil || !strings.Contains(err.Error(), c.name) {
+			t.Errorf("%v %v: error %v, want one naming %s", c.env, c.args, err, c.name)
+		}
+	}
+}
+
+func TestSettingsParse(t *testing.T) {
+	s, err := parseSettings([]string{"-resync", "2s"}, envOf(with(map[string]string{
+		"SWITCHYARD_RESYNC_INTERVAL": "1m", "SWITCHYARD_HEARTBEAT_INTERVAL": "1500ms",
+		"SWITCHYARD_LOG_LEVEL": "debug", "SWITCHYARD_AGENT_METRICS": "127.0.0.1:9464",
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Agent.Resync != 2*time.Second || s.Agent.Heartbeat != 1500*time.Millisecond || s.LogLevel.String() != "DEBUG" ||
+		s.Agent.MetricsListen != "127.0.0.1:9464" || s.Agent.Address.String() != "192.168.200.11" || s.Agent.Host != "h1" {
+		t.Fatalf("settings %+v", s)
+	}
+	s, err = parseSettings(nil, envOf(minimal))
+	if err != nil || s.Agent.Resync != 30*time.Second || s.Agent.Heartbeat != 5*time.Second || s.LogLevel.String() != "INFO" || s.Agent.MetricsListen != "" {
+		t.Fatalf("defaults: %+v, %v", s, err)
+	}
+}

@@ -51,6 +51,7 @@ func main() {
 		iface      = flag.String("underlay-iface", env("SWITCHYARD_UNDERLAY_IFACE", ""), "interface tunnels leave by (SWITCHYARD_UNDERLAY_IFACE)")
 		address    = flag.String("underlay-address", env("SWITCHYARD_UNDERLAY_ADDRESS", ""), "this host's underlay address with prefix length, e.g. 192.168.200.11/24 (SWITCHYARD_UNDERLAY_ADDRESS)")
 		sandbox    = flag.String("sandbox-prefix", env("SWITCHYARD_SANDBOX_PREFIX", ""), "prefix of managed sandbox namespace names (SWITCHYARD_SANDBOX_PREFIX)")
+		netnsDir   = flag.String("netns-dir", env("SWITCHYARD_NETNS_DIR", "/run/netns"), "directory a container's netns path must resolve beneath; managed sandboxes live there too (SWITCHYARD_NETNS_DIR)")
 		resync     = flag.Duration("resync", envDuration("SWITCHYARD_RESYNC_INTERVAL", 30*time.Second), "how often to check the host for drift (SWITCHYARD_RESYNC_INTERVAL)")
 		heartbeat  = flag.Duration("heartbeat", envDuration("SWITCHYARD_HEARTBEAT_INTERVAL", 5*time.Second), "how often to report (SWITCHYARD_HEARTBEAT_INTERVAL)")
 		level      = flag.String("log-level", env("SWITCHYARD_LOG_LEVEL", "info"), "debug, info, warn or error (SWITCHYARD_LOG_LEVEL)")
@@ -71,7 +72,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	app, err := ovs.New(ctx, ovs.Options{DB: *ovsdb, RunDir: *rundir, Datapath: *datapath, SandboxPrefix: *sandbox, Logger: log})
+	app, err := ovs.New(ctx, ovs.Options{DB: *ovsdb, RunDir: *rundir, Datapath: *datapath, SandboxPrefix: *sandbox, NetnsDir: *netnsDir, Logger: log})
 	if err != nil {
 		fail(fmt.Errorf("open vswitch: %w", err))
 	}

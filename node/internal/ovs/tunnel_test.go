@@ -33,6 +33,15 @@ func testTwoHosts(t *testing.T, tunnel string) {
 			strings.Contains(addrs, h.UnderlayIface+"    inet ") {
 			t.Fatalf("%s: underlay address not moved to br-phy:\n%s", h.Name, addrs)
 		}
+		// The underlay interface answers no ARP for the moved address; its
+		// original settings (the lab's: 0, 0) are recorded on its Port.
+		sys := "net.ipv4.conf." + h.UnderlayIface + "."
+		if got := strings.Fields(h.MustRun(t, "sysctl", "-n", sys+"arp_ignore", sys+"arp_announce")); strings.Join(got, " ") != "1 2" {
+			t.Fatalf("%s: %s arp_ignore, arp_announce = %v, want 1 2", h.Name, h.UnderlayIface, got)
+		}
+		if ids := h.VSCtl(t, "get", "Port", h.UnderlayIface, "external_ids"); !strings.Contains(ids, KeyARPIgnore+`="0"`) || !strings.Contains(ids, KeyARPAnnounce+`="0"`) {
+			t.Fatalf("%s: original ARP settings not recorded: %s", h.Name, ids)
+		}
 		if f := h.OFCtl(t, "--no-stats", "dump-flows", "br-phy"); strings.Count(f, "actions=NORMAL") != 1 {
 			t.Fatalf("%s: br-phy flows:\n%s", h.Name, f)
 		}

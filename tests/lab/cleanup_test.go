@@ -223,8 +223,17 @@ func TestProc(t *testing.T) {
 	needLab(t)
 	l := New(t, Options{Hosts: 1})
 	p := l.Start(t, ProcSpec{Name: "sleeper", Netns: l.Hosts[0].Netns, Path: "sleep", Args: []string{"60"}})
-	if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.Pid())); strings.TrimSpace(string(b)) != "sleep" {
-		t.Errorf("pid %d is %q, want sleep", p.Pid(), b)
+	// Start returns once nsenter is forked; it becomes sleep (same pid)
+	// when it has entered the namespace and exec'd.
+	comm := func() string {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.Pid()))
+		return strings.TrimSpace(string(b))
+	}
+	for deadline := time.Now().Add(10 * time.Second); comm() == "nsenter" && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c := comm(); c != "sleep" {
+		t.Errorf("pid %d is %q, want sleep", p.Pid(), c)
 	}
 	if pids, _ := netnsPids(l.Hosts[0].Netns); !slices.Contains(pids, p.Pid()) {
 		t.Errorf("pid %d not in %s: %v", p.Pid(), l.Hosts[0].Netns, pids)

@@ -62,6 +62,7 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 		iface      = str("underlay-iface", "SWITCHYARD_UNDERLAY_IFACE", "", "interface tunnels leave by")
 		address    = str("underlay-address", "SWITCHYARD_UNDERLAY_ADDRESS", "", "this host's underlay address with prefix length, e.g. 192.168.200.11/24")
 		sandbox    = str("sandbox-prefix", "SWITCHYARD_SANDBOX_PREFIX", "", "prefix of managed sandbox namespace names")
+		netnsDir   = str("netns-dir", "SWITCHYARD_NETNS_DIR", "/run/netns", "directory a container's netns path must resolve beneath; managed sandboxes live there too")
 		resync     = str("resync", "SWITCHYARD_RESYNC_INTERVAL", "30s", "how often to check the host for drift")
 		heartbeat  = str("heartbeat", "SWITCHYARD_HEARTBEAT_INTERVAL", "5s", "how often to report")
 		metrics    = str("metrics", "SWITCHYARD_AGENT_METRICS", "", "address to serve Prometheus metrics on, e.g. 127.0.0.1:9464 (empty: off)")
@@ -100,7 +101,7 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if s.Agent.Token == "" {
 		return s, fmt.Errorf("no node token: set SWITCHYARD_NODE_TOKEN (create one with POST /api/v1/tokens, role node, host %s)", *host)
 	}
-	s.OVS = ovs.Options{DB: *ovsdb, RunDir: *rundir, Datapath: *datapath, SandboxPrefix: *sandbox}
+	s.OVS = ovs.Options{DB: *ovsdb, RunDir: *rundir, Datapath: *datapath, SandboxPrefix: *sandbox, NetnsDir: *netnsDir}
 	return s, nil
 }
 

@@ -1,10 +1,8 @@
 package bench
 
 import (
-	"encoding/json"
 	"fmt"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -159,12 +157,11 @@ func pingRTTs(p path, count int, delay time.Duration) []float64 {
 // it; it returns the throughput in Mbit/s, the RTTs and the lost probes.
 func loadedRun(b *testing.B, l *lab.Lab, p path) (float64, []float64, int) {
 	b.Helper()
-	srv := l.Start(b, lab.ProcSpec{Name: "iperf3-server", Netns: p.server.netns, Path: "iperf3",
-		Args: []string{"-s", "-1", "-B", p.server.ip}})
+	srv := l.StartIPerf3(b, "iperf3-server", p.server.netns, p.server.ip)
 	defer srv.Stop()
 	pings := make(chan []float64, 1)
 	type result struct {
-		out string
+		res lab.IPerf3Result
 		err error
 	}
 	done := make(chan result, 1)
@@ -172,32 +169,16 @@ func loadedRun(b *testing.B, l *lab.Lab, p path) (float64, []float64, int) {
 		ctx, cancel := runCtx(time.Duration(iperfSeconds+20) * time.Second)
 		defer cancel()
 		var r result
-		for try := 0; try < 50; try++ {
-			r.out, r.err = lab.RunIn(ctx, p.client.netns, "iperf3", "-c", p.server.ip, "-t", fmt.Sprint(iperfSeconds), "-J")
-			if r.err == nil || !strings.Contains(r.out, "Connection refused") {
-				break
-			}
-			time.Sleep(50 * time.Millisecond) // the server is still starting
-		}
+		r.res, r.err = lab.IPerf3(ctx, p.client.netns, p.server.ip, iperfSeconds)
 		done <- r
 	}()
 	go func() { pings <- pingRTTs(p, pingLoaded, pingLoadDelay) }()
 	r := <-done
 	rtts := <-pings
 	if r.err != nil {
-		b.Fatalf("iperf3 %s -> %s: %v\nserver: %s", p.client.netns, p.server.ip, r.err, srv.Log())
+		b.Fatalf("iperf3 %s -> %s: %v\n%s\nserver: %s", p.client.netns, p.server.ip, r.err, r.res.Output, srv.Log())
 	}
-	var res struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal([]byte(r.out), &res); err != nil {
-		b.Fatalf("iperf3 output: %v\n%s", err, r.out)
-	}
-	return res.End.SumReceived.BitsPerSecond / 1e6, rtts, pingLoaded - len(rtts)
+	return r.res.Mbps(), rtts, pingLoaded - len(rtts)
 }
 
 // bareOVS builds the reference datapath on a two-host lab: on each host

@@ -182,6 +182,32 @@ func IP(t testing.TB, netns string, args ...string) string {
 	return out
 }
 
+// NetnsState is what the agent must leave alone in a namespace it may not
+// use: each link's index, name, kind, MAC and alias, the IPv4 addresses,
+// and the IPv4 routes of every table. Link state and IPv6 link-local
+// addresses are left out (the kernel changes them on its own).
+func NetnsState(t testing.TB, netns string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, line := range strings.Split(IP(t, netns, "-d", "-o", "link"), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		b.WriteString(f[0] + " " + f[1])
+		for i, w := range f[:len(f)-1] {
+			switch w {
+			case "link/ether", "alias", "veth", "dummy", "bridge", "openvswitch":
+				b.WriteString(" " + w + " " + f[i+1])
+			}
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString(IP(t, netns, "-4", "-o", "addr"))
+	b.WriteString(IP(t, netns, "-4", "route", "show", "table", "all"))
+	return b.String()
+}
+
 // Reach waits until a ping from netns gets a reply from ip.
 func (c *Cluster) Reach(t testing.TB, netns, ip string) {
 	t.Helper()

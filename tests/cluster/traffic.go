@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -10,23 +9,16 @@ import (
 )
 
 // TCP runs a one-second iperf3 transfer from clientNetns to a server in
-// serverNetns at serverIP and fails the test if no data arrives.
+// serverNetns at serverIP and fails the test if no data arrives. The client
+// starts once the server listens, and its JSON report is checked for
+// iperf3's own "error" as well as its exit status.
 func (c *Cluster) TCP(t testing.TB, serverNetns, serverIP, clientNetns string) {
 	t.Helper()
-	srv := c.Lab.Start(t, lab.ProcSpec{Name: "iperf3-server", Netns: serverNetns, Path: "iperf3", Args: []string{"-s", "-1", "-B", serverIP}})
+	srv := c.Lab.StartIPerf3(t, "iperf3-server", serverNetns, serverIP)
 	defer srv.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var out string
-	var err error
-	for i := 0; i < 20; i++ {
-		out, err = lab.RunIn(ctx, clientNetns, "iperf3", "-c", serverIP, "-t", "1", "-f", "m")
-		if err == nil || !strings.Contains(out, "Connection refused") {
-			break
-		}
-		time.Sleep(100 * time.Millisecond) // the server is still starting
-	}
-	if err != nil || !strings.Contains(out, "receiver") {
-		t.Fatalf("TCP %s -> %s: %v\n%s", clientNetns, serverIP, err, out)
+	if res, err := lab.IPerf3(ctx, clientNetns, serverIP, 1); err != nil {
+		t.Fatalf("TCP %s -> %s: %v\n%s", clientNetns, serverIP, err, res.Output)
 	}
 }

@@ -8,7 +8,6 @@ package deps
 import (
 	_ "github.com/containernetworking/cni/pkg/skel"
 	_ "github.com/containernetworking/plugins/pkg/ns"
-	_ "github.com/digitalocean/go-openvswitch/ovs"
 	_ "github.com/getkin/kin-openapi/openapi3filter"
 	_ "github.com/getkin/kin-openapi/routers/gorillamux"
 	_ "github.com/gin-gonic/gin"

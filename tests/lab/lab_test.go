@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -155,36 +154,20 @@ func assertPing(t *testing.T, ctx context.Context, from, to *container) {
 	t.Logf("ping %s -> %s: %d/%d, rtt avg %v max %v", from.ip, to.ip, r.Received, r.Sent, r.Avg, r.Max)
 }
 
-// assertTCP runs a one-shot iperf3 server in dst (a lab Proc) and a 1 s
-// client in src, and wants the transfer to complete and the server to exit.
+// assertTCP runs a one-shot iperf3 server in dst (a lab Proc, waited for
+// until it listens) and a 1 s client in src, and wants the transfer to
+// complete (no "error" in the client's JSON, at least 1 MiB received) and
+// the server to exit.
 func assertTCP(t *testing.T, ctx context.Context, l *Lab, src, dst *container) {
-	srv := l.Start(t, ProcSpec{Name: "iperf3-" + l.Tunnel, Netns: dst.netns, Path: "iperf3", Args: []string{"-s", "-1", "-B", dst.ip}})
-	var out string
-	var err error
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		out, err = RunIn(ctx, src.netns, "iperf3", "-c", dst.ip, "-t", "1", "-J", "--connect-timeout", "2000")
-		if err == nil || time.Now().After(deadline) || srv.Exited() {
-			break
-		}
-	}
+	srv := l.StartIPerf3(t, "iperf3-"+l.Tunnel, dst.netns, dst.ip)
+	res, err := IPerf3(ctx, src.netns, dst.ip, 1, "--connect-timeout", "2000")
 	if err != nil {
-		t.Fatalf("iperf3 client: %v\nserver log:\n%s", err, srv.Log())
+		t.Fatalf("iperf3 client: %v\n%s\nserver log:\n%s", err, res.Output, srv.Log())
 	}
-	var res struct {
-		End struct {
-			SumReceived struct {
-				Bytes         int64   `json:"bytes"`
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
+	if res.Bytes() < 1<<20 {
+		t.Fatalf("iperf3 moved only %d bytes:\n%s", res.Bytes(), res.Output)
 	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		t.Fatalf("iperf3 output: %v\n%s", err, out)
-	}
-	if res.End.SumReceived.Bytes < 1<<20 {
-		t.Fatalf("iperf3 moved only %d bytes:\n%s", res.End.SumReceived.Bytes, out)
-	}
-	t.Logf("iperf3 %s -> %s over %s: %.0f Mbit/s", src.ip, dst.ip, l.Tunnel, res.End.SumReceived.BitsPerSecond/1e6)
+	t.Logf("iperf3 %s -> %s over %s: %.0f Mbit/s", src.ip, dst.ip, l.Tunnel, res.Mbps())
 	if err := srv.Wait(5 * time.Second); err != nil {
 		t.Fatalf("iperf3 server did not finish cleanly: %v\n%s", err, srv.Log())
 	}

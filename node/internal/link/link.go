@@ -5,10 +5,14 @@
 // managed sandbox namespaces the agent owns, and moves the underlay address
 // onto the tunnel endpoint bridge.
 //
-// It must not talk to OVS (package ovs does), must not delete a link or a
-// namespace it cannot prove it created (veths carry an alias label, managed
-// sandboxes a name prefix; a user's netns path is never deleted), and must not
-// leave any OS thread in a foreign namespace.
+// It must not talk to OVS (package ovs does), must not delete or change a
+// link, route or namespace it cannot prove it created (both veth ends carry
+// an alias label "switchyard:<container id>", its default routes the
+// protocol RouteProtocol, managed sandboxes a name prefix; a user's netns
+// path is never deleted), must not enter a namespace a container names
+// unless the path resolves beneath the netns directory and is neither the
+// host's namespace nor a managed sandbox (guard.go), and must not leave any
+// OS thread in a foreign namespace.
 package link
 
 import (
@@ -45,7 +49,8 @@ type Options struct {
 	// HostNetns is the path of the namespace the agent's side of every veth
 	// lives in (the namespace OVS runs in). Empty: the calling process's.
 	HostNetns string
-	// NetnsDir holds managed sandboxes. Empty: /run/netns.
+	// NetnsDir holds managed sandboxes, and the netns path a container
+	// names must resolve beneath it. Empty: /run/netns.
 	NetnsDir string
 	// SandboxPrefix is prepended to ContainerPort.Sandbox to name a managed
 	// sandbox; namespaces with this prefix belong to this manager. Empty:
@@ -65,6 +70,11 @@ type Manager struct {
 
 	prepareOnce sync.Once
 	prepareErr  error
+
+	// netnsDir is opts.NetnsDir with symlinks resolved; hostIDs are the
+	// namespaces no container may name (see guard.go).
+	netnsDir string
+	hostIDs  map[nsID]string
 }
 
 // New opens netlink and ethtool sockets in the host namespace.
@@ -89,11 +99,17 @@ func New(opts Options) (*Manager, error) {
 		m.hostNs.Close()
 		return nil, fmt.Errorf("netlink in host netns: %w", err)
 	}
+	if m.hostIDs, err = hostNamespaces(m.hostNs); err != nil {
+		m.host.Close()
+		m.hostNs.Close()
+		return nil, err
+	}
 	if m.hostET, err = ethtoolSocketIn(m.hostNs); err != nil {
 		m.host.Close()
 		m.hostNs.Close()
 		return nil, fmt.Errorf("ethtool in host netns: %w", err)
 	}
+	m.netnsDir = resolveDir(opts.NetnsDir)
 	return m, nil
 }
 
@@ -187,21 +203,18 @@ func (m *Manager) converge(p openapi.ContainerPort, fix bool) ([]string, error) 
 		return nil, err
 	}
 	var diffs []string
-	nsPath, created, err := m.containerNetns(p, fix)
-	if err != nil || (nsPath == "" && !fix) {
+	ns, created, err := m.containerNetns(p, fix)
+	if err != nil || (ns < 0 && !fix) {
 		if err == nil {
 			diffs = append(diffs, "sandbox "+m.NetnsPath(p)+" missing")
 		}
 		return diffs, err
 	}
+	defer ns.Close()
+	nsPath := m.NetnsPath(p)
 	if created {
 		diffs = append(diffs, "created sandbox "+nsPath)
 	}
-	ns, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		return diffs, fmt.Errorf("open netns %s: %w", nsPath, err)
-	}
-	defer ns.Close()
 	c, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return diffs, fmt.Errorf("netlink in netns %s: %w", nsPath, err)
@@ -217,61 +230,79 @@ func (m *Manager) converge(p openapi.ContainerPort, fix bool) ([]string, error) 
 	return append(diffs, d...), err
 }
 
-// containerNetns resolves the namespace of p. A missing user path is an
-// error; a missing managed sandbox is created when fix is set, else "" is
-// returned.
-func (m *Manager) containerNetns(p openapi.ContainerPort, fix bool) (path string, created bool, err error) {
+// containerNetns opens the namespace of p. A user path is checked first
+// (see guard.go) and must exist; a missing managed sandbox is created when
+// fix is set, else an invalid handle (-1) is returned.
+func (m *Manager) containerNetns(p openapi.ContainerPort, fix bool) (ns netns.NsHandle, created bool, err error) {
 	if p.Netns != "" {
-		ok, err := isNetns(p.Netns)
+		ns, err := m.openUserNetns(p.Netns)
 		if err != nil {
-			return "", false, fmt.Errorf("container %s: netns %s: %w", p.Container, p.Netns, err)
+			return -1, false, fmt.Errorf("container %s: %w", p.Container, err)
 		}
-		if !ok {
-			return "", false, fmt.Errorf("container %s: %s is not a network namespace", p.Container, p.Netns)
-		}
-		return p.Netns, false, nil
+		return ns, false, nil
 	}
 	name := sandboxName(p)
 	if err := validSandboxName(name); err != nil {
-		return "", false, fmt.Errorf("container %s: %w", p.Container, err)
+		return -1, false, fmt.Errorf("container %s: %w", p.Container, err)
 	}
-	path = m.SandboxPath(name)
+	path := m.SandboxPath(name)
 	ok, err := isNetns(path)
 	if err == nil && ok {
-		return path, false, nil
+		return openNetns(path, false)
 	}
 	if !fix {
-		return "", false, nil
+		return -1, false, nil
 	}
 	if err == nil { // a stale plain file from an earlier life: replace it
 		if err := deleteNamedNetns(path); err != nil {
-			return "", false, err
+			return -1, false, err
 		}
 	}
 	if m.prepareOnce.Do(func() { m.prepareErr = prepareNetnsDir(m.opts.NetnsDir) }); m.prepareErr != nil {
-		return "", false, m.prepareErr
+		return -1, false, m.prepareErr
 	}
 	if err := createNamedNetns(path); err != nil {
-		return "", false, fmt.Errorf("create sandbox %s: %w", path, err)
+		return -1, false, fmt.Errorf("create sandbox %s: %w", path, err)
 	}
-	return path, true, nil
+	return openNetns(path, true)
+}
+
+func openNetns(path string, created bool) (netns.NsHandle, bool, error) {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return -1, created, fmt.Errorf("open netns %s: %w", path, err)
+	}
+	return ns, created, nil
 }
 
 // ensurePair finds the veth pair of p, or (with fix) recreates it. It
-// returns nil links when the pair is wrong and fix is unset.
+// returns nil links when the pair is wrong and fix is unset. It deletes
+// only a host end it labelled (and with it that end's peer, its own), never
+// an eth0 that is not the peer of p's host end: such an eth0 is another
+// port's, or not the agent's at all, and p fails instead.
 func (m *Manager) ensurePair(c *netlink.Handle, ns netns.NsHandle, p openapi.ContainerPort, s spec, fix bool) (host, peer netlink.Link, diffs []string, err error) {
 	host, _ = m.host.LinkByName(p.Name)
 	peer, _ = c.LinkByName(ContainerIface)
 	if paired(host, peer) {
 		return host, peer, nil, nil
 	}
-	switch {
-	case host == nil:
+	if host != nil && !m.ours(host) {
+		return nil, nil, nil, fmt.Errorf("container %s: interface %s exists in the host namespace and was not created by switchyard; refusing to touch it",
+			p.Container, p.Name)
+	}
+	if peer != nil {
+		return nil, nil, nil, fmt.Errorf("container %s: netns %s already has an %s %s; refusing to touch it",
+			p.Container, m.NetnsPath(p), ContainerIface, m.whose(peer))
+	}
+	// The pair is (re)made below: refuse first, when the namespace's
+	// default route is someone else's, rather than half-configure it.
+	if err := foreignDefaultRoute(c, s, -1); err != nil {
+		return nil, nil, nil, fmt.Errorf("container %s: netns %s: %w", p.Container, m.NetnsPath(p), err)
+	}
+	if host == nil {
 		diffs = append(diffs, "veth "+p.Name+" missing")
-	case peer == nil:
+	} else {
 		diffs = append(diffs, "veth "+p.Name+": peer "+ContainerIface+" missing")
-	default:
-		diffs = append(diffs, "veth "+p.Name+": not paired with "+ContainerIface+" in "+m.NetnsPath(p))
 	}
 	if !fix {
 		return nil, nil, diffs, nil
@@ -279,15 +310,6 @@ func (m *Manager) ensurePair(c *netlink.Handle, ns netns.NsHandle, p openapi.Con
 	if host != nil {
 		if err := m.host.LinkDel(host); err != nil {
 			return nil, nil, diffs, fmt.Errorf("delete %s: %w", p.Name, err)
-		}
-	}
-	if peer, _ = c.LinkByName(ContainerIface); peer != nil {
-		if peer.Type() != "veth" {
-			return nil, nil, diffs, fmt.Errorf("container %s: %s exists in %s and is a %s, not a veth",
-				p.Container, ContainerIface, m.NetnsPath(p), peer.Type())
-		}
-		if err := c.LinkDel(peer); err != nil {
-			return nil, nil, diffs, fmt.Errorf("delete stale %s: %w", ContainerIface, err)
 		}
 	}
 	veth := &netlink.Veth{
@@ -306,7 +328,25 @@ func (m *Manager) ensurePair(c *netlink.Handle, ns netns.NsHandle, p openapi.Con
 	if peer, err = c.LinkByName(ContainerIface); err != nil {
 		return nil, nil, diffs, fmt.Errorf("created veth %s: peer: %w", p.Name, err)
 	}
+	if err := c.LinkSetAlias(peer, alias(p)); err != nil {
+		return nil, nil, diffs, fmt.Errorf("created veth %s: label %s: %w", p.Name, ContainerIface, err)
+	}
+	peer.Attrs().Alias = alias(p)
 	return host, peer, append(diffs, CreatedVeth+p.Name), nil
+}
+
+// ours reports whether l is a host-side veth this package created.
+func (m *Manager) ours(l netlink.Link) bool {
+	return l.Type() == "veth" && strings.HasPrefix(l.Attrs().Alias, AliasPrefix)
+}
+
+// whose describes a container-side interface that is not p's.
+func (m *Manager) whose(peer netlink.Link) string {
+	a := peer.Attrs()
+	if peer.Type() == "veth" && strings.HasPrefix(a.Alias, AliasPrefix) {
+		return fmt.Sprintf("of another switchyard port (%s)", strings.TrimPrefix(a.Alias, AliasPrefix))
+	}
+	return fmt.Sprintf("(a %s) that switchyard did not create", peer.Type())
 }
 
 // paired reports whether host and peer are the two ends of one veth.
@@ -345,19 +385,26 @@ func (m *Manager) ensureAttrs(c *netlink.Handle, ns netns.NsHandle, host, peer n
 	}
 	ha, pa := host.Attrs(), peer.Attrs()
 	mtu := p.MTU
-	lo, err := c.LinkByName("lo")
-	if err != nil {
-		return diffs, fmt.Errorf("lo in %s: %w", m.NetnsPath(p), err)
+	// lo is the agent's to bring up only in its own sandboxes.
+	loDown := false
+	var lo netlink.Link
+	if p.Netns == "" {
+		var err error
+		if lo, err = c.LinkByName("lo"); err != nil {
+			return diffs, fmt.Errorf("lo in %s: %w", m.NetnsPath(p), err)
+		}
+		loDown = lo.Attrs().Flags&net.FlagUp == 0
 	}
 	steps := []error{
 		step(ha.Alias != alias(p), p.Name+": alias", func() error { return m.host.LinkSetAlias(host, alias(p)) }),
+		step(pa.Alias != alias(p), ContainerIface+": alias", func() error { return c.LinkSetAlias(peer, alias(p)) }),
 		step(mtu > 0 && ha.MTU != mtu, fmt.Sprintf("%s: mtu %d", p.Name, ha.MTU), func() error { return m.host.LinkSetMTU(host, mtu) }),
 		step(mtu > 0 && pa.MTU != mtu, fmt.Sprintf("%s: mtu %d", ContainerIface, pa.MTU), func() error { return c.LinkSetMTU(peer, mtu) }),
 		step(pa.HardwareAddr.String() != s.mac.String(), ContainerIface+": mac "+pa.HardwareAddr.String(),
 			func() error { return c.LinkSetHardwareAddr(peer, s.mac) }),
 		step(ha.Flags&net.FlagUp == 0, p.Name+": down", func() error { return m.host.LinkSetUp(host) }),
 		step(pa.Flags&net.FlagUp == 0, ContainerIface+": down", func() error { return c.LinkSetUp(peer) }),
-		step(lo.Attrs().Flags&net.FlagUp == 0, "lo: down", func() error { return c.LinkSetUp(lo) }),
+		step(loDown, "lo: down", func() error { return c.LinkSetUp(lo) }),
 	}
 	if err := errors.Join(steps...); err != nil {
 		return diffs, err
@@ -430,28 +477,71 @@ func ensureAddr(h *netlink.Handle, l netlink.Link, s spec, fix bool) ([]string, 
 	return diffs, nil
 }
 
-// ensureDefaultRoute makes the default route go via the gateway on l.
+// RouteProtocol marks the routes this package creates (rtm_protocol; not
+// a number iproute2 or a routing daemon uses). A default route with
+// another protocol is not the agent's, and is never replaced.
+const RouteProtocol netlink.RouteProtocol = 83 // 'S'
+
+// ensureDefaultRoute makes the default route of the namespace's main table
+// go via the gateway on l. It changes only a default route it created; any
+// other default route that is not already the right one fails the port.
 func ensureDefaultRoute(h *netlink.Handle, l netlink.Link, s spec, fix bool) ([]string, error) {
 	if s.gw == nil {
 		return nil, nil
 	}
-	routes, err := h.RouteList(l, s.fam)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		return nil, fmt.Errorf("list routes: %w", err)
-	}
-	for _, r := range routes {
-		if isDefault(r.Dst) && r.Gw.Equal(s.gw) {
+	if err := foreignDefaultRoute(h, s, l.Attrs().Index); err != nil {
+		if errors.Is(err, errRouteOK) {
 			return nil, nil
 		}
+		return nil, err
 	}
 	diffs := []string{"default route via " + s.gw.String() + " missing"}
 	if fix {
-		r := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: s.gw, Family: s.fam}
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: s.gw, Family: s.fam, Protocol: RouteProtocol}
 		if err := h.RouteReplace(r); err != nil {
 			return diffs, fmt.Errorf("default route via %s: %w", s.gw, err)
 		}
 	}
 	return diffs, nil
+}
+
+// errRouteOK says the wanted default route is already there.
+var errRouteOK = errors.New("default route in place")
+
+// foreignDefaultRoute returns errRouteOK when the main table already has
+// the wanted default route (via the gateway on link index link), an error
+// naming a default route of the family that the agent did not create, or
+// nil when the agent may add or replace its own.
+func foreignDefaultRoute(h *netlink.Handle, s spec, link int) error {
+	if s.gw == nil {
+		return nil
+	}
+	routes, err := h.RouteListFiltered(s.fam, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range routes {
+		if isDefault(r.Dst) && r.LinkIndex == link && r.Gw.Equal(s.gw) {
+			return errRouteOK
+		}
+	}
+	for _, r := range routes {
+		if isDefault(r.Dst) && r.Protocol != RouteProtocol {
+			return fmt.Errorf("a default route %s exists that switchyard did not create; refusing to replace it", describeRoute(h, r))
+		}
+	}
+	return nil
+}
+
+func describeRoute(h *netlink.Handle, r netlink.Route) string {
+	d := "dev #" + fmt.Sprint(r.LinkIndex)
+	if l, err := h.LinkByIndex(r.LinkIndex); err == nil {
+		d = "dev " + l.Attrs().Name
+	}
+	if r.Gw != nil {
+		d = "via " + r.Gw.String() + " " + d
+	}
+	return fmt.Sprintf("(%s, protocol %s)", d, r.Protocol)
 }
 
 func isDefault(dst *net.IPNet) bool {

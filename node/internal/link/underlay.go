@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -111,4 +115,92 @@ func (m *Manager) hasAddr(l netlink.Link, fam int, want *net.IPNet) (bool, error
 func (m *Manager) TxOffloadOff(name string) (bool, error) {
 	d, err := ensureTxOff(m.hostET, m.hostNs, name, true)
 	return d != "", err
+}
+
+// ARP is how the kernel answers and sends ARP on one IPv4 interface: the
+// sysctls net.ipv4.conf.<iface>.arp_ignore and .arp_announce.
+type ARP struct{ Ignore, Announce int }
+
+// quiet reports whether a makes the interface answer no ARP request for an
+// address it does not carry itself (arp_ignore 1, 2 or 8) and use only its
+// own addresses as ARP sources (arp_announce 2).
+func (a ARP) quiet() bool {
+	return (a.Ignore == 1 || a.Ignore == 2 || a.Ignore == 8) && a.Announce == 2
+}
+
+// ARPOf reads the ARP settings of iface in the host namespace.
+func (m *Manager) ARPOf(iface string) (ARP, error) {
+	var a ARP
+	err := m.sysctls(iface, func(path func(string) string) error {
+		var err error
+		if a.Ignore, err = readInt(path("arp_ignore")); err != nil {
+			return err
+		}
+		a.Announce, err = readInt(path("arp_announce"))
+		return err
+	})
+	return a, err
+}
+
+// SetARP writes the ARP settings of iface in the host namespace (what
+// QuietARP changed, to restore it).
+func (m *Manager) SetARP(iface string, a ARP) error {
+	return m.sysctls(iface, func(path func(string) string) error {
+		if err := writeInt(path("arp_ignore"), a.Ignore); err != nil {
+			return err
+		}
+		return writeInt(path("arp_announce"), a.Announce)
+	})
+}
+
+// QuietARP makes the underlay interface iface silent for addresses it does
+// not carry itself, in particular the underlay address moved from it to the
+// tunnel endpoint bridge. By default Linux answers ARP for any local address
+// on any interface: the underlay interface would answer for the moved
+// address with its own MAC next to the bridge, and a peer's OVS tunnel
+// neighbour cache could learn that MAC, which OVS never receives on (the
+// tunnel then stays down until the cache entry goes). It sets arp_ignore=1
+// (answer only for the interface's own addresses; other addresses the
+// operator keeps on it still work) unless the setting is already at least
+// that strict, and arp_announce=2. It returns the settings found, for
+// SetARP to restore, and whether it changed them.
+func (m *Manager) QuietARP(iface string) (orig ARP, changed bool, err error) {
+	orig, err = m.ARPOf(iface)
+	if err != nil || orig.quiet() {
+		return orig, false, err
+	}
+	want := ARP{Ignore: orig.Ignore, Announce: 2}
+	if want.Ignore != 1 && want.Ignore != 2 && want.Ignore != 8 {
+		want.Ignore = 1
+	}
+	return orig, true, m.SetARP(iface, want)
+}
+
+// sysctls runs fn in the host namespace (where /proc/sys/net shows the
+// namespace of the thread that opens it) with the path of iface's IPv4
+// settings.
+func (m *Manager) sysctls(iface string, fn func(path func(string) string) error) error {
+	if iface == "" || iface == "." || iface == ".." || len(iface) >= unix.IFNAMSIZ || strings.ContainsRune(iface, '/') {
+		return fmt.Errorf("invalid interface name %q", iface)
+	}
+	dir := filepath.Join("/proc/sys/net/ipv4/conf", iface)
+	err := inNetns(m.hostNs, func() error {
+		return fn(func(name string) string { return filepath.Join(dir, name) })
+	})
+	if err != nil {
+		return fmt.Errorf("ARP settings of %s: %w", iface, err)
+	}
+	return nil
+}
+
+func readInt(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+func writeInt(path string, v int) error {
+	return os.WriteFile(path, []byte(strconv.Itoa(v)+"\n"), 0o644)
 }

@@ -147,8 +147,9 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 }
 
 // Tx is one write transaction. The global revision is bumped once per
-// transaction, and its row lock is held until commit, which makes commit
-// order revision order: bump as late as you can. Statements queued with
+// write; its group took the revision row lock before anything else (see
+// runGroup) and holds it until commit, which makes commit order revision
+// order and every replica take its locks in one order. Statements queued with
 // Queue, and the event and audit rows of Record, are sent in one round trip
 // at commit, together with the bump when nothing asked for it earlier.
 type Tx struct {
@@ -263,8 +264,14 @@ func mapError(err error) error {
 		if f, ok := constraintFields[pgErr.ConstraintName]; ok {
 			return f()
 		}
-		if pgErr.Code == "23503" {
+		switch pgErr.Code {
+		case "23503":
 			return problem.Conflict("", "the object is still referenced: %s", pgErr.Detail)
+		case "40P01", "40001":
+			// Only after the retries of commitGroup ran out.
+			return problem.Unavailable("the database is too busy to commit this write now; nothing was written, retry")
+		case "57014":
+			return problem.Unavailable("the write took longer than %s and was rolled back; nothing was written", statementTimeout)
 		}
 	}
 	return err

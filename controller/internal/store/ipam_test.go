@@ -8,61 +8,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchyard/switchyard/controller/internal/problem"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+
+	"github.com/switchyard/switchyard/migrations"
 	"github.com/switchyard/switchyard/openapi"
 )
-
-// fill inserts containers straight into network (on host h1) at offsets
-// to, to-step, ... down to from, except the gateway and skip: a quick way to
-// a full or fragmented pool. The free lists follow through their triggers;
-// from the top down, each takes the end of an interval, which one bulk
-// transaction does in linear time (from the bottom up, the row versions it
-// leaves behind would make it quadratic; one allocation per write does not).
-func fill(t testing.TB, st *Store, network string, from, to, step int64, skip ...int64) {
-	t.Helper()
-	if skip == nil {
-		skip = []int64{}
-	}
-	// Addresses and MACs as CreateContainer makes them (macFor).
-	if _, err := st.Pool.Exec(context.Background(), `INSERT INTO containers (name, network_id, host_id, ip, ip_offset, mac, revision)
-		SELECT 'fill-' || g, n.id, h.id, host(n.cidr::inet + g)::inet, g,
-		       lpad(to_hex(x'0a5800000000'::bigint + ((n.cidr::inet + g) - '0.0.0.0'::inet)), 12, '0')::macaddr, 1
-		FROM networks n, hosts h, generate_series($3::bigint, $2::bigint, -$4::bigint) g
-		WHERE n.name = $1 AND h.name = 'h1' AND g <> (n.gateway - n.cidr::inet) AND g <> ALL($5::bigint[])`,
-		network, from, to, step, skip); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// fillServices inserts services straight into the service range at
-// addresses first+from..first+to, except skip.
-func fillServices(t testing.TB, st *Store, network string, from, to int64, skip ...int64) {
-	t.Helper()
-	if skip == nil {
-		skip = []int64{}
-	}
-	if _, err := st.Pool.Exec(context.Background(), `INSERT INTO services (name, network_id, vip, ports, revision)
-		SELECT 'fill-' || g, n.id, $2::inet + g, '[{"port":80,"protocol":"TCP"}]', 1
-		FROM networks n, generate_series($4::bigint, $3::bigint, -1) g WHERE n.name = $1 AND g <> ALL($5::bigint[])`,
-		network, st.opts.ServiceCIDR.Addr().String(), from, to, skip); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func createContainer(t testing.TB, st *Store, network, name string) (openapi.Container, error) {
-	t.Helper()
-	return st.CreateContainer(context.Background(), "test", openapi.Container{Name: name, Network: network, Host: "h1"})
-}
-
-var exhausted = problem.Exhausted("", "").Status
-
-func wantStatus(t testing.TB, err error, status int) {
-	t.Helper()
-	pe, ok := problem.As(err)
-	if !ok || pe.Status != status {
-		t.Fatalf("got %v, want a %d problem", err, status)
-	}
-}
 
 func TestAllocateVNI(t *testing.T) {
 	st, _ := newStore(t, Options{})
@@ -107,6 +58,7 @@ func TestAllocateAddressNearlyFull(t *testing.T) {
 	if c, err := createContainer(t, st, "n", "again"); err != nil || c.IP != "10.1.0.7" {
 		t.Fatalf("got %s, %v; want the released 10.1.0.7", c.IP, err)
 	}
+	checkFreeList(t, st, "n")
 }
 
 func TestAllocateAddressFragmented(t *testing.T) {
@@ -144,6 +96,51 @@ func TestAllocateVIP(t *testing.T) {
 	wantStatus(t, err, exhausted)
 }
 
+// The migration builds the free lists of existing data in one pass; they
+// must equal what the triggers kept while that data was written.
+func TestFreeListMigration(t *testing.T) {
+	st, _ := newStore(t, Options{})
+	ctx := context.Background()
+	mkHost(t, st, "h1", "192.0.2.1")
+	mkNetwork(t, st, "a", "10.1.0.0/24", 7)
+	mkNetwork(t, st, "b", "10.2.0.0/26", MaxVNI)
+	fill(t, st, "a", 2, 254, 3, 101, 110)
+	fill(t, st, "b", 40, 62, 1)
+	fillServices(t, st, "a", 5, 9)
+	for _, c := range [][2]string{{"a", "fill-107"}, {"a", "fill-104"}, {"b", "fill-50"}} {
+		if _, err := st.DeleteContainer(ctx, "test", c[1], c[0], 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkFreeList(t, st, "a")
+	checkFreeList(t, st, "b")
+	const dump = `SELECT coalesce(string_agg(format('%s:%s-%s', coalesce(n.name, f.pool), f.lo, f.hi), ' ' ORDER BY f.pool, f.hi), '')
+		FROM ipam_free f LEFT JOIN networks n ON n.id::text = f.pool`
+	var kept, built string
+	if err := st.Pool.QueryRow(ctx, dump).Scan(&kept); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("free lists: %s", kept)
+	db := stdlib.OpenDBFromPool(st.Pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Pool.QueryRow(ctx, dump).Scan(&built); err != nil {
+		t.Fatal(err)
+	}
+	if kept != built {
+		t.Fatalf("free lists differ:\nkept by the triggers: %s\nbuilt by the migration: %s", kept, built)
+	}
+}
+
 // checkFreeList compares network's free list with the complement of its
 // containers' offsets.
 func checkFreeList(t testing.TB, st *Store, network string) {
@@ -170,17 +167,13 @@ func TestAllocationQueryShape(t *testing.T) {
 	st, _ := newStore(t, Options{})
 	ctx := context.Background()
 	mkHost(t, st, "h1", "192.0.2.1")
-	top := mkNetwork(t, st, "top", "10.1.0.0/16", MaxVNI)
-	full := mkNetwork(t, st, "full", "10.2.0.0/16", 0)
-	frag := mkNetwork(t, st, "frag", "10.3.0.0/16", 0)
-	fill(t, st, "full", 2, 65534, 1, 3)
-	fill(t, st, "frag", 2, 65534, 2)
-	fillServices(t, st, "top", 1, 65000)
-	// The bulk fills above leave dead row versions that a running system's
-	// autovacuum removes; measure that steady state.
-	if _, err := st.Pool.Exec(ctx, `VACUUM ANALYZE ipam_free`); err != nil {
-		t.Fatal(err)
-	}
+	top := mkNetwork(t, st, "top", "10.1.0.0/18", MaxVNI)
+	full := mkNetwork(t, st, "full", "10.2.0.0/18", 0)
+	frag := mkNetwork(t, st, "frag", "10.3.0.0/18", 0)
+	fill(t, st, "full", 2, 16382, 1, 3)
+	fill(t, st, "frag", 2, 16382, 2)
+	fillServices(t, st, "top", 1, 16000)
+	vacuum(t, st)
 	vip := addrOffset(ipv4All, st.opts.ServiceCIDR.Addr())
 	for _, c := range []struct {
 		name string
@@ -192,9 +185,9 @@ func TestAllocationQueryShape(t *testing.T) {
 		{"vni above the top", poolVNI, MaxVNI, -1},
 		{"nearly full from its start", full.ID, 1, 3},
 		{"nearly full past its hole", full.ID, 4, -1},
-		{"fragmented", frag.ID, 30001, 30001},
-		{"fragmented on a used one", frag.ID, 30000, 30001},
-		{"vip range crowded", poolVIP, vip + 1, vip + 65001},
+		{"fragmented", frag.ID, 10001, 10001},
+		{"fragmented on a used one", frag.ID, 10000, 10001},
+		{"vip range crowded", poolVIP, vip + 1, vip + 16001},
 		{"unknown pool", top.ID, 70000, -1},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -147,7 +147,14 @@ CREATE TRIGGER ipam_containers AFTER INSERT OR DELETE OR UPDATE OF network_id, i
 CREATE TRIGGER ipam_services AFTER INSERT OR DELETE OR UPDATE OF vip ON services
     FOR EACH ROW EXECUTE FUNCTION ipam_services();
 
+-- A service or policy is read by id or name (query.go: id = $2 OR name = $1);
+-- their unique keys lead with the network, so without these that read
+-- scanned the table, inside the writer, on every update and delete.
+CREATE INDEX services_name_idx ON services (name, id);
+CREATE INDEX policies_name_idx ON policies (name, id);
+
 -- +goose Down
+DROP INDEX services_name_idx, policies_name_idx;
 DROP TRIGGER ipam_services ON services;
 DROP TRIGGER ipam_containers ON containers;
 DROP TRIGGER ipam_networks ON networks;

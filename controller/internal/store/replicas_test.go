@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -119,5 +120,28 @@ func TestWriteRetriesDeadlock(t *testing.T) {
 	}
 	if h.Labels["a"] != "b" {
 		t.Fatalf("the retried write did not land: labels %v", h.Labels)
+	}
+}
+
+// A write whose statement runs too long fails alone, with a 503, and the
+// writes grouped with it land: no request holds the writer for long.
+func TestSlowWriteFailsAlone(t *testing.T) {
+	saved := statementTimeout
+	statementTimeout = 50 * time.Millisecond
+	t.Cleanup(func() { statementTimeout = saved })
+	st, _ := newStore(t, Options{})
+	ctx := context.Background()
+	slow := make(chan error, 1)
+	go func() {
+		_, err := st.Write(ctx, "test", func(tx *Tx) error {
+			_, err := tx.Exec(tx.ctx, `SELECT pg_sleep(30)`)
+			return err
+		})
+		slow <- err
+	}()
+	mkHost(t, st, "h1", "192.0.2.1")
+	wantStatus(t, <-slow, 503)
+	if _, err := st.GetHost(ctx, "h1"); err != nil {
+		t.Fatal(err)
 	}
 }

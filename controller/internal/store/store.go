@@ -2,8 +2,9 @@
 // containers, services, policies, tokens, the global revision, the event log
 // and the audit log. Every write runs in one transaction that bumps the
 // revision, records its events and audit entries and notifies the other
-// replicas on commit, so nothing is ever half written. IP, MAC and VNI
-// allocation happen here, race-free. It must not know about HTTP: it returns
+// replicas on commit, so nothing is ever half written. IP, MAC, VNI and VIP
+// allocation happen here, race-free, from free lists (ipam.go) whose cost
+// does not depend on the values in use. It must not know about HTTP: it returns
 // *problem.Error for failures a client caused.
 package store
 
@@ -271,7 +272,7 @@ func mapError(err error) error {
 			// Only after the retries of commitGroup ran out.
 			return problem.Unavailable("the database is too busy to commit this write now; nothing was written, retry")
 		case "57014":
-			return problem.Unavailable("the write took longer than %s and was rolled back; nothing was written", statementTimeout)
+			return problem.Unavailable("a statement of the write took too long and was cancelled; nothing was written")
 		}
 	}
 	return err

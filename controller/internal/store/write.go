@@ -27,8 +27,9 @@ const groupTimeout = 30 * time.Second
 
 // statementTimeout bounds each statement of a write once its group holds the
 // revision lock: a write that cannot finish its work in that time fails alone
-// (its savepoint is rolled back) instead of stalling every other write.
-const statementTimeout = 5 * time.Second
+// (its savepoint is rolled back) instead of stalling every other write. A
+// variable for tests.
+var statementTimeout = 5 * time.Second
 
 // A group aborted for a deadlock or serialization failure runs again up to
 // maxRetries times, after a jittered exponential backoff from retryInitial

@@ -203,14 +203,20 @@ func TestAllocationQueryShape(t *testing.T) {
 			}
 			var plan []struct{ Plan planNode }
 			var raw []byte
-			if err := st.Pool.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) `+firstFreeSQL, c.pool, c.from).Scan(&raw); err != nil {
+			if err := st.Pool.QueryRow(ctx, `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) `+firstFreeSQL, c.pool, c.from).Scan(&raw); err != nil {
 				t.Fatal(err)
 			}
 			if err := json.Unmarshal(raw, &plan); err != nil {
 				t.Fatal(err)
 			}
-			if rows := plan[0].Plan.rows(); rows > 1 {
+			p := plan[0].Plan
+			if rows := p.rows(); rows > 1 {
 				t.Fatalf("the allocation read %d rows; want at most 1:\n%s", rows, raw)
+			}
+			// Rows a node makes up (a generate_series of every candidate
+			// value) are not read from a table: count pages and spills too.
+			if pages := p.SharedHit + p.SharedRead; pages > 8 || p.TempWritten > 0 {
+				t.Fatalf("the allocation read %d pages and spilled %d; want at most 8 and none:\n%s", pages, p.TempWritten, raw)
 			}
 		})
 	}
@@ -223,7 +229,9 @@ type planNode struct {
 	ActualLoops   float64    `json:"Actual Loops"`
 	RemovedFilter float64    `json:"Rows Removed by Filter"`
 	RemovedIndex  float64    `json:"Rows Removed by Index Recheck"`
-	HeapFetches   float64    `json:"Heap Fetches"`
+	SharedHit     int64      `json:"Shared Hit Blocks"`   // this node and its children
+	SharedRead    int64      `json:"Shared Read Blocks"`  // this node and its children
+	TempWritten   int64      `json:"Temp Written Blocks"` // this node and its children
 	Plans         []planNode `json:"Plans"`
 }
 

@@ -103,8 +103,9 @@ func lockNetwork(tx *Tx, name, host string) (netRow, error) {
 
 // allocate picks the address offset for a new container: the requested
 // address when it is free, else the first free one after the network's
-// cursor (next-fit, wrapping once), so a create costs the same with 10 or
-// 10,000 addresses in use.
+// cursor (next-fit, wrapping once), read from the network's free list (see
+// ipam.go), so a create costs the same however full or fragmented the
+// network is. The MAC follows from the address (macFor): nothing to search.
 func allocate(tx *Tx, n netRow, want string) (int64, error) {
 	last := size(n.cidr) - 2 // the broadcast address is last+1
 	gwOff := addrOffset(n.cidr, n.gw)
@@ -124,20 +125,12 @@ func allocate(tx *Tx, n netRow, want string) (int64, error) {
 		}
 		return off, nil
 	}
-	// First free offset in [from, last], skipping the gateway.
-	const q = `SELECT min(c) FROM (
-		SELECT $2::bigint AS c
-		UNION ALL SELECT ip_offset + 1 FROM containers WHERE network_id = $1 AND ip_offset >= $2
-		UNION ALL SELECT $4::bigint + 1 WHERE $4::bigint >= $2
-	) s WHERE c <= $3 AND c <> $4
-	  AND NOT EXISTS (SELECT 1 FROM containers WHERE network_id = $1 AND ip_offset = s.c)`
+	// Next fit: the first free offset after the cursor, else from the start.
+	// The pool holds no network, gateway or broadcast offset.
 	for _, from := range []int64{max(n.cursor, 1), 1} {
-		var off *int64
-		if err := tx.QueryRow(tx.ctx, q, n.id, from, last, gwOff).Scan(&off); err != nil {
-			return 0, err
-		}
-		if off != nil {
-			return *off, nil
+		off, ok, err := firstFree(tx.ctx, tx, n.id, from, last)
+		if err != nil || ok {
+			return off, err
 		}
 	}
 	return 0, problem.Exhausted("network", "network %s is full: all %d addresses of %s are in use", n.name, size(n.cidr)-3, n.cidr)

@@ -112,14 +112,15 @@ func (s *Store) CreateNetwork(ctx context.Context, actor string, n openapi.Netwo
 		}
 		vni := n.VNI
 		if vni == 0 {
-			// The smallest free VNI.
-			if err := tx.QueryRow(ctx, `SELECT s FROM generate_series(1, (SELECT COALESCE(max(vni), 0) + 1 FROM networks)) s
-				WHERE NOT EXISTS (SELECT 1 FROM networks WHERE vni = s) LIMIT 1`).Scan(&vni); err != nil {
+			// The smallest free VNI, from the free list.
+			v, ok, err := firstFree(ctx, tx, poolVNI, 1, MaxVNI)
+			if err != nil {
 				return err
 			}
-			if vni > MaxVNI {
+			if !ok {
 				return problem.Exhausted("vni", "no free VNI left")
 			}
+			vni = v
 		}
 		rev, err := tx.Rev()
 		if err != nil {

@@ -99,20 +99,18 @@ func (s *Store) allocateVIP(tx *Tx) (string, error) {
 	if _, err := tx.Exec(tx.ctx, `SELECT pg_advisory_xact_lock(hashtext('switchyard.services'))`); err != nil {
 		return "", err
 	}
+	// The first free address of the range, without its network and
+	// broadcast addresses, from the free list.
 	p := s.opts.ServiceCIDR
-	var off *int64
-	err := tx.QueryRow(tx.ctx, `SELECT min(c) FROM (
-		SELECT 1::bigint AS c
-		UNION ALL SELECT (vip - $1::inet) + 1 FROM services WHERE vip << $2::cidr
-	) s WHERE c < $3 AND NOT EXISTS (SELECT 1 FROM services WHERE vip = $1::inet + s.c)`,
-		p.Addr().String(), p.String(), size(p)-1).Scan(&off)
+	first := addrOffset(ipv4All, p.Addr())
+	v, ok, err := firstFree(tx.ctx, tx, poolVIP, first+1, first+size(p)-2)
 	if err != nil {
 		return "", err
 	}
-	if off == nil {
+	if !ok {
 		return "", problem.Exhausted("vip", "the service range %s is full", p)
 	}
-	return offsetAddr(p, *off).String(), nil
+	return offsetAddr(ipv4All, v).String(), nil
 }
 
 // CreateService validates and stores a service, allocating its VIP unless given.

@@ -2,8 +2,9 @@
 // containers, services, policies, tokens, the global revision, the event log
 // and the audit log. Every write runs in one transaction that bumps the
 // revision, records its events and audit entries and notifies the other
-// replicas on commit, so nothing is ever half written. IP, MAC and VNI
-// allocation happen here, race-free. It must not know about HTTP: it returns
+// replicas on commit, so nothing is ever half written. IP, MAC, VNI and VIP
+// allocation happen here, race-free, from free lists (ipam.go) whose cost
+// does not depend on the values in use. It must not know about HTTP: it returns
 // *problem.Error for failures a client caused.
 package store
 
@@ -147,8 +148,9 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 }
 
 // Tx is one write transaction. The global revision is bumped once per
-// transaction, and its row lock is held until commit, which makes commit
-// order revision order: bump as late as you can. Statements queued with
+// write; its group took the revision row lock before anything else (see
+// runGroup) and holds it until commit, which makes commit order revision
+// order and every replica take its locks in one order. Statements queued with
 // Queue, and the event and audit rows of Record, are sent in one round trip
 // at commit, together with the bump when nothing asked for it earlier.
 type Tx struct {
@@ -263,8 +265,14 @@ func mapError(err error) error {
 		if f, ok := constraintFields[pgErr.ConstraintName]; ok {
 			return f()
 		}
-		if pgErr.Code == "23503" {
+		switch pgErr.Code {
+		case "23503":
 			return problem.Conflict("", "the object is still referenced: %s", pgErr.Detail)
+		case "40P01", "40001":
+			// Only after the retries of commitGroup ran out.
+			return problem.Unavailable("the database is too busy to commit this write now; nothing was written, retry")
+		case "57014":
+			return problem.Unavailable("a statement of the write took too long and was cancelled; nothing was written")
 		}
 	}
 	return err

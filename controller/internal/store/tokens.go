@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,42 +55,75 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (openapi.Token,
 	return t, nil
 }
 
-// EnsureBootstrapToken makes secret the bootstrap admin token. With an empty
-// secret, it generates one only when no bootstrap token exists yet and
-// returns it (to be printed once); otherwise it returns "".
+// EnsureBootstrapToken creates the bootstrap admin token from secret (the
+// controller's SWITCHYARD_ADMIN_TOKEN); it never brings a token back:
+//
+//   - A secret that is stored already, live or revoked, changes nothing: a
+//     revoked bootstrap token stays revoked on every restart and every new
+//     replica (a warning is logged).
+//   - A new secret becomes the bootstrap token; the previous one, if any, is
+//     revoked and kept as bootstrap-admin-retired-<id prefix>, so a replica
+//     still configured with it cannot bring it back either. This is how the
+//     bootstrap token is rotated.
+//   - An empty secret generates one only when there never was a bootstrap
+//     token, and returns it (to be printed once); otherwise it returns "".
 func (s *Store) EnsureBootstrapToken(ctx context.Context, secret string) (string, error) {
 	generated := ""
 	_, err := s.Write(ctx, "system", func(tx *Tx) error {
 		ctx := tx.ctx // the group's context, not the caller's
+		generated = ""
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('switchyard.bootstrap'))`); err != nil {
 			return err
 		}
-		var hash []byte
-		err := tx.QueryRow(ctx, `SELECT hash FROM tokens WHERE name = $1 AND revoked_at IS NULL`, BootstrapTokenName).Scan(&hash)
+		var curID string
+		err := tx.QueryRow(ctx, `SELECT id::text FROM tokens WHERE name = $1`, BootstrapTokenName).Scan(&curID)
 		if err != nil && err != pgx.ErrNoRows {
 			return err
 		}
-		found := err == nil
-		if secret == "" {
-			if found {
+		exists := err == nil
+		newSecret := secret
+		if newSecret == "" {
+			if exists {
 				return nil
 			}
-			secret = NewSecret()
-			generated = secret
-		} else if found && string(hash) == string(HashSecret(secret)) {
-			return nil
+			newSecret = NewSecret()
+			generated = newSecret
+		} else {
+			var name string
+			var revoked bool
+			err := tx.QueryRow(ctx, `SELECT name, revoked_at IS NOT NULL FROM tokens WHERE hash = $1`, HashSecret(newSecret)).Scan(&name, &revoked)
+			if err == nil {
+				if revoked {
+					slog.Warn("SWITCHYARD_ADMIN_TOKEN is a revoked token and stays revoked; set a new secret to create a new bootstrap token",
+						"token", name)
+				}
+				return nil
+			}
+			if err != pgx.ErrNoRows {
+				return err
+			}
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE name = $1`, BootstrapTokenName); err != nil {
-			return err
+		if exists {
+			retired := BootstrapTokenName + "-retired-" + curID[:8]
+			if _, err := tx.Exec(ctx, `UPDATE tokens SET name = $2, revoked_at = COALESCE(revoked_at, now()) WHERE id = $1`,
+				curID, retired); err != nil {
+				return err
+			}
+			tx.Queue(`SELECT pg_notify($1, $2)`, TokenChannel, curID)
+			if err := tx.Record("token", "revoked", curID, retired, "", nil); err != nil {
+				return err
+			}
 		}
-		tx.Queue(`SELECT pg_notify($1, 'bootstrap')`, TokenChannel)
 		var id string
 		if err := tx.QueryRow(ctx, `INSERT INTO tokens (name, role, hash) VALUES ($1, $2, $3) RETURNING id::text`,
-			BootstrapTokenName, openapi.RoleAdmin, HashSecret(secret)).Scan(&id); err != nil {
+			BootstrapTokenName, openapi.RoleAdmin, HashSecret(newSecret)).Scan(&id); err != nil {
 			return err
 		}
 		return tx.Record("token", openapi.EventCreated, id, BootstrapTokenName, "", nil)
 	})
+	if err != nil {
+		generated = ""
+	}
 	return generated, err
 }
 

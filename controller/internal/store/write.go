@@ -3,7 +3,13 @@ package store
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strconv"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Writes go through one writer goroutine per store that commits them in
@@ -18,6 +24,23 @@ const maxGroup = 64
 
 // groupTimeout bounds one group's transaction.
 const groupTimeout = 30 * time.Second
+
+// statementTimeout bounds each statement of a write once its group holds the
+// revision lock: a write that cannot finish its work in that time fails alone
+// (its savepoint is rolled back) instead of stalling every other write. A
+// variable for tests.
+var statementTimeout = 5 * time.Second
+
+// A group aborted for a deadlock or serialization failure runs again up to
+// maxRetries times, after a jittered exponential backoff from retryInitial
+// up to retryMax.
+const (
+	maxRetries   = 5
+	retryInitial = 10 * time.Millisecond
+	retryMax     = 500 * time.Millisecond
+)
+
+var errRetry = errors.New("store: retry the group")
 
 type writeReq struct {
 	ctx   context.Context
@@ -76,18 +99,44 @@ func (s *Store) writer() {
 	}
 }
 
-// commitGroup runs a group of writes in one transaction.
+// commitGroup runs a group of writes in one transaction, and runs the whole
+// group again (bounded, with jittered backoff) when PostgreSQL aborted it for
+// a deadlock or a serialization failure: those say nothing about the writes,
+// only about their timing, so the callers never see them.
 func (s *Store) commitGroup(group []*writeReq) {
-	res := make([]writeRes, len(group))
-	defer func() {
-		for i, r := range group {
-			r.done <- res[i]
+	var res []writeRes
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = retryInitial
+	b.MaxInterval = retryMax
+	b.MaxElapsedTime = 0 // bounded by the number of attempts
+	attempts := 0
+	_ = backoff.Retry(func() error {
+		attempts++
+		var retry bool
+		res, retry = s.runGroup(group)
+		if retry {
+			return errRetry
 		}
-	}()
+		return nil
+	}, backoff.WithMaxRetries(b, maxRetries))
+	if attempts > 1 {
+		slog.Debug("write group retried", "attempts", attempts, "writes", len(group))
+	}
+	for i, r := range group {
+		r.done <- res[i]
+	}
+}
+
+// runGroup runs a group of writes in one transaction. retry reports that the
+// transaction was aborted for a deadlock or serialization failure and rolled
+// back whole, so the group may run again.
+func (s *Store) runGroup(group []*writeReq) (res []writeRes, retry bool) {
+	res = make([]writeRes, len(group))
 	fail := func(err error) {
+		retry = retry || retryable(err)
 		for i := range res {
 			if res[i].err == nil {
-				res[i] = writeRes{err: err}
+				res[i] = writeRes{err: mapError(err)}
 			}
 		}
 	}
@@ -98,9 +147,24 @@ func (s *Store) commitGroup(group []*writeReq) {
 	pt, err := s.Pool.Begin(ctx)
 	if err != nil {
 		fail(unavailable(err))
-		return
+		return res, false
 	}
 	defer pt.Rollback(ctx) //nolint:errcheck // no-op after commit
+	// One lock order for every group on every replica: the revision row
+	// first. A group that bumped the revision in one write and then waited
+	// for a network row in the next could otherwise wait for a replica that
+	// holds that network row and waits for the revision row (40P01). Every
+	// group bumps the revision before it commits anyway, so this costs no
+	// concurrency between groups; it only moves the wait to the start.
+	// Then each statement is bounded, so no single write holds the writer
+	// (and the revision lock) for long.
+	var lb pgx.Batch
+	lb.Queue(`SELECT revision FROM sy_revision FOR NO KEY UPDATE`)
+	lb.Queue(`SELECT set_config('statement_timeout', $1, true)`, strconv.FormatInt(statementTimeout.Milliseconds(), 10))
+	if err := pt.SendBatch(ctx, &lb).Close(); err != nil {
+		fail(err)
+		return res, retry
+	}
 	savepoints := len(group) > 1
 	landed := 0
 	for i, r := range group {
@@ -111,7 +175,7 @@ func (s *Store) commitGroup(group []*writeReq) {
 		if savepoints {
 			if _, err := pt.Exec(ctx, "SAVEPOINT w"); err != nil {
 				fail(err)
-				return
+				return res, retry
 			}
 		}
 		tx := &Tx{Tx: pt, ctx: ctx, actor: r.actor, savepoint: savepoints}
@@ -120,13 +184,19 @@ func (s *Store) commitGroup(group []*writeReq) {
 			err = tx.flush()
 		}
 		if err != nil {
+			if retryable(err) {
+				// The locks this group holds are what the other party
+				// waits for: give them all back and start again.
+				fail(err)
+				return res, true
+			}
 			res[i].err = mapError(err)
 			if !savepoints {
-				return
+				return res, false
 			}
 			if _, err := pt.Exec(ctx, "ROLLBACK TO SAVEPOINT w"); err != nil {
 				fail(err)
-				return
+				return res, retry
 			}
 			continue
 		}
@@ -134,12 +204,20 @@ func (s *Store) commitGroup(group []*writeReq) {
 		landed++
 	}
 	if landed == 0 {
-		return
+		return res, false
 	}
 	if err := pt.Commit(ctx); err != nil {
-		fail(mapError(err))
 		for i := range res {
 			res[i].rev = 0
 		}
+		fail(err)
 	}
+	return res, retry
+}
+
+// retryable reports a deadlock or serialization failure: the transaction was
+// rolled back and may simply run again.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }

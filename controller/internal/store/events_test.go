@@ -12,23 +12,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/switchyard/switchyard/openapi"
-	"github.com/switchyard/switchyard/tests/pgtest"
 )
-
-// openStore opens a migrated store on a fresh database.
-func openStore(t *testing.T) *Store {
-	t.Helper()
-	ctx := context.Background()
-	st, err := Open(ctx, pgtest.DatabaseURL(t), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
 
 // addRevision commits one revision with n events, named name0, name1, ...,
 // of kind (alternating with "container" when kind is "mixed"), recorded age
@@ -84,7 +68,7 @@ func readAll(t *testing.T, st *Store, since int64, kinds []string, limit int) []
 // the revision of 2,500 and the next page, after that revision, skipped the
 // other 1,500.
 func TestEventsSinceWholeRevisions(t *testing.T) {
-	st := openStore(t)
+	st, _ := newStore(t, Options{})
 	r1 := addRevision(t, st, 1, "host", "a", 0)
 	r2 := addRevision(t, st, 2500, "mixed", "big", 0)
 	r3 := addRevision(t, st, 3, "network", "c", 0)
@@ -144,7 +128,7 @@ func TestEventsSinceWholeRevisions(t *testing.T) {
 // without a sort and without reading history. Before, only revision had an
 // index and the query ordered by seq.
 func TestEventsQueryUsesIndex(t *testing.T) {
-	st := openStore(t)
+	st, _ := newStore(t, Options{})
 	ctx := context.Background()
 	if _, err := st.Pool.Exec(ctx, `INSERT INTO events (revision, kind, action, object_id, name, object)
 		SELECT g, 'host', 'created', gen_random_uuid(), 'h' || g, '{}' FROM generate_series(1, 50000) g;
@@ -181,7 +165,7 @@ func TestEventsQueryUsesIndex(t *testing.T) {
 // Pruning by age and by count moves the horizon; a read from before it is
 // refused with ErrEventsPruned, a read from it on gets every event after.
 func TestPruneEvents(t *testing.T) {
-	st := openStore(t)
+	st, _ := newStore(t, Options{})
 	ctx := context.Background()
 	var old []int64
 	for i := range 3 {
@@ -232,7 +216,7 @@ func TestPruneEvents(t *testing.T) {
 // Pruning runs on one replica at a time: while another holds the lock, a
 // prune does nothing.
 func TestPruneEventsOneAtATime(t *testing.T) {
-	st := openStore(t)
+	st, _ := newStore(t, Options{})
 	ctx := context.Background()
 	addRevision(t, st, 5, "host", "x", 2*time.Hour)
 	other, err := st.Pool.Acquire(ctx)
@@ -267,7 +251,7 @@ func (c *countingBackOff) NextBackOff() time.Duration { c.waits.Add(1); return c
 // hears notifications again; its backoff starts over once it listens again
 // (before, it was hand-rolled and never came down from 5 s once there).
 func TestListenReconnects(t *testing.T) {
-	st := openStore(t)
+	st, _ := newStore(t, Options{})
 	counting := &countingBackOff{BackOff: listenBackOff()}
 	defer func(orig func() backoff.BackOff) { listenBackOff = orig }(listenBackOff)
 	listenBackOff = func() backoff.BackOff { return counting }

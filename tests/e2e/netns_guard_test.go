@@ -56,7 +56,13 @@ func TestNetnsGuard(t *testing.T) {
 			name := "bad" + cluster.Itoa(i)
 			before := rootSafeState(t, tc.watch)
 			hostBefore := cluster.NetnsState(t, h1.Netns)
-			bad := c.Container(t, name, "blue", "h1", map[string]any{"netns": tc.netns})
+			// The realized wait says that h1 applied the change degraded.
+			code, err := c.Do("POST", "/api/v1/containers?wait=realized&timeout=30s",
+				map[string]any{"name": name, "network": "blue", "host": "h1", "netns": tc.netns}, nil)
+			if code != 502 || err == nil || !strings.Contains(err.Error(), `"degraded"`) || !strings.Contains(err.Error(), `"h1"`) {
+				t.Errorf("realized wait for a refused netns: %d %v, want 502 naming h1 degraded", code, err)
+			}
+			bad := c.GetContainer(t, name)
 			got := c.WaitContainer(t, name, openapi.ContainerFailed, 30*time.Second)
 			if !strings.Contains(got.StatusDetail, tc.detail) {
 				t.Errorf("detail %q does not say %q", got.StatusDetail, tc.detail)

@@ -59,6 +59,10 @@ type Options struct {
 	// TxOffloadOff turns tx checksum offload off on both veth ends. Needed on
 	// the userspace (netdev) datapath, where TCP hangs otherwise.
 	TxOffloadOff bool
+	// BeforeCreate, if set, is called with the host end's name before
+	// Ensure deletes or creates a veth; an error fails Ensure. Package ovs
+	// uses it to make ovs-vswitchd let go of a device by that name first.
+	BeforeCreate func(name string) error
 }
 
 // Manager converges links. Its methods are safe for concurrent use.
@@ -306,6 +310,11 @@ func (m *Manager) ensurePair(c *netlink.Handle, ns netns.NsHandle, p openapi.Con
 	}
 	if !fix {
 		return nil, nil, diffs, nil
+	}
+	if m.opts.BeforeCreate != nil {
+		if err := m.opts.BeforeCreate(p.Name); err != nil {
+			return nil, nil, diffs, fmt.Errorf("veth %s: %w", p.Name, err)
+		}
 	}
 	if host != nil {
 		if err := m.host.LinkDel(host); err != nil {

@@ -14,6 +14,10 @@ type rootRow struct {
 	Bridges     []string          `ovsdb:"bridges"`
 	OtherConfig map[string]string `ovsdb:"other_config"`
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
+	// NextCfg and CurCfg: ovs-vswitchd sets cur_cfg to next_cfg once it
+	// has applied the configuration (see releasePort).
+	NextCfg int `ovsdb:"next_cfg"`
+	CurCfg  int `ovsdb:"cur_cfg"`
 }
 
 type bridgeRow struct {
@@ -41,7 +45,6 @@ type ifaceRow struct {
 	Options     map[string]string `ovsdb:"options"`
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
 	OFPort      *int              `ovsdb:"ofport"`
-	OFPortReq   *int              `ovsdb:"ofport_request"`
 	Error       *string           `ovsdb:"error"`
 	LinkState   *string           `ovsdb:"link_state"`
 }
@@ -60,9 +63,9 @@ func dbModel() (model.ClientDBModel, error) {
 func monitorOpts() []client.MonitorOption {
 	r, b, p, i := &rootRow{}, &bridgeRow{}, &portRow{}, &ifaceRow{}
 	return []client.MonitorOption{
-		client.WithTable(r, &r.Bridges, &r.OtherConfig, &r.ExternalIDs),
+		client.WithTable(r, &r.Bridges, &r.OtherConfig, &r.ExternalIDs, &r.NextCfg, &r.CurCfg),
 		client.WithTable(b, &b.Name, &b.Ports, &b.DatapathType, &b.FailMode, &b.Protocols, &b.OtherConfig, &b.ExternalIDs),
 		client.WithTable(p, &p.Name, &p.Interfaces, &p.ExternalIDs),
-		client.WithTable(i, &i.Name, &i.Type, &i.Options, &i.ExternalIDs, &i.OFPort, &i.OFPortReq, &i.Error, &i.LinkState),
+		client.WithTable(i, &i.Name, &i.Type, &i.Options, &i.ExternalIDs, &i.OFPort, &i.Error, &i.LinkState),
 	}
 }

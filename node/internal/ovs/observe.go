@@ -73,7 +73,7 @@ func (a *Applier) Observe(ctx context.Context) (Observed, error) {
 		names = append(names, ps.Name)
 	}
 	states := map[string]portState{}
-	a.db.readPorts(ctx, names, nil, nil, states)
+	a.db.readPorts(ctx, names, nil, states)
 	for _, ps := range last.specs {
 		if _, bad := last.failed[ps.Name]; bad {
 			continue

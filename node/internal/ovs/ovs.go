@@ -164,16 +164,18 @@ func New(ctx context.Context, opts Options) (*Applier, error) {
 	if err != nil {
 		return nil, err
 	}
+	a := &Applier{opts: opts, of: &ofctl{bin: opts.OFCtl, rundir: opts.RunDir, tmp: tmp},
+		restarts: make(chan string, 1), kick: make(chan struct{}, 1)}
 	links, err := link.New(link.Options{
 		HostNetns: opts.HostNetns, NetnsDir: opts.NetnsDir,
 		SandboxPrefix: opts.SandboxPrefix, TxOffloadOff: opts.Datapath == "netdev",
+		BeforeCreate: a.releasePort,
 	})
 	if err != nil {
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	a := &Applier{opts: opts, links: links, of: &ofctl{bin: opts.OFCtl, rundir: opts.RunDir, tmp: tmp},
-		restarts: make(chan string, 1), kick: make(chan struct{}, 1)}
+	a.links = links
 	d, err := connectDB(ctx, opts.DB, opts.Logger, a.dbReconnected)
 	if err != nil {
 		links.Close()
@@ -401,9 +403,6 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	// 2. OVSDB, one transaction; then the ofports.
 	t = time.Now()
 	specs := a.portSpecs(prog, failed)
-	for i := range specs {
-		specs[i].Reopen = fresh[specs[i].Name]
-	}
 	var states map[string]portState
 	var ofports map[string]int
 	if !full && len(fresh) == 0 && a.last != nil && !a.last.ovsFailed() && reflect.DeepEqual(specs, a.last.specs) {
@@ -456,9 +455,6 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 		}
 	}
 	res.Ports = a.statuses(prog, states, failed)
-	for i := range specs {
-		specs[i].Reopen = false
-	}
 	a.last = &applied{prog: prog, specs: specs, ofports: ofports, failed: failed,
 		resolved: &resolvedTables{digest: prog.Digest, gen: a.gen, ofports: ofports, failed: failed, flows: ft, groups: gt, dropped: dropped}}
 	res.Timing.Total = time.Since(start)
@@ -493,7 +489,7 @@ func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portS
 		}
 	}
 	wctx, cancel := context.WithTimeout(ctx, a.opts.PortTimeout)
-	states := a.db.waitPorts(wctx, names, fresh, pl.expect)
+	states := a.db.waitPorts(wctx, names, fresh)
 	cancel()
 	if st := states[a.opts.Bridge]; st.OFPort <= 0 {
 		return nil, nil, fmt.Errorf("bridge %s is not up in ovs-vswitchd: %s", a.opts.Bridge, st.Error)

@@ -168,9 +168,6 @@ type portSpec struct {
 	Type    string // "", "internal", "geneve", "vxlan"
 	Options map[string]string
 	IDs     map[string]string // external_ids
-	// Reopen is set when the port's device was just recreated: an OVS port
-	// still open on the old device is made to reopen it (see updatePort).
-	Reopen bool
 }
 
 func owned(ids map[string]string) bool { return ids[KeyOwner] == OwnerValue }
@@ -192,33 +189,10 @@ type planner struct {
 	ops   []ovsdb.Operation
 	fails map[string]error // port name -> why it cannot be placed
 	n     int
-	// expect maps a port to the ofport it was asked to move to.
-	expect map[string]int
-	taken  map[int]bool
 }
 
 func newPlanner(d *db, s *snapshot) *planner {
-	return &planner{d: d, s: s, fails: map[string]error{}, expect: map[string]int{}}
-}
-
-// freeOFPort returns an OpenFlow port number no interface uses or requests.
-func (pl *planner) freeOFPort() int {
-	if pl.taken == nil {
-		pl.taken = map[int]bool{}
-		for _, i := range pl.s.ifaces {
-			for _, n := range []*int{i.OFPort, i.OFPortReq} {
-				if n != nil {
-					pl.taken[*n] = true
-				}
-			}
-		}
-	}
-	n := 1
-	for pl.taken[n] {
-		n++
-	}
-	pl.taken[n] = true
-	return n
+	return &planner{d: d, s: s, fails: map[string]error{}}
 }
 
 func (pl *planner) add(ops []ovsdb.Operation, err error) error {
@@ -401,16 +375,6 @@ func (pl *planner) updatePort(cur portIface, ps portSpec) error {
 		up.ExternalIDs = m
 		fields = append(fields, &up.ExternalIDs)
 	}
-	if ps.Reopen && cur.iface.OFPort != nil && *cur.iface.OFPort > 0 {
-		// ovs-vswitchd keeps a port open on a device that was deleted and
-		// recreated under the same name (the userspace datapath then reads
-		// a dead socket). A changed ofport_request makes it delete the port
-		// and add it back, opening the new device, within this transaction.
-		n := pl.freeOFPort()
-		up.OFPortReq = &n
-		fields = append(fields, &up.OFPortReq)
-		pl.expect[ps.Name] = n
-	}
 	if len(fields) == 0 {
 		return nil
 	}
@@ -452,12 +416,18 @@ func sameSet(a, b []string) bool {
 
 // transact runs ops as one transaction and checks every operation's result.
 func (d *db) transact(ctx context.Context, ops []ovsdb.Operation) error {
+	_, err := d.transactResults(ctx, ops)
+	return err
+}
+
+// transactResults is transact returning the operations' results.
+func (d *db) transactResults(ctx context.Context, ops []ovsdb.Operation) ([]ovsdb.OperationResult, error) {
 	if len(ops) == 0 {
-		return nil
+		return nil, nil
 	}
 	res, err := d.c.Transact(ctx, ops...)
 	if err != nil {
-		return fmt.Errorf("OVSDB transaction: %w", err)
+		return nil, fmt.Errorf("OVSDB transaction: %w", err)
 	}
 	opErrs, err := ovsdb.CheckOperationResults(res, ops)
 	if err != nil {
@@ -465,9 +435,9 @@ func (d *db) transact(ctx context.Context, ops []ovsdb.Operation) error {
 		for _, e := range opErrs {
 			msgs = append(msgs, fmt.Sprintf("%s on %s: %v", e.Operation().Op, e.Operation().Table, e))
 		}
-		return fmt.Errorf("OVSDB transaction: %s", strings.Join(msgs, "; "))
+		return nil, fmt.Errorf("OVSDB transaction: %s", strings.Join(msgs, "; "))
 	}
-	return nil
+	return res, nil
 }
 
 // portState is what OVS reports about an interface.
@@ -481,12 +451,11 @@ type portState struct {
 // an error), at most until ctx ends, and returns their state. Interfaces
 // still unassigned at the deadline are reported with an error. A fresh
 // interface (its device was just created) in error is waited for too: OVS
-// retries opening it when the device appears; so is one expected to move
-// to another ofport.
-func (d *db) waitPorts(ctx context.Context, names []string, fresh map[string]bool, expect map[string]int) map[string]portState {
+// retries opening it when the device appears.
+func (d *db) waitPorts(ctx context.Context, names []string, fresh map[string]bool) map[string]portState {
 	out := map[string]portState{}
 	for {
-		pending := d.readPorts(ctx, names, fresh, expect, out)
+		pending := d.readPorts(ctx, names, fresh, out)
 		if pending == 0 {
 			return out
 		}
@@ -505,7 +474,7 @@ func (d *db) waitPorts(ctx context.Context, names []string, fresh map[string]boo
 }
 
 // readPorts fills out from the cache and returns how many are unassigned.
-func (d *db) readPorts(ctx context.Context, names []string, fresh map[string]bool, expect map[string]int, out map[string]portState) int {
+func (d *db) readPorts(ctx context.Context, names []string, fresh map[string]bool, out map[string]portState) int {
 	var ifaces []ifaceRow
 	want := map[string]bool{}
 	for _, n := range names {
@@ -531,8 +500,7 @@ func (d *db) readPorts(ctx context.Context, names []string, fresh map[string]boo
 		if st.OFPort < 0 && st.Error == "" {
 			st.Error = "OVS could not open the port"
 		}
-		if (st.OFPort == 0 && st.Error == "") || (fresh[n] && st.OFPort <= 0) ||
-			(expect[n] != 0 && st.OFPort != expect[n] && st.OFPort >= 0) {
+		if (st.OFPort == 0 && st.Error == "") || (fresh[n] && st.OFPort <= 0) {
 			pending++
 		}
 		out[n] = st

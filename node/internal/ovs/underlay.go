@@ -66,7 +66,7 @@ func (a *Applier) EnsureUnderlay(ctx context.Context, iface string, addr netip.P
 	}
 	wctx, cancel := context.WithTimeout(ctx, a.opts.PortTimeout)
 	defer cancel()
-	states := a.db.waitPorts(wctx, []string{br, iface}, nil, nil)
+	states := a.db.waitPorts(wctx, []string{br, iface}, nil)
 	for _, n := range []string{br, iface} {
 		if st := states[n]; st.OFPort <= 0 {
 			return fmt.Errorf("underlay port %s: %s", n, st.Error)

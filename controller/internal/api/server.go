@@ -46,9 +46,12 @@ type Server struct {
 	Realizer Realizer
 	Nodes    NodeHandler
 	Log      *slog.Logger
-	hub      *hub
-	metrics  *metrics
-	tokens   *tokenCache
+	// ReadyChecks are conditions /readyz checks besides the store's.
+	ReadyChecks []ReadyCheck
+	hub         *hub
+	metrics     *metrics
+	tokens      *tokenCache
+	contract    *contract
 }
 
 // Handler builds the HTTP handler. ctx bounds the background work it starts
@@ -63,6 +66,10 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	s.tokens = newTokenCache(10 * time.Second)
 	go s.Store.Listen(ctx, store.TokenChannel, func(string) { s.tokens.clear() })
 	s.metrics = newMetrics(s.Store)
+	var err error
+	if s.contract, err = newContract(); err != nil {
+		panic(err) // the embedded spec is checked by openapi's tests
+	}
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -76,7 +83,9 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openapi.SpecYAML) })
 
 	v1 := r.Group("/api/v1", s.authenticate())
-	viewer, operator, admin := allow(roleViewer), allow(roleOperator), allow(roleAdmin)
+	// Every /api/v1 route passes allow or nodeScope, which check the
+	// request against the contract once its sender may make it.
+	viewer, operator, admin := s.allow(roleViewer), s.allow(roleOperator), s.allow(roleAdmin)
 
 	hosts := unscoped("hosts", s.Store.ListHosts, s.Store.GetHost, s.Store.CreateHost, s.Store.UpdateHost, s.Store.DeleteHost,
 		func(v *openapi.Host) *openapi.Meta { return &v.Meta })
@@ -136,12 +145,21 @@ func (s *Server) realization(h *openapi.Host) {
 	}
 }
 
+// ReadyCheck is one condition of /readyz: nil when met, else why not. A
+// *problem.Error is answered as it is (its Cause only logged); any other
+// error is logged and answered as a bare 503.
+type ReadyCheck func(ctx context.Context) error
+
+// readyz answers 200 once the store and every check in ReadyChecks are
+// ready. It is unauthenticated: it says what is wrong, never internals.
 func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.Store.Ready(ctx); err != nil {
-		fail(c, unavailableProblem(err))
-		return
+	for _, check := range append([]ReadyCheck{s.Store.Ready}, s.ReadyChecks...) {
+		if err := check(ctx); err != nil {
+			fail(c, unavailableProblem(err))
+			return
+		}
 	}
 	c.String(http.StatusOK, "ready")
 }

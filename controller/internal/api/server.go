@@ -73,7 +73,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(s.recover(), s.observe())
+	r.Use(s.recover(), s.observe(), unboundedWrites())
 	r.NoRoute(func(c *gin.Context) { fail(c, notFoundRoute(c)) })
 	r.NoMethod(func(c *gin.Context) { fail(c, methodNotAllowed(c)) })
 
@@ -132,6 +132,41 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 		n.POST("/status", s.Nodes.Status)
 	}
 	return r
+}
+
+// Timeouts bound one connection of the HTTP server: how long a client may
+// take to send a request's headers and whole request, how long an answer
+// may take to write, and how long a kept-alive connection may idle. The
+// event stream, the node long-poll and writes with ?wait= lift the write
+// deadline (unboundedWrites); they end on their own terms.
+type Timeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+}
+
+// DefaultTimeouts are the controller's.
+var DefaultTimeouts = Timeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 30 * time.Second, Idle: 2 * time.Minute}
+
+// NewHTTPServer returns an HTTP server for h on addr with the timeouts t.
+func NewHTTPServer(addr string, h http.Handler, t Timeouts) *http.Server {
+	return &http.Server{Addr: addr, Handler: h,
+		ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle}
+}
+
+// longRoutes answer for as long as they have something to say.
+var longRoutes = map[string]bool{"/api/v1/events": true, "/api/v1/nodes/:host/program": true}
+
+// unboundedWrites lifts the server's write deadline for the event stream,
+// the node long-poll and writes waiting until realized: each bounds itself
+// (client disconnect, ?timeout=).
+func unboundedWrites() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		waits := c.Request.Method != http.MethodGet && c.Query("wait") == "realized"
+		if longRoutes[c.FullPath()] || waits {
+			// Fails only for writers without deadlines (tests' recorders).
+			_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
+		}
+		c.Next()
+	}
 }
 
 // realization shows whether a host has applied its current program.

@@ -223,9 +223,9 @@ func orBody(field string) string {
 	return field
 }
 
-// nulString finds the first string (value or key) of a JSON document that
-// holds a NUL, and returns its path as the API names fields
-// ("ports[0].name"). Malformed JSON is left to the decoder to explain.
+// nulString finds the first string of a JSON document that holds a NUL,
+// and returns its path as the API names fields ("ports[0].name"; for a key,
+// the object holding it). Malformed JSON is left to the decoder to explain.
 func nulString(body []byte) (string, bool) {
 	if !bytes.Contains(body, []byte(`\u0000`)) {
 		return "", false
@@ -237,9 +237,10 @@ func nulString(body []byte) (string, bool) {
 		idx     int
 	}
 	var stack []*frame
-	path := func() string {
+	// path names the value at stack[:n].
+	path := func(n int) string {
 		var b strings.Builder
-		for _, f := range stack {
+		for _, f := range stack[:n] {
 			if f.obj {
 				if b.Len() > 0 {
 					b.WriteByte('.')
@@ -276,7 +277,7 @@ func nulString(body []byte) (string, bool) {
 			top.key, _ = tok.(string)
 			top.wantKey = false
 			if strings.ContainsRune(top.key, 0) {
-				return path(), true
+				return path(len(stack) - 1), true // the object holding the key
 			}
 			continue
 		}
@@ -288,7 +289,7 @@ func nulString(body []byte) (string, bool) {
 			stack = append(stack, &frame{obj: t == '{', wantKey: t == '{', idx: -1})
 		case string:
 			if strings.ContainsRune(t, 0) {
-				return path(), true
+				return path(len(stack)), true
 			}
 			valueDone()
 		default:

@@ -26,7 +26,7 @@ func fail(c *gin.Context, err error) {
 	case pe.Cause != nil:
 		c.Set("error", pe.Cause.Error())
 	}
-	body, _ := json.Marshal(pe.Body(c.Request.URL.Path))
+	body, _ := json.Marshal(pe.Body(c.Request.URL.EscapedPath()))
 	c.Abort()
 	c.Data(pe.Status, ProblemContentType, body)
 }

@@ -71,6 +71,9 @@ func (ft *fuzzTarget) send(t testing.TB, method, target, contentType string, bod
 	}
 	req.Header.Set("Authorization", "Bearer "+testenv.AdminToken)
 	res, err := ft.client.Do(req)
+	if err != nil && strings.Contains(err.Error(), "invalid header field") {
+		t.Skip("not a request:", err) // refused by the client, not sent
+	}
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, target, err)
 	}

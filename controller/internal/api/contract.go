@@ -45,10 +45,6 @@ func newContract() (*contract, error) {
 	if err != nil {
 		return nil, fmt.Errorf("route openapi.yaml: %w", err)
 	}
-	formats := map[string]openapi3.StringFormatValidator{
-		"uuid": openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC9562),
-		"ipv4": openapi3.NewIPValidator(true),
-	}
 	opts := &openapi3filter.Options{
 		AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 		// The body reaches the handler as the client sent it.
@@ -56,7 +52,7 @@ func newContract() (*contract, error) {
 		// Read-only fields are compared with the stored object by the
 		// update handlers (readOnlyChanged): sending them back unchanged is fine.
 		ExcludeReadOnlyValidations: true,
-		SchemaValidationOptions:    []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(formats)},
+		SchemaValidationOptions:    []openapi3.SchemaValidationOption{openapi.StringFormats()},
 	}
 	return &contract{router: router, opts: opts, doc: doc}, nil
 }

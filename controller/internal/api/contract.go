@@ -367,9 +367,9 @@ func fieldPath(ptr []string) string {
 	return b.String()
 }
 
-// readOnlyFields names the read-only properties of the body schema of the
-// PUT operation at path (e.g. /api/v1/hosts/{ref}).
-func (k *contract) readOnlyFields(path string) []string {
+// putSchema is the body schema of the PUT operation at path (e.g.
+// /api/v1/hosts/{ref}): the whole object as a client may write it.
+func (k *contract) putSchema(path string) *openapi3.Schema {
 	item := k.doc.Paths.Find(path)
 	if item == nil || item.Put == nil || item.Put.RequestBody == nil {
 		return nil
@@ -378,11 +378,42 @@ func (k *contract) readOnlyFields(path string) []string {
 	if mt == nil || mt.Schema == nil {
 		return nil
 	}
+	return mt.Schema.Value
+}
+
+// readOnlyFields names the read-only properties of the object at path.
+func (k *contract) readOnlyFields(path string) []string {
 	var out []string
-	for name, p := range mt.Schema.Value.Properties {
-		if p.Value != nil && p.Value.ReadOnly {
-			out = append(out, name)
+	if schema := k.putSchema(path); schema != nil {
+		for name, p := range schema.Properties {
+			if p.Value != nil && p.Value.ReadOnly {
+				out = append(out, name)
+			}
 		}
 	}
 	return out
+}
+
+// checkObject validates an object a merge patch produced (obj, JSON)
+// against the schema a PUT at path would be held to: a patch may not make
+// what a whole replacement may not.
+func (k *contract) checkObject(path string, obj []byte) error {
+	schema := k.putSchema(path)
+	if schema == nil {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(withoutZeros(obj, schema), &v); err != nil {
+		return jsonProblem(err)
+	}
+	err := schema.VisitJSON(v, openapi3.VisitAsRequest(), openapi3.DisableReadOnlyValidation(), openapi.StringFormats())
+	if err == nil {
+		return nil
+	}
+	var se *openapi3.SchemaError
+	if errors.As(err, &se) {
+		field := fieldPath(se.JSONPointer())
+		return problem.Invalid(field, "%s: %s", orBody(field), se.Reason)
+	}
+	return problem.Invalid("", "%v", err)
 }

@@ -73,9 +73,9 @@ func unmarshalStrict(body []byte, v any) error {
 	return nil
 }
 
-// applyPatch applies the JSON merge patch (RFC 7396) patch to cur and
-// decodes the result into v.
-func applyPatch(patch map[string]any, cur any, v any) error {
+// applyPatch applies the JSON merge patch (RFC 7396) patch to cur, has
+// check vet the result, and decodes it into v.
+func applyPatch(patch map[string]any, cur any, v any, check func(merged []byte) error) error {
 	curJSON, err := json.Marshal(cur)
 	if err != nil {
 		return err
@@ -86,6 +86,9 @@ func applyPatch(patch map[string]any, cur any, v any) error {
 	}
 	merged, err := json.Marshal(mergePatch(target, patch))
 	if err != nil {
+		return err
+	}
+	if err := check(merged); err != nil {
 		return err
 	}
 	return unmarshalStrict(merged, v)

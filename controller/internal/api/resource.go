@@ -54,10 +54,13 @@ func unscoped[T any](kind string,
 	}
 }
 
+// path is the contract's path of one object of the kind.
+func (r resource[T]) path() string { return "/api/v1/" + r.kind + "/{ref}" }
+
 // mount registers the five routes of a kind.
 func mount[T any](s *Server, g *gin.RouterGroup, r resource[T], read, write gin.HandlerFunc) {
 	base := "/" + r.kind
-	r.readOnly = s.contract.readOnlyFields("/api/v1/" + r.kind + "/{ref}")
+	r.readOnly = s.contract.readOnlyFields(r.path())
 	g.GET(base, read, r.handleList)
 	g.POST(base, write, func(c *gin.Context) { r.handleCreate(s, c) })
 	g.GET(base+"/:ref", read, r.handleGet)
@@ -143,7 +146,7 @@ func (r resource[T]) handleUpdate(s *Server, c *gin.Context, patch bool) {
 			// Without If-Match, the patch applies to what we just read.
 			w.ifMatch = r.meta(&cur).Revision
 		}
-		err = applyPatch(asked, &cur, &v)
+		err = applyPatch(asked, &cur, &v, func(merged []byte) error { return s.contract.checkObject(r.path(), merged) })
 	}
 	if err == nil {
 		out, err = r.update(ctx, actor(c), ref, network, w.ifMatch, v)

@@ -2,7 +2,12 @@ package api
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/switchyard/switchyard/controller/internal/problem"
 	"github.com/switchyard/switchyard/openapi"
@@ -82,4 +87,35 @@ func hasNUL(v any) bool {
 		}
 	}
 	return false
+}
+
+// BenchmarkContractCheck is what the contract costs one request: a
+// container create and a list with a selector.
+func BenchmarkContractCheck(b *testing.B) {
+	k, err := newContract()
+	if err != nil {
+		b.Fatal(err)
+	}
+	gin.SetMode(gin.ReleaseMode)
+	body := `{"name":"web-1","network":"blue","host":"h1","labels":{"app":"web","tier":"fe"},"netns":"/run/netns/web-1"}`
+	for name, mk := range map[string]func() *http.Request{
+		"create": func() *http.Request {
+			r := httptest.NewRequest("POST", "/api/v1/containers", strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			return r
+		},
+		"list": func() *http.Request {
+			return httptest.NewRequest("GET", "/api/v1/containers?selector=app%3Dweb&limit=100&network=blue", nil)
+		},
+	} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				c, _ := gin.CreateTestContext(httptest.NewRecorder())
+				c.Request = mk()
+				if err := k.check(c); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

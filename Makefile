@@ -27,7 +27,7 @@ define build_main
 	fi
 endef
 
-.PHONY: build run stop test bench fmt vet clean deps pg-start pg-stop pg-status pg-destroy
+.PHONY: build run stop test fuzz bench fmt vet clean deps pg-start pg-stop pg-status pg-destroy
 
 ## build: bin/switchyard, bin/switchyard-agent, bin/syctl (those that exist), bin/sylab (the demo lab)
 build:
@@ -53,7 +53,19 @@ test: deps
 	fi; \
 	echo "SWITCHYARD_TEST_DATABASE_URL=$$SWITCHYARD_TEST_DATABASE_URL"; \
 	echo "$(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(PKGS)"; \
-	$(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	$(GO) test -count=1 -p 1 -timeout $(TEST_TIMEOUT) $(PKGS); \
+	$(MAKE) --no-print-directory fuzz
+
+## fuzz: every fuzz target (func FuzzXxx) beyond its seed corpus (which `go test`
+## runs anyway) for FUZZTIME each; `make test` ends with it (about 25 s in all).
+FUZZTIME ?= 2s
+fuzz:
+	@grep -rl --include='*_test.go' '^func Fuzz' controller node openapi tests 2>/dev/null | while read -r f; do \
+		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f"); do \
+			echo "$(GO) test -run '^$$' -fuzz '^$$fn$$' -fuzztime $(FUZZTIME) ./$$(dirname "$$f")"; \
+			$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) "./$$(dirname "$$f")"; \
+		done; \
+	done
 
 ## bench: every benchmark against the local PostgreSQL, in the packages that have
 ## some (or BENCH_PKGS); raw output to docs/bench-raw.txt, figures in docs/benchmarks.md.

@@ -59,9 +59,9 @@ func run() error {
 	go mgr.Run(ctx)
 	srv := &api.Server{Store: st, Log: slog.Default(), Realizer: mgr,
 		Nodes: &nodes.Handler{M: mgr, Fail: api.Fail, Decode: api.Decode, Actor: api.Actor}}
-	hs := &http.Server{Addr: cfg.Listen, Handler: srv.Handler(ctx), ReadHeaderTimeout: 10 * time.Second,
-		// Requests end with the process: open event streams close at once.
-		BaseContext: func(net.Listener) context.Context { return ctx }}
+	hs := api.NewHTTPServer(cfg.Listen, srv.Handler(ctx), api.DefaultTimeouts)
+	// Requests end with the process: open event streams close at once.
+	hs.BaseContext = func(net.Listener) context.Context { return ctx }
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe() }()
 	slog.Info("switchyard controller listening", "url", "http://"+cfg.Listen)

@@ -32,3 +32,12 @@ func Load() (*openapi3.T, error) {
 	}
 	return doc, nil
 }
+
+// StringFormats are the string formats openapi.yaml uses beyond kin-openapi's
+// defaults, for validators of requests (the controller) and responses (tests).
+func StringFormats() openapi3.SchemaValidationOption {
+	return openapi3.WithStringFormatValidators(map[string]openapi3.StringFormatValidator{
+		"uuid": openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC9562),
+		"ipv4": openapi3.NewIPValidator(true),
+	})
+}

@@ -49,15 +49,11 @@ func New() (*Validator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("route the spec: %w", err)
 	}
-	formats := map[string]openapi3.StringFormatValidator{
-		"uuid": openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC9562),
-		"ipv4": openapi3.NewIPValidator(true),
-	}
 	opts := &openapi3filter.Options{
 		IncludeResponseStatus:   true,
 		MultiError:              true,
 		AuthenticationFunc:      openapi3filter.NoopAuthenticationFunc,
-		SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(formats)},
+		SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi.StringFormats()},
 	}
 	return &Validator{router: router, opts: opts}, nil
 }

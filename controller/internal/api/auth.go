@@ -24,14 +24,12 @@ const tokenKey = "token"
 // authenticate resolves the bearer token, or answers 401.
 func (s *Server) authenticate() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		h := c.GetHeader("Authorization")
-		secret, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || strings.TrimSpace(secret) == "" {
+		secret, ok := bearer(c.GetHeader("Authorization"))
+		if !ok {
 			c.Header("WWW-Authenticate", `Bearer realm="switchyard"`)
 			fail(c, problem.Unauthorized("send Authorization: Bearer <token>"))
 			return
 		}
-		secret = strings.TrimSpace(secret)
 		t, ok := s.tokens.get(secret)
 		if !ok {
 			var err error
@@ -47,24 +45,40 @@ func (s *Server) authenticate() gin.HandlerFunc {
 	}
 }
 
+// bearer returns the credentials of an Authorization header of the Bearer
+// scheme, whose name is case-insensitive (RFC 9110, section 11.1).
+func bearer(h string) (string, bool) {
+	scheme, secret, ok := strings.Cut(strings.TrimSpace(h), " ")
+	secret = strings.TrimSpace(secret)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
+		return "", false
+	}
+	return secret, true
+}
+
 func token(c *gin.Context) openapi.Token {
 	t, _ := c.Get(tokenKey)
 	tok, _ := t.(openapi.Token)
 	return tok
 }
 
-// actor names who is writing, for the audit log.
+// actor names who is writing, for the audit log: the token's name (unique
+// among tokens), as the contract's AuditEntry.actor and ?actor= say.
 func actor(c *gin.Context) string {
-	t := token(c)
-	return t.Role + ":" + t.Name
+	return token(c).Name
 }
 
-// allow lets through tokens of at least the given rank.
-func allow(min int) gin.HandlerFunc {
+// allow lets through tokens of at least the given rank, with requests the
+// contract accepts.
+func (s *Server) allow(min int) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		t := token(c)
 		if rank[t.Role] < min {
 			fail(c, problem.Forbidden("a %s token may not %s %s", t.Role, c.Request.Method, c.FullPath()))
+			return
+		}
+		if err := s.contract.check(c); err != nil {
+			fail(c, err)
 			return
 		}
 		c.Next()
@@ -72,7 +86,7 @@ func allow(min int) gin.HandlerFunc {
 }
 
 // nodeScope lets a node token reach only its own host's node routes;
-// admins may reach any.
+// admins may reach any. Requests must pass the contract.
 func (s *Server) nodeScope() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		t := token(c)
@@ -84,6 +98,10 @@ func (s *Server) nodeScope() gin.HandlerFunc {
 			return
 		default:
 			fail(c, problem.Forbidden("the node protocol needs a node token"))
+			return
+		}
+		if err := s.contract.check(c); err != nil {
+			fail(c, err)
 			return
 		}
 		c.Next()

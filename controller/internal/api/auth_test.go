@@ -104,7 +104,7 @@ func TestAuditLog(t *testing.T) {
 	e.must(204, "DELETE", "/api/v1/networks/blue", nil, withToken(op))
 
 	var page openapi.List[openapi.AuditEntry]
-	e.must(200, "GET", "/api/v1/audit?actor=operator:alice", nil).decode(t, &page)
+	e.must(200, "GET", "/api/v1/audit?actor=alice", nil).decode(t, &page)
 	if len(page.Items) != 3 {
 		t.Fatalf("audit for alice: %+v", page.Items)
 	}

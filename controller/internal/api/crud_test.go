@@ -62,7 +62,7 @@ func TestCRUDEveryKind(t *testing.T) {
 		{
 			kind:   "services",
 			create: map[string]any{"name": "web", "network": "blue", "selector": "app=web", "ports": []map[string]any{{"port": 80, "targetPort": 8080}}},
-			update: map[string]any{"name": "web", "network": "blue", "selector": "app in (web,api)", "ports": []map[string]any{{"name": "dns", "port": 53, "protocol": "udp"}}},
+			update: map[string]any{"name": "web", "network": "blue", "selector": "app in (web,api)", "ports": []map[string]any{{"name": "dns", "port": 53, "protocol": "UDP"}}},
 			patch:  map[string]any{"labels": map[string]string{"tier": "fe"}},
 			check: func(t *testing.T, o map[string]any) {
 				p := o["ports"].([]any)[0].(map[string]any)

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -27,6 +26,8 @@ type resource[T any] struct {
 	update         func(ctx context.Context, actor, ref, network string, ifMatch int64, v T) (T, error)
 	del            func(ctx context.Context, actor, ref, network string, ifMatch int64) (int64, error)
 	meta           func(*T) *openapi.Meta
+	// readOnly names the fields an update may not change (from the contract).
+	readOnly []string
 	// decorate, when set, adds what the store does not know to an answer.
 	decorate func(*T)
 }
@@ -53,9 +54,13 @@ func unscoped[T any](kind string,
 	}
 }
 
+// path is the contract's path of one object of the kind.
+func (r resource[T]) path() string { return "/api/v1/" + r.kind + "/{ref}" }
+
 // mount registers the five routes of a kind.
 func mount[T any](s *Server, g *gin.RouterGroup, r resource[T], read, write gin.HandlerFunc) {
 	base := "/" + r.kind
+	r.readOnly = s.contract.readOnlyFields(r.path())
 	g.GET(base, read, r.handleList)
 	g.POST(base, write, func(c *gin.Context) { r.handleCreate(s, c) })
 	g.GET(base+"/:ref", read, r.handleGet)
@@ -117,21 +122,31 @@ func (r resource[T]) handleCreate(s *Server, c *gin.Context) {
 func (r resource[T]) handleUpdate(s *Server, c *gin.Context, patch bool) {
 	w, err := parseWrite(c)
 	ctx, ref, network := c.Request.Context(), c.Param("ref"), c.Query("network")
-	var v, out T
-	switch {
-	case err != nil:
-	case patch:
-		var cur T
-		if cur, err = r.get(ctx, ref, network); err != nil {
-			break
+	var body []byte
+	var asked map[string]any
+	var v, cur, out T
+	if err == nil {
+		body, asked, err = readObject(c)
+	}
+	if err == nil && !patch {
+		err = unmarshalStrict(body, &v)
+	}
+	if err == nil {
+		cur, err = r.get(ctx, ref, network)
+	}
+	if err == nil {
+		shown := cur
+		if r.decorate != nil {
+			r.decorate(&shown)
 		}
+		err = readOnlyChanged(asked, &shown, r.readOnly)
+	}
+	if err == nil && patch {
 		if w.ifMatch == 0 {
 			// Without If-Match, the patch applies to what we just read.
 			w.ifMatch = r.meta(&cur).Revision
 		}
-		err = decodePatch(c, &cur, &v)
-	default:
-		err = decode(c, &v)
+		err = applyPatch(asked, &cur, &v, func(merged []byte) error { return s.contract.checkObject(r.path(), merged) })
 	}
 	if err == nil {
 		out, err = r.update(ctx, actor(c), ref, network, w.ifMatch, v)
@@ -266,77 +281,6 @@ func (s *Server) waitRealized(c *gin.Context, w waitOpts, rev int64) error {
 		return nil
 	}
 	return s.Realizer.WaitRealized(c.Request.Context(), rev, w.timeout)
-}
-
-// decode reads a JSON body of at most MaxBody bytes into v, refusing
-// unknown fields.
-func decode(c *gin.Context, v any) error {
-	body, err := readBody(c)
-	if err != nil {
-		return err
-	}
-	return unmarshalStrict(body, v)
-}
-
-func unmarshalStrict(body []byte, v any) error {
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonProblem(err)
-	}
-	if dec.More() {
-		return problem.Invalid("", "the body holds more than one JSON value")
-	}
-	return nil
-}
-
-// decodePatch applies a JSON merge patch (RFC 7396) from the body to cur
-// and decodes the result into v.
-func decodePatch(c *gin.Context, cur any, v any) error {
-	body, err := readBody(c)
-	if err != nil {
-		return err
-	}
-	var patch any
-	if err := json.Unmarshal(body, &patch); err != nil {
-		return jsonProblem(err)
-	}
-	if _, ok := patch.(map[string]any); !ok {
-		return problem.Invalid("", "a merge patch must be a JSON object")
-	}
-	curJSON, err := json.Marshal(cur)
-	if err != nil {
-		return err
-	}
-	var target any
-	if err := json.Unmarshal(curJSON, &target); err != nil {
-		return err
-	}
-	merged, err := json.Marshal(mergePatch(target, patch))
-	if err != nil {
-		return err
-	}
-	return unmarshalStrict(merged, v)
-}
-
-// mergePatch implements RFC 7396.
-func mergePatch(target, patch any) any {
-	p, ok := patch.(map[string]any)
-	if !ok {
-		return patch
-	}
-	t, ok := target.(map[string]any)
-	if !ok {
-		t = map[string]any{}
-	}
-	for k, v := range p {
-		if v == nil {
-			delete(t, k)
-		} else {
-			t[k] = mergePatch(t[k], v)
-		}
-	}
-	return t
 }
 
 func (s *Server) moveContainer(c *gin.Context) {

@@ -1,7 +1,10 @@
 // Package api serves Switchyard's REST API under /api/v1 (described by
 // openapi/openapi.yaml): intent CRUD, tokens, audit, the event stream, the node
 // protocol, and /healthz, /readyz, /metrics. It authenticates and authorizes
-// every request, turns every client error into RFC 9457 problem+json, and
+// every request, checks it against the contract (contract.go: parameters,
+// content type, body schema, no NUL or invalid UTF-8, read-only fields on
+// update) before any handler or SQL runs, turns every client error into RFC
+// 9457 problem+json (5xx without internals, which go to the log), and
 // delegates all state to the store. It must not hold intent of its own nor
 // talk SQL.
 package api
@@ -47,9 +50,12 @@ type Server struct {
 	Realizer Realizer
 	Nodes    NodeHandler
 	Log      *slog.Logger
-	hub      *hub
-	metrics  *metrics
-	tokens   *tokenCache
+	// ReadyChecks are conditions /readyz checks besides the store's.
+	ReadyChecks []ReadyCheck
+	hub         *hub
+	metrics     *metrics
+	tokens      *tokenCache
+	contract    *contract
 }
 
 // Handler builds the HTTP handler. ctx bounds the background work it starts
@@ -67,10 +73,14 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	if c, ok := s.Realizer.(prometheus.Collector); ok {
 		s.metrics.reg.MustRegister(c)
 	}
+	var err error
+	if s.contract, err = newContract(); err != nil {
+		panic(err) // the embedded spec is checked by openapi's tests
+	}
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(s.recover(), s.observe())
+	r.Use(s.recover(), s.observe(), unboundedWrites())
 	r.NoRoute(func(c *gin.Context) { fail(c, notFoundRoute(c)) })
 	r.NoMethod(func(c *gin.Context) { fail(c, methodNotAllowed(c)) })
 
@@ -80,7 +90,9 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openapi.SpecYAML) })
 
 	v1 := r.Group("/api/v1", s.authenticate())
-	viewer, operator, admin := allow(roleViewer), allow(roleOperator), allow(roleAdmin)
+	// Every /api/v1 route passes allow or nodeScope, which check the
+	// request against the contract once its sender may make it.
+	viewer, operator, admin := s.allow(roleViewer), s.allow(roleOperator), s.allow(roleAdmin)
 
 	hosts := unscoped("hosts", s.Store.ListHosts, s.Store.GetHost, s.Store.CreateHost, s.Store.UpdateHost, s.Store.DeleteHost,
 		func(v *openapi.Host) *openapi.Meta { return &v.Meta })
@@ -129,6 +141,41 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	return r
 }
 
+// Timeouts bound one connection of the HTTP server: how long a client may
+// take to send a request's headers and whole request, how long an answer
+// may take to write, and how long a kept-alive connection may idle. The
+// event stream, the node long-poll and writes with ?wait= lift the write
+// deadline (unboundedWrites); they end on their own terms.
+type Timeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+}
+
+// DefaultTimeouts are the controller's.
+var DefaultTimeouts = Timeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 30 * time.Second, Idle: 2 * time.Minute}
+
+// NewHTTPServer returns an HTTP server for h on addr with the timeouts t.
+func NewHTTPServer(addr string, h http.Handler, t Timeouts) *http.Server {
+	return &http.Server{Addr: addr, Handler: h,
+		ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle}
+}
+
+// longRoutes answer for as long as they have something to say.
+var longRoutes = map[string]bool{"/api/v1/events": true, "/api/v1/nodes/:host/program": true}
+
+// unboundedWrites lifts the server's write deadline for the event stream,
+// the node long-poll and writes waiting until realized: each bounds itself
+// (client disconnect, ?timeout=).
+func unboundedWrites() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		waits := c.Request.Method != http.MethodGet && c.Query("wait") == "realized"
+		if longRoutes[c.FullPath()] || waits {
+			// Fails only for writers without deadlines (tests' recorders).
+			_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
+		}
+		c.Next()
+	}
+}
+
 // realization shows whether a host has applied its current program.
 func (s *Server) realization(h *openapi.Host) {
 	if s.Realizer == nil {
@@ -140,15 +187,22 @@ func (s *Server) realization(h *openapi.Host) {
 	}
 }
 
+// ReadyCheck is one condition of /readyz: nil when met, else why not. A
+// *problem.Error is answered as it is (its Cause only logged); any other
+// error is logged and answered as a bare 503.
+type ReadyCheck func(ctx context.Context) error
+
+// readyz answers 200 once the store and every check in ReadyChecks are
+// ready. It is unauthenticated: it says what is wrong, never internals.
 func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.Store.Ready(ctx); err != nil {
-		fail(c, unavailableProblem(err))
-		return
-	}
+	checks := append([]ReadyCheck{s.Store.Ready}, s.ReadyChecks...)
 	if h, ok := s.Realizer.(interface{ Healthy() error }); ok {
-		if err := h.Healthy(); err != nil {
+		checks = append(checks, func(context.Context) error { return h.Healthy() })
+	}
+	for _, check := range checks {
+		if err := check(ctx); err != nil {
 			fail(c, unavailableProblem(err))
 			return
 		}

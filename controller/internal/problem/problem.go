@@ -1,7 +1,8 @@
 // Package problem defines the errors Switchyard returns to API clients, as
 // RFC 9457 problem details. Store and API code return *problem.Error for every
-// failure a client caused; anything else is a 500. It must not know about HTTP
-// routing or the database.
+// failure a client caused; anything else is a 500. A problem may carry an
+// internal Cause (a database error, say): it is for the log only and never
+// rendered into the body. It must not know about HTTP routing or the database.
 package problem
 
 import (
@@ -24,7 +25,18 @@ type Error struct {
 	Field  string
 	// Extra is merged into the body (e.g. hosts still behind on a wait timeout).
 	Extra map[string]any
+	// Cause is the internal failure behind the problem: logged, never shown.
+	Cause error
 }
+
+// WithCause sets the internal cause, for the log, and returns e.
+func (e *Error) WithCause(err error) *Error {
+	e.Cause = err
+	return e
+}
+
+// Unwrap returns the internal cause.
+func (e *Error) Unwrap() error { return e.Cause }
 
 func (e *Error) Error() string {
 	if e.Field != "" {
@@ -105,6 +117,12 @@ func Forbidden(format string, args ...any) *Error {
 // TooLarge is a body over the limit (413).
 func TooLarge(format string, args ...any) *Error {
 	return newf(http.StatusRequestEntityTooLarge, "too-large", "Request body too large", "", format, args...)
+}
+
+// UnsupportedMediaType is a body of a content type the operation does not
+// take (415).
+func UnsupportedMediaType(format string, args ...any) *Error {
+	return newf(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "Content-Type", format, args...)
 }
 
 // Timeout is a wait that ran out (504).

@@ -90,14 +90,23 @@ func (s Selector) SQL(col string, args []any) (string, []any) {
 		case selection.DoesNotExist:
 			parts = append(parts, fmt.Sprintf("NOT (%s ? %s)", col, param(key)))
 		default:
-			// gt/lt: compare numerically when the value is a number.
 			op := ">"
 			if r.Operator() == selection.LessThan {
 				op = "<"
 			}
-			parts = append(parts, fmt.Sprintf("(CASE WHEN (%s->>%s) ~ '^-?[0-9]+$' THEN (%s->>%s)::bigint %s %s::bigint ELSE false END)",
-				col, param(key), col, param(key), op, param(vals[0])))
+			parts = append(parts, numericSQL(col+"->>"+param(key), op, param(vals[0])))
 		}
 	}
 	return "(" + strings.Join(parts, " AND ") + ")", args
+}
+
+// numericSQL compares the label value v with the selector's integer as
+// Matches does: only a value that parses as an int64 can match; any other
+// (not a number, or out of range) does not, and never makes the query fail.
+// The CASE branches run in order, so v is cast only once it is known to be
+// at most 19 digits.
+func numericSQL(v, op, want string) string {
+	return fmt.Sprintf(`(CASE WHEN (%[1]s) IS NULL OR (%[1]s) !~ '^[-+]?[0-9]{1,19}$' THEN false
+		WHEN (%[1]s)::numeric < -9223372036854775808 OR (%[1]s)::numeric > 9223372036854775807 THEN false
+		ELSE (%[1]s)::numeric %[2]s %[3]s::numeric END)`, v, op, want)
 }

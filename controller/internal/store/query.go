@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -47,14 +48,19 @@ func encodeCursor(name, id string) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// decodeCursor accepts only a token encodeCursor could have written: the
+// canonical encoding of a name PostgreSQL can hold (UTF-8, no NUL, at most
+// 253 bytes) and a UUID. Anything else is a 400 before any SQL runs.
 func decodeCursor(s string) (cursor, error) {
 	var c cursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, &c)
+	bad := problem.Invalid("continue", "malformed continue token: pass the continue value of the previous page unchanged")
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil || json.Unmarshal(b, &c) != nil {
+		return c, bad
 	}
-	if err != nil || c.ID == "" {
-		return c, problem.Invalid("continue", "malformed continue token")
+	if !isUUID(c.ID) || len(c.Name) > 253 || !utf8.ValidString(c.Name) || strings.ContainsRune(c.Name, 0) ||
+		encodeCursor(c.Name, c.ID) != s {
+		return c, bad
 	}
 	return c, nil
 }

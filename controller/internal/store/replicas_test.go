@@ -84,6 +84,12 @@ func TestWriteRetriesDeadlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
+	// The other side checks for deadlocks much later than the write does
+	// (1 s by default), so PostgreSQL aborts the write whatever the load
+	// on the machine: which side is aborted is not left to timing.
+	if _, err := tx.Exec(ctx, `SET LOCAL deadlock_timeout = '60s'`); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM hosts WHERE name = 'h1' FOR UPDATE`); err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +99,8 @@ func TestWriteRetriesDeadlock(t *testing.T) {
 		done <- err
 	}()
 	// Wait until the write's group (holding the revision row) waits for the
-	// host row, then close the cycle: the write started waiting first, so
-	// its deadlock check runs first and it is the one PostgreSQL aborts.
+	// host row, then close the cycle: the write's deadlock check runs first
+	// (see deadlock_timeout above), so it is the one PostgreSQL aborts.
 	for {
 		var waiting bool
 		if err := st.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND locktype = 'transactionid')`).Scan(&waiting); err != nil {

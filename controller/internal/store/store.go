@@ -132,10 +132,10 @@ func (s *Store) Ready(ctx context.Context) error {
 	}
 	pending, err := p.HasPending(ctx)
 	if err != nil {
-		return fmt.Errorf("database: %w", err)
+		return unavailable(err)
 	}
 	if pending {
-		return errors.New("migrations pending")
+		return problem.Unavailable("database migrations are pending")
 	}
 	return nil
 }
@@ -278,6 +278,8 @@ func mapError(err error) error {
 	return err
 }
 
+// unavailable is a database that cannot be reached. What failed (address,
+// user, database) goes to the log with the cause, never to the client.
 func unavailable(err error) error {
-	return problem.Unavailable("database: %v", err)
+	return problem.Unavailable("the database cannot be reached").WithCause(err)
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,8 +49,16 @@ func TestValidators(t *testing.T) {
 	if err := checkNetnsPath("netns", "/run/netns/../x"); field(err) != "netns" {
 		t.Error("unclean netns path accepted")
 	}
-	if c, err := decodeCursor(encodeCursor("a", "b")); err != nil || c.Name != "a" || c.ID != "b" {
+	const id = "0b6f3a52-4f7c-4b8e-9d3e-1c2f3a4b5c6d"
+	if c, err := decodeCursor(encodeCursor("a", id)); err != nil || c.Name != "a" || c.ID != id {
 		t.Errorf("cursor %+v %v", c, err)
+	}
+	// Only what encodeCursor writes decodes: no other id, name or encoding.
+	for _, bad := range []string{encodeCursor("a", "b"), encodeCursor("a\x00", id), encodeCursor("a\xff", id),
+		encodeCursor(strings.Repeat("a", 254), id), encodeCursor("a", id) + "=", "", "%%%"} {
+		if _, err := decodeCursor(bad); field(err) != "continue" {
+			t.Errorf("cursor %q accepted", bad)
+		}
 	}
 }
 

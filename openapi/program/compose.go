@@ -33,7 +33,9 @@ func Compose(ds ...*openapi.ProgramDelta) (*openapi.ProgramDelta, error) {
 	out.AddTunnels, out.RemoveTunnels = composeByKey(ds,
 		func(d *openapi.ProgramDelta) ([]openapi.TunnelPort, []string) { return d.AddTunnels, d.RemoveTunnels }, tunnelName)
 	out.AddContainers, out.RemoveContainers = composeByKey(ds,
-		func(d *openapi.ProgramDelta) ([]openapi.ContainerPort, []string) { return d.AddContainers, d.RemoveContainers }, containerName)
+		func(d *openapi.ProgramDelta) ([]openapi.ContainerPort, []string) {
+			return d.AddContainers, d.RemoveContainers
+		}, containerName)
 	out.AddGroups, out.RemoveGroups = composeByKey(ds,
 		func(d *openapi.ProgramDelta) ([]openapi.Group, []uint32) { return d.AddGroups, d.RemoveGroups }, groupID)
 	return out, nil

@@ -92,3 +92,46 @@ func TestHistoryBounds(t *testing.T) {
 	}
 	f.patched(progs[3], f.poll("h1", progs[3].Digest))
 }
+
+// A wait looks only at the hosts indexed for its revision: for every
+// revision, that gives the same states as looking at every host, also
+// across a host's removal, a reload and trimmed histories.
+func TestStatesIndexMatchesScan(t *testing.T) {
+	f := twoHosts(t)
+	f.network("red", "10.20.0.0/24")
+	f.host("h3", "192.168.200.13")
+	f.container("r1", "red", "h3")
+	f.catchUp()
+	f.history("c", 8)
+	f.load()
+	f.container("r2", "red", "h1")
+	f.catchUp()
+	f.deleteContainer("r1")
+	if _, err := f.st.DeleteHost(f.ctx, "test", "h3", 0); err != nil {
+		t.Fatal(err)
+	}
+	f.catchUp()
+	if f.m.hosts["h3"] != nil {
+		t.Fatal("h3 not removed")
+	}
+	f.history("d", maxDeltas+3) // trims h1's history
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	indexed := 0
+	for rev := int64(1); rev <= f.m.rev; rev++ {
+		if rev > f.m.hostsFrom {
+			indexed++
+		}
+		got, _ := f.m.states(rev)
+		from := f.m.hostsFrom
+		f.m.hostsFrom = f.m.rev // every host scanned
+		want, _ := f.m.states(rev)
+		f.m.hostsFrom = from
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("revision %d: indexed %v, scanned %v", rev, got, want)
+		}
+	}
+	if indexed < maxDeltas/2 {
+		t.Fatalf("only %d of %d revisions indexed", indexed, f.m.rev)
+	}
+}

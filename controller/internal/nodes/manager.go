@@ -96,6 +96,14 @@ type Manager struct {
 	// orders them), to tell whether a failed port concerns a change.
 	ctrsAt   map[int64][]string
 	ctrsRevs []int64
+	// hostsAt lists the hosts whose program changed at each recent
+	// revision (hostsRevs orders them, at most ctrsLen), so that a wait
+	// for a revision looks at those hosts only. It is exact for revisions
+	// after hostsFrom (the last load, the newest evicted revision, and
+	// hosts whose history no longer reaches back: see touched).
+	hostsAt   map[int64][]string
+	hostsRevs []int64
+	hostsFrom int64
 
 	// kick asks the run loop to catch up with the event log.
 	kick chan struct{}
@@ -116,7 +124,7 @@ func New(st *store.Store, log *slog.Logger) *Manager {
 		log = slog.Default()
 	}
 	m := &Manager{st: st, log: log, hosts: map[string]*hostEntry{}, progress: make(chan struct{}),
-		acks: map[string]ack{}, ctrsAt: map[int64][]string{}, kick: make(chan struct{}, 1), programOf: (*compile.Compiler).Program,
+		acks: map[string]ack{}, ctrsAt: map[int64][]string{}, hostsAt: map[int64][]string{}, kick: make(chan struct{}, 1), programOf: (*compile.Compiler).Program,
 		maxDeltas: maxDeltas, maxDeltaBytes: maxDeltaBytes}
 	m.metrics = newMetrics(m)
 	return m
@@ -209,6 +217,8 @@ func (m *Manager) load(ctx context.Context, why string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.comp, m.rev, m.diverged = comp, in.Revision, nil
+	clear(m.hostsAt)
+	m.hostsRevs, m.hostsFrom = nil, in.Revision
 	m.mergeAcks(acks)
 	for name := range m.hosts {
 		if progs[name] == nil {
@@ -378,6 +388,9 @@ func (m *Manager) setProgram(host string, rev int64, digest string, delta *opena
 	if delta != nil && delta.FromDigest != e.digest {
 		delta = nil // not from the program we had: useless
 	}
+	if len(e.hist) == 0 || e.hist[len(e.hist)-1].rev != rev {
+		m.noteHost(rev, host)
+	}
 	pr := progRev{rev: rev, digest: digest, delta: delta}
 	if delta == nil {
 		// No delta leads across this change: the older ones are useless.
@@ -390,6 +403,7 @@ func (m *Manager) setProgram(host string, rev int64, digest string, delta *opena
 	e.deltaBytes += pr.size
 	if len(e.hist) > histLen {
 		e.known = e.hist[0].rev + 1
+		m.hostsFrom = max(m.hostsFrom, e.hist[0].rev)
 		e.dropDeltas(1)
 		e.hist = slices.Delete(e.hist, 0, 1)
 	}

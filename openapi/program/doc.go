@@ -3,6 +3,8 @@
 // digested. The controller's compiler uses it to order flows and digest the
 // programs it builds, and to compute deltas; a node agent uses it to apply a
 // delta to its current program and to check the digest of what it applied.
+// Compose turns a chain of deltas into one: the controller sends an agent
+// several changes behind one delta instead of its whole program.
 //
 // It is PURE: no I/O, no clock, no randomness, no goroutines; the same input
 // always yields the same output. It must not know how programs are compiled:

@@ -18,6 +18,7 @@ import (
 // prometheus.Collector: the API server registers it next to its own.
 type metrics struct {
 	reloads  *prometheus.CounterVec
+	updates  *prometheus.CounterVec
 	diverged prometheus.GaugeFunc
 	revision prometheus.GaugeFunc
 }
@@ -28,6 +29,10 @@ func newMetrics(m *Manager) *metrics {
 			Name: "switchyard_nodes_compiler_reloads_total",
 			Help: "Whole recompiles of the node programs, by reason (start: first load; diverged: an event could not be read or the compiler failed, reloaded from the store; inconsistent: the compiler's bookkeeping failed, recompiled from its objects).",
 		}, []string{"reason"}),
+		updates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_nodes_program_updates_total",
+			Help: "Program updates sent to agents, by kind (delta: the host's last delta; composed: the deltas since the agent's program, composed into one; full: the whole program).",
+		}, []string{"kind"}),
 		diverged: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchyard_nodes_compiler_diverged",
 			Help: "1 while this replica's compiler may not match the store (until the reload succeeds), else 0.",
@@ -47,6 +52,7 @@ func newMetrics(m *Manager) *metrics {
 // Describe implements prometheus.Collector.
 func (m *Manager) Describe(ch chan<- *prometheus.Desc) {
 	m.metrics.reloads.Describe(ch)
+	m.metrics.updates.Describe(ch)
 	m.metrics.diverged.Describe(ch)
 	m.metrics.revision.Describe(ch)
 }
@@ -54,6 +60,7 @@ func (m *Manager) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 	m.metrics.reloads.Collect(ch)
+	m.metrics.updates.Collect(ch)
 	m.metrics.diverged.Collect(ch)
 	m.metrics.revision.Collect(ch)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/switchyard/switchyard/controller/internal/problem"
 	"github.com/switchyard/switchyard/controller/internal/store"
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/program"
 )
 
 // MaxPoll bounds one long-poll.
@@ -70,8 +71,9 @@ func (h *Handler) Status(c *gin.Context) {
 }
 
 // Program answers as soon as the host's program differs from the digest the
-// agent has: with the delta when the agent is one change behind, else with
-// the whole program. With no change before the timeout it answers 204.
+// agent has: with one delta when the agent's program is among its host's
+// last maxDeltas programs (the deltas since composed), else with the whole
+// program. With no change before the timeout it answers 204.
 func (h *Handler) Program(c *gin.Context) {
 	host := c.Param("host")
 	digest := c.Query("digest")
@@ -108,7 +110,7 @@ func (h *Handler) Program(c *gin.Context) {
 func (m *Manager) next(ctx context.Context, host, digest string) (*openapi.ProgramUpdate, error) {
 	caughtUp := false
 	for {
-		up, wake, err := m.peek(host, digest)
+		up, ds, wake, err := m.peek(host, digest)
 		if isNotFound(err) && !caughtUp {
 			// The host may be newer than this replica's compiler (an agent
 			// that just registered through another replica, or this one):
@@ -118,6 +120,10 @@ func (m *Manager) next(ctx context.Context, host, digest string) (*openapi.Progr
 				return nil, nil
 			}
 			continue
+		}
+		if ds != nil {
+			// Composed outside the lock: the kept deltas never change.
+			return m.composed(host, up, ds)
 		}
 		if up != nil || err != nil {
 			return up, err
@@ -130,34 +136,72 @@ func (m *Manager) next(ctx context.Context, host, digest string) (*openapi.Progr
 	}
 }
 
-// peek returns the update for an agent at digest, or what to wait on: this
-// host's program only, so other hosts' changes and acks do not wake it.
-// Before the first load it waits for any progress.
-func (m *Manager) peek(host, digest string) (*openapi.ProgramUpdate, <-chan struct{}, error) {
+// composed completes up with the composition of ds.
+func (m *Manager) composed(host string, up *openapi.ProgramUpdate, ds []*openapi.ProgramDelta) (*openapi.ProgramUpdate, error) {
+	if len(ds) == 1 {
+		up.Delta = ds[0]
+		m.metrics.updates.WithLabelValues("delta").Inc()
+		return up, nil
+	}
+	d, err := program.Compose(ds...)
+	if err != nil { // a bug: the history is a chain by construction
+		m.log.Error("nodes: composing deltas; sending the whole program", "host", host, "err", err)
+		return m.full(host)
+	}
+	up.Delta = d
+	m.metrics.updates.WithLabelValues("composed").Inc()
+	return up, nil
+}
+
+// full returns the update with host's whole program.
+func (m *Manager) full(host string) (*openapi.ProgramUpdate, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.hosts[host]
+	if e == nil {
+		return nil, problem.NotFound("host %q has no program: register it first", host)
+	}
+	return m.fullLocked(host, e)
+}
+
+// fullLocked builds host's whole program. The compiler builds it from its
+// cached previous program and the changes since, updating its cache, so it
+// runs under mu. Callers hold mu.
+func (m *Manager) fullLocked(host string, e *hostEntry) (*openapi.ProgramUpdate, error) {
+	p, err := m.program(host)
+	if err != nil {
+		return nil, err
+	}
+	m.metrics.updates.WithLabelValues("full").Inc()
+	// A recompile may have changed the host's program: e is up to date.
+	return &openapi.ProgramUpdate{Revision: e.rev, Full: true, Program: p}, nil
+}
+
+// peek returns the update for an agent at digest, or the deltas to compose
+// into it (with up carrying the revision), or what to wait on: this host's
+// program only, so other hosts' changes and acks do not wake it. Before the
+// first load it waits for any progress.
+func (m *Manager) peek(host, digest string) (*openapi.ProgramUpdate, []*openapi.ProgramDelta, <-chan struct{}, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.hosts[host]
 	if !m.ready {
 		if e != nil {
-			return nil, e.changed, nil
+			return nil, nil, e.changed, nil
 		}
-		return nil, m.progress, nil
+		return nil, nil, m.progress, nil
 	}
 	if e == nil {
-		return nil, nil, problem.NotFound("host %q has no program: register it first", host)
+		return nil, nil, nil, problem.NotFound("host %q has no program: register it first", host)
 	}
 	if e.digest == digest {
-		return nil, e.changed, nil
+		return nil, nil, e.changed, nil
 	}
-	if digest != "" && digest == e.prevDigest && e.delta != nil {
-		return &openapi.ProgramUpdate{Revision: e.rev, Delta: e.delta}, nil, nil
+	if ds := e.deltasFrom(digest); ds != nil {
+		return &openapi.ProgramUpdate{Revision: e.rev}, ds, nil, nil
 	}
-	p, err := m.program(host)
-	if err != nil {
-		return nil, nil, err
-	}
-	// A recompile may have changed the host's program: e is up to date.
-	return &openapi.ProgramUpdate{Revision: e.rev, Full: true, Program: p}, nil, nil
+	up, err := m.fullLocked(host, e)
+	return up, nil, nil, err
 }
 
 func isNotFound(err error) bool {

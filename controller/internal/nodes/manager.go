@@ -1,7 +1,8 @@
 // Package nodes is the controller's side of the node protocol. It keeps the
 // compiler in step with the intent (a full load at start, then every
-// committed revision's events, in order), holds each host's current program,
-// wakes only the long-polls of hosts whose program changed, takes the agents'
+// committed revision's events, in order), holds each host's current program
+// digest and a bounded history of its deltas (an agent up to maxDeltas
+// changes behind gets them composed into one delta), wakes only the long-polls of hosts whose program changed, takes the agents'
 // reports (refusing revisions no controller sent) and answers ?wait=realized
 // with each touched host's state. When the compiler may have left the intent
 // (an event it cannot read, a compiler failure) it says so (Healthy, metrics)
@@ -26,36 +27,51 @@ import (
 	"github.com/switchyard/switchyard/controller/internal/compile"
 	"github.com/switchyard/switchyard/controller/internal/store"
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/program"
 )
 
-// histLen is how many past programs per host are kept for realization and
-// report checks. Older history is summed up by hostEntry.known.
-const histLen = 64
+// maxDeltas is how many changes behind an agent may be and still get a
+// delta (the deltas of its host's last changes, composed into one); an agent
+// further behind gets the whole program.
+const maxDeltas = 64
+
+// maxDeltaBytes bounds the size (program.Size) of the deltas kept per host:
+// the oldest are dropped first. A burst of small changes fits many times
+// over; a few huge ones (a network on a large host) fall back to a full
+// program sooner, which is then about as cheap.
+const maxDeltaBytes = 1 << 20
+
+// histLen is how many past programs per host are kept for realization,
+// report checks and deltas. Older history is summed up by hostEntry.known.
+const histLen = maxDeltas + 1
 
 // ctrsLen is how many past revisions' changed containers are kept.
 const ctrsLen = 4096
 
 // progRev is one program a host had: the revision at which it became the
-// host's program, and its digest.
+// host's program, its digest, and the delta that led to it from the program
+// before (nil when unknown: after a load or recompile, or dropped to bound
+// the history's size).
 type progRev struct {
 	rev    int64
 	digest string
+	delta  *openapi.ProgramDelta
+	size   int // program.Size(delta)
 }
 
 // hostEntry is what the manager knows of one host's program, and who waits
-// for it. Whole programs are built by the compiler on demand: most agents
-// only ever need the last delta.
+// for it. Whole programs are built by the compiler on demand: an agent up to
+// maxDeltas changes behind gets the deltas since its program, composed.
 type hostEntry struct {
 	digest string
 	rev    int64 // the revision at which the program last changed
-	// delta leads from prevDigest to digest (nil when unknown).
-	prevDigest string
-	delta      *openapi.ProgramDelta
 	// hist are the host's programs, oldest first (the last is the current
 	// one). Every change of the program at or after revision known is in
-	// hist; of the changes before known nothing is known.
-	hist  []progRev
-	known int64
+	// hist; of the changes before known nothing is known. The deltas kept
+	// in hist form a suffix of it and sum up to deltaBytes.
+	hist       []progRev
+	deltaBytes int
+	known      int64
 	// changed is closed (and replaced) when the program changes.
 	changed chan struct{}
 }
@@ -80,9 +96,21 @@ type Manager struct {
 	// orders them), to tell whether a failed port concerns a change.
 	ctrsAt   map[int64][]string
 	ctrsRevs []int64
+	// hostsAt lists the hosts whose program changed at each recent
+	// revision (hostsRevs orders them, at most ctrsLen), so that a wait
+	// for a revision looks at those hosts only. It is exact for revisions
+	// after hostsFrom (the last load, the newest evicted revision, and
+	// hosts whose history no longer reaches back: see touched).
+	hostsAt   map[int64][]string
+	hostsRevs []int64
+	hostsFrom int64
 
 	// kick asks the run loop to catch up with the event log.
 	kick chan struct{}
+
+	// maxDeltas and maxDeltaBytes bound each host's kept deltas (tests
+	// and benchmarks lower them).
+	maxDeltas, maxDeltaBytes int
 
 	metrics *metrics
 	// programOf builds a host's whole program; tests replace it to inject
@@ -96,7 +124,8 @@ func New(st *store.Store, log *slog.Logger) *Manager {
 		log = slog.Default()
 	}
 	m := &Manager{st: st, log: log, hosts: map[string]*hostEntry{}, progress: make(chan struct{}),
-		acks: map[string]ack{}, ctrsAt: map[int64][]string{}, kick: make(chan struct{}, 1), programOf: (*compile.Compiler).Program}
+		acks: map[string]ack{}, ctrsAt: map[int64][]string{}, hostsAt: map[int64][]string{}, kick: make(chan struct{}, 1), programOf: (*compile.Compiler).Program,
+		maxDeltas: maxDeltas, maxDeltaBytes: maxDeltaBytes}
 	m.metrics = newMetrics(m)
 	return m
 }
@@ -188,6 +217,8 @@ func (m *Manager) load(ctx context.Context, why string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.comp, m.rev, m.diverged = comp, in.Revision, nil
+	clear(m.hostsAt)
+	m.hostsRevs, m.hostsFrom = nil, in.Revision
 	m.mergeAcks(acks)
 	for name := range m.hosts {
 		if progs[name] == nil {
@@ -198,7 +229,7 @@ func (m *Manager) load(ctx context.Context, why string) error {
 		m.setProgram(name, in.Revision, p.Digest, nil)
 		// What changed while this replica was not following is unknown.
 		e := m.hosts[name]
-		e.hist, e.known = []progRev{{in.Revision, e.digest}}, in.Revision
+		e.hist, e.deltaBytes, e.known = []progRev{{rev: in.Revision, digest: e.digest}}, 0, in.Revision
 	}
 	m.ready = true
 	m.metrics.reloads.WithLabelValues(why).Inc()
@@ -343,8 +374,8 @@ func toChange(e openapi.Event) (compile.Change, error) {
 }
 
 // setProgram records host's new program digest, and the delta that leads
-// to it, and wakes its long-polls when it differs from the one before.
-// Callers hold mu.
+// to it (nil: unknown), and wakes its long-polls when it differs from the
+// one before. Callers hold mu.
 func (m *Manager) setProgram(host string, rev int64, digest string, delta *openapi.ProgramDelta) {
 	e := m.hosts[host]
 	if e == nil {
@@ -354,14 +385,83 @@ func (m *Manager) setProgram(host string, rev int64, digest string, delta *opena
 	if e.digest == digest {
 		return
 	}
-	e.prevDigest, e.digest, e.rev, e.delta = e.digest, digest, rev, delta
-	e.hist = append(e.hist, progRev{rev, digest})
+	if delta != nil && delta.FromDigest != e.digest {
+		delta = nil // not from the program we had: useless
+	}
+	if len(e.hist) == 0 || e.hist[len(e.hist)-1].rev != rev {
+		m.noteHost(rev, host)
+	}
+	pr := progRev{rev: rev, digest: digest, delta: delta}
+	if delta == nil {
+		// No delta leads across this change: the older ones are useless.
+		e.dropDeltas(len(e.hist))
+	} else {
+		pr.size = program.Size(delta)
+	}
+	e.digest, e.rev = digest, rev
+	e.hist = append(e.hist, pr)
+	e.deltaBytes += pr.size
 	if len(e.hist) > histLen {
 		e.known = e.hist[0].rev + 1
+		m.hostsFrom = max(m.hostsFrom, e.hist[0].rev)
+		e.dropDeltas(1)
 		e.hist = slices.Delete(e.hist, 0, 1)
 	}
+	// Drop the oldest deltas beyond the bounds (the first program's delta
+	// leads from outside the history); the newest always stays.
+	drop := 0
+	for i := 0; i < len(e.hist)-1 && (i == 0 || e.deltaBytes > m.maxDeltaBytes || len(e.hist)-i > m.maxDeltas); i++ {
+		if e.hist[i].delta != nil {
+			e.deltaBytes -= e.hist[i].size
+		}
+		drop = i + 1
+	}
+	e.dropDeltasCounted(drop)
 	close(e.changed)
 	e.changed = make(chan struct{})
+}
+
+// dropDeltas forgets the deltas of the first n programs of e's history.
+func (e *hostEntry) dropDeltas(n int) {
+	for i := range e.hist[:n] {
+		if e.hist[i].delta != nil {
+			e.deltaBytes -= e.hist[i].size
+		}
+	}
+	e.dropDeltasCounted(n)
+}
+
+// dropDeltasCounted forgets the first n deltas, whose sizes were already
+// taken off deltaBytes.
+func (e *hostEntry) dropDeltasCounted(n int) {
+	for i := range e.hist[:n] {
+		e.hist[i].delta, e.hist[i].size = nil, 0
+	}
+}
+
+// deltasFrom returns the deltas that lead from digest to e's current
+// program, oldest first, or nil when e's kept history does not reach back
+// to digest (or digest is the current one). The slice is new; the deltas
+// are shared and never modified.
+func (e *hostEntry) deltasFrom(digest string) []*openapi.ProgramDelta {
+	if digest == "" {
+		return nil
+	}
+	// The newest match is the shortest chain (a program may come back).
+	for i := len(e.hist) - 2; i >= 0; i-- {
+		if e.hist[i].digest != digest {
+			continue
+		}
+		ds := make([]*openapi.ProgramDelta, 0, len(e.hist)-1-i)
+		for _, pr := range e.hist[i+1:] {
+			if pr.delta == nil {
+				return nil
+			}
+			ds = append(ds, pr.delta)
+		}
+		return ds
+	}
+	return nil
 }
 
 func (m *Manager) removeHost(host string) {

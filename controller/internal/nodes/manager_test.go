@@ -139,8 +139,9 @@ func twoHosts(t *testing.T) *fixture {
 	return f
 }
 
-// An agent one change behind gets the delta; any other digest (none, an
-// older one, garbage) gets the whole program; its own digest gets nothing.
+// An agent one change behind gets the delta; a digest the host never had
+// (none, garbage) gets the whole program; its own digest gets nothing.
+// (history_test.go: agents further behind.)
 func TestDeltaOrFull(t *testing.T) {
 	f := twoHosts(t)
 	up := f.poll("h1", "")
@@ -160,7 +161,7 @@ func TestDeltaOrFull(t *testing.T) {
 	d2 := up.Delta.Digest
 	f.container("c", "blue", "h1")
 	f.catchUp()
-	for _, digest := range []string{d1, "", "00ff"} {
+	for _, digest := range []string{"", "00ff"} {
 		up := f.poll("h1", digest)
 		if up == nil || !up.Full || up.Delta != nil {
 			t.Fatalf("poll from %q: %+v", digest, up)
@@ -192,7 +193,7 @@ func TestUnrelatedChangeDoesNotWake(t *testing.T) {
 	f.container("z", "red", "h2")
 	f.load()
 	d2 := f.poll("h2", "").Program.Digest
-	_, wake, err := f.m.peek("h2", d2)
+	_, _, wake, err := f.m.peek("h2", d2)
 	if err != nil || wake == nil {
 		t.Fatalf("peek: %v", err)
 	}

@@ -107,9 +107,9 @@ func (m *Manager) states(rev int64) (states []HostState, done bool) {
 		return nil, false
 	}
 	states = []HostState{}
-	for name, e := range m.hosts {
-		if !e.touched(rev) {
-			continue
+	add := func(name string, e *hostEntry) {
+		if e == nil || !e.touched(rev) {
+			return
 		}
 		a := m.acks[name]
 		s := HostState{Host: name, State: stateBehind, AppliedRevision: a.applied}
@@ -124,6 +124,16 @@ func (m *Manager) states(rev int64) (states []HostState, done bool) {
 			}
 		}
 		states = append(states, s)
+	}
+	if rev > m.hostsFrom {
+		// Indexed: only the hosts that changed at rev.
+		for _, name := range m.hostsAt[rev] {
+			add(name, m.hosts[name])
+		}
+	} else {
+		for name, e := range m.hosts {
+			add(name, e)
+		}
 	}
 	slices.SortFunc(states, func(a, b HostState) int { return cmp.Compare(a.Host, b.Host) })
 	return states, true
@@ -151,6 +161,20 @@ func (m *Manager) noteContainers(rev int64, ids []string) {
 	if len(m.ctrsRevs) > ctrsLen {
 		delete(m.ctrsAt, m.ctrsRevs[0])
 		m.ctrsRevs = slices.Delete(m.ctrsRevs, 0, 1)
+	}
+}
+
+// noteHost remembers that host's program changed at revision rev (each
+// host once per revision). Callers hold mu.
+func (m *Manager) noteHost(rev int64, host string) {
+	if len(m.hostsRevs) == 0 || m.hostsRevs[len(m.hostsRevs)-1] != rev {
+		m.hostsRevs = append(m.hostsRevs, rev)
+	}
+	m.hostsAt[rev] = append(m.hostsAt[rev], host)
+	if len(m.hostsRevs) > ctrsLen {
+		m.hostsFrom = max(m.hostsFrom, m.hostsRevs[0])
+		delete(m.hostsAt, m.hostsRevs[0])
+		m.hostsRevs = slices.Delete(m.hostsRevs, 0, 1)
 	}
 }
 

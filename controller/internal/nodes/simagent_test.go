@@ -1,0 +1,234 @@
+package nodes_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/controller/internal/testenv"
+	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/program"
+)
+
+// Simulated node agents for the benchmarks: each registers its host through
+// the node protocol, long-polls its program, patches it with the deltas it
+// gets (digest-checked), optionally spends a modelled apply time, and posts
+// its status. No OVS: they measure the controller's side only.
+
+// fleet is a set of simulated agents on one controller.
+type fleet struct {
+	url    string
+	client *http.Client
+	// apply models an agent's apply time per update (0: none).
+	apply time.Duration
+
+	mu      sync.Mutex
+	digests map[string]string // host -> digest applied
+	changed chan struct{}     // closed (and replaced) on every applied update
+
+	full, deltas, bytes atomic.Int64 // updates received
+	errs                atomic.Int64
+	firstErr            atomic.Value
+}
+
+func newFleet(url string, apply time.Duration) *fleet {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 0, 4096
+	return &fleet{url: url, client: &http.Client{Transport: tr, Timeout: 2 * time.Minute}, apply: apply,
+		digests: map[string]string{}, changed: make(chan struct{})}
+}
+
+// do sends an admin request and decodes a JSON answer into out (if any).
+func (f *fleet) do(ctx context.Context, method, path string, body, out any) (int, error) {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, f.url+path, r)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+testenv.AdminToken)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := f.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return res.StatusCode, err
+	}
+	f.bytes.Add(int64(len(b)))
+	if res.StatusCode >= 300 {
+		return res.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, b)
+	}
+	if out != nil && len(b) > 0 {
+		return res.StatusCode, json.Unmarshal(b, out)
+	}
+	return res.StatusCode, nil
+}
+
+func (f *fleet) fail(err error) {
+	if f.errs.Add(1) == 1 {
+		f.firstErr.Store(err)
+	}
+}
+
+// check fails b if an agent met an error.
+func (f *fleet) check(b testing.TB) {
+	if e := f.firstErr.Load(); e != nil {
+		b.Fatalf("%d agent errors, the first: %v", f.errs.Load(), e)
+	}
+}
+
+// register registers host (address from its index) through the node
+// protocol.
+func (f *fleet) register(ctx context.Context, host string, i int) error {
+	reg := openapi.NodeRegistration{Address: fmt.Sprintf("10.%d.%d.%d", 100+i/65536, i/256%256, i%256), TunnelType: "geneve"}
+	_, err := f.do(ctx, "POST", "/api/v1/nodes/"+host+"/register", reg, nil)
+	return err
+}
+
+// run is one agent's loop until ctx ends.
+func (f *fleet) run(ctx context.Context, host string) {
+	var cur *program.Tracked
+	for ctx.Err() == nil {
+		q := url.Values{"timeout": {"60s"}}
+		if cur != nil {
+			q.Set("digest", cur.P.Digest)
+			q.Set("revision", strconv.FormatInt(cur.P.Revision, 10))
+		}
+		var up openapi.ProgramUpdate
+		code, err := f.do(ctx, "GET", "/api/v1/nodes/"+host+"/program?"+q.Encode(), nil, &up)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			f.fail(err)
+			return
+		case code == http.StatusNoContent:
+			continue
+		case up.Full:
+			f.full.Add(1)
+			cur = program.Track(up.Program)
+		default:
+			f.deltas.Add(1)
+			next, err := cur.Patch(up.Delta)
+			if err != nil {
+				f.fail(fmt.Errorf("%s: %w", host, err))
+				return
+			}
+			cur = next
+		}
+		cur.P.Revision = up.Revision
+		if f.apply > 0 {
+			time.Sleep(f.apply) // the modelled apply, not a wait for readiness
+		}
+		st := openapi.NodeStatus{AppliedRevision: up.Revision, Digest: cur.P.Digest, Ports: []openapi.PortStatus{}}
+		if _, err := f.do(ctx, "POST", "/api/v1/nodes/"+host+"/status", st, nil); err != nil && ctx.Err() == nil {
+			f.fail(err)
+			return
+		}
+		f.mu.Lock()
+		f.digests[host] = cur.P.Digest
+		close(f.changed)
+		f.changed = make(chan struct{})
+		f.mu.Unlock()
+	}
+}
+
+// waitDigests returns once every host of want has applied its digest.
+func (f *fleet) waitDigests(b testing.TB, want map[string]string) {
+	b.Helper()
+	for {
+		f.mu.Lock()
+		ch, missing := f.changed, 0
+		for h, d := range want {
+			if f.digests[h] != d {
+				missing++
+			}
+		}
+		f.mu.Unlock()
+		if missing == 0 {
+			return
+		}
+		f.check(b)
+		select {
+		case <-ch:
+		case <-time.After(2 * time.Minute): // a hang guard, not a timing
+			b.Fatalf("%d agents never reached their program", missing)
+		}
+	}
+}
+
+// fill creates n containers named prefix0.. over networks and hosts chosen
+// by place (container index -> network, host), through the store with
+// concurrent writers (the store commits them in groups).
+func fill(b testing.TB, ctl *testenv.Controller, prefix string, n int, place func(i int) (string, string)) {
+	b.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	next := atomic.Int64{}
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				netw, host := place(i)
+				c := openapi.Container{Name: fmt.Sprint(prefix, i), Network: netw, Host: host}
+				if _, err := ctl.Store.CreateContainer(ctx, "bench", c); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// cpuTime is the CPU time this process used so far (user and system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rssMB is this process's resident set size now, in MB (from /proc).
+func rssMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}

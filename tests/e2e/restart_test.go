@@ -189,6 +189,33 @@ func TestOVSRestartOutage(t *testing.T) {
 	s.expectPing(t, s.Sandbox("h2", s.b), s.a.IP)
 }
 
+// Restarting ovsdb-server leaves the datapath forwarding (ovs-vswitchd
+// keeps its flows) and the agent reconnects at once: it says so, and the
+// next change that needs OVSDB (a new port on that host) is realized.
+func TestOVSDBRestartRecovers(t *testing.T) {
+	s := newScene(t, "geneve")
+	c := s.c
+	n := len(c.Flows(t, "h2"))
+	from := len(c.Agents["h2"].Log())
+	p := startPing(t, s.na, s.b.IP)
+	c.Lab.Host("h2").RestartOVSDB(t)
+	c.WaitLog(t, c.Agents["h2"], 30*time.Second, "Open vSwitch restarted; restoring the host now", "OVSDB connection was re-established")
+	if log := c.Agents["h2"].Log()[from:]; strings.Contains(log, "apply failed") {
+		t.Errorf("an apply failed after the OVSDB restart:\n%s", log)
+	}
+	<-p.done
+	if r := p.res; r.Sent != bgCount || r.Received != r.Sent {
+		t.Errorf("ping across the ovsdb-server restart: %d/%d replies: %s", r.Received, r.Sent, tail(r.Output))
+	}
+	if got := len(c.Flows(t, "h2")); got != n {
+		t.Errorf("h2 has %d flows after the OVSDB restart, want %d", got, n)
+	}
+	// A change that needs OVSDB on h2: a new port.
+	x := c.Container(t, "x", "blue", "h2", nil)
+	s.expectPing(t, s.na, x.IP)
+	s.expectPing(t, s.Sandbox("h2", x), s.a.IP)
+}
+
 // Two controller replicas on one database: a write through either is read
 // through the other and realized by agents talking to the first; when the
 // first dies and the agents are pointed at the second, they catch up.

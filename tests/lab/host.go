@@ -141,6 +141,26 @@ func (h *Host) RestartOVS(t T) {
 	}
 }
 
+// RestartOVSDB stops this host's ovsdb-server by pid and starts it again on
+// the same database file, as an upgrade or a crash-restart would; it
+// returns once the new server answers. ovs-vswitchd keeps running (and
+// forwarding) and reconnects by itself.
+func (h *Host) RestartOVSDB(t T) {
+	t.Helper()
+	h.mu.Lock()
+	p := h.ovsdb
+	h.ovsdb = manifestProc{}
+	h.mu.Unlock()
+	if err := stopPid(p.Pid, p.Start, 10*time.Second); err != nil {
+		t.Fatalf("%s: stopping ovsdb-server: %v", h.Name, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := h.startOVSDB(ctx); err != nil {
+		t.Fatalf("%s: starting ovsdb-server: %v", h.Name, err)
+	}
+}
+
 // addHost makes host i: namespace, underlay veth, OVS daemons. It returns
 // the host even on error, so that cleanup knows about what was started.
 func (l *Lab) addHost(ctx context.Context, i int) (*Host, error) {

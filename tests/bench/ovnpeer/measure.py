@@ -36,7 +36,9 @@ import glob
 import json
 import math
 import os
+import ctypes
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -93,6 +95,11 @@ def lsp_add(j):
             "--", "lsp-set-port-security", f"c{j}", a]
 
 
+def die_with_parent():
+    """in a child: SIGKILL it when this process dies (PR_SET_PDEATHSIG)"""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
 def pct(xs, p):
     """nearest rank, as tests/bench/stats_test.go's pct"""
     if not xs:
@@ -108,7 +115,7 @@ class Monitor:
         env = dict(os.environ, OVS_RUNDIR=f"{RUN}/h{h}")
         self.proc = subprocess.Popen(
             ["ovs-ofctl", "-O", "OpenFlow15", "monitor", f"unix:{RUN}/h{h}/br-int.mgmt", "watch:!actions"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=die_with_parent)
         self.lock = threading.Lock()
         self.events = []
         self.last = time.time()
@@ -236,6 +243,9 @@ def summary(rs):
 
 
 def main():
+    # TERM/INT end the run through the finally below (monitors stopped)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda s, f: sys.exit(128 + s))
     reps = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     n = int(open(f"{RUN}/nhosts").read())
     k = int(open(f"{RUN}/filled").read())

@@ -13,9 +13,10 @@
 #
 # HOSTS and PORTS must be a cell of BenchmarkConvergence (hosts 2, 5, 10 x
 # containers 100, 1000). Environment: REPS (ports measured per system and
-# order, default 20), SWITCHYARD_TEST_DATABASE_URL (else the checkout's local
-# PostgreSQL is started, and stopped again if this script started it),
-# COMPARE_OUT (where results go, default a new /tmp/compare-ovn.* directory).
+# order, default 20); ORDER (switchyard-first, the default, or ovn-first);
+# SWITCHYARD_TEST_DATABASE_URL (else the checkout's local PostgreSQL is
+# started, and stopped again if this script started it); COMPARE_OUT (where
+# results go, default a new /tmp/compare-ovn.* directory).
 # Needs root. Installs ovn-central and ovn-host with apt-get if missing (without
 # starting Debian's own OVN services). Stops everything it started and removes
 # every namespace it made, also on failure or ^C. `make bench` does not run it.
@@ -92,34 +93,45 @@ fi
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "command: tests/bench/compare-ovn.sh $HOSTS $PORTS (REPS=$REPS)"
+  echo "command: tests/bench/compare-ovn.sh $HOSTS $PORTS (REPS=$REPS ORDER=${ORDER:-switchyard-first})"
   echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- controller node 2>/dev/null || echo ' (controller/ or node/ modified)')"
   echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
   echo "software: $(go version | cut -d' ' -f3), $(ovs-vswitchd --version | head -1), $(ovn-controller --version | head -1)"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/run.txt"
 
-# --- 1. Switchyard --------------------------------------------------------------------
-log "Switchyard: BenchmarkConvergence hosts=$HOSTS containers=$PORTS, $REPS samples"
-T=$EPOCHSECONDS
-set -m        # the benchmark in its own process group, so cleanup can stop all of it
-(cd "$ROOT" && exec go test -run '^$' -bench "^BenchmarkConvergence\$/^hosts=$HOSTS\$/^containers=$PORTS\$" \
-  -benchtime="${REPS}x" -count=1 -timeout 30m ./tests/bench/) > "$OUT/switchyard.txt" 2>&1 &
-GO_PID=$!
-set +m
-wait "$GO_PID" || { tail -30 "$OUT/switchyard.txt" >&2; die "the Switchyard benchmark failed (log $OUT/switchyard.txt)"; }
-GO_PID=
-grep -E '^BenchmarkConvergence' "$OUT/switchyard.txt" >&2 || true
-echo "Switchyard part: $((EPOCHSECONDS - T)) s" | tee -a "$OUT/run.txt"
+switchyard() {
+  log "Switchyard: BenchmarkConvergence hosts=$HOSTS containers=$PORTS, $REPS samples"
+  local t=$EPOCHSECONDS
+  set -m        # the benchmark in its own process group, so cleanup can stop all of it
+  (cd "$ROOT" && exec go test -run '^$' -bench "^BenchmarkConvergence\$/^hosts=$HOSTS\$/^containers=$PORTS\$" \
+    -benchtime="${REPS}x" -count=1 -timeout 30m ./tests/bench/) > "$OUT/switchyard.txt" 2>&1 &
+  GO_PID=$!
+  set +m
+  wait "$GO_PID" || { tail -30 "$OUT/switchyard.txt" >&2; die "the Switchyard benchmark failed (log $OUT/switchyard.txt)"; }
+  GO_PID=
+  grep -qE "^BenchmarkConvergence/hosts=$HOSTS/containers=$PORTS(-[0-9]+)?[[:space:]]" "$OUT/switchyard.txt" || {
+    tail -30 "$OUT/switchyard.txt" >&2
+    die "no result for hosts=$HOSTS/containers=$PORTS (skipped? BenchmarkConvergence has hosts 2, 5, 10 x containers 100, 1000)"
+  }
+  echo "Switchyard part: $((EPOCHSECONDS - t)) s, load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/run.txt"
+}
 
-# --- 2. OVN -----------------------------------------------------------------------------
-log "OVN: $HOSTS hosts, $PORTS ports, $REPS samples per order"
-T=$EPOCHSECONDS
-step "$PEER/up.sh" "$HOSTS" 2>>"$OUT/ovn.log"
-step "$PEER/fill.sh" "$PORTS" 2>>"$OUT/ovn.log"
-step python3 "$PEER/measure.py" "$REPS" > "$OUT/ovn.json" 2>>"$OUT/ovn.log"
-step "$PEER/down.sh" 2>>"$OUT/ovn.log"
-echo "OVN part: $((EPOCHSECONDS - T)) s" | tee -a "$OUT/run.txt"
+ovn() {
+  log "OVN: $HOSTS hosts, $PORTS ports, $REPS samples per order"
+  local t=$EPOCHSECONDS
+  step "$PEER/up.sh" "$HOSTS" 2>>"$OUT/ovn.log"
+  step "$PEER/fill.sh" "$PORTS" 2>>"$OUT/ovn.log"
+  step python3 "$PEER/measure.py" "$REPS" > "$OUT/ovn.json" 2>>"$OUT/ovn.log"
+  step "$PEER/down.sh" 2>>"$OUT/ovn.log"
+  echo "OVN part: $((EPOCHSECONDS - t)) s, load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/run.txt"
+}
+
+case "${ORDER:-switchyard-first}" in
+  switchyard-first) switchyard; ovn ;;
+  ovn-first) ovn; switchyard ;;
+  *) die "ORDER must be switchyard-first or ovn-first" ;;
+esac
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/run.txt"
 
 echo

@@ -191,7 +191,14 @@ func NetnsState(t testing.TB, netns string) string {
 	var b strings.Builder
 	for _, line := range strings.Split(IP(t, netns, "-d", "-o", "link"), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 2 {
+		// Only link lines ("N: name ..."): ip also prints notes such as
+		// "Error: Peer netns reference is invalid." when a veth peer's
+		// namespace id changes under it (other labs come and go), which
+		// say nothing about this namespace.
+		if len(f) < 2 || !strings.HasSuffix(f[0], ":") {
+			continue
+		}
+		if _, err := strconv.Atoi(strings.TrimSuffix(f[0], ":")); err != nil {
 			continue
 		}
 		b.WriteString(f[0] + " " + f[1])

@@ -285,7 +285,16 @@ func (s *scene) Sandbox(host string, ct openapi.Container) string {
 func (s *scene) expectPing(t *testing.T, netns, ip string) {
 	t.Helper()
 	s.c.Reach(t, netns, ip)
-	if r := cluster.Ping(t, netns, ip, 3, 100*time.Millisecond); r.Received != 3 {
+	// Three in a row must come back. One second round is allowed: on a
+	// starved 2-core machine (load 15 and more seen while other labs ran)
+	// a single reply can come later than ping waits for; a broken path
+	// loses both rounds.
+	r := cluster.Ping(t, netns, ip, 3, 100*time.Millisecond)
+	if r.Received != 3 {
+		t.Logf("ping %s from %s: %d/%d, trying once more", ip, netns, r.Received, r.Sent)
+		r = cluster.Ping(t, netns, ip, 3, 100*time.Millisecond)
+	}
+	if r.Received != 3 {
 		t.Fatalf("ping %s from %s: %+v", ip, netns, r)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/switchyard/switchyard/controller/internal/problem"
 	"github.com/switchyard/switchyard/openapi"
@@ -155,10 +156,10 @@ func (s *Store) runReports(batch []*reportReq) ([]error, error) {
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 	var global int64
-	if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-		return failAll(err)
-	}
-	if err := tx.QueryRow(ctx, `SELECT revision FROM sy_revision FOR NO KEY UPDATE`).Scan(&global); err != nil {
+	var lb pgx.Batch
+	lb.Queue(`SET LOCAL synchronous_commit = off`)
+	lb.Queue(`SELECT revision FROM sy_revision FOR NO KEY UPDATE`).QueryRow(func(r pgx.Row) error { return r.Scan(&global) })
+	if err := tx.SendBatch(ctx, &lb).Close(); err != nil {
 		return failAll(err)
 	}
 	// Judge each report; the last valid one of each host is written.

@@ -22,20 +22,25 @@ import (
 // Reported per change: the process's CPU (controller, store client and the
 // simulated agents), full programs and deltas the agents got (composed: the
 // deltas that were several composed into one), KB the agents received.
+// every=1ms,apply=0: the same burst with the creates back to back (each
+// waits for its commit) and agents that apply at once: does each change
+// wake every host's long-poll separately (10 deltas per change) or do
+// changes arriving within milliseconds reach an agent together?
 func BenchmarkBurst(b *testing.B) {
 	for _, hist := range []int{1, 64} {
-		b.Run(fmt.Sprintf("history=%d", hist), func(b *testing.B) { benchBurst(b, hist) })
+		b.Run(fmt.Sprintf("history=%d", hist), func(b *testing.B) { benchBurst(b, hist, 10*time.Millisecond, 50*time.Millisecond) })
 	}
+	b.Run("history=64,every=1ms,apply=0", func(b *testing.B) { benchBurst(b, 64, time.Millisecond, 0) })
 }
 
-func benchBurst(b *testing.B, hist int) {
+func benchBurst(b *testing.B, hist int, every, apply time.Duration) {
 	const hosts, ctrs, burst = 10, 1000, 100
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ctl := testenv.Start(b, testenv.DatabaseURL(b), nil)
 	m := ctl.Server.Realizer.(*nodes.Manager)
 	nodes.SetMaxDeltas(m, hist)
-	fl := newFleet(ctl.URL, 50*time.Millisecond)
+	fl := newFleet(ctl.URL, apply)
 	if _, err := ctl.Store.CreateNetwork(ctx, "bench", openapi.Network{Name: "blue", CIDR: "10.1.0.0/16"}); err != nil {
 		b.Fatal(err)
 	}
@@ -63,7 +68,7 @@ func benchBurst(b *testing.B, hist int) {
 		f0, d0, by0 := fl.full.Load(), fl.deltas.Load(), fl.bytes.Load()
 		c0 := nodes.UpdatesSent(m, "composed")
 		t0 := cpuTime()
-		tick := time.NewTicker(10 * time.Millisecond) // the burst's arrival rate
+		tick := time.NewTicker(every) // the burst's arrival rate
 		for i := 0; i < burst; i++ {
 			<-tick.C
 			c := openapi.Container{Name: fmt.Sprintf("b%d-%d", n, i), Network: "blue", Host: host(i)}

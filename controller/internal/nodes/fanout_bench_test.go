@@ -3,13 +3,13 @@ package nodes_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/switchyard/switchyard/controller/internal/nodes"
+	"github.com/switchyard/switchyard/controller/internal/store"
 	"github.com/switchyard/switchyard/controller/internal/testenv"
 	"github.com/switchyard/switchyard/openapi"
 )
@@ -22,9 +22,14 @@ import (
 // API with ?wait=realized, which answers once every host the change touches
 // has acknowledged it: its latency is REST create -> program acknowledged
 // by all touched hosts. Reported: p50/p99 of it, the process's CPU per
-// change (controller, HTTP both ways, and the simulated agents), its RSS
+// change (controller, HTTP both ways, and the simulated agents) and the
+// CPU of the PostgreSQL backends serving the test database (pg-cpu), RSS
 // after the run, the hosts a change touches, and the setup's fill and first
-// convergence times.
+// convergence times. Then, outside the timing (fanout_phases_test.go): the
+// controller restarted (restart-*: with no change while it was down;
+// restart10-*: with 10 changes written while it was down), and two
+// replicas sharing the hosts (2rep-*: half the agents on each, the changes
+// written through the first, the same number of ops).
 func BenchmarkFanout(b *testing.B) {
 	for _, hosts := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("hosts=%d", hosts), func(b *testing.B) { benchFanout(b, hosts, 10_000) })
@@ -36,7 +41,8 @@ func benchFanout(b *testing.B, hosts, ctrs int) {
 	nets := hosts / span
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ctl := testenv.Start(b, testenv.DatabaseURL(b), nil)
+	dbURL := testenv.DatabaseURL(b)
+	ctl := testenv.Start(b, dbURL, nil)
 	m := ctl.Server.Realizer.(*nodes.Manager)
 	fl := newFleet(ctl.URL, 0)
 	for i := 0; i < nets; i++ {
@@ -58,18 +64,13 @@ func benchFanout(b *testing.B, hosts, ctrs int) {
 	}
 	fill(b, ctl, "c", ctrs, place)
 	filled := time.Since(start)
-	converge := func() {
-		want, err := nodes.Digests(ctx, m)
-		if err != nil {
-			b.Fatal(err)
-		}
-		fl.waitDigests(b, want)
+	if _, err := converge(ctx, b, fl, m); err != nil {
+		b.Fatal(err)
 	}
-	converge()
 	converged := time.Since(start)
 	create := func(name string, i int) {
 		netw, h := place(i)
-		c := openapi.Container{Name: name, Network: netw, Host: h}
+		c := map[string]string{"name": name, "network": netw, "host": h}
 		if _, err := fl.do(ctx, "POST", "/api/v1/containers?wait=realized&timeout=60s", c, nil); err != nil {
 			b.Fatal(err)
 		}
@@ -84,24 +85,36 @@ func benchFanout(b *testing.B, hosts, ctrs int) {
 			touched++
 		}
 	}
-	var lat []time.Duration
-	t0 := cpuTime()
-	for n := 0; b.Loop(); n++ { // b.Loop: the setup above runs once
-		s := time.Now()
+	n := 0
+	one := measure(ctx, b, ctl, b.Loop, func() { // b.Loop: the setup above runs once
 		create(fmt.Sprint("x", n), n*7)
-		lat = append(lat, time.Since(s))
-	}
-	cpu := cpuTime() - t0
+		n++
+	})
 	fl.check(b)
-	slices.Sort(lat)
-	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
-	b.ReportMetric(pct(0.5), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
-	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(len(lat)), "cpu-ms/change")
+	one.report(b, "")
 	b.ReportMetric(rssMB(), "rss-MB")
 	b.ReportMetric(float64(touched), "hosts-touched/change")
 	b.ReportMetric(filled.Seconds(), "fill-s")
 	b.ReportMetric(converged.Seconds(), "converged-s")
+
+	ph := &phases{b: b, ctx: ctx, dbURL: dbURL, fl: fl, live: []*testenv.Controller{ctl}}
+	ph.restart(1, nil).report(b, "restart")
+	ph.restart(1, func(st *store.Store) {
+		for i := 0; i < 10; i++ {
+			netw, h := place(i * 13)
+			if _, err := st.CreateContainer(ctx, "bench", openapi.Container{Name: fmt.Sprint("down", i), Network: netw, Host: h}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}).report(b, "restart10")
+	ph.restart(2, nil) // half the agents on each of two new replicas
+	k, ops := 0, len(one.lat)
+	two := measure(ctx, b, ph.live[0], func() bool { return k < ops }, func() {
+		create(fmt.Sprint("y", k), k*7+3)
+		k++
+	})
+	fl.check(b)
+	two.report(b, "2rep-")
 }
 
 // parallel runs fn(0..n-1) on 64 workers and fails b on the first error.

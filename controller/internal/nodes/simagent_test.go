@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/switchyard/switchyard/controller/internal/testenv"
 	"github.com/switchyard/switchyard/openapi"
@@ -29,7 +32,10 @@ import (
 
 // fleet is a set of simulated agents on one controller.
 type fleet struct {
-	url    string
+	// urls are the controller replicas; an agent uses urls[i%len] (i: its
+	// host's index), admin requests urls[0]. Agents pick it up when they
+	// reconnect.
+	urls   atomic.Pointer[[]string]
 	client *http.Client
 	// apply models an agent's apply time per update (0: none).
 	apply time.Duration
@@ -38,20 +44,74 @@ type fleet struct {
 	digests map[string]string // host -> digest applied
 	changed chan struct{}     // closed (and replaced) on every applied update
 
+	index map[string]int // host -> its index (under mu)
+
 	full, deltas, bytes atomic.Int64 // updates received
 	errs                atomic.Int64
 	firstErr            atomic.Value
+	// tolerant: an agent that meets an error (its controller went away)
+	// retries with the real agent's backoff instead of failing, and
+	// reports its status to the controller it reaches before polling.
+	tolerant   atomic.Bool
+	reconnects atomic.Int64
+	// dead are the addresses (host:port) of replicas that were stopped:
+	// the agents' connections to them fail at once, as to a process that
+	// died (a test server closes its listener only after its connections,
+	// and the HTTP client would retry a long-poll into that gap).
+	dead sync.Map
 }
 
 func newFleet(url string, apply time.Duration) *fleet {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 0, 4096
-	return &fleet{url: url, client: &http.Client{Transport: tr, Timeout: 2 * time.Minute}, apply: apply,
-		digests: map[string]string{}, changed: make(chan struct{})}
+	var f *fleet
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if _, ok := f.dead.Load(addr); ok {
+			return nil, fmt.Errorf("dial %s: the replica was stopped", addr)
+		}
+		return dial(ctx, network, addr)
+	}
+	f = &fleet{client: &http.Client{Transport: tr, Timeout: 2 * time.Minute}, apply: apply,
+		digests: map[string]string{}, changed: make(chan struct{}), index: map[string]int{}}
+	f.setURLs(url)
+	return f
 }
 
-// do sends an admin request and decodes a JSON answer into out (if any).
+// setURLs points the fleet at other replicas (see urls).
+func (f *fleet) setURLs(urls ...string) {
+	for _, u := range urls {
+		if p, err := url.Parse(u); err == nil {
+			f.dead.Delete(p.Host) // a new replica on a dead one's port
+		}
+	}
+	f.urls.Store(&urls)
+}
+
+// kill makes connections to the replica at u fail from now on.
+func (f *fleet) kill(u string) {
+	if p, err := url.Parse(u); err == nil {
+		f.dead.Store(p.Host, true)
+	}
+}
+
+// base is the URL of host's replica.
+func (f *fleet) base(host string) string {
+	urls := *f.urls.Load()
+	f.mu.Lock()
+	i := f.index[host]
+	f.mu.Unlock()
+	return urls[i%len(urls)]
+}
+
+// do sends an admin request to the first replica and decodes a JSON answer
+// into out (if any).
 func (f *fleet) do(ctx context.Context, method, path string, body, out any) (int, error) {
+	return f.doAt(ctx, (*f.urls.Load())[0], method, path, body, out)
+}
+
+// doAt is do on the replica at url.
+func (f *fleet) doAt(ctx context.Context, url, method, path string, body, out any) (int, error) {
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -60,7 +120,7 @@ func (f *fleet) do(ctx context.Context, method, path string, body, out any) (int
 		}
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, f.url+path, r)
+	req, err := http.NewRequestWithContext(ctx, method, url+path, r)
 	if err != nil {
 		return 0, err
 	}
@@ -103,28 +163,84 @@ func (f *fleet) check(b testing.TB) {
 // register registers host (address from its index) through the node
 // protocol.
 func (f *fleet) register(ctx context.Context, host string, i int) error {
+	f.mu.Lock()
+	f.index[host] = i
+	f.mu.Unlock()
 	reg := openapi.NodeRegistration{Address: fmt.Sprintf("10.%d.%d.%d", 100+i/65536, i/256%256, i%256), TunnelType: "geneve"}
-	_, err := f.do(ctx, "POST", "/api/v1/nodes/"+host+"/register", reg, nil)
+	_, err := f.doAt(ctx, f.base(host), "POST", "/api/v1/nodes/"+host+"/register", reg, nil)
 	return err
 }
 
-// run is one agent's loop until ctx ends.
+// lost tells whether the agent should retry after err (the fleet is
+// tolerant and ctx has not ended), waiting as the real agent does first;
+// otherwise it records err (unless ctx ended).
+func (f *fleet) lost(ctx context.Context, bo backoff.BackOff, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if !f.tolerant.Load() {
+		f.fail(err)
+		return false
+	}
+	f.reconnects.Add(1)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(bo.NextBackOff()): // the agent's retry policy, not a wait for readiness
+		return true
+	}
+}
+
+// agentBackOff is the real agent's retry policy (node/internal/agent):
+// 200 ms doubling to 10 s, each delay spread by up to a half either way.
+func agentBackOff() backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.RandomizationFactor, b.MaxElapsedTime = 200*time.Millisecond, 10*time.Second, 0.5, 0
+	b.Reset()
+	return b
+}
+
+// run is one agent's loop until ctx ends. After an error (tolerant
+// fleets) it first reports its status to the replica it reaches, as its
+// heartbeat would, then polls with its digest.
 func (f *fleet) run(ctx context.Context, host string) {
 	var cur *program.Tracked
+	bo := agentBackOff()
+	report := func() bool {
+		st := openapi.NodeStatus{AppliedRevision: cur.P.Revision, Digest: cur.P.Digest, Ports: []openapi.PortStatus{}}
+		for {
+			_, err := f.doAt(ctx, f.base(host), "POST", "/api/v1/nodes/"+host+"/status", st, nil)
+			if err == nil {
+				bo.Reset()
+				return true
+			}
+			if !f.lost(ctx, bo, err) {
+				return false
+			}
+		}
+	}
+	reconnected := false
 	for ctx.Err() == nil {
+		if reconnected && cur != nil && !report() {
+			return
+		}
+		reconnected = false
 		q := url.Values{"timeout": {"60s"}}
 		if cur != nil {
 			q.Set("digest", cur.P.Digest)
 			q.Set("revision", strconv.FormatInt(cur.P.Revision, 10))
 		}
 		var up openapi.ProgramUpdate
-		code, err := f.do(ctx, "GET", "/api/v1/nodes/"+host+"/program?"+q.Encode(), nil, &up)
+		code, err := f.doAt(ctx, f.base(host), "GET", "/api/v1/nodes/"+host+"/program?"+q.Encode(), nil, &up)
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			f.fail(err)
-			return
+			if !f.lost(ctx, bo, err) {
+				return
+			}
+			reconnected = true
+			continue
 		case code == http.StatusNoContent:
 			continue
 		case up.Full:
@@ -139,13 +255,12 @@ func (f *fleet) run(ctx context.Context, host string) {
 			}
 			cur = next
 		}
+		bo.Reset()
 		cur.P.Revision = up.Revision
 		if f.apply > 0 {
 			time.Sleep(f.apply) // the modelled apply, not a wait for readiness
 		}
-		st := openapi.NodeStatus{AppliedRevision: up.Revision, Digest: cur.P.Digest, Ports: []openapi.PortStatus{}}
-		if _, err := f.do(ctx, "POST", "/api/v1/nodes/"+host+"/status", st, nil); err != nil && ctx.Err() == nil {
-			f.fail(err)
+		if !report() {
 			return
 		}
 		f.mu.Lock()

@@ -9,8 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/switchyard/switchyard/controller/internal/problem"
-
 	"github.com/switchyard/switchyard/openapi"
 )
 
@@ -80,62 +78,6 @@ func (s *Store) HostAcks(ctx context.Context) (map[string]HostAck, error) {
 		out[name] = a
 	}
 	return out, rows.Err()
-}
-
-// ReportStatus records a node's report: its heartbeat, the revision it has
-// applied, and the state of its containers' ports. It is observed state, not
-// intent: it bumps no revision and makes no event, and it writes a container
-// row only when its status really changed. The stored applied revision
-// follows the report (an agent that had to fall back reports less), but a
-// revision beyond the store's own is refused: no controller sent it.
-func (s *Store) ReportStatus(ctx context.Context, host string, st openapi.NodeStatus) error {
-	if st.AppliedRevision < 0 {
-		return problem.Invalid("appliedRevision", "appliedRevision must not be negative")
-	}
-	tx, err := s.Pool.Begin(ctx)
-	if err != nil {
-		return unavailable(err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-	var hostID string
-	var global int64
-	err = tx.QueryRow(ctx, `UPDATE hosts SET last_seen = now(), applied_revision = $2
-		WHERE name = $1 RETURNING id::text, `+currentRev, host, st.AppliedRevision).Scan(&hostID, &global)
-	if err == pgx.ErrNoRows {
-		return errUnknownHost(host)
-	}
-	if err != nil {
-		return err
-	}
-	if st.AppliedRevision > global {
-		return problem.Invalid("appliedRevision", "appliedRevision %d is beyond the current revision %d: no program of that revision was sent", st.AppliedRevision, global)
-	}
-	if len(st.Ports) > 0 {
-		names, statuses, details := make([]string, 0, len(st.Ports)), make([]string, 0, len(st.Ports)), make([]string, 0, len(st.Ports))
-		for _, p := range st.Ports {
-			if p.ContainerID == "" {
-				continue
-			}
-			status, detail := openapi.ContainerRunning, ""
-			switch {
-			case p.Error != "":
-				status, detail = openapi.ContainerFailed, p.Error
-			case !p.Up:
-				status, detail = openapi.ContainerPending, "link down"
-			}
-			names, statuses, details = append(names, p.ContainerID), append(statuses, status), append(details, detail)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE containers c SET status = r.status, status_detail = r.detail
-			FROM unnest($2::text[], $3::text[], $4::text[]) AS r(id, status, detail)
-			WHERE c.host_id = $1 AND c.id::text = r.id AND (c.status, c.status_detail) IS DISTINCT FROM (r.status, r.detail)`,
-			hostID, names, statuses, details); err != nil {
-			return err
-		}
-	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, StatusChannel, NoticeOf(host, st).String()); err != nil {
-		return err
-	}
-	return tx.Commit(ctx)
 }
 
 // maxFailedInNotice bounds the failed containers a notice lists (a

@@ -58,6 +58,7 @@ type Store struct {
 
 	// writes feeds the group-commit writer (see write.go).
 	writes    chan *writeReq
+	rep       *reporter // node reports' batching (see reports.go)
 	stop      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
@@ -85,8 +86,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	st := &Store{Pool: pool, opts: opts, hosts: newHostKind(opts.HeartbeatTimeout), writes: make(chan *writeReq), stop: make(chan struct{}), stopped: make(chan struct{})}
+	st := &Store{Pool: pool, opts: opts, hosts: newHostKind(opts.HeartbeatTimeout), writes: make(chan *writeReq), stop: make(chan struct{}), stopped: make(chan struct{}), rep: newReporter()}
 	go st.writer()
+	go st.reportLoop()
 	return st, nil
 }
 
@@ -95,6 +97,7 @@ func (s *Store) Close() {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		<-s.stopped
+		<-s.rep.stopped
 		s.Pool.Close()
 	})
 }

@@ -109,13 +109,19 @@ func TestNodeProtocol(t *testing.T) {
 	}
 	// Now realized: a label change on h1's container waits for h1's ack,
 	// which an agent goroutine gives.
+	acked := make(chan struct{})
 	go func() {
+		defer close(acked)
 		_, u := e.poll(n1, "h1", prog.Digest, 5*time.Second)
 		if u != nil {
 			e.do("POST", "/api/v1/nodes/h1/status", openapi.NodeStatus{AppliedRevision: u.Revision, Ports: []openapi.PortStatus{}}, withToken(n1))
 		}
 	}()
 	e.must(201, "POST", "/api/v1/containers?wait=realized&timeout=5s", map[string]any{"name": "api", "network": "blue", "host": "h1"})
+	// The wait may return as soon as the report is recorded, before the
+	// report's own answer reaches the agent: let that answer arrive before
+	// the test (and its server) ends.
+	<-acked
 	// Reports from an unknown host are refused.
 	e.wantProblem(e.do("POST", "/api/v1/nodes/h9/status", openapi.NodeStatus{Ports: []openapi.PortStatus{}}), 404, "")
 }

@@ -90,7 +90,7 @@ func (a *Applier) canonical(ctx context.Context) (canonFlows, error) {
 	if a.inst.canon != nil {
 		return a.inst.canon, nil
 	}
-	out, err := a.of.run(ctx, "", []byte(a.inst.flows.file()), "parse-flows")
+	out, err := a.of.run(ctx, "", []byte(a.inst.flows.file(a.inst.flows.orderedKeys())), "parse-flows")
 	if err != nil {
 		return nil, err
 	}

@@ -199,3 +199,43 @@ func probe(ctx context.Context, socket string, gen uint16) (switchState, error) 
 	st.groups, err = o.groupIDs()
 	return st, err
 }
+
+// queryConn is the applier's own OpenFlow connection to br-int for the
+// cheap questions of the delta path (flow counts by cookie). It is dialed
+// when first needed and again after any error; the applier's lock
+// serializes its use.
+type queryConn struct {
+	socket string
+	c      *ofConn
+}
+
+// flowCount returns how many flows carry exactly cookie. A connection that
+// broke while idle (ovs-vswitchd restarted, or dropped it) is redialed once.
+func (q *queryConn) flowCount(ctx context.Context, cookie uint64) (int, error) {
+	var err error
+	for try := 0; try < 2; try++ {
+		if q.c == nil {
+			if q.c, err = dialOF(ctx, q.socket); err != nil {
+				return 0, err
+			}
+		}
+		deadline, ok := ctx.Deadline()
+		if !ok || time.Until(deadline) > 5*time.Second {
+			deadline = time.Now().Add(5 * time.Second)
+		}
+		q.c.c.SetDeadline(deadline)
+		var n int
+		if n, err = q.c.flowCount(cookie, ^uint64(0)); err == nil {
+			return n, nil
+		}
+		q.close()
+	}
+	return 0, err
+}
+
+func (q *queryConn) close() {
+	if q.c != nil {
+		q.c.Close()
+		q.c = nil
+	}
+}

@@ -92,6 +92,9 @@ type Applier struct {
 	db    *db
 	links *link.Manager
 	of    *ofctl
+	// query is the applier's OpenFlow connection for the delta path's
+	// drift check (change.go).
+	query queryConn
 	gen   uint16
 	inst  installed
 	last  *applied
@@ -122,6 +125,8 @@ type installed struct {
 	groups groupTable
 	// canon is flows in OVS's canonical spelling, computed by Observe.
 	canon canonFlows
+	// idx indexes flows for the delta path (change.go), built on first use.
+	idx *flowIndex
 }
 
 // applied remembers the last program and its outcome, for Observe.
@@ -132,6 +137,11 @@ type applied struct {
 	failed  map[string]string
 	// resolved caches resolve's output for the program's digest.
 	resolved *resolvedTables
+	// exact is set when the apply succeeded with nothing failed or
+	// dropped: the switch then holds exactly the program's tables (until
+	// a restart or drift invalidates inst), and the next apply may take
+	// the delta path.
+	exact bool
 }
 
 // ovsFailed reports whether a port given to OVS failed there (no ofport,
@@ -166,6 +176,7 @@ func New(ctx context.Context, opts Options) (*Applier, error) {
 	}
 	a := &Applier{opts: opts, of: &ofctl{bin: opts.OFCtl, rundir: opts.RunDir, tmp: tmp},
 		restarts: make(chan string, 1), kick: make(chan struct{}, 1)}
+	a.query.socket = a.of.socket(opts.Bridge)
 	links, err := link.New(link.Options{
 		HostNetns: opts.HostNetns, NetnsDir: opts.NetnsDir,
 		SandboxPrefix: opts.SandboxPrefix, TxOffloadOff: opts.Datapath == "netdev",
@@ -203,6 +214,7 @@ func (a *Applier) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.db.c.Close()
+	a.query.close()
 	err := a.links.Close()
 	return errors.Join(err, os.RemoveAll(a.of.tmp))
 }
@@ -322,9 +334,18 @@ func (r *ApplyResult) Summary() string {
 // rest of the program still applies; the error is set only when the host
 // could not be converged (OVSDB or OpenFlow failed).
 func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult, error) {
+	return a.ApplyDelta(ctx, prog, nil)
+}
+
+// ApplyDelta is Apply given also the delta d that leads from the program
+// this applier last applied to prog (nil: unknown). The result is the same;
+// with d, the OpenFlow step costs the size of the change instead of the
+// size of the program (change.go). A d that does not lead from the last
+// applied program is ignored.
+func (a *Applier) ApplyDelta(ctx context.Context, prog *openapi.Program, d *openapi.ProgramDelta) (ApplyResult, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	res, err := a.apply(ctx, prog)
+	res, err := a.apply(ctx, prog, d)
 	// After a restart (see watch.go), let the switch forward once its
 	// flows are in, or once an apply against the running switch failed:
 	// as ovs-ctl does, a partial table beats a switch that never forwards.
@@ -336,7 +357,7 @@ func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	return res, err
 }
 
-func (a *Applier) apply(ctx context.Context, prog *openapi.Program) (ApplyResult, error) {
+func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.ProgramDelta) (ApplyResult, error) {
 	start := time.Now()
 	res := ApplyResult{}
 	if prog == nil {
@@ -350,6 +371,7 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	if a.dbLost.Swap(false) {
 		a.linksFull = true
 	}
+	byDelta := a.deltaUsable(prog, d)
 
 	// 1. Links (removals come last, below).
 	t := time.Now()
@@ -427,10 +449,26 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	// 3. OpenFlow.
 	t = time.Now()
 	runs := a.of.runs.Load()
-	ft, gt, dropped := a.resolveCached(prog, ofports, failed)
-	res.Dropped = dropped
-	sres, err := a.syncFlows(ctx, ft, gt)
-	res.Dropped = append(res.Dropped, sres.dropped...)
+	var (
+		ft      flowTable
+		gt      groupTable
+		dropped []Dropped
+		sres    syncResult
+		err     error
+		done    bool
+	)
+	if byDelta {
+		if c, ok := a.planChange(d, ofports, failed); ok {
+			sres, done = a.installChange(ctx, c)
+			ft, gt = a.inst.flows, a.inst.groups
+		}
+	}
+	if !done {
+		ft, gt, dropped = a.resolveCached(prog, ofports, failed)
+		res.Dropped = dropped
+		sres, err = a.syncFlows(ctx, ft, gt)
+		res.Dropped = append(res.Dropped, sres.dropped...)
+	}
 	res.OpenFlow, res.FlowsAdded, res.FlowsRemoved = sres.mode, sres.added, sres.removed
 	res.OFCtlRuns = int(a.of.runs.Load() - runs)
 	res.Timing.OpenFlow = time.Since(t)
@@ -456,7 +494,8 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program) (ApplyResult
 	}
 	res.Ports = a.statuses(prog, states, failed)
 	a.last = &applied{prog: prog, specs: specs, ofports: ofports, failed: failed,
-		resolved: &resolvedTables{digest: prog.Digest, gen: a.gen, ofports: ofports, failed: failed, flows: ft, groups: gt, dropped: dropped}}
+		resolved: &resolvedTables{digest: prog.Digest, gen: a.gen, ofports: ofports, failed: failed, flows: ft, groups: gt, dropped: dropped},
+		exact:    err == nil && len(failed) == 0 && len(res.Dropped) == 0}
 	res.Timing.Total = time.Since(start)
 	return res, err
 }

@@ -77,12 +77,13 @@ func (a *Applier) fullSync(ctx context.Context, ft flowTable, gt groupTable) (sy
 		}
 	}
 	for bad := 0; ; bad++ {
-		_, err = a.of.run(ctx, bridge, []byte(ft.file()), "--bundle", "replace-flows")
+		keys := ft.orderedKeys()
+		_, err = a.of.run(ctx, bridge, []byte(ft.file(keys)), "--bundle", "replace-flows")
 		n := badLine(err)
-		if err == nil || n < 1 || n > len(ft.keys) || bad == maxBadFlows {
+		if err == nil || n < 1 || n > len(keys) || bad == maxBadFlows {
 			break
 		}
-		key := ft.keys[n-1]
+		key := keys[n-1]
 		res.dropped = append(res.dropped, Dropped{Flow: ft.src[key], Reason: "rejected by ovs-ofctl: " + err.(*ofctlError).msg})
 		ft = without(ft, key)
 	}
@@ -117,7 +118,7 @@ func without(ft flowTable, key string) flowTable {
 	out := flowTable{lines: maps.Clone(ft.lines), src: maps.Clone(ft.src)}
 	delete(out.lines, key)
 	delete(out.src, key)
-	for _, k := range ft.keys {
+	for _, k := range ft.orderedKeys() {
 		if k != key {
 			out.keys = append(out.keys, k)
 		}

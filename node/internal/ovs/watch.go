@@ -121,6 +121,7 @@ func (a *Applier) switchLost(ctx context.Context) {
 	defer a.mu.Unlock()
 	a.inst.valid = false
 	a.linksFull = true
+	a.query.close()
 	if a.last == nil {
 		return // nothing to restore: the switch must not wait for it
 	}

@@ -1,0 +1,113 @@
+package ovs
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/openapi"
+	progpkg "github.com/switchyard/switchyard/openapi/program"
+	"github.com/switchyard/switchyard/tests/lab"
+)
+
+// scaleFlowsPer is how many flows a remote container brings to a host's
+// program (the compiler's shape: ARP answer, forwarding, policy).
+const scaleFlowsPer = 8
+
+// remoteFlows are the flows a host holds for remote container i (reached
+// through the tunnel to h2); IPs and MACs are unique up to 65,535.
+func remoteFlows(i int) []openapi.Flow {
+	ip := fmt.Sprintf("10.61.%d.%d", i/256, i%256)
+	mac := fmt.Sprintf("02:01:00:00:%02x:%02x", i/256, i%256)
+	fs := []openapi.Flow{
+		{Table: 0, Priority: 200, Cookie: 0x10000 + uint64(i), Match: "arp,arp_op=1,arp_tpa=" + ip,
+			Actions: "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + mac + "->eth_src,set_field:2->arp_op,in_port"},
+		{Table: 1, Priority: 100, Cookie: 0x20000 + uint64(i), Match: "dl_dst=" + mac,
+			Actions: fmt.Sprintf("set_field:%d->tun_id,output:${port:%s}", testVNI, tunnelName("h2"))},
+	}
+	for k := len(fs); k < scaleFlowsPer; k++ {
+		fs = append(fs, openapi.Flow{Table: 2, Priority: 1000, Cookie: 0x30000 + uint64(i),
+			Match: fmt.Sprintf("tcp,nw_dst=%s,tp_dst=%d", ip, 8000+k), Actions: "resubmit(,1)"})
+	}
+	return fs
+}
+
+// scaleProgram is h1's program with remote containers 0..remote-1 on h2
+// and the local containers locals.
+func scaleProgram(rev int64, remote int, locals []ctr) *openapi.Program {
+	p := program("h1", rev, locals, map[string]string{"h2": "192.0.2.2"}, "geneve")
+	for i := 0; i < remote; i++ {
+		p.Flows = append(p.Flows, remoteFlows(i)...)
+	}
+	progpkg.SortFlows(p.Flows)
+	p.Digest = progpkg.Digest(p)
+	return p
+}
+
+// BenchmarkApplyOneChange measures a host's apply of a one-container change
+// with tables of 100, 1,000 and 5,000 containers: remote (a container on
+// another host: flows only) and local (its veth, sandbox and OVS port too).
+// Each op alternates adding and removing the container, so every op is a
+// one-container change. The program goes to the applier with its delta,
+// as the agent hands it over.
+func BenchmarkApplyOneChange(b *testing.B) {
+	l := lab.New(b, lab.Options{Hosts: 1})
+	h := l.Hosts[0]
+	locals := []ctr{{n: 1, host: "h1"}, {n: 2, host: "h1"}}
+	for _, n := range []int{100, 1000, 5000} {
+		a := newApplier(b, l, h)
+		if _, err := a.NewGeneration(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		base := scaleProgram(1, n-len(locals), locals)
+		benchApply(b, a, base)
+		b.Run(fmt.Sprintf("containers=%d/remote", n), func(b *testing.B) {
+			with := scaleProgram(2, n-len(locals)+1, locals)
+			benchChanges(b, a, base, with)
+		})
+		b.Run(fmt.Sprintf("containers=%d/local", n), func(b *testing.B) {
+			with := scaleProgram(3, n-len(locals), append(slices.Clone(locals), ctr{n: 3, host: "h1"}))
+			benchChanges(b, a, base, with)
+		})
+	}
+}
+
+// benchChanges applies with, base, with, ... starting from base applied,
+// and ends with base applied.
+func benchChanges(b *testing.B, a *Applier, base, with *openapi.Program) {
+	progs := [2]*openapi.Program{with, base}
+	deltas := [2]*openapi.ProgramDelta{progpkg.Diff(base, with), progpkg.Diff(with, base)}
+	var pt phaseTimes
+	var lat []time.Duration
+	i := 0
+	for b.Loop() {
+		t := time.Now()
+		pt.add(benchApplyDelta(b, a, progs[i%2], deltas[i%2]))
+		lat = append(lat, time.Since(t))
+		i++
+	}
+	b.StopTimer()
+	if i%2 == 1 {
+		benchApplyDelta(b, a, base, deltas[1])
+	}
+	pt.report(b)
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds())/1000, "p99-ms")
+}
+
+func benchApplyDelta(b *testing.B, a *Applier, p *openapi.Program, d *openapi.ProgramDelta) ApplyResult {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := a.ApplyDelta(ctx, p, d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.Degraded() || res.OpenFlow != "delta" {
+		b.Fatalf("openflow %s, degraded: %v %v", res.OpenFlow, portErrors(res), res.Dropped)
+	}
+	return res
+}

@@ -297,6 +297,10 @@ type ApplyResult struct {
 	OpenFlow string
 	// FlowsAdded and FlowsRemoved count the flow mods of a delta.
 	FlowsAdded, FlowsRemoved int
+	// FlowsRendered is how many of the program's flows this apply
+	// resolved: all of them, none (the same program again), or only the
+	// change's when it took the delta path.
+	FlowsRendered int
 	// Flows is how many flows br-int holds after a successful apply.
 	Flows int
 	// OFCtlRuns is the number of ovs-ofctl processes this apply started.
@@ -459,12 +463,13 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 	)
 	if byDelta {
 		if c, ok := a.planChange(d, ofports, failed); ok {
+			res.FlowsRendered = len(d.AddFlows) + len(d.RemoveFlows)
 			sres, done = a.installChange(ctx, c)
 			ft, gt = a.inst.flows, a.inst.groups
 		}
 	}
 	if !done {
-		ft, gt, dropped = a.resolveCached(prog, ofports, failed)
+		ft, gt, dropped = a.resolveCached(prog, ofports, failed, &res.FlowsRendered)
 		res.Dropped = dropped
 		sres, err = a.syncFlows(ctx, ft, gt)
 		res.Dropped = append(res.Dropped, sres.dropped...)
@@ -646,7 +651,7 @@ func (a *Applier) statuses(prog *openapi.Program, states map[string]portState, f
 // tables when the program (by digest), the generation and the ports are
 // the same: re-applying an unchanged program of thousands of flows then
 // costs no rendering.
-func (a *Applier) resolveCached(prog *openapi.Program, ofports map[string]int, failed map[string]string) (flowTable, groupTable, []Dropped) {
+func (a *Applier) resolveCached(prog *openapi.Program, ofports map[string]int, failed map[string]string, rendered *int) (flowTable, groupTable, []Dropped) {
 	if a.last != nil && a.last.resolved != nil {
 		c := a.last.resolved
 		if prog.Digest != "" && c.digest == prog.Digest && c.gen == a.gen &&
@@ -654,5 +659,6 @@ func (a *Applier) resolveCached(prog *openapi.Program, ofports map[string]int, f
 			return c.flows, c.groups, c.dropped
 		}
 	}
+	*rendered = len(prog.Flows)
 	return resolve(prog.Flows, prog.Groups, resolver{ofports: ofports, failed: failed}, a.gen)
 }

@@ -1,0 +1,124 @@
+package ovs
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/openapi"
+	progpkg "github.com/switchyard/switchyard/openapi/program"
+)
+
+// placement says where each container is: "" (absent), "h1" (local) or
+// "h2"/"h3" (remote).
+type placement map[int]string
+
+// placed builds h1's program for p: a tunnel to each peer that has a
+// container, the containers' flows.
+func placed(rev int64, p placement) *openapi.Program {
+	var cs []ctr
+	peers := map[string]string{}
+	for n := 1; n <= 12; n++ {
+		switch h := p[n]; h {
+		case "":
+		default:
+			cs = append(cs, ctr{n: n, host: h})
+			if h != "h1" {
+				peers[h] = "192.0.2." + h[1:]
+			}
+		}
+	}
+	return seal(program("h1", rev, cs, peers, "geneve"))
+}
+
+// TestDeltaTransitions applies random sequences of changes (containers
+// added, removed and moved between the local host and two remote ones,
+// tunnels coming and going with them) as deltas on one host, and the final
+// program from scratch on a second, fresh host: both must hold the same
+// flows and ports, and the delta host must see no drift. Changes that touch
+// only remote containers must render only the delta's flows.
+func TestDeltaTransitions(t *testing.T) {
+	l := newLab(t, 2, "geneve")
+	hd, hf := l.Hosts[0], l.Hosts[1]
+	ad, af := newApplier(t, l, hd), newApplier(t, l, hf)
+	for _, a := range []*Applier{ad, af} {
+		if _, err := a.NewGeneration(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for seed := uint64(1); seed <= 4; seed++ {
+		transitions(t, seed, ad, af)
+		if o := observe(t, ad); o.Drifted() {
+			t.Fatalf("seed %d: the delta host drifted: %v", seed, o.Drift)
+		}
+		if got, want := flows(t, hd), flows(t, hf); !slices.Equal(got, want) {
+			t.Fatalf("seed %d: after deltas the host holds\n%s\nthe full apply gives\n%s", seed, lines(got), lines(want))
+		}
+		if got, want := ports(t, hd), ports(t, hf); !slices.Equal(got, want) {
+			t.Fatalf("seed %d: ports after deltas %v, after the full apply %v", seed, got, want)
+		}
+	}
+}
+
+// transitions applies 20 random changes as deltas with ad, then the last
+// program whole with af.
+func transitions(t *testing.T, seed uint64, ad, af *Applier) {
+	r := rand.New(rand.NewPCG(8, seed))
+	hosts := []string{"", "h1", "h2", "h3"}
+	cur := placement{}
+	for n := 1; n <= 12; n++ {
+		cur[n] = hosts[r.IntN(len(hosts))]
+	}
+	rev := int64(seed * 100)
+	prev := placed(rev, cur)
+	if res := apply(t, ad, prev); res.Degraded() {
+		t.Fatalf("seed %d: first apply degraded: %+v", seed, res)
+	}
+	deltas := 0
+	for step := 1; step <= 20; step++ {
+		next := placement{}
+		for n, h := range cur {
+			next[n] = h
+		}
+		localTouched := false
+		for k := 1 + r.IntN(3); k > 0; k-- {
+			n := 1 + r.IntN(12)
+			h := hosts[r.IntN(len(hosts))]
+			localTouched = localTouched || h == "h1" || next[n] == "h1"
+			next[n] = h
+		}
+		p := placed(rev+int64(step), next)
+		d := progpkg.Diff(prev, p)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		res, err := ad.ApplyDelta(ctx, p, d)
+		cancel()
+		if err != nil || res.Degraded() {
+			t.Fatalf("seed %d step %d: %v %v %v", seed, step, err, portErrors(res), res.Dropped)
+		}
+		if res.FlowsRendered == len(d.AddFlows)+len(d.RemoveFlows) && res.OpenFlow != "full" {
+			deltas++
+		} else if !localTouched && len(d.AddTunnels)+len(d.RemoveTunnels) == 0 {
+			t.Errorf("seed %d step %d: a change of remote containers only rendered %d flows (delta: %d), openflow %s",
+				seed, step, res.FlowsRendered, len(d.AddFlows)+len(d.RemoveFlows), res.OpenFlow)
+		}
+		prev, cur = p, next
+	}
+	if deltas == 0 {
+		t.Fatalf("seed %d: no step took the delta path", seed)
+	}
+	if res := apply(t, af, prev); res.Degraded() {
+		t.Fatalf("seed %d: full apply degraded: %+v", seed, res)
+	}
+	t.Logf("seed %d: %d of 20 steps took the delta path", seed, deltas)
+}
+
+func lines(ls []string) string {
+	var s string
+	for _, l := range ls {
+		s += fmt.Sprintln(l)
+	}
+	return s
+}

@@ -201,7 +201,7 @@ func (a *Applier) installChange(ctx context.Context, c flowChange) (syncResult, 
 		}
 	}
 	if len(c.adds)+len(c.dels) > 0 {
-		if _, err := a.of.run(ctx, a.opts.Bridge, c.bundle(), "bundle"); err != nil {
+		if _, err := a.of.bundle(ctx, a.opts.Bridge, c.bundle()); err != nil {
 			return res, false
 		}
 	}

@@ -122,3 +122,40 @@ func lines(ls []string) string {
 	}
 	return s
 }
+
+// A spare ovs-ofctl that died while waiting (killed, say) costs nothing
+// but its start: the bundle goes through a fresh ovs-ofctl.
+func TestDeadSpare(t *testing.T) {
+	l := newLab(t, 1, "geneve")
+	h := l.Hosts[0]
+	a := newApplier(t, l, h)
+	p1 := placed(1, placement{1: "h1", 2: "h2"})
+	apply(t, a, p1)
+	for _, kill := range []bool{true, false} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		for !a.of.spareReady(a.opts.Bridge) {
+			if ctx.Err() != nil {
+				t.Fatal("no spare ovs-ofctl within 30 s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		if kill {
+			a.of.spares.mu.Lock()
+			a.of.spares.ready[a.opts.Bridge].cmd.Process.Kill()
+			a.of.spares.mu.Unlock()
+		}
+		p2 := placed(2, placement{1: "h1", 2: "h2", 3: "h2"})
+		if !kill {
+			p1, p2 = p2, p1
+		}
+		runs := a.of.runs.Load()
+		res, err := a.ApplyDelta(context.Background(), p2, progpkg.Diff(p1, p2))
+		if err != nil || res.OpenFlow != "delta" || res.FlowsAdded+res.FlowsRemoved != 2 || a.of.runs.Load() != runs+1 {
+			t.Fatalf("kill %v: %v, openflow %s +%d -%d, %d ovs-ofctl runs", kill, err, res.OpenFlow, res.FlowsAdded, res.FlowsRemoved, a.of.runs.Load()-runs)
+		}
+		if o := observe(t, a); o.Drifted() {
+			t.Fatalf("kill %v: drift %v", kill, o.Drift)
+		}
+	}
+}

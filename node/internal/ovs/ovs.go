@@ -215,6 +215,7 @@ func (a *Applier) Close() error {
 	defer a.mu.Unlock()
 	a.db.c.Close()
 	a.query.close()
+	a.of.closeSpares()
 	err := a.links.Close()
 	return errors.Join(err, os.RemoveAll(a.of.tmp))
 }
@@ -493,6 +494,7 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 	if err == nil {
 		a.linksFull = false
 		res.Flows = len(a.inst.flows.lines)
+		a.of.prepareSpare(a.opts.Bridge) // for the next change (spare.go)
 		if !a.ofUp.Load() {
 			a.kickWatch() // br-int may have just been made
 		}

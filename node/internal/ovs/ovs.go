@@ -110,7 +110,12 @@ type Applier struct {
 	// then checks everything.
 	dbLost atomic.Bool
 	// ofUp is set while the watcher is connected to br-int.
-	ofUp      atomic.Bool
+	ofUp atomic.Bool
+	// ofports picks ofport_requests (ofport.go); requested are the ports
+	// of this apply whose flows went in with the ofport requested, before
+	// OVS confirmed it.
+	ofports   ofportAlloc
+	requested map[string]int
 	restarts  chan string
 	kick      chan struct{}
 	stopWatch context.CancelFunc
@@ -478,6 +483,9 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 	res.OpenFlow, res.FlowsAdded, res.FlowsRemoved = sres.mode, sres.added, sres.removed
 	res.OFCtlRuns = int(a.of.runs.Load() - runs)
 	res.Timing.OpenFlow = time.Since(t)
+	if len(a.requested) > 0 {
+		a.confirmRequested(ctx, &res, fresh, states, failed)
+	}
 	// Removed containers lose their veth and sandbox last, once neither
 	// OVS nor a flow uses them.
 	if err == nil && prune {
@@ -516,6 +524,9 @@ func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portS
 		return nil, nil, err
 	}
 	pl := newPlanner(a.db, s)
+	if UseOFPortRequest {
+		pl.ofports = &a.ofports
+	}
 	if err := pl.planBridge(a.intSpec(specs)); err != nil {
 		return nil, nil, fmt.Errorf("plan OVSDB: %w", err)
 	}
@@ -530,13 +541,18 @@ func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portS
 	t = time.Now()
 	names := []string{a.opts.Bridge}
 	for _, ps := range specs {
-		if _, bad := failed[ps.Name]; !bad {
+		if _, bad := failed[ps.Name]; !bad && pl.requested[ps.Name] == 0 {
 			names = append(names, ps.Name)
 		}
 	}
 	wctx, cancel := context.WithTimeout(ctx, a.opts.PortTimeout)
 	states := a.db.waitPorts(wctx, names, fresh)
 	cancel()
+	a.requested = pl.requested
+	for n, p := range pl.requested {
+		states[n] = portState{OFPort: p}
+		names = append(names, n)
+	}
 	if st := states[a.opts.Bridge]; st.OFPort <= 0 {
 		return nil, nil, fmt.Errorf("bridge %s is not up in ovs-vswitchd: %s", a.opts.Bridge, st.Error)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,5 +158,41 @@ func TestDeadSpare(t *testing.T) {
 		if o := observe(t, a); o.Drifted() {
 			t.Fatalf("kill %v: drift %v", kill, o.Drift)
 		}
+	}
+}
+
+// A container added to a running bridge gets the ofport the applier
+// requested (its flows went in with it, before OVS confirmed it), and its
+// port works: a ping crosses it. Removed and added again, it gets a new
+// number: a number is not reused right after its port went away.
+func TestRequestedOFPort(t *testing.T) {
+	l := newLab(t, 1, "geneve")
+	h := l.Hosts[0]
+	a := newApplier(t, l, h)
+	one := placed(1, placement{1: "h1", 5: "h2"})
+	two := placed(2, placement{1: "h1", 2: "h1", 5: "h2"})
+	apply(t, a, one)
+	var seen []int
+	for round := 0; round < 2; round++ {
+		res, err := a.ApplyDelta(context.Background(), two, progpkg.Diff(one, two))
+		if err != nil || res.Degraded() {
+			t.Fatalf("round %d: %v %v", round, err, portErrors(res))
+		}
+		c2 := ctr{n: 2}
+		req := h.VSCtl(t, "get", "Interface", c2.port(), "ofport_request")
+		if got := h.OFPort(t, c2.port()); fmt.Sprint(got) != strings.TrimSpace(req) || ofports(res)[c2.port()] != got {
+			t.Fatalf("round %d: ofport %d, requested %s, reported %d", round, got, req, ofports(res)[c2.port()])
+		}
+		seen = append(seen, h.OFPort(t, c2.port()))
+		ping(t, sandbox(l, h, ctr{n: 2}), ctr{n: 1})
+		if o := observe(t, a); o.Drifted() {
+			t.Fatalf("round %d: drift %v", round, o.Drift)
+		}
+		if _, err := a.ApplyDelta(context.Background(), one, progpkg.Diff(two, one)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seen[0] == seen[1] {
+		t.Fatalf("ofport %d reused at once", seen[0])
 	}
 }

@@ -47,10 +47,6 @@ func (a *ofportAlloc) next(s *snapshot) int {
 	return 0
 }
 
-// UseOFPortRequest makes new container ports get their ofport from the
-// applier (experiment; see docs/benchmarks.md).
-var UseOFPortRequest = false
-
 // confirmRequested waits until OVS has attached the ports whose flows went
 // in with a requested ofport, and checks it gave them that ofport; if not,
 // the flows are wrong, and the installed tables are forgotten so that the

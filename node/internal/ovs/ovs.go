@@ -1,9 +1,13 @@
 // Package ovs is the node agent's datapath applier: Apply converges a host
 // to an openapi.Program from any state, idempotently, in three steps: links
 // (veths and sandboxes, through package link), then ONE OVSDB transaction
-// (br-int, its tunnel and container ports, labelled with external_ids), then
+// (br-int, its tunnel and container ports, labelled with external_ids; new
+// container ports get an ofport the applier requests, ofport.go), then
 // OpenFlow (flows and groups with ${port:NAME} resolved to ofports and a
 // generation in the cookie, installed atomically in ovs-ofctl bundles).
+// ApplyDelta is Apply given the delta from the program last applied: its
+// OpenFlow step renders and sends only the delta's flows (change.go), through
+// an ovs-ofctl started ahead of time (spare.go).
 // Observe reports port status and drift for the agent's periodic resync;
 // EnsureUnderlay builds the tunnel endpoint bridge (br-phy) on netdev hosts.
 // Restarts reports restarts of ovs-vswitchd (seen on an idle OpenFlow
@@ -60,6 +64,11 @@ type Options struct {
 	OFCtl string
 	// PortTimeout bounds the wait for OVS to assign ofports, default 10 s.
 	PortTimeout time.Duration
+	// AssignedOFPorts makes OVS pick new container ports' ofports, the
+	// flows waiting for them. By default the applier requests them
+	// (ofport_request, ofport.go) and installs the flows at once: the
+	// first packet passes sooner (BenchmarkFirstPacket).
+	AssignedOFPorts bool
 	// Logger receives libovsdb's log; nil discards it.
 	Logger *slog.Logger
 }
@@ -516,7 +525,9 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 }
 
 // syncPorts puts the bridge's ports in OVSDB in one transaction and waits
-// for their ofports; ports OVS could not attach are added to failed.
+// for their ofports, except those it requested (a.requested: the apply
+// confirms them after the flows); ports OVS could not attach are added to
+// failed.
 func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portSpec, fresh map[string]bool, failed map[string]string) (map[string]portState, map[string]int, error) {
 	t := time.Now()
 	s, err := a.db.snapshot(ctx)
@@ -524,7 +535,7 @@ func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portS
 		return nil, nil, err
 	}
 	pl := newPlanner(a.db, s)
-	if UseOFPortRequest {
+	if !a.opts.AssignedOFPorts {
 		pl.ofports = &a.ofports
 	}
 	if err := pl.planBridge(a.intSpec(specs)); err != nil {

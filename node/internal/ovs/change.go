@@ -149,6 +149,11 @@ func (a *Applier) planChange(d *openapi.ProgramDelta, ofports map[string]int, fa
 	return c, true
 }
 
+// portsKept reports whether d leaves the program's ports as they are.
+func portsKept(d *openapi.ProgramDelta) bool {
+	return len(d.AddTunnels)+len(d.RemoveTunnels)+len(d.AddContainers)+len(d.RemoveContainers) == 0
+}
+
 // refsTo counts the ${port:name} references in f.
 func refsTo(f *openapi.Flow, name string) int {
 	ref := portRefOpen + name + "}"

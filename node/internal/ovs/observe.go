@@ -89,6 +89,7 @@ func (a *Applier) Observe(ctx context.Context) (Observed, error) {
 		return obs, err
 	}
 	obs.Ports = a.statuses(last.prog, states, last.failed)
+	last.ports = obs.Ports // what a change of flows alone reports next
 	if obs.Drifted() {
 		// The next Apply checks every link again, not only changed ones.
 		a.linksFull = true

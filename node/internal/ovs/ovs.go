@@ -151,6 +151,8 @@ type applied struct {
 	failed  map[string]string
 	// resolved caches resolve's output for the program's digest.
 	resolved *resolvedTables
+	// ports is the apply's port report.
+	ports []openapi.PortStatus
 	// exact is set when the apply succeeded with nothing failed or
 	// dropped: the switch then holds exactly the program's tables (until
 	// a restart or drift invalidates inst), and the next apply may take
@@ -516,8 +518,14 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 			a.kickWatch() // br-int may have just been made
 		}
 	}
-	res.Ports = a.statuses(prog, states, failed)
-	a.last = &applied{prog: prog, specs: specs, ofports: ofports, failed: failed,
+	if done && portsKept(d) && !res.OVSDBRead && len(res.LinkChanges) == 0 && a.last.ports != nil {
+		// A change of flows alone: the ports are those of the last report
+		// (the resync refreshes their link state).
+		res.Ports = a.last.ports
+	} else {
+		res.Ports = a.statuses(prog, states, failed)
+	}
+	a.last = &applied{prog: prog, specs: specs, ofports: ofports, failed: failed, ports: res.Ports,
 		resolved: &resolvedTables{digest: prog.Digest, gen: a.gen, ofports: ofports, failed: failed, flows: ft, groups: gt, dropped: dropped},
 		exact:    err == nil && len(failed) == 0 && len(res.Dropped) == 0}
 	res.Timing.Total = time.Since(start)

@@ -199,9 +199,13 @@ func (a *Applier) installChange(ctx context.Context, c flowChange) (syncResult, 
 		return syncResult{mode: "unchanged"}, true
 	}
 	x := a.inst.index()
-	for _, ck := range c.cookies(a.gen) {
-		n, err := a.query.flowCount(ctx, ck)
-		if err != nil || n != x.cookies[ck] {
+	cks := c.cookies(a.gen)
+	ns, err := a.query.flowCounts(ctx, cks)
+	if err != nil {
+		return res, false
+	}
+	for i, ck := range cks {
+		if ns[i] != x.cookies[ck] {
 			return res, false
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -143,8 +144,13 @@ func TestDeadSpare(t *testing.T) {
 		cancel()
 		if kill {
 			a.of.spares.mu.Lock()
-			a.of.spares.ready[a.opts.Bridge].cmd.Process.Kill()
+			p := a.of.spares.ready[a.opts.Bridge].cmd.Process
 			a.of.spares.mu.Unlock()
+			p.Kill()
+			// Gone for good (reaped) before the apply.
+			for syscall.Kill(p.Pid, 0) == nil {
+				time.Sleep(time.Millisecond)
+			}
 		}
 		p2 := placed(2, placement{1: "h1", 2: "h2", 3: "h2"})
 		if !kill {

@@ -178,14 +178,17 @@ func (s *spare) feed(ctx context.Context, file []byte) (out string, err error, o
 	_, werr := s.w.Write(file)
 	s.w.Close()
 	s.w = nil
+	if werr != nil {
+		// The spare went away before reading the file (EPIPE): it parses
+		// the whole file before connecting, so it sent nothing.
+		<-s.done
+		return "", nil, false
+	}
 	select {
 	case err = <-s.done:
 	case <-ctx.Done():
 		s.kill()
 		return "", ctx.Err(), true
-	}
-	if werr != nil && err == nil {
-		err = werr
 	}
 	if err != nil {
 		msg := strings.ReplaceAll(strings.TrimSpace(s.stderr.String()), s.fifo, "<file>")

@@ -15,12 +15,13 @@ import (
 )
 
 // One Apply, start to end: the program (desired state) against what the
-// applier knows is on the host (installed state: a.inst, the flows and
-// groups on br-int; a.last, the last program with its ports and ofports;
-// a.linksOK, the container ports whose links were checked). The steps call
-// the adapters in turn and never each other: links (package link), OVSDB
-// (ovsdb.go, ofport.go), OpenFlow (sync.go for a whole table, change.go for
-// a delta, ofctl.go and spare.go to run ovs-ofctl).
+// applier knows is on the host (installed state: a.installed, the flows
+// and groups on br-int; a.applied, the last program with its ports and
+// ofports; a.linksChecked, the container ports whose links were checked).
+// The steps call the adapters in turn, and the adapters never call each
+// other: links (package link), OVSDB (ovsdb.go, ofport.go), OpenFlow
+// (sync.go for a whole table, change.go for a delta, ofctl.go and spare.go
+// to run ovs-ofctl).
 
 // Timing is where an apply spent its time.
 type Timing struct {
@@ -135,9 +136,9 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 	t := time.Now()
 	fresh := map[string]bool{}
 	keepPorts, keepSandboxes := map[string]bool{}, map[string]bool{}
-	full := a.linksFull || a.linksOK == nil
+	full := a.linksFull || a.linksChecked == nil
 	if full {
-		a.linksOK = map[string]openapi.ContainerPort{}
+		a.linksChecked = map[string]openapi.ContainerPort{}
 	}
 	for _, c := range prog.Containers {
 		keepPorts[c.Name] = true
@@ -145,13 +146,13 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 			keepSandboxes[sb] = true
 		}
 		if _, bad := failed[c.Name]; bad {
-			delete(a.linksOK, c.Name)
+			delete(a.linksChecked, c.Name)
 			continue
 		}
-		if ok, seen := a.linksOK[c.Name]; seen && ok == c {
+		if ok, seen := a.linksChecked[c.Name]; seen && ok == c {
 			continue // checked before and unchanged since: resync looks again
 		}
-		delete(a.linksOK, c.Name)
+		delete(a.linksChecked, c.Name)
 		diffs, err := a.links.Ensure(c)
 		for _, d := range diffs {
 			res.LinkChanges = append(res.LinkChanges, c.Name+": "+d)
@@ -162,19 +163,19 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 		if err != nil {
 			failed[c.Name] = err.Error()
 		} else {
-			a.linksOK[c.Name] = c
+			a.linksChecked[c.Name] = c
 		}
 	}
 	// Something to prune only when a port went away or on a full pass.
 	prune := full
-	for name := range a.linksOK {
+	for name := range a.linksChecked {
 		if !keepPorts[name] {
 			prune = true
-			delete(a.linksOK, name)
+			delete(a.linksChecked, name)
 		}
 	}
-	if a.last != nil {
-		for _, c := range a.last.prog.Containers {
+	if a.applied != nil {
+		for _, c := range a.applied.prog.Containers {
 			prune = prune || !keepPorts[c.Name]
 		}
 	}
@@ -185,7 +186,7 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 	specs := a.portSpecs(prog, failed)
 	var states map[string]portState
 	var ofports map[string]int
-	if !full && len(fresh) == 0 && a.last != nil && !a.last.ovsFailed() && reflect.DeepEqual(specs, a.last.specs) {
+	if !full && len(fresh) == 0 && a.applied != nil && !a.applied.ovsFailed() && reflect.DeepEqual(specs, a.applied.specs) {
 		// Same ports as the last apply, every one of them attached by OVS,
 		// and no drift seen since (Observe would have asked for a full
 		// pass): OVSDB has nothing to do and the ofports are the ones the
@@ -193,7 +194,7 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 		// their link could not be made) are not in specs: they do not
 		// stop the fast path, and they are retried above on every apply.
 		states, ofports = map[string]portState{}, map[string]int{}
-		for n, p := range a.last.ofports {
+		for n, p := range a.applied.ofports {
 			states[n], ofports[n] = portState{OFPort: p, Up: true}, p
 		}
 	} else {
@@ -219,7 +220,7 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 		if c, ok := a.planChange(d, ofports, failed); ok {
 			res.FlowsRendered = len(d.AddFlows) + len(d.RemoveFlows)
 			sres, done = a.installChange(ctx, c)
-			ft, gt = a.inst.flows, a.inst.groups
+			ft, gt = a.installed.flows, a.installed.groups
 		}
 	}
 	if !done {
@@ -249,20 +250,20 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 	}
 	if err == nil {
 		a.linksFull = false
-		res.Flows = len(a.inst.flows.lines)
+		res.Flows = len(a.installed.flows.lines)
 		a.of.prepareSpare(a.opts.Bridge) // for the next change (spare.go)
 		if !a.ofUp.Load() {
 			a.kickWatch() // br-int may have just been made
 		}
 	}
-	if done && portsKept(d) && !res.OVSDBRead && len(res.LinkChanges) == 0 && a.last.ports != nil {
+	if done && portsKept(d) && !res.OVSDBRead && len(res.LinkChanges) == 0 && a.applied.ports != nil {
 		// A change of flows alone: the ports are those of the last report
 		// (the resync refreshes their link state).
-		res.Ports = a.last.ports
+		res.Ports = a.applied.ports
 	} else {
 		res.Ports = a.statuses(prog, states, failed)
 	}
-	a.last = &applied{prog: prog, specs: specs, ofports: ofports, failed: failed, ports: res.Ports,
+	a.applied = &appliedProgram{prog: prog, specs: specs, ofports: ofports, failed: failed, ports: res.Ports,
 		resolved: &resolvedTables{digest: prog.Digest, gen: a.gen, ofports: ofports, failed: failed, flows: ft, groups: gt, dropped: dropped},
 		exact:    err == nil && len(failed) == 0 && len(res.Dropped) == 0}
 	res.Timing.Total = time.Since(start)
@@ -426,8 +427,8 @@ func (a *Applier) statuses(prog *openapi.Program, states map[string]portState, f
 // the same: re-applying an unchanged program of thousands of flows then
 // costs no rendering.
 func (a *Applier) resolveCached(prog *openapi.Program, ofports map[string]int, failed map[string]string, rendered *int) (flowTable, groupTable, []Dropped) {
-	if a.last != nil && a.last.resolved != nil {
-		c := a.last.resolved
+	if a.applied != nil && a.applied.resolved != nil {
+		c := a.applied.resolved
 		if prog.Digest != "" && c.digest == prog.Digest && c.gen == a.gen &&
 			maps.Equal(c.ofports, ofports) && maps.Equal(c.failed, failed) {
 			return c.flows, c.groups, c.dropped

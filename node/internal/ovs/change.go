@@ -27,7 +27,7 @@ type flowIndex struct {
 
 // index returns the index of the installed flows, building it on first use
 // after a full sync (one pass over the table).
-func (in *installed) index() *flowIndex {
+func (in *switchTables) index() *flowIndex {
 	if in.idx != nil {
 		return in.idx
 	}
@@ -73,10 +73,10 @@ type flowChange struct {
 // deltaUsable reports whether prog can be applied from d on the delta path:
 // d leads from the program last applied, which the switch holds exactly.
 func (a *Applier) deltaUsable(prog *openapi.Program, d *openapi.ProgramDelta) bool {
-	l := a.last
+	l := a.applied
 	return d != nil && l != nil && l.exact && prog.Digest != "" &&
 		d.FromDigest == l.prog.Digest && d.Digest == prog.Digest &&
-		a.inst.valid && a.inst.gen == a.gen &&
+		a.installed.valid && a.installed.gen == a.gen &&
 		len(d.AddGroups) == 0 && len(d.RemoveGroups) == 0
 }
 
@@ -84,7 +84,7 @@ func (a *Applier) deltaUsable(prog *openapi.Program, d *openapi.ProgramDelta) bo
 // ok is false when the delta path cannot be taken (see above); the ports
 // are those of the new program (ofports, failed).
 func (a *Applier) planChange(d *openapi.ProgramDelta, ofports map[string]int, failed map[string]string) (flowChange, bool) {
-	l := a.last
+	l := a.applied
 	if len(failed) > 0 {
 		return flowChange{}, false
 	}
@@ -93,14 +93,14 @@ func (a *Applier) planChange(d *openapi.ProgramDelta, ofports map[string]int, fa
 			return flowChange{}, false // a port moved: its flows change
 		}
 	}
-	inst := a.inst.flows.lines
+	inst := a.installed.flows.lines
 	oldR := resolver{ofports: l.ofports, failed: l.failed}
 	newR := resolver{ofports: ofports, failed: failed}
 	c := flowChange{line: map[string]string{}, src: map[string]*openapi.Flow{}}
 	removed := map[string]bool{}
 	for i := range d.RemoveFlows {
 		f := &d.RemoveFlows[i]
-		line, key, err := renderFlow(f, oldR, a.gen, a.inst.groups)
+		line, key, err := renderFlow(f, oldR, a.gen, a.installed.groups)
 		if err != nil || removed[key] || inst[key] != line {
 			return flowChange{}, false
 		}
@@ -109,7 +109,7 @@ func (a *Applier) planChange(d *openapi.ProgramDelta, ofports map[string]int, fa
 	}
 	for i := range d.AddFlows {
 		f := &d.AddFlows[i]
-		line, key, err := renderFlow(f, newR, a.gen, a.inst.groups)
+		line, key, err := renderFlow(f, newR, a.gen, a.installed.groups)
 		if err != nil {
 			return flowChange{}, false
 		}
@@ -131,7 +131,7 @@ func (a *Applier) planChange(d *openapi.ProgramDelta, ofports map[string]int, fa
 		}
 	}
 	// A port leaving the program must leave no flow naming it behind.
-	x := a.inst.index()
+	x := a.installed.index()
 	for n := range l.ofports {
 		if _, kept := ofports[n]; kept {
 			continue
@@ -198,7 +198,7 @@ func (a *Applier) installChange(ctx context.Context, c flowChange) (syncResult, 
 	if len(c.adds)+len(c.dels) == 0 && len(c.gone)+len(c.came) == 0 {
 		return syncResult{mode: "unchanged"}, true
 	}
-	x := a.inst.index()
+	x := a.installed.index()
 	cks := c.cookies(a.gen)
 	ns, err := a.query.flowCounts(ctx, cks)
 	if err != nil {
@@ -214,7 +214,7 @@ func (a *Applier) installChange(ctx context.Context, c flowChange) (syncResult, 
 			return res, false
 		}
 	}
-	t := &a.inst.flows
+	t := &a.installed.flows
 	for _, k := range c.dels {
 		delete(t.lines, k)
 		delete(t.src, k)
@@ -229,6 +229,6 @@ func (a *Applier) installChange(ctx context.Context, c flowChange) (syncResult, 
 		x.count(f, a.gen, 1)
 	}
 	t.keys = nil // the order is gone; orderedKeys sorts when asked
-	a.inst.canon = nil
+	a.installed.canon = nil
 	return res, true
 }

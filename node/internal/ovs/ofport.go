@@ -12,7 +12,7 @@ import (
 // number an interface of the switch holds or has requested, so that a
 // number is not reused right after its port went away.
 type ofportAlloc struct {
-	last int
+	prev int // the number handed out last
 }
 
 // maxOFPort is the largest ofport OVS assigns (OFPP_MAX in OpenFlow 1.0).
@@ -28,19 +28,19 @@ func (a *ofportAlloc) next(s *snapshot) int {
 			used[*i.OFPortRequest] = true
 		}
 	}
-	if a.last == 0 {
+	if a.prev == 0 {
 		for u := range used {
-			a.last = max(a.last, u)
+			a.prev = max(a.prev, u)
 		}
 	}
-	n := a.last
+	n := a.prev
 	for range maxOFPort {
 		n++
 		if n > maxOFPort {
 			n = 1
 		}
 		if !used[n] {
-			a.last = n
+			a.prev = n
 			return n
 		}
 	}
@@ -65,7 +65,7 @@ func (a *Applier) confirmRequested(ctx context.Context, res *ApplyResult, fresh 
 		states[n] = st
 		if st.Error != "" || st.OFPort != want {
 			failed[n] = fmt.Sprintf("OVS: ofport %d, requested %d: %s", st.OFPort, want, st.Error)
-			a.inst.valid = false
+			a.installed.valid = false
 		}
 	}
 	a.requested = nil

@@ -102,13 +102,15 @@ type Applier struct {
 	// drift check (change.go).
 	query queryConn
 	gen   uint16
-	inst  installed
-	last  *applied
-	// linksOK holds the container ports whose links the last full check
-	// found (or made) exactly as specified; Apply trusts them until
-	// Observe finds drift or the agent restarts (see checkLinks).
-	linksOK   map[string]openapi.ContainerPort
-	linksFull bool
+	// installed is what br-int's tables hold (as far as the applier knows).
+	installed switchTables
+	// applied is the last program applied, with its ports and outcome.
+	applied *appliedProgram
+	// linksChecked holds the container ports whose links the last full
+	// check found (or made) exactly as specified; Apply trusts them until
+	// Observe finds drift or the agent restarts.
+	linksChecked map[string]openapi.ContainerPort
+	linksFull    bool
 	// frw is set while OVSDB holds a flow-restore-wait this applier set
 	// (see watch.go); the next successful flow sync clears it.
 	frw bool
@@ -127,9 +129,9 @@ type Applier struct {
 	stopWatch context.CancelFunc
 }
 
-// installed is what the applier last put in br-int's tables. valid means
+// switchTables is what the applier last put in br-int's tables. valid means
 // the switch is known to hold exactly that (else the next sync is full).
-type installed struct {
+type switchTables struct {
 	valid  bool
 	gen    uint16
 	flows  flowTable
@@ -140,8 +142,8 @@ type installed struct {
 	idx *flowIndex
 }
 
-// applied remembers the last program and its outcome, for Observe.
-type applied struct {
+// appliedProgram remembers the last program and its outcome, for Observe.
+type appliedProgram struct {
 	prog    *openapi.Program
 	specs   []portSpec
 	ofports map[string]int
@@ -159,7 +161,7 @@ type applied struct {
 
 // ovsFailed reports whether a port given to OVS failed there (no ofport,
 // or an error on its interface): only a full pass retries it.
-func (p *applied) ovsFailed() bool {
+func (p *appliedProgram) ovsFailed() bool {
 	for _, ps := range p.specs {
 		if _, bad := p.failed[ps.Name]; bad {
 			return true
@@ -277,7 +279,7 @@ func (a *Applier) NewGeneration(ctx context.Context) (uint16, error) {
 		}
 	}
 	a.gen = next
-	a.inst.valid = false
+	a.installed.valid = false
 	a.linksFull = true
 	return next, nil
 }

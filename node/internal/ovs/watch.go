@@ -119,10 +119,10 @@ func hold(ctx context.Context, c *ofConn) {
 func (a *Applier) switchLost(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.inst.valid = false
+	a.installed.valid = false
 	a.linksFull = true
 	a.query.close()
-	if a.last == nil {
+	if a.applied == nil {
 		return // nothing to restore: the switch must not wait for it
 	}
 	if err := a.setFlowRestoreWait(ctx); err != nil {

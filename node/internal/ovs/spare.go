@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,6 +43,51 @@ type spares struct {
 	ready  map[string]*spare
 	seq    int
 	closed bool
+	spawn  *spawner
+}
+
+// spawner starts processes from one OS thread that lives until the
+// applier closes. A spare is started with Pdeathsig (it must not outlive
+// the agent, waiting on its FIFO for ever), and Pdeathsig fires when the
+// thread that started the child ends; Go ends threads that a goroutine
+// locked and left locked (package link does, for namespace work), so a
+// child started from any goroutine could be killed at random.
+type spawner struct {
+	reqs chan spawnReq
+	stop chan struct{}
+}
+
+type spawnReq struct {
+	cmd *exec.Cmd
+	err chan error
+}
+
+func newSpawner() *spawner {
+	s := &spawner{reqs: make(chan spawnReq), stop: make(chan struct{})}
+	go func() {
+		// Never unlocked: the thread ends with this goroutine, at close.
+		runtime.LockOSThread()
+		for {
+			select {
+			case r := <-s.reqs:
+				r.err <- r.cmd.Start()
+			case <-s.stop:
+				return
+			}
+		}
+	}()
+	return s
+}
+
+// start starts cmd from the spawner's thread.
+func (s *spawner) start(cmd *exec.Cmd) error {
+	r := spawnReq{cmd: cmd, err: make(chan error, 1)}
+	select {
+	case s.reqs <- r:
+		return <-r.err
+	case <-s.stop:
+		return errors.New("applier closed")
+	}
 }
 
 // bundle runs `ovs-ofctl bundle` with file, through a spare when one is
@@ -87,8 +133,12 @@ func (o *ofctl) prepareSpare(bridge string) {
 		}
 		sp.seq++
 		fifo := filepath.Join(o.tmp, fmt.Sprintf("%s-spare-%d.flows", bridge, sp.seq))
+		if sp.spawn == nil {
+			sp.spawn = newSpawner()
+		}
+		spawn := sp.spawn
 		sp.mu.Unlock()
-		s, err := o.startSpare(bridge, fifo)
+		s, err := o.startSpare(spawn, bridge, fifo)
 		if err != nil {
 			return // the next bundle starts ovs-ofctl itself
 		}
@@ -109,7 +159,7 @@ func (o *ofctl) prepareSpare(bridge string) {
 	}()
 }
 
-func (o *ofctl) startSpare(bridge, fifo string) (*spare, error) {
+func (o *ofctl) startSpare(spawn *spawner, bridge, fifo string) (*spare, error) {
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		return nil, err
 	}
@@ -120,7 +170,7 @@ func (o *ofctl) startSpare(bridge, fifo string) (*spare, error) {
 	// A spare must not outlive the agent (it would wait on its FIFO for
 	// ever).
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
+	if err := spawn.start(s.cmd); err != nil {
 		os.Remove(fifo)
 		return nil, err
 	}
@@ -214,8 +264,12 @@ func (o *ofctl) closeSpares() {
 	o.spares.closed = true
 	ready := o.spares.ready
 	o.spares.ready = nil
+	spawn := o.spares.spawn
 	o.spares.mu.Unlock()
 	for _, s := range ready {
 		s.kill()
+	}
+	if spawn != nil {
+		close(spawn.stop)
 	}
 }

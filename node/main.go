@@ -168,10 +168,10 @@ func (d ovsDatapath) NewGeneration(ctx context.Context) (uint16, error) {
 	return d.a.NewGeneration(ctx)
 }
 
-func (d ovsDatapath) Apply(ctx context.Context, p *openapi.Program) (agent.Result, error) {
-	r, err := d.a.Apply(ctx, p)
-	sum := fmt.Sprintf("links:%d ovsdb-ops:%d openflow:%s +%d/-%d dropped:%d took:%s",
-		len(r.LinkChanges), r.OVSDBOps, r.OpenFlow, r.FlowsAdded, r.FlowsRemoved, len(r.Dropped), r.Timing.Total)
+func (d ovsDatapath) Apply(ctx context.Context, p *openapi.Program, change *openapi.ProgramDelta) (agent.Result, error) {
+	r, err := d.a.ApplyDelta(ctx, p, change)
+	sum := fmt.Sprintf("links:%d ovsdb-ops:%d openflow:%s +%d/-%d rendered:%d dropped:%d took:%s",
+		len(r.LinkChanges), r.OVSDBOps, r.OpenFlow, r.FlowsAdded, r.FlowsRemoved, r.FlowsRendered, len(r.Dropped), r.Timing.Total)
 	return agent.Result{Ports: r.Ports, Degraded: r.Degraded(), Summary: sum, Flows: r.Flows}, err
 }
 

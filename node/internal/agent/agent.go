@@ -31,7 +31,10 @@ import (
 type Datapath interface {
 	EnsureUnderlay(ctx context.Context, iface string, addr netip.Prefix) error
 	NewGeneration(ctx context.Context) (uint16, error)
-	Apply(ctx context.Context, prog *openapi.Program) (Result, error)
+	// Apply converges the host to prog. change, when not nil, is the
+	// delta from the program last applied to prog: with it, the datapath
+	// may apply the change alone (the result must be the same).
+	Apply(ctx context.Context, prog *openapi.Program, change *openapi.ProgramDelta) (Result, error)
 	Observe(ctx context.Context) (Observation, error)
 	// Restarts delivers a reason each time the switch restarted (or its
 	// database reconnected) and the host must be restored at once.
@@ -112,6 +115,10 @@ type Agent struct {
 	// (or a repair) still has to be applied.
 	want    *program.Tracked
 	pending bool
+	// applied is the digest of the program last applied, change the delta
+	// from it to want (nil: not known, e.g. after a whole program).
+	applied string
+	change  *openapi.ProgramDelta
 
 	mu     sync.Mutex
 	prog   *openapi.Program // the program last applied
@@ -370,18 +377,37 @@ func (a *Agent) receive(up *openapi.ProgramUpdate) {
 	switch {
 	case up.Full && up.Program != nil:
 		a.want = program.Track(up.Program)
+		a.change = nil
 	case up.Delta != nil && a.want != nil:
 		tr, err := a.want.Patch(up.Delta)
 		if err != nil {
 			a.log.Warn("delta does not apply; asking for the whole program", "err", err)
-			a.want = nil
+			a.want, a.change = nil, nil
 			return
 		}
 		tr.P.Revision = up.Revision
+		a.change = a.chain(up.Delta)
 		a.want = tr
 	default:
-		a.want = nil
+		a.want, a.change = nil, nil
 	}
+}
+
+// chain returns the delta from the program last applied to the one d
+// (a delta from a.want) leads to, or nil when that is not known: d itself
+// when a.want is applied, else d composed onto the pending change.
+func (a *Agent) chain(d *openapi.ProgramDelta) *openapi.ProgramDelta {
+	switch {
+	case a.applied != "" && a.want.P.Digest == a.applied:
+		return d
+	case a.change != nil:
+		c, err := program.Compose(a.change, d)
+		if err != nil {
+			return nil
+		}
+		return c
+	}
+	return nil
 }
 
 // attempt applies the newest program if it is not applied yet; after a
@@ -392,20 +418,21 @@ func (a *Agent) attempt(ctx context.Context, r *retrier) {
 		r.reset()
 		return
 	}
-	if !a.apply(ctx, a.want.P) {
+	if !a.apply(ctx, a.want.P, a.change) {
 		d := r.failed()
 		a.log.Info("next apply attempt", "in", d.Round(time.Millisecond))
 		return
 	}
 	a.pending = false
+	a.applied, a.change = a.want.P.Digest, nil
 	r.reset()
 }
 
 // apply applies prog and records the outcome for the reporter; it says
 // whether it applied.
-func (a *Agent) apply(ctx context.Context, prog *openapi.Program) bool {
+func (a *Agent) apply(ctx context.Context, prog *openapi.Program, change *openapi.ProgramDelta) bool {
 	start := time.Now()
-	res, err := a.dp.Apply(ctx, prog)
+	res, err := a.dp.Apply(ctx, prog, change)
 	took := time.Since(start)
 	a.m.applyTime.Observe(took.Seconds())
 	st := openapi.NodeStatus{AppliedRevision: prog.Revision, Digest: prog.Digest, Ports: withIDs(prog, res.Ports)}

@@ -22,6 +22,7 @@ type fakeDatapath struct {
 	observe  int
 	applies  []time.Time
 	revs     []int64
+	changes  []*openapi.ProgramDelta
 	fail     error
 	drift    []string
 	applied  chan int64 // receives each applied or attempted revision
@@ -39,8 +40,9 @@ func (f *fakeDatapath) EnsureUnderlay(context.Context, string, netip.Prefix) err
 	return nil
 }
 func (f *fakeDatapath) NewGeneration(context.Context) (uint16, error) { return 1, nil }
-func (f *fakeDatapath) Apply(_ context.Context, p *openapi.Program) (Result, error) {
+func (f *fakeDatapath) Apply(_ context.Context, p *openapi.Program, d *openapi.ProgramDelta) (Result, error) {
 	f.mu.Lock()
+	f.changes = append(f.changes, d)
 	f.applies = append(f.applies, time.Now())
 	f.revs = append(f.revs, p.Revision)
 	err := f.fail

@@ -151,9 +151,9 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	p := prog(1)
 	p.Flows = make([]openapi.Flow, 7)
-	a.apply(ctx, p)
+	a.apply(ctx, p, nil)
 	dp.fail = errors.New("boom")
-	a.apply(ctx, p)
+	a.apply(ctx, p, nil)
 	a.m.repairs.Inc()
 	resp, err := http.Get("http://" + addr.String() + "/metrics")
 	if err != nil {

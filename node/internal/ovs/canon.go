@@ -87,10 +87,10 @@ func parseMods(out string) (canonFlows, error) {
 // canonical returns the canonical form of the installed flows, computing it
 // once per installed table.
 func (a *Applier) canonical(ctx context.Context) (canonFlows, error) {
-	if a.inst.canon != nil {
-		return a.inst.canon, nil
+	if a.installed.canon != nil {
+		return a.installed.canon, nil
 	}
-	out, err := a.of.run(ctx, "", []byte(a.inst.flows.file()), "parse-flows")
+	out, err := a.of.run(ctx, "", []byte(a.installed.flows.file(a.installed.flows.orderedKeys())), "parse-flows")
 	if err != nil {
 		return nil, err
 	}
@@ -98,10 +98,10 @@ func (a *Applier) canonical(ctx context.Context) (canonFlows, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(c) != len(a.inst.flows.lines) {
-		return nil, fmt.Errorf("parse-flows returned %d flows for %d installed", len(c), len(a.inst.flows.lines))
+	if len(c) != len(a.installed.flows.lines) {
+		return nil, fmt.Errorf("parse-flows returned %d flows for %d installed", len(c), len(a.installed.flows.lines))
 	}
-	a.inst.canon = c
+	a.installed.canon = c
 	return c, nil
 }
 

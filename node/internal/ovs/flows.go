@@ -2,6 +2,7 @@ package ovs
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -42,6 +43,8 @@ func (d Dropped) String() string {
 // flowTable is a set of resolved flows: key (table, priority, match) ->
 // full ovs-ofctl text including cookie and actions, plus their order.
 type flowTable struct {
+	// keys is the program's order of the keys, or nil once the table was
+	// patched by a delta (orderedKeys then sorts them).
 	keys  []string
 	lines map[string]string
 	src   map[string]*openapi.Flow // the program's flow behind each key
@@ -59,10 +62,20 @@ func (t flowTable) equal(o flowTable) bool {
 	return true
 }
 
-// file renders the table for replace-flows / diff-flows.
-func (t flowTable) file() string {
+// orderedKeys returns the keys in the program's order, or sorted when the
+// table was patched since it was resolved.
+func (t flowTable) orderedKeys() []string {
+	if t.keys != nil {
+		return t.keys
+	}
+	return slices.Sorted(maps.Keys(t.lines))
+}
+
+// file renders the table, in orderedKeys order, for replace-flows and
+// parse-flows.
+func (t flowTable) file(keys []string) string {
 	var b strings.Builder
-	for _, k := range t.keys {
+	for _, k := range keys {
 		b.WriteString(t.lines[k])
 		b.WriteByte('\n')
 	}
@@ -218,13 +231,13 @@ func diff(oldF, newF flowTable, oldG, newG groupTable) delta {
 			d.groupSets++
 		}
 	}
-	for _, k := range oldF.keys {
+	for _, k := range oldF.orderedKeys() {
 		if _, ok := newF.lines[k]; !ok {
 			d.lines = append(d.lines, "flow delete_strict "+k)
 			d.flowDels++
 		}
 	}
-	for _, k := range newF.keys {
+	for _, k := range newF.orderedKeys() {
 		if oldF.lines[k] != newF.lines[k] {
 			d.lines = append(d.lines, "flow add "+newF.lines[k])
 			d.flowAdds++

@@ -45,8 +45,10 @@ type ifaceRow struct {
 	Options     map[string]string `ovsdb:"options"`
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
 	OFPort      *int              `ovsdb:"ofport"`
-	Error       *string           `ovsdb:"error"`
-	LinkState   *string           `ovsdb:"link_state"`
+	// OFPortRequest is the ofport the applier asks for (see ofportRequest).
+	OFPortRequest *int    `ovsdb:"ofport_request"`
+	Error         *string `ovsdb:"error"`
+	LinkState     *string `ovsdb:"link_state"`
 }
 
 func dbModel() (model.ClientDBModel, error) {
@@ -66,6 +68,6 @@ func monitorOpts() []client.MonitorOption {
 		client.WithTable(r, &r.Bridges, &r.OtherConfig, &r.ExternalIDs, &r.NextCfg, &r.CurCfg),
 		client.WithTable(b, &b.Name, &b.Ports, &b.DatapathType, &b.FailMode, &b.Protocols, &b.OtherConfig, &b.ExternalIDs),
 		client.WithTable(p, &p.Name, &p.Interfaces, &p.ExternalIDs),
-		client.WithTable(i, &i.Name, &i.Type, &i.Options, &i.ExternalIDs, &i.OFPort, &i.Error, &i.LinkState),
+		client.WithTable(i, &i.Name, &i.Type, &i.Options, &i.ExternalIDs, &i.OFPort, &i.OFPortRequest, &i.Error, &i.LinkState),
 	}
 }

@@ -33,7 +33,7 @@ func (a *Applier) Observe(ctx context.Context) (Observed, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var obs Observed
-	last := a.last
+	last := a.applied
 	if last == nil {
 		return obs, nil
 	}
@@ -89,6 +89,7 @@ func (a *Applier) Observe(ctx context.Context) (Observed, error) {
 		return obs, err
 	}
 	obs.Ports = a.statuses(last.prog, states, last.failed)
+	last.ports = obs.Ports // what a change of flows alone reports next
 	if obs.Drifted() {
 		// The next Apply checks every link again, not only changed ones.
 		a.linksFull = true
@@ -99,14 +100,14 @@ func (a *Applier) Observe(ctx context.Context) (Observed, error) {
 // observeFlows compares the switch's flows and groups with what was
 // installed; on any difference it forgets what was installed.
 func (a *Applier) observeFlows(ctx context.Context, drift func(string, ...any)) error {
-	if !a.inst.valid || a.inst.gen != a.gen {
+	if !a.installed.valid || a.installed.gen != a.gen {
 		drift("flows: not known to be installed")
 		return nil
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			a.inst.valid = false
+			a.installed.valid = false
 		}
 	}()
 	want, err := a.canonical(ctx)
@@ -135,13 +136,13 @@ func (a *Applier) observeFlows(ctx context.Context, drift func(string, ...any)) 
 		drift("openflow: %v", err)
 		return nil
 	}
-	for id := range a.inst.groups {
+	for id := range a.installed.groups {
 		if !st.groups[id] {
 			drift("group %d missing", id)
 		}
 	}
 	for id := range st.groups {
-		if _, want := a.inst.groups[id]; !want {
+		if _, want := a.installed.groups[id]; !want {
 			drift("group %d unexpected", id)
 		}
 	}

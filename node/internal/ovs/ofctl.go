@@ -24,6 +24,7 @@ type ofctl struct {
 	rundir string
 	tmp    string // private directory for flow files
 	runs   atomic.Int64
+	spares spares // see spare.go
 }
 
 // socket is the OpenFlow management socket of a bridge.

@@ -138,6 +138,16 @@ func (o *ofConn) multipart(mpType uint16, req []byte) ([][]byte, error) {
 
 // flowCount returns the number of flows whose cookie matches cookie under mask.
 func (o *ofConn) flowCount(cookie, mask uint64) (int, error) {
+	parts, err := o.multipart(ofmpAggregate, aggregateReq(cookie, mask))
+	if err != nil {
+		return 0, err
+	}
+	return aggregateCount(parts)
+}
+
+// aggregateReq is the body of an aggregate flow statistics request for the
+// flows whose cookie matches cookie under mask, in all tables.
+func aggregateReq(cookie, mask uint64) []byte {
 	req := make([]byte, 40)
 	req[0] = ofTableAll
 	binary.BigEndian.PutUint32(req[4:], ofPortAny)
@@ -146,10 +156,10 @@ func (o *ofConn) flowCount(cookie, mask uint64) (int, error) {
 	binary.BigEndian.PutUint64(req[24:], mask)
 	binary.BigEndian.PutUint16(req[32:], 1) // OFPMT_OXM
 	binary.BigEndian.PutUint16(req[34:], 4) // empty match
-	parts, err := o.multipart(ofmpAggregate, req)
-	if err != nil {
-		return 0, err
-	}
+	return req
+}
+
+func aggregateCount(parts [][]byte) (int, error) {
 	if len(parts) != 1 || len(parts[0]) < 24 {
 		return 0, errors.New("bad aggregate reply")
 	}
@@ -198,4 +208,100 @@ func probe(ctx context.Context, socket string, gen uint16) (switchState, error) 
 	}
 	st.groups, err = o.groupIDs()
 	return st, err
+}
+
+// queryConn is the applier's own OpenFlow connection to br-int for the
+// cheap questions of the delta path (flow counts by cookie). It is dialed
+// when first needed and again after any error; the applier's lock
+// serializes its use.
+type queryConn struct {
+	socket string
+	c      *ofConn
+}
+
+// flowCounts returns how many flows carry exactly each of cookies. The
+// requests go out together, so a busy ovs-vswitchd answers them in one turn
+// of its main loop. A connection that broke while idle (ovs-vswitchd
+// restarted, or dropped it) is redialed once.
+func (q *queryConn) flowCounts(ctx context.Context, cookies []uint64) ([]int, error) {
+	var err error
+	for try := 0; try < 2; try++ {
+		if q.c == nil {
+			if q.c, err = dialOF(ctx, q.socket); err != nil {
+				return nil, err
+			}
+		}
+		deadline, ok := ctx.Deadline()
+		if !ok || time.Until(deadline) > 5*time.Second {
+			deadline = time.Now().Add(5 * time.Second)
+		}
+		q.c.c.SetDeadline(deadline)
+		var ns []int
+		if ns, err = q.c.exactCounts(cookies); err == nil {
+			return ns, nil
+		}
+		q.close()
+	}
+	return nil, err
+}
+
+// exactCounts sends one aggregate request per cookie, then reads the
+// replies.
+func (o *ofConn) exactCounts(cookies []uint64) ([]int, error) {
+	at := map[uint32]int{}
+	for i, ck := range cookies {
+		body := make([]byte, 8+40)
+		binary.BigEndian.PutUint16(body[0:], ofmpAggregate)
+		copy(body[8:], aggregateReq(ck, ^uint64(0)))
+		if err := o.send(ofMultipartReq, body); err != nil {
+			return nil, err
+		}
+		at[o.xid] = i
+	}
+	out := make([]int, len(cookies))
+	for len(at) > 0 {
+		typ, xid, b, err := o.recv()
+		if err != nil {
+			return nil, err
+		}
+		i, ours := at[xid]
+		switch {
+		case typ == ofEchoRequest:
+			if err := o.reply(ofEchoReply, xid, b); err != nil {
+				return nil, err
+			}
+			continue
+		case !ours:
+			continue // asynchronous message: not ours
+		case typ == ofError:
+			return nil, fmt.Errorf("openflow error reply %x", b)
+		case typ != ofMultipartReply || len(b) < 8:
+			return nil, fmt.Errorf("unexpected openflow message type %d", typ)
+		}
+		n, err := aggregateCount([][]byte{b[8:]})
+		if err != nil {
+			return nil, err
+		}
+		out[i] = n
+		delete(at, xid)
+	}
+	return out, nil
+}
+
+// reply sends a message with the given xid (an answer to the switch).
+func (o *ofConn) reply(typ uint8, xid uint32, body []byte) error {
+	msg := make([]byte, ofHeaderLen+len(body))
+	msg[0], msg[1] = ofVersion13, typ
+	binary.BigEndian.PutUint16(msg[2:], uint16(len(msg)))
+	binary.BigEndian.PutUint32(msg[4:], xid)
+	copy(msg[ofHeaderLen:], body)
+	_, err := o.c.Write(msg)
+	return err
+}
+
+func (q *queryConn) close() {
+	if q.c != nil {
+		q.c.Close()
+		q.c = nil
+	}
 }

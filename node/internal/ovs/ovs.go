@@ -1,9 +1,13 @@
 // Package ovs is the node agent's datapath applier: Apply converges a host
 // to an openapi.Program from any state, idempotently, in three steps: links
 // (veths and sandboxes, through package link), then ONE OVSDB transaction
-// (br-int, its tunnel and container ports, labelled with external_ids), then
+// (br-int, its tunnel and container ports, labelled with external_ids; new
+// container ports get an ofport the applier requests, ofport.go), then
 // OpenFlow (flows and groups with ${port:NAME} resolved to ofports and a
 // generation in the cookie, installed atomically in ovs-ofctl bundles).
+// ApplyDelta is Apply given the delta from the program last applied: its
+// OpenFlow step renders and sends only the delta's flows (change.go), through
+// an ovs-ofctl started ahead of time (spare.go).
 // Observe reports port status and drift for the agent's periodic resync;
 // EnsureUnderlay builds the tunnel endpoint bridge (br-phy) on netdev hosts.
 // Restarts reports restarts of ovs-vswitchd (seen on an idle OpenFlow
@@ -21,11 +25,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
-	"reflect"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,11 @@ type Options struct {
 	OFCtl string
 	// PortTimeout bounds the wait for OVS to assign ofports, default 10 s.
 	PortTimeout time.Duration
+	// AssignedOFPorts makes OVS pick new container ports' ofports, the
+	// flows waiting for them. By default the applier requests them
+	// (ofport_request, ofport.go) and installs the flows at once: the
+	// first packet passes sooner (BenchmarkFirstPacket).
+	AssignedOFPorts bool
 	// Logger receives libovsdb's log; nil discards it.
 	Logger *slog.Logger
 }
@@ -92,14 +98,19 @@ type Applier struct {
 	db    *db
 	links *link.Manager
 	of    *ofctl
+	// query is the applier's OpenFlow connection for the delta path's
+	// drift check (change.go).
+	query queryConn
 	gen   uint16
-	inst  installed
-	last  *applied
-	// linksOK holds the container ports whose links the last full check
-	// found (or made) exactly as specified; Apply trusts them until
-	// Observe finds drift or the agent restarts (see checkLinks).
-	linksOK   map[string]openapi.ContainerPort
-	linksFull bool
+	// installed is what br-int's tables hold (as far as the applier knows).
+	installed switchTables
+	// applied is the last program applied, with its ports and outcome.
+	applied *appliedProgram
+	// linksChecked holds the container ports whose links the last full
+	// check found (or made) exactly as specified; Apply trusts them until
+	// Observe finds drift or the agent restarts.
+	linksChecked map[string]openapi.ContainerPort
+	linksFull    bool
 	// frw is set while OVSDB holds a flow-restore-wait this applier set
 	// (see watch.go); the next successful flow sync clears it.
 	frw bool
@@ -107,36 +118,50 @@ type Applier struct {
 	// then checks everything.
 	dbLost atomic.Bool
 	// ofUp is set while the watcher is connected to br-int.
-	ofUp      atomic.Bool
+	ofUp atomic.Bool
+	// ofports picks ofport_requests (ofport.go); requested are the ports
+	// of this apply whose flows went in with the ofport requested, before
+	// OVS confirmed it.
+	ofports   ofportAlloc
+	requested map[string]int
 	restarts  chan string
 	kick      chan struct{}
 	stopWatch context.CancelFunc
 }
 
-// installed is what the applier last put in br-int's tables. valid means
+// switchTables is what the applier last put in br-int's tables. valid means
 // the switch is known to hold exactly that (else the next sync is full).
-type installed struct {
+type switchTables struct {
 	valid  bool
 	gen    uint16
 	flows  flowTable
 	groups groupTable
 	// canon is flows in OVS's canonical spelling, computed by Observe.
 	canon canonFlows
+	// idx indexes flows for the delta path (change.go), built on first use.
+	idx *flowIndex
 }
 
-// applied remembers the last program and its outcome, for Observe.
-type applied struct {
+// appliedProgram remembers the last program and its outcome, for Observe.
+type appliedProgram struct {
 	prog    *openapi.Program
 	specs   []portSpec
 	ofports map[string]int
 	failed  map[string]string
 	// resolved caches resolve's output for the program's digest.
 	resolved *resolvedTables
+	// ports is the apply's port report.
+	ports []openapi.PortStatus
+	// exact is set when the apply succeeded with nothing failed or
+	// dropped: the switch then holds exactly the program's tables (until
+	// a restart or drift invalidates inst), and the next apply may take
+	// the delta path.
+	exact bool
 }
 
 // ovsFailed reports whether a port given to OVS failed there (no ofport,
 // or an error on its interface): only a full pass retries it.
-func (p *applied) ovsFailed() bool {
+func (p *appliedProgram) ovsFailed() bool {
 	for _, ps := range p.specs {
 		if _, bad := p.failed[ps.Name]; bad {
 			return true
@@ -166,6 +191,7 @@ func New(ctx context.Context, opts Options) (*Applier, error) {
 	}
 	a := &Applier{opts: opts, of: &ofctl{bin: opts.OFCtl, rundir: opts.RunDir, tmp: tmp},
 		restarts: make(chan string, 1), kick: make(chan struct{}, 1)}
+	a.query.socket = a.of.socket(opts.Bridge)
 	links, err := link.New(link.Options{
 		HostNetns: opts.HostNetns, NetnsDir: opts.NetnsDir,
 		SandboxPrefix: opts.SandboxPrefix, TxOffloadOff: opts.Datapath == "netdev",
@@ -203,6 +229,8 @@ func (a *Applier) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.db.c.Close()
+	a.query.close()
+	a.of.closeSpares()
 	err := a.links.Close()
 	return errors.Join(err, os.RemoveAll(a.of.tmp))
 }
@@ -251,369 +279,7 @@ func (a *Applier) NewGeneration(ctx context.Context) (uint16, error) {
 		}
 	}
 	a.gen = next
-	a.inst.valid = false
+	a.installed.valid = false
 	a.linksFull = true
 	return next, nil
-}
-
-// Timing is where an apply spent its time.
-type Timing struct {
-	Links, OVSDB, OFPorts, OpenFlow, Total time.Duration
-}
-
-// ApplyResult is the outcome of an Apply that did not fail as a whole.
-type ApplyResult struct {
-	Revision   int64
-	Digest     string
-	Generation uint16
-	// Ports has one status per tunnel and container port of the program;
-	// a port that could not be realized has Error set.
-	Ports []openapi.PortStatus
-	// Dropped lists flows and groups left out (they name a failed or
-	// unknown port, or are invalid).
-	Dropped []Dropped
-	// LinkChanges lists what link convergence changed ("c1: created veth").
-	LinkChanges []string
-	// OVSDBOps is the number of operations in the apply's one OVSDB
-	// transaction (0: nothing to change, no transaction).
-	OVSDBOps int
-	// OVSDBRead is set when the apply planned the ports against OVSDB;
-	// unset, it took the fast path (the same ports as the last apply).
-	OVSDBRead bool
-	// OpenFlow is "unchanged" (no ovs-ofctl run), "delta" (one bundle with
-	// the differences) or "full" (replace-flows).
-	OpenFlow string
-	// FlowsAdded and FlowsRemoved count the flow mods of a delta.
-	FlowsAdded, FlowsRemoved int
-	// Flows is how many flows br-int holds after a successful apply.
-	Flows int
-	// OFCtlRuns is the number of ovs-ofctl processes this apply started.
-	OFCtlRuns int
-	// Warnings are problems that did not stop the apply (a failed prune).
-	Warnings []string
-	Timing   Timing
-}
-
-// Degraded reports whether some port, flow or group was not realized.
-func (r *ApplyResult) Degraded() bool {
-	for _, p := range r.Ports {
-		if p.Error != "" {
-			return true
-		}
-	}
-	return len(r.Dropped) > 0
-}
-
-// Summary is a one-line account of the apply, for logs.
-func (r *ApplyResult) Summary() string {
-	failed := 0
-	for _, p := range r.Ports {
-		if p.Error != "" {
-			failed++
-		}
-	}
-	return fmt.Sprintf("rev %d gen %d: %d ports (%d failed), %d link changes, %d OVSDB ops, openflow %s (+%d -%d, %d ovs-ofctl), %d dropped, %v",
-		r.Revision, r.Generation, len(r.Ports), failed, len(r.LinkChanges), r.OVSDBOps, r.OpenFlow,
-		r.FlowsAdded, r.FlowsRemoved, r.OFCtlRuns, len(r.Dropped), r.Timing.Total.Round(time.Millisecond))
-}
-
-// Apply converges the host to prog. Per-port failures (a missing netns
-// path, an interface OVS cannot open) are reported in the result and the
-// rest of the program still applies; the error is set only when the host
-// could not be converged (OVSDB or OpenFlow failed).
-func (a *Applier) Apply(ctx context.Context, prog *openapi.Program) (ApplyResult, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	res, err := a.apply(ctx, prog)
-	// After a restart (see watch.go), let the switch forward once its
-	// flows are in, or once an apply against the running switch failed:
-	// as ovs-ctl does, a partial table beats a switch that never forwards.
-	if a.frw && (err == nil || a.ofUp.Load()) {
-		if ferr := a.clearFlowRestoreWait(ctx); ferr != nil {
-			res.Warnings = append(res.Warnings, "clear flow-restore-wait: "+ferr.Error())
-		}
-	}
-	return res, err
-}
-
-func (a *Applier) apply(ctx context.Context, prog *openapi.Program) (ApplyResult, error) {
-	start := time.Now()
-	res := ApplyResult{}
-	if prog == nil {
-		return res, errors.New("nil program")
-	}
-	res.Revision, res.Digest, res.Generation = prog.Revision, prog.Digest, a.gen
-	if prog.Bridge.Name != "" && prog.Bridge.Name != a.opts.Bridge {
-		return res, fmt.Errorf("program is for bridge %s, this agent manages %s", prog.Bridge.Name, a.opts.Bridge)
-	}
-	failed := a.validatePorts(prog)
-	if a.dbLost.Swap(false) {
-		a.linksFull = true
-	}
-
-	// 1. Links (removals come last, below).
-	t := time.Now()
-	fresh := map[string]bool{}
-	keepPorts, keepSandboxes := map[string]bool{}, map[string]bool{}
-	full := a.linksFull || a.linksOK == nil
-	if full {
-		a.linksOK = map[string]openapi.ContainerPort{}
-	}
-	for _, c := range prog.Containers {
-		keepPorts[c.Name] = true
-		if sb := link.SandboxOf(c); sb != "" {
-			keepSandboxes[sb] = true
-		}
-		if _, bad := failed[c.Name]; bad {
-			delete(a.linksOK, c.Name)
-			continue
-		}
-		if ok, seen := a.linksOK[c.Name]; seen && ok == c {
-			continue // checked before and unchanged since: resync looks again
-		}
-		delete(a.linksOK, c.Name)
-		diffs, err := a.links.Ensure(c)
-		for _, d := range diffs {
-			res.LinkChanges = append(res.LinkChanges, c.Name+": "+d)
-			if strings.HasPrefix(d, link.CreatedVeth) {
-				fresh[c.Name] = true
-			}
-		}
-		if err != nil {
-			failed[c.Name] = err.Error()
-		} else {
-			a.linksOK[c.Name] = c
-		}
-	}
-	// Something to prune only when a port went away or on a full pass.
-	prune := full
-	for name := range a.linksOK {
-		if !keepPorts[name] {
-			prune = true
-			delete(a.linksOK, name)
-		}
-	}
-	if a.last != nil {
-		for _, c := range a.last.prog.Containers {
-			prune = prune || !keepPorts[c.Name]
-		}
-	}
-	res.Timing.Links = time.Since(t)
-
-	// 2. OVSDB, one transaction; then the ofports.
-	t = time.Now()
-	specs := a.portSpecs(prog, failed)
-	var states map[string]portState
-	var ofports map[string]int
-	if !full && len(fresh) == 0 && a.last != nil && !a.last.ovsFailed() && reflect.DeepEqual(specs, a.last.specs) {
-		// Same ports as the last apply, every one of them attached by OVS,
-		// and no drift seen since (Observe would have asked for a full
-		// pass): OVSDB has nothing to do and the ofports are the ones the
-		// flows already use. Ports that failed before OVSDB (invalid, or
-		// their link could not be made) are not in specs: they do not
-		// stop the fast path, and they are retried above on every apply.
-		states, ofports = map[string]portState{}, map[string]int{}
-		for n, p := range a.last.ofports {
-			states[n], ofports[n] = portState{OFPort: p, Up: true}, p
-		}
-	} else {
-		var err error
-		res.OVSDBRead = true
-		if states, ofports, err = a.syncPorts(ctx, &res, specs, fresh, failed); err != nil {
-			return res, err
-		}
-	}
-
-	// 3. OpenFlow.
-	t = time.Now()
-	runs := a.of.runs.Load()
-	ft, gt, dropped := a.resolveCached(prog, ofports, failed)
-	res.Dropped = dropped
-	sres, err := a.syncFlows(ctx, ft, gt)
-	res.Dropped = append(res.Dropped, sres.dropped...)
-	res.OpenFlow, res.FlowsAdded, res.FlowsRemoved = sres.mode, sres.added, sres.removed
-	res.OFCtlRuns = int(a.of.runs.Load() - runs)
-	res.Timing.OpenFlow = time.Since(t)
-	// Removed containers lose their veth and sandbox last, once neither
-	// OVS nor a flow uses them.
-	if err == nil && prune {
-		t = time.Now()
-		pruned, perr := a.links.Prune(keepPorts, keepSandboxes)
-		for _, p := range pruned {
-			res.LinkChanges = append(res.LinkChanges, "deleted "+p)
-		}
-		if perr != nil {
-			res.Warnings = append(res.Warnings, perr.Error())
-		}
-		res.Timing.Links += time.Since(t)
-	}
-	if err == nil {
-		a.linksFull = false
-		res.Flows = len(a.inst.flows.lines)
-		if !a.ofUp.Load() {
-			a.kickWatch() // br-int may have just been made
-		}
-	}
-	res.Ports = a.statuses(prog, states, failed)
-	a.last = &applied{prog: prog, specs: specs, ofports: ofports, failed: failed,
-		resolved: &resolvedTables{digest: prog.Digest, gen: a.gen, ofports: ofports, failed: failed, flows: ft, groups: gt, dropped: dropped}}
-	res.Timing.Total = time.Since(start)
-	return res, err
-}
-
-// syncPorts puts the bridge's ports in OVSDB in one transaction and waits
-// for their ofports; ports OVS could not attach are added to failed.
-func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portSpec, fresh map[string]bool, failed map[string]string) (map[string]portState, map[string]int, error) {
-	t := time.Now()
-	s, err := a.db.snapshot(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	pl := newPlanner(a.db, s)
-	if err := pl.planBridge(a.intSpec(specs)); err != nil {
-		return nil, nil, fmt.Errorf("plan OVSDB: %w", err)
-	}
-	if err := a.db.transact(ctx, pl.ops); err != nil {
-		return nil, nil, err
-	}
-	res.OVSDBOps = len(pl.ops)
-	for name, err := range pl.fails {
-		failed[name] = err.Error()
-	}
-	res.Timing.OVSDB = time.Since(t)
-	t = time.Now()
-	names := []string{a.opts.Bridge}
-	for _, ps := range specs {
-		if _, bad := failed[ps.Name]; !bad {
-			names = append(names, ps.Name)
-		}
-	}
-	wctx, cancel := context.WithTimeout(ctx, a.opts.PortTimeout)
-	states := a.db.waitPorts(wctx, names, fresh)
-	cancel()
-	if st := states[a.opts.Bridge]; st.OFPort <= 0 {
-		return nil, nil, fmt.Errorf("bridge %s is not up in ovs-vswitchd: %s", a.opts.Bridge, st.Error)
-	}
-	ofports := map[string]int{}
-	for _, n := range names[1:] {
-		if st := states[n]; st.Error != "" || st.OFPort <= 0 {
-			failed[n] = "OVS: " + st.Error
-		} else {
-			ofports[n] = st.OFPort
-		}
-	}
-	res.Timing.OFPorts = time.Since(t)
-	return states, ofports, nil
-}
-
-// validatePorts returns the ports of prog that are invalid as OVS ports.
-func (a *Applier) validatePorts(prog *openapi.Program) map[string]string {
-	failed := map[string]string{}
-	seen := map[string]bool{}
-	check := func(name string) {
-		switch {
-		case name == "" || strings.ContainsAny(name, " /${}"):
-			failed[name] = "invalid port name"
-		case name == a.opts.Bridge || name == a.opts.UnderlayBridge:
-			failed[name] = "port name is a bridge name"
-		case seen[name]:
-			failed[name] = "duplicate port name"
-		}
-		seen[name] = true
-	}
-	for _, tp := range prog.Tunnels {
-		check(tp.Name)
-		if tp.Type != "geneve" && tp.Type != "vxlan" {
-			failed[tp.Name] = fmt.Sprintf("tunnel type %q: want geneve or vxlan", tp.Type)
-		}
-		if tp.RemoteIP == "" {
-			failed[tp.Name] = "tunnel without remote IP"
-		}
-	}
-	for _, c := range prog.Containers {
-		check(c.Name)
-	}
-	return failed
-}
-
-// portSpecs are the OVS ports of prog: tunnels then containers, less failed.
-func (a *Applier) portSpecs(prog *openapi.Program, failed map[string]string) []portSpec {
-	var specs []portSpec
-	for _, tp := range prog.Tunnels {
-		if _, bad := failed[tp.Name]; bad {
-			continue
-		}
-		specs = append(specs, portSpec{
-			Name: tp.Name, Type: tp.Type,
-			Options: map[string]string{"remote_ip": tp.RemoteIP, "key": "flow"},
-			IDs:     map[string]string{KeyOwner: OwnerValue, KeyPeerHost: tp.PeerHost},
-		})
-	}
-	for _, c := range prog.Containers {
-		if _, bad := failed[c.Name]; bad {
-			continue
-		}
-		specs = append(specs, portSpec{
-			Name: c.Name,
-			IDs:  map[string]string{KeyOwner: OwnerValue, KeyContainer: c.Container, KeyContainerID: c.ID},
-		})
-	}
-	return specs
-}
-
-func (a *Applier) intSpec(specs []portSpec) bridgeSpec {
-	return bridgeSpec{
-		Name: a.opts.Bridge, DatapathType: a.opts.Datapath, Prune: true, Ports: specs,
-		IDs: map[string]string{KeyOwner: OwnerValue, KeyGeneration: strconv.Itoa(int(a.gen))},
-	}
-}
-
-// statuses builds the port report of prog.
-func (a *Applier) statuses(prog *openapi.Program, states map[string]portState, failed map[string]string) []openapi.PortStatus {
-	var out []openapi.PortStatus
-	var linkUp map[string]bool
-	var linkErr error
-	if len(prog.Containers) > 0 {
-		linkUp, linkErr = a.links.States()
-	}
-	add := func(name, container string, isContainer bool) {
-		ps := openapi.PortStatus{Name: name, Container: container, OFPort: states[name].OFPort}
-		if why, bad := failed[name]; bad {
-			ps.Error = why
-		} else if isContainer {
-			up, found := linkUp[name]
-			switch {
-			case linkErr != nil:
-				ps.Error = linkErr.Error()
-			case !found:
-				ps.Error = fmt.Sprintf("link %s: not found", name)
-			}
-			ps.Up = up
-		} else {
-			ps.Up = states[name].OFPort > 0
-		}
-		out = append(out, ps)
-	}
-	for _, tp := range prog.Tunnels {
-		add(tp.Name, "", false)
-	}
-	for _, c := range prog.Containers {
-		add(c.Name, c.Container, true)
-	}
-	return out
-}
-
-// resolveCached resolves prog's flows and groups, reusing the last apply's
-// tables when the program (by digest), the generation and the ports are
-// the same: re-applying an unchanged program of thousands of flows then
-// costs no rendering.
-func (a *Applier) resolveCached(prog *openapi.Program, ofports map[string]int, failed map[string]string) (flowTable, groupTable, []Dropped) {
-	if a.last != nil && a.last.resolved != nil {
-		c := a.last.resolved
-		if prog.Digest != "" && c.digest == prog.Digest && c.gen == a.gen &&
-			maps.Equal(c.ofports, ofports) && maps.Equal(c.failed, failed) {
-			return c.flows, c.groups, c.dropped
-		}
-	}
-	return resolve(prog.Flows, prog.Groups, resolver{ofports: ofports, failed: failed}, a.gen)
 }

@@ -168,6 +168,8 @@ type portSpec struct {
 	Type    string // "", "internal", "geneve", "vxlan"
 	Options map[string]string
 	IDs     map[string]string // external_ids
+	// OFPortRequest, when set, is asked of OVS for a new interface.
+	OFPortRequest int
 }
 
 func owned(ids map[string]string) bool { return ids[KeyOwner] == OwnerValue }
@@ -189,6 +191,10 @@ type planner struct {
 	ops   []ovsdb.Operation
 	fails map[string]error // port name -> why it cannot be placed
 	n     int
+	// ofports, when set, picks the ofport_request of container ports
+	// added to an existing bridge; requested records them by name.
+	ofports   *ofportAlloc
+	requested map[string]int
 }
 
 func newPlanner(d *db, s *snapshot) *planner {
@@ -276,6 +282,14 @@ func (pl *planner) planBridge(spec bridgeSpec) error {
 			insert = append(insert, other.UUID)
 			continue
 		}
+		if pl.ofports != nil && ps.Type == "" {
+			n := pl.ofports.next(pl.s)
+			ps.OFPortRequest = n
+			if pl.requested == nil {
+				pl.requested = map[string]int{}
+			}
+			pl.requested[ps.Name] = n
+		}
 		u, err := pl.createPort(ps)
 		if err != nil {
 			return err
@@ -339,6 +353,9 @@ func (pl *planner) updateBridge(b *bridgeRow, want bridgeRow) error {
 // returns the port's named uuid.
 func (pl *planner) createPort(ps portSpec) (string, error) {
 	iface := &ifaceRow{UUID: pl.named("iface"), Name: ps.Name, Type: ps.Type, Options: ps.Options, ExternalIDs: ps.IDs}
+	if ps.OFPortRequest > 0 {
+		iface.OFPortRequest = &ps.OFPortRequest
+	}
 	port := &portRow{UUID: pl.named("port"), Name: ps.Name, Interfaces: []string{iface.UUID}, ExternalIDs: ps.IDs}
 	if err := pl.add(pl.d.c.Create(iface, port)); err != nil {
 		return "", err

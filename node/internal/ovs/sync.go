@@ -19,16 +19,16 @@ type syncResult struct {
 // in one bundle, or nothing at all; otherwise it does a full sync.
 func (a *Applier) syncFlows(ctx context.Context, ft flowTable, gt groupTable) (syncResult, error) {
 	bridge := a.opts.Bridge
-	if a.inst.valid && a.inst.gen == a.gen {
+	if a.installed.valid && a.installed.gen == a.gen {
 		st, err := probe(ctx, a.of.socket(bridge), a.gen)
 		if err == nil && a.matches(st) {
-			d := diff(a.inst.flows, ft, a.inst.groups, gt)
+			d := diff(a.installed.flows, ft, a.installed.groups, gt)
 			if d.empty() {
 				return syncResult{mode: "unchanged"}, nil
 			}
 			_, err := a.of.run(ctx, bridge, []byte(strings.Join(d.lines, "\n")+"\n"), "bundle")
 			if err == nil {
-				a.inst = installed{valid: true, gen: a.gen, flows: ft, groups: gt}
+				a.installed = switchTables{valid: true, gen: a.gen, flows: ft, groups: gt}
 				return syncResult{mode: "delta", added: d.flowAdds, removed: d.flowDels}, nil
 			}
 			// The bundle changed nothing; the full sync below reports a bad flow.
@@ -39,11 +39,11 @@ func (a *Applier) syncFlows(ctx context.Context, ft flowTable, gt groupTable) (s
 
 // matches reports whether the probed switch agrees with what was installed.
 func (a *Applier) matches(st switchState) bool {
-	n := len(a.inst.flows.lines)
-	if st.flows != n || st.genFlows != n || len(st.groups) != len(a.inst.groups) {
+	n := len(a.installed.flows.lines)
+	if st.flows != n || st.genFlows != n || len(st.groups) != len(a.installed.groups) {
 		return false
 	}
-	for id := range a.inst.groups {
+	for id := range a.installed.groups {
 		if !st.groups[id] {
 			return false
 		}
@@ -62,7 +62,7 @@ const maxBadFlows = 5
 func (a *Applier) fullSync(ctx context.Context, ft flowTable, gt groupTable) (syncResult, error) {
 	bridge := a.opts.Bridge
 	res := syncResult{mode: "full"}
-	a.inst.valid = false
+	a.installed.valid = false
 	st, err := probe(ctx, a.of.socket(bridge), a.gen)
 	if err != nil {
 		return res, fmt.Errorf("openflow connection to %s: %w", bridge, err)
@@ -77,12 +77,13 @@ func (a *Applier) fullSync(ctx context.Context, ft flowTable, gt groupTable) (sy
 		}
 	}
 	for bad := 0; ; bad++ {
-		_, err = a.of.run(ctx, bridge, []byte(ft.file()), "--bundle", "replace-flows")
+		keys := ft.orderedKeys()
+		_, err = a.of.run(ctx, bridge, []byte(ft.file(keys)), "--bundle", "replace-flows")
 		n := badLine(err)
-		if err == nil || n < 1 || n > len(ft.keys) || bad == maxBadFlows {
+		if err == nil || n < 1 || n > len(keys) || bad == maxBadFlows {
 			break
 		}
-		key := ft.keys[n-1]
+		key := keys[n-1]
 		res.dropped = append(res.dropped, Dropped{Flow: ft.src[key], Reason: "rejected by ovs-ofctl: " + err.(*ofctlError).msg})
 		ft = without(ft, key)
 	}
@@ -100,7 +101,7 @@ func (a *Applier) fullSync(ctx context.Context, ft flowTable, gt groupTable) (sy
 			return res, err
 		}
 	}
-	a.inst = installed{valid: true, gen: a.gen, flows: ft, groups: gt}
+	a.installed = switchTables{valid: true, gen: a.gen, flows: ft, groups: gt}
 	return res, nil
 }
 
@@ -117,7 +118,7 @@ func without(ft flowTable, key string) flowTable {
 	out := flowTable{lines: maps.Clone(ft.lines), src: maps.Clone(ft.src)}
 	delete(out.lines, key)
 	delete(out.src, key)
-	for _, k := range ft.keys {
+	for _, k := range ft.orderedKeys() {
 		if k != key {
 			out.keys = append(out.keys, k)
 		}

@@ -119,9 +119,10 @@ func hold(ctx context.Context, c *ofConn) {
 func (a *Applier) switchLost(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.inst.valid = false
+	a.installed.valid = false
 	a.linksFull = true
-	if a.last == nil {
+	a.query.close()
+	if a.applied == nil {
 		return // nothing to restore: the switch must not wait for it
 	}
 	if err := a.setFlowRestoreWait(ctx); err != nil {

@@ -1,0 +1,234 @@
+package ovs
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// The OpenFlow step of an apply in O(change). When the agent hands over the
+// delta that leads from the program last applied to the new one, and the
+// switch is known to hold exactly the last program's tables, only the
+// delta's flows are rendered, checked against what is installed, and sent
+// in one bundle; the installed tables are then patched in place. Anything
+// unusual (a flow that does not render, a duplicate, a port whose ofport
+// moved, groups, a degraded last apply) makes the apply fall back to the
+// full resolve and diff, which handles it and reports it.
+
+// flowIndex is what the delta path needs to know of the installed flows
+// beyond their lines: how many flows name each port (a port may go only
+// when none does) and how many carry each cookie (the drift check).
+type flowIndex struct {
+	refs    map[string]int
+	cookies map[uint64]int
+}
+
+// index returns the index of the installed flows, building it on first use
+// after a full sync (one pass over the table).
+func (in *switchTables) index() *flowIndex {
+	if in.idx != nil {
+		return in.idx
+	}
+	x := &flowIndex{refs: map[string]int{}, cookies: map[uint64]int{}}
+	for _, f := range in.flows.src {
+		x.count(f, in.gen, 1)
+	}
+	in.idx = x
+	return x
+}
+
+// count adds n times f to the index.
+func (x *flowIndex) count(f *openapi.Flow, gen uint16, n int) {
+	x.cookies[Cookie(f.Cookie, gen)] += n
+	for _, s := range [2]string{f.Match, f.Actions} {
+		for {
+			i := strings.Index(s, portRefOpen)
+			if i < 0 {
+				break
+			}
+			s = s[i+len(portRefOpen):]
+			end := strings.IndexByte(s, '}')
+			if end < 0 {
+				break
+			}
+			x.refs[s[:end]] += n
+			s = s[end+1:]
+		}
+	}
+}
+
+// flowChange is the OpenFlow side of one program delta.
+type flowChange struct {
+	dels []string // keys to delete
+	adds []string // keys to add or modify
+	line map[string]string
+	src  map[string]*openapi.Flow
+	// gone are the delta's flows leaving the table, came those entering
+	// it (for the index).
+	gone, came []*openapi.Flow
+}
+
+// deltaUsable reports whether prog can be applied from d on the delta path:
+// d leads from the program last applied, which the switch holds exactly.
+func (a *Applier) deltaUsable(prog *openapi.Program, d *openapi.ProgramDelta) bool {
+	l := a.applied
+	return d != nil && l != nil && l.exact && prog.Digest != "" &&
+		d.FromDigest == l.prog.Digest && d.Digest == prog.Digest &&
+		a.installed.valid && a.installed.gen == a.gen &&
+		len(d.AddGroups) == 0 && len(d.RemoveGroups) == 0
+}
+
+// planChange renders d's flows and checks them against the installed table.
+// ok is false when the delta path cannot be taken (see above); the ports
+// are those of the new program (ofports, failed).
+func (a *Applier) planChange(d *openapi.ProgramDelta, ofports map[string]int, failed map[string]string) (flowChange, bool) {
+	l := a.applied
+	if len(failed) > 0 {
+		return flowChange{}, false
+	}
+	for n, p := range l.ofports {
+		if q, ok := ofports[n]; ok && q != p {
+			return flowChange{}, false // a port moved: its flows change
+		}
+	}
+	inst := a.installed.flows.lines
+	oldR := resolver{ofports: l.ofports, failed: l.failed}
+	newR := resolver{ofports: ofports, failed: failed}
+	c := flowChange{line: map[string]string{}, src: map[string]*openapi.Flow{}}
+	removed := map[string]bool{}
+	for i := range d.RemoveFlows {
+		f := &d.RemoveFlows[i]
+		line, key, err := renderFlow(f, oldR, a.gen, a.installed.groups)
+		if err != nil || removed[key] || inst[key] != line {
+			return flowChange{}, false
+		}
+		removed[key] = true
+		c.gone = append(c.gone, f)
+	}
+	for i := range d.AddFlows {
+		f := &d.AddFlows[i]
+		line, key, err := renderFlow(f, newR, a.gen, a.installed.groups)
+		if err != nil {
+			return flowChange{}, false
+		}
+		if _, dup := c.line[key]; dup {
+			return flowChange{}, false
+		}
+		if _, there := inst[key]; there && !removed[key] {
+			return flowChange{}, false
+		}
+		c.line[key], c.src[key] = line, f
+		c.came = append(c.came, f)
+		if inst[key] != line {
+			c.adds = append(c.adds, key)
+		}
+	}
+	for k := range removed {
+		if _, back := c.line[k]; !back {
+			c.dels = append(c.dels, k)
+		}
+	}
+	// A port leaving the program must leave no flow naming it behind.
+	x := a.installed.index()
+	for n := range l.ofports {
+		if _, kept := ofports[n]; kept {
+			continue
+		}
+		left := x.refs[n]
+		for _, f := range c.gone {
+			left -= refsTo(f, n)
+		}
+		if left > 0 {
+			return flowChange{}, false
+		}
+	}
+	slices.Sort(c.dels)
+	slices.Sort(c.adds)
+	return c, true
+}
+
+// portsKept reports whether d leaves the program's ports as they are.
+func portsKept(d *openapi.ProgramDelta) bool {
+	return len(d.AddTunnels)+len(d.RemoveTunnels)+len(d.AddContainers)+len(d.RemoveContainers) == 0
+}
+
+// refsTo counts the ${port:name} references in f.
+func refsTo(f *openapi.Flow, name string) int {
+	ref := portRefOpen + name + "}"
+	return strings.Count(f.Match, ref) + strings.Count(f.Actions, ref)
+}
+
+// bundle is the ovs-ofctl bundle file of the change: deletions first.
+func (c flowChange) bundle() []byte {
+	var b strings.Builder
+	for _, k := range c.dels {
+		b.WriteString("flow delete_strict ")
+		b.WriteString(k)
+		b.WriteByte('\n')
+	}
+	for _, k := range c.adds {
+		b.WriteString("flow add ")
+		b.WriteString(c.line[k])
+		b.WriteByte('\n')
+	}
+	return []byte(b.String())
+}
+
+// cookies are the cookies (with the generation) the change touches.
+func (c flowChange) cookies(gen uint16) []uint64 {
+	var out []uint64
+	for _, fs := range [2][]*openapi.Flow{c.gone, c.came} {
+		for _, f := range fs {
+			out = append(out, Cookie(f.Cookie, gen))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// installChange checks that the switch still holds, for each cookie the
+// change touches, as many flows as installed (a cheap drift check over the
+// applier's OpenFlow connection), sends the change in one bundle and
+// patches the installed tables. ok is false when the check found drift or
+// the bundle failed: nothing was changed, and the caller does a full sync.
+func (a *Applier) installChange(ctx context.Context, c flowChange) (syncResult, bool) {
+	res := syncResult{mode: "delta", added: len(c.adds), removed: len(c.dels)}
+	if len(c.adds)+len(c.dels) == 0 && len(c.gone)+len(c.came) == 0 {
+		return syncResult{mode: "unchanged"}, true
+	}
+	x := a.installed.index()
+	cks := c.cookies(a.gen)
+	ns, err := a.query.flowCounts(ctx, cks)
+	if err != nil {
+		return res, false
+	}
+	for i, ck := range cks {
+		if ns[i] != x.cookies[ck] {
+			return res, false
+		}
+	}
+	if len(c.adds)+len(c.dels) > 0 {
+		if _, err := a.of.bundle(ctx, a.opts.Bridge, c.bundle()); err != nil {
+			return res, false
+		}
+	}
+	t := &a.installed.flows
+	for _, k := range c.dels {
+		delete(t.lines, k)
+		delete(t.src, k)
+	}
+	for k, line := range c.line {
+		t.lines[k], t.src[k] = line, c.src[k]
+	}
+	for _, f := range c.gone {
+		x.count(f, a.gen, -1)
+	}
+	for _, f := range c.came {
+		x.count(f, a.gen, 1)
+	}
+	t.keys = nil // the order is gone; orderedKeys sorts when asked
+	a.installed.canon = nil
+	return res, true
+}

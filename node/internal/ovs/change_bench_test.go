@@ -1,0 +1,194 @@
+package ovs
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/openapi"
+	progpkg "github.com/switchyard/switchyard/openapi/program"
+	"github.com/switchyard/switchyard/tests/lab"
+)
+
+// scaleFlowsPer is how many flows a remote container brings to a host's
+// program (the compiler's shape: ARP answer, forwarding, policy).
+const scaleFlowsPer = 8
+
+// remoteFlows are the flows a host holds for remote container i (reached
+// through the tunnel to h2); IPs and MACs are unique up to 65,535.
+func remoteFlows(i int) []openapi.Flow {
+	ip := fmt.Sprintf("10.61.%d.%d", i/256, i%256)
+	mac := fmt.Sprintf("02:01:00:00:%02x:%02x", i/256, i%256)
+	fs := []openapi.Flow{
+		{Table: 0, Priority: 200, Cookie: 0x10000 + uint64(i), Match: "arp,arp_op=1,arp_tpa=" + ip,
+			Actions: "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + mac + "->eth_src,set_field:2->arp_op,in_port"},
+		{Table: 1, Priority: 100, Cookie: 0x20000 + uint64(i), Match: "dl_dst=" + mac,
+			Actions: fmt.Sprintf("set_field:%d->tun_id,output:${port:%s}", testVNI, tunnelName("h2"))},
+	}
+	for k := len(fs); k < scaleFlowsPer; k++ {
+		fs = append(fs, openapi.Flow{Table: 2, Priority: 1000, Cookie: 0x30000 + uint64(i),
+			Match: fmt.Sprintf("tcp,nw_dst=%s,tp_dst=%d", ip, 8000+k), Actions: "resubmit(,1)"})
+	}
+	return fs
+}
+
+// scaleProgram is h1's program with remote containers 0..remote-1 on h2
+// and the local containers locals.
+func scaleProgram(rev int64, remote int, locals []ctr) *openapi.Program {
+	p := program("h1", rev, locals, map[string]string{"h2": "192.0.2.2"}, "geneve")
+	for i := 0; i < remote; i++ {
+		p.Flows = append(p.Flows, remoteFlows(i)...)
+	}
+	progpkg.SortFlows(p.Flows)
+	p.Digest = progpkg.Digest(p)
+	return p
+}
+
+// BenchmarkApplyOneChange measures a host's apply of a one-container change
+// with tables of 100, 1,000 and 5,000 containers: remote (a container on
+// another host: flows only) and local (its veth, sandbox and OVS port too).
+// Each op alternates adding and removing the container, so every op is a
+// one-container change. The program goes to the applier with its delta,
+// as the agent hands it over. Between ops, with the timer stopped, it waits
+// until the applier's spare ovs-ofctl is ready (changes come apart).
+func BenchmarkApplyOneChange(b *testing.B) {
+	l := lab.New(b, lab.Options{Hosts: 1})
+	h := l.Hosts[0]
+	locals := []ctr{{n: 1, host: "h1"}, {n: 2, host: "h1"}}
+	for _, n := range []int{100, 1000, 5000} {
+		a := newApplier(b, l, h)
+		if _, err := a.NewGeneration(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		base := scaleProgram(1, n-len(locals), locals)
+		benchApply(b, a, base)
+		b.Run(fmt.Sprintf("containers=%d/remote", n), func(b *testing.B) {
+			with := scaleProgram(2, n-len(locals)+1, locals)
+			benchChanges(b, a, base, with)
+		})
+		b.Run(fmt.Sprintf("containers=%d/local", n), func(b *testing.B) {
+			with := scaleProgram(3, n-len(locals), append(slices.Clone(locals), ctr{n: 3, host: "h1"}))
+			benchChanges(b, a, base, with)
+		})
+	}
+}
+
+// benchChanges applies with, base, with, ... starting from base applied,
+// and ends with base applied.
+func benchChanges(b *testing.B, a *Applier, base, with *openapi.Program) {
+	progs := [2]*openapi.Program{with, base}
+	deltas := [2]*openapi.ProgramDelta{progpkg.Diff(base, with), progpkg.Diff(with, base)}
+	var pt phaseTimes
+	var lat []time.Duration
+	i := 0
+	for b.Loop() {
+		// Changes come apart, not back to back: give the applier the
+		// time to start its next spare ovs-ofctl (spare.go).
+		b.StopTimer()
+		for w := 0; w < 1000 && !a.of.spareReady(a.opts.Bridge); w++ {
+			time.Sleep(time.Millisecond)
+		}
+		b.StartTimer()
+		t := time.Now()
+		pt.add(benchApplyDelta(b, a, progs[i%2], deltas[i%2]))
+		lat = append(lat, time.Since(t))
+		i++
+	}
+	b.StopTimer()
+	if i%2 == 1 {
+		benchApplyDelta(b, a, base, deltas[1])
+	}
+	pt.report(b)
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds())/1000, "p99-ms")
+}
+
+func benchApplyDelta(b *testing.B, a *Applier, p *openapi.Program, d *openapi.ProgramDelta) ApplyResult {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := a.ApplyDelta(ctx, p, d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.Degraded() || res.OpenFlow != "delta" {
+		b.Fatalf("openflow %s, degraded: %v %v", res.OpenFlow, portErrors(res), res.Dropped)
+	}
+	return res
+}
+
+// BenchmarkFirstPacket measures, on a host with 100 local containers among
+// 1,000, the time from the start of the apply that adds a local container
+// until that container gets a ping answered by another one on the host:
+// veth, sandbox, OVS port, ofport, flows. ping sends every 2 ms from when
+// the apply returns. Each op adds the container, then (timer stopped)
+// removes it.
+func BenchmarkFirstPacket(b *testing.B) {
+	l := lab.New(b, lab.Options{Hosts: 1})
+	h := l.Hosts[0]
+	var locals []ctr
+	for i := 1; i <= 100; i++ {
+		locals = append(locals, ctr{n: i, host: "h1"})
+	}
+	a := newApplier(b, l, h)
+	if _, err := a.NewGeneration(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	base := scaleProgram(1, 900, locals)
+	benchApply(b, a, base)
+	c := ctr{n: 200, host: "h1"}
+	with := scaleProgram(2, 900, append(slices.Clone(locals), c))
+	// A remote container's change on this host of 100 ports.
+	remote := scaleProgram(3, 901, locals)
+	var lat []time.Duration
+	for i := 0; i < 20; i++ {
+		from, to := base, remote
+		if i%2 == 1 {
+			from, to = remote, base
+		}
+		for w := 0; w < 1000 && !a.of.spareReady(a.opts.Bridge); w++ {
+			time.Sleep(time.Millisecond)
+		}
+		t := time.Now()
+		benchApplyDelta(b, a, to, progpkg.Diff(from, to))
+		lat = append(lat, time.Since(t))
+	}
+	// The two ways alternate op by op, so that the machine's load hits
+	// both alike: the ofport OVS assigns, and the one the applier requests.
+	var pt [2]phaseTimes
+	var first [2][]time.Duration
+	i := 0
+	for b.Loop() {
+		k := i % 2
+		a.opts.AssignedOFPorts = k == 0
+		t := time.Now()
+		pt[k].add(benchApplyDelta(b, a, with, progpkg.Diff(base, with)))
+		cmd := exec.Command("ip", "netns", "exec", sandbox(l, h, c), "ping", "-n", "-q", "-i", "0.002", "-w", "5", "-c", "1", locals[0].ip())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("ping: %v\n%s", err, out)
+		}
+		first[k] = append(first[k], time.Since(t))
+		b.StopTimer()
+		benchApplyDelta(b, a, base, progpkg.Diff(with, base))
+		b.StartTimer()
+		i++
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "remote-apply-p50-ms")
+	for k, name := range []string{"assigned", "requested"} {
+		if len(first[k]) == 0 {
+			continue
+		}
+		slices.Sort(first[k])
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		n := float64(pt[k].n)
+		b.ReportMetric(ms(first[k][len(first[k])/2]), name+"-first-ping-p50-ms")
+		b.ReportMetric(ms(first[k][len(first[k])*99/100]), name+"-first-ping-p99-ms")
+		b.ReportMetric(ms(pt[k].ofports)/n, name+"-ofports-ms/op")
+		b.ReportMetric(ms(pt[k].openflow)/n, name+"-openflow-ms/op")
+	}
+}

@@ -1,0 +1,204 @@
+package ovs
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/openapi"
+	progpkg "github.com/switchyard/switchyard/openapi/program"
+)
+
+// placement says where each container is: "" (absent), "h1" (local) or
+// "h2"/"h3" (remote).
+type placement map[int]string
+
+// placed builds h1's program for p: a tunnel to each peer that has a
+// container, the containers' flows.
+func placed(rev int64, p placement) *openapi.Program {
+	var cs []ctr
+	peers := map[string]string{}
+	for n := 1; n <= 12; n++ {
+		switch h := p[n]; h {
+		case "":
+		default:
+			cs = append(cs, ctr{n: n, host: h})
+			if h != "h1" {
+				peers[h] = "192.0.2." + h[1:]
+			}
+		}
+	}
+	return seal(program("h1", rev, cs, peers, "geneve"))
+}
+
+// TestDeltaTransitions applies random sequences of changes (containers
+// added, removed and moved between the local host and two remote ones,
+// tunnels coming and going with them) as deltas on one host, and the final
+// program from scratch on a second, fresh host: both must hold the same
+// flows and ports, and the delta host must see no drift. Changes that touch
+// only remote containers must render only the delta's flows.
+func TestDeltaTransitions(t *testing.T) {
+	l := newLab(t, 2, "geneve")
+	hd, hf := l.Hosts[0], l.Hosts[1]
+	ad, af := newApplier(t, l, hd), newApplier(t, l, hf)
+	for _, a := range []*Applier{ad, af} {
+		if _, err := a.NewGeneration(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for seed := uint64(1); seed <= 4; seed++ {
+		transitions(t, seed, ad, af)
+		if o := observe(t, ad); o.Drifted() {
+			t.Fatalf("seed %d: the delta host drifted: %v", seed, o.Drift)
+		}
+		if got, want := flows(t, hd), flows(t, hf); !slices.Equal(got, want) {
+			t.Fatalf("seed %d: after deltas the host holds\n%s\nthe full apply gives\n%s", seed, lines(got), lines(want))
+		}
+		if got, want := ports(t, hd), ports(t, hf); !slices.Equal(got, want) {
+			t.Fatalf("seed %d: ports after deltas %v, after the full apply %v", seed, got, want)
+		}
+	}
+}
+
+// transitions applies 20 random changes as deltas with ad, then the last
+// program whole with af.
+func transitions(t *testing.T, seed uint64, ad, af *Applier) {
+	r := rand.New(rand.NewPCG(8, seed))
+	hosts := []string{"", "h1", "h2", "h3"}
+	cur := placement{}
+	for n := 1; n <= 12; n++ {
+		cur[n] = hosts[r.IntN(len(hosts))]
+	}
+	rev := int64(seed * 100)
+	prev := placed(rev, cur)
+	if res := apply(t, ad, prev); res.Degraded() {
+		t.Fatalf("seed %d: first apply degraded: %+v", seed, res)
+	}
+	deltas := 0
+	for step := 1; step <= 20; step++ {
+		next := placement{}
+		for n, h := range cur {
+			next[n] = h
+		}
+		localTouched := false
+		for k := 1 + r.IntN(3); k > 0; k-- {
+			n := 1 + r.IntN(12)
+			h := hosts[r.IntN(len(hosts))]
+			localTouched = localTouched || h == "h1" || next[n] == "h1"
+			next[n] = h
+		}
+		p := placed(rev+int64(step), next)
+		d := progpkg.Diff(prev, p)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		res, err := ad.ApplyDelta(ctx, p, d)
+		cancel()
+		if err != nil || res.Degraded() {
+			t.Fatalf("seed %d step %d: %v %v %v", seed, step, err, portErrors(res), res.Dropped)
+		}
+		if res.FlowsRendered == len(d.AddFlows)+len(d.RemoveFlows) && res.OpenFlow != "full" {
+			deltas++
+		} else if !localTouched && len(d.AddTunnels)+len(d.RemoveTunnels) == 0 {
+			t.Errorf("seed %d step %d: a change of remote containers only rendered %d flows (delta: %d), openflow %s",
+				seed, step, res.FlowsRendered, len(d.AddFlows)+len(d.RemoveFlows), res.OpenFlow)
+		}
+		prev, cur = p, next
+	}
+	if deltas == 0 {
+		t.Fatalf("seed %d: no step took the delta path", seed)
+	}
+	if res := apply(t, af, prev); res.Degraded() {
+		t.Fatalf("seed %d: full apply degraded: %+v", seed, res)
+	}
+	t.Logf("seed %d: %d of 20 steps took the delta path", seed, deltas)
+}
+
+func lines(ls []string) string {
+	var s string
+	for _, l := range ls {
+		s += fmt.Sprintln(l)
+	}
+	return s
+}
+
+// A spare ovs-ofctl that died while waiting (killed, say) costs nothing
+// but its start: the bundle goes through a fresh ovs-ofctl.
+func TestDeadSpare(t *testing.T) {
+	l := newLab(t, 1, "geneve")
+	h := l.Hosts[0]
+	a := newApplier(t, l, h)
+	p1 := placed(1, placement{1: "h1", 2: "h2"})
+	apply(t, a, p1)
+	for _, kill := range []bool{true, false} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		for !a.of.spareReady(a.opts.Bridge) {
+			if ctx.Err() != nil {
+				t.Fatal("no spare ovs-ofctl within 30 s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		if kill {
+			a.of.spares.mu.Lock()
+			p := a.of.spares.ready[a.opts.Bridge].cmd.Process
+			a.of.spares.mu.Unlock()
+			p.Kill()
+			// Gone for good (reaped) before the apply.
+			for syscall.Kill(p.Pid, 0) == nil {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		p2 := placed(2, placement{1: "h1", 2: "h2", 3: "h2"})
+		if !kill {
+			p1, p2 = p2, p1
+		}
+		runs := a.of.runs.Load()
+		res, err := a.ApplyDelta(context.Background(), p2, progpkg.Diff(p1, p2))
+		if err != nil || res.OpenFlow != "delta" || res.FlowsAdded+res.FlowsRemoved != 2 || a.of.runs.Load() != runs+1 {
+			t.Fatalf("kill %v: %v, openflow %s +%d -%d, %d ovs-ofctl runs", kill, err, res.OpenFlow, res.FlowsAdded, res.FlowsRemoved, a.of.runs.Load()-runs)
+		}
+		if o := observe(t, a); o.Drifted() {
+			t.Fatalf("kill %v: drift %v", kill, o.Drift)
+		}
+	}
+}
+
+// A container added to a running bridge gets the ofport the applier
+// requested (its flows went in with it, before OVS confirmed it), and its
+// port works: a ping crosses it. Removed and added again, it gets a new
+// number: a number is not reused right after its port went away.
+func TestRequestedOFPort(t *testing.T) {
+	l := newLab(t, 1, "geneve")
+	h := l.Hosts[0]
+	a := newApplier(t, l, h)
+	one := placed(1, placement{1: "h1", 5: "h2"})
+	two := placed(2, placement{1: "h1", 2: "h1", 5: "h2"})
+	apply(t, a, one)
+	var seen []int
+	for round := 0; round < 2; round++ {
+		res, err := a.ApplyDelta(context.Background(), two, progpkg.Diff(one, two))
+		if err != nil || res.Degraded() {
+			t.Fatalf("round %d: %v %v", round, err, portErrors(res))
+		}
+		c2 := ctr{n: 2}
+		req := h.VSCtl(t, "get", "Interface", c2.port(), "ofport_request")
+		if got := h.OFPort(t, c2.port()); fmt.Sprint(got) != strings.TrimSpace(req) || ofports(res)[c2.port()] != got {
+			t.Fatalf("round %d: ofport %d, requested %s, reported %d", round, got, req, ofports(res)[c2.port()])
+		}
+		seen = append(seen, h.OFPort(t, c2.port()))
+		ping(t, sandbox(l, h, ctr{n: 2}), ctr{n: 1})
+		if o := observe(t, a); o.Drifted() {
+			t.Fatalf("round %d: drift %v", round, o.Drift)
+		}
+		if _, err := a.ApplyDelta(context.Background(), one, progpkg.Diff(two, one)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seen[0] == seen[1] {
+		t.Fatalf("ofport %d reused at once", seen[0])
+	}
+}

@@ -301,27 +301,12 @@ func (f *fleet) waitDigests(b testing.TB, want map[string]string) {
 func fill(b testing.TB, ctl *testenv.Controller, prefix string, n int, place func(i int) (string, string)) {
 	b.Helper()
 	ctx := context.Background()
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	next := atomic.Int64{}
-	for w := 0; w < 64; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				netw, host := place(i)
-				c := openapi.Container{Name: fmt.Sprint(prefix, i), Network: netw, Host: host}
-				if _, err := ctl.Store.CreateContainer(ctx, "bench", c); err != nil {
-					failed.Store(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err := failed.Load(); err != nil {
-		b.Fatal(err)
-	}
+	parallel(b, n, func(i int) error {
+		netw, host := place(i)
+		c := openapi.Container{Name: fmt.Sprint(prefix, i), Network: netw, Host: host}
+		_, err := ctl.Store.CreateContainer(ctx, "bench", c)
+		return err
+	})
 }
 
 // cpuTime is the CPU time this process used so far (user and system).

@@ -52,14 +52,12 @@ func benchBurst(b *testing.B, hist int, every, apply time.Duration) {
 		go fl.run(ctx, host(i))
 	}
 	fill(b, ctl, "c", ctrs, func(i int) (string, string) { return "blue", host(i) })
-	converge := func() {
-		want, err := nodes.Digests(ctx, m)
-		if err != nil {
+	converged := func() {
+		if _, err := converge(ctx, b, fl, m); err != nil {
 			b.Fatal(err)
 		}
-		fl.waitDigests(b, want)
 	}
-	converge()
+	converged()
 	var cpu time.Duration
 	var full, deltas, kb, composed float64
 	b.ReportAllocs()
@@ -77,7 +75,7 @@ func benchBurst(b *testing.B, hist int, every, apply time.Duration) {
 			}
 		}
 		tick.Stop()
-		converge()
+		converged()
 		cpu += cpuTime() - t0
 		full += float64(fl.full.Load() - f0)
 		deltas += float64(fl.deltas.Load() - d0)
@@ -95,7 +93,7 @@ func benchBurst(b *testing.B, hist int, every, apply time.Duration) {
 			}()
 		}
 		wg.Wait()
-		converge()
+		converged()
 		b.StartTimer()
 	}
 	changes := float64(n * burst)

@@ -46,12 +46,7 @@ func eventsAnswer(t *testing.T, e *env, query string, header map[string]string) 
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", e.ctl.URL+"/api/v1/events"+query, nil)
-	req.Header.Set("Authorization", "Bearer "+e.token)
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	res, err := e.http.Do(req)
+	res, err := doEvents(ctx, e, query, header)
 	if err != nil {
 		t.Fatal(err)
 	}

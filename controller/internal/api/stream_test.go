@@ -105,17 +105,22 @@ type sseStream struct {
 	n      int
 }
 
-// openEvents opens an event stream and returns once it answered 200; the
-// stream is subscribed to changes by then.
-func openEvents(t *testing.T, e *env, query string, header map[string]string) *sseStream {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// doEvents sends GET /api/v1/events with the query and headers, as e's user.
+func doEvents(ctx context.Context, e *env, query string, header map[string]string) (*http.Response, error) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", e.ctl.URL+"/api/v1/events"+query, nil)
 	req.Header.Set("Authorization", "Bearer "+e.token)
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	res, err := e.http.Do(req)
+	return e.http.Do(req)
+}
+
+// openEvents opens an event stream and returns once it answered 200; the
+// stream is subscribed to changes by then.
+func openEvents(t *testing.T, e *env, query string, header map[string]string) *sseStream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	res, err := doEvents(ctx, e, query, header)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

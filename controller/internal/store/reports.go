@@ -120,8 +120,6 @@ func (s *Store) reportLoop() {
 // answers every report.
 func (s *Store) commitReports(batch []*reportReq) {
 	var errs []error
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = retryInitial, retryMax, 0
 	_ = backoff.Retry(func() error {
 		var err error
 		errs, err = s.runReports(batch)
@@ -129,7 +127,7 @@ func (s *Store) commitReports(batch []*reportReq) {
 			return err
 		}
 		return nil
-	}, backoff.WithMaxRetries(b, maxRetries))
+	}, retryBackOff())
 	for i, r := range batch {
 		r.done <- errs[i]
 	}

@@ -42,6 +42,15 @@ const (
 
 var errRetry = errors.New("store: retry the group")
 
+// retryBackOff paces the runs again of a transaction that PostgreSQL aborted
+// for a deadlock or serialization failure (write groups and report batches).
+func retryBackOff() backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = retryInitial, retryMax
+	b.MaxElapsedTime = 0 // bounded by the number of attempts
+	return backoff.WithMaxRetries(b, maxRetries)
+}
+
 type writeReq struct {
 	ctx   context.Context
 	actor string
@@ -105,10 +114,6 @@ func (s *Store) writer() {
 // only about their timing, so the callers never see them.
 func (s *Store) commitGroup(group []*writeReq) {
 	var res []writeRes
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = retryInitial
-	b.MaxInterval = retryMax
-	b.MaxElapsedTime = 0 // bounded by the number of attempts
 	attempts := 0
 	_ = backoff.Retry(func() error {
 		attempts++
@@ -118,7 +123,7 @@ func (s *Store) commitGroup(group []*writeReq) {
 			return errRetry
 		}
 		return nil
-	}, backoff.WithMaxRetries(b, maxRetries))
+	}, retryBackOff())
 	if attempts > 1 {
 		slog.Debug("write group retried", "attempts", attempts, "writes", len(group))
 	}

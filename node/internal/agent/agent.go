@@ -115,13 +115,12 @@ type Agent struct {
 	// (or a repair) still has to be applied.
 	want    *program.Tracked
 	pending bool
-	// applied is the digest of the program last applied, change the delta
-	// from it to want (nil: not known, e.g. after a whole program).
-	applied string
-	change  *openapi.ProgramDelta
+	// prog is the program last applied, change the delta from it to want
+	// (nil: not known, e.g. after a whole program).
+	prog   *openapi.Program
+	change *openapi.ProgramDelta
 
 	mu     sync.Mutex
-	prog   *openapi.Program // the program last applied
 	status openapi.NodeStatus
 	// mailbox holds at most one pending report (see report.go).
 	mailbox chan struct{}
@@ -398,7 +397,7 @@ func (a *Agent) receive(up *openapi.ProgramUpdate) {
 // when a.want is applied, else d composed onto the pending change.
 func (a *Agent) chain(d *openapi.ProgramDelta) *openapi.ProgramDelta {
 	switch {
-	case a.applied != "" && a.want.P.Digest == a.applied:
+	case a.prog != nil && a.prog.Digest != "" && a.want.P.Digest == a.prog.Digest:
 		return d
 	case a.change != nil:
 		c, err := program.Compose(a.change, d)
@@ -424,7 +423,7 @@ func (a *Agent) attempt(ctx context.Context, r *retrier) {
 		return
 	}
 	a.pending = false
-	a.applied, a.change = a.want.P.Digest, nil
+	a.change = nil
 	r.reset()
 }
 
@@ -449,9 +448,7 @@ func (a *Agent) apply(ctx context.Context, prog *openapi.Program, change *openap
 	warmNeighbors(a.cfg.UnderlayBridge, a.cfg.Address, prog)
 	a.log.Info("applied", "revision", prog.Revision, "digest", prog.Digest, "took", took, "summary", res.Summary)
 	a.m.flows.Set(float64(res.Flows))
-	a.mu.Lock()
 	a.prog = prog
-	a.mu.Unlock()
 	a.setStatus(st)
 	return true
 }
@@ -484,9 +481,7 @@ func (a *Agent) ensureUnderlay(ctx context.Context) {
 // resync compares the host with the last applied program; it reports
 // whether anything drifted (the caller then re-applies).
 func (a *Agent) resync(ctx context.Context) bool {
-	a.mu.Lock()
 	prog := a.prog
-	a.mu.Unlock()
 	if prog == nil {
 		return false
 	}

@@ -181,8 +181,7 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 	}
 	res.Timing.Links = time.Since(t)
 
-	// 2. OVSDB, one transaction; then the ofports.
-	t = time.Now()
+	// 2. OVSDB, one transaction; then the ofports (syncPorts times both).
 	specs := a.portSpecs(prog, failed)
 	var states map[string]portState
 	var ofports map[string]int

@@ -50,18 +50,6 @@ type flowTable struct {
 	src   map[string]*openapi.Flow // the program's flow behind each key
 }
 
-func (t flowTable) equal(o flowTable) bool {
-	if len(t.lines) != len(o.lines) {
-		return false
-	}
-	for k, v := range t.lines {
-		if o.lines[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 // orderedKeys returns the keys in the program's order, or sorted when the
 // table was patched since it was resolved.
 func (t flowTable) orderedKeys() []string {

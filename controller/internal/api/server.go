@@ -197,11 +197,7 @@ type ReadyCheck func(ctx context.Context) error
 func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	checks := append([]ReadyCheck{s.Store.Ready}, s.ReadyChecks...)
-	if h, ok := s.Realizer.(interface{ Healthy() error }); ok {
-		checks = append(checks, func(context.Context) error { return h.Healthy() })
-	}
-	for _, check := range checks {
+	for _, check := range append([]ReadyCheck{s.Store.Ready}, s.ReadyChecks...) {
 		if err := check(ctx); err != nil {
 			fail(c, unavailableProblem(err))
 			return

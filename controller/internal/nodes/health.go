@@ -75,6 +75,9 @@ func (m *Manager) Healthy() error {
 	return nil
 }
 
+// Ready is Healthy as a readiness check (api.Server.ReadyChecks).
+func (m *Manager) Ready(context.Context) error { return m.Healthy() }
+
 // program returns host's whole program. If the compiler fails (a bug in its
 // bookkeeping), it recompiles every host from the compiler's objects and
 // tries once more. Callers hold mu.

@@ -64,7 +64,7 @@ func Start(t testing.TB, dbURL string, configure func(*api.Server)) *Controller 
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr := nodes.New(st, nil)
 	go mgr.Run(ctx)
-	srv := &api.Server{Store: st, Realizer: mgr,
+	srv := &api.Server{Store: st, Realizer: mgr, ReadyChecks: []api.ReadyCheck{mgr.Ready},
 		Nodes: &nodes.Handler{M: mgr, Fail: api.Fail, Decode: api.Decode, Actor: api.Actor}}
 	if configure != nil {
 		configure(srv)

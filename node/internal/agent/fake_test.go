@@ -33,6 +33,13 @@ func newFakeDatapath() *fakeDatapath {
 	return &fakeDatapath{applied: make(chan int64, 100), restarts: make(chan string, 1)}
 }
 
+// setFail makes the next applies fail with err (nil: succeed).
+func (f *fakeDatapath) setFail(err error) {
+	f.mu.Lock()
+	f.fail = err
+	f.mu.Unlock()
+}
+
 func (f *fakeDatapath) EnsureUnderlay(context.Context, string, netip.Prefix) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

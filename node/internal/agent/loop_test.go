@@ -18,11 +18,7 @@ import (
 // the same update again at once, and reports the failure once, not on
 // every attempt.
 func TestFailingApplyBacksOff(t *testing.T) {
-	c := newFakeController(t)
-	c.publish(prog(1))
-	dp := newFakeDatapath()
-	dp.fail = errors.New("openflow connection to br-int: connection refused")
-	startAgent(t, c, dp, Config{})
+	c, dp := startFailing(t, errors.New("openflow connection to br-int: connection refused"))
 	const attempts = 5
 	for range attempts {
 		next(t, dp.applied)
@@ -50,9 +46,7 @@ func TestFailingApplyBacksOff(t *testing.T) {
 
 	// Once the datapath works again, the next attempt succeeds and is
 	// reported.
-	dp.mu.Lock()
-	dp.fail = nil
-	dp.mu.Unlock()
+	dp.setFail(nil)
 	for {
 		st := <-c.reported
 		if st.Error == "" && st.AppliedRevision == 1 {
@@ -61,19 +55,25 @@ func TestFailingApplyBacksOff(t *testing.T) {
 	}
 }
 
-// A failure that changes (another error) is reported again.
-func TestFailureReportedWhenItChanges(t *testing.T) {
+// startFailing starts an agent on program 1 with a datapath whose applies
+// fail with err.
+func startFailing(t *testing.T, err error) (*fakeController, *fakeDatapath) {
+	t.Helper()
 	c := newFakeController(t)
 	c.publish(prog(1))
 	dp := newFakeDatapath()
-	dp.fail = errors.New("first")
+	dp.fail = err
 	startAgent(t, c, dp, Config{})
+	return c, dp
+}
+
+// A failure that changes (another error) is reported again.
+func TestFailureReportedWhenItChanges(t *testing.T) {
+	c, dp := startFailing(t, errors.New("first"))
 	if st := <-c.reported; st.Error != "first" {
 		t.Fatalf("report %+v", st)
 	}
-	dp.mu.Lock()
-	dp.fail = errors.New("second")
-	dp.mu.Unlock()
+	dp.setFail(errors.New("second"))
 	if st := <-c.reported; st.Error != "second" {
 		t.Fatalf("report %+v", st)
 	}

@@ -445,7 +445,14 @@ func (a *Agent) apply(ctx context.Context, prog *openapi.Program, change *openap
 		a.setFailed(st)
 		return false
 	}
-	warmNeighbors(a.cfg.UnderlayBridge, a.cfg.Address, prog)
+	// A delta warms only the peers it adds: warming every peer on every
+	// apply broadcast (hosts-1) ARP requests per host per change, which
+	// every switch of the underlay then had to process.
+	peers := prog.Tunnels
+	if change != nil {
+		peers = change.AddTunnels
+	}
+	warmNeighbors(a.cfg.UnderlayBridge, a.cfg.Address, peers)
 	a.log.Info("applied", "revision", prog.Revision, "digest", prog.Digest, "took", took, "summary", res.Summary)
 	a.m.flows.Set(float64(res.Flows))
 	a.prog = prog
@@ -486,7 +493,7 @@ func (a *Agent) resync(ctx context.Context) bool {
 		return false
 	}
 	a.ensureUnderlay(ctx)
-	warmNeighbors(a.cfg.UnderlayBridge, a.cfg.Address, prog)
+	warmNeighbors(a.cfg.UnderlayBridge, a.cfg.Address, prog.Tunnels)
 	obs, err := a.dp.Observe(ctx)
 	if err != nil {
 		a.log.Warn("resync: observe failed", "err", err)

@@ -179,6 +179,16 @@ func TestMetricsEndpoint(t *testing.T) {
 	if t.Failed() {
 		t.Logf("metrics:\n%s", body)
 	}
+	// The profiler shares the listener.
+	pr, err := http.Get("http://" + addr.String() + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, _ := io.ReadAll(pr.Body)
+	pr.Body.Close()
+	if pr.StatusCode != 200 || !strings.Contains(string(pb), "goroutine profile:") {
+		t.Errorf("pprof goroutine profile: %d %.200s", pr.StatusCode, pb)
+	}
 	if _, err := a.serveMetrics(ctx, addr.String()); err == nil || !strings.Contains(err.Error(), "SWITCHYARD_AGENT_METRICS") {
 		t.Errorf("second listener on %s: %v, want an error naming the setting", addr, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,7 +93,8 @@ func (m *metrics) connected(ok bool) {
 	}
 }
 
-// serveMetrics listens on addr and serves /metrics until ctx ends. It
+// serveMetrics listens on addr and serves /metrics and /debug/pprof/ until
+// ctx ends. It
 // returns the address it listens on.
 func (a *Agent) serveMetrics(ctx context.Context, addr string) (net.Addr, error) {
 	l, err := net.Listen("tcp", addr)
@@ -101,6 +103,13 @@ func (a *Agent) serveMetrics(ctx context.Context, addr string) (net.Addr, error)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.m.reg, promhttp.HandlerOpts{}))
+	// Go's profiler, for "where does the agent's CPU go" (go tool pprof
+	// http://ADDR/debug/pprof/profile?seconds=30). Same listener, so the
+	// same exposure as the metrics: keep it on loopback or a management net.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()

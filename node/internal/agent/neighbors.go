@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/switchyard/switchyard/openapi"
@@ -19,14 +20,20 @@ import (
 // and OVS never learns it. So the request goes out raw, every time; the
 // peer's reply crosses the bridge and OVS learns from it. Best effort: on
 // the kernel datapath, or without the interface, it does nothing.
-func warmNeighbors(iface string, self netip.Addr, prog *openapi.Program) {
-	if iface == "" || !self.Is4() || len(prog.Tunnels) == 0 {
+//
+// The agent warms every peer on a full apply and at each resync (OVS ages
+// its neighbour entries out), and only the new peers on a delta apply.
+func warmNeighbors(iface string, self netip.Addr, peers []openapi.TunnelPort) {
+	if iface == "" || !self.Is4() || len(peers) == 0 {
 		return
 	}
-	ifi, err := net.InterfaceByName(iface)
-	if err != nil || len(ifi.HardwareAddr) != 6 {
+	// One RTM_GETLINK for this link: net.InterfaceByName dumps every link
+	// of the host (a few hundred veths) to find one.
+	l, err := netlink.LinkByName(iface)
+	if err != nil || len(l.Attrs().HardwareAddr) != 6 {
 		return
 	}
+	ifi := l.Attrs()
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ARP)))
 	if err != nil {
 		return
@@ -34,7 +41,7 @@ func warmNeighbors(iface string, self netip.Addr, prog *openapi.Program) {
 	defer unix.Close(fd)
 	addr := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: ifi.Index, Halen: 6,
 		Addr: [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
-	for _, t := range prog.Tunnels {
+	for _, t := range peers {
 		peer, err := netip.ParseAddr(t.RemoteIP)
 		if err != nil || !peer.Is4() {
 			continue

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,8 +54,10 @@ type sample struct {
 	seen   map[string]time.Duration // host -> its flow on that host's switch
 	ofport time.Duration            // its port got an ofport on its host
 	// cpu is the CPU time the agents, the ovs-vswitchds and the controller
-	// used from the POST until every agent reported the revision.
-	cpu cpuUse
+	// used from the POST until every agent reported the revision, which
+	// took span.
+	cpu  cpuUse
+	span time.Duration
 }
 
 // BenchmarkConvergence measures the time from POST /api/v1/containers
@@ -65,15 +69,54 @@ type sample struct {
 // container a sub-benchmark measured: the ops, and at least minSamples (see
 // the samples metric; -benchtime=100x gives 100). Each sub-benchmark also
 // reports the agents' and the controller's resident memory.
+//
+// SWITCHYARD_BENCH_SHAPES replaces the matrix, e.g. "10x100,1000,10000" for
+// 10 hosts at 100, 1,000 and 10,000 containers ("HOSTSxN,N;HOSTSxN").
 func BenchmarkConvergence(b *testing.B) {
-	for _, hosts := range []int{2, 5, 10} {
-		b.Run(fmt.Sprintf("hosts=%d", hosts), func(b *testing.B) {
-			e := newConvEnv(b, hosts)
-			for _, n := range []int{100, 1000} {
+	shapes, err := parseShapes(os.Getenv("SWITCHYARD_BENCH_SHAPES"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, sh := range shapes {
+		b.Run(fmt.Sprintf("hosts=%d", sh.hosts), func(b *testing.B) {
+			e := newConvEnv(b, sh.hosts)
+			for _, n := range sh.containers {
 				b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) { e.run(b, n) })
 			}
 		})
 	}
+}
+
+// shape is a number of hosts and the container counts measured on them,
+// growing.
+type shape struct {
+	hosts      int
+	containers []int
+}
+
+// parseShapes reads SWITCHYARD_BENCH_SHAPES; empty gives the default matrix.
+func parseShapes(v string) ([]shape, error) {
+	if v == "" {
+		return []shape{{2, []int{100, 1000}}, {5, []int{100, 1000}}, {10, []int{100, 1000}}}, nil
+	}
+	var out []shape
+	for _, part := range strings.Split(v, ";") {
+		h, ns, ok := strings.Cut(part, "x")
+		hosts, err := strconv.Atoi(h)
+		if !ok || err != nil || hosts < 2 {
+			return nil, fmt.Errorf("SWITCHYARD_BENCH_SHAPES: %q is not HOSTSxN,N (at least 2 hosts)", part)
+		}
+		sh := shape{hosts: hosts}
+		for _, n := range strings.Split(ns, ",") {
+			c, err := strconv.Atoi(n)
+			if err != nil || c < hosts {
+				return nil, fmt.Errorf("SWITCHYARD_BENCH_SHAPES: %q: container count %q (at least one per host)", part, n)
+			}
+			sh.containers = append(sh.containers, c)
+		}
+		out = append(out, sh)
+	}
+	return out, nil
 }
 
 func newConvEnv(b *testing.B, hosts int) *convEnv {
@@ -148,7 +191,7 @@ func (e *convEnv) run(b *testing.B, n int) {
 	}
 	var ss []sample
 	one := func(timed bool) {
-		cpu0 := e.cpu()
+		cpu0, at0 := e.cpu(), time.Now()
 		if timed {
 			b.StartTimer()
 		}
@@ -157,6 +200,7 @@ func (e *convEnv) run(b *testing.B, n int) {
 			b.StopTimer()
 		}
 		e.settle(b, &s, cpu0)
+		s.span = time.Since(at0)
 		ss = append(ss, s)
 	}
 	for b.Loop() {
@@ -263,6 +307,7 @@ func containerPortName(id string) string {
 func (e *convEnv) report(b *testing.B, ss []sample) {
 	var all, local, remote, posted, ofport, wait, apply, rapply []float64
 	var cpu cpuUse
+	var span time.Duration
 	logs := map[string]map[int64]applyLog{}
 	for _, h := range e.hosts {
 		logs[h] = parseApplied(e.c.Agents[h].Log())
@@ -285,6 +330,7 @@ func (e *convEnv) report(b *testing.B, ss []sample) {
 		}
 		posted = append(posted, msOf(s.posted))
 		cpu = cpu.add(s.cpu)
+		span += s.span
 		if s.ofport > 0 {
 			ofport = append(ofport, msOf(s.ofport))
 		}
@@ -307,6 +353,11 @@ func (e *convEnv) report(b *testing.B, ss []sample) {
 	b.ReportMetric(per(cpu.agents), "agents-cpu-ms/op")
 	b.ReportMetric(per(cpu.vswitchd), "vswitchd-cpu-ms/op")
 	b.ReportMetric(per(cpu.controller), "controller-cpu-ms/op")
+	// The same without what they would have used at rest in that time
+	// (userspace ovs-vswitchd polls every port even when idle).
+	atRest := func(perSecond time.Duration) time.Duration { return perSecond * span / time.Second }
+	b.ReportMetric(per(cpu.agents-atRest(e.idle.agents)), "agents-busy-cpu-ms/op")
+	b.ReportMetric(per(cpu.vswitchd-atRest(e.idle.vswitchd)), "vswitchd-busy-cpu-ms/op")
 	b.ReportMetric(float64(len(ss)), "samples")
 	pctCore := func(d time.Duration) float64 { return float64(d) / float64(time.Second) * 100 }
 	b.ReportMetric(pctCore(e.idle.agents), "agents-idle-cpu-%")

@@ -60,7 +60,9 @@ func (u cpuUse) add(v cpuUse) cpuUse {
 const clockTick = 10 * time.Millisecond
 
 // cpuTime is the user + system CPU time pid has used (its threads
-// included), or 0 when it cannot be read. The resolution is 10 ms.
+// included), plus that of its children it has waited for (the agent's
+// ovs-ofctl processes), or 0 when it cannot be read. The resolution is
+// 10 ms.
 func cpuTime(pid int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -68,12 +70,15 @@ func cpuTime(pid int) time.Duration {
 	}
 	// The command name (field 2) may hold spaces: count from its ")".
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
+	if len(f) < 15 {
 		return 0
 	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * clockTick
+	var ticks int64
+	for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += v
+	}
+	return time.Duration(ticks) * clockTick
 }
 
 // applyLog is one "applied" line of an agent's log.

@@ -377,6 +377,14 @@ func (a *Agent) receive(up *openapi.ProgramUpdate) {
 	case up.Full && up.Program != nil:
 		a.want = program.Track(up.Program)
 		a.change = nil
+		// A whole program (after a controller restart, or when this agent
+		// fell too far behind) is still applied as the change from the
+		// program last applied: diffing in memory is a few milliseconds,
+		// and the applier falls back to comparing everything when the
+		// switch does not hold what it last installed.
+		if last := a.prog; last != nil && last.Digest != "" && last.Host == up.Program.Host && last.Bridge == up.Program.Bridge {
+			a.change = program.Diff(last, up.Program)
+		}
 	case up.Delta != nil && a.want != nil:
 		tr, err := a.want.Patch(up.Delta)
 		if err != nil {

@@ -23,8 +23,9 @@ func withFlows(rev int64, n int) *openapi.Program {
 
 // The datapath gets, with each program, the delta from the program it last
 // applied: the delta received when the agent was up to date, the deltas
-// received meanwhile composed when it fell behind (an apply failed), and
-// none after a whole program (the datapath then compares everything).
+// received meanwhile composed when it fell behind (an apply failed), the
+// difference from the applied program after a whole program, and none for
+// the first program (the datapath then compares everything).
 func TestApplyGetsTheChange(t *testing.T) {
 	dp := newFakeDatapath()
 	a := New(Config{ControllerURL: "http://127.0.0.1:1", Host: "h1"}, dp)
@@ -62,7 +63,15 @@ func TestApplyGetsTheChange(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got.Flows, p[3].Flows) {
 		t.Fatalf("the change does not lead from rev 2 to rev 4: %v", err)
 	}
-	if d := step(&openapi.ProgramUpdate{Full: true, Program: p[0], Revision: 5}); d != nil {
-		t.Fatalf("a whole program came with a change %+v", d)
+	// A whole program (the controller restarted) after rev 4 was applied.
+	d = step(&openapi.ProgramUpdate{Full: true, Program: p[0], Revision: 5})
+	if d == nil || d.FromDigest != p[3].Digest || d.Digest != p[0].Digest || len(d.RemoveFlows) != 3 || len(d.AddFlows) != 0 {
+		t.Fatalf("change %+v, want the difference from rev 4 to the whole program", d)
+	}
+	// A fresh agent's first program has nothing to compare with.
+	b := New(Config{ControllerURL: "http://127.0.0.1:1", Host: "h1"}, dp)
+	b.receive(&openapi.ProgramUpdate{Full: true, Program: p[2], Revision: 3})
+	if b.change != nil {
+		t.Fatalf("first program came with a change %+v", b.change)
 	}
 }

@@ -259,3 +259,36 @@ func (s *Store) UpdatePolicy(ctx context.Context, actor, ref, network string, if
 func (s *Store) DeletePolicy(ctx context.Context, actor, ref, network string, ifMatch int64) (int64, error) {
 	return deleteScoped(ctx, s, actor, policies, "policies", ref, network, ifMatch)
 }
+
+// NetworkPolicies is one network with its containers and policies, read at
+// one revision: what policy is evaluated on.
+type NetworkPolicies struct {
+	Revision   int64
+	Network    openapi.Network
+	Containers []openapi.Container
+	Policies   []openapi.Policy
+}
+
+// LoadNetworkPolicies reads the network ref (a name or an id), its
+// containers and its policies in one consistent snapshot; 404 when there
+// is no such network.
+func (s *Store) LoadNetworkPolicies(ctx context.Context, ref string) (NetworkPolicies, error) {
+	var out NetworkPolicies
+	tx, err := s.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return out, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+	if err := tx.QueryRow(ctx, `SELECT revision FROM sy_revision`).Scan(&out.Revision); err != nil {
+		return out, err
+	}
+	if out.Network, err = networks.get(ctx, tx, ref, "", false); err != nil {
+		return out, err
+	}
+	o := ListOptions{Network: out.Network.Name}
+	if out.Containers, err = containers.all(ctx, tx, o); err != nil {
+		return out, err
+	}
+	out.Policies, err = policies.all(ctx, tx, o)
+	return out, err
+}

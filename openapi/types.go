@@ -142,6 +142,35 @@ type Policy struct {
 	Labels   map[string]string `json:"labels"`
 }
 
+// Reachability is which container of a network may open a connection to
+// which, on one protocol and port, computed from intent.
+type Reachability struct {
+	Network  string `json:"network"`
+	Revision int64  `json:"revision"`
+	Protocol string `json:"protocol"`
+	Port     int    `json:"port,omitempty"`
+	// Containers names the rows (sources) and the columns (destinations).
+	Containers []string             `json:"containers"`
+	Matrix     [][]ReachabilityCell `json:"matrix"`
+}
+
+// ReachabilityCell is the verdict from one container to another.
+type ReachabilityCell struct {
+	Allowed bool                 `json:"allowed"`
+	Egress  ReachabilityDecision `json:"egress"`
+	Ingress ReachabilityDecision `json:"ingress"`
+}
+
+// ReachabilityDecision is one direction's verdict and what decided it.
+type ReachabilityDecision struct {
+	Allowed  bool   `json:"allowed"`
+	Reason   string `json:"reason"`
+	Policy   string `json:"policy,omitempty"`
+	PolicyID string `json:"policyId,omitempty"`
+	Rule     string `json:"rule,omitempty"`
+	Action   string `json:"action,omitempty"`
+}
+
 // Token roles.
 const (
 	RoleAdmin    = "admin"

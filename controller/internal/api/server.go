@@ -52,10 +52,14 @@ type Server struct {
 	Log      *slog.Logger
 	// ReadyChecks are conditions /readyz checks besides the store's.
 	ReadyChecks []ReadyCheck
-	hub         *hub
-	metrics     *metrics
-	tokens      *tokenCache
-	contract    *contract
+	// MaxReachability caps the containers of a reachability matrix; 0
+	// means DefaultMaxReachability.
+	MaxReachability int
+
+	hub      *hub
+	metrics  *metrics
+	tokens   *tokenCache
+	contract *contract
 }
 
 // Handler builds the HTTP handler. ctx bounds the background work it starts
@@ -123,6 +127,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	mount(s, v1, services, viewer, operator)
 	mount(s, v1, policies, viewer, operator)
 	v1.POST("/containers/:ref/move", operator, s.moveContainer)
+	v1.GET("/networks/:ref/reachability", viewer, s.reachability)
 
 	v1.GET("/tokens", admin, s.listTokens)
 	v1.POST("/tokens", admin, s.createToken)

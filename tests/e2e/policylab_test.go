@@ -136,7 +136,7 @@ func (e *policyLab) expect(t *testing.T, want *truth) {
 			t.Logf("table as expected after %d round(s), %s", round+1, time.Since(start).Round(time.Millisecond))
 			return
 		}
-		t.Logf("round %d (timeout %s): %d cells differ", round+1, timeout, diffCells(want, got))
+		t.Logf("round %d (timeout %s): %d cells differ: %s", round+1, timeout, diffCells(want, got), cellList(want, got, 8))
 	}
 	t.Errorf("after %d rounds, %d cells differ:%s", len(probeTimeouts), diffCells(want, got), diff(want, got))
 }

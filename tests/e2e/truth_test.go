@@ -163,6 +163,25 @@ func diffCells(want, got *truth) int {
 	return n
 }
 
+// cellList names up to max cells where got differs from want, e.g.
+// "TCP/80 y/a->x/b: want X, got .".
+func cellList(want, got *truth, max int) string {
+	var out []string
+	for _, k := range want.kinds {
+		for f := 0; f < numPods; f++ {
+			for t := 0; t < numPods; t++ {
+				if w, g := want.ok[k][f][t], got.ok[k][f][t]; w != g {
+					out = append(out, fmt.Sprintf("%s %s->%s: want %s, got %s", k, podName(f), podName(t), mark(w), mark(g)))
+				}
+			}
+		}
+	}
+	if len(out) > max {
+		out = append(out[:max], fmt.Sprintf("and %d more", len(out)-max))
+	}
+	return strings.Join(out, "; ")
+}
+
 // diff prints, for each kind where got differs from want, the expected,
 // observed and comparison grids side by side, rows = from, columns = to:
 // "." reaches, "X" blocked; in the comparison "." agrees, "X" differs.

@@ -139,6 +139,68 @@ func (e *policyLab) expect(t *testing.T, want *truth) {
 		t.Logf("round %d (timeout %s): %d cells differ: %s", round+1, timeout, diffCells(want, got), cellList(want, got, 8))
 	}
 	t.Errorf("after %d rounds, %d cells differ:%s", len(probeTimeouts), diffCells(want, got), diff(want, got))
+	e.explain(t, want, got)
+}
+
+// explain logs what the hosts of the first wrong cell's two ends hold while
+// the scenario's policies are still there (the lab's dump comes after they
+// are reset): the conntrack entries and datapath flows between the two
+// addresses, and br-int's OpenFlow flows with their counters.
+func (e *policyLab) explain(t *testing.T, want, got *truth) {
+	t.Helper()
+	for _, k := range want.kinds {
+		for f := 0; f < numPods; f++ {
+			for to := 0; to < numPods; to++ {
+				if want.ok[k][f][to] != got.ok[k][f][to] {
+					e.explainPair(t, k, f, to)
+					return
+				}
+			}
+		}
+	}
+}
+
+func (e *policyLab) explainPair(t *testing.T, k kind, f, to int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, b := e.ct[f], e.ct[to]
+	var out strings.Builder
+	fmt.Fprintf(&out, "state for %s %s (%s on %s) -> %s (%s on %s):\n", k, podName(f), a.IP, a.Host, podName(to), b.IP, b.Host)
+	hosts := []string{a.Host}
+	if b.Host != a.Host {
+		hosts = append(hosts, b.Host)
+	}
+	between := func(text string) string {
+		var lines []string
+		for _, l := range strings.Split(text, "\n") {
+			if strings.Contains(l, "="+a.IP+",") && strings.Contains(l, "="+b.IP+",") {
+				lines = append(lines, l)
+			}
+		}
+		return strings.Join(lines, "\n")
+	}
+	for _, name := range hosts {
+		h := e.Lab.Host(name)
+		for _, c := range []struct {
+			what   string
+			filter bool
+			args   []string
+		}{
+			{"conntrack", true, []string{"ovs-appctl", "-t", h.CtlSocket(), "dpctl/dump-conntrack"}},
+			{"datapath flows", true, []string{"ovs-appctl", "-t", h.CtlSocket(), "dpctl/dump-flows"}},
+			{"br-int", false, []string{"ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-int"}},
+		} {
+			text, err := h.Run(ctx, c.args[0], c.args[1:]...)
+			if err != nil {
+				text = err.Error()
+			} else if c.filter {
+				text = between(text)
+			}
+			fmt.Fprintf(&out, "----- %s %s:\n%s\n", name, c.what, strings.TrimSpace(text))
+		}
+	}
+	t.Log(out.String())
 }
 
 // write does an API write that waits until realized and fails the test

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,34 +172,45 @@ func (e *policyLab) explainPair(t *testing.T, k kind, f, to int) {
 	if b.Host != a.Host {
 		hosts = append(hosts, b.Host)
 	}
+	// Lines naming the pair as source and destination (conntrack entries
+	// "orig=(src=A,dst=B,...", datapath flows "ipv4(src=A,dst=B/...").
+	srcA := regexp.MustCompile(`src=` + regexp.QuoteMeta(a.IP) + `[,/)]`)
+	dstB := regexp.MustCompile(`dst=` + regexp.QuoteMeta(b.IP) + `[,/)]`)
 	between := func(text string) string {
 		var lines []string
 		for _, l := range strings.Split(text, "\n") {
-			if strings.Contains(l, "="+a.IP+",") && strings.Contains(l, "="+b.IP+",") {
+			if srcA.MatchString(l) && dstB.MatchString(l) {
 				lines = append(lines, l)
 			}
 		}
 		return strings.Join(lines, "\n")
 	}
+	run := func(h *lab.Host, what string, filter bool, args ...string) {
+		text, err := h.Run(ctx, args[0], args[1:]...)
+		if err != nil {
+			text = err.Error()
+		} else if filter {
+			text = between(text)
+		}
+		fmt.Fprintf(&out, "----- %s %s:\n%s\n", h.Name, what, strings.TrimSpace(text))
+	}
+	// What OpenFlow says now about a new packet from a's port (a trace
+	// that allows while probes are dropped points at stale datapath state).
+	src := e.Lab.Host(a.Host)
+	if ports := e.ContainerPorts(t, a.Host, a.ID); len(ports) == 1 {
+		flow := fmt.Sprintf("in_port=%d,%s,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,nw_ttl=64", src.OFPort(t, ports[0]), k.proto, a.MAC, b.MAC, a.IP, b.IP)
+		if k.port != 0 {
+			flow += fmt.Sprintf(",tp_src=40000,tp_dst=%d", k.port)
+		} else {
+			flow += ",icmp_type=8,icmp_code=0"
+		}
+		run(src, "trace "+flow, false, "ovs-appctl", "-t", src.CtlSocket(), "ofproto/trace", "br-int", flow)
+	}
 	for _, name := range hosts {
 		h := e.Lab.Host(name)
-		for _, c := range []struct {
-			what   string
-			filter bool
-			args   []string
-		}{
-			{"conntrack", true, []string{"ovs-appctl", "-t", h.CtlSocket(), "dpctl/dump-conntrack"}},
-			{"datapath flows", true, []string{"ovs-appctl", "-t", h.CtlSocket(), "dpctl/dump-flows"}},
-			{"br-int", false, []string{"ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-int"}},
-		} {
-			text, err := h.Run(ctx, c.args[0], c.args[1:]...)
-			if err != nil {
-				text = err.Error()
-			} else if c.filter {
-				text = between(text)
-			}
-			fmt.Fprintf(&out, "----- %s %s:\n%s\n", name, c.what, strings.TrimSpace(text))
-		}
+		run(h, "conntrack", true, "ovs-appctl", "-t", h.CtlSocket(), "dpctl/dump-conntrack")
+		run(h, "datapath flows", true, "ovs-appctl", "-t", h.CtlSocket(), "dpctl/dump-flows")
+		run(h, "br-int", false, "ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-int")
 	}
 	t.Log(out.String())
 }

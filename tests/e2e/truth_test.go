@@ -163,19 +163,25 @@ func diffCells(want, got *truth) int {
 	return n
 }
 
-// cellList names up to max cells where got differs from want, e.g.
-// "TCP/80 y/a->x/b: want X, got .".
-func cellList(want, got *truth, max int) string {
+// cells names the cells where got differs from want and pick(want's
+// value) holds, e.g. "TCP/80 y/a->x/b: want X, got .".
+func cells(want, got *truth, pick func(want bool) bool) []string {
 	var out []string
 	for _, k := range want.kinds {
 		for f := 0; f < numPods; f++ {
 			for t := 0; t < numPods; t++ {
-				if w, g := want.ok[k][f][t], got.ok[k][f][t]; w != g {
+				if w, g := want.ok[k][f][t], got.ok[k][f][t]; w != g && pick(w) {
 					out = append(out, fmt.Sprintf("%s %s->%s: want %s, got %s", k, podName(f), podName(t), mark(w), mark(g)))
 				}
 			}
 		}
 	}
+	return out
+}
+
+// cellList names up to max cells where got differs from want.
+func cellList(want, got *truth, max int) string {
+	out := cells(want, got, func(bool) bool { return true })
 	if len(out) > max {
 		out = append(out[:max], fmt.Sprintf("and %d more", len(out)-max))
 	}

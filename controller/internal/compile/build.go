@@ -54,6 +54,11 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 		}
 	}
 	add(baseFlows, onAll, 0, 0)
+	for _, h := range hosts {
+		for _, a := range h.pol {
+			add(a.rec, onLocal, 0, h.idx)
+		}
+	}
 	for _, n := range nets {
 		add(n.p.flows, onNet, n.idx, 0)
 		for name, pr := range n.present {

@@ -22,7 +22,11 @@ type Compiler struct {
 	byHost   map[string]map[string]*ctrState // host name -> containers naming it, active or not
 	byNet    map[string]map[string]*ctrState // network name -> containers naming it, active or not
 	services map[string]openapi.Service
-	policies map[string]openapi.Policy
+	policies map[string]*polState
+	// polByNet indexes policies by network name; dirtyPols are the
+	// policies whose flows the running Apply must recompute.
+	polByNet  map[string]map[string]*polState
+	dirtyPols map[*polState]bool
 
 	// bulk is set while Full loads a snapshot: per-host change bookkeeping
 	// is skipped and programs are built from scratch at the end.
@@ -36,6 +40,7 @@ type hostState struct {
 	obj   openapi.Host
 	peers map[string]int       // peer host -> number of networks present on both
 	local map[string]*ctrState // active containers on this host, by ID
+	pol   map[polKey]*aggFlow  // policy flows, merged from contributions
 
 	sums   program.Sums
 	digest string
@@ -107,7 +112,9 @@ func (c *Compiler) reset() {
 	c.byHost = map[string]map[string]*ctrState{}
 	c.byNet = map[string]map[string]*ctrState{}
 	c.services = map[string]openapi.Service{}
-	c.policies = map[string]openapi.Policy{}
+	c.policies = map[string]*polState{}
+	c.polByNet = map[string]map[string]*polState{}
+	c.dirtyPols = map[*polState]bool{}
 }
 
 // Compile compiles s from scratch: the program of every host in s, by host
@@ -135,6 +142,7 @@ func (c *Compiler) Full(s *Snapshot) map[string]*openapi.Program {
 	for i := range s.Policies {
 		c.apply(PutPolicy(s.Policies[i]))
 	}
+	c.flushPolicies()
 	c.bulk = false
 	return c.buildAll()
 }

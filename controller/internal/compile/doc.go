@@ -47,34 +47,54 @@
 //	                    own IP is dropped unanswered (an answer would look like
 //	                    an address conflict). Every other ARP is dropped: ARP
 //	                    never crosses a tunnel. Non-ARP -> Conntrack.
-//	3  Conntrack        pass-through for now (later: ct(nat) on every IP packet).
+//	3  Conntrack        every IP packet: ct(table=ServiceLB, zone=the network's
+//	                    zone), so later tables see its connection state.
 //	4  ServiceLB        pass-through for now.
-//	5  EgressPolicy     pass-through for now.
+//	5  EgressPolicy     the policies of the packet's source container (see
+//	                    Policy). Replies (+est+rpl) and +rel skip it, +inv
+//	                    is dropped here. Packets from a tunnel match no
+//	                    policy flow and pass.
 //	6  L3Forwarding     ICMP echo requests to the gateway IP are answered out
 //	                    IN_PORT. IP to the gateway MAC for a container of the
 //	                    same network: eth_dst=container MAC, eth_src=gateway
 //	                    MAC, dec_ttl, -> L2Forwarding. Else -> L2Forwarding.
 //	7  L2Forwarding     per (network, dst MAC): a local container loads its
-//	                    ofport into reg2 -> IngressPolicy; a remote container
-//	                    (only for packets from a local container) sets
-//	                    tun_id=VNI and outputs to the tunnel towards its host;
-//	                    ingress policy runs on the receiving host. Broadcast,
-//	                    multicast and unknown MACs are dropped: ARP is answered
-//	                    locally, so everything is known.
-//	8  IngressPolicy    pass-through for now.
-//	9  ConntrackCommit  pass-through for now.
+//	                    ofport into reg2; a remote container (only for
+//	                    packets from a local container) sets tun_id=VNI and
+//	                    loads the tunnel's ofport into reg2; both ->
+//	                    IngressPolicy. Ingress policy of a remote container
+//	                    runs on the receiving host. Broadcast, multicast and
+//	                    unknown MACs are dropped: ARP is answered locally,
+//	                    so everything is known.
+//	8  IngressPolicy    the policies of the destination container (reg2 = a
+//	                    local container's ofport). Replies and +rel skip
+//	                    it; tunnel-bound packets match no policy flow.
+//	9  ConntrackCommit  ct(commit) of every +new packet that got here (it
+//	                    passed both policy tables), tunnel-bound ones too,
+//	                    so that replies are +est+rpl on both hosts.
 //	10 Output           output to the port in reg2.
 //
 // Packets from a tunnel resume at Conntrack: they were spoof-checked and
 // ARP-filtered on the sending host, but they must pass Conntrack so that the
-// receiving host sees connection state (replies of load-balanced connections
-// are un-NATed there, ingress policy is stateful). ServiceLB, EgressPolicy
-// and L3Forwarding leave them alone today (L3Forwarding acts only on packets
-// sent to the gateway MAC, which never leave their host); later stages that
-// act on traffic from local containers must match the "from local container"
-// flag. L2Forwarding sends to a tunnel only packets carrying that flag, so a
-// packet received from one tunnel is never sent out another (no loops between
-// hosts with stale programs).
+// receiving host sees connection state (ingress policy is stateful; replies
+// of load-balanced connections will be un-NATed there). ServiceLB,
+// EgressPolicy and L3Forwarding leave them alone (L3Forwarding acts only on
+// packets sent to the gateway MAC, which never leave their host); later
+// stages that act on traffic from local containers must match the "from
+// local container" flag. L2Forwarding sends to a tunnel only packets
+// carrying that flag, so a packet received from one tunnel is never sent out
+// another (no loops between hosts with stale programs).
+//
+// # Conntrack
+//
+// One zone per network: the low 16 bits of its VNI (reg0[0..15]), in
+// Conntrack and ConntrackCommit alike. Two networks whose VNIs agree in the
+// low 16 bits share a zone; that only matters if their CIDRs overlap (the
+// store allocates VNIs from 1 up, so it takes 65,536 networks). Each host
+// tracks a connection in its own conntrack: the source host commits it
+// before the tunnel, the destination host when it delivers. Only +new
+// packets are committed; nothing is stored in ct_mark or ct_label (the
+// verdict is not cached: see Policy).
 //
 // # Registers
 //

@@ -134,4 +134,13 @@ func TestPolicyValidation(t *testing.T) {
 	if sel, ok := peer["selector"]; !ok || sel != "" {
 		t.Fatalf("selector \"\" peer came back as %v", peer)
 	}
+	// priority 0 or null is the default, 1000.
+	e.must(200, "PATCH", "/api/v1/policies/edges", `{"priority": null}`).decode(t, &p)
+	if p["priority"].(float64) != 1000 {
+		t.Fatalf("priority after a null patch: %v", p["priority"])
+	}
+	e.must(201, "POST", "/api/v1/policies", map[string]any{"name": "zero", "network": "blue", "priority": 0}).decode(t, &p)
+	if p["priority"].(float64) != 1000 {
+		t.Fatalf("priority 0 stored as %v", p["priority"])
+	}
 }

@@ -15,6 +15,7 @@ const (
 	onTunnel        // same, except the tunnel's peer
 	onLocal         // the container's host only
 	onRemote        // every host where the network is present, except the container's
+	onHosts         // the hosts listed in onHostsLists[host] (policy flows)
 )
 
 // uflow is one distinct flow of the snapshot and where it goes.
@@ -54,9 +55,22 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 		}
 	}
 	add(baseFlows, onAll, 0, 0)
+	// Policy flows are per host, but the same flow (a rule's clauses) is
+	// often on several hosts: sort it once, deal it to each.
+	var lists [][]int32
+	seen := map[program.Key]int32{}
 	for _, h := range hosts {
 		for _, a := range h.pol {
-			add(a.rec, onLocal, 0, h.idx)
+			for i := range a.rec {
+				j, ok := seen[a.rec[i].key]
+				if !ok {
+					j = int32(len(lists))
+					seen[a.rec[i].key] = j
+					lists = append(lists, nil)
+					u = append(u, uflow{f: &a.rec[i], kind: onHosts, host: j})
+				}
+				lists[j] = append(lists[j], int32(h.idx))
+			}
 		}
 	}
 	for _, n := range nets {
@@ -85,6 +99,10 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 			}
 		case onLocal:
 			count[e.host]++
+		case onHosts:
+			for _, h := range lists[e.host] {
+				count[h]++
+			}
 		case onNet:
 			perNet[e.net]++
 		default: // on every host of the network but its own
@@ -115,6 +133,10 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 			}
 		case onLocal:
 			deal(e.host, e)
+		case onHosts:
+			for _, h := range lists[e.host] {
+				deal(h, e)
+			}
 		case onNet:
 			for _, h := range at[e.net] {
 				deal(h, e)

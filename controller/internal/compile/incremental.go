@@ -155,7 +155,7 @@ func (c *Compiler) putHost(obj openapi.Host) {
 	h := c.hosts[obj.Name]
 	if h == nil {
 		h = &hostState{obj: obj, peers: map[string]int{}, local: map[string]*ctrState{},
-			pol: map[polKey]*aggFlow{}, pend: map[program.Key]*pending{}}
+			pol: map[*pkey]*aggFlow{}, pend: map[program.Key]*pending{}}
 		c.hosts[obj.Name] = h
 		c.addFlows(h, baseFlows, 1)
 		for _, ct := range c.byHost[obj.Name] {
@@ -181,6 +181,8 @@ func (c *Compiler) deleteHost(name string) {
 	for _, ct := range h.local {
 		c.deactivate(ct)
 	}
+	c.flushPolicies() // while the host is known: its placements go first
+	c.dropHostPolicies(h)
 	delete(c.hosts, name)
 	if t := c.txn[name]; t != nil {
 		t.h = nil

@@ -83,17 +83,21 @@ func conjID(cookie uint64) uint32 {
 type direction struct {
 	name  string
 	table Table
-	// selected matches packets of a selected (local) container: from its
-	// port (egress) or to it (ingress).
-	selected func(port string) string
-	// peer is the field that holds the other end's address.
-	peer string
 }
 
-var directions = [2]direction{
-	{DirIngress, TableIngressPolicy, func(port string) string { return RegOutPort + "=" + portRef(port) }, "nw_src"},
-	{DirEgress, TableEgressPolicy, func(port string) string { return "in_port=" + portRef(port) }, "nw_dst"},
+var directions = [2]direction{{DirIngress, TableIngressPolicy}, {DirEgress, TableEgressPolicy}}
+
+// Per direction (index in directions): the match of a selected container's
+// packets (to it for ingress, from its port for egress), and the field that
+// holds the other end's address.
+func selectedMatch(d int, port string) string {
+	if d == 0 {
+		return RegOutPort + "=" + portRef(port)
+	}
+	return "in_port=" + portRef(port)
 }
+
+var peerField = [2]string{"nw_src", "nw_dst"}
 
 // polState is one policy, parsed, and the flow contributions it placed.
 type polState struct {
@@ -105,14 +109,14 @@ type polState struct {
 	rules [2][]*ruleSpec      // per direction; nil = direction absent
 	peers []selector.Selector // every peer selector, to filter container changes
 
-	placed map[*hostState][]contrib
+	placed map[*hostState]*placement
 	dirty  bool
 }
 
 // ruleSpec is one rule, parsed.
 type ruleSpec struct {
 	cookie uint64
-	id     string // conjunction id, decimal
+	id     uint32 // conjunction id
 	// peers: nil = any; else selector peers and address blocks (a rule
 	// whose peers resolve to no address matches nothing).
 	any   bool
@@ -144,7 +148,7 @@ func parsePolicy(p openapi.Policy) *polState {
 
 func (s *polState) parseRule(dir string, i int, r openapi.PolicyRule) *ruleSpec {
 	rs := &ruleSpec{cookie: RuleCookie(s.obj.ID, dir, i), any: len(r.Peers) == 0}
-	rs.id = strconv.FormatUint(uint64(conjID(rs.cookie)), 10)
+	rs.id = conjID(rs.cookie)
 	for _, peer := range r.Peers {
 		switch {
 		case peer.Selector != nil && peer.CIDR == "":
@@ -184,9 +188,17 @@ func (s *polState) concerns(labels map[string]string) bool {
 	return false
 }
 
+// placement is what one policy contributes on one host: its own
+// contributions (selected containers) and rule clauses shared by every host
+// the rule applies on.
+type placement struct {
+	own    []contrib
+	shared [][]contrib
+}
+
 // contribs computes the policy's flow contributions on every host where it
 // selects a container, from the current containers of its network.
-func (c *Compiler) contribs(s *polState) map[*hostState][]contrib {
+func (c *Compiler) contribs(s *polState) map[*hostState]*placement {
 	if !s.ok {
 		return nil
 	}
@@ -203,7 +215,15 @@ func (c *Compiler) contribs(s *polState) map[*hostState][]contrib {
 	if len(sel) == 0 {
 		return nil
 	}
-	out := map[*hostState][]contrib{}
+	out := map[*hostState]*placement{}
+	at := func(h *hostState) *placement {
+		p := out[h]
+		if p == nil {
+			p = &placement{}
+			out[h] = p
+		}
+		return p
+	}
 	for d := range directions {
 		dir := &directions[d]
 		if s.rules[d] == nil {
@@ -211,27 +231,27 @@ func (c *Compiler) contribs(s *polState) map[*hostState][]contrib {
 		}
 		if !s.deny {
 			for _, ct := range sel {
-				out[ct.host] = append(out[ct.host], contrib{
-					key: polKey{dir.table, prioIsolate, dir.selected(ct.f.port.Name)},
-					act: actDrop, cookie: IsolationCookie(ct.obj.ID, dir.name),
+				p := at(ct.host)
+				p.own = append(p.own, contrib{
+					key: c.intern(polKey{dir.table, prioIsolate, ct.f.polSel[d]}),
+					val: contribVal{cookie: IsolationCookie(ct.obj.ID, dir.name)},
 				})
 			}
 		}
 		for _, r := range s.rules[d] {
-			shared, n := c.ruleClauses(s, dir, r, n)
+			shared, dims := c.ruleClauses(s, d, r, n)
 			if shared == nil {
 				continue
 			}
-			hosts := map[*hostState]bool{}
 			for _, ct := range sel {
-				out[ct.host] = append(out[ct.host], contrib{
-					key: polKey{dir.table, s.prio, dir.selected(ct.f.port.Name)},
-					act: "conjunction(" + r.id + ",1/" + strconv.Itoa(n) + ")",
+				p := at(ct.host)
+				if len(p.shared) == 0 || &p.shared[len(p.shared)-1][0] != &shared[0] {
+					p.shared = append(p.shared, shared)
+				}
+				p.own = append(p.own, contrib{
+					key: c.intern(polKey{dir.table, s.prio, ct.f.polSel[d]}),
+					val: contribVal{conj: conjVal(r.id, 1, dims)},
 				})
-				hosts[ct.host] = true
-			}
-			for h := range hosts {
-				out[h] = append(out[h], shared...)
 			}
 		}
 	}
@@ -240,20 +260,21 @@ func (c *Compiler) contribs(s *polState) map[*hostState][]contrib {
 
 // ruleClauses are the contributions of rule r that every host where it
 // applies gets: its verdict flow and its peer and port clauses (dimension
-// 1, the selected containers, is per host). n is the number of dimensions;
-// shared is nil when the rule matches nothing.
-func (c *Compiler) ruleClauses(s *polState, dir *direction, r *ruleSpec, net *netState) (shared []contrib, n int) {
+// 1, the selected containers, is per host). dims is the number of
+// dimensions; shared is nil when the rule matches nothing.
+func (c *Compiler) ruleClauses(s *polState, d int, r *ruleSpec, net *netState) (shared []contrib, dims int) {
+	dir := &directions[d]
 	var peers []string
 	if !r.any {
 		for _, sel := range r.sels {
 			for _, ct := range net.active {
 				if sel.Matches(ct.obj.Labels) {
-					peers = append(peers, "ip,"+dir.peer+"="+ct.f.port.IP)
+					peers = append(peers, ct.f.polPeer[d])
 				}
 			}
 		}
 		for _, b := range r.cidrs {
-			peers = append(peers, prefixMatch(dir.peer, b))
+			peers = append(peers, prefixMatch(peerField[d], b))
 		}
 		if len(peers) == 0 {
 			return nil, 0
@@ -262,28 +283,26 @@ func (c *Compiler) ruleClauses(s *polState, dir *direction, r *ruleSpec, net *ne
 	if r.ports != nil && len(r.ports) == 0 {
 		return nil, 0
 	}
-	n = 1
-	dims := [][]string{}
+	var groups [][]string
 	if peers != nil {
-		dims = append(dims, peers)
+		groups = append(groups, peers)
 	}
 	if r.ports != nil {
-		dims = append(dims, r.ports)
+		groups = append(groups, r.ports)
 	}
-	if len(dims) == 0 {
-		dims = append(dims, []string{"ip"}) // conjunctions need 2 dimensions
+	if len(groups) == 0 {
+		groups = append(groups, []string{"ip"}) // conjunctions need 2 dimensions
 	}
-	n += len(dims)
-	verdict := actDrop
-	if !s.deny {
-		verdict = gotoTable(dir.table + 1)
-	}
-	shared = append(shared, contrib{key: polKey{dir.table, s.prio, "conj_id=" + r.id + ",ip"}, act: verdict, cookie: r.cookie})
-	for k, ms := range dims {
-		act := "conjunction(" + r.id + "," + strconv.Itoa(k+2) + "/" + strconv.Itoa(n) + ")"
+	dims = 1 + len(groups)
+	shared = append(shared, contrib{
+		key: c.intern(polKey{dir.table, s.prio, "conj_id=" + strconv.FormatUint(uint64(r.id), 10) + ",ip"}),
+		val: contribVal{cookie: r.cookie, pass: !s.deny},
+	})
+	for k, ms := range groups {
+		v := contribVal{conj: conjVal(r.id, k+2, dims)}
 		for _, m := range ms {
-			shared = append(shared, contrib{key: polKey{dir.table, s.prio, m}, act: act})
+			shared = append(shared, contrib{key: c.intern(polKey{dir.table, s.prio, m}), val: v})
 		}
 	}
-	return shared, n
+	return shared, dims
 }

@@ -3,6 +3,7 @@ package compile
 import (
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/switchyard/switchyard/openapi"
@@ -21,53 +22,144 @@ type polKey struct {
 	match string
 }
 
-// contrib is one policy's share of the flow at key: a conjunction action
-// (cookie 0), or a verdict (the actions, with the rule's cookie) for a
-// conj_id flow or an isolation drop.
-type contrib struct {
-	key    polKey
-	act    string
-	cookie uint64
+// pkey is an interned polKey (Compiler.intern): contributions and host
+// aggregates refer to keys by pointer, so hashing a match string happens
+// once per rule, not once per host. refs counts the hosts that have a flow
+// at the key; the key is forgotten at 0.
+type pkey struct {
+	polKey
+	refs int
 }
 
+// contrib is one policy's share of the flow at key.
+type contrib struct {
+	key *pkey
+	val contribVal
+}
+
+// contribVal is a conjunction action (conj set, see conjVal) or a verdict:
+// the rule's (or the isolation's) cookie, pass or drop.
 type contribVal struct {
-	act    string
+	conj   uint64
 	cookie uint64
+	pass   bool
+}
+
+// conjVal packs conjunction(id, k/n) into a contribVal.conj.
+func conjVal(id uint32, k, n int) uint64 { return uint64(id)<<16 | uint64(k)<<8 | uint64(n) }
+
+func appendConj(b []byte, v uint64) []byte {
+	b = append(b, "conjunction("...)
+	b = strconv.AppendUint(b, v>>16, 10)
+	b = append(b, ',')
+	b = strconv.AppendUint(b, v>>8&0xff, 10)
+	b = append(b, '/')
+	b = strconv.AppendUint(b, v&0xff, 10)
+	return append(b, ')')
+}
+
+type valCount struct {
+	v contribVal
+	n int
 }
 
 // aggFlow is the merged flow at one key of a host: how many times each
-// contribution is placed, and the flow rendered from them (0 or 1 flows).
+// contribution is placed (a short list, a map once it grows), and the flow
+// rendered from them (0 or 1 flows).
 type aggFlow struct {
-	n     map[contribVal]int
+	vals  []valCount
+	big   map[contribVal]int
 	rec   []flowRec
 	dirty bool
 }
 
+const aggSmall = 16
+
+func (a *aggFlow) add(v contribVal, d int) {
+	if a.big != nil {
+		if a.big[v] += d; a.big[v] == 0 {
+			delete(a.big, v)
+		}
+		return
+	}
+	for i := range a.vals {
+		if a.vals[i].v == v {
+			if a.vals[i].n += d; a.vals[i].n == 0 {
+				a.vals[i] = a.vals[len(a.vals)-1]
+				a.vals = a.vals[:len(a.vals)-1]
+			}
+			return
+		}
+	}
+	a.vals = append(a.vals, valCount{v, d})
+	if len(a.vals) > aggSmall {
+		a.big = make(map[contribVal]int, len(a.vals))
+		for _, x := range a.vals {
+			a.big[x.v] = x.n
+		}
+		a.vals = nil
+	}
+}
+
+func (a *aggFlow) empty() bool { return len(a.vals) == 0 && len(a.big) == 0 }
+
 // render is the flow of key k from its contributions: a verdict if there is
 // one (the smallest cookie wins if several differ, which only happens when
 // two rules share an isolation drop or a conjunction id collides), else
-// the sorted conjunction actions with the clause cookie.
-func (a *aggFlow) render(k polKey) []flowRec {
-	var conj []string
+// the conjunction actions in order with the clause cookie.
+func (a *aggFlow) render(k *pkey) []flowRec {
+	var conj []uint64
 	var best *contribVal
-	for v := range a.n {
+	visit := func(v contribVal) {
 		if v.cookie == 0 {
-			conj = append(conj, v.act)
-			continue
-		}
-		if best == nil || v.cookie < best.cookie || v.cookie == best.cookie && v.act < best.act {
+			conj = append(conj, v.conj)
+		} else if best == nil || v.cookie < best.cookie || v.cookie == best.cookie && !v.pass {
 			vv := v
 			best = &vv
 		}
 	}
+	for _, x := range a.vals {
+		visit(x.v)
+	}
+	for v := range a.big {
+		visit(v)
+	}
 	switch {
 	case best != nil:
-		return []flowRec{mkFlow(k.table, k.prio, best.cookie, k.match, best.act)}
+		act := actDrop
+		if best.pass {
+			act = gotoTable(k.table + 1)
+		}
+		return []flowRec{mkFlow(k.table, k.prio, best.cookie, k.match, act)}
 	case len(conj) > 0:
 		slices.Sort(conj)
-		return []flowRec{mkFlow(k.table, k.prio, clauseCookie, k.match, strings.Join(conj, ","))}
+		b := make([]byte, 0, 32*len(conj))
+		for i, v := range conj {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendConj(b, v)
+		}
+		return []flowRec{mkFlow(k.table, k.prio, clauseCookie, k.match, string(b))}
 	}
 	return nil
+}
+
+// intern returns the key's shared pointer.
+func (c *Compiler) intern(k polKey) *pkey {
+	p := c.pkeys[k]
+	if p == nil {
+		p = &pkey{polKey: k}
+		c.pkeys[k] = p
+	}
+	return p
+}
+
+// unref drops a host's reference to k.
+func (c *Compiler) unref(k *pkey) {
+	if k.refs--; k.refs == 0 {
+		delete(c.pkeys, k.polKey)
+	}
 }
 
 // putPolicy adds or replaces a policy; its flows are recomputed when the
@@ -141,38 +233,44 @@ func (c *Compiler) flushPolicies() {
 	}
 	type hk struct {
 		h *hostState
-		k polKey
+		k *pkey
 	}
 	var touched []hk
-	place := func(h *hostState, cs []contrib, sign int) {
+	add := func(h *hostState, cs []contrib, sign int) {
 		for i := range cs {
 			k := cs[i].key
 			a := h.pol[k]
 			if a == nil {
-				a = &aggFlow{n: map[contribVal]int{}}
+				a = &aggFlow{}
 				h.pol[k] = a
+				k.refs++
 			}
-			v := contribVal{cs[i].act, cs[i].cookie}
-			if a.n[v] += sign; a.n[v] == 0 {
-				delete(a.n, v)
-			}
+			a.add(cs[i].val, sign)
 			if !a.dirty {
 				a.dirty = true
 				touched = append(touched, hk{h, k})
 			}
 		}
 	}
+	place := func(h *hostState, p *placement, sign int) {
+		add(h, p.own, sign)
+		for _, cs := range p.shared {
+			add(h, cs, sign)
+		}
+	}
 	for _, s := range slices.SortedFunc(maps.Keys(c.dirtyPols), func(a, b *polState) int {
 		return strings.Compare(a.obj.ID, b.obj.ID)
 	}) {
+		// Add the new placements before removing the old ones: a key
+		// interned by contribs must not be forgotten in between.
 		next := c.contribs(s)
-		for h, cs := range s.placed {
-			if c.hosts[h.obj.Name] == h { // else the host left: its flows went with it
-				place(h, cs, -1)
-			}
+		for h, p := range next {
+			place(h, p, 1)
 		}
-		for h, cs := range next {
-			place(h, cs, 1)
+		for h, p := range s.placed {
+			if c.hosts[h.obj.Name] == h { // else the host left: its flows went with it
+				place(h, p, -1)
+			}
 		}
 		s.placed, s.dirty = next, false
 	}
@@ -186,8 +284,17 @@ func (c *Compiler) flushPolicies() {
 			c.addFlows(t.h, rec, 1)
 			a.rec = rec
 		}
-		if len(a.n) == 0 {
+		if a.empty() {
 			delete(t.h.pol, t.k)
+			c.unref(t.k)
 		}
 	}
+}
+
+// dropHostPolicies forgets the policy flows of a host that leaves.
+func (c *Compiler) dropHostPolicies(h *hostState) {
+	for k := range h.pol {
+		c.unref(k)
+	}
+	h.pol = nil
 }

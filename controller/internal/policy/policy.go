@@ -114,6 +114,9 @@ type Evaluator struct {
 	byName     map[string]int
 	byIP       map[netip.Addr]int
 	policies   []compiled // sorted by (priority, deny first, name)
+	// selecting[i] lists the indexes into policies of those whose
+	// selector selects containers[i], in evaluation order.
+	selecting [][]int
 }
 
 type compiled struct {
@@ -132,8 +135,10 @@ type rule struct {
 
 type peer struct {
 	selector *selector.Selector // a selector peer, else a cidr peer
-	cidr     netip.Prefix
-	except   []netip.Prefix
+	// members[i] says whether the selector selects containers[i].
+	members []bool
+	cidr    netip.Prefix
+	except  []netip.Prefix
 }
 
 // New builds an evaluator for the containers and policies of one network.
@@ -171,7 +176,45 @@ func New(containers []Container, policies []openapi.Policy) (*Evaluator, error) 
 		}
 		return strings.Compare(a.name, b.name)
 	})
+	e.index()
 	return e, nil
+}
+
+// index evaluates every selector once per container, so a verdict looks
+// selections up instead of matching labels.
+func (e *Evaluator) index() {
+	e.selecting = make([][]int, len(e.containers))
+	for pi := range e.policies {
+		p := &e.policies[pi]
+		for ci, c := range e.containers {
+			if p.selector.Matches(c.Labels) {
+				e.selecting[ci] = append(e.selecting[ci], pi)
+			}
+		}
+		for _, rules := range [][]rule{p.ingress, p.egress} {
+			for _, r := range rules {
+				for k := range r.peers {
+					pr := &r.peers[k]
+					if pr.selector == nil {
+						continue
+					}
+					pr.members = make([]bool, len(e.containers))
+					for ci, c := range e.containers {
+						pr.members[ci] = pr.selector.Matches(c.Labels)
+					}
+				}
+			}
+		}
+	}
+}
+
+// known returns the index of ep's container when ep is one of the
+// evaluator's own (as Container and Address return them), else -1.
+func (e *Evaluator) known(ep Endpoint) int {
+	if i, ok := e.byName[ep.Name]; ok && ep.Name != "" && e.containers[i].IP == ep.IP {
+		return i
+	}
+	return -1
 }
 
 func compile(p openapi.Policy) (compiled, error) {
@@ -270,13 +313,21 @@ func (e *Evaluator) decide(dir string, c, other Endpoint, protocol string, port 
 		return Decision{Allowed: true, Reason: ReasonExternal, Rule: -1}
 	}
 	var isolator *compiled
+	ci, oi := e.known(c), e.known(other)
+	var candidates []int
+	if ci >= 0 {
+		candidates = e.selecting[ci]
+	} else { // an endpoint built by hand: match its labels
+		for i := range e.policies {
+			if e.policies[i].selector.Matches(c.Labels) {
+				candidates = append(candidates, i)
+			}
+		}
+	}
 	// e.policies is in evaluation order (priority, deny first), so the
 	// first matching rule decides.
-	for i := range e.policies {
+	for _, i := range candidates {
 		p := &e.policies[i]
-		if !p.selector.Matches(c.Labels) {
-			continue
-		}
 		rules := p.ingress
 		if dir == Egress {
 			rules = p.egress
@@ -285,7 +336,7 @@ func (e *Evaluator) decide(dir string, c, other Endpoint, protocol string, port 
 			continue
 		}
 		for j, r := range rules {
-			if r.matches(other, protocol, port) {
+			if r.matches(other, oi, protocol, port) {
 				action := openapi.ActionAllow
 				if p.deny {
 					action = openapi.ActionDeny
@@ -305,10 +356,12 @@ func (e *Evaluator) decide(dir string, c, other Endpoint, protocol string, port 
 	return Decision{Allowed: true, Reason: ReasonBaseline, Rule: -1}
 }
 
-func (r rule) matches(other Endpoint, protocol string, port int) bool {
+// matches says whether the rule matches the other end (oi: its container
+// index, or -1) on protocol and port.
+func (r rule) matches(other Endpoint, oi int, protocol string, port int) bool {
 	peerOK := len(r.peers) == 0
 	for _, p := range r.peers {
-		if p.matches(other) {
+		if p.matches(other, oi) {
 			peerOK = true
 			break
 		}
@@ -327,8 +380,11 @@ func (r rule) matches(other Endpoint, protocol string, port int) bool {
 	return false
 }
 
-func (p peer) matches(other Endpoint) bool {
-	if p.selector != nil {
+func (p peer) matches(other Endpoint, oi int) bool {
+	switch {
+	case p.selector != nil && oi >= 0:
+		return p.members[oi]
+	case p.selector != nil:
 		return other.Name != "" && p.selector.Matches(other.Labels)
 	}
 	if !other.IP.IsValid() || !p.cidr.Contains(other.IP) {

@@ -393,3 +393,24 @@ func TestMatrixOfAndString(t *testing.T) {
 		t.Fatalf("matrix:\n%s\nwant:\n%s", m, want)
 	}
 }
+
+// Endpoints built by hand (not from Container or Address) are judged by
+// their labels, also by an evaluator without containers.
+func TestHandBuiltEndpoints(t *testing.T) {
+	e, err := New(nil, []openapi.Policy{pol("in", "app=db", "", 0, rules(from(sel("app=web"))), nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := Endpoint{Name: "web", IP: netip.MustParseAddr("10.0.0.1"), Labels: map[string]string{"app": "web"}}
+	db := Endpoint{Name: "db", IP: netip.MustParseAddr("10.0.0.2"), Labels: map[string]string{"app": "db"}}
+	other := Endpoint{Name: "other", IP: netip.MustParseAddr("10.0.0.3")}
+	if v := e.Verdict(web, db, "TCP", 5432); !v.Allowed || v.Ingress.RuleField() != "ingress[0]" {
+		t.Fatalf("web -> db: %+v", v)
+	}
+	if v := e.Verdict(other, db, "TCP", 5432); v.Allowed || v.Ingress.Reason != ReasonIsolated {
+		t.Fatalf("other -> db: %+v", v)
+	}
+	if m := e.Matrix("TCP", 80); len(m.Names) != 0 || len(m.Cells) != 0 {
+		t.Fatalf("empty matrix: %+v", m)
+	}
+}

@@ -14,12 +14,12 @@ var policies = &kind[openapi.Policy]{
 	name:   "policy",
 	alias:  "x",
 	scoped: true,
-	from: `SELECT x.id::text, x.name, n.name, x.selector, x.priority, x.action, x.ingress, x.egress, x.labels,
+	from: `SELECT x.id::text, x.name, n.name, x.selector, x.priority, x.action, x.ingress, x.egress, x.log, x.labels,
 	        x.revision, x.created_at, x.updated_at
 	       FROM policies x JOIN networks n ON n.id = x.network_id`,
 	scan: func(r pgx.Row) (openapi.Policy, error) {
 		var p openapi.Policy
-		err := r.Scan(&p.ID, &p.Name, &p.Network, &p.Selector, &p.Priority, &p.Action, &p.Ingress, &p.Egress, &p.Labels,
+		err := r.Scan(&p.ID, &p.Name, &p.Network, &p.Selector, &p.Priority, &p.Action, &p.Ingress, &p.Egress, &p.Log, &p.Labels,
 			&p.Revision, &p.CreatedAt, &p.UpdatedAt)
 		return p, err
 	},
@@ -209,9 +209,9 @@ func (s *Store) CreatePolicy(ctx context.Context, actor string, p openapi.Policy
 			return err
 		}
 		var id string
-		if err := tx.QueryRow(ctx, `INSERT INTO policies (name, network_id, selector, priority, action, ingress, egress, labels, revision)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id::text`,
-			p.Name, nid, p.Selector, p.Priority, p.Action, rulesArg(p.Ingress), rulesArg(p.Egress), p.Labels, rev).Scan(&id); err != nil {
+		if err := tx.QueryRow(ctx, `INSERT INTO policies (name, network_id, selector, priority, action, ingress, egress, log, labels, revision)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id::text`,
+			p.Name, nid, p.Selector, p.Priority, p.Action, rulesArg(p.Ingress), rulesArg(p.Egress), p.Log, p.Labels, rev).Scan(&id); err != nil {
 			return err
 		}
 		if out, err = policies.get(ctx, tx, id, "", false); err != nil {
@@ -242,9 +242,9 @@ func (s *Store) UpdatePolicy(ctx context.Context, actor, ref, network string, if
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE policies SET selector = $2, priority = $3, action = $4, ingress = $5, egress = $6, labels = $7,
-			revision = $8, updated_at = now() WHERE id = $1`,
-			cur.ID, p.Selector, p.Priority, p.Action, rulesArg(p.Ingress), rulesArg(p.Egress), p.Labels, rev); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE policies SET selector = $2, priority = $3, action = $4, ingress = $5, egress = $6, log = $7, labels = $8,
+			revision = $9, updated_at = now() WHERE id = $1`,
+			cur.ID, p.Selector, p.Priority, p.Action, rulesArg(p.Ingress), rulesArg(p.Egress), p.Log, p.Labels, rev); err != nil {
 			return err
 		}
 		if out, err = policies.get(ctx, tx, cur.ID, "", false); err != nil {

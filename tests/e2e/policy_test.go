@@ -25,6 +25,9 @@ func TestPolicy(t *testing.T) {
 			e := newPolicyLab(t, tunnel)
 			t.Logf("lab up in %s", time.Since(start).Round(time.Millisecond))
 			for _, sc := range policyScenarios {
+				if e.kept {
+					break
+				}
 				t.Run(sc.name, func(t *testing.T) {
 					t.Cleanup(func() { e.reset(t) })
 					sc.run(t, e)

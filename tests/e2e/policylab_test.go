@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -23,6 +24,9 @@ import (
 // pairs), each running a probe server (lab.StartProbe).
 type policyLab struct {
 	*cluster.Cluster
+	// kept is set when a scenario failed with SWITCHYARD_KEEP_LAB=1: its
+	// policies stay for inspection and no further scenario runs.
+	kept bool
 	ct     [numPods]openapi.Container
 	probes [numPods]*lab.Probe
 }
@@ -178,25 +182,27 @@ func (e *policyLab) explainPair(t *testing.T, k kind, f, to int) {
 	if b.Host != a.Host {
 		hosts = append(hosts, b.Host)
 	}
-	// Lines naming the pair as source and destination (conntrack entries
-	// "orig=(src=A,dst=B,...", datapath flows "ipv4(src=A,dst=B/...").
-	srcA := regexp.MustCompile(`src=` + regexp.QuoteMeta(a.IP) + `[,/)]`)
-	dstB := regexp.MustCompile(`dst=` + regexp.QuoteMeta(b.IP) + `[,/)]`)
-	between := func(text string) string {
-		var lines []string
-		for _, l := range strings.Split(text, "\n") {
-			if srcA.MatchString(l) && dstB.MatchString(l) {
-				lines = append(lines, l)
+	// Conntrack entries of connections from a to b ("orig=(src=A,dst=B,"),
+	// and datapath flows to b.
+	conns := regexp.MustCompile(`orig=\(src=` + regexp.QuoteMeta(a.IP) + `,dst=` + regexp.QuoteMeta(b.IP) + `,`)
+	toB := regexp.MustCompile(`dst=` + regexp.QuoteMeta(b.IP) + `[,/)]`)
+	matching := func(re *regexp.Regexp) func(string) string {
+		return func(text string) string {
+			var lines []string
+			for _, l := range strings.Split(text, "\n") {
+				if re.MatchString(l) {
+					lines = append(lines, l)
+				}
 			}
+			return strings.Join(lines, "\n")
 		}
-		return strings.Join(lines, "\n")
 	}
-	run := func(h *lab.Host, what string, filter bool, args ...string) {
+	run := func(h *lab.Host, what string, filter func(string) string, args ...string) {
 		text, err := h.Run(ctx, args[0], args[1:]...)
 		if err != nil {
 			text = err.Error()
-		} else if filter {
-			text = between(text)
+		} else if filter != nil {
+			text = filter(text)
 		}
 		fmt.Fprintf(&out, "----- %s %s:\n%s\n", h.Name, what, strings.TrimSpace(text))
 	}
@@ -210,13 +216,13 @@ func (e *policyLab) explainPair(t *testing.T, k kind, f, to int) {
 		} else {
 			flow += ",icmp_type=8,icmp_code=0"
 		}
-		run(src, "trace "+flow, false, "ovs-appctl", "-t", src.CtlSocket(), "ofproto/trace", "br-int", flow)
+		run(src, "trace "+flow, nil, "ovs-appctl", "-t", src.CtlSocket(), "ofproto/trace", "br-int", flow)
 	}
 	for _, name := range hosts {
 		h := e.Lab.Host(name)
-		run(h, "conntrack", true, "ovs-appctl", "-t", h.CtlSocket(), "dpctl/dump-conntrack")
-		run(h, "datapath flows", true, "ovs-appctl", "-t", h.CtlSocket(), "dpctl/dump-flows")
-		run(h, "br-int", false, "ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-int")
+		run(h, "conntrack", matching(conns), "ovs-appctl", "-t", h.CtlSocket(), "dpctl/dump-conntrack")
+		run(h, "datapath flows", matching(toB), "ovs-appctl", "-t", h.CtlSocket(), "dpctl/dump-flows")
+		run(h, "br-int", nil, "ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-int")
 	}
 	t.Log(out.String())
 }
@@ -259,9 +265,15 @@ func (e *policyLab) relabel(t *testing.T, pod string, labels map[string]string) 
 }
 
 // reset deletes every policy of the network and gives every pod its
-// labels back, so each scenario starts from the baseline.
+// labels back, so each scenario starts from the baseline. After a failure
+// with SWITCHYARD_KEEP_LAB=1 it leaves everything as it is (see kept).
 func (e *policyLab) reset(t *testing.T) {
 	t.Helper()
+	if t.Failed() && os.Getenv(lab.EnvKeep) == "1" {
+		e.kept = true
+		t.Logf("%s=1: keeping this scenario's policies in lab %s; no further scenario runs", lab.EnvKeep, e.Lab.ID)
+		return
+	}
 	var l openapi.List[openapi.Policy]
 	e.MustDo(t, 200, "GET", "/api/v1/policies?network="+policyNet, nil, &l)
 	for _, p := range l.Items {

@@ -26,7 +26,7 @@ type policyLab struct {
 	*cluster.Cluster
 	// kept is set when a scenario failed with SWITCHYARD_KEEP_LAB=1: its
 	// policies stay for inspection and no further scenario runs.
-	kept bool
+	kept   bool
 	ct     [numPods]openapi.Container
 	probes [numPods]*lab.Probe
 }

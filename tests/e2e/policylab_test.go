@@ -212,7 +212,7 @@ func (e *policyLab) explainPair(t *testing.T, k kind, f, to int) {
 	if ports := e.ContainerPorts(t, a.Host, a.ID); len(ports) == 1 {
 		flow := fmt.Sprintf("in_port=%d,%s,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,nw_ttl=64", src.OFPort(t, ports[0]), k.proto, a.MAC, b.MAC, a.IP, b.IP)
 		if k.port != 0 {
-			flow += fmt.Sprintf(",tp_src=40000,tp_dst=%d", k.port)
+			flow += fmt.Sprintf(",%s_src=40000,%s_dst=%d", k.proto, k.proto, k.port) // tp_src is refused here
 		} else {
 			flow += ",icmp_type=8,icmp_code=0"
 		}

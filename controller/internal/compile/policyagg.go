@@ -71,6 +71,10 @@ type aggFlow struct {
 	big   map[contribVal]int
 	rec   []flowRec
 	dirty bool
+	// inline backs vals and rec until they grow or (rec) an Apply
+	// replaces the flow, so most keys cost one allocation.
+	inline [2]valCount
+	recBuf [1]flowRec
 }
 
 const aggSmall = 16
@@ -106,16 +110,16 @@ func (a *aggFlow) empty() bool { return len(a.vals) == 0 && len(a.big) == 0 }
 // render is the flow of key k from its contributions: a verdict if there is
 // one (the smallest cookie wins if several differ, which only happens when
 // two rules share an isolation drop or a conjunction id collides), else
-// the conjunction actions in order with the clause cookie.
-func (a *aggFlow) render(k *pkey) []flowRec {
-	var conj []uint64
-	var best *contribVal
+// the conjunction actions in order with the clause cookie; ok is false when
+// nothing is placed at k. scratch is reused between calls.
+func (a *aggFlow) render(k *pkey, scratch *renderScratch) (f flowRec, ok bool) {
+	conj := scratch.conj[:0]
+	var best contribVal
 	visit := func(v contribVal) {
 		if v.cookie == 0 {
 			conj = append(conj, v.conj)
-		} else if best == nil || v.cookie < best.cookie || v.cookie == best.cookie && !v.pass {
-			vv := v
-			best = &vv
+		} else if best.cookie == 0 || v.cookie < best.cookie || v.cookie == best.cookie && !v.pass {
+			best = v
 		}
 	}
 	for _, x := range a.vals {
@@ -124,26 +128,41 @@ func (a *aggFlow) render(k *pkey) []flowRec {
 	for v := range a.big {
 		visit(v)
 	}
+	scratch.conj = conj
 	switch {
-	case best != nil:
+	case best.cookie != 0:
 		act := actDrop
 		if best.pass {
-			act = gotoTable(k.table + 1)
+			act = passAct[k.table]
 		}
-		return []flowRec{mkFlow(k.table, k.prio, best.cookie, k.match, act)}
+		return mkFlow(k.table, k.prio, best.cookie, k.match, act), true
 	case len(conj) > 0:
 		slices.Sort(conj)
-		b := make([]byte, 0, 32*len(conj))
+		b := scratch.b[:0]
 		for i, v := range conj {
 			if i > 0 {
 				b = append(b, ',')
 			}
 			b = appendConj(b, v)
 		}
-		return []flowRec{mkFlow(k.table, k.prio, clauseCookie, k.match, string(b))}
+		scratch.b = b
+		return mkFlow(k.table, k.prio, clauseCookie, k.match, string(b)), true
 	}
-	return nil
+	return flowRec{}, false
 }
+
+type renderScratch struct {
+	conj []uint64
+	b    []byte
+}
+
+// passAct is the verdict "allow" of each table: continue at the next.
+var passAct = func() (a [numTables]string) {
+	for t := range a {
+		a[t] = gotoTable(Table(t) + 1)
+	}
+	return a
+}()
 
 // intern returns the key's shared pointer.
 func (c *Compiler) intern(k polKey) *pkey {
@@ -242,6 +261,7 @@ func (c *Compiler) flushPolicies() {
 			a := h.pol[k]
 			if a == nil {
 				a = &aggFlow{}
+				a.vals = a.inline[:0]
 				h.pol[k] = a
 				k.refs++
 			}
@@ -275,14 +295,29 @@ func (c *Compiler) flushPolicies() {
 		s.placed, s.dirty = next, false
 	}
 	clear(c.dirtyPols)
+	var scratch renderScratch
 	for _, t := range touched {
 		a := t.h.pol[t.k]
 		a.dirty = false
-		rec := a.render(t.k)
-		if len(rec) != len(a.rec) || len(rec) == 1 && rec[0].key != a.rec[0].key {
+		f, ok := a.render(t.k, &scratch)
+		switch {
+		case ok && len(a.rec) == 1 && f.key == a.rec[0].key, !ok && len(a.rec) == 0:
+			// unchanged
+		case c.bulk:
+			// Nothing refers to the old flow: render in place.
+			a.rec = a.recBuf[:0]
+			if ok {
+				a.recBuf[0] = f
+				a.rec = a.recBuf[:1]
+			}
+		default:
+			// The running Apply keeps pointers to the old flow.
 			c.addFlows(t.h, a.rec, -1)
-			c.addFlows(t.h, rec, 1)
-			a.rec = rec
+			a.rec = nil
+			if ok {
+				a.rec = []flowRec{f}
+			}
+			c.addFlows(t.h, a.rec, 1)
 		}
 		if a.empty() {
 			delete(t.h.pol, t.k)

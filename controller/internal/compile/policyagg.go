@@ -22,13 +22,76 @@ type polKey struct {
 	match string
 }
 
-// pkey is an interned polKey (Compiler.intern): contributions and host
-// aggregates refer to keys by pointer, so hashing a match string happens
-// once per rule, not once per host. refs counts the hosts that have a flow
-// at the key; the key is forgotten at 0.
+// pkey is an interned polKey (Compiler.intern): contributions refer to
+// keys by pointer, so hashing a match string happens once per rule, not
+// once per host. The key holds the aggregate of every host that has a flow
+// at it (a short list, a map once it grows); it is forgotten when none is
+// left.
 type pkey struct {
 	polKey
-	refs int
+	aggs   []hostAgg
+	byHost map[*hostState]*aggFlow
+}
+
+type hostAgg struct {
+	h *hostState
+	a *aggFlow
+}
+
+const pkeySmall = 16
+
+func (k *pkey) agg(h *hostState) *aggFlow {
+	if k.byHost != nil {
+		return k.byHost[h]
+	}
+	for _, x := range k.aggs {
+		if x.h == h {
+			return x.a
+		}
+	}
+	return nil
+}
+
+func (k *pkey) setAgg(h *hostState, a *aggFlow) {
+	if k.byHost != nil {
+		k.byHost[h] = a
+		return
+	}
+	k.aggs = append(k.aggs, hostAgg{h, a})
+	if len(k.aggs) > pkeySmall {
+		k.byHost = make(map[*hostState]*aggFlow, len(k.aggs))
+		for _, x := range k.aggs {
+			k.byHost[x.h] = x.a
+		}
+		k.aggs = nil
+	}
+}
+
+func (k *pkey) delAgg(h *hostState) {
+	if k.byHost != nil {
+		delete(k.byHost, h)
+		return
+	}
+	for i, x := range k.aggs {
+		if x.h == h {
+			k.aggs[i] = k.aggs[len(k.aggs)-1]
+			k.aggs[len(k.aggs)-1] = hostAgg{}
+			k.aggs = k.aggs[:len(k.aggs)-1]
+			return
+		}
+	}
+}
+
+func (k *pkey) hosts() int { return len(k.aggs) + len(k.byHost) }
+
+// each calls f for every host's aggregate at k.
+func (k *pkey) each(f func(h *hostState, a *aggFlow)) {
+	for _, x := range k.aggs {
+		f(x.h, x.a)
+	}
+	for h, a := range k.byHost {
+		f(h, a)
+	}
 }
 
 // contrib is one policy's share of the flow at key.
@@ -174,9 +237,10 @@ func (c *Compiler) intern(k polKey) *pkey {
 	return p
 }
 
-// unref drops a host's reference to k.
-func (c *Compiler) unref(k *pkey) {
-	if k.refs--; k.refs == 0 {
+// dropAgg removes h's aggregate at k, and k once no host has one.
+func (c *Compiler) dropAgg(k *pkey, h *hostState) {
+	k.delAgg(h)
+	if k.hosts() == 0 {
 		delete(c.pkeys, k.polKey)
 	}
 }
@@ -253,22 +317,22 @@ func (c *Compiler) flushPolicies() {
 	type hk struct {
 		h *hostState
 		k *pkey
+		a *aggFlow
 	}
 	var touched []hk
 	add := func(h *hostState, cs []contrib, sign int) {
 		for i := range cs {
 			k := cs[i].key
-			a := h.pol[k]
+			a := k.agg(h)
 			if a == nil {
 				a = &aggFlow{}
 				a.vals = a.inline[:0]
-				h.pol[k] = a
-				k.refs++
+				k.setAgg(h, a)
 			}
 			a.add(cs[i].val, sign)
 			if !a.dirty {
 				a.dirty = true
-				touched = append(touched, hk{h, k})
+				touched = append(touched, hk{h, k, a})
 			}
 		}
 	}
@@ -297,7 +361,7 @@ func (c *Compiler) flushPolicies() {
 	clear(c.dirtyPols)
 	var scratch renderScratch
 	for _, t := range touched {
-		a := t.h.pol[t.k]
+		a := t.a
 		a.dirty = false
 		f, ok := a.render(t.k, &scratch)
 		switch {
@@ -320,16 +384,18 @@ func (c *Compiler) flushPolicies() {
 			c.addFlows(t.h, a.rec, 1)
 		}
 		if a.empty() {
-			delete(t.h.pol, t.k)
-			c.unref(t.k)
+			c.dropAgg(t.k, t.h)
 		}
 	}
 }
 
-// dropHostPolicies forgets the policy flows of a host that leaves.
+// dropHostPolicies forgets the policy flows of a host that leaves (there
+// are none once its containers are gone and the policies flushed, unless
+// the bookkeeping is wrong).
 func (c *Compiler) dropHostPolicies(h *hostState) {
-	for k := range h.pol {
-		c.unref(k)
+	for _, k := range c.pkeys {
+		if k.agg(h) != nil {
+			c.dropAgg(k, h)
+		}
 	}
-	h.pol = nil
 }

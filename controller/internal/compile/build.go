@@ -58,20 +58,21 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 	// Policy flows are per host, but the same flow (a rule's clauses) is
 	// often on several hosts: sort it once, deal it to each.
 	var lists [][]int32
-	seen := map[program.Key]int32{}
-	for _, h := range hosts {
-		for _, a := range h.pol {
+	for _, k := range c.pkeys {
+		first := len(lists)
+		k.each(func(h *hostState, a *aggFlow) {
 			for i := range a.rec {
-				j, ok := seen[a.rec[i].key]
-				if !ok {
-					j = int32(len(lists))
-					seen[a.rec[i].key] = j
+				j := first
+				for j < len(lists) && u[len(u)-len(lists)+j].f.key != a.rec[i].key {
+					j++
+				}
+				if j == len(lists) {
 					lists = append(lists, nil)
-					u = append(u, uflow{f: &a.rec[i], kind: onHosts, host: j})
+					u = append(u, uflow{f: &a.rec[i], kind: onHosts, host: int32(j)})
 				}
 				lists[j] = append(lists[j], int32(h.idx))
 			}
-		}
+		})
 	}
 	for _, n := range nets {
 		add(n.p.flows, onNet, n.idx, 0)

@@ -41,7 +41,6 @@ type hostState struct {
 	obj   openapi.Host
 	peers map[string]int       // peer host -> number of networks present on both
 	local map[string]*ctrState // active containers on this host, by ID
-	pol   map[*pkey]*aggFlow   // policy flows, merged from contributions
 
 	sums   program.Sums
 	digest string

@@ -154,8 +154,7 @@ func currentCtr(h *hostState, id string) *openapi.ContainerPort {
 func (c *Compiler) putHost(obj openapi.Host) {
 	h := c.hosts[obj.Name]
 	if h == nil {
-		h = &hostState{obj: obj, peers: map[string]int{}, local: map[string]*ctrState{},
-			pol: map[*pkey]*aggFlow{}, pend: map[program.Key]*pending{}}
+		h = &hostState{obj: obj, peers: map[string]int{}, local: map[string]*ctrState{}, pend: map[program.Key]*pending{}}
 		c.hosts[obj.Name] = h
 		c.addFlows(h, baseFlows, 1)
 		for _, ct := range c.byHost[obj.Name] {

@@ -202,3 +202,40 @@ func TestPolicyLabelChange(t *testing.T) {
 		t.Fatalf("relabelling a container no policy sees changed %d hosts", len(ups))
 	}
 }
+
+// TestPolicyRuleCost puts the number on conjunctive matching: one rule
+// selecting S=10 containers, with D=20 peers and P=5 port matches, costs
+// S+D+P+1 = 36 flows on its host (plus S isolation drops), not S*D*P = 1,000.
+func TestPolicyRuleCost(t *testing.T) {
+	blue := network("blue", 1)
+	s := &Snapshot{Hosts: []openapi.Host{host("h1", "192.168.1.1", openapi.TunnelGeneve)}, Networks: []openapi.Network{blue}}
+	for k := 0; k < 30; k++ {
+		c := container(fmt.Sprint("c", k), blue.Name, 1, k, "h1")
+		c.Labels = map[string]string{"role": "server"}
+		if k >= 10 {
+			c.Labels["role"] = "client"
+		}
+		s.Containers = append(s.Containers, c)
+	}
+	var ports []openapi.PolicyPort
+	for p := 0; p < 5; p++ {
+		ports = append(ports, openapi.PolicyPort{Protocol: "TCP", Port: 1000 + 2*p})
+	}
+	s.Policies = []openapi.Policy{pol("p1", "role=server", 1000, allow,
+		[]openapi.PolicyRule{rule(peers(openapi.PolicyPeer{Selector: sel("role=client")}), ports...)}, nil)}
+	p := Compile(s)["h1"]
+	rule, isolation := 0, 0
+	for _, f := range p.Flows {
+		switch {
+		case f.Table != int(TableIngressPolicy) || f.Cookie == 0:
+		case f.Priority == prioIsolate:
+			isolation++
+		default:
+			rule++
+		}
+	}
+	if rule != 10+20+5+1 || isolation != 10 {
+		t.Fatalf("rule flows %d (want 36), isolation drops %d (want 10)", rule, isolation)
+	}
+	checkPolicies(t, s, Compile(s))
+}

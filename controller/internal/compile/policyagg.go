@@ -22,13 +22,76 @@ type polKey struct {
 	match string
 }
 
-// pkey is an interned polKey (Compiler.intern): contributions and host
-// aggregates refer to keys by pointer, so hashing a match string happens
-// once per rule, not once per host. refs counts the hosts that have a flow
-// at the key; the key is forgotten at 0.
+// pkey is an interned polKey (Compiler.intern): contributions refer to
+// keys by pointer, so hashing a match string happens once per rule, not
+// once per host. The key holds the aggregate of every host that has a flow
+// at it (a short list, a map once it grows); it is forgotten when none is
+// left.
 type pkey struct {
 	polKey
-	refs int
+	aggs   []hostAgg
+	byHost map[*hostState]*aggFlow
+}
+
+type hostAgg struct {
+	h *hostState
+	a *aggFlow
+}
+
+const pkeySmall = 16
+
+func (k *pkey) agg(h *hostState) *aggFlow {
+	if k.byHost != nil {
+		return k.byHost[h]
+	}
+	for _, x := range k.aggs {
+		if x.h == h {
+			return x.a
+		}
+	}
+	return nil
+}
+
+func (k *pkey) setAgg(h *hostState, a *aggFlow) {
+	if k.byHost != nil {
+		k.byHost[h] = a
+		return
+	}
+	k.aggs = append(k.aggs, hostAgg{h, a})
+	if len(k.aggs) > pkeySmall {
+		k.byHost = make(map[*hostState]*aggFlow, len(k.aggs))
+		for _, x := range k.aggs {
+			k.byHost[x.h] = x.a
+		}
+		k.aggs = nil
+	}
+}
+
+func (k *pkey) delAgg(h *hostState) {
+	if k.byHost != nil {
+		delete(k.byHost, h)
+		return
+	}
+	for i, x := range k.aggs {
+		if x.h == h {
+			k.aggs[i] = k.aggs[len(k.aggs)-1]
+			k.aggs[len(k.aggs)-1] = hostAgg{}
+			k.aggs = k.aggs[:len(k.aggs)-1]
+			return
+		}
+	}
+}
+
+func (k *pkey) hosts() int { return len(k.aggs) + len(k.byHost) }
+
+// each calls f for every host's aggregate at k.
+func (k *pkey) each(f func(h *hostState, a *aggFlow)) {
+	for _, x := range k.aggs {
+		f(x.h, x.a)
+	}
+	for h, a := range k.byHost {
+		f(h, a)
+	}
 }
 
 // contrib is one policy's share of the flow at key.
@@ -71,6 +134,10 @@ type aggFlow struct {
 	big   map[contribVal]int
 	rec   []flowRec
 	dirty bool
+	// inline backs vals and rec until they grow or (rec) an Apply
+	// replaces the flow, so most keys cost one allocation.
+	inline [2]valCount
+	recBuf [1]flowRec
 }
 
 const aggSmall = 16
@@ -106,16 +173,16 @@ func (a *aggFlow) empty() bool { return len(a.vals) == 0 && len(a.big) == 0 }
 // render is the flow of key k from its contributions: a verdict if there is
 // one (the smallest cookie wins if several differ, which only happens when
 // two rules share an isolation drop or a conjunction id collides), else
-// the conjunction actions in order with the clause cookie.
-func (a *aggFlow) render(k *pkey) []flowRec {
-	var conj []uint64
-	var best *contribVal
+// the conjunction actions in order with the clause cookie; ok is false when
+// nothing is placed at k. scratch is reused between calls.
+func (a *aggFlow) render(k *pkey, scratch *renderScratch) (f flowRec, ok bool) {
+	conj := scratch.conj[:0]
+	var best contribVal
 	visit := func(v contribVal) {
 		if v.cookie == 0 {
 			conj = append(conj, v.conj)
-		} else if best == nil || v.cookie < best.cookie || v.cookie == best.cookie && !v.pass {
-			vv := v
-			best = &vv
+		} else if best.cookie == 0 || v.cookie < best.cookie || v.cookie == best.cookie && !v.pass {
+			best = v
 		}
 	}
 	for _, x := range a.vals {
@@ -124,26 +191,41 @@ func (a *aggFlow) render(k *pkey) []flowRec {
 	for v := range a.big {
 		visit(v)
 	}
+	scratch.conj = conj
 	switch {
-	case best != nil:
+	case best.cookie != 0:
 		act := actDrop
 		if best.pass {
-			act = gotoTable(k.table + 1)
+			act = passAct[k.table]
 		}
-		return []flowRec{mkFlow(k.table, k.prio, best.cookie, k.match, act)}
+		return mkFlow(k.table, k.prio, best.cookie, k.match, act), true
 	case len(conj) > 0:
 		slices.Sort(conj)
-		b := make([]byte, 0, 32*len(conj))
+		b := scratch.b[:0]
 		for i, v := range conj {
 			if i > 0 {
 				b = append(b, ',')
 			}
 			b = appendConj(b, v)
 		}
-		return []flowRec{mkFlow(k.table, k.prio, clauseCookie, k.match, string(b))}
+		scratch.b = b
+		return mkFlow(k.table, k.prio, clauseCookie, k.match, string(b)), true
 	}
-	return nil
+	return flowRec{}, false
 }
+
+type renderScratch struct {
+	conj []uint64
+	b    []byte
+}
+
+// passAct is the verdict "allow" of each table: continue at the next.
+var passAct = func() (a [numTables]string) {
+	for t := range a {
+		a[t] = gotoTable(Table(t) + 1)
+	}
+	return a
+}()
 
 // intern returns the key's shared pointer.
 func (c *Compiler) intern(k polKey) *pkey {
@@ -155,9 +237,10 @@ func (c *Compiler) intern(k polKey) *pkey {
 	return p
 }
 
-// unref drops a host's reference to k.
-func (c *Compiler) unref(k *pkey) {
-	if k.refs--; k.refs == 0 {
+// dropAgg removes h's aggregate at k, and k once no host has one.
+func (c *Compiler) dropAgg(k *pkey, h *hostState) {
+	k.delAgg(h)
+	if k.hosts() == 0 {
 		delete(c.pkeys, k.polKey)
 	}
 }
@@ -234,21 +317,22 @@ func (c *Compiler) flushPolicies() {
 	type hk struct {
 		h *hostState
 		k *pkey
+		a *aggFlow
 	}
 	var touched []hk
 	add := func(h *hostState, cs []contrib, sign int) {
 		for i := range cs {
 			k := cs[i].key
-			a := h.pol[k]
+			a := k.agg(h)
 			if a == nil {
 				a = &aggFlow{}
-				h.pol[k] = a
-				k.refs++
+				a.vals = a.inline[:0]
+				k.setAgg(h, a)
 			}
 			a.add(cs[i].val, sign)
 			if !a.dirty {
 				a.dirty = true
-				touched = append(touched, hk{h, k})
+				touched = append(touched, hk{h, k, a})
 			}
 		}
 	}
@@ -275,26 +359,43 @@ func (c *Compiler) flushPolicies() {
 		s.placed, s.dirty = next, false
 	}
 	clear(c.dirtyPols)
+	var scratch renderScratch
 	for _, t := range touched {
-		a := t.h.pol[t.k]
+		a := t.a
 		a.dirty = false
-		rec := a.render(t.k)
-		if len(rec) != len(a.rec) || len(rec) == 1 && rec[0].key != a.rec[0].key {
+		f, ok := a.render(t.k, &scratch)
+		switch {
+		case ok && len(a.rec) == 1 && f.key == a.rec[0].key, !ok && len(a.rec) == 0:
+			// unchanged
+		case c.bulk:
+			// Nothing refers to the old flow: render in place.
+			a.rec = a.recBuf[:0]
+			if ok {
+				a.recBuf[0] = f
+				a.rec = a.recBuf[:1]
+			}
+		default:
+			// The running Apply keeps pointers to the old flow.
 			c.addFlows(t.h, a.rec, -1)
-			c.addFlows(t.h, rec, 1)
-			a.rec = rec
+			a.rec = nil
+			if ok {
+				a.rec = []flowRec{f}
+			}
+			c.addFlows(t.h, a.rec, 1)
 		}
 		if a.empty() {
-			delete(t.h.pol, t.k)
-			c.unref(t.k)
+			c.dropAgg(t.k, t.h)
 		}
 	}
 }
 
-// dropHostPolicies forgets the policy flows of a host that leaves.
+// dropHostPolicies forgets the policy flows of a host that leaves (there
+// are none once its containers are gone and the policies flushed, unless
+// the bookkeeping is wrong).
 func (c *Compiler) dropHostPolicies(h *hostState) {
-	for k := range h.pol {
-		c.unref(k)
+	for _, k := range c.pkeys {
+		if k.agg(h) != nil {
+			c.dropAgg(k, h)
+		}
 	}
-	h.pol = nil
 }

@@ -17,13 +17,19 @@ import (
 
 // TestPolicyDatapath applies programs compiled by controller/internal/compile
 // (testdata/policy-*.json, kept current by its TestLabPrograms) to two real
-// OVS hosts joined by Geneve: web and client on h1, remote on h2, in three
-// policy phases, and probes real ICMP and TCP between them. It checks that
+// OVS hosts joined by Geneve, then VXLAN: web and client on h1, remote on
+// h2, in three policy phases, and probes real ICMP and TCP between them. It checks that
 // policies drop and pass what they should, on one host and across the
 // tunnel, and that replies of allowed connections pass into an
 // ingress-isolated container (conntrack on both hosts).
 func TestPolicyDatapath(t *testing.T) {
-	l := newLab(t, 2, "geneve")
+	for _, tunnel := range []string{"geneve", "vxlan"} {
+		t.Run(tunnel, func(t *testing.T) { testPolicyDatapath(t, tunnel) })
+	}
+}
+
+func testPolicyDatapath(t *testing.T, tunnel string) {
+	l := newLab(t, 2, tunnel)
 	hosts := map[string]*lab.Host{}
 	appliers := map[string]*Applier{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -42,6 +48,9 @@ func TestPolicyDatapath(t *testing.T) {
 		rev++
 		for name, h := range hosts {
 			p := loadProgram(t, phase, name, l)
+			for i := range p.Tunnels {
+				p.Tunnels[i].Type = tunnel
+			}
 			p.Revision = rev
 			if r := apply(t, appliers[name], p); r.Degraded() {
 				t.Fatalf("%s %s: degraded: %+v", phase, name, r)

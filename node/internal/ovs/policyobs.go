@@ -237,11 +237,17 @@ func (p *PolicyObserver) Close() {
 // format carrying the controller action's userdata) and for packet-ins of
 // controller actions only; a broken connection (OVS restarted) is dialed
 // again with backoff. Packet-ins that are not log records are skipped.
-func (p *PolicyObserver) ListenLog(ctx context.Context, fn func(openapi.PolicyLogRecord)) {
+// ready, when not nil, is called each time a connection is subscribed.
+func (p *PolicyObserver) ListenLog(ctx context.Context, fn func(openapi.PolicyLogRecord), ready func()) {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 5*time.Second, 0
 	_ = backoff.Retry(func() error {
-		err := p.listenOnce(ctx, fn, b.Reset)
+		err := p.listenOnce(ctx, fn, func() {
+			b.Reset()
+			if ready != nil {
+				ready()
+			}
+		})
 		if ctx.Err() != nil {
 			return backoff.Permanent(ctx.Err())
 		}

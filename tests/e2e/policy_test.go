@@ -176,6 +176,7 @@ var policyScenarios = []struct {
 		e.expect(t, everything().isolateIn("x/a,x/b", "*/b", "y/a"))
 	}},
 	{"established-connection", established},
+	{"counters-and-log", countersAndLog},
 	{"icmp-allow", func(t *testing.T, e *policyLab) {
 		e.apply(t, policy("x-icmp", "ns=x").ingress(peers().on(proto("ICMP"))))
 		e.expect(t, everything(tcp80, icmpEc).isolateIn("x/*").allow("*", "x/*", icmpEc))

@@ -18,9 +18,10 @@ import (
 	"testing"
 )
 
-// Binaries are the built controller and agent.
+// Binaries are the built controller and agent, and the lab's probe server
+// (tests/lab/cmd/syprobe, see lab.StartProbe).
 type Binaries struct {
-	Controller, Agent string
+	Controller, Agent, Probe string
 }
 
 var (
@@ -51,7 +52,7 @@ func Build(t testing.TB) Binaries {
 		}
 		buildDir = dir
 		root := repoRoot()
-		for _, b := range []struct{ out, pkg string }{{"switchyard", "./controller"}, {"switchyard-agent", "./node"}} {
+		for _, b := range []struct{ out, pkg string }{{"switchyard", "./controller"}, {"switchyard-agent", "./node"}, {"syprobe", "./tests/lab/cmd/syprobe"}} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
 			cmd.Dir = root
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -59,7 +60,8 @@ func Build(t testing.TB) Binaries {
 				return
 			}
 		}
-		built = Binaries{Controller: filepath.Join(dir, "switchyard"), Agent: filepath.Join(dir, "switchyard-agent")}
+		built = Binaries{Controller: filepath.Join(dir, "switchyard"), Agent: filepath.Join(dir, "switchyard-agent"),
+			Probe: filepath.Join(dir, "syprobe")}
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)

@@ -22,7 +22,12 @@ type Compiler struct {
 	byHost   map[string]map[string]*ctrState // host name -> containers naming it, active or not
 	byNet    map[string]map[string]*ctrState // network name -> containers naming it, active or not
 	services map[string]openapi.Service
-	policies map[string]openapi.Policy
+	policies map[string]*polState
+	// polByNet indexes policies by network name; dirtyPols are the
+	// policies whose flows the running Apply must recompute.
+	polByNet  map[string]map[string]*polState
+	dirtyPols map[*polState]bool
+	pkeys     map[polKey]*pkey // interned policy flow keys
 
 	// bulk is set while Full loads a snapshot: per-host change bookkeeping
 	// is skipped and programs are built from scratch at the end.
@@ -107,7 +112,10 @@ func (c *Compiler) reset() {
 	c.byHost = map[string]map[string]*ctrState{}
 	c.byNet = map[string]map[string]*ctrState{}
 	c.services = map[string]openapi.Service{}
-	c.policies = map[string]openapi.Policy{}
+	c.policies = map[string]*polState{}
+	c.polByNet = map[string]map[string]*polState{}
+	c.dirtyPols = map[*polState]bool{}
+	c.pkeys = map[polKey]*pkey{}
 }
 
 // Compile compiles s from scratch: the program of every host in s, by host
@@ -135,6 +143,7 @@ func (c *Compiler) Full(s *Snapshot) map[string]*openapi.Program {
 	for i := range s.Policies {
 		c.apply(PutPolicy(s.Policies[i]))
 	}
+	c.flushPolicies()
 	c.bulk = false
 	return c.buildAll()
 }

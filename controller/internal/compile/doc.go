@@ -1,6 +1,6 @@
 // Package compile is Switchyard's flow compiler: it turns the intent snapshot
-// (hosts, networks, containers; services and policies are carried but not yet
-// compiled) into the Program of every host (openapi.Program): the integration
+// (hosts, networks, containers and policies; services are carried but not
+// yet compiled) into the Program of every host (openapi.Program): the integration
 // bridge, its tunnel ports, its container ports and its OpenFlow flows in
 // ovs-ofctl syntax. It also renders programs as ovs-ofctl flow files. How
 // programs are ordered, diffed, patched and digested is not its business but
@@ -15,8 +15,8 @@
 //
 // Compile (or Compiler.Full) compiles a whole Snapshot. A Compiler then keeps
 // per-object flow fragments and per-host state so that Compiler.Apply can take
-// object changes (PutContainer, DeleteHost, PutNetwork, ...) and recompute only
-// the hosts they touch, returning for each changed host its new digest and a
+// object changes (PutContainer, DeleteHost, PutNetwork, PutPolicy, ...) and
+// recompute only the hosts they touch, returning for each changed host its new digest and a
 // ProgramDelta. Compiler.Program materializes a host's full program on demand
 // (an O(flows) merge, cached until the host changes again): materializing the
 // ~30,000-flow programs of 50 hosts on every container change would cost far
@@ -47,34 +47,54 @@
 //	                    own IP is dropped unanswered (an answer would look like
 //	                    an address conflict). Every other ARP is dropped: ARP
 //	                    never crosses a tunnel. Non-ARP -> Conntrack.
-//	3  Conntrack        pass-through for now (later: ct(nat) on every IP packet).
+//	3  Conntrack        every IP packet: ct(table=ServiceLB, zone=the network's
+//	                    zone), so later tables see its connection state.
 //	4  ServiceLB        pass-through for now.
-//	5  EgressPolicy     pass-through for now.
+//	5  EgressPolicy     the policies of the packet's source container (see
+//	                    Policy). Replies (+est+rpl) and +rel skip it, +inv
+//	                    is dropped here. Packets from a tunnel match no
+//	                    policy flow and pass.
 //	6  L3Forwarding     ICMP echo requests to the gateway IP are answered out
 //	                    IN_PORT. IP to the gateway MAC for a container of the
 //	                    same network: eth_dst=container MAC, eth_src=gateway
 //	                    MAC, dec_ttl, -> L2Forwarding. Else -> L2Forwarding.
 //	7  L2Forwarding     per (network, dst MAC): a local container loads its
-//	                    ofport into reg2 -> IngressPolicy; a remote container
-//	                    (only for packets from a local container) sets
-//	                    tun_id=VNI and outputs to the tunnel towards its host;
-//	                    ingress policy runs on the receiving host. Broadcast,
-//	                    multicast and unknown MACs are dropped: ARP is answered
-//	                    locally, so everything is known.
-//	8  IngressPolicy    pass-through for now.
-//	9  ConntrackCommit  pass-through for now.
+//	                    ofport into reg2; a remote container (only for
+//	                    packets from a local container) sets tun_id=VNI and
+//	                    loads the tunnel's ofport into reg2; both ->
+//	                    IngressPolicy. Ingress policy of a remote container
+//	                    runs on the receiving host. Broadcast, multicast and
+//	                    unknown MACs are dropped: ARP is answered locally,
+//	                    so everything is known.
+//	8  IngressPolicy    the policies of the destination container (reg2 = a
+//	                    local container's ofport). Replies and +rel skip
+//	                    it; tunnel-bound packets match no policy flow.
+//	9  ConntrackCommit  ct(commit) of every +new packet that got here (it
+//	                    passed both policy tables), tunnel-bound ones too,
+//	                    so that replies are +est+rpl on both hosts.
 //	10 Output           output to the port in reg2.
 //
 // Packets from a tunnel resume at Conntrack: they were spoof-checked and
 // ARP-filtered on the sending host, but they must pass Conntrack so that the
-// receiving host sees connection state (replies of load-balanced connections
-// are un-NATed there, ingress policy is stateful). ServiceLB, EgressPolicy
-// and L3Forwarding leave them alone today (L3Forwarding acts only on packets
-// sent to the gateway MAC, which never leave their host); later stages that
-// act on traffic from local containers must match the "from local container"
-// flag. L2Forwarding sends to a tunnel only packets carrying that flag, so a
-// packet received from one tunnel is never sent out another (no loops between
-// hosts with stale programs).
+// receiving host sees connection state (ingress policy is stateful; replies
+// of load-balanced connections will be un-NATed there). ServiceLB,
+// EgressPolicy and L3Forwarding leave them alone (L3Forwarding acts only on
+// packets sent to the gateway MAC, which never leave their host); later
+// stages that act on traffic from local containers must match the "from
+// local container" flag. L2Forwarding sends to a tunnel only packets
+// carrying that flag, so a packet received from one tunnel is never sent out
+// another (no loops between hosts with stale programs).
+//
+// # Conntrack
+//
+// One zone per network: the low 16 bits of its VNI (reg0[0..15]), in
+// Conntrack and ConntrackCommit alike. Two networks whose VNIs agree in the
+// low 16 bits share a zone; that only matters if their CIDRs overlap (the
+// store allocates VNIs from 1 up, so it takes 65,536 networks). Each host
+// tracks a connection in its own conntrack: the source host commits it
+// before the tunnel, the destination host when it delivers. Only +new
+// packets are committed; nothing is stored in ct_mark or ct_label (the
+// verdict is not cached: see Policy).
 //
 // # Registers
 //
@@ -90,8 +110,77 @@
 // flows present on every host, else Owner(kind, id): a container's flows are
 // Owner(KindContainer, container ID), a network's gateway flows are
 // Owner(KindNetwork, network name), and the classifier flows of the tunnel
-// towards a peer are Owner(KindHost, peer host name). A cookie mask of
-// 0x0000ffffffffffff selects "the flows of X" whatever the generation.
+// towards a peer are Owner(KindHost, peer host name). Policy flows: a rule's
+// verdict flow has RuleCookie(policy ID, direction, index); a container's
+// isolation drop IsolationCookie(container ID, direction); conjunction
+// clause flows, shared by rules, Owner(KindPolicyClause, ""). A cookie mask
+// of 0x0000ffffffffffff selects "the flows of X" whatever the generation.
+//
+// # Policy
+//
+// EgressPolicy judges packets from a local container (keyed on in_port),
+// IngressPolicy packets to a local container (keyed on reg2, its ofport),
+// whether they come from the same host or a tunnel. A packet passes only if
+// both pass; so a connection gets the egress verdict on its source host
+// and the ingress verdict on its destination host. Per table, by OpenFlow
+// priority, highest first:
+//
+//	65000  ct_state=+inv+trk: drop (EgressPolicy only: every IP packet
+//	       passes it, tunnel ones too).
+//	64000  ct_state=+est+rpl+trk, ct_state=+rel+trk: next table. Replies
+//	       of a connection conntrack knows, and related packets (ICMP
+//	       errors), pass without policy, both ways.
+//	10000  rule bands: policyPrio = 10000 + 2*(10000 - priority) + deny,
+//	-29999 for policy priorities 1..10000 (lower first): static, so a
+//	       new policy never shifts others; deny sits one above allow of
+//	       the same priority (deny wins ties).
+//	1000   isolation: one drop per (container, direction) isolated by
+//	       an allow policy whose direction is present (even []). Deny
+//	       policies never isolate.
+//	0      pass (not isolated, no rule matched).
+//
+// Each rule is one conjunctive match (OpenFlow conjunction) with 2 or 3
+// dimensions at its band: 1 = the selected local containers (reg2= or
+// in_port=), then, when the rule has peers, their addresses (ip,nw_src= for
+// ingress, nw_dst= for egress: a selector peer's containers of the
+// policy's network by /32, a cidr peer as the prefixes of cidr minus its
+// except blocks), then, when it has ports, ip protocol and tp_dst (a range
+// as value/mask matches). A rule with neither peers nor ports gets the
+// dimension "ip" (conjunctions need two). So a rule with S selected
+// containers, D peer addresses and P port matches costs S+D+P+1 flows on
+// each host where it selects a container, not S*D*P. Its verdict flow,
+// conj_id=ID,ip at the same priority, drops (deny) or continues (allow)
+// and carries RuleCookie: its counters are the rule's packets and bytes.
+// The conjunction ID is the low 32 bits of the rule's cookie; two rules of
+// one host and table whose IDs collide (odds about n^2/2^33 for n rules)
+// would merge. Rules whose peers resolve to no address, or whose ports are
+// all invalid, match nothing and get no flows (isolation still applies).
+//
+// Several rules may need the same flow (table, priority, match): a peer
+// address or port shared by two rules at one priority. OpenFlow keeps one
+// flow per (table, priority, match), so the compiler merges them: each
+// policy places contributions (a conjunction action, or a verdict) on the
+// hosts where it selects containers, and each host renders, per key, one
+// flow carrying every conjunction action placed there (sorted), with the
+// clause cookie. Conjunctions of one priority may overlap (two allow rules
+// both matching a packet); OpenFlow then picks one of them, which is
+// harmless because a band holds one action only; only the counters go to
+// either rule.
+//
+// Original-direction packets of an established connection are judged on
+// every packet (only +new packets are committed; no verdict is cached in
+// ct_mark), so a policy change that newly denies a connection drops its
+// next packet. Its conntrack entry is left to expire (the userspace
+// datapath's TCP established timeout is long; the entry only lets replies
+// through, and nothing is sent any more that would provoke one). No
+// register, ct_mark or ct_label bits are used by policy: the tables match
+// in_port, reg2 and the packet itself.
+//
+// Incrementally, a policy is recomputed (all its placements, from its
+// network's current containers) when it is put or deleted, and when a
+// container it selects or has as a peer (before or after) appears, leaves,
+// moves, changes address or changes labels. Only hosts whose rendered
+// flows change get a delta.
 //
 // # Ports and naming
 //
@@ -126,7 +215,9 @@
 // by all programs. Full sorts each distinct flow once and deals them to the
 // hosts in order (no per-host sort). Apply costs O(hosts where the network is
 // present) per container change, plus O(containers of the network) when a
-// network appears on or leaves a host.
+// network appears on or leaves a host, plus, per policy of its network the
+// container matters to, O(containers of the network + the policy's flows).
+// A policy flow on several hosts is sorted once in Full.
 //
 // # Digest and flow order
 //

@@ -31,6 +31,14 @@ const (
 	prioAnswer     = 200 // ARPResponder: answer for an IP; L3Forwarding: route to an IP
 	prioGratuitous = 210 // ARPResponder: a container's ARP for its own IP
 	prioEcho       = 300 // L3Forwarding: ICMP echo to the gateway
+	prioTrack      = 100 // Conntrack: send IP through ct(); ConntrackCommit: commit +new
+
+	// The policy tables (EgressPolicy, IngressPolicy), highest first; see
+	// the package doc. Policy rules take the band policyPrio returns,
+	// between prioIsolate and prioCtReply.
+	prioCtInvalid = 65000 // EgressPolicy: drop +inv
+	prioCtReply   = 64000 // both: replies (+est+rpl) and +rel skip policy
+	prioIsolate   = 1000  // both: drop the rest of an isolated container
 )
 
 const (
@@ -39,6 +47,14 @@ const (
 	flagTunnel     = "set_field:0x2/0x2->" + RegFlags
 	matchFromLocal = RegFlags + "=0x1/0x1"
 	outputOutPort  = "output:" + RegOutPort
+
+	// ctZone is the conntrack zone of the packet's network: the low 16
+	// bits of its VNI (reg0).
+	ctZone         = "zone=NXM_NX_REG0[0..15]"
+	matchCtInvalid = "ct_state=+inv+trk"
+	matchCtReply   = "ct_state=+est+rpl+trk"
+	matchCtRelated = "ct_state=+rel+trk"
+	matchCtNew     = "ct_state=+new+trk,ip"
 )
 
 // baseFlows are on every host, with cookie 0: the miss flow of every table
@@ -50,12 +66,19 @@ var baseFlows = func() []flowRec {
 		mkFlow(TableSpoofGuard, prioMiss, 0, "", actDrop),
 		mkFlow(TableARPResponder, prioCatch, 0, "arp", actDrop),
 		mkFlow(TableARPResponder, prioMiss, 0, "", next(TableARPResponder)),
+		mkFlow(TableConntrack, prioTrack, 0, "ip", "ct(table="+strconv.Itoa(int(TableServiceLB))+","+ctZone+")"),
 		mkFlow(TableConntrack, prioMiss, 0, "", next(TableConntrack)),
 		mkFlow(TableServiceLB, prioMiss, 0, "", next(TableServiceLB)),
+		mkFlow(TableEgressPolicy, prioCtInvalid, 0, matchCtInvalid, actDrop),
+		mkFlow(TableEgressPolicy, prioCtReply, 0, matchCtReply, next(TableEgressPolicy)),
+		mkFlow(TableEgressPolicy, prioCtReply, 0, matchCtRelated, next(TableEgressPolicy)),
 		mkFlow(TableEgressPolicy, prioMiss, 0, "", next(TableEgressPolicy)),
 		mkFlow(TableL3Forwarding, prioMiss, 0, "", next(TableL3Forwarding)),
 		mkFlow(TableL2Forwarding, prioMiss, 0, "", actDrop),
+		mkFlow(TableIngressPolicy, prioCtReply, 0, matchCtReply, next(TableIngressPolicy)),
+		mkFlow(TableIngressPolicy, prioCtReply, 0, matchCtRelated, next(TableIngressPolicy)),
 		mkFlow(TableIngressPolicy, prioMiss, 0, "", next(TableIngressPolicy)),
+		mkFlow(TableConntrackCommit, prioTrack, 0, matchCtNew, "ct(commit,"+ctZone+"),"+next(TableConntrackCommit)),
 		mkFlow(TableConntrackCommit, prioMiss, 0, "", next(TableConntrackCommit)),
 		mkFlow(TableOutput, prioMiss, 0, "", outputOutPort),
 	}
@@ -99,6 +122,9 @@ type ctrFlows struct {
 	// remote flows are on every host where the network is present, except
 	// the container's own.
 	remote []flowRec
+	// polSel and polPeer are the matches policy flows use for it, per
+	// direction (see directions): as a selected container, as a peer.
+	polSel, polPeer [2]string
 }
 
 // compileContainer builds c's port and flow fragments; ip and mac are its
@@ -115,7 +141,9 @@ func compileContainer(c *openapi.Container, n *netParams, ip, mac string) *ctrFl
 	cookie := Owner(KindContainer, c.ID)
 	in := "in_port=" + portRef(name)
 	return &ctrFlows{
-		port: port,
+		port:    port,
+		polSel:  [2]string{selectedMatch(0, name), selectedMatch(1, name)},
+		polPeer: [2]string{"ip," + peerField[0] + "=" + ip, "ip," + peerField[1] + "=" + ip},
 		local: []flowRec{
 			mkFlow(TableClassifier, prioPort, cookie, in,
 				"set_field:"+n.vni+"->"+RegNetwork+","+flagLocal+","+gotoTable(TableSpoofGuard)),
@@ -135,7 +163,7 @@ func compileContainer(c *openapi.Container, n *netParams, ip, mac string) *ctrFl
 		},
 		remote: []flowRec{
 			mkFlow(TableL2Forwarding, prioPort, cookie, n.reg+","+matchFromLocal+",dl_dst="+mac,
-				"set_field:"+n.vni+"->tun_id,output:"+portRef(TunnelPortName(c.Host))),
+				"set_field:"+n.vni+"->tun_id,set_field:"+portRef(TunnelPortName(c.Host))+"->"+RegOutPort+","+gotoTable(TableIngressPolicy)),
 		},
 	}
 }

@@ -80,11 +80,12 @@ type model struct {
 	nets  map[string]openapi.Network
 	ctrs  map[string]openapi.Container
 	svcs  map[string]openapi.Service
+	pols  map[string]openapi.Policy
 }
 
 func newModel(s *Snapshot) *model {
 	m := &model{rev: s.Revision, hosts: map[string]openapi.Host{}, nets: map[string]openapi.Network{},
-		ctrs: map[string]openapi.Container{}, svcs: map[string]openapi.Service{}}
+		ctrs: map[string]openapi.Container{}, svcs: map[string]openapi.Service{}, pols: map[string]openapi.Policy{}}
 	for _, h := range s.Hosts {
 		m.hosts[h.Name] = h
 	}
@@ -93,6 +94,9 @@ func newModel(s *Snapshot) *model {
 	}
 	for _, c := range s.Containers {
 		m.ctrs[c.ID] = c
+	}
+	for _, p := range s.Policies {
+		m.pols[p.ID] = p
 	}
 	return m
 }
@@ -123,6 +127,12 @@ func (m *model) apply(ch Change) {
 		} else {
 			m.svcs[ch.key] = *ch.service
 		}
+	case kindPolicy:
+		if ch.delete {
+			delete(m.pols, ch.key)
+		} else {
+			m.pols[ch.key] = *ch.policy
+		}
 	}
 }
 
@@ -142,7 +152,11 @@ func (m *model) snapshot(r *rand.Rand) *Snapshot {
 	for _, k := range sortedKeys(m.svcs) {
 		s.Services = append(s.Services, m.svcs[k])
 	}
+	for _, k := range sortedKeys(m.pols) {
+		s.Policies = append(s.Policies, m.pols[k])
+	}
 	if r != nil {
+		r.Shuffle(len(s.Policies), func(i, j int) { s.Policies[i], s.Policies[j] = s.Policies[j], s.Policies[i] })
 		r.Shuffle(len(s.Hosts), func(i, j int) { s.Hosts[i], s.Hosts[j] = s.Hosts[j], s.Hosts[i] })
 		r.Shuffle(len(s.Networks), func(i, j int) { s.Networks[i], s.Networks[j] = s.Networks[j], s.Networks[i] })
 		r.Shuffle(len(s.Containers), func(i, j int) { s.Containers[i], s.Containers[j] = s.Containers[j], s.Containers[i] })
@@ -209,7 +223,7 @@ func (w *randomWorld) container(existing *openapi.Container) openapi.Container {
 			w.next++
 			c.IP, c.MAC = fresh.IP, fresh.MAC
 		case 2:
-			c.Labels = map[string]string{"v": fmt.Sprint(w.r.IntN(9))}
+			c.Labels = w.labels()
 		default:
 			c.Netns = "/run/netns/x"
 		}
@@ -223,6 +237,7 @@ func (w *randomWorld) container(existing *openapi.Container) openapi.Container {
 		hostName = "ghost" // not in any snapshot
 	}
 	c := container(fmt.Sprintf("c%d", k), worldNets[i], i+1, k, hostName)
+	c.Labels = w.labels()
 	if w.r.IntN(15) == 0 {
 		c.IP = "192.0.2.1" // outside the network: ignored
 	}
@@ -244,13 +259,17 @@ func (w *randomWorld) snapshot() *Snapshot {
 		c := w.container(nil)
 		m.ctrs[c.ID] = c
 	}
+	for i := w.r.IntN(5); i > 0; i-- {
+		p := w.policy()
+		m.pols[p.ID] = p
+	}
 	return m.snapshot(w.r)
 }
 
 // change draws one random change against the model's current content.
 func (w *randomWorld) change(m *model) Change {
 	pick := func(keys []string) string { return keys[w.r.IntN(len(keys))] }
-	switch op := w.r.IntN(20); {
+	switch op := w.r.IntN(24); {
 	case op < 6:
 		return PutContainer(w.container(nil))
 	case op < 10 && len(m.ctrs) > 0:
@@ -266,6 +285,10 @@ func (w *randomWorld) change(m *model) Change {
 		return PutNetwork(w.network())
 	case op < 19:
 		return DeleteNetwork(worldNets[w.r.IntN(len(worldNets))])
+	case op < 22:
+		return PutPolicy(w.policy())
+	case op < 23 && len(m.pols) > 0:
+		return DeletePolicy(pick(sortedKeys(m.pols)))
 	default:
 		return PutService(openapi.Service{Meta: openapi.Meta{ID: fmt.Sprint("svc", w.r.IntN(3))}, Name: "s"})
 	}

@@ -2,6 +2,7 @@ package compile
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 
 	"github.com/switchyard/switchyard/openapi"
@@ -29,6 +30,7 @@ func (c *Compiler) Apply(rev int64, changes ...Change) []HostUpdate {
 	for _, ch := range changes {
 		c.apply(ch)
 	}
+	c.flushPolicies()
 	ups := c.finish(rev)
 	c.txn = nil
 	return ups
@@ -62,9 +64,9 @@ func (c *Compiler) apply(ch Change) {
 		}
 	case kindPolicy:
 		if ch.delete {
-			delete(c.policies, ch.key)
+			c.deletePolicy(ch.key)
 		} else {
-			c.policies[ch.key] = *ch.policy
+			c.putPolicy(*ch.policy)
 		}
 	}
 }
@@ -178,6 +180,8 @@ func (c *Compiler) deleteHost(name string) {
 	for _, ct := range h.local {
 		c.deactivate(ct)
 	}
+	c.flushPolicies() // while the host is known: its placements go first
+	c.dropHostPolicies(h)
 	delete(c.hosts, name)
 	if t := c.txn[name]; t != nil {
 		t.h = nil
@@ -226,7 +230,13 @@ func (c *Compiler) putContainer(obj openapi.Container) {
 		o := &ct.obj
 		if o.Name == obj.Name && o.Network == obj.Network && o.Host == obj.Host &&
 			o.IP == obj.IP && o.MAC == obj.MAC && o.Netns == obj.Netns {
-			ct.obj = obj // labels, status: nothing compiled changes
+			if ct.f != nil && !maps.Equal(o.Labels, obj.Labels) {
+				// Selections change: policies that select it (or have it
+				// as a peer) before or after.
+				c.touchPolicies(ct.net.obj.Name, o.Labels)
+				c.touchPolicies(ct.net.obj.Name, obj.Labels)
+			}
+			ct.obj = obj // status: nothing compiled changes
 			return
 		}
 		c.deactivate(ct)
@@ -291,6 +301,7 @@ func (c *Compiler) activate(ct *ctrState) {
 	c.addFlows(h, ct.f.common, 1)
 	c.remoteFlows(n, ct, 1)
 	n.active[id] = ct
+	c.touchPolicies(n.obj.Name, ct.obj.Labels)
 }
 
 // deactivate takes ct out of every program.
@@ -299,6 +310,7 @@ func (c *Compiler) deactivate(ct *ctrState) {
 		return
 	}
 	n, h, id := ct.net, ct.host, ct.obj.ID
+	c.touchPolicies(n.obj.Name, ct.obj.Labels)
 	delete(n.active, id)
 	c.touchCtr(h, id)
 	delete(h.local, id)

@@ -12,7 +12,7 @@ import (
 	"github.com/switchyard/switchyard/openapi/program"
 )
 
-var gotoRE = regexp.MustCompile(`(?:goto_table:|resubmit\(,?)(\d+)`)
+var gotoRE = regexp.MustCompile(`(?:goto_table:|resubmit\(,?|ct\(table=)(\d+)`)
 
 // checkInvariants checks the table invariants of every program compiled from
 // s, and checks the programs against an independent reading of s.

@@ -14,7 +14,7 @@ type Snapshot struct {
 	Hosts      []openapi.Host
 	Networks   []openapi.Network
 	Containers []openapi.Container
-	// Services and Policies are carried, not compiled yet.
+	// Services are carried, not compiled yet.
 	Services []openapi.Service
 	Policies []openapi.Policy
 }
@@ -67,7 +67,7 @@ func PutService(s openapi.Service) Change { return Change{kind: kindService, key
 // DeleteService removes the service with that ID.
 func DeleteService(id string) Change { return Change{kind: kindService, key: id, delete: true} }
 
-// PutPolicy adds or updates a policy (keyed by ID). Carried only.
+// PutPolicy adds or updates a policy (keyed by ID).
 func PutPolicy(p openapi.Policy) Change { return Change{kind: kindPolicy, key: p.ID, policy: &p} }
 
 // DeletePolicy removes the policy with that ID.
@@ -90,7 +90,7 @@ func (c *Compiler) Snapshot() *Snapshot {
 		s.Services = append(s.Services, sv)
 	}
 	for _, p := range c.policies {
-		s.Policies = append(s.Policies, p)
+		s.Policies = append(s.Policies, p.obj)
 	}
 	slices.SortFunc(s.Hosts, func(a, b openapi.Host) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(s.Networks, func(a, b openapi.Network) int { return cmp.Compare(a.Name, b.Name) })

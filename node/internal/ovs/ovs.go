@@ -66,6 +66,10 @@ type Options struct {
 	// (ofport_request, ofport.go) and installs the flows at once: the
 	// first packet passes sooner (BenchmarkFirstPacket).
 	AssignedOFPorts bool
+	// PolicyLogRate is the log meter's rate (LogMeterID): at most this many
+	// logged connections per second reach the agent; default
+	// DefaultPolicyLogRate.
+	PolicyLogRate int
 	// Logger receives libovsdb's log; nil discards it.
 	Logger *slog.Logger
 }
@@ -84,6 +88,12 @@ func (o *Options) defaults() error {
 	def(&o.OFCtl, "ovs-ofctl")
 	if o.PortTimeout == 0 {
 		o.PortTimeout = 10 * time.Second
+	}
+	if o.PolicyLogRate == 0 {
+		o.PolicyLogRate = DefaultPolicyLogRate
+	}
+	if o.PolicyLogRate < 0 {
+		return fmt.Errorf("policy log rate %d: want a positive number of packets per second", o.PolicyLogRate)
 	}
 	if o.Datapath != "netdev" && o.Datapath != "system" {
 		return fmt.Errorf("datapath %q: want netdev or system", o.Datapath)

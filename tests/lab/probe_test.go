@@ -1,0 +1,87 @@
+package lab
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// buildProbe builds cmd/syprobe into a temporary directory.
+func buildProbe(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	bin := filepath.Join(t.TempDir(), "syprobe")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/syprobe")
+	cmd.Dir = filepath.Dir(file)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build syprobe: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// The probe server answers on every port of ProbePorts and icmp with its
+// name, reports a probe to a closed port or an absent address as failed
+// (the latter by its timeout), and keeps a TCP connection open across
+// requests.
+func TestProbe(t *testing.T) {
+	l := New(t, Options{Hosts: 1})
+	bin := buildProbe(t)
+	a, b := l.NewNetns(t, "pa"), l.NewNetns(t, "pb")
+	veth := "sy" + l.ID + "pa"
+	mustRunIn(t, "", "ip", "link", "add", veth, "netns", a, "type", "veth", "peer", "name", "eth0", "netns", b)
+	mustRunIn(t, a, "ip", "link", "set", veth, "name", "eth0")
+	for i, ns := range []string{a, b} {
+		mustRunIn(t, ns, "ip", "addr", "add", []string{"10.99.0.1/24", "10.99.0.2/24"}[i], "dev", "eth0")
+		mustRunIn(t, ns, "ip", "link", "set", "eth0", "up")
+	}
+	pa := l.StartProbe(t, bin, "x/a", a)
+	l.StartProbe(t, bin, "x/b", b)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var reqs []ProbeRequest
+	for _, pp := range ProbePorts {
+		reqs = append(reqs, ProbeRequest{Proto: pp.Proto, Addr: "10.99.0.2:" + strconv.Itoa(pp.Port), TimeoutMs: 2000})
+	}
+	reqs = append(reqs,
+		ProbeRequest{Proto: "icmp", Addr: "10.99.0.2", TimeoutMs: 2000},
+		ProbeRequest{Proto: "tcp", Addr: "10.99.0.2:82", TimeoutMs: 2000}, // closed: refused
+		ProbeRequest{Proto: "udp", Addr: "10.99.0.2:82", TimeoutMs: 2000}, // closed: port unreachable
+		ProbeRequest{Proto: "tcp", Addr: "10.99.0.3:80", TimeoutMs: 300},  // nobody: timeout
+		ProbeRequest{Proto: "icmp", Addr: "10.99.0.3", TimeoutMs: 300},    // nobody: timeout
+		ProbeRequest{Proto: "tcp", Addr: "10.99.0.1:81", TimeoutMs: 2000}, // itself
+	)
+	res, err := pa.Run(ctx, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"x/b", "x/b", "x/b", "", "-", "-", "-", "-", "x/a"}
+	for i, r := range res {
+		switch {
+		case want[i] == "-" && r.OK:
+			t.Errorf("%+v succeeded: %+v", reqs[i], r)
+		case want[i] != "-" && (!r.OK || r.Reply != want[i]):
+			t.Errorf("%+v: %+v, want reply %q", reqs[i], r, want[i])
+		}
+	}
+
+	c, err := pa.Open(ctx, "10.99.0.2:80", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if r, err := c.Send(ctx, 2*time.Second); err != nil || !r.OK || r.Reply != "x/b" {
+			t.Fatalf("send %d on the kept connection: %+v %v", i, r, err)
+		}
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Send(ctx, time.Second); err == nil {
+		t.Fatalf("send on a closed connection: %+v", r)
+	}
+}

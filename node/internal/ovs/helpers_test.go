@@ -113,12 +113,17 @@ func sandboxPrefix(l *lab.Lab, h *lab.Host) string { return l.Prefix() + h.Name 
 // host's namespace would.
 func newApplier(t testing.TB, l *lab.Lab, h *lab.Host) *Applier {
 	t.Helper()
+	return newApplierWith(t, l, h, Options{})
+}
+
+// newApplierWith is newApplier with opts (the lab's fields are set here).
+func newApplierWith(t testing.TB, l *lab.Lab, h *lab.Host, opts Options) *Applier {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	a, err := New(ctx, Options{
-		DB: h.DB, RunDir: h.Dir, Datapath: "netdev",
-		HostNetns: "/run/netns/" + h.Netns, SandboxPrefix: sandboxPrefix(l, h),
-	})
+	opts.DB, opts.RunDir, opts.Datapath = h.DB, h.Dir, "netdev"
+	opts.HostNetns, opts.SandboxPrefix = "/run/netns/"+h.Netns, sandboxPrefix(l, h)
+	a, err := New(ctx, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

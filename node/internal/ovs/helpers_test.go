@@ -180,7 +180,13 @@ var stats = regexp.MustCompile(`\s*(duration|n_packets|n_bytes|idle_age|hard_age
 // flows dumps br-int's flows without statistics, sorted, with port names.
 func flows(t testing.TB, h *lab.Host) []string {
 	t.Helper()
-	out := h.OFCtl(t, "--names", "--no-stats", "dump-flows", "br-int")
+	return flowsOn(t, h, "br-int")
+}
+
+// flowsOn is flows for any bridge of h.
+func flowsOn(t testing.TB, h *lab.Host, bridge string) []string {
+	t.Helper()
+	out := h.OFCtl(t, "--names", "--no-stats", "dump-flows", bridge)
 	var lines []string
 	for _, l := range strings.Split(out, "\n") {
 		l = strings.TrimSpace(stats.ReplaceAllString(l, ""))

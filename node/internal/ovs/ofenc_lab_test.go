@@ -156,4 +156,16 @@ func TestNativeFallbacks(t *testing.T) {
 	if res.OpenFlow != "full" || len(res.Dropped) != 1 || res.Dropped[0].Flow.Cookie != refused.Cookie {
 		t.Fatalf("refused flow: openflow %s, dropped %v; want a full sync dropping it", res.OpenFlow, res.Dropped)
 	}
+	// A whole program without its delta (the agent fell behind): the
+	// difference goes natively too.
+	p1.Flows = slices.DeleteFunc(p1.Flows, func(f openapi.Flow) bool { return f.Cookie == refused.Cookie || f.Cookie == unknown.Cookie })
+	p1.Revision++
+	apply(t, a, p1)
+	p4 := placed(p1.Revision+1, placement{1: "h1", 2: "h2", 3: "h2"})
+	if res := apply(t, a, p4); res.OpenFlow != "delta" || res.OFCtlRuns != 0 || res.FlowsAdded == 0 {
+		t.Fatalf("whole program: openflow %s +%d, %d ovs-ofctl runs; want a native delta", res.OpenFlow, res.FlowsAdded, res.OFCtlRuns)
+	}
+	if o := observe(t, a); o.Drifted() {
+		t.Fatalf("drift %v", o.Drift)
+	}
 }

@@ -169,3 +169,45 @@ func TestNativeFallbacks(t *testing.T) {
 		t.Fatalf("drift %v", o.Drift)
 	}
 }
+
+// The applier's flow_mod connection breaks when ovs-vswitchd restarts; the
+// first delta after the restart redials it and still goes natively, on the
+// delta path (not through the full resolve a failed delta falls back to).
+func TestNativeAfterOVSRestart(t *testing.T) {
+	l := newLab(t, 1, "geneve")
+	h := l.Hosts[0]
+	a := newApplier(t, l, h)
+	ps := []*openapi.Program{
+		placed(1, placement{1: "h1", 2: "h2"}),
+		placed(2, placement{1: "h1", 2: "h2", 3: "h2"}),
+		placed(3, placement{1: "h1", 2: "h2", 3: "h2", 4: "h2"}),
+	}
+	apply(t, a, ps[0])
+	delta := func(from, to *openapi.Program) {
+		t.Helper()
+		d := progpkg.Diff(from, to)
+		res, err := a.ApplyDelta(context.Background(), to, d)
+		if err != nil || res.OpenFlow != "delta" || res.OFCtlRuns != 0 || res.FlowsRendered != len(d.AddFlows)+len(d.RemoveFlows) {
+			t.Fatalf("rev %d: %v, openflow %s, %d ovs-ofctl runs, %d flows rendered; want a native delta", to.Revision, err, res.OpenFlow, res.OFCtlRuns, res.FlowsRendered)
+		}
+	}
+	delta(ps[0], ps[1])
+	for deadline := time.Now().Add(30 * time.Second); !a.watching(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the applier is not watching br-int")
+		}
+	}
+	h.RestartOVS(t)
+	select {
+	case <-a.Restarts():
+	case <-time.After(60 * time.Second):
+		t.Fatal("no restart reported within 60 s")
+	}
+	if res := apply(t, a, ps[1]); res.OpenFlow != "full" {
+		t.Fatalf("apply after the restart: openflow %s", res.OpenFlow)
+	}
+	delta(ps[1], ps[2])
+	if o := observe(t, a); o.Drifted() {
+		t.Fatalf("drift %v", o.Drift)
+	}
+}

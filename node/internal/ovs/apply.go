@@ -20,8 +20,8 @@ import (
 // ofports; a.linksChecked, the container ports whose links were checked).
 // The steps call the adapters in turn, and the adapters never call each
 // other: links (package link), OVSDB (ovsdb.go, ofport.go), OpenFlow
-// (sync.go for a whole table, change.go for a delta, ofctl.go and spare.go
-// to run ovs-ofctl).
+// (sync.go for a whole table, change.go for a delta, ofbundle.go for the
+// flow_mods it sends itself, ofctl.go and spare.go to run ovs-ofctl).
 
 // Timing is where an apply spent its time.
 type Timing struct {
@@ -47,8 +47,9 @@ type ApplyResult struct {
 	// OVSDBRead is set when the apply planned the ports against OVSDB;
 	// unset, it took the fast path (the same ports as the last apply).
 	OVSDBRead bool
-	// OpenFlow is "unchanged" (no ovs-ofctl run), "delta" (one bundle with
-	// the differences) or "full" (replace-flows).
+	// OpenFlow is "unchanged" (nothing sent), "delta" (one bundle with
+	// the differences: native flow_mods, or ovs-ofctl for syntax the
+	// encoder does not know) or "full" (replace-flows).
 	OpenFlow string
 	// FlowsAdded and FlowsRemoved count the flow mods of a delta.
 	FlowsAdded, FlowsRemoved int
@@ -58,7 +59,8 @@ type ApplyResult struct {
 	FlowsRendered int
 	// Flows is how many flows br-int holds after a successful apply.
 	Flows int
-	// OFCtlRuns is the number of ovs-ofctl processes this apply started.
+	// OFCtlRuns is the number of ovs-ofctl processes this apply started
+	// (or spares it used); 0 when a delta went as native flow_mods.
 	OFCtlRuns int
 	// Warnings are problems that did not stop the apply (a failed prune).
 	Warnings []string

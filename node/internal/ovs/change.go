@@ -176,6 +176,19 @@ func (c flowChange) bundle() []byte {
 	return []byte(b.String())
 }
 
+// sendChange sends the change's flow_mods in one bundle: natively when
+// the encoder knows every flow (ofbundle.go), else through ovs-ofctl.
+func (a *Applier) sendChange(ctx context.Context, c flowChange) error {
+	if !a.opts.OFCtlDeltas {
+		mods, err := encodeChange(c.dels, c.adds, c.line)
+		if err == nil {
+			return a.mods.bundle(ctx, mods)
+		}
+	}
+	_, err := a.of.bundle(ctx, a.opts.Bridge, c.bundle())
+	return err
+}
+
 // cookies are the cookies (with the generation) the change touches.
 func (c flowChange) cookies(gen uint16) []uint64 {
 	var out []uint64
@@ -210,7 +223,7 @@ func (a *Applier) installChange(ctx context.Context, c flowChange) (syncResult, 
 		}
 	}
 	if len(c.adds)+len(c.dels) > 0 {
-		if _, err := a.of.bundle(ctx, a.opts.Bridge, c.bundle()); err != nil {
+		if err := a.sendChange(ctx, c); err != nil {
 			return res, false
 		}
 	}

@@ -3,8 +3,12 @@ package ovs
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,8 +56,10 @@ func scaleProgram(rev int64, remote int, locals []ctr) *openapi.Program {
 // another host: flows only) and local (its veth, sandbox and OVS port too).
 // Each op alternates adding and removing the container, so every op is a
 // one-container change. The program goes to the applier with its delta,
-// as the agent hands it over. Between ops, with the timer stopped, it waits
-// until the applier's spare ovs-ofctl is ready (changes come apart).
+// as the agent hands it over. Both ways of sending the change are measured:
+// native flow_mods (the default) and ovs-ofctl (OFCtlDeltas). Between ops,
+// with the timer stopped, it waits until the applier's spare ovs-ofctl is
+// ready (changes come apart).
 func BenchmarkApplyOneChange(b *testing.B) {
 	l := lab.New(b, lab.Options{Hosts: 1})
 	h := l.Hosts[0]
@@ -65,24 +71,52 @@ func BenchmarkApplyOneChange(b *testing.B) {
 		}
 		base := scaleProgram(1, n-len(locals), locals)
 		benchApply(b, a, base)
-		b.Run(fmt.Sprintf("containers=%d/remote", n), func(b *testing.B) {
-			with := scaleProgram(2, n-len(locals)+1, locals)
-			benchChanges(b, a, base, with)
-		})
-		b.Run(fmt.Sprintf("containers=%d/local", n), func(b *testing.B) {
-			with := scaleProgram(3, n-len(locals), append(slices.Clone(locals), ctr{n: 3, host: "h1"}))
-			benchChanges(b, a, base, with)
-		})
+		for _, way := range []string{"native", "ofctl"} {
+			a.opts.OFCtlDeltas = way == "ofctl"
+			b.Run(fmt.Sprintf("containers=%d/remote/%s", n, way), func(b *testing.B) {
+				with := scaleProgram(2, n-len(locals)+1, locals)
+				benchChanges(b, h, a, base, with)
+			})
+			b.Run(fmt.Sprintf("containers=%d/local/%s", n, way), func(b *testing.B) {
+				with := scaleProgram(3, n-len(locals), append(slices.Clone(locals), ctr{n: 3, host: "h1"}))
+				benchChanges(b, h, a, base, with)
+			})
+		}
 	}
+}
+
+// cpuNow is the CPU time used so far by this process (the applier), by its
+// reaped children (ovs-ofctl) and by h's ovs-vswitchd.
+func cpuNow(b *testing.B, h *lab.Host) (self, children, vswitchd time.Duration) {
+	var ru syscall.Rusage
+	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	self = tv(ru.Utime) + tv(ru.Stime)
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
+	children = tv(ru.Utime) + tv(ru.Stime)
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", h.VSwitchdPid()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:]))
+	ut, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	vswitchd = time.Duration(ut+stime) * time.Second / 100 // USER_HZ
+	return self, children, vswitchd
 }
 
 // benchChanges applies with, base, with, ... starting from base applied,
 // and ends with base applied.
-func benchChanges(b *testing.B, a *Applier, base, with *openapi.Program) {
+// CPU per op is that of the whole loop (the timer stopped too, as the next
+// spare ovs-ofctl starts then): the applier's process, its reaped
+// children, and ovs-vswitchd.
+func benchChanges(b *testing.B, h *lab.Host, a *Applier, base, with *openapi.Program) {
 	progs := [2]*openapi.Program{with, base}
 	deltas := [2]*openapi.ProgramDelta{progpkg.Diff(base, with), progpkg.Diff(with, base)}
 	var pt phaseTimes
 	var lat []time.Duration
+	runs := a.of.runs.Load()
+	self0, child0, vsw0 := cpuNow(b, h)
 	i := 0
 	for b.Loop() {
 		// Changes come apart, not back to back: give the applier the
@@ -98,6 +132,12 @@ func benchChanges(b *testing.B, a *Applier, base, with *openapi.Program) {
 		i++
 	}
 	b.StopTimer()
+	self1, child1, vsw1 := cpuNow(b, h)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(i) }
+	b.ReportMetric(ms(self1-self0), "applier-cpu-ms/op")
+	b.ReportMetric(ms(child1-child0), "children-cpu-ms/op")
+	b.ReportMetric(ms(vsw1-vsw0), "vswitchd-cpu-ms/op")
+	b.ReportMetric(float64(a.of.runs.Load()-runs)/float64(i), "ovs-ofctl/op")
 	if i%2 == 1 {
 		benchApplyDelta(b, a, base, deltas[1])
 	}

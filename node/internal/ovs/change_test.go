@@ -102,6 +102,9 @@ func transitions(t *testing.T, seed uint64, ad, af *Applier) {
 		}
 		if res.FlowsRendered == len(d.AddFlows)+len(d.RemoveFlows) && res.OpenFlow != "full" {
 			deltas++
+			if res.OFCtlRuns != 0 {
+				t.Errorf("seed %d step %d: the delta path ran ovs-ofctl %d times, want its flow_mods sent natively", seed, step, res.OFCtlRuns)
+			}
 		} else if !localTouched && len(d.AddTunnels)+len(d.RemoveTunnels) == 0 {
 			t.Errorf("seed %d step %d: a change of remote containers only rendered %d flows (delta: %d), openflow %s",
 				seed, step, res.FlowsRendered, len(d.AddFlows)+len(d.RemoveFlows), res.OpenFlow)
@@ -126,11 +129,12 @@ func lines(ls []string) string {
 }
 
 // A spare ovs-ofctl that died while waiting (killed, say) costs nothing
-// but its start: the bundle goes through a fresh ovs-ofctl.
+// but its start: the bundle goes through a fresh ovs-ofctl. (The delta
+// path sends these flows natively unless told not to: OFCtlDeltas.)
 func TestDeadSpare(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newApplierWith(t, l, h, Options{OFCtlDeltas: true})
 	p1 := placed(1, placement{1: "h1", 2: "h2"})
 	apply(t, a, p1)
 	for _, kill := range []bool{true, false} {

@@ -199,6 +199,9 @@ func renderFlow(f *openapi.Flow, r resolver, gen uint16, gt groupTable) (line, k
 type delta struct {
 	lines                                []string
 	flowAdds, flowDels, groupSets, gDels int
+	// delKeys and addKeys are the flows deleted and added (for the
+	// native flow_mods, ofbundle.go).
+	delKeys, addKeys []string
 }
 
 func (d delta) empty() bool { return len(d.lines) == 0 }
@@ -222,12 +225,14 @@ func diff(oldF, newF flowTable, oldG, newG groupTable) delta {
 	for _, k := range oldF.orderedKeys() {
 		if _, ok := newF.lines[k]; !ok {
 			d.lines = append(d.lines, "flow delete_strict "+k)
+			d.delKeys = append(d.delKeys, k)
 			d.flowDels++
 		}
 	}
 	for _, k := range newF.orderedKeys() {
 		if oldF.lines[k] != newF.lines[k] {
 			d.lines = append(d.lines, "flow add "+newF.lines[k])
+			d.addKeys = append(d.addKeys, k)
 			d.flowAdds++
 		}
 	}

@@ -113,16 +113,21 @@ func sandboxPrefix(l *lab.Lab, h *lab.Host) string { return l.Prefix() + h.Name 
 // host's namespace would.
 func newApplier(t testing.TB, l *lab.Lab, h *lab.Host, mods ...func(*Options)) *Applier {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	o := Options{
-		DB: h.DB, RunDir: h.Dir, Datapath: "netdev",
-		HostNetns: "/run/netns/" + h.Netns, SandboxPrefix: sandboxPrefix(l, h),
-	}
+	var o Options
 	for _, m := range mods {
 		m(&o)
 	}
-	a, err := New(ctx, o)
+	return newApplierWith(t, l, h, o)
+}
+
+// newApplierWith is newApplier with opts (the lab's fields are set here).
+func newApplierWith(t testing.TB, l *lab.Lab, h *lab.Host, opts Options) *Applier {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts.DB, opts.RunDir, opts.Datapath = h.DB, h.Dir, "netdev"
+	opts.HostNetns, opts.SandboxPrefix = "/run/netns/"+h.Netns, sandboxPrefix(l, h)
+	a, err := New(ctx, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -179,7 +184,13 @@ var stats = regexp.MustCompile(`\s*(duration|n_packets|n_bytes|idle_age|hard_age
 // flows dumps br-int's flows without statistics, sorted, with port names.
 func flows(t testing.TB, h *lab.Host) []string {
 	t.Helper()
-	out := h.OFCtl(t, "--names", "--no-stats", "dump-flows", "br-int")
+	return flowsOn(t, h, "br-int")
+}
+
+// flowsOn is flows for any bridge of h.
+func flowsOn(t testing.TB, h *lab.Host, bridge string) []string {
+	t.Helper()
+	out := h.OFCtl(t, "--names", "--no-stats", "dump-flows", bridge)
 	var lines []string
 	for _, l := range strings.Split(out, "\n") {
 		l = strings.TrimSpace(stats.ReplaceAllString(l, ""))

@@ -18,7 +18,8 @@ import (
 // (a bundle of flow adds), but no replace-flows (a bundle that replaces the
 // whole table, which a new generation needs), no group commands, and its
 // flow parser rejects many actions the compiler emits; so flows stay text
-// end to end and ovs-ofctl parses them.
+// and ovs-ofctl parses them, except the flow adds and deletes of a change
+// whose syntax the applier's own encoder knows (ofenc.go, ofbundle.go).
 type ofctl struct {
 	bin    string
 	rundir string

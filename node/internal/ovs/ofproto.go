@@ -10,10 +10,12 @@ import (
 	"time"
 )
 
-// A minimal OpenFlow 1.3 client for the two cheap questions the applier asks
-// a bridge between full syncs: how many flows (with a cookie) are installed,
-// and which group ids exist. Anything that changes the switch goes through
-// ovs-ofctl (see ofctl.go).
+// A minimal OpenFlow client for the two cheap questions the applier asks a
+// bridge between full syncs (OpenFlow 1.3): how many flows (with a cookie)
+// are installed, and which group ids exist. What changes the switch goes
+// through ovs-ofctl (see ofctl.go), except the delta path's flow_mods the
+// encoder knows, which go in a bundle over an OpenFlow 1.5 connection of
+// their own (ofbundle.go).
 
 const (
 	ofVersion13       = 0x04
@@ -30,16 +32,27 @@ const (
 	ofPortAny         = 0xffffffff
 	ofGroupAny        = 0xffffffff
 	ofHeaderLen       = 8
+	ofBarrierRequest  = 20
+	ofBarrierReply    = 21
+	nxVendor          = 0x00002320 // Nicira: NX extensions
 	ofMultipartHdrLen = 16
 )
 
 type ofConn struct {
-	c   net.Conn
-	xid uint32
+	c       net.Conn
+	xid     uint32
+	version uint8 // OpenFlow version spoken
+	peer    uint8 // version of the switch's HELLO
 }
 
 // dialOF connects to a bridge's management socket and negotiates OF1.3.
 func dialOF(ctx context.Context, socket string) (*ofConn, error) {
+	return dialOFVersion(ctx, socket, ofVersion13)
+}
+
+// dialOFVersion connects to a bridge's management socket and negotiates
+// OpenFlow version (the switch must support it).
+func dialOFVersion(ctx context.Context, socket string, version uint8) (*ofConn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
@@ -50,7 +63,7 @@ func dialOF(ctx context.Context, socket string) (*ofConn, error) {
 		deadline = time.Now().Add(5 * time.Second)
 	}
 	c.SetDeadline(deadline)
-	o := &ofConn{c: c}
+	o := &ofConn{c: c, version: version}
 	if err := o.send(ofHello, nil); err != nil {
 		c.Close()
 		return nil, err
@@ -58,6 +71,9 @@ func dialOF(ctx context.Context, socket string) (*ofConn, error) {
 	typ, _, body, err := o.recv()
 	if err == nil && typ != ofHello {
 		err = fmt.Errorf("expected HELLO, got message type %d", typ)
+	}
+	if err == nil && o.peer < version {
+		err = fmt.Errorf("switch speaks OpenFlow version %#x, want %#x", o.peer, version)
 	}
 	if err != nil {
 		c.Close()
@@ -70,13 +86,18 @@ func (o *ofConn) Close() error { return o.c.Close() }
 
 func (o *ofConn) send(typ uint8, body []byte) error {
 	o.xid++
-	msg := make([]byte, ofHeaderLen+len(body))
-	msg[0], msg[1] = ofVersion13, typ
-	binary.BigEndian.PutUint16(msg[2:], uint16(len(msg)))
-	binary.BigEndian.PutUint32(msg[4:], o.xid)
-	copy(msg[ofHeaderLen:], body)
-	_, err := o.c.Write(msg)
+	_, err := o.c.Write(ofMessage(o.version, typ, o.xid, body))
 	return err
+}
+
+// ofMessage is an OpenFlow message: header and body.
+func ofMessage(version, typ uint8, xid uint32, body []byte) []byte {
+	msg := make([]byte, ofHeaderLen+len(body))
+	msg[0], msg[1] = version, typ
+	binary.BigEndian.PutUint16(msg[2:], uint16(len(msg)))
+	binary.BigEndian.PutUint32(msg[4:], xid)
+	copy(msg[ofHeaderLen:], body)
+	return msg
 }
 
 func (o *ofConn) recv() (typ uint8, xid uint32, body []byte, err error) {
@@ -84,8 +105,10 @@ func (o *ofConn) recv() (typ uint8, xid uint32, body []byte, err error) {
 	if _, err = io.ReadFull(o.c, h[:]); err != nil {
 		return 0, 0, nil, err
 	}
-	if h[0] != ofVersion13 && h[1] != ofHello {
-		return 0, 0, nil, fmt.Errorf("switch speaks OpenFlow version %#x, want 1.3", h[0])
+	if h[1] == ofHello {
+		o.peer = h[0]
+	} else if h[0] != o.version {
+		return 0, 0, nil, fmt.Errorf("switch speaks OpenFlow version %#x, want %#x", h[0], o.version)
 	}
 	n := int(binary.BigEndian.Uint16(h[2:]))
 	if n < ofHeaderLen {
@@ -278,12 +301,7 @@ func (o *ofConn) exactCounts(cookies []uint64) ([]int, error) {
 
 // reply sends a message with the given xid (an answer to the switch).
 func (o *ofConn) reply(typ uint8, xid uint32, body []byte) error {
-	msg := make([]byte, ofHeaderLen+len(body))
-	msg[0], msg[1] = ofVersion13, typ
-	binary.BigEndian.PutUint16(msg[2:], uint16(len(msg)))
-	binary.BigEndian.PutUint32(msg[4:], xid)
-	copy(msg[ofHeaderLen:], body)
-	_, err := o.c.Write(msg)
+	_, err := o.c.Write(ofMessage(o.version, typ, xid, body))
 	return err
 }
 

@@ -6,8 +6,10 @@
 // OpenFlow (flows and groups with ${port:NAME} resolved to ofports and a
 // generation in the cookie, installed atomically in ovs-ofctl bundles).
 // ApplyDelta is Apply given the delta from the program last applied: its
-// OpenFlow step renders and sends only the delta's flows (change.go), through
-// an ovs-ofctl started ahead of time (spare.go).
+// OpenFlow step renders and sends only the delta's flows (change.go), as
+// flow_mods in a bundle over the applier's own OpenFlow connection
+// (ofenc.go, ofbundle.go), or through an ovs-ofctl started ahead of time
+// (spare.go) when the encoder does not know a flow's syntax.
 // Observe reports port status and drift for the agent's periodic resync;
 // EnsureUnderlay builds the tunnel endpoint bridge (br-phy) on netdev hosts.
 // Restarts reports restarts of ovs-vswitchd (seen on an idle OpenFlow
@@ -70,6 +72,10 @@ type Options struct {
 	// logged connections per second reach the agent; default
 	// DefaultPolicyLogRate.
 	PolicyLogRate int
+	// OFCtlDeltas sends every delta path change through ovs-ofctl. By
+	// default the changes the encoder knows go as OpenFlow flow_mods over
+	// the applier's own connection (ofbundle.go), without a process.
+	OFCtlDeltas bool
 	// Logger receives libovsdb's log; nil discards it.
 	Logger *slog.Logger
 }
@@ -111,7 +117,10 @@ type Applier struct {
 	// query is the applier's OpenFlow connection for the delta path's
 	// drift check (change.go).
 	query queryConn
-	gen   uint16
+	// mods is its OpenFlow connection for the delta path's flow_mods
+	// (ofbundle.go).
+	mods modConn
+	gen  uint16
 	// installed is what br-int's tables hold (as far as the applier knows).
 	installed switchTables
 	// applied is the last program applied, with its ports and outcome.
@@ -202,6 +211,7 @@ func New(ctx context.Context, opts Options) (*Applier, error) {
 	a := &Applier{opts: opts, of: &ofctl{bin: opts.OFCtl, rundir: opts.RunDir, tmp: tmp},
 		restarts: make(chan string, 1), kick: make(chan struct{}, 1)}
 	a.query.socket = a.of.socket(opts.Bridge)
+	a.mods.socket = a.query.socket
 	links, err := link.New(link.Options{
 		HostNetns: opts.HostNetns, NetnsDir: opts.NetnsDir,
 		SandboxPrefix: opts.SandboxPrefix, TxOffloadOff: opts.Datapath == "netdev",
@@ -240,6 +250,7 @@ func (a *Applier) Close() error {
 	defer a.mu.Unlock()
 	a.db.c.Close()
 	a.query.close()
+	a.mods.close()
 	a.of.closeSpares()
 	err := a.links.Close()
 	return errors.Join(err, os.RemoveAll(a.of.tmp))

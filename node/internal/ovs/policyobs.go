@@ -45,8 +45,6 @@ const DefaultPolicyLogRate = 100
 
 const (
 	ofExperimenter  = 4
-	ofBarrierReq    = 20
-	ofBarrierReply  = 21
 	ofSetAsync      = 28
 	ofMeterMod      = 29
 	ofmpFlow        = 1
@@ -57,7 +55,6 @@ const (
 	ofpmfPktps      = 1 << 1
 	ofpmbtDrop      = 1
 	ofprAction      = 1
-	nxVendor        = 0x00002320
 	nxtSetPinFormat = 16
 	nxtPacketIn2    = 30
 	nxpifPacketIn2  = 2
@@ -163,7 +160,7 @@ func (o *ofConn) ensureMeter(id, rate uint32) (bool, error) {
 // and returns the error reply any of it got.
 func (o *ofConn) barrier() error {
 	first := o.xid
-	if err := o.send(ofBarrierReq, nil); err != nil {
+	if err := o.send(ofBarrierRequest, nil); err != nil {
 		return err
 	}
 	want := o.xid

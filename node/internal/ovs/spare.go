@@ -18,8 +18,9 @@ import (
 )
 
 // Starting ovs-ofctl costs about 4 ms on a busy 2-vCPU host (exec, dynamic
-// linking), more than the rest of a one-container change. So the delta
-// path's bundles go to a spare: an `ovs-ofctl bundle <bridge> <fifo>`
+// linking), more than the rest of a one-container change. The delta path
+// sends what the encoder knows as native flow_mods (ofbundle.go); the
+// bundles it cannot encode go to a spare: an `ovs-ofctl bundle <bridge> <fifo>`
 // started ahead of time, whose flow file is a FIFO the applier holds open
 // for writing once ovs-ofctl has opened it for reading (so the spare waits
 // in read). ovs-ofctl reads and parses the whole file before it connects to

@@ -26,7 +26,7 @@ func (a *Applier) syncFlows(ctx context.Context, ft flowTable, gt groupTable) (s
 			if d.empty() {
 				return syncResult{mode: "unchanged"}, nil
 			}
-			_, err := a.of.run(ctx, bridge, []byte(strings.Join(d.lines, "\n")+"\n"), "bundle")
+			err := a.sendDiff(ctx, d, ft)
 			if err == nil {
 				a.installed = switchTables{valid: true, gen: a.gen, flows: ft, groups: gt}
 				return syncResult{mode: "delta", added: d.flowAdds, removed: d.flowDels}, nil
@@ -35,6 +35,18 @@ func (a *Applier) syncFlows(ctx context.Context, ft flowTable, gt groupTable) (s
 		}
 	}
 	return a.fullSync(ctx, ft, gt)
+}
+
+// sendDiff sends d in one bundle: natively when it changes flows only and
+// the encoder knows them all (ofbundle.go), else through ovs-ofctl.
+func (a *Applier) sendDiff(ctx context.Context, d delta, ft flowTable) error {
+	if !a.opts.OFCtlDeltas && d.groupSets+d.gDels == 0 {
+		if mods, err := encodeChange(d.delKeys, d.addKeys, ft.lines); err == nil {
+			return a.mods.bundle(ctx, mods)
+		}
+	}
+	_, err := a.of.run(ctx, a.opts.Bridge, []byte(strings.Join(d.lines, "\n")+"\n"), "bundle")
+	return err
 }
 
 // matches reports whether the probed switch agrees with what was installed.

@@ -1,0 +1,250 @@
+package ovs
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The delta path's flow_mods, sent natively: the change's flows encoded by
+// ofenc.go, in one atomic, ordered OpenFlow 1.5 bundle over a connection
+// the applier keeps open to br-int (no process per change). The bundle is
+// opened and filled, then a barrier: the switch has checked every message
+// when it answers it, and any error (a flow it refuses) discards the
+// bundle (the connection is closed, which discards it) and fails the
+// change, as a failing ovs-ofctl does. Only then is it committed. A change
+// the encoder declines goes through ovs-ofctl (spare.go).
+
+const (
+	ofBundleControl  = 33
+	ofBundleAdd      = 34
+	bundleOpenReq    = 0
+	bundleOpenReply  = 1
+	bundleCommitReq  = 4
+	bundleCommitRepl = 5
+	bundleAtomic     = 1
+	bundleOrdered    = 2
+	bundleFlags      = bundleAtomic | bundleOrdered // as ovs-ofctl bundle
+)
+
+// flowMods are a change's flow_mod bodies (after the OpenFlow header).
+type flowMods [][]byte
+
+// encodeChange encodes a delta path change: deletions of the keys in dels,
+// then additions of the flow lines of adds (as flowChange.bundle writes
+// them for ovs-ofctl). An error is the encoder declining some flow.
+func encodeChange(dels, adds []string, line map[string]string) (flowMods, error) {
+	mods := make(flowMods, 0, len(dels)+len(adds))
+	for _, k := range dels {
+		table, prio, match, err := splitKey(k)
+		if err != nil {
+			return nil, err
+		}
+		m, err := encodeDeleteStrict(table, prio, match)
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, m)
+	}
+	for _, k := range adds {
+		table, prio, match, err := splitKey(k)
+		if err != nil {
+			return nil, err
+		}
+		cookie, actions, err := splitLine(k, match, line[k])
+		if err != nil {
+			return nil, err
+		}
+		m, err := encodeAdd(table, prio, cookie, match, actions)
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, m)
+	}
+	return mods, nil
+}
+
+// splitKey parses a flow key "table=T, priority=P[, MATCH]" (renderFlow).
+func splitKey(k string) (table, prio int, match string, err error) {
+	rest, ok := strings.CutPrefix(k, "table=")
+	t, rest, ok2 := strings.Cut(rest, ", priority=")
+	p, match, _ := strings.Cut(rest, ", ")
+	table, err1 := strconv.Atoi(t)
+	prio, err2 := strconv.Atoi(p)
+	if !ok || !ok2 || err1 != nil || err2 != nil {
+		return 0, 0, "", unsupported("flow key %q", k)
+	}
+	return table, prio, match, nil
+}
+
+// splitLine parses the cookie and actions of a flow line
+// "table=T, priority=P, cookie=C[, MATCH] actions=A" (renderFlow).
+func splitLine(key, match, line string) (uint64, string, error) {
+	head := key[:len(key)-len(match)]
+	head = strings.TrimSuffix(head, ", ")
+	rest, ok := strings.CutPrefix(line, head+", cookie=")
+	c, rest, ok2 := strings.Cut(rest, " ")
+	if match != "" {
+		c = strings.TrimSuffix(c, ",")
+		rest, ok = strings.CutPrefix(rest, match+" ")
+	}
+	actions, ok3 := strings.CutPrefix(rest, "actions=")
+	cookie, err := parseUint(c)
+	if !ok || !ok2 || !ok3 || err != nil {
+		return 0, "", unsupported("flow line %q", line)
+	}
+	return cookie, actions, nil
+}
+
+// modConn is the applier's OpenFlow 1.5 connection to br-int for flow_mods.
+// It is dialed when first needed and again after any error; the applier's
+// lock serializes its use.
+type modConn struct {
+	socket string
+	c      *ofConn
+	id     uint32 // last bundle id
+}
+
+// ofSwitchError is an OFPT_ERROR the switch answered a bundle with.
+type ofSwitchError struct {
+	typ, code uint16
+	stage     string
+}
+
+func (e *ofSwitchError) Error() string {
+	return fmt.Sprintf("openflow bundle %s: switch error type %d code %d", e.stage, e.typ, e.code)
+}
+
+// bundle sends mods in one atomic bundle and commits it. A connection that
+// broke while idle (ovs-vswitchd restarted, or dropped it) is redialed once
+// when nothing was committed yet. On any error the connection is closed
+// (an uncommitted bundle is then discarded).
+func (q *modConn) bundle(ctx context.Context, mods flowMods) error {
+	var err error
+	for try := 0; try < 2; try++ {
+		if q.c == nil {
+			if q.c, err = dialOFVersion(ctx, q.socket, ofVersion15); err != nil {
+				return err
+			}
+		}
+		deadline, ok := ctx.Deadline()
+		if !ok || time.Until(deadline) > 5*time.Second {
+			deadline = time.Now().Add(5 * time.Second)
+		}
+		q.c.c.SetDeadline(deadline)
+		q.id++
+		var committing bool
+		committing, err = q.c.bundle(q.id, mods)
+		if err == nil {
+			return nil
+		}
+		q.close()
+		var se *ofSwitchError
+		if committing || errors.As(err, &se) {
+			return err
+		}
+	}
+	return err
+}
+
+func (q *modConn) close() {
+	if q.c != nil {
+		q.c.Close()
+		q.c = nil
+	}
+}
+
+func bundleCtrl(id uint32, typ uint16) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint32(b[0:], id)
+	binary.BigEndian.PutUint16(b[4:], typ)
+	binary.BigEndian.PutUint16(b[6:], bundleFlags)
+	return b
+}
+
+// bundle opens bundle id, adds mods and waits for a barrier, then commits.
+// committing is set once the commit went out (its outcome may be unknown).
+func (o *ofConn) bundle(id uint32, mods flowMods) (committing bool, err error) {
+	var buf []byte
+	put := func(typ uint8, body []byte) uint32 {
+		o.xid++
+		buf = append(buf, ofMessage(o.version, typ, o.xid, body)...)
+		return o.xid
+	}
+	open := put(ofBundleControl, bundleCtrl(id, bundleOpenReq))
+	first := o.xid + 1
+	for _, m := range mods {
+		inner := ofMessage(o.version, ofFlowMod, o.xid+1, m)
+		body := make([]byte, 8, 8+len(inner))
+		binary.BigEndian.PutUint32(body[0:], id)
+		binary.BigEndian.PutUint16(body[6:], bundleFlags)
+		put(ofBundleAdd, append(body, inner...))
+	}
+	barrier := put(ofBarrierRequest, nil)
+	if _, err := o.c.Write(buf); err != nil {
+		return false, err
+	}
+	opened := false
+	for done := false; !done; {
+		typ, xid, b, err := o.recv()
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case typ == ofEchoRequest:
+			if err := o.reply(ofEchoReply, xid, b); err != nil {
+				return false, err
+			}
+		case xid < open || xid > barrier:
+			// asynchronous message: not ours
+		case typ == ofError:
+			stage := "open"
+			if xid >= first && xid < barrier {
+				stage = fmt.Sprintf("flow_mod %d", xid-first+1)
+			}
+			return false, switchError(stage, b)
+		case typ == ofBundleControl && xid == open && len(b) >= 8 && binary.BigEndian.Uint16(b[4:]) == bundleOpenReply:
+			opened = true
+		case typ == ofBarrierReply && xid == barrier:
+			done = true
+		}
+	}
+	if !opened {
+		return false, errors.New("openflow bundle: no open reply before the barrier")
+	}
+	if err := o.send(ofBundleControl, bundleCtrl(id, bundleCommitReq)); err != nil {
+		return true, err
+	}
+	commit := o.xid
+	for {
+		typ, xid, b, err := o.recv()
+		if err != nil {
+			return true, err
+		}
+		switch {
+		case typ == ofEchoRequest:
+			if err := o.reply(ofEchoReply, xid, b); err != nil {
+				return true, err
+			}
+		case xid != commit:
+		case typ == ofError:
+			return true, switchError("commit", b)
+		case typ == ofBundleControl && len(b) >= 8 && binary.BigEndian.Uint16(b[4:]) == bundleCommitRepl:
+			return true, nil
+		default:
+			return true, fmt.Errorf("openflow bundle commit: unexpected message type %d", typ)
+		}
+	}
+}
+
+func switchError(stage string, b []byte) error {
+	e := &ofSwitchError{stage: stage}
+	if len(b) >= 4 {
+		e.typ, e.code = binary.BigEndian.Uint16(b[0:]), binary.BigEndian.Uint16(b[2:])
+	}
+	return e
+}

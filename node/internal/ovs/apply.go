@@ -232,6 +232,12 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 	}
 	res.OpenFlow, res.FlowsAdded, res.FlowsRemoved = sres.mode, sres.added, sres.removed
 	res.OFCtlRuns = int(a.of.runs.Load() - runs)
+	if err == nil && (sres.added > 0 || sres.removed > 0 || sres.mode == "full") {
+		// In force before it is reported applied (revalidate.go).
+		if rerr := a.revalidate(ctx, sres.removed > 0 || sres.mode == "full"); rerr != nil {
+			res.Warnings = append(res.Warnings, "datapath cache: "+rerr.Error())
+		}
+	}
 	res.Timing.OpenFlow = time.Since(t)
 	if len(a.requested) > 0 {
 		a.confirmRequested(ctx, &res, fresh, states, failed)

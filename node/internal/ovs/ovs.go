@@ -76,6 +76,9 @@ type Options struct {
 	// default the changes the encoder knows go as OpenFlow flow_mods over
 	// the applier's own connection (ofbundle.go), without a process.
 	OFCtlDeltas bool
+	// VSwitchdCtl is ovs-vswitchd's unixctl socket; empty: found in RunDir
+	// (revalidate.go).
+	VSwitchdCtl string
 	// Logger receives libovsdb's log; nil discards it.
 	Logger *slog.Logger
 }

@@ -234,7 +234,7 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 	res.OFCtlRuns = int(a.of.runs.Load() - runs)
 	if err == nil && (sres.added > 0 || sres.removed > 0 || sres.mode == "full") {
 		// In force before it is reported applied (revalidate.go).
-		if rerr := a.revalidate(ctx, true); rerr != nil {
+		if rerr := a.purgeDatapath(ctx); rerr != nil {
 			res.Warnings = append(res.Warnings, "datapath cache: "+rerr.Error())
 		}
 	}

@@ -281,8 +281,8 @@ type logRows struct {
 
 func (r *logRows) add(x *ruleIndex, host string, log []logRecord) {
 	for _, l := range log {
-		ref, ok := x.byCookie[l.cookie]
-		if !ok || ref.conn {
+		ref, ok := x.byCookie[l.cookie] // RuleCookie by the contract; a ConnCookie names the rule too
+		if !ok {
 			continue
 		}
 		r.lHost, r.lPolicy, r.lDir = append(r.lHost, host), append(r.lPolicy, ref.policyID), append(r.lDir, ref.dir)

@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -67,6 +68,7 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 		heartbeat  = str("heartbeat", "SWITCHYARD_HEARTBEAT_INTERVAL", "5s", "how often to report")
 		metrics    = str("metrics", "SWITCHYARD_AGENT_METRICS", "", "address to serve Prometheus metrics on, e.g. 127.0.0.1:9464 (empty: off)")
 		level      = str("log-level", "SWITCHYARD_LOG_LEVEL", "info", "debug, info, warn or error")
+		logRate    = str("policy-log-rate", "SWITCHYARD_POLICY_LOG_RATE", strconv.Itoa(ovs.DefaultPolicyLogRate), "at most this many logged connections per second (the log meter's rate)")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -101,7 +103,12 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if s.Agent.Token == "" {
 		return s, fmt.Errorf("no node token: set SWITCHYARD_NODE_TOKEN (create one with POST /api/v1/tokens, role node, host %s)", *host)
 	}
-	s.OVS = ovs.Options{DB: *ovsdb, RunDir: *rundir, Datapath: *datapath, SandboxPrefix: *sandbox, NetnsDir: *netnsDir}
+	rate, err := strconv.Atoi(*logRate)
+	if err != nil || rate < 1 || rate > 1_000_000 {
+		return s, fmt.Errorf("SWITCHYARD_POLICY_LOG_RATE (-policy-log-rate) %q: want a number of connections per second from 1 to 1000000", *logRate)
+	}
+	s.OVS = ovs.Options{DB: *ovsdb, RunDir: *rundir, Datapath: *datapath, SandboxPrefix: *sandbox, NetnsDir: *netnsDir,
+		PolicyLogRate: rate}
 	return s, nil
 }
 
@@ -124,6 +131,9 @@ func main() {
 		fail(fmt.Errorf("open vswitch: %w", err))
 	}
 	defer app.Close()
+	obs := app.PolicyObserver()
+	defer obs.Close()
+	s.Agent.Observer = obs
 	if err := agent.New(s.Agent, ovsDatapath{app}).Run(ctx); err != nil && ctx.Err() == nil {
 		fail(err)
 	}

@@ -38,6 +38,9 @@ func TestSettingsRefuseBadValues(t *testing.T) {
 		{with(map[string]string{"SWITCHYARD_LOG_LEVEL": "loud"}), nil, "SWITCHYARD_LOG_LEVEL"},
 		{with(map[string]string{"SWITCHYARD_UNDERLAY_ADDRESS": "here"}), nil, "SWITCHYARD_UNDERLAY_ADDRESS"},
 		{with(map[string]string{"SWITCHYARD_NODE_TOKEN": ""}), nil, "SWITCHYARD_NODE_TOKEN"},
+		{with(map[string]string{"SWITCHYARD_POLICY_LOG_RATE": "fast"}), nil, "SWITCHYARD_POLICY_LOG_RATE"},
+		{with(map[string]string{"SWITCHYARD_POLICY_LOG_RATE": "0"}), nil, "SWITCHYARD_POLICY_LOG_RATE"},
+		{with(nil), []string{"-policy-log-rate", "-3"}, "SWITCHYARD_POLICY_LOG_RATE"},
 	} {
 		_, err := parseSettings(c.args, envOf(c.env))
 		if err == nil || !strings.Contains(err.Error(), c.name) {
@@ -49,17 +52,19 @@ func TestSettingsRefuseBadValues(t *testing.T) {
 func TestSettingsParse(t *testing.T) {
 	s, err := parseSettings([]string{"-resync", "2s"}, envOf(with(map[string]string{
 		"SWITCHYARD_RESYNC_INTERVAL": "1m", "SWITCHYARD_HEARTBEAT_INTERVAL": "1500ms",
-		"SWITCHYARD_LOG_LEVEL": "debug", "SWITCHYARD_AGENT_METRICS": "127.0.0.1:9464",
+		"SWITCHYARD_LOG_LEVEL": "debug", "SWITCHYARD_AGENT_METRICS": "127.0.0.1:9464", "SWITCHYARD_POLICY_LOG_RATE": "25",
 	})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Agent.Resync != 2*time.Second || s.Agent.Heartbeat != 1500*time.Millisecond || s.LogLevel.String() != "DEBUG" ||
-		s.Agent.MetricsListen != "127.0.0.1:9464" || s.Agent.Address.String() != "192.168.200.11" || s.Agent.Host != "h1" {
+		s.Agent.MetricsListen != "127.0.0.1:9464" || s.Agent.Address.String() != "192.168.200.11" || s.Agent.Host != "h1" ||
+		s.OVS.PolicyLogRate != 25 {
 		t.Fatalf("settings %+v", s)
 	}
 	s, err = parseSettings(nil, envOf(minimal))
-	if err != nil || s.Agent.Resync != 30*time.Second || s.Agent.Heartbeat != 5*time.Second || s.LogLevel.String() != "INFO" || s.Agent.MetricsListen != "" {
+	if err != nil || s.Agent.Resync != 30*time.Second || s.Agent.Heartbeat != 5*time.Second || s.LogLevel.String() != "INFO" || s.Agent.MetricsListen != "" ||
+		s.OVS.PolicyLogRate != 100 {
 		t.Fatalf("defaults: %+v, %v", s, err)
 	}
 }

@@ -1,5 +1,7 @@
 package openapi
 
+import "time"
+
 // The node protocol: what the controller hands a node agent, and what the agent
 // reports back. Described in openapi.yaml under /api/v1/nodes.
 
@@ -113,7 +115,54 @@ type NodeStatus struct {
 	Digest          string       `json:"digest"`
 	Ports           []PortStatus `json:"ports"`
 	Error           string       `json:"error,omitempty"`
+	// RuleStats are the switch's counters of the counted policy flows, per
+	// cookie (at most MaxRuleStats).
+	RuleStats []RuleStat `json:"ruleStats,omitempty"`
+	// PolicyLog are the connections logged since the last report (at most
+	// MaxPolicyLog).
+	PolicyLog []PolicyLogRecord `json:"policyLog,omitempty"`
 }
+
+// Bounds of one report.
+const (
+	MaxRuleStats = 8192
+	MaxPolicyLog = 1000
+)
+
+// RuleStat is the sum of the counters of the flows of one counted cookie
+// (bit 47 set), as the switch has them: cumulative since the flows were
+// installed (they start over when OVS restarts).
+type RuleStat struct {
+	// Cookie is the flow cookie, "0x" and lower-case hexadecimal.
+	Cookie  string `json:"cookie"`
+	Packets int64  `json:"packets"`
+	Bytes   int64  `json:"bytes"`
+}
+
+// PolicyLogRecord is one new connection that a logged policy rule decided,
+// as the agent saw its first packet.
+type PolicyLogRecord struct {
+	Time time.Time `json:"time"`
+	// Cookie is the rule's cookie from the packet-in's userdata.
+	Cookie string `json:"cookie"`
+	// Verdict is VerdictAllow or VerdictDeny; Direction is "ingress" or
+	// "egress".
+	Verdict   string `json:"verdict"`
+	Direction string `json:"direction"`
+	// Protocol is TCP, UDP, SCTP, ICMP or another IP protocol's number.
+	Protocol string `json:"protocol"`
+	SrcIP    string `json:"srcIP"`
+	DstIP    string `json:"dstIP"`
+	// Ports are 0 for protocols without ports.
+	SrcPort int `json:"srcPort,omitempty"`
+	DstPort int `json:"dstPort,omitempty"`
+}
+
+// Verdicts of a policy log entry.
+const (
+	VerdictAllow = "allow"
+	VerdictDeny  = "deny"
+)
 
 // NodeRegistration is what an agent says about its host when it starts.
 type NodeRegistration struct {

@@ -50,6 +50,9 @@ var schemaTypes = map[string]any{
 	"NodeRegistration": NodeRegistration{},
 	"HostList":         List[Host]{},
 	"AuditList":        List[AuditEntry]{},
+	"Reachability":     Reachability{},
+	"PolicyStats":      PolicyStats{},
+	"PolicyLogPage":    PolicyLogPage{},
 }
 
 // outputOnly schemas are never request bodies of the REST API, so every Go
@@ -57,7 +60,8 @@ var schemaTypes = map[string]any{
 // whole tree.
 var outputOnly = map[string]bool{
 	"AuditEntry": true, "Event": true, "Problem": true, "Program": true,
-	"ProgramUpdate": true, "NodeStatus": true,
+	"ProgramUpdate": true, "NodeStatus": true, "Reachability": true,
+	"PolicyStats": true, "PolicyLogPage": true,
 }
 
 // readOnlyProps is the exact set of readOnly properties of each REST object.

@@ -132,14 +132,46 @@ const (
 // Policy restricts traffic of the containers its selector picks.
 type Policy struct {
 	Meta
-	Name     string            `json:"name"`
-	Network  string            `json:"network"`
-	Selector string            `json:"selector"`
-	Priority int               `json:"priority"`
-	Action   string            `json:"action"`
-	Ingress  []PolicyRule      `json:"ingress"`
-	Egress   []PolicyRule      `json:"egress"`
-	Labels   map[string]string `json:"labels"`
+	Name     string       `json:"name"`
+	Network  string       `json:"network"`
+	Selector string       `json:"selector"`
+	Priority int          `json:"priority"`
+	Action   string       `json:"action"`
+	Ingress  []PolicyRule `json:"ingress"`
+	Egress   []PolicyRule `json:"egress"`
+	// Log makes the agents log each new connection a rule of this policy
+	// allows or denies (GET /api/v1/policies/{ref}/log).
+	Log    bool              `json:"log"`
+	Labels map[string]string `json:"labels"`
+}
+
+// Reachability is which container of a network may open a connection to
+// which, on one protocol and port, computed from intent.
+type Reachability struct {
+	Network  string `json:"network"`
+	Revision int64  `json:"revision"`
+	Protocol string `json:"protocol"`
+	Port     int    `json:"port,omitempty"`
+	// Containers names the rows (sources) and the columns (destinations).
+	Containers []string             `json:"containers"`
+	Matrix     [][]ReachabilityCell `json:"matrix"`
+}
+
+// ReachabilityCell is the verdict from one container to another.
+type ReachabilityCell struct {
+	Allowed bool                 `json:"allowed"`
+	Egress  ReachabilityDecision `json:"egress"`
+	Ingress ReachabilityDecision `json:"ingress"`
+}
+
+// ReachabilityDecision is one direction's verdict and what decided it.
+type ReachabilityDecision struct {
+	Allowed  bool   `json:"allowed"`
+	Reason   string `json:"reason"`
+	Policy   string `json:"policy,omitempty"`
+	PolicyID string `json:"policyId,omitempty"`
+	Rule     string `json:"rule,omitempty"`
+	Action   string `json:"action,omitempty"`
 }
 
 // Token roles.
@@ -206,4 +238,69 @@ type Problem struct {
 	Detail   string `json:"detail,omitempty"`
 	Field    string `json:"field,omitempty"`
 	Instance string `json:"instance,omitempty"`
+}
+
+// PolicyStats are the counters of a policy's rules, from the agents'
+// reports: summed over hosts, with each host's part.
+type PolicyStats struct {
+	Policy  string            `json:"policy"`
+	ID      string            `json:"id"`
+	Network string            `json:"network"`
+	Rules   []PolicyRuleStats `json:"rules"`
+}
+
+// PolicyRuleStats are one rule's counters. Packets and Bytes count what
+// the rule decided (every packet of the original direction it judged);
+// Connections counts the new connections it allowed or denied.
+type PolicyRuleStats struct {
+	// Rule names it as a field: "ingress[0]".
+	Rule        string          `json:"rule"`
+	Direction   string          `json:"direction"`
+	Index       int             `json:"index"`
+	Packets     int64           `json:"packets"`
+	Bytes       int64           `json:"bytes"`
+	Connections int64           `json:"connections"`
+	Hosts       []HostRuleStats `json:"hosts"`
+}
+
+// HostRuleStats are one host's part of a rule's counters.
+type HostRuleStats struct {
+	Host        string `json:"host"`
+	Packets     int64  `json:"packets"`
+	Bytes       int64  `json:"bytes"`
+	Connections int64  `json:"connections"`
+}
+
+// PolicyLogEntry is one logged connection: which rule of which policy
+// decided it, where.
+type PolicyLogEntry struct {
+	// Cursor orders the entries; GET .../log?since=<cursor> reads after it.
+	Cursor    string           `json:"cursor"`
+	Time      time.Time        `json:"time"`
+	Host      string           `json:"host"`
+	Policy    string           `json:"policy"`
+	PolicyID  string           `json:"policyId"`
+	Network   string           `json:"network"`
+	Rule      string           `json:"rule"`
+	Direction string           `json:"direction"`
+	Index     int              `json:"index"`
+	Verdict   string           `json:"verdict"`
+	Protocol  string           `json:"protocol"`
+	Source    PolicyLogAddress `json:"source"`
+	Dest      PolicyLogAddress `json:"destination"`
+}
+
+// PolicyLogAddress is one end of a logged connection; Container is empty
+// for an address of no container of the network.
+type PolicyLogAddress struct {
+	Container string `json:"container,omitempty"`
+	IP        string `json:"ip"`
+	Port      int    `json:"port,omitempty"`
+}
+
+// PolicyLogPage is one read of a policy's log, oldest first. Cursor is
+// where the next read goes on (since=Cursor), also when Items is empty.
+type PolicyLogPage struct {
+	Items  []PolicyLogEntry `json:"items"`
+	Cursor string           `json:"cursor"`
 }

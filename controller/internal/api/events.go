@@ -76,9 +76,22 @@ func (s *Server) events(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	// The event log has no policy-log events: that kind in the filter is
+	// harmless there.
+	logs := kinds == nil || slices.Contains(kinds, PolicyLogKind)
 	wake := s.hub.subscribe()
 	defer s.hub.unsubscribe(wake)
 	ctx := c.Request.Context()
+	var logWake chan struct{} // nil: never
+	var logAfter int64
+	if logs {
+		logWake = s.logHub.subscribe()
+		defer s.logHub.unsubscribe(logWake)
+		if logAfter, err = s.Store.PolicyLogHead(ctx); err != nil {
+			fail(c, err)
+			return
+		}
+	}
 	// The first read comes before the answer starts, so that a resume point
 	// the log no longer reaches gets a problem, not a stream with a gap.
 	page, sent, err := s.firstPage(ctx, since, field, kinds)
@@ -115,6 +128,11 @@ func (s *Server) events(c *gin.Context) {
 			return
 		case <-wake:
 			if page, err = s.nextPage(ctx, w, page.Through, kinds); err != nil {
+				return
+			}
+		case <-logWake:
+			page = store.EventPage{Through: page.Through}
+			if err := s.writePolicyLog(ctx, w, &logAfter); err != nil {
 				return
 			}
 		case <-tick.C:
@@ -205,6 +223,38 @@ func writePage(w io.Writer, p store.EventPage, sent *int64) error {
 	return nil
 }
 
+// PolicyLogKind is the event kind of policy log entries on the stream.
+const PolicyLogKind = "policy-log"
+
+// writePolicyLog sends the policy log entries after *after as
+// "policy-log" messages without an id: they are live only, not part of
+// the resumable event log (GET /policies/{ref}/log reads them back).
+func (s *Server) writePolicyLog(ctx context.Context, w gin.ResponseWriter, after *int64) error {
+	for {
+		entries, err := s.Store.PolicyLogAfter(ctx, *after, eventBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.Log.Warn("event stream: policy log read failed", "err", err)
+			}
+			return err
+		}
+		for _, e := range entries {
+			data, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", PolicyLogKind, data); err != nil {
+				return err
+			}
+			*after, _ = strconv.ParseInt(e.Cursor, 10, 64)
+		}
+		w.Flush()
+		if len(entries) < eventBatch {
+			return nil
+		}
+	}
+}
+
 // parseSince reads the resume point: ?since=, else the Last-Event-ID
 // header; field names the one used ("" for neither).
 func parseSince(c *gin.Context) (since int64, field string, err error) {
@@ -236,9 +286,9 @@ func parseKinds(c *gin.Context) ([]string, error) {
 	var kinds []string
 	for _, list := range raw {
 		for _, k := range strings.Split(list, ",") {
-			if !slices.Contains(store.EventKinds, k) {
-				return nil, problem.Invalid("kinds", "unknown kind %q: kinds is a comma-separated list of %s",
-					k, strings.Join(store.EventKinds, ", "))
+			if !slices.Contains(store.EventKinds, k) && k != PolicyLogKind {
+				return nil, problem.Invalid("kinds", "unknown kind %q: kinds is a comma-separated list of %s, %s",
+					k, strings.Join(store.EventKinds, ", "), PolicyLogKind)
 			}
 			if !slices.Contains(kinds, k) {
 				kinds = append(kinds, k)

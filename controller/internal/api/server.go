@@ -52,10 +52,15 @@ type Server struct {
 	Log      *slog.Logger
 	// ReadyChecks are conditions /readyz checks besides the store's.
 	ReadyChecks []ReadyCheck
-	hub         *hub
-	metrics     *metrics
-	tokens      *tokenCache
-	contract    *contract
+	// MaxReachability caps the containers of a reachability matrix; 0
+	// means DefaultMaxReachability.
+	MaxReachability int
+
+	hub      *hub
+	logHub   *hub // policy log entries committed
+	metrics  *metrics
+	tokens   *tokenCache
+	contract *contract
 }
 
 // Handler builds the HTTP handler. ctx bounds the background work it starts
@@ -67,6 +72,8 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	s.hub = newHub()
 	go s.Store.Listen(ctx, store.NotifyChannel, s.hub.publish)
+	s.logHub = newHub()
+	go s.Store.Listen(ctx, store.PolicyLogChannel, s.logHub.publish)
 	s.tokens = newTokenCache(10 * time.Second)
 	go s.Store.Listen(ctx, store.TokenChannel, func(string) { s.tokens.clear() })
 	s.metrics = newMetrics(s.Store)
@@ -123,6 +130,9 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	mount(s, v1, services, viewer, operator)
 	mount(s, v1, policies, viewer, operator)
 	v1.POST("/containers/:ref/move", operator, s.moveContainer)
+	v1.GET("/networks/:ref/reachability", viewer, s.reachability)
+	v1.GET("/policies/:ref/stats", viewer, s.policyStats)
+	v1.GET("/policies/:ref/log", viewer, s.policyLog)
 
 	v1.GET("/tokens", admin, s.listTokens)
 	v1.POST("/tokens", admin, s.createToken)

@@ -65,7 +65,7 @@ func TestValidationErrors(t *testing.T) {
 		{"policy priority", "policies", map[string]any{"name": "p", "network": "blue", "priority": 70000}, 400, "priority"},
 		{"policy peer selector", "policies", pol(map[string]any{"peers": []map[string]any{{"selector": "a=(b"}}}), 400, "ingress[0].peers[0].selector"},
 		{"policy peer cidr", "policies", pol(map[string]any{"peers": []map[string]any{{"cidr": "10.1.2.3"}}}), 400, "ingress[0].peers[0].cidr"},
-		{"policy peer both", "policies", pol(map[string]any{"peers": []map[string]any{{"cidr": "10.1.0.0/16", "selector": "a=b"}}}), 400, "ingress[0].peers[0]"},
+		{"policy peer both", "policies", pol(map[string]any{"peers": []map[string]any{{"cidr": "10.1.0.0/16", "selector": "a=b"}}}), 422, "ingress[0].peers[0]"},
 		{"policy peer except outside", "policies", pol(map[string]any{"peers": []map[string]any{{"cidr": "10.1.0.0/16", "except": []string{"10.2.0.0/24"}}}}), 400, "ingress[0].peers[0].except[0]"},
 		{"policy port range", "policies", pol(map[string]any{"ports": []map[string]any{{"port": 0, "endPort": 10}}}), 400, "ingress[0].ports[0].endPort"},
 		{"policy port out of range", "policies", pol(map[string]any{"ports": []map[string]any{{"port": 65536}}}), 400, "ingress[0].ports[0].port"},

@@ -88,6 +88,12 @@ func Unresolvable(field, format string, args ...any) *Error {
 	return newf(http.StatusUnprocessableEntity, "unresolvable-reference", "Reference to a missing object", field, format, args...)
 }
 
+// Unprocessable is a well-formed request whose fields cannot go together,
+// e.g. a policy peer with both a selector and a cidr (422).
+func Unprocessable(field, format string, args ...any) *Error {
+	return newf(http.StatusUnprocessableEntity, "unprocessable", "Unprocessable combination", field, format, args...)
+}
+
 // NotFound is a missing object addressed by the URL (404).
 func NotFound(format string, args ...any) *Error {
 	return newf(http.StatusNotFound, "not-found", "Not found", "", format, args...)

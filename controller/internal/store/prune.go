@@ -12,7 +12,8 @@ import (
 
 // Retention says which events the log keeps; an event goes once either
 // limit passes it. Zero fields set no limit, so the zero Retention keeps
-// everything.
+// everything. The policy log goes by Age alone (its entries have no
+// revision).
 type Retention struct {
 	// Age keeps the events of the revisions committed within this long.
 	Age time.Duration
@@ -30,17 +31,52 @@ const pruneChunk = 10000
 // PruneEvents deletes the events that r no longer keeps and moves the event
 // horizon past them, in chunks of one transaction each, so readers that
 // asked for them learn that they are gone (ErrEventsPruned). When another
-// replica is pruning at the same time it does nothing. It returns how many
-// events it deleted.
+// replica is pruning at the same time it does nothing. Then it deletes the
+// policy log entries older than r.Age the same way. It returns how many
+// events and entries it deleted.
 func (s *Store) PruneEvents(ctx context.Context, r Retention) (int64, error) {
 	var total int64
-	for {
-		n, more, err := s.pruneChunk(ctx, r)
-		total += n
-		if err != nil || !more {
-			return total, err
+	for _, chunk := range []func(context.Context, Retention) (int64, bool, error){s.pruneChunk, s.prunePolicyLogChunk} {
+		for {
+			n, more, err := chunk(ctx, r)
+			total += n
+			if err != nil {
+				return total, err
+			}
+			if !more {
+				break
+			}
 		}
 	}
+	return total, nil
+}
+
+// withPruneLock runs fn in a transaction holding the pruning advisory lock;
+// when another replica holds it, it does nothing.
+func (s *Store) withPruneLock(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		var locked bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, pruneLock).Scan(&locked); err != nil || !locked {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// prunePolicyLogChunk deletes a chunk of the policy log entries older than
+// r.Age under the advisory lock.
+func (s *Store) prunePolicyLogChunk(ctx context.Context, r Retention) (deleted int64, more bool, err error) {
+	if r.Age <= 0 {
+		return 0, false, nil
+	}
+	err = s.withPruneLock(ctx, func(tx pgx.Tx) error {
+		deleted, more, err = prunePolicyLog(ctx, tx, r.Age)
+		return err
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("prune policy log: %w", err)
+	}
+	return deleted, more, nil
 }
 
 // pruneChunk deletes up to about pruneChunk events under the advisory lock;
@@ -49,11 +85,7 @@ func (s *Store) pruneChunk(ctx context.Context, r Retention) (deleted int64, mor
 	if r.Age <= 0 && r.Revisions <= 0 {
 		return 0, false, nil
 	}
-	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		var locked bool
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, pruneLock).Scan(&locked); err != nil || !locked {
-			return err
-		}
+	err = s.withPruneLock(ctx, func(tx pgx.Tx) error {
 		var horizon, cut int64
 		if err := tx.QueryRow(ctx, `SELECT pruned_through FROM event_horizon FOR UPDATE`).Scan(&horizon); err != nil {
 			return err

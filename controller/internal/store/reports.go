@@ -43,6 +43,7 @@ const reportTimeout = 30 * time.Second
 type reportReq struct {
 	host string
 	st   openapi.NodeStatus
+	obs  obsReport
 	done chan error
 }
 
@@ -52,6 +53,8 @@ type reporter struct {
 	stopped chan struct{}
 	// batches counts the transactions run (tests read it).
 	batches atomic.Int64
+	// rules maps policy rule cookies to rules (reportLoop's own).
+	rules ruleIndex
 }
 
 func newReporter() *reporter {
@@ -70,7 +73,11 @@ func (s *Store) ReportStatus(ctx context.Context, host string, st openapi.NodeSt
 	if st.AppliedRevision < 0 {
 		return problem.Invalid("appliedRevision", "appliedRevision must not be negative")
 	}
-	req := &reportReq{host: host, st: st, done: make(chan error, 1)}
+	obs, err := checkObservations(st)
+	if err != nil {
+		return err
+	}
+	req := &reportReq{host: host, st: st, obs: obs, done: make(chan error, 1)}
 	select {
 	case s.rep.queue <- req:
 	case <-ctx.Done():
@@ -210,6 +217,9 @@ func (s *Store) runReports(batch []*reportReq) ([]error, error) {
 			errs[i] = errUnknownHost(r.host)
 		}
 	}
+	if err := s.writeObservations(ctx, tx, global, batch, errs, last); err != nil {
+		return failAll(err)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		if !retryable(err) {
 			slog.Warn("store: committing node reports", "reports", len(batch), "err", err)
@@ -217,6 +227,31 @@ func (s *Store) runReports(batch []*reportReq) ([]error, error) {
 		return failAll(err)
 	}
 	return errs, nil
+}
+
+// writeObservations writes the rule counters (of each host's last report)
+// and the policy log entries (of every report) of the reports that landed.
+func (s *Store) writeObservations(ctx context.Context, tx pgx.Tx, global int64, batch []*reportReq, errs []error, last map[string]int) error {
+	var rows obsRows
+	for i, r := range batch {
+		if errs[i] != nil || (len(r.obs.stats) == 0 && len(r.obs.log) == 0) {
+			continue
+		}
+		if err := s.rep.rules.refresh(ctx, tx, global); err != nil {
+			return err
+		}
+		o := r.obs
+		if last[r.host] != i {
+			o.stats = nil // counters are cumulative: the last report has them
+		}
+		rows.add(&s.rep.rules, r.host, o)
+	}
+	var b pgx.Batch
+	rows.queue(&b)
+	if b.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, &b).Close()
 }
 
 // reportRows are a batch's reports as the columns of its statement.

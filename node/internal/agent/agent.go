@@ -5,8 +5,9 @@
 // with jittered exponential backoff (never in a tight loop); a restart of
 // Open vSwitch triggers an immediate restore. Reports go out from their own
 // goroutine (newest status wins), so a slow controller never stalls an
-// apply. When the controller is gone the datapath keeps running as last
-// applied. It serves Prometheus metrics when configured to. It must not
+// apply. Policy counters and logged connections go with the reports, read
+// and received off the apply path (policylog.go). When the controller is
+// gone the datapath keeps running as last applied. It serves Prometheus metrics when configured to. It must not
 // compute flows nor touch OVS or links other than through the applier.
 package agent
 
@@ -77,7 +78,10 @@ type Config struct {
 	// MetricsListen is the address to serve Prometheus metrics on
 	// (/metrics); empty: no metrics server.
 	MetricsListen string
-	Log           *slog.Logger
+	// Observer, when set, supplies the policy counters and logged
+	// connections that go with the reports (policylog.go).
+	Observer PolicyObserver
+	Log      *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -122,6 +126,10 @@ type Agent struct {
 
 	mu     sync.Mutex
 	status openapi.NodeStatus
+	// ruleStats is the newest reading of the policy counters; logq holds
+	// the logged connections not yet reported (policylog.go).
+	ruleStats []openapi.RuleStat
+	logq      *logQueue
 	// mailbox holds at most one pending report (see report.go).
 	mailbox chan struct{}
 }
@@ -129,8 +137,9 @@ type Agent struct {
 // New returns an agent; Run starts it.
 func New(cfg Config, dp Datapath) *Agent {
 	cfg.defaults()
+	m := newMetrics()
 	return &Agent{cfg: cfg, dp: dp, api: newClient(cfg.ControllerURL, cfg.Host, cfg.Token), log: cfg.Log,
-		m: newMetrics(), mailbox: make(chan struct{}, 1)}
+		m: m, mailbox: make(chan struct{}, 1), logq: newLogQueue(maxQueuedLog, m.logDropped)}
 }
 
 // newBackOff is the agent's retry policy for the controller and the
@@ -188,6 +197,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent ready", "host", a.cfg.Host, "generation", gen)
 
 	go a.reportLoop(ctx)
+	if a.cfg.Observer != nil {
+		go a.observePolicies(ctx, a.cfg.Observer)
+	}
 	updates := make(chan *openapi.ProgramUpdate)
 	want := make(chan pollFrom, 1)
 	go a.pollLoop(ctx, want, updates)

@@ -27,6 +27,7 @@ type metrics struct {
 	restarts   prometheus.Counter
 	controller prometheus.Gauge
 	reports    *prometheus.CounterVec
+	logDropped prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -57,8 +58,12 @@ func newMetrics() *metrics {
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_agent_reports_total", Help: "Status reports posted to the controller, by outcome (ok, error).",
 		}, []string{"outcome"}),
+		logDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_agent_policy_log_dropped_total",
+			Help: "Logged connections dropped because the queue of those not yet reported was full.",
+		}),
 	}
-	m.reg.MustRegister(m.applyTime, m.applyErrs, m.flows, m.ports, m.repairs, m.restarts, m.controller, m.reports,
+	m.reg.MustRegister(m.applyTime, m.applyErrs, m.flows, m.ports, m.repairs, m.restarts, m.controller, m.reports, m.logDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, s := range []string{"up", "down", "error"} {
 		m.ports.WithLabelValues(s)

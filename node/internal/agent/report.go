@@ -59,11 +59,16 @@ func (a *Agent) reportLoop(ctx context.Context) {
 func (a *Agent) report(ctx context.Context) {
 	a.mu.Lock()
 	st := a.status
+	st.RuleStats = a.ruleStats
 	a.mu.Unlock()
 	if st.Ports == nil {
 		st.Ports = []openapi.PortStatus{}
 	}
+	st.PolicyLog = a.logq.take(openapi.MaxPolicyLog)
 	err := a.api.report(ctx, st)
+	if err != nil {
+		a.logq.putBack(st.PolicyLog) // for the next report
+	}
 	if ctx.Err() != nil {
 		return
 	}

@@ -111,14 +111,18 @@ func sandboxPrefix(l *lab.Lab, h *lab.Host) string { return l.Prefix() + h.Name 
 
 // newApplier connects an applier to a lab host, as the agent inside the
 // host's namespace would.
-func newApplier(t testing.TB, l *lab.Lab, h *lab.Host) *Applier {
+func newApplier(t testing.TB, l *lab.Lab, h *lab.Host, mods ...func(*Options)) *Applier {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	a, err := New(ctx, Options{
+	o := Options{
 		DB: h.DB, RunDir: h.Dir, Datapath: "netdev",
 		HostNetns: "/run/netns/" + h.Netns, SandboxPrefix: sandboxPrefix(l, h),
-	})
+	}
+	for _, m := range mods {
+		m(&o)
+	}
+	a, err := New(ctx, o)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

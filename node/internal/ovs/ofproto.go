@@ -224,25 +224,13 @@ type queryConn struct {
 // of its main loop. A connection that broke while idle (ovs-vswitchd
 // restarted, or dropped it) is redialed once.
 func (q *queryConn) flowCounts(ctx context.Context, cookies []uint64) ([]int, error) {
-	var err error
-	for try := 0; try < 2; try++ {
-		if q.c == nil {
-			if q.c, err = dialOF(ctx, q.socket); err != nil {
-				return nil, err
-			}
-		}
-		deadline, ok := ctx.Deadline()
-		if !ok || time.Until(deadline) > 5*time.Second {
-			deadline = time.Now().Add(5 * time.Second)
-		}
-		q.c.c.SetDeadline(deadline)
-		var ns []int
-		if ns, err = q.c.exactCounts(cookies); err == nil {
-			return ns, nil
-		}
-		q.close()
-	}
-	return nil, err
+	var ns []int
+	err := q.do(ctx, func(o *ofConn) error {
+		var err error
+		ns, err = o.exactCounts(cookies)
+		return err
+	})
+	return ns, err
 }
 
 // exactCounts sends one aggregate request per cookie, then reads the

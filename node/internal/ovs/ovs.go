@@ -12,7 +12,10 @@
 // EnsureUnderlay builds the tunnel endpoint bridge (br-phy) on netdev hosts.
 // Restarts reports restarts of ovs-vswitchd (seen on an idle OpenFlow
 // connection to br-int) and OVSDB reconnects, around which the applier sets
-// and clears other_config:flow-restore-wait (watch.go).
+// and clears other_config:flow-restore-wait (watch.go). PolicyObserver reads
+// the counters of counted policy flows and receives logged connections, on
+// OpenFlow connections of its own; the applier owns meter 1 on br-int, the
+// log meter (policyobs.go).
 //
 // It must not fetch or interpret programs (the agent loop does), must not
 // touch ports, bridges, links or namespaces it did not create (ownership is
@@ -66,6 +69,10 @@ type Options struct {
 	// (ofport_request, ofport.go) and installs the flows at once: the
 	// first packet passes sooner (BenchmarkFirstPacket).
 	AssignedOFPorts bool
+	// PolicyLogRate is the log meter's rate (LogMeterID): at most this many
+	// logged connections per second reach the agent; default
+	// DefaultPolicyLogRate.
+	PolicyLogRate int
 	// Logger receives libovsdb's log; nil discards it.
 	Logger *slog.Logger
 }
@@ -84,6 +91,12 @@ func (o *Options) defaults() error {
 	def(&o.OFCtl, "ovs-ofctl")
 	if o.PortTimeout == 0 {
 		o.PortTimeout = 10 * time.Second
+	}
+	if o.PolicyLogRate == 0 {
+		o.PolicyLogRate = DefaultPolicyLogRate
+	}
+	if o.PolicyLogRate < 0 {
+		return fmt.Errorf("policy log rate %d: want a positive number of packets per second", o.PolicyLogRate)
 	}
 	if o.Datapath != "netdev" && o.Datapath != "system" {
 		return fmt.Errorf("datapath %q: want netdev or system", o.Datapath)

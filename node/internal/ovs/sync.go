@@ -67,6 +67,12 @@ func (a *Applier) fullSync(ctx context.Context, ft flowTable, gt groupTable) (sy
 	if err != nil {
 		return res, fmt.Errorf("openflow connection to %s: %w", bridge, err)
 	}
+	// Flows that log go through the log meter: it goes in first. Without
+	// it (a datapath without meters) those flows are refused and dropped
+	// below, the others go in.
+	if err := a.ensureLogMeter(ctx); err != nil {
+		a.warn("cannot put the policy log meter on the bridge", "meter", LogMeterID, "err", err)
+	}
 	if len(gt) > 0 {
 		var lines []string
 		for _, id := range sortedIDs(gt) {

@@ -17,6 +17,7 @@ func BenchmarkFullCompile10kContainers50Hosts(b *testing.B) {
 	runtime.ReadMemStats(&before)
 	b.ReportAllocs()
 	flows := 0
+	cpu := cpuTime()
 	for b.Loop() {
 		progs := Compile(s)
 		flows = 0
@@ -24,6 +25,7 @@ func BenchmarkFullCompile10kContainers50Hosts(b *testing.B) {
 			flows += len(p.Flows)
 		}
 	}
+	reportCPU(b, cpu)
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/(1<<20), "MB-alloc/op")
 	b.ReportMetric(float64(flows), "flows")

@@ -15,6 +15,7 @@ const (
 	onTunnel        // same, except the tunnel's peer
 	onLocal         // the container's host only
 	onRemote        // every host where the network is present, except the container's
+	onHosts         // the hosts listed in onHostsLists[host] (policy flows)
 )
 
 // uflow is one distinct flow of the snapshot and where it goes.
@@ -54,10 +55,24 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 		}
 	}
 	add(baseFlows, onAll, 0, 0)
-	for _, h := range hosts {
-		for _, a := range h.pol {
-			add(a.rec, onLocal, 0, h.idx)
-		}
+	// Policy flows are per host, but the same flow (a rule's clauses) is
+	// often on several hosts: sort it once, deal it to each.
+	var lists [][]int32
+	for _, k := range c.pkeys {
+		first := len(lists)
+		k.each(func(h *hostState, a *aggFlow) {
+			for i := range a.rec {
+				j := first
+				for j < len(lists) && u[len(u)-len(lists)+j].f.key != a.rec[i].key {
+					j++
+				}
+				if j == len(lists) {
+					lists = append(lists, nil)
+					u = append(u, uflow{f: &a.rec[i], kind: onHosts, host: int32(j)})
+				}
+				lists[j] = append(lists[j], int32(h.idx))
+			}
+		})
 	}
 	for _, n := range nets {
 		add(n.p.flows, onNet, n.idx, 0)
@@ -85,6 +100,10 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 			}
 		case onLocal:
 			count[e.host]++
+		case onHosts:
+			for _, h := range lists[e.host] {
+				count[h]++
+			}
 		case onNet:
 			perNet[e.net]++
 		default: // on every host of the network but its own
@@ -115,6 +134,10 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 			}
 		case onLocal:
 			deal(e.host, e)
+		case onHosts:
+			for _, h := range lists[e.host] {
+				deal(h, e)
+			}
 		case onNet:
 			for _, h := range at[e.net] {
 				deal(h, e)

@@ -27,6 +27,7 @@ type Compiler struct {
 	// policies whose flows the running Apply must recompute.
 	polByNet  map[string]map[string]*polState
 	dirtyPols map[*polState]bool
+	pkeys     map[polKey]*pkey // interned policy flow keys
 
 	// bulk is set while Full loads a snapshot: per-host change bookkeeping
 	// is skipped and programs are built from scratch at the end.
@@ -40,7 +41,6 @@ type hostState struct {
 	obj   openapi.Host
 	peers map[string]int       // peer host -> number of networks present on both
 	local map[string]*ctrState // active containers on this host, by ID
-	pol   map[polKey]*aggFlow  // policy flows, merged from contributions
 
 	sums   program.Sums
 	digest string
@@ -115,6 +115,7 @@ func (c *Compiler) reset() {
 	c.policies = map[string]*polState{}
 	c.polByNet = map[string]map[string]*polState{}
 	c.dirtyPols = map[*polState]bool{}
+	c.pkeys = map[polKey]*pkey{}
 }
 
 // Compile compiles s from scratch: the program of every host in s, by host

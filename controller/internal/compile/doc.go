@@ -1,6 +1,6 @@
 // Package compile is Switchyard's flow compiler: it turns the intent snapshot
-// (hosts, networks, containers; services and policies are carried but not yet
-// compiled) into the Program of every host (openapi.Program): the integration
+// (hosts, networks, containers and policies; services are carried but not
+// yet compiled) into the Program of every host (openapi.Program): the integration
 // bridge, its tunnel ports, its container ports and its OpenFlow flows in
 // ovs-ofctl syntax. It also renders programs as ovs-ofctl flow files. How
 // programs are ordered, diffed, patched and digested is not its business but
@@ -15,8 +15,8 @@
 //
 // Compile (or Compiler.Full) compiles a whole Snapshot. A Compiler then keeps
 // per-object flow fragments and per-host state so that Compiler.Apply can take
-// object changes (PutContainer, DeleteHost, PutNetwork, ...) and recompute only
-// the hosts they touch, returning for each changed host its new digest and a
+// object changes (PutContainer, DeleteHost, PutNetwork, PutPolicy, ...) and
+// recompute only the hosts they touch, returning for each changed host its new digest and a
 // ProgramDelta. Compiler.Program materializes a host's full program on demand
 // (an O(flows) merge, cached until the host changes again): materializing the
 // ~30,000-flow programs of 50 hosts on every container change would cost far
@@ -106,12 +106,93 @@
 // # Cookies
 //
 // The agent ORs a 16-bit generation into the top 16 bits of every cookie; the
-// compiler uses only the low 48 bits, which name the flow's owner: 0 for base
-// flows present on every host, else Owner(kind, id): a container's flows are
+// compiler uses only the low 48 bits (CookieMask). Bit 47 (CookieCounted)
+// marks a flow whose counters the agent reports, bit 46 (CookieConn) on a
+// counted flow the flow hit once per new connection; bits 0-45 name the
+// flow's owner: 0 for base
+// flows present on every host, else Owner(kind, id), which never sets bit 46
+// or 47: a container's flows are
 // Owner(KindContainer, container ID), a network's gateway flows are
 // Owner(KindNetwork, network name), and the classifier flows of the tunnel
-// towards a peer are Owner(KindHost, peer host name). A cookie mask of
-// 0x0000ffffffffffff selects "the flows of X" whatever the generation.
+// towards a peer are Owner(KindHost, peer host name). Policy flows: a rule's
+// verdict flows have RuleCookie(policy ID, direction, index) (ct_state=-new)
+// and ConnCookie (ct_state=+new), both counted; a container's
+// isolation drop IsolationCookie(container ID, direction); conjunction
+// clause flows, shared by rules, Owner(KindPolicyClause, ""). A cookie mask
+// of 0x0000ffffffffffff selects "the flows of X" whatever the generation.
+//
+// # Policy
+//
+// EgressPolicy judges packets from a local container (keyed on in_port),
+// IngressPolicy packets to a local container (keyed on reg2, its ofport),
+// whether they come from the same host or a tunnel. A packet passes only if
+// both pass; so a connection gets the egress verdict on its source host
+// and the ingress verdict on its destination host. Per table, by OpenFlow
+// priority, highest first:
+//
+//	65000  ct_state=+inv+trk: drop (EgressPolicy only: every IP packet
+//	       passes it, tunnel ones too).
+//	64000  ct_state=+est+rpl+trk, ct_state=+rel+trk: next table. Replies
+//	       of a connection conntrack knows, and related packets (ICMP
+//	       errors), pass without policy, both ways.
+//	10000  rule bands: policyPrio = 10000 + 2*(10000 - priority) + deny,
+//	-29999 for policy priorities 1..10000 (lower first): static, so a
+//	       new policy never shifts others; deny sits one above allow of
+//	       the same priority (deny wins ties).
+//	1000   isolation: one drop per (container, direction) isolated by
+//	       an allow policy whose direction is present (even []). Deny
+//	       policies never isolate.
+//	0      pass (not isolated, no rule matched).
+//
+// Each rule is one conjunctive match (OpenFlow conjunction) with 2 or 3
+// dimensions at its band: 1 = the selected local containers (reg2= or
+// in_port=), then, when the rule has peers, their addresses (ip,nw_src= for
+// ingress, nw_dst= for egress: a selector peer's containers of the
+// policy's network by /32, a cidr peer as the prefixes of cidr minus its
+// except blocks), then, when it has ports, ip protocol and tp_dst (a range
+// as value/mask matches). A rule with neither peers nor ports gets the
+// dimension "ip" (conjunctions need two). So a rule with S selected
+// containers, D peer addresses and P port matches costs S+D+P+2 flows on
+// each host where it selects a container, not S*D*P. Its verdict is two
+// flows at the same priority, conj_id=ID,ct_state=+new+trk,ip with
+// ConnCookie and conj_id=ID,ct_state=-new+trk,ip with RuleCookie, that drop
+// (deny) or continue (allow): summed they are the rule's packets and bytes;
+// the +new flow's packets are its connections (for a deny, attempts: a
+// retransmitted SYN is +new again). For a policy with log, the +new flow
+// first does controller(userdata=...,meter_id=1) (logAction: RuleCookie,
+// verdict and direction, through the agent's meter 1 that rate-limits it),
+// then its verdict: each new connection the rule decides is logged, packets
+// of known connections are not.
+// The conjunction ID is the low 32 bits of the rule's cookie; two rules of
+// one host and table whose IDs collide (odds about n^2/2^33 for n rules)
+// would merge. Rules whose peers resolve to no address, or whose ports are
+// all invalid, match nothing and get no flows (isolation still applies).
+//
+// Several rules may need the same flow (table, priority, match): a peer
+// address or port shared by two rules at one priority. OpenFlow keeps one
+// flow per (table, priority, match), so the compiler merges them: each
+// policy places contributions (a conjunction action, or a verdict) on the
+// hosts where it selects containers, and each host renders, per key, one
+// flow carrying every conjunction action placed there (sorted), with the
+// clause cookie. Conjunctions of one priority may overlap (two allow rules
+// both matching a packet); OpenFlow then picks one of them, which is
+// harmless because a band holds one action only; only the counters go to
+// either rule (and a log record names either).
+//
+// Original-direction packets of an established connection are judged on
+// every packet (only +new packets are committed; no verdict is cached in
+// ct_mark), so a policy change that newly denies a connection drops its
+// next packet. Its conntrack entry is left to expire (the userspace
+// datapath's TCP established timeout is long; the entry only lets replies
+// through, and nothing is sent any more that would provoke one). No
+// register, ct_mark or ct_label bits are used by policy: the tables match
+// in_port, reg2 and the packet itself.
+//
+// Incrementally, a policy is recomputed (all its placements, from its
+// network's current containers) when it is put or deleted, and when a
+// container it selects or has as a peer (before or after) appears, leaves,
+// moves, changes address or changes labels. Only hosts whose rendered
+// flows change get a delta.
 //
 // # Ports and naming
 //
@@ -146,7 +227,9 @@
 // by all programs. Full sorts each distinct flow once and deals them to the
 // hosts in order (no per-host sort). Apply costs O(hosts where the network is
 // present) per container change, plus O(containers of the network) when a
-// network appears on or leaves a host.
+// network appears on or leaves a host, plus, per policy of its network the
+// container matters to, O(containers of the network + the policy's flows).
+// A policy flow on several hosts is sorted once in Full.
 //
 // # Digest and flow order
 //

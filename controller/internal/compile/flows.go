@@ -122,6 +122,9 @@ type ctrFlows struct {
 	// remote flows are on every host where the network is present, except
 	// the container's own.
 	remote []flowRec
+	// polSel and polPeer are the matches policy flows use for it, per
+	// direction (see directions): as a selected container, as a peer.
+	polSel, polPeer [2]string
 }
 
 // compileContainer builds c's port and flow fragments; ip and mac are its
@@ -138,7 +141,9 @@ func compileContainer(c *openapi.Container, n *netParams, ip, mac string) *ctrFl
 	cookie := Owner(KindContainer, c.ID)
 	in := "in_port=" + portRef(name)
 	return &ctrFlows{
-		port: port,
+		port:    port,
+		polSel:  [2]string{selectedMatch(0, name), selectedMatch(1, name)},
+		polPeer: [2]string{"ip," + peerField[0] + "=" + ip, "ip," + peerField[1] + "=" + ip},
 		local: []flowRec{
 			mkFlow(TableClassifier, prioPort, cookie, in,
 				"set_field:"+n.vni+"->"+RegNetwork+","+flagLocal+","+gotoTable(TableSpoofGuard)),

@@ -154,8 +154,7 @@ func currentCtr(h *hostState, id string) *openapi.ContainerPort {
 func (c *Compiler) putHost(obj openapi.Host) {
 	h := c.hosts[obj.Name]
 	if h == nil {
-		h = &hostState{obj: obj, peers: map[string]int{}, local: map[string]*ctrState{},
-			pol: map[polKey]*aggFlow{}, pend: map[program.Key]*pending{}}
+		h = &hostState{obj: obj, peers: map[string]int{}, local: map[string]*ctrState{}, pend: map[program.Key]*pending{}}
 		c.hosts[obj.Name] = h
 		c.addFlows(h, baseFlows, 1)
 		for _, ct := range c.byHost[obj.Name] {
@@ -181,6 +180,8 @@ func (c *Compiler) deleteHost(name string) {
 	for _, ct := range h.local {
 		c.deactivate(ct)
 	}
+	c.flushPolicies() // while the host is known: its placements go first
+	c.dropHostPolicies(h)
 	delete(c.hosts, name)
 	if t := c.txn[name]; t != nil {
 		t.h = nil

@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"strconv"
 
@@ -32,12 +33,23 @@ const (
 	prioPolicyBase = 10000
 )
 
-// RuleCookie is the cookie (owner part) of the flow that carries the verdict
-// of rule index (0-based position in the list) of direction dir (DirIngress
-// or DirEgress) of the policy with that ID. Its packet and byte counters are
-// the rule's; it is the same on every host and across compiles.
+// RuleCookie is the cookie (owner part) of the verdict flow of rule index
+// (0-based position in the list) of direction dir (DirIngress or
+// DirEgress) of the policy with that ID that judges packets of known
+// connections (ct_state=-new): Owner(KindPolicyRule, id/dir/index) with
+// CookieCounted set. It is the same on every host and across compiles.
+// The rule's packets and bytes are the sum of the counters of RuleCookie
+// and ConnCookie.
 func RuleCookie(policyID, dir string, index int) uint64 {
-	return Owner(KindPolicyRule, policyID+"/"+dir+"/"+strconv.Itoa(index))
+	return Owner(KindPolicyRule, policyID+"/"+dir+"/"+strconv.Itoa(index)) | CookieCounted
+}
+
+// ConnCookie is the cookie of the rule's verdict flow for new connections
+// (ct_state=+new): RuleCookie with CookieConn set. Its packet counter is the
+// number of connections the rule decided (for a deny, attempts: a
+// retransmitted SYN is new again).
+func ConnCookie(policyID, dir string, index int) uint64 {
+	return RuleCookie(policyID, dir, index) | CookieConn
 }
 
 // IsolationCookie is the cookie of the flow that drops what no rule allows
@@ -46,6 +58,44 @@ func RuleCookie(policyID, dir string, index int) uint64 {
 func IsolationCookie(containerID, dir string) uint64 {
 	return Owner(KindIsolation, dir+"/"+containerID)
 }
+
+// Policy logging. A logged rule's +new verdict flow does, before its
+// verdict, controller(userdata=U,meter_id=LogMeterID), where U is 10
+// bytes: the rule's RuleCookie (8, big-endian), the verdict (LogAllow or
+// LogDeny) and the direction (LogIngress or LogEgress). Meter LogMeterID
+// on br-int is the agent's (it rate-limits the packet-ins); the agent
+// decodes the packet and the userdata into a log record.
+const (
+	LogMeterID = 1
+	LogAllow   = 1
+	LogDeny    = 2
+	LogIngress = 1
+	LogEgress  = 2
+)
+
+// logAction is the controller action of a logged verdict flow of rule
+// cookie (RuleCookie) in table t.
+func logAction(b []byte, cookie uint64, pass bool, t Table) []byte {
+	verdict, dir := byte(LogDeny), byte(LogEgress)
+	if pass {
+		verdict = LogAllow
+	}
+	if t == TableIngressPolicy {
+		dir = LogIngress
+	}
+	b = append(b, "controller(userdata="...)
+	for i, x := range append(binary.BigEndian.AppendUint64(nil, cookie&^CookieConn), verdict, dir) {
+		if i > 0 {
+			b = append(b, '.')
+		}
+		b = append(b, hexDigits[x>>4], hexDigits[x&15])
+	}
+	b = append(b, ",meter_id="...)
+	b = strconv.AppendUint(b, LogMeterID, 10)
+	return append(b, ')')
+}
+
+const hexDigits = "0123456789abcdef"
 
 // clauseCookie is the cookie of conjunction clause flows: they are shared by
 // rules and carry no verdict.
@@ -83,17 +133,21 @@ func conjID(cookie uint64) uint32 {
 type direction struct {
 	name  string
 	table Table
-	// selected matches packets of a selected (local) container: from its
-	// port (egress) or to it (ingress).
-	selected func(port string) string
-	// peer is the field that holds the other end's address.
-	peer string
 }
 
-var directions = [2]direction{
-	{DirIngress, TableIngressPolicy, func(port string) string { return RegOutPort + "=" + portRef(port) }, "nw_src"},
-	{DirEgress, TableEgressPolicy, func(port string) string { return "in_port=" + portRef(port) }, "nw_dst"},
+var directions = [2]direction{{DirIngress, TableIngressPolicy}, {DirEgress, TableEgressPolicy}}
+
+// Per direction (index in directions): the match of a selected container's
+// packets (to it for ingress, from its port for egress), and the field that
+// holds the other end's address.
+func selectedMatch(d int, port string) string {
+	if d == 0 {
+		return RegOutPort + "=" + portRef(port)
+	}
+	return "in_port=" + portRef(port)
 }
+
+var peerField = [2]string{"nw_src", "nw_dst"}
 
 // polState is one policy, parsed, and the flow contributions it placed.
 type polState struct {
@@ -105,14 +159,14 @@ type polState struct {
 	rules [2][]*ruleSpec      // per direction; nil = direction absent
 	peers []selector.Selector // every peer selector, to filter container changes
 
-	placed map[*hostState][]contrib
+	placed map[*hostState]*placement
 	dirty  bool
 }
 
 // ruleSpec is one rule, parsed.
 type ruleSpec struct {
 	cookie uint64
-	id     string // conjunction id, decimal
+	id     uint32 // conjunction id
 	// peers: nil = any; else selector peers and address blocks (a rule
 	// whose peers resolve to no address matches nothing).
 	any   bool
@@ -144,7 +198,7 @@ func parsePolicy(p openapi.Policy) *polState {
 
 func (s *polState) parseRule(dir string, i int, r openapi.PolicyRule) *ruleSpec {
 	rs := &ruleSpec{cookie: RuleCookie(s.obj.ID, dir, i), any: len(r.Peers) == 0}
-	rs.id = strconv.FormatUint(uint64(conjID(rs.cookie)), 10)
+	rs.id = conjID(rs.cookie)
 	for _, peer := range r.Peers {
 		switch {
 		case peer.Selector != nil && peer.CIDR == "":
@@ -184,9 +238,17 @@ func (s *polState) concerns(labels map[string]string) bool {
 	return false
 }
 
+// placement is what one policy contributes on one host: its own
+// contributions (selected containers) and rule clauses shared by every host
+// the rule applies on.
+type placement struct {
+	own    []contrib
+	shared [][]contrib
+}
+
 // contribs computes the policy's flow contributions on every host where it
 // selects a container, from the current containers of its network.
-func (c *Compiler) contribs(s *polState) map[*hostState][]contrib {
+func (c *Compiler) contribs(s *polState) map[*hostState]*placement {
 	if !s.ok {
 		return nil
 	}
@@ -203,7 +265,15 @@ func (c *Compiler) contribs(s *polState) map[*hostState][]contrib {
 	if len(sel) == 0 {
 		return nil
 	}
-	out := map[*hostState][]contrib{}
+	out := map[*hostState]*placement{}
+	at := func(h *hostState) *placement {
+		p := out[h]
+		if p == nil {
+			p = &placement{}
+			out[h] = p
+		}
+		return p
+	}
 	for d := range directions {
 		dir := &directions[d]
 		if s.rules[d] == nil {
@@ -211,27 +281,27 @@ func (c *Compiler) contribs(s *polState) map[*hostState][]contrib {
 		}
 		if !s.deny {
 			for _, ct := range sel {
-				out[ct.host] = append(out[ct.host], contrib{
-					key: polKey{dir.table, prioIsolate, dir.selected(ct.f.port.Name)},
-					act: actDrop, cookie: IsolationCookie(ct.obj.ID, dir.name),
+				p := at(ct.host)
+				p.own = append(p.own, contrib{
+					key: c.intern(polKey{dir.table, prioIsolate, ct.f.polSel[d]}),
+					val: contribVal{cookie: IsolationCookie(ct.obj.ID, dir.name)},
 				})
 			}
 		}
 		for _, r := range s.rules[d] {
-			shared, n := c.ruleClauses(s, dir, r, n)
+			shared, dims := c.ruleClauses(s, d, r, n)
 			if shared == nil {
 				continue
 			}
-			hosts := map[*hostState]bool{}
 			for _, ct := range sel {
-				out[ct.host] = append(out[ct.host], contrib{
-					key: polKey{dir.table, s.prio, dir.selected(ct.f.port.Name)},
-					act: "conjunction(" + r.id + ",1/" + strconv.Itoa(n) + ")",
+				p := at(ct.host)
+				if len(p.shared) == 0 || &p.shared[len(p.shared)-1][0] != &shared[0] {
+					p.shared = append(p.shared, shared)
+				}
+				p.own = append(p.own, contrib{
+					key: c.intern(polKey{dir.table, s.prio, ct.f.polSel[d]}),
+					val: contribVal{conj: conjVal(r.id, 1, dims)},
 				})
-				hosts[ct.host] = true
-			}
-			for h := range hosts {
-				out[h] = append(out[h], shared...)
 			}
 		}
 	}
@@ -240,20 +310,21 @@ func (c *Compiler) contribs(s *polState) map[*hostState][]contrib {
 
 // ruleClauses are the contributions of rule r that every host where it
 // applies gets: its verdict flow and its peer and port clauses (dimension
-// 1, the selected containers, is per host). n is the number of dimensions;
-// shared is nil when the rule matches nothing.
-func (c *Compiler) ruleClauses(s *polState, dir *direction, r *ruleSpec, net *netState) (shared []contrib, n int) {
+// 1, the selected containers, is per host). dims is the number of
+// dimensions; shared is nil when the rule matches nothing.
+func (c *Compiler) ruleClauses(s *polState, d int, r *ruleSpec, net *netState) (shared []contrib, dims int) {
+	dir := &directions[d]
 	var peers []string
 	if !r.any {
 		for _, sel := range r.sels {
 			for _, ct := range net.active {
 				if sel.Matches(ct.obj.Labels) {
-					peers = append(peers, "ip,"+dir.peer+"="+ct.f.port.IP)
+					peers = append(peers, ct.f.polPeer[d])
 				}
 			}
 		}
 		for _, b := range r.cidrs {
-			peers = append(peers, prefixMatch(dir.peer, b))
+			peers = append(peers, prefixMatch(peerField[d], b))
 		}
 		if len(peers) == 0 {
 			return nil, 0
@@ -262,28 +333,35 @@ func (c *Compiler) ruleClauses(s *polState, dir *direction, r *ruleSpec, net *ne
 	if r.ports != nil && len(r.ports) == 0 {
 		return nil, 0
 	}
-	n = 1
-	dims := [][]string{}
+	var groups [][]string
 	if peers != nil {
-		dims = append(dims, peers)
+		groups = append(groups, peers)
 	}
 	if r.ports != nil {
-		dims = append(dims, r.ports)
+		groups = append(groups, r.ports)
 	}
-	if len(dims) == 0 {
-		dims = append(dims, []string{"ip"}) // conjunctions need 2 dimensions
+	if len(groups) == 0 {
+		groups = append(groups, []string{"ip"}) // conjunctions need 2 dimensions
 	}
-	n += len(dims)
-	verdict := actDrop
-	if !s.deny {
-		verdict = gotoTable(dir.table + 1)
-	}
-	shared = append(shared, contrib{key: polKey{dir.table, s.prio, "conj_id=" + r.id + ",ip"}, act: verdict, cookie: r.cookie})
-	for k, ms := range dims {
-		act := "conjunction(" + r.id + "," + strconv.Itoa(k+2) + "/" + strconv.Itoa(n) + ")"
+	dims = 1 + len(groups)
+	// The verdict, split by ct_state so that the +new flow's packets count
+	// the rule's connections (ConnCookie); the -new one has RuleCookie. A
+	// logged policy's +new flow also sends the packet to the agent.
+	id := "conj_id=" + strconv.FormatUint(uint64(r.id), 10)
+	shared = append(shared,
+		contrib{
+			key: c.intern(polKey{dir.table, s.prio, id + ",ct_state=+new+trk,ip"}),
+			val: contribVal{cookie: r.cookie | CookieConn, pass: !s.deny, log: s.obj.Log},
+		},
+		contrib{
+			key: c.intern(polKey{dir.table, s.prio, id + ",ct_state=-new+trk,ip"}),
+			val: contribVal{cookie: r.cookie, pass: !s.deny},
+		})
+	for k, ms := range groups {
+		v := contribVal{conj: conjVal(r.id, k+2, dims)}
 		for _, m := range ms {
-			shared = append(shared, contrib{key: polKey{dir.table, s.prio, m}, act: act})
+			shared = append(shared, contrib{key: c.intern(polKey{dir.table, s.prio, m}), val: v})
 		}
 	}
-	return shared, n
+	return shared, dims
 }

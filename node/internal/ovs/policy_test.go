@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,13 +18,19 @@ import (
 
 // TestPolicyDatapath applies programs compiled by controller/internal/compile
 // (testdata/policy-*.json, kept current by its TestLabPrograms) to two real
-// OVS hosts joined by Geneve: web and client on h1, remote on h2, in three
-// policy phases, and probes real ICMP and TCP between them. It checks that
+// OVS hosts joined by Geneve, then VXLAN: web and client on h1, remote on
+// h2, in three policy phases, and probes real ICMP and TCP between them. It checks that
 // policies drop and pass what they should, on one host and across the
 // tunnel, and that replies of allowed connections pass into an
 // ingress-isolated container (conntrack on both hosts).
 func TestPolicyDatapath(t *testing.T) {
-	l := newLab(t, 2, "geneve")
+	for _, tunnel := range []string{"geneve", "vxlan"} {
+		t.Run(tunnel, func(t *testing.T) { testPolicyDatapath(t, tunnel) })
+	}
+}
+
+func testPolicyDatapath(t *testing.T, tunnel string) {
+	l := newLab(t, 2, tunnel)
 	hosts := map[string]*lab.Host{}
 	appliers := map[string]*Applier{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -42,6 +49,9 @@ func TestPolicyDatapath(t *testing.T) {
 		rev++
 		for name, h := range hosts {
 			p := loadProgram(t, phase, name, l)
+			for i := range p.Tunnels {
+				p.Tunnels[i].Type = tunnel
+			}
 			p.Revision = rev
 			if r := apply(t, appliers[name], p); r.Degraded() {
 				t.Fatalf("%s %s: degraded: %+v", phase, name, r)
@@ -90,21 +100,75 @@ func TestPolicyDatapath(t *testing.T) {
 		{"client", "web", "tcp", true}, {"remote", "web", "tcp", false}, {"client", "web", "icmp", false},
 		{"web", "remote", "icmp", true}, {"web", "remote", "tcp", true},
 	})
+	// An established connection (client -> web, allowed) is judged again
+	// on every packet: once the deny below is in, its next packets hit the
+	// deny rule's verdict flow.
+	h1 := hosts["h1"]
+	stream := l.Start(t, lab.ProcSpec{Name: "iperf3-client", Netns: netns["client"], Path: "iperf3",
+		Args: []string{"-c", ips["web"], "-t", "60"}})
+	allowed := verdictCookie(t, loadProgram(t, "isolate", "h1", l), "goto_table:")
+	denied := verdictCookie(t, loadProgram(t, "deny", "h1", l), "drop")
+	waitCount(ctx, t, h1, allowed, 100, "the client's stream passing the allow rule")
+	// The rule's +new verdict flow counts connections: the probe's and the
+	// stream's (iperf3 opens a control and a data connection).
+	newFlows := 0
+	for _, line := range strings.Split(h1.OFCtl(t, "dump-flows", "br-int",
+		fmt.Sprintf("cookie=%#x/%#x", allowed, uint64(CookieOwnerMask))), "\n") {
+		if strings.Contains(line, "ct_state=+new") {
+			newFlows++
+			if n := nPackets(line); n < 3 {
+				t.Errorf("allow rule counted %d new connections, want >= 3: %s", n, line)
+			}
+		}
+	}
+	if newFlows != 1 {
+		t.Errorf("allow rule has %d +new verdict flows, want 1", newFlows)
+	}
 	// A priority-10 deny on client's egress beats the allow at web; a
 	// priority-5 allow admits remote.
 	applyPhase("deny")
+	waitCount(ctx, t, h1, denied, 1, "the established stream's packets dropped by the deny rule")
+	stream.Stop()
 	check("deny", []probe{
 		{"client", "web", "tcp", false}, {"remote", "web", "tcp", true}, {"client", "web", "icmp", false},
 		{"web", "remote", "icmp", true}, {"remote", "client", "icmp", true},
 	})
-	// The deny rule's verdict flow counted client's attempts.
-	h1 := hosts["h1"]
-	for _, f := range loadProgram(t, "deny", "h1", l).Flows {
-		if strings.HasPrefix(f.Match, "conj_id=") && f.Actions == "drop" {
-			out := h1.OFCtl(t, "dump-flows", "br-int", fmt.Sprintf("cookie=%#x/%#x", f.Cookie, uint64(CookieOwnerMask)))
-			if n := nPackets(out); n == 0 {
-				t.Errorf("deny rule %#x counted no packets:\n%s", f.Cookie, out)
-			}
+}
+
+// verdictCookie is the cookie of the one rule of p whose verdict flows
+// (conj_id=, one for new connections, one for the rest) have actions that
+// start with action.
+func verdictCookie(t *testing.T, p *openapi.Program, action string) uint64 {
+	t.Helper()
+	var cookies []uint64
+	for _, f := range p.Flows {
+		if strings.HasPrefix(f.Match, "conj_id=") && strings.HasPrefix(f.Actions, action) && !slices.Contains(cookies, f.Cookie) {
+			cookies = append(cookies, f.Cookie)
+		}
+	}
+	if len(cookies) != 1 {
+		t.Fatalf("%s: %d verdict flows %s, want 1", p.Host, len(cookies), action)
+	}
+	return cookies[0]
+}
+
+// waitCount waits (up to 20 s) until the flows with cookie (owner part) on
+// h have counted at least n packets.
+func waitCount(ctx context.Context, t *testing.T, h *lab.Host, cookie uint64, n int, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		out := h.OFCtl(t, "dump-flows", "br-int", fmt.Sprintf("cookie=%#x/%#x", cookie, uint64(CookieOwnerMask)))
+		if nPackets(out) >= n {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: flows of cookie %#x counted fewer than %d packets:\n%s", what, cookie, n, out)
+		case <-tick.C:
 		}
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/controller/internal/store"
+	"github.com/switchyard/switchyard/controller/internal/compile"
 	"github.com/switchyard/switchyard/openapi"
 )
 
@@ -56,12 +56,12 @@ func TestPolicyStats(t *testing.T) {
 	if !p.Log {
 		t.Fatalf("log not kept: %+v", p)
 	}
-	in0, in0conn := store.RuleCookies(p.ID, "ingress", 0)
-	eg0, _ := store.RuleCookies(p.ID, "egress", 0)
+	in0, in0conn := compile.RuleCookie(p.ID, "ingress", 0), compile.ConnCookie(p.ID, "ingress", 0)
+	eg0 := compile.RuleCookie(p.ID, "egress", 0)
 	stat := func(c uint64, packets, bytes int64) openapi.RuleStat {
 		return openapi.RuleStat{Cookie: hexCookie(c), Packets: packets, Bytes: bytes}
 	}
-	unknown := store.CookieCounted | 0x1234
+	unknown := compile.CookieCounted | 0x1234
 	e.must(204, "POST", "/api/v1/nodes/h1/status", openapi.NodeStatus{Ports: []openapi.PortStatus{}, RuleStats: []openapi.RuleStat{
 		stat(in0, 10, 1000), stat(in0conn, 2, 120), stat(unknown, 99, 99)}}, withToken(n1))
 	e.must(204, "POST", "/api/v1/nodes/h2/status", openapi.NodeStatus{Ports: []openapi.PortStatus{}, RuleStats: []openapi.RuleStat{
@@ -70,23 +70,25 @@ func TestPolicyStats(t *testing.T) {
 	if len(s) != 3 {
 		t.Fatalf("rules %v", s)
 	}
-	wantCounters(t, "ingress[0]", s["ingress[0]"], 15, 1500, 2, 2)
+	// A rule's packets and bytes: both its verdict flows (rule and conn
+	// cookies); its connections: the conn flow's packets.
+	wantCounters(t, "ingress[0]", s["ingress[0]"], 17, 1620, 2, 2)
 	wantCounters(t, "ingress[1]", s["ingress[1]"], 0, 0, 0, 0)
 	wantCounters(t, "egress[0]", s["egress[0]"], 7, 700, 0, 1)
-	if h := s["ingress[0]"].Hosts; h[0].Host != "h1" || h[0].Packets != 10 || h[0].Connections != 2 || h[1].Host != "h2" || h[1].Packets != 5 {
+	if h := s["ingress[0]"].Hosts; h[0].Host != "h1" || h[0].Packets != 12 || h[0].Connections != 2 || h[1].Host != "h2" || h[1].Packets != 5 {
 		t.Fatalf("per host %+v", h)
 	}
 
 	// The same counters again (a heartbeat) add nothing; growth adds the
 	// difference; a smaller value is a reset (OVS restarted): all of it is new.
 	e.must(204, "POST", "/api/v1/nodes/h1/status", openapi.NodeStatus{Ports: []openapi.PortStatus{}, RuleStats: []openapi.RuleStat{stat(in0, 10, 1000)}}, withToken(n1))
-	wantCounters(t, "heartbeat", e.stats(p.ID)["ingress[0]"], 15, 1500, 2, 2)
+	wantCounters(t, "heartbeat", e.stats(p.ID)["ingress[0]"], 17, 1620, 2, 2)
 	e.must(204, "POST", "/api/v1/nodes/h1/status", openapi.NodeStatus{Ports: []openapi.PortStatus{}, RuleStats: []openapi.RuleStat{stat(in0, 14, 1400)}}, withToken(n1))
-	wantCounters(t, "growth", e.stats(p.ID)["ingress[0]"], 19, 1900, 2, 2)
+	wantCounters(t, "growth", e.stats(p.ID)["ingress[0]"], 21, 2020, 2, 2)
 	e.must(204, "POST", "/api/v1/nodes/h1/status", openapi.NodeStatus{Ports: []openapi.PortStatus{}, RuleStats: []openapi.RuleStat{stat(in0, 3, 300), stat(in0conn, 1, 60)}}, withToken(n1))
-	wantCounters(t, "reset", e.stats(p.ID)["ingress[0]"], 22, 2200, 3, 2)
+	wantCounters(t, "reset", e.stats(p.ID)["ingress[0]"], 25, 2380, 3, 2)
 	e.must(204, "POST", "/api/v1/nodes/h1/status", openapi.NodeStatus{Ports: []openapi.PortStatus{}, RuleStats: []openapi.RuleStat{stat(in0, 5, 500)}}, withToken(n1))
-	wantCounters(t, "after the reset", e.stats(p.ID)["ingress[0]"], 24, 2400, 3, 2)
+	wantCounters(t, "after the reset", e.stats(p.ID)["ingress[0]"], 27, 2580, 3, 2)
 
 	// Bad reports change nothing.
 	many := make([]openapi.PolicyLogRecord, openapi.MaxPolicyLog+1)
@@ -104,7 +106,7 @@ func TestPolicyStats(t *testing.T) {
 	bad = many[0]
 	bad.Verdict = "maybe"
 	e.wantProblem(e.report(n1, "h1", openapi.NodeStatus{PolicyLog: []openapi.PolicyLogRecord{bad}}), 400, "policyLog[0].verdict")
-	wantCounters(t, "after bad reports", e.stats(p.ID)["ingress[0]"], 24, 2400, 3, 2)
+	wantCounters(t, "after bad reports", e.stats(p.ID)["ingress[0]"], 27, 2580, 3, 2)
 	if r := e.do("GET", "/api/v1/policies/nope/stats", nil); r.Status != 404 {
 		t.Fatalf("unknown policy: %d", r.Status)
 	}
@@ -133,8 +135,8 @@ func TestPolicyLog(t *testing.T) {
 	for _, c := range cs.Items {
 		addr[c.Name] = c.IP
 	}
-	in0, _ := store.RuleCookies(p.ID, "ingress", 0)
-	oeg0, _ := store.RuleCookies(other.ID, "egress", 0)
+	in0 := compile.RuleCookie(p.ID, "ingress", 0)
+	oeg0 := compile.RuleCookie(other.ID, "egress", 0)
 	stream := openEvents(t, e, "?kinds=policy-log", nil)
 	t0 := time.Now().UTC().Truncate(time.Millisecond)
 	rec := func(c uint64, verdict, dir, proto, src, dst string, sport, dport int, at time.Time) openapi.PolicyLogRecord {
@@ -143,7 +145,7 @@ func TestPolicyLog(t *testing.T) {
 	}
 	e.must(204, "POST", "/api/v1/nodes/h1/status", openapi.NodeStatus{Ports: []openapi.PortStatus{}, PolicyLog: []openapi.PolicyLogRecord{
 		rec(in0, "allow", "ingress", "TCP", addr["y-a"], addr["x-a"], 41000, 80, t0),
-		rec(store.CookieCounted|0x77, "deny", "ingress", "TCP", addr["y-a"], addr["x-a"], 41001, 80, t0), // unknown: ignored
+		rec(compile.CookieCounted|0x77, "deny", "ingress", "TCP", addr["y-a"], addr["x-a"], 41001, 80, t0), // unknown: ignored
 		rec(oeg0, "deny", "egress", "ICMP", addr["x-c"], "192.0.2.9", 0, 0, t0.Add(time.Second)),
 		rec(in0, "allow", "ingress", "UDP", addr["y-b"], addr["x-b"], 5353, 53, t0.Add(2*time.Second)),
 	}}, withToken(n1))

@@ -14,8 +14,11 @@ import (
 )
 
 // PolicyStats returns the counters of every current rule of the policy ref
-// (an id, or a name within network), summed over hosts and per host. Rules
-// no host has reported yet show zeros.
+// (an id, or a name within network), summed over hosts and per host. A
+// rule's packets and bytes are the sum of its two verdict flows' counters
+// (compile.RuleCookie, packets of known connections, and compile.ConnCookie,
+// the first packet of each new connection); its connections are the
+// packets of the ConnCookie flow. Rules no host has reported yet show zeros.
 func (s *Store) PolicyStats(ctx context.Context, ref, network string) (openapi.PolicyStats, error) {
 	p, err := policies.get(ctx, s.Pool, ref, network, false)
 	if err != nil {
@@ -34,8 +37,8 @@ func (s *Store) PolicyStats(ctx context.Context, ref, network string) (openapi.P
 		}
 	}
 	rows, err := s.Pool.Query(ctx, `SELECT rc.direction, rc.rule, h.name,
-			COALESCE(sum(rc.packets) FILTER (WHERE NOT rc.conn), 0)::bigint,
-			COALESCE(sum(rc.bytes) FILTER (WHERE NOT rc.conn), 0)::bigint,
+			COALESCE(sum(rc.packets), 0)::bigint,
+			COALESCE(sum(rc.bytes), 0)::bigint,
 			COALESCE(sum(rc.packets) FILTER (WHERE rc.conn), 0)::bigint
 		FROM rule_counters rc JOIN hosts h ON h.id = rc.host_id
 		WHERE rc.policy_id = $1

@@ -23,20 +23,6 @@ import (
 // written only when they changed; a heartbeat with the same counters writes
 // nothing.
 
-// Cookie bits of the counted policy flows (POLICY-CONTRACT.md, phase 2).
-const (
-	CookieCounted uint64 = 1 << 47
-	CookieConn    uint64 = 1 << 46
-)
-
-// RuleCookies are the cookies of rule index of direction dir of a policy:
-// rule on the flows carrying its verdict, conn on the flow hit once per
-// new connection it decided.
-func RuleCookies(policyID, dir string, index int) (rule, conn uint64) {
-	rule = compile.RuleCookie(policyID, dir, index)&^(CookieCounted|CookieConn) | CookieCounted
-	return rule, rule | CookieConn
-}
-
 // ruleRef is what a cookie stands for.
 type ruleRef struct {
 	policyID, dir string
@@ -82,9 +68,8 @@ func (x *ruleIndex) refresh(ctx context.Context, tx pgx.Tx, rev int64) error {
 			n   int
 		}{{compile.DirIngress, nIn}, {compile.DirEgress, nEg}} {
 			for i := range d.n {
-				rule, conn := RuleCookies(id, d.dir, i)
-				m[rule] = ruleRef{policyID: id, dir: d.dir, index: i}
-				m[conn] = ruleRef{policyID: id, dir: d.dir, index: i, conn: true}
+				m[compile.RuleCookie(id, d.dir, i)] = ruleRef{policyID: id, dir: d.dir, index: i}
+				m[compile.ConnCookie(id, d.dir, i)] = ruleRef{policyID: id, dir: d.dir, index: i, conn: true}
 			}
 		}
 		return nil

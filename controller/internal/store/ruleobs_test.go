@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/controller/internal/compile"
 	"github.com/switchyard/switchyard/openapi"
 )
 
@@ -22,10 +23,7 @@ func TestPolicyLogRetentionAndBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rule, conn := RuleCookies(p.ID, "ingress", 0)
-	if rule&CookieCounted == 0 || rule&CookieConn != 0 || conn != rule|CookieConn {
-		t.Fatalf("cookies %#x %#x", rule, conn)
-	}
+	rule := compile.RuleCookie(p.ID, "ingress", 0)
 	entry := func(port int) openapi.PolicyLogRecord {
 		return openapi.PolicyLogRecord{Time: time.Now(), Cookie: fmt.Sprintf("0x%x", rule), Verdict: "deny", Direction: "ingress",
 			Protocol: "TCP", SrcIP: "10.1.0.9", DstIP: "10.1.0.10", SrcPort: port, DstPort: 80}

@@ -2,26 +2,18 @@
 -- A policy may log the connections its rules decide (the agents report them).
 ALTER TABLE policies ADD COLUMN log boolean NOT NULL DEFAULT false;
 
--- The counters of each host's counted policy flows, per cookie, from the
--- agents' reports. last_* are the switch's cumulative counters as last
--- reported; packets and bytes add up their increases over switch resets (a
--- smaller value than the last is a reset: the new value is all new). conn:
--- the cookie is the rule's ConnCookie, whose packets are new connections.
+-- The counters of each host's counted policy flows, from the agents'
+-- reports: one row per host (a heartbeat writes one row, not one per rule).
+-- For cookies[i], counters[4i+1..4i+4] are the switch's cumulative packets
+-- and bytes as last reported, then the packets and bytes added up over
+-- switch resets (a smaller value than the last is a reset: the new value is
+-- all new). Only cookies of current policy rules are kept.
 CREATE TABLE rule_counters (
-    host_id      uuid NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,
-    cookie       bigint NOT NULL,
-    policy_id    uuid NOT NULL REFERENCES policies (id) ON DELETE CASCADE,
-    direction    text NOT NULL CHECK (direction IN ('ingress', 'egress')),
-    rule         integer NOT NULL CHECK (rule >= 0),
-    conn         boolean NOT NULL,
-    last_packets bigint NOT NULL CHECK (last_packets >= 0),
-    last_bytes   bigint NOT NULL CHECK (last_bytes >= 0),
-    packets      bigint NOT NULL CHECK (packets >= 0),
-    bytes        bigint NOT NULL CHECK (bytes >= 0),
-    updated_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (host_id, cookie)
+    host_id    uuid PRIMARY KEY REFERENCES hosts (id) ON DELETE CASCADE,
+    cookies    bigint[] NOT NULL,
+    counters   bigint[] NOT NULL CHECK (cardinality(counters) = 4 * cardinality(cookies)),
+    updated_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX rule_counters_policy_idx ON rule_counters (policy_id);
 
 -- Connections decided by rules of policies with log, as the agents saw
 -- them; pruned by age with the event log (SWITCHYARD_EVENT_RETENTION).

@@ -147,10 +147,13 @@
 // except blocks), then, when it has ports, ip protocol and tp_dst (a range
 // as value/mask matches). A rule with neither peers nor ports gets the
 // dimension "ip" (conjunctions need two). So a rule with S selected
-// containers, D peer addresses and P port matches costs S+D+P+1 flows on
-// each host where it selects a container, not S*D*P. Its verdict flow,
-// conj_id=ID,ip at the same priority, drops (deny) or continues (allow)
-// and carries RuleCookie: its counters are the rule's packets and bytes.
+// containers, D peer addresses and P port matches costs S+D+P+2 flows on
+// each host where it selects a container, not S*D*P. Its verdict is two
+// flows at the same priority, conj_id=ID,ct_state=+new+trk,ip and
+// conj_id=ID,ct_state=-new+trk,ip, that drop (deny) or continue (allow),
+// both with RuleCookie: summed by cookie they are the rule's packets and
+// bytes; the +new flow's packets are its connections (for a deny, attempts:
+// a retransmitted SYN is +new again).
 // The conjunction ID is the low 32 bits of the rule's cookie; two rules of
 // one host and table whose IDs collide (odds about n^2/2^33 for n rules)
 // would merge. Rules whose peers resolve to no address, or whose ports are

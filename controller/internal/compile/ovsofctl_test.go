@@ -30,6 +30,11 @@ func TestOVSParse(t *testing.T) {
 			progs[name+"/"+h] = p
 		}
 	}
+	for name, ps := range policyScenarios() {
+		for h, p := range Compile(withPolicies(ps)) {
+			progs[name+"/"+h] = p
+		}
+	}
 	w := &randomWorld{r: rand.New(rand.NewPCG(42, 42))}
 	for i := 0; i < 5; i++ {
 		for h, p := range Compile(w.snapshot()) {

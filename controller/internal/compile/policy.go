@@ -294,10 +294,15 @@ func (c *Compiler) ruleClauses(s *polState, d int, r *ruleSpec, net *netState) (
 		groups = append(groups, []string{"ip"}) // conjunctions need 2 dimensions
 	}
 	dims = 1 + len(groups)
-	shared = append(shared, contrib{
-		key: c.intern(polKey{dir.table, s.prio, "conj_id=" + strconv.FormatUint(uint64(r.id), 10) + ",ip"}),
-		val: contribVal{cookie: r.cookie, pass: !s.deny},
-	})
+	// The verdict, split by ct_state so that the +new flow's packets count
+	// the rule's connections; both carry the rule's cookie.
+	id := "conj_id=" + strconv.FormatUint(uint64(r.id), 10)
+	for _, st := range [2]string{",ct_state=+new+trk,ip", ",ct_state=-new+trk,ip"} {
+		shared = append(shared, contrib{
+			key: c.intern(polKey{dir.table, s.prio, id + st}),
+			val: contribVal{cookie: r.cookie, pass: !s.deny},
+		})
+	}
 	for k, ms := range groups {
 		v := contribVal{conj: conjVal(r.id, k+2, dims)}
 		for _, m := range ms {

@@ -205,7 +205,8 @@ func TestPolicyLabelChange(t *testing.T) {
 
 // TestPolicyRuleCost puts the number on conjunctive matching: one rule
 // selecting S=10 containers, with D=20 peers and P=5 port matches, costs
-// S+D+P+1 = 36 flows on its host (plus S isolation drops), not S*D*P = 1,000.
+// S+D+P+2 = 37 flows on its host (the verdict is two flows, new and not
+// new; plus S isolation drops), not S*D*P = 1,000.
 func TestPolicyRuleCost(t *testing.T) {
 	blue := network("blue", 1)
 	s := &Snapshot{Hosts: []openapi.Host{host("h1", "192.168.1.1", openapi.TunnelGeneve)}, Networks: []openapi.Network{blue}}
@@ -234,8 +235,8 @@ func TestPolicyRuleCost(t *testing.T) {
 			rule++
 		}
 	}
-	if rule != 10+20+5+1 || isolation != 10 {
-		t.Fatalf("rule flows %d (want 36), isolation drops %d (want 10)", rule, isolation)
+	if rule != 10+20+5+2 || isolation != 10 {
+		t.Fatalf("rule flows %d (want 37), isolation drops %d (want 10)", rule, isolation)
 	}
 	checkPolicies(t, s, Compile(s))
 }

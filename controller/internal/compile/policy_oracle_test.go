@@ -140,7 +140,8 @@ func matches(t *testing.T, match string, pk packet, conj uint32) bool {
 			hasConj = true
 			ok = v == strconv.FormatUint(uint64(conj), 10)
 		case "ct_state":
-			ok = false // a new connection: no +est, +rel or +inv
+			// A new connection's packet: +new+trk, not +est, +rel or +inv.
+			ok = v == "+new+trk"
 		default:
 			t.Fatalf("interpreter does not know %q in %q", k, match)
 		}

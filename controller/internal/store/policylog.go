@@ -22,41 +22,51 @@ func (s *Store) PolicyStats(ctx context.Context, ref, network string) (openapi.P
 		return openapi.PolicyStats{}, err
 	}
 	out := openapi.PolicyStats{Policy: p.Name, ID: p.ID, Network: p.Network, Rules: []openapi.PolicyRuleStats{}}
-	at := map[string]int{} // rule field -> position in out.Rules
+	type slot struct {
+		rule int // position in out.Rules
+		conn bool
+	}
+	slots := map[uint64]slot{} // cookie -> what it counts
 	for _, d := range []struct {
 		dir   string
 		rules []openapi.PolicyRule
 	}{{"ingress", p.Ingress}, {"egress", p.Egress}} {
 		for i := range d.rules {
-			f := fmt.Sprintf("%s[%d]", d.dir, i)
-			at[f] = len(out.Rules)
-			out.Rules = append(out.Rules, openapi.PolicyRuleStats{Rule: f, Direction: d.dir, Index: i, Hosts: []openapi.HostRuleStats{}})
+			rule, conn := RuleCookies(p.ID, d.dir, i)
+			slots[rule] = slot{rule: len(out.Rules)}
+			slots[conn] = slot{rule: len(out.Rules), conn: true}
+			out.Rules = append(out.Rules, openapi.PolicyRuleStats{Rule: fmt.Sprintf("%s[%d]", d.dir, i), Direction: d.dir, Index: i,
+				Hosts: []openapi.HostRuleStats{}})
 		}
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT rc.direction, rc.rule, h.name,
-			COALESCE(sum(rc.packets) FILTER (WHERE NOT rc.conn), 0)::bigint,
-			COALESCE(sum(rc.bytes) FILTER (WHERE NOT rc.conn), 0)::bigint,
-			COALESCE(sum(rc.packets) FILTER (WHERE rc.conn), 0)::bigint
-		FROM rule_counters rc JOIN hosts h ON h.id = rc.host_id
-		WHERE rc.policy_id = $1
-		GROUP BY rc.direction, rc.rule, h.name ORDER BY h.name`, p.ID)
+	// Every host's row: reading them whole is cheaper than searching them.
+	rows, err := s.Pool.Query(ctx, `SELECT h.name, rc.cookies, rc.counters FROM rule_counters rc JOIN hosts h ON h.id = rc.host_id
+		ORDER BY h.name`)
 	if err != nil {
 		return out, err
 	}
-	var dir, host string
-	var idx int
-	var h openapi.HostRuleStats
-	_, err = pgx.ForEachRow(rows, []any{&dir, &idx, &host, &h.Packets, &h.Bytes, &h.Connections}, func() error {
-		j, ok := at[fmt.Sprintf("%s[%d]", dir, idx)]
-		if !ok {
-			return nil // a rule the policy no longer has
+	var host string
+	var cookies, vals []int64
+	_, err = pgx.ForEachRow(rows, []any{&host, &cookies, &vals}, func() error {
+		for c, v := range scanHostCounters(cookies, vals) {
+			sl, ok := slots[c]
+			if !ok {
+				continue
+			}
+			r := &out.Rules[sl.rule]
+			// Rows come by host: a host's part is the last one, or new.
+			if len(r.Hosts) == 0 || r.Hosts[len(r.Hosts)-1].Host != host {
+				r.Hosts = append(r.Hosts, openapi.HostRuleStats{Host: host})
+			}
+			h := &r.Hosts[len(r.Hosts)-1]
+			if sl.conn {
+				h.Connections += v[2]
+				r.Connections += v[2]
+			} else {
+				h.Packets, h.Bytes = h.Packets+v[2], h.Bytes+v[3]
+				r.Packets, r.Bytes = r.Packets+v[2], r.Bytes+v[3]
+			}
 		}
-		r := &out.Rules[j]
-		h.Host = host
-		r.Hosts = append(r.Hosts, h)
-		r.Packets += h.Packets
-		r.Bytes += h.Bytes
-		r.Connections += h.Connections
 		return nil
 	})
 	return out, err

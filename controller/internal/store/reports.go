@@ -232,7 +232,8 @@ func (s *Store) runReports(batch []*reportReq) ([]error, error) {
 // writeObservations writes the rule counters (of each host's last report)
 // and the policy log entries (of every report) of the reports that landed.
 func (s *Store) writeObservations(ctx context.Context, tx pgx.Tx, global int64, batch []*reportReq, errs []error, last map[string]int) error {
-	var rows obsRows
+	var logs logRows
+	stats := map[string]map[uint64]openapi.RuleStat{}
 	for i, r := range batch {
 		if errs[i] != nil || (len(r.obs.stats) == 0 && len(r.obs.log) == 0) {
 			continue
@@ -240,18 +241,17 @@ func (s *Store) writeObservations(ctx context.Context, tx pgx.Tx, global int64, 
 		if err := s.rep.rules.refresh(ctx, tx, global); err != nil {
 			return err
 		}
-		o := r.obs
-		if last[r.host] != i {
-			o.stats = nil // counters are cumulative: the last report has them
+		if last[r.host] == i && len(r.obs.stats) > 0 {
+			stats[r.host] = r.obs.stats // cumulative: the last report has them
 		}
-		rows.add(&s.rep.rules, r.host, o)
+		logs.add(&s.rep.rules, r.host, r.obs.log)
 	}
-	var b pgx.Batch
-	rows.queue(&b)
-	if b.Len() == 0 {
-		return nil
+	if len(stats) > 0 {
+		if err := writeCounters(ctx, tx, &s.rep.rules, stats); err != nil {
+			return err
+		}
 	}
-	return tx.SendBatch(ctx, &b).Close()
+	return logs.write(ctx, tx)
 }
 
 // reportRows are a batch's reports as the columns of its statement.

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,9 +21,9 @@ import (
 // rule by its flow cookie; the reporter maps cookies back to (policy,
 // direction, rule index) with an index of every current rule's cookies,
 // rebuilt only when the policies changed, and ignores cookies of no current
-// rule (an agent still running an older program, or garbage). Counters are
-// written only when they changed; a heartbeat with the same counters writes
-// nothing.
+// rule (an agent still running an older program, or garbage). A host's
+// counters are one row, written only when they changed: a heartbeat writes
+// at most one row per host, and none with the same counters.
 
 // Cookie bits of the counted policy flows (POLICY-CONTRACT.md, phase 2).
 const (
@@ -181,33 +183,104 @@ func parseCookie(field, s string) (uint64, error) {
 	return strconv.ParseUint(h, 16, 64)
 }
 
-// obsRows are the observations of a batch's reports as the columns of its
-// statements, cookies mapped to rules; unknown cookies are left out.
-type obsRows struct {
-	// rule_counters
-	cHost, cPolicy, cDir []string
-	cCookie, cPackets    []int64
-	cBytes               []int64
-	cRule                []int32
-	cConn                []bool
-	// policy_log
+// counter is one cookie's counters as stored: the switch's last values,
+// then the totals over resets.
+type counter [4]int64 // last packets, last bytes, packets, bytes
+
+// advance returns c after the switch reported s: the increase is added, or
+// all of s when a counter went down (the switch restarted).
+func (c counter) advance(s openapi.RuleStat) counter {
+	if s.Packets < c[0] || s.Bytes < c[1] {
+		return counter{s.Packets, s.Bytes, c[2] + s.Packets, c[3] + s.Bytes}
+	}
+	return counter{s.Packets, s.Bytes, c[2] + s.Packets - c[0], c[3] + s.Bytes - c[1]}
+}
+
+// hostCounters are one host's stored counters by cookie.
+type hostCounters map[uint64]counter
+
+// scanHostCounters reads a rule_counters row's arrays.
+func scanHostCounters(cookies, vals []int64) hostCounters {
+	m := make(hostCounters, len(cookies))
+	for i, c := range cookies {
+		if 4*i+4 <= len(vals) {
+			m[uint64(c)] = counter(vals[4*i : 4*i+4])
+		}
+	}
+	return m
+}
+
+// arrays returns the row's arrays, by cookie.
+func (m hostCounters) arrays() (cookies, vals []int64) {
+	keys := slices.Sorted(maps.Keys(m))
+	cookies, vals = make([]int64, 0, len(keys)), make([]int64, 0, 4*len(keys))
+	for _, c := range keys {
+		v := m[c]
+		cookies, vals = append(cookies, int64(c)), append(vals, v[:]...)
+	}
+	return cookies, vals
+}
+
+// writeCounters updates the stored counters of the hosts in stats (each
+// host's last report) with one read and one batch of writes: cookies of no
+// current rule are left out (and dropped from the row), rows that did not
+// change are not written. The report batch holds the revision row, so no
+// other batch writes these rows meanwhile.
+func writeCounters(ctx context.Context, tx pgx.Tx, x *ruleIndex, stats map[string]map[uint64]openapi.RuleStat) error {
+	hosts := slices.Sorted(maps.Keys(stats))
+	old := map[string]hostCounters{}
+	rows, err := tx.Query(ctx, `SELECT h.name, rc.cookies, rc.counters FROM rule_counters rc JOIN hosts h ON h.id = rc.host_id
+		WHERE h.name = ANY($1)`, hosts)
+	if err != nil {
+		return err
+	}
+	var name string
+	var cookies, vals []int64
+	if _, err := pgx.ForEachRow(rows, []any{&name, &cookies, &vals}, func() error {
+		old[name] = scanHostCounters(cookies, vals)
+		return nil
+	}); err != nil {
+		return err
+	}
+	var b pgx.Batch
+	for _, h := range hosts {
+		prev, next := old[h], hostCounters{}
+		for c, s := range stats[h] {
+			if _, ok := x.byCookie[c]; ok {
+				next[c] = prev[c].advance(s)
+			}
+		}
+		for c, v := range prev {
+			if _, known := x.byCookie[c]; known {
+				if _, reported := next[c]; !reported {
+					next[c] = v // not on the switch now: keep its totals
+				}
+			}
+		}
+		if maps.Equal(prev, next) {
+			continue
+		}
+		cs, vs := next.arrays()
+		b.Queue(`INSERT INTO rule_counters (host_id, cookies, counters) SELECT id, $2, $3 FROM hosts WHERE name = $1
+			ON CONFLICT (host_id) DO UPDATE SET cookies = excluded.cookies, counters = excluded.counters, updated_at = now()`, h, cs, vs)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, &b).Close()
+}
+
+// logRows are the log records of a batch's reports as the columns of their
+// statement, cookies mapped to rules; unknown cookies are left out.
+type logRows struct {
 	lHost, lPolicy, lDir, lVerdict, lProto []string
 	lAt                                    []any
 	lRule, lSrcPort, lDstPort              []int32
 	lSrc, lDst                             []netip.Addr
 }
 
-func (r *obsRows) add(x *ruleIndex, host string, o obsReport) {
-	for c, s := range o.stats {
-		ref, ok := x.byCookie[c]
-		if !ok {
-			continue
-		}
-		r.cHost, r.cPolicy, r.cDir = append(r.cHost, host), append(r.cPolicy, ref.policyID), append(r.cDir, ref.dir)
-		r.cCookie, r.cPackets, r.cBytes = append(r.cCookie, int64(c)), append(r.cPackets, s.Packets), append(r.cBytes, s.Bytes)
-		r.cRule, r.cConn = append(r.cRule, int32(ref.index)), append(r.cConn, ref.conn)
-	}
-	for _, l := range o.log {
+func (r *logRows) add(x *ruleIndex, host string, log []logRecord) {
+	for _, l := range log {
 		ref, ok := x.byCookie[l.cookie]
 		if !ok || ref.conn {
 			continue
@@ -219,44 +292,29 @@ func (r *obsRows) add(x *ruleIndex, host string, o obsReport) {
 	}
 }
 
-// queue adds the batch's statements: counters upserted (a smaller value
-// than the last reported is a reset: all of it is new; unchanged rows are
-// not written), log entries inserted with the container names of their
-// addresses, and one notification on PolicyLogChannel when any landed.
-// Rows of hosts or policies that are gone are left out by the joins.
-func (r *obsRows) queue(b *pgx.Batch) {
-	if len(r.cHost) > 0 {
-		b.Queue(`INSERT INTO rule_counters AS rc (host_id, cookie, policy_id, direction, rule, conn, last_packets, last_bytes, packets, bytes)
-			SELECT h.id, u.cookie, p.id, u.dir, u.rule, u.conn, u.packets, u.bytes, u.packets, u.bytes
-			FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int[], $6::bool[], $7::bigint[], $8::bigint[])
-				AS u(host, cookie, policy, dir, rule, conn, packets, bytes)
+// write inserts the entries with the container names of their addresses,
+// and notifies PolicyLogChannel once when any landed. Entries of hosts or
+// policies that are gone are left out by the joins.
+func (r *logRows) write(ctx context.Context, tx pgx.Tx) error {
+	if len(r.lHost) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `WITH ins AS (
+			INSERT INTO policy_log (at, host, policy_id, direction, rule, verdict, protocol,
+				src_ip, src_port, src_container, dst_ip, dst_port, dst_container)
+			SELECT u.at, u.host, p.id, u.dir, u.rule, u.verdict, u.proto, u.src, u.sport,
+				COALESCE((SELECT c.name FROM containers c WHERE c.network_id = p.network_id AND c.ip = u.src LIMIT 1), ''),
+				u.dst, u.dport,
+				COALESCE((SELECT c.name FROM containers c WHERE c.network_id = p.network_id AND c.ip = u.dst LIMIT 1), '')
+			FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::timestamptz[],
+				$8::inet[], $9::int[], $10::inet[], $11::int[]) WITH ORDINALITY
+				AS u(host, policy, dir, rule, verdict, proto, at, src, sport, dst, dport, ord)
 			JOIN hosts h ON h.name = u.host JOIN policies p ON p.id = u.policy
-			ON CONFLICT (host_id, cookie) DO UPDATE SET
-				packets = rc.packets + CASE WHEN excluded.last_packets < rc.last_packets OR excluded.last_bytes < rc.last_bytes
-					THEN excluded.last_packets ELSE excluded.last_packets - rc.last_packets END,
-				bytes = rc.bytes + CASE WHEN excluded.last_packets < rc.last_packets OR excluded.last_bytes < rc.last_bytes
-					THEN excluded.last_bytes ELSE excluded.last_bytes - rc.last_bytes END,
-				last_packets = excluded.last_packets, last_bytes = excluded.last_bytes, updated_at = now()
-			WHERE (rc.last_packets, rc.last_bytes) IS DISTINCT FROM (excluded.last_packets, excluded.last_bytes)`,
-			r.cHost, r.cCookie, r.cPolicy, r.cDir, r.cRule, r.cConn, r.cPackets, r.cBytes)
-	}
-	if len(r.lHost) > 0 {
-		b.Queue(`WITH ins AS (
-				INSERT INTO policy_log (at, host, policy_id, direction, rule, verdict, protocol,
-					src_ip, src_port, src_container, dst_ip, dst_port, dst_container)
-				SELECT u.at, u.host, p.id, u.dir, u.rule, u.verdict, u.proto, u.src, u.sport,
-					COALESCE((SELECT c.name FROM containers c WHERE c.network_id = p.network_id AND c.ip = u.src LIMIT 1), ''),
-					u.dst, u.dport,
-					COALESCE((SELECT c.name FROM containers c WHERE c.network_id = p.network_id AND c.ip = u.dst LIMIT 1), '')
-				FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::timestamptz[],
-					$8::inet[], $9::int[], $10::inet[], $11::int[]) WITH ORDINALITY
-					AS u(host, policy, dir, rule, verdict, proto, at, src, sport, dst, dport, ord)
-				JOIN hosts h ON h.name = u.host JOIN policies p ON p.id = u.policy
-				ORDER BY u.ord
-				RETURNING id)
-			SELECT CASE WHEN count(*) > 0 THEN pg_notify($12, max(id)::text) END FROM ins`,
-			r.lHost, r.lPolicy, r.lDir, r.lRule, r.lVerdict, r.lProto, r.lAt, r.lSrc, r.lSrcPort, r.lDst, r.lDstPort, PolicyLogChannel)
-	}
+			ORDER BY u.ord
+			RETURNING id)
+		SELECT CASE WHEN count(*) > 0 THEN pg_notify($12, max(id)::text) END FROM ins`,
+		r.lHost, r.lPolicy, r.lDir, r.lRule, r.lVerdict, r.lProto, r.lAt, r.lSrc, r.lSrcPort, r.lDst, r.lDstPort, PolicyLogChannel)
+	return err
 }
 
 // PolicyLogChannel is notified (payload: the highest entry id) when policy

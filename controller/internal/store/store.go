@@ -4,7 +4,9 @@
 // revision, records its events and audit entries and notifies the other
 // replicas on commit, so nothing is ever half written. IP, MAC, VNI and VIP
 // allocation happen here, race-free, from free lists (ipam.go) whose cost
-// does not depend on the values in use. It must not know about HTTP: it returns
+// does not depend on the values in use. Node reports also bring policy rule
+// counters and logged connections (ruleobs.go, policylog.go), observed state
+// written in the report batches. It must not know about HTTP: it returns
 // *problem.Error for failures a client caused.
 package store
 

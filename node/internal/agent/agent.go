@@ -5,8 +5,9 @@
 // with jittered exponential backoff (never in a tight loop); a restart of
 // Open vSwitch triggers an immediate restore. Reports go out from their own
 // goroutine (newest status wins), so a slow controller never stalls an
-// apply. When the controller is gone the datapath keeps running as last
-// applied. It serves Prometheus metrics when configured to. It must not
+// apply. Policy counters and logged connections go with the reports, read
+// and received off the apply path (policylog.go). When the controller is
+// gone the datapath keeps running as last applied. It serves Prometheus metrics when configured to. It must not
 // compute flows nor touch OVS or links other than through the applier.
 package agent
 

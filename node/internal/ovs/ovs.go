@@ -12,7 +12,10 @@
 // EnsureUnderlay builds the tunnel endpoint bridge (br-phy) on netdev hosts.
 // Restarts reports restarts of ovs-vswitchd (seen on an idle OpenFlow
 // connection to br-int) and OVSDB reconnects, around which the applier sets
-// and clears other_config:flow-restore-wait (watch.go).
+// and clears other_config:flow-restore-wait (watch.go). PolicyObserver reads
+// the counters of counted policy flows and receives logged connections, on
+// OpenFlow connections of its own; the applier owns meter 1 on br-int, the
+// log meter (policyobs.go).
 //
 // It must not fetch or interpret programs (the agent loop does), must not
 // touch ports, bridges, links or namespaces it did not create (ownership is

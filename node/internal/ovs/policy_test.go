@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -108,6 +109,21 @@ func testPolicyDatapath(t *testing.T, tunnel string) {
 	allowed := verdictCookie(t, loadProgram(t, "isolate", "h1", l), "goto_table:")
 	denied := verdictCookie(t, loadProgram(t, "deny", "h1", l), "drop")
 	waitCount(ctx, t, h1, allowed, 100, "the client's stream passing the allow rule")
+	// The rule's +new verdict flow counts connections: the probe's and the
+	// stream's (iperf3 opens a control and a data connection).
+	newFlows := 0
+	for _, line := range strings.Split(h1.OFCtl(t, "dump-flows", "br-int",
+		fmt.Sprintf("cookie=%#x/%#x", allowed, uint64(CookieOwnerMask))), "\n") {
+		if strings.Contains(line, "ct_state=+new") {
+			newFlows++
+			if n := nPackets(line); n < 3 {
+				t.Errorf("allow rule counted %d new connections, want >= 3: %s", n, line)
+			}
+		}
+	}
+	if newFlows != 1 {
+		t.Errorf("allow rule has %d +new verdict flows, want 1", newFlows)
+	}
 	// A priority-10 deny on client's egress beats the allow at web; a
 	// priority-5 allow admits remote.
 	applyPhase("deny")
@@ -119,13 +135,14 @@ func testPolicyDatapath(t *testing.T, tunnel string) {
 	})
 }
 
-// verdictCookie is the cookie of the one rule verdict flow (conj_id=) of p
-// whose actions start with action.
+// verdictCookie is the cookie of the one rule of p whose verdict flows
+// (conj_id=, one for new connections, one for the rest) have actions that
+// start with action.
 func verdictCookie(t *testing.T, p *openapi.Program, action string) uint64 {
 	t.Helper()
 	var cookies []uint64
 	for _, f := range p.Flows {
-		if strings.HasPrefix(f.Match, "conj_id=") && strings.HasPrefix(f.Actions, action) {
+		if strings.HasPrefix(f.Match, "conj_id=") && strings.HasPrefix(f.Actions, action) && !slices.Contains(cookies, f.Cookie) {
 			cookies = append(cookies, f.Cookie)
 		}
 	}

@@ -183,9 +183,9 @@ func (e *policyLab) explainPair(t *testing.T, k kind, f, to int) {
 		hosts = append(hosts, b.Host)
 	}
 	// Conntrack entries of connections from a to b ("orig=(src=A,dst=B,"),
-	// and datapath flows to b.
+	// and datapath flows from a or to b (megaflows often match one only).
 	conns := regexp.MustCompile(`orig=\(src=` + regexp.QuoteMeta(a.IP) + `,dst=` + regexp.QuoteMeta(b.IP) + `,`)
-	toB := regexp.MustCompile(`dst=` + regexp.QuoteMeta(b.IP) + `[,/)]`)
+	toB := regexp.MustCompile(`(src=` + regexp.QuoteMeta(a.IP) + `|dst=` + regexp.QuoteMeta(b.IP) + `)[,/)]`)
 	matching := func(re *regexp.Regexp) func(string) string {
 		return func(text string) string {
 			var lines []string

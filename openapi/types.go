@@ -250,8 +250,9 @@ type PolicyStats struct {
 }
 
 // PolicyRuleStats are one rule's counters. Packets and Bytes count what
-// the rule decided (every packet of the original direction it judged);
-// Connections counts the new connections it allowed or denied.
+// the rule decided (every packet of the original direction it judged: its
+// RuleCookie and ConnCookie flows); Connections counts the new connections
+// it allowed or denied (its ConnCookie flow's packets).
 type PolicyRuleStats struct {
 	// Rule names it as a field: "ingress[0]".
 	Rule        string          `json:"rule"`

@@ -70,23 +70,23 @@ func TestPolicyStats(t *testing.T) {
 	if len(s) != 3 {
 		t.Fatalf("rules %v", s)
 	}
-	wantCounters(t, "ingress[0]", s["ingress[0]"], 15, 1500, 2, 2)
+	wantCounters(t, "ingress[0]", s["ingress[0]"], 17, 1620, 2, 2) // both flows count packets
 	wantCounters(t, "ingress[1]", s["ingress[1]"], 0, 0, 0, 0)
 	wantCounters(t, "egress[0]", s["egress[0]"], 7, 700, 0, 1)
-	if h := s["ingress[0]"].Hosts; h[0].Host != "h1" || h[0].Packets != 10 || h[0].Connections != 2 || h[1].Host != "h2" || h[1].Packets != 5 {
+	if h := s["ingress[0]"].Hosts; h[0].Host != "h1" || h[0].Packets != 12 || h[0].Connections != 2 || h[1].Host != "h2" || h[1].Packets != 5 {
 		t.Fatalf("per host %+v", h)
 	}
 
 	// The same counters again (a heartbeat) add nothing; growth adds the
 	// difference; a smaller value is a reset (OVS restarted): all of it is new.
 	e.must(204, "POST", "/api/v1/nodes/h1/status", openapi.NodeStatus{Ports: []openapi.PortStatus{}, RuleStats: []openapi.RuleStat{stat(in0, 10, 1000)}}, withToken(n1))
-	wantCounters(t, "heartbeat", e.stats(p.ID)["ingress[0]"], 15, 1500, 2, 2)
+	wantCounters(t, "heartbeat", e.stats(p.ID)["ingress[0]"], 17, 1620, 2, 2)
 	e.must(204, "POST", "/api/v1/nodes/h1/status", openapi.NodeStatus{Ports: []openapi.PortStatus{}, RuleStats: []openapi.RuleStat{stat(in0, 14, 1400)}}, withToken(n1))
-	wantCounters(t, "growth", e.stats(p.ID)["ingress[0]"], 19, 1900, 2, 2)
+	wantCounters(t, "growth", e.stats(p.ID)["ingress[0]"], 21, 2020, 2, 2)
 	e.must(204, "POST", "/api/v1/nodes/h1/status", openapi.NodeStatus{Ports: []openapi.PortStatus{}, RuleStats: []openapi.RuleStat{stat(in0, 3, 300), stat(in0conn, 1, 60)}}, withToken(n1))
-	wantCounters(t, "reset", e.stats(p.ID)["ingress[0]"], 22, 2200, 3, 2)
+	wantCounters(t, "reset", e.stats(p.ID)["ingress[0]"], 25, 2380, 3, 2)
 	e.must(204, "POST", "/api/v1/nodes/h1/status", openapi.NodeStatus{Ports: []openapi.PortStatus{}, RuleStats: []openapi.RuleStat{stat(in0, 5, 500)}}, withToken(n1))
-	wantCounters(t, "after the reset", e.stats(p.ID)["ingress[0]"], 24, 2400, 3, 2)
+	wantCounters(t, "after the reset", e.stats(p.ID)["ingress[0]"], 27, 2580, 3, 2)
 
 	// Bad reports change nothing.
 	many := make([]openapi.PolicyLogRecord, openapi.MaxPolicyLog+1)
@@ -104,7 +104,7 @@ func TestPolicyStats(t *testing.T) {
 	bad = many[0]
 	bad.Verdict = "maybe"
 	e.wantProblem(e.report(n1, "h1", openapi.NodeStatus{PolicyLog: []openapi.PolicyLogRecord{bad}}), 400, "policyLog[0].verdict")
-	wantCounters(t, "after bad reports", e.stats(p.ID)["ingress[0]"], 24, 2400, 3, 2)
+	wantCounters(t, "after bad reports", e.stats(p.ID)["ingress[0]"], 27, 2580, 3, 2)
 	if r := e.do("GET", "/api/v1/policies/nope/stats", nil); r.Status != 404 {
 		t.Fatalf("unknown policy: %d", r.Status)
 	}

@@ -106,12 +106,17 @@
 // # Cookies
 //
 // The agent ORs a 16-bit generation into the top 16 bits of every cookie; the
-// compiler uses only the low 48 bits, which name the flow's owner: 0 for base
-// flows present on every host, else Owner(kind, id): a container's flows are
+// compiler uses only the low 48 bits (CookieMask). Bit 47 (CookieCounted)
+// marks a flow whose counters the agent reports, bit 46 (CookieConn) on a
+// counted flow the flow hit once per new connection; bits 0-45 name the
+// flow's owner: 0 for base
+// flows present on every host, else Owner(kind, id), which never sets bit 46
+// or 47: a container's flows are
 // Owner(KindContainer, container ID), a network's gateway flows are
 // Owner(KindNetwork, network name), and the classifier flows of the tunnel
 // towards a peer are Owner(KindHost, peer host name). Policy flows: a rule's
-// verdict flow has RuleCookie(policy ID, direction, index); a container's
+// verdict flows have RuleCookie(policy ID, direction, index) (ct_state=-new)
+// and ConnCookie (ct_state=+new), both counted; a container's
 // isolation drop IsolationCookie(container ID, direction); conjunction
 // clause flows, shared by rules, Owner(KindPolicyClause, ""). A cookie mask
 // of 0x0000ffffffffffff selects "the flows of X" whatever the generation.
@@ -149,11 +154,15 @@
 // dimension "ip" (conjunctions need two). So a rule with S selected
 // containers, D peer addresses and P port matches costs S+D+P+2 flows on
 // each host where it selects a container, not S*D*P. Its verdict is two
-// flows at the same priority, conj_id=ID,ct_state=+new+trk,ip and
-// conj_id=ID,ct_state=-new+trk,ip, that drop (deny) or continue (allow),
-// both with RuleCookie: summed by cookie they are the rule's packets and
-// bytes; the +new flow's packets are its connections (for a deny, attempts:
-// a retransmitted SYN is +new again).
+// flows at the same priority, conj_id=ID,ct_state=+new+trk,ip with
+// ConnCookie and conj_id=ID,ct_state=-new+trk,ip with RuleCookie, that drop
+// (deny) or continue (allow): summed they are the rule's packets and bytes;
+// the +new flow's packets are its connections (for a deny, attempts: a
+// retransmitted SYN is +new again). For a policy with log, the +new flow
+// first does controller(userdata=...,meter_id=1) (logAction: RuleCookie,
+// verdict and direction, through the agent's meter 1 that rate-limits it),
+// then its verdict: each new connection the rule decides is logged, packets
+// of known connections are not.
 // The conjunction ID is the low 32 bits of the rule's cookie; two rules of
 // one host and table whose IDs collide (odds about n^2/2^33 for n rules)
 // would merge. Rules whose peers resolve to no address, or whose ports are
@@ -168,7 +177,7 @@
 // clause cookie. Conjunctions of one priority may overlap (two allow rules
 // both matching a packet); OpenFlow then picks one of them, which is
 // harmless because a band holds one action only; only the counters go to
-// either rule.
+// either rule (and a log record names either).
 //
 // Original-direction packets of an established connection are judged on
 // every packet (only +new packets are committed; no verdict is cached in

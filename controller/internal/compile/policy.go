@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"strconv"
 
@@ -32,12 +33,23 @@ const (
 	prioPolicyBase = 10000
 )
 
-// RuleCookie is the cookie (owner part) of the flow that carries the verdict
-// of rule index (0-based position in the list) of direction dir (DirIngress
-// or DirEgress) of the policy with that ID. Its packet and byte counters are
-// the rule's; it is the same on every host and across compiles.
+// RuleCookie is the cookie (owner part) of the verdict flow of rule index
+// (0-based position in the list) of direction dir (DirIngress or
+// DirEgress) of the policy with that ID that judges packets of known
+// connections (ct_state=-new): Owner(KindPolicyRule, id/dir/index) with
+// CookieCounted set. It is the same on every host and across compiles.
+// The rule's packets and bytes are the sum of the counters of RuleCookie
+// and ConnCookie.
 func RuleCookie(policyID, dir string, index int) uint64 {
-	return Owner(KindPolicyRule, policyID+"/"+dir+"/"+strconv.Itoa(index))
+	return Owner(KindPolicyRule, policyID+"/"+dir+"/"+strconv.Itoa(index)) | CookieCounted
+}
+
+// ConnCookie is the cookie of the rule's verdict flow for new connections
+// (ct_state=+new): RuleCookie with CookieConn set. Its packet counter is the
+// number of connections the rule decided (for a deny, attempts: a
+// retransmitted SYN is new again).
+func ConnCookie(policyID, dir string, index int) uint64 {
+	return RuleCookie(policyID, dir, index) | CookieConn
 }
 
 // IsolationCookie is the cookie of the flow that drops what no rule allows
@@ -46,6 +58,44 @@ func RuleCookie(policyID, dir string, index int) uint64 {
 func IsolationCookie(containerID, dir string) uint64 {
 	return Owner(KindIsolation, dir+"/"+containerID)
 }
+
+// Policy logging. A logged rule's +new verdict flow does, before its
+// verdict, controller(userdata=U,meter_id=LogMeterID), where U is 10
+// bytes: the rule's RuleCookie (8, big-endian), the verdict (LogAllow or
+// LogDeny) and the direction (LogIngress or LogEgress). Meter LogMeterID
+// on br-int is the agent's (it rate-limits the packet-ins); the agent
+// decodes the packet and the userdata into a log record.
+const (
+	LogMeterID = 1
+	LogAllow   = 1
+	LogDeny    = 2
+	LogIngress = 1
+	LogEgress  = 2
+)
+
+// logAction is the controller action of a logged verdict flow of rule
+// cookie (RuleCookie) in table t.
+func logAction(b []byte, cookie uint64, pass bool, t Table) []byte {
+	verdict, dir := byte(LogDeny), byte(LogEgress)
+	if pass {
+		verdict = LogAllow
+	}
+	if t == TableIngressPolicy {
+		dir = LogIngress
+	}
+	b = append(b, "controller(userdata="...)
+	for i, x := range append(binary.BigEndian.AppendUint64(nil, cookie&^CookieConn), verdict, dir) {
+		if i > 0 {
+			b = append(b, '.')
+		}
+		b = append(b, hexDigits[x>>4], hexDigits[x&15])
+	}
+	b = append(b, ",meter_id="...)
+	b = strconv.AppendUint(b, LogMeterID, 10)
+	return append(b, ')')
+}
+
+const hexDigits = "0123456789abcdef"
 
 // clauseCookie is the cookie of conjunction clause flows: they are shared by
 // rules and carry no verdict.
@@ -295,14 +345,18 @@ func (c *Compiler) ruleClauses(s *polState, d int, r *ruleSpec, net *netState) (
 	}
 	dims = 1 + len(groups)
 	// The verdict, split by ct_state so that the +new flow's packets count
-	// the rule's connections; both carry the rule's cookie.
+	// the rule's connections (ConnCookie); the -new one has RuleCookie. A
+	// logged policy's +new flow also sends the packet to the agent.
 	id := "conj_id=" + strconv.FormatUint(uint64(r.id), 10)
-	for _, st := range [2]string{",ct_state=+new+trk,ip", ",ct_state=-new+trk,ip"} {
-		shared = append(shared, contrib{
-			key: c.intern(polKey{dir.table, s.prio, id + st}),
+	shared = append(shared,
+		contrib{
+			key: c.intern(polKey{dir.table, s.prio, id + ",ct_state=+new+trk,ip"}),
+			val: contribVal{cookie: r.cookie | CookieConn, pass: !s.deny, log: s.obj.Log},
+		},
+		contrib{
+			key: c.intern(polKey{dir.table, s.prio, id + ",ct_state=-new+trk,ip"}),
 			val: contribVal{cookie: r.cookie, pass: !s.deny},
 		})
-	}
 	for k, ms := range groups {
 		v := contribVal{conj: conjVal(r.id, k+2, dims)}
 		for _, m := range ms {

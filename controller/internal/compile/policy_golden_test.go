@@ -40,6 +40,11 @@ func pol(id, selector string, prio int, action string, ingress, egress []openapi
 		Priority: prio, Action: action, Ingress: ingress, Egress: egress}
 }
 
+func logged(p openapi.Policy) openapi.Policy {
+	p.Log = true
+	return p
+}
+
 func rule(peers []openapi.PolicyPeer, ports ...openapi.PolicyPort) openapi.PolicyRule {
 	return openapi.PolicyRule{Peers: peers, Ports: ports}
 }
@@ -83,6 +88,13 @@ func policyScenarios() map[string][]openapi.Policy {
 			pol("p1", "", 100, allow, []openapi.PolicyRule{rule(peers(fromA))}, nil),
 			pol("p2", "", 100, deny, []openapi.PolicyRule{rule(peers(fromA))}, nil),
 		},
+		// logged policies: the +new verdict flows also send the packet to
+		// the agent through meter 1 (an allow, then continue; a deny, then
+		// drop); the -new flows do not log.
+		"pol-logged": {
+			logged(pol("p1", "app=a", 1000, allow, []openapi.PolicyRule{rule(peers(fromX), tcp80)}, nil)),
+			logged(pol("p2", "ns=x", 5, deny, nil, []openapi.PolicyRule{rule(peers(fromA), tcp80)})),
+		},
 		// two policies at one priority share clause flows: merged, one
 		// flow with both conjunction actions.
 		"pol-shared-clauses": {
@@ -106,7 +118,8 @@ func renderPolicyTables(s *Snapshot, progs map[string]*openapi.Program) string {
 		for d, rules := range [2][]openapi.PolicyRule{p.Ingress, p.Egress} {
 			for i := range rules {
 				c := RuleCookie(p.ID, directions[d].name, i)
-				fmt.Fprintf(&b, "# rule %s/%s/%d cookie=%#x conj_id=%d\n", p.ID, directions[d].name, i, c, conjID(c))
+				fmt.Fprintf(&b, "# rule %s/%s/%d cookie=%#x conn=%#x conj_id=%d log=%v\n", p.ID, directions[d].name, i, c,
+					ConnCookie(p.ID, directions[d].name, i), conjID(c), p.Log)
 			}
 		}
 	}

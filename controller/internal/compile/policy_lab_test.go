@@ -33,12 +33,13 @@ func labPolicyPhases() (*Snapshot, map[string][]openapi.Policy) {
 		Containers: []openapi.Container{mk("web", 0, "h1"), mk("client", 1, "h1"), mk("remote", 2, "h2")},
 	}
 	iperf := openapi.PolicyPort{Protocol: "TCP", Port: 5201}
-	// web: ingress only from client on TCP 5201.
-	isolate := pol("isolate", "app=web", 1000, allow,
-		[]openapi.PolicyRule{rule(peers(openapi.PolicyPeer{Selector: sel("app=client")}), iperf)}, nil)
-	// client may not send anything to web (egress deny, above the allow).
-	denyClient := pol("deny-client", "app=client", 10, deny, nil,
-		[]openapi.PolicyRule{rule(peers(openapi.PolicyPeer{Selector: sel("app=web")}))})
+	// web: ingress only from client on TCP 5201 (logged).
+	isolate := logged(pol("isolate", "app=web", 1000, allow,
+		[]openapi.PolicyRule{rule(peers(openapi.PolicyPeer{Selector: sel("app=client")}), iperf)}, nil))
+	// client may not send anything to web (egress deny, above the allow;
+	// logged).
+	denyClient := logged(pol("deny-client", "app=client", 10, deny, nil,
+		[]openapi.PolicyRule{rule(peers(openapi.PolicyPeer{Selector: sel("app=web")}))}))
 	// web: ingress from remote on TCP 5201 too.
 	allowRemote := pol("allow-remote", "app=web", 5, allow,
 		[]openapi.PolicyRule{rule(peers(openapi.PolicyPeer{Selector: sel("app=remote")}), iperf)}, nil)

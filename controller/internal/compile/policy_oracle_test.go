@@ -55,6 +55,7 @@ func (w *randomWorld) policy() openapi.Policy {
 	if w.r.IntN(3) == 0 {
 		p.Action = openapi.ActionDeny
 	}
+	p.Log = w.r.IntN(3) == 0
 	p.Ingress, p.Egress = w.rules(), w.rules()
 	return p
 }
@@ -211,7 +212,7 @@ func lookup(t *testing.T, p *openapi.Program, table Table, pk packet) *openapi.F
 		}
 		if len(verdicts) > 0 {
 			for _, v := range verdicts[1:] {
-				if v.Actions != verdicts[0].Actions {
+				if verdictOf(v.Actions) != verdictOf(verdicts[0].Actions) {
 					t.Fatalf("overlapping conjunctions at priority %d disagree: %q vs %q", v.Priority, v.Actions, verdicts[0].Actions)
 				}
 			}
@@ -384,15 +385,27 @@ func checkPolicies(t *testing.T, s *Snapshot, progs map[string]*openapi.Program)
 						}
 						f := lookup(t, progs[c.Host], table, pk)
 						want := oracle(s, dir, c, o.addr, o.labels, pr.proto, pr.port)
-						pass := f.Actions == gotoTable(table+1)
-						if pass != want.pass || f.Actions != actDrop && !pass {
+						verdict := verdictOf(f.Actions)
+						if verdict != f.Actions {
+							checkLogAction(t, strings.TrimSuffix(strings.TrimSuffix(f.Actions, verdict), ","), f.Cookie, verdict != actDrop, table)
+						}
+						pass := verdict == gotoTable(table+1)
+						if pass != want.pass || verdict != actDrop && !pass {
 							t.Fatalf("%s of %s (%s) with %v %s/%d: flow %q passes=%v, oracle says %v",
 								dir, c.Name, c.IP, o.addr, pr.proto, pr.port, f.Match+" actions="+f.Actions, pass, want.pass)
 						}
-						if f.Cookie&CookieMask != 0 && !slices.Contains(want.cookies, f.Cookie&CookieMask) ||
-							f.Cookie == 0 && len(want.cookies) != 0 {
-							t.Fatalf("%s of %s with %v %s/%d: verdict by cookie %#x, want one of %#x",
+						// A new connection's packet: a rule decides by its
+						// +new flow (ConnCookie), isolation by its drop.
+						rc := f.Cookie & CookieMask &^ CookieConn
+						if f.Cookie&CookieMask != 0 && !slices.Contains(want.cookies, rc) ||
+							f.Cookie == 0 && len(want.cookies) != 0 ||
+							f.Cookie&CookieCounted != 0 && f.Cookie&CookieConn == 0 {
+							t.Fatalf("%s of %s with %v %s/%d: verdict by cookie %#x, want one of %#x (| CookieConn)",
 								dir, c.Name, o.addr, pr.proto, pr.port, f.Cookie, want.cookies)
+						}
+						if logged := f.Cookie&CookieCounted != 0 && loggedRules(s)[rc]; logged != (verdict != f.Actions) {
+							t.Fatalf("%s of %s with %v %s/%d: flow %q, the rule's policy has log %v",
+								dir, c.Name, o.addr, pr.proto, pr.port, f.Actions, logged)
 						}
 						checked++
 					}
@@ -401,4 +414,57 @@ func checkPolicies(t *testing.T, s *Snapshot, progs map[string]*openapi.Program)
 		}
 	}
 	return checked
+}
+
+// loggedRules are the RuleCookies of the rules of logged policies.
+func loggedRules(s *Snapshot) map[uint64]bool {
+	m := map[uint64]bool{}
+	for _, p := range s.Policies {
+		for _, d := range []struct {
+			dir   string
+			rules []openapi.PolicyRule
+		}{{DirIngress, p.Ingress}, {DirEgress, p.Egress}} {
+			for i := range d.rules {
+				m[RuleCookie(p.ID, d.dir, i)] = p.Log
+			}
+		}
+	}
+	return m
+}
+
+// checkLogAction checks the controller action of a logged verdict flow
+// with that cookie (POLICY-CONTRACT.md: the RuleCookie's 8 bytes, the
+// verdict 01 allow / 02 deny, the direction 01 ingress / 02 egress, through
+// meter 1).
+func checkLogAction(t *testing.T, act string, cookie uint64, pass bool, table Table) {
+	t.Helper()
+	rc := cookie &^ CookieConn
+	var ud []string
+	for i := 7; i >= 0; i-- {
+		ud = append(ud, fmt.Sprintf("%02x", byte(rc>>(8*i))))
+	}
+	verdict, dir := "02", "02"
+	if pass {
+		verdict = "01"
+	}
+	if table == TableIngressPolicy {
+		dir = "01"
+	}
+	want := "controller(userdata=" + strings.Join(append(ud, verdict, dir), ".") + ",meter_id=1)"
+	if act != want {
+		t.Fatalf("log action %q, want %q", act, want)
+	}
+}
+
+// verdictOf is the verdict of a verdict flow's actions: a logged flow's
+// actions without the controller action (drop when nothing follows it).
+func verdictOf(actions string) string {
+	if !strings.HasPrefix(actions, "controller(") {
+		return actions
+	}
+	_, rest, _ := strings.Cut(actions, ")")
+	if rest == "" {
+		return actDrop
+	}
+	return strings.TrimPrefix(rest, ",")
 }

@@ -106,6 +106,7 @@ type contribVal struct {
 	conj   uint64
 	cookie uint64
 	pass   bool
+	log    bool // a verdict that also logs (see logAction)
 }
 
 // conjVal packs conjunction(id, k/n) into a contribVal.conj.
@@ -197,6 +198,14 @@ func (a *aggFlow) render(k *pkey, scratch *renderScratch) (f flowRec, ok bool) {
 		act := actDrop
 		if best.pass {
 			act = passAct[k.table]
+		}
+		if best.log {
+			b := logAction(scratch.b[:0], best.cookie, best.pass, k.table)
+			if best.pass {
+				b = append(append(b, ','), act...)
+			}
+			scratch.b = b
+			act = string(b)
 		}
 		return mkFlow(k.table, k.prio, best.cookie, k.match, act), true
 	case len(conj) > 0:

@@ -90,18 +90,30 @@ const (
 	KindContainer = "container"
 )
 
-// CookieMask selects the owner part of a flow cookie (the low 48 bits); the
-// agent owns the top 16 bits (its generation).
-const CookieMask uint64 = 1<<48 - 1
+// Cookie bits. The agent owns the top 16 bits (its generation); the
+// compiler owns the low 48 (CookieMask), laid out as:
+//
+//	bit 47     CookieCounted: the agent reports the packet and byte
+//	           counters of every flow with this bit (a policy rule's
+//	           verdict flows, RuleCookie and ConnCookie).
+//	bit 46     CookieConn: on a counted flow, the flow hit once per new
+//	           connection the rule decided (ct_state=+new).
+//	bits 0-45  the owner hash (OwnerMask).
+const (
+	CookieMask    uint64 = 1<<48 - 1
+	CookieCounted uint64 = 1 << 47
+	CookieConn    uint64 = 1 << 46
+	OwnerMask     uint64 = 1<<46 - 1
+)
 
-// Owner is the cookie (low 48 bits) of the flows that exist because of one
-// object: the low 48 bits of the first 8 bytes of SHA-256(kind NUL id), where
-// kind is KindContainer with the container ID, KindNetwork with the network
-// name, or KindHost with the host name. It is never 0, the cookie of base
-// flows.
+// Owner is the cookie (bits 0-45, never 46 or 47) of the flows that exist
+// because of one object: the low 46 bits of the first 8 bytes of
+// SHA-256(kind NUL id), where kind is KindContainer with the container ID,
+// KindNetwork with the network name, or KindHost with the host name. It is
+// never 0, the cookie of base flows.
 func Owner(kind, id string) uint64 {
 	sum := sha256.Sum256([]byte(kind + "\x00" + id))
-	c := binary.BigEndian.Uint64(sum[:8]) & CookieMask
+	c := binary.BigEndian.Uint64(sum[:8]) & OwnerMask
 	if c == 0 {
 		c = 1
 	}

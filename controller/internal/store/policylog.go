@@ -59,12 +59,13 @@ func (s *Store) PolicyStats(ctx context.Context, ref, network string) (openapi.P
 				r.Hosts = append(r.Hosts, openapi.HostRuleStats{Host: host})
 			}
 			h := &r.Hosts[len(r.Hosts)-1]
+			// Both flows count the rule's packets; the new connections'
+			// flow counts connections too.
+			h.Packets, h.Bytes = h.Packets+v[2], h.Bytes+v[3]
+			r.Packets, r.Bytes = r.Packets+v[2], r.Bytes+v[3]
 			if sl.conn {
 				h.Connections += v[2]
 				r.Connections += v[2]
-			} else {
-				h.Packets, h.Bytes = h.Packets+v[2], h.Bytes+v[3]
-				r.Packets, r.Bytes = r.Packets+v[2], r.Bytes+v[3]
 			}
 		}
 		return nil

@@ -25,18 +25,19 @@ import (
 // counters are one row, written only when they changed: a heartbeat writes
 // at most one row per host, and none with the same counters.
 
-// Cookie bits of the counted policy flows (POLICY-CONTRACT.md, phase 2).
+// Cookie bits of the counted policy flows (compile's).
 const (
-	CookieCounted uint64 = 1 << 47
-	CookieConn    uint64 = 1 << 46
+	CookieCounted = compile.CookieCounted
+	CookieConn    = compile.CookieConn
 )
 
-// RuleCookies are the cookies of rule index of direction dir of a policy:
-// rule on the flows carrying its verdict, conn on the flow hit once per
-// new connection it decided.
+// RuleCookies are the cookies of rule index of direction dir of a policy
+// (compile.RuleCookie and ConnCookie): rule on its verdict flow for packets
+// of known connections, conn on its verdict flow for new connections. The
+// rule's packets and bytes are the sum of both; conn's packets are the
+// connections it decided.
 func RuleCookies(policyID, dir string, index int) (rule, conn uint64) {
-	rule = compile.RuleCookie(policyID, dir, index)&^(CookieCounted|CookieConn) | CookieCounted
-	return rule, rule | CookieConn
+	return compile.RuleCookie(policyID, dir, index), compile.ConnCookie(policyID, dir, index)
 }
 
 // ruleRef is what a cookie stands for.
@@ -281,8 +282,8 @@ type logRows struct {
 
 func (r *logRows) add(x *ruleIndex, host string, log []logRecord) {
 	for _, l := range log {
-		ref, ok := x.byCookie[l.cookie]
-		if !ok || ref.conn {
+		ref, ok := x.byCookie[l.cookie] // RuleCookie by the contract; a ConnCookie names the rule too
+		if !ok {
 			continue
 		}
 		r.lHost, r.lPolicy, r.lDir = append(r.lHost, host), append(r.lPolicy, ref.policyID), append(r.lDir, ref.dir)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/controller/internal/compile"
 	"github.com/switchyard/switchyard/openapi"
 )
 
@@ -22,10 +23,7 @@ func TestPolicyLogRetentionAndBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rule, conn := RuleCookies(p.ID, "ingress", 0)
-	if rule&CookieCounted == 0 || rule&CookieConn != 0 || conn != rule|CookieConn {
-		t.Fatalf("cookies %#x %#x", rule, conn)
-	}
+	rule := compile.RuleCookie(p.ID, "ingress", 0)
 	entry := func(port int) openapi.PolicyLogRecord {
 		return openapi.PolicyLogRecord{Time: time.Now(), Cookie: fmt.Sprintf("0x%x", rule), Verdict: "deny", Direction: "ingress",
 			Protocol: "TCP", SrcIP: "10.1.0.9", DstIP: "10.1.0.10", SrcPort: port, DstPort: 80}
@@ -74,5 +72,59 @@ func TestPolicyLogRetentionAndBatches(t *testing.T) {
 		if e.Source.Port < 1020 {
 			t.Fatalf("an old entry stayed: %+v", e)
 		}
+	}
+}
+
+// A host's counters keep the totals of a rule whose flows are not on the
+// switch right now (a report without its cookie), and drop those of rules
+// that no longer exist; a report with unchanged counters writes nothing.
+func TestRuleCountersRow(t *testing.T) {
+	st, _ := newStore(t, Options{})
+	ctx := context.Background()
+	mkNetwork(t, st, "blue", "10.1.0.0/16", 0)
+	mkHost(t, st, "h1", "192.168.7.1")
+	p, err := st.CreatePolicy(ctx, "test", openapi.Policy{Name: "p", Network: "blue", Ingress: []openapi.PolicyRule{{}, {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r0, _ := RuleCookies(p.ID, "ingress", 0)
+	r1, _ := RuleCookies(p.ID, "ingress", 1)
+	report := func(stats ...openapi.RuleStat) {
+		t.Helper()
+		if err := st.ReportStatus(ctx, "h1", openapi.NodeStatus{RuleStats: stats}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stat := func(c uint64, n int64) openapi.RuleStat {
+		return openapi.RuleStat{Cookie: fmt.Sprintf("%#x", c), Packets: n, Bytes: 100 * n}
+	}
+	row := func() (cookies []int64, at time.Time) {
+		t.Helper()
+		if err := st.Pool.QueryRow(ctx, `SELECT cookies, updated_at FROM rule_counters`).Scan(&cookies, &at); err != nil {
+			t.Fatal(err)
+		}
+		return cookies, at
+	}
+	report(stat(r0, 5), stat(r1, 7))
+	_, at := row()
+	report(stat(r0, 5), stat(r1, 7))
+	if _, again := row(); !again.Equal(at) {
+		t.Fatal("unchanged counters were written again")
+	}
+	report(stat(r0, 6)) // r1's flows are gone for now
+	s, err := st.PolicyStats(ctx, p.ID, "")
+	if err != nil || s.Rules[0].Packets != 6 || s.Rules[1].Packets != 7 || s.Rules[1].Bytes != 700 {
+		t.Fatalf("stats %+v %v", s, err)
+	}
+	// The policy loses its second rule: the next report drops its cookie.
+	if _, err := st.UpdatePolicy(ctx, "test", p.ID, "", 0, openapi.Policy{Ingress: []openapi.PolicyRule{{}}}); err != nil {
+		t.Fatal(err)
+	}
+	report(stat(r0, 8), stat(r1, 9))
+	if cookies, _ := row(); len(cookies) != 1 || uint64(cookies[0]) != r0 {
+		t.Fatalf("cookies kept: %#x", cookies)
+	}
+	if s, _ := st.PolicyStats(ctx, p.ID, ""); len(s.Rules) != 1 || s.Rules[0].Packets != 8 || len(s.Rules[0].Hosts) != 1 {
+		t.Fatalf("after the rule went: %+v", s)
 	}
 }

@@ -22,7 +22,9 @@ import (
 // h2, in three policy phases, and probes real ICMP and TCP between them. It checks that
 // policies drop and pass what they should, on one host and across the
 // tunnel, and that replies of allowed connections pass into an
-// ingress-isolated container (conntrack on both hosts).
+// ingress-isolated container (conntrack on both hosts), and that the
+// logged rules' new connections, an allow and a deny, reach the agent's
+// log listener through the log meter.
 func TestPolicyDatapath(t *testing.T) {
 	for _, tunnel := range []string{"geneve", "vxlan"} {
 		t.Run(tunnel, func(t *testing.T) { testPolicyDatapath(t, tunnel) })
@@ -65,6 +67,19 @@ func testPolicyDatapath(t *testing.T, tunnel string) {
 		}
 	}
 	applyPhase("open")
+	// The agent's log listener on h1 (where every logged rule applies).
+	obs := appliers["h1"].PolicyObserver()
+	defer obs.Close()
+	var sink logSink
+	subscribed := make(chan struct{}, 10)
+	lctx, stopListen := context.WithCancel(ctx)
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		obs.ListenLog(lctx, sink.add, func() { subscribed <- struct{}{} })
+	}()
+	defer func() { stopListen(); <-listening }()
+	<-subscribed
 	for _, c := range []string{"web", "remote"} { // TCP listeners
 		p := l.Start(t, lab.ProcSpec{Name: "iperf3-" + c, Netns: netns[c], Path: "iperf3", Args: []string{"-s"}})
 		if err := lab.WaitListening(ctx, p, lab.IPerf3Port); err != nil {
@@ -106,14 +121,17 @@ func testPolicyDatapath(t *testing.T, tunnel string) {
 	h1 := hosts["h1"]
 	stream := l.Start(t, lab.ProcSpec{Name: "iperf3-client", Netns: netns["client"], Path: "iperf3",
 		Args: []string{"-c", ips["web"], "-t", "60"}})
-	allowed := verdictCookie(t, loadProgram(t, "isolate", "h1", l), "goto_table:")
-	denied := verdictCookie(t, loadProgram(t, "deny", "h1", l), "drop")
+	allowed := verdictCookie(t, loadProgram(t, "isolate", "h1", l), true)
+	denied := verdictCookie(t, loadProgram(t, "deny", "h1", l), false)
+	// The allowed probe's connection was logged by the agent's listener.
+	waitLog(t, &sink, openapi.PolicyLogRecord{Cookie: fmt.Sprintf("%#x", allowed), Verdict: "allow", Direction: "ingress",
+		Protocol: "TCP", SrcIP: ips["client"], DstIP: ips["web"], DstPort: lab.IPerf3Port})
 	waitCount(ctx, t, h1, allowed, 100, "the client's stream passing the allow rule")
 	// The rule's +new verdict flow counts connections: the probe's and the
 	// stream's (iperf3 opens a control and a data connection).
 	newFlows := 0
 	for _, line := range strings.Split(h1.OFCtl(t, "dump-flows", "br-int",
-		fmt.Sprintf("cookie=%#x/%#x", allowed, uint64(CookieOwnerMask))), "\n") {
+		fmt.Sprintf("cookie=%#x/%#x", allowed, uint64(ruleMask))), "\n") {
 		if strings.Contains(line, "ct_state=+new") {
 			newFlows++
 			if n := nPackets(line); n < 3 {
@@ -133,27 +151,56 @@ func testPolicyDatapath(t *testing.T, tunnel string) {
 		{"client", "web", "tcp", false}, {"remote", "web", "tcp", true}, {"client", "web", "icmp", false},
 		{"web", "remote", "icmp", true}, {"remote", "client", "icmp", true},
 	})
+	// The denied probe's attempt was logged, at client's egress.
+	waitLog(t, &sink, openapi.PolicyLogRecord{Cookie: fmt.Sprintf("%#x", denied), Verdict: "deny", Direction: "egress",
+		Protocol: "TCP", SrcIP: ips["client"], DstIP: ips["web"], DstPort: lab.IPerf3Port})
+	// Only logged rules log: remote's allowed connection to web is not.
+	for _, r := range sink.all() {
+		if r.SrcIP == ips["remote"] {
+			t.Errorf("a connection of an unlogged rule was logged: %+v", r)
+		}
+	}
 }
 
-// verdictCookie is the cookie of the one rule of p whose verdict flows
-// (conj_id=, one for new connections, one for the rest) have actions that
-// start with action.
-func verdictCookie(t *testing.T, p *openapi.Program, action string) uint64 {
+// waitLog waits until the sink holds a record like want (time and source
+// port aside).
+func waitLog(t *testing.T, sink *logSink, want openapi.PolicyLogRecord) {
+	t.Helper()
+	waitUntil(t, fmt.Sprintf("a log record %+v (have %+v)", want, sink.all()), func() bool {
+		for _, r := range sink.all() {
+			r.Time, r.SrcPort = want.Time, want.SrcPort
+			if r == want {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// ruleMask selects a rule's two verdict flows by cookie: its RuleCookie
+// and ConnCookie differ only in CookieConn.
+const ruleMask = CookieOwnerMask &^ CookieConn
+
+// verdictCookie is the RuleCookie of the one rule of p whose verdict flows
+// (conj_id=, one for new connections with ConnCookie, logged or not, one
+// for the rest) pass (pass) or drop.
+func verdictCookie(t *testing.T, p *openapi.Program, pass bool) uint64 {
 	t.Helper()
 	var cookies []uint64
 	for _, f := range p.Flows {
-		if strings.HasPrefix(f.Match, "conj_id=") && strings.HasPrefix(f.Actions, action) && !slices.Contains(cookies, f.Cookie) {
-			cookies = append(cookies, f.Cookie)
+		if strings.HasPrefix(f.Match, "conj_id=") && strings.Contains(f.Actions, "goto_table:") == pass &&
+			!slices.Contains(cookies, f.Cookie&^CookieConn) {
+			cookies = append(cookies, f.Cookie&^CookieConn)
 		}
 	}
 	if len(cookies) != 1 {
-		t.Fatalf("%s: %d verdict flows %s, want 1", p.Host, len(cookies), action)
+		t.Fatalf("%s: %d verdict rules (pass %v), want 1", p.Host, len(cookies), pass)
 	}
 	return cookies[0]
 }
 
-// waitCount waits (up to 20 s) until the flows with cookie (owner part) on
-// h have counted at least n packets.
+// waitCount waits (up to 20 s) until the flows of rule cookie (both its
+// verdict flows) on h have counted at least n packets.
 func waitCount(ctx context.Context, t *testing.T, h *lab.Host, cookie uint64, n int, what string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -161,7 +208,7 @@ func waitCount(ctx context.Context, t *testing.T, h *lab.Host, cookie uint64, n 
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		out := h.OFCtl(t, "dump-flows", "br-int", fmt.Sprintf("cookie=%#x/%#x", cookie, uint64(CookieOwnerMask)))
+		out := h.OFCtl(t, "dump-flows", "br-int", fmt.Sprintf("cookie=%#x/%#x", cookie, uint64(ruleMask)))
 		if nPackets(out) >= n {
 			return
 		}

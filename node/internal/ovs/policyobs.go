@@ -76,7 +76,8 @@ func (o *ofConn) ruleStats() ([]openapi.RuleStat, error) {
 }
 
 // sumFlowStats sums the packet and byte counts of ofp_flow_stats entries
-// per cookie, sorted by cookie.
+// per compiled cookie (the generation bits cleared: the controller knows
+// compiled cookies only), sorted by cookie.
 func sumFlowStats(parts [][]byte) ([]openapi.RuleStat, error) {
 	type pb struct{ p, b uint64 }
 	sums := map[uint64]pb{}
@@ -89,7 +90,7 @@ func sumFlowStats(parts [][]byte) ([]openapi.RuleStat, error) {
 			if n < 48 || n > len(p) {
 				return nil, errors.New("bad flow stats entry length")
 			}
-			c := binary.BigEndian.Uint64(p[24:])
+			c := binary.BigEndian.Uint64(p[24:]) & CookieOwnerMask
 			s := sums[c]
 			s.p += binary.BigEndian.Uint64(p[32:])
 			s.b += binary.BigEndian.Uint64(p[40:])

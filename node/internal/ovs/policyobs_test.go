@@ -83,6 +83,14 @@ func TestPolicyObservation(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
 	a := newApplier(t, l, h, func(o *Options) { o.PolicyLogRate = 10 })
+	// As the agent does: flows then carry the generation in their top
+	// bits, which the counters must not (the controller knows compiled
+	// cookies only).
+	gctx, gcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	if gen, err := a.NewGeneration(gctx); err != nil || gen == 0 {
+		t.Fatalf("generation %d: %v", gen, err)
+	}
+	gcancel()
 	c1, c2 := ctr{n: 1, host: h.Name}, ctr{n: 2, host: h.Name}
 	const counted = CookieCounted | 0x5151
 	const logCookie = CookieCounted | 0x6262

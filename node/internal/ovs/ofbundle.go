@@ -13,10 +13,11 @@ import (
 // The delta path's flow_mods, sent natively: the change's flows encoded by
 // ofenc.go, in one atomic, ordered OpenFlow 1.5 bundle over a connection
 // the applier keeps open to br-int (no process per change). The bundle is
-// opened and filled, then a barrier: the switch has checked every message
-// when it answers it, and any error (a flow it refuses) discards the
-// bundle (the connection is closed, which discards it) and fails the
-// change, as a failing ovs-ofctl does. Only then is it committed. A change
+// opened and filled, then a barrier, all in one write while the answers
+// are read: the switch has checked every message when it answers the
+// barrier, and any error (a flow it refuses) discards the bundle (the
+// connection is closed, which discards it) and fails the change, as a
+// failing ovs-ofctl does. Only then is it committed. A change
 // the encoder declines goes through ovs-ofctl (spare.go).
 
 const (
@@ -185,13 +186,25 @@ func (o *ofConn) bundle(id uint32, mods flowMods) (committing bool, err error) {
 		put(ofBundleAdd, append(body, inner...))
 	}
 	barrier := put(ofBarrierRequest, nil)
-	if _, err := o.c.Write(buf); err != nil {
-		return false, err
-	}
+	// Written while the answers are read: ovs-vswitchd stops reading a
+	// connection whose replies (errors) pile up unread. On an early
+	// return the caller closes the connection, which ends the write.
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := o.c.Write(buf)
+		wrote <- err
+	}()
 	opened := false
 	for done := false; !done; {
 		typ, xid, b, err := o.recv()
 		if err != nil {
+			select {
+			case werr := <-wrote:
+				if werr != nil {
+					return false, werr
+				}
+			default:
+			}
 			return false, err
 		}
 		switch {
@@ -212,6 +225,9 @@ func (o *ofConn) bundle(id uint32, mods flowMods) (committing bool, err error) {
 		case typ == ofBarrierReply && xid == barrier:
 			done = true
 		}
+	}
+	if err := <-wrote; err != nil {
+		return false, err
 	}
 	if !opened {
 		return false, errors.New("openflow bundle: no open reply before the barrier")

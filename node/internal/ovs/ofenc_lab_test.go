@@ -115,6 +115,22 @@ func TestNativeFlowModsLikeOFCtl(t *testing.T) {
 	}
 	ofctlBundle(t, h, "br-ctl", []string{"flow add " + lines[keys[0]]})
 	same("after a refused bundle", left+1)
+
+	// Thousands of refused flows: the switch's errors are read while the
+	// bundle is still being written (OVS stops reading a connection whose
+	// replies pile up), so the refusal comes back, not a timeout.
+	var many []openapi.Flow
+	for i := 0; i < 5000; i++ {
+		many = append(many, openapi.Flow{Table: 9, Priority: 100 + i, Cookie: 0x98, Match: "reg5=3", Actions: "goto_table:3"})
+	}
+	keys, lines = renderAll(t, many, nil)
+	if mods, err = encodeChange(nil, keys, lines); err != nil {
+		t.Fatal(err)
+	}
+	if err := nativeBundle(t, q, mods); !errors.As(err, &se) {
+		t.Fatalf("5,000 refused flows: got %v, want the switch's error", err)
+	}
+	same("5,000 refused flows", left+1)
 }
 
 func lines2(ls []string) string { return strings.Join(ls, "\n") }

@@ -80,6 +80,9 @@ func encodeInstructions(actions string) ([]byte, error) {
 
 // encodeAction encodes one action (not goto_table).
 func encodeAction(a string) ([]byte, error) {
+	if b, ok, err := nxActionFor(a); ok {
+		return b, err
+	}
 	name, arg, _ := strings.Cut(a, ":")
 	switch {
 	case a == "in_port" || a == "IN_PORT" || a == "output:IN_PORT" || a == "output:in_port":
@@ -224,7 +227,7 @@ func parseSubfield(s string, bare bool) (subfield, error) {
 		name = n
 	}
 	f := fields[name]
-	if f == nil || f == fldInPort || f == fldEthType || f == fldIPProto {
+	if f == nil || f == fldInPort || f == fldEthType || f == fldIPProto || f == fldConjID || f == fldCTState {
 		return subfield{}, unsupported("field %q", s)
 	}
 	width := 8 * f.size

@@ -14,11 +14,13 @@ import (
 // that the delta path can send a change over its own connection instead of
 // starting ovs-ofctl (ofbundle.go). It knows the compiler's vocabulary and
 // nothing more: matches on in_port, registers (masked), tun_id, Ethernet,
-// ARP, IPv4, ICMP, TCP and UDP fields; actions drop, output (to a port, a
+// ARP, IPv4, ICMP, TCP, UDP and SCTP fields (ports masked too), ct_state
+// (+flag-flag form) and conj_id; actions drop, output (to a port, a
 // register or IN_PORT), set_field (masked too), load, move, dec_ttl,
-// resubmit(,N) and goto_table. Anything else (ct, conjunction, controller,
-// groups, a field it does not know, a value it would have to guess about)
-// is refused with an *unsupportedError, and the change goes through
+// resubmit(,N), goto_table, and ct, conjunction and controller in the forms
+// the policy pipeline writes (ofnx.go). Anything else (nat, groups, learn,
+// a field it does not know, a value it would have to guess about) is
+// refused with an *unsupportedError, and the change goes through
 // ovs-ofctl: the encoder must never produce a flow that differs from the one
 // ovs-ofctl would install, only decline. It does not check what the switch
 // checks (prerequisites of actions, goto_table going forward): the switch
@@ -55,9 +57,10 @@ const (
 
 // value kinds of fields
 const (
-	kindInt  = iota // decimal or 0x hexadecimal
-	kindMAC         // xx:xx:xx:xx:xx:xx
-	kindIPv4        // a.b.c.d
+	kindInt     = iota // decimal or 0x hexadecimal
+	kindMAC            // xx:xx:xx:xx:xx:xx
+	kindIPv4           // a.b.c.d
+	kindCTState        // +flag-flag... (ct_state)
 )
 
 // ofField is a match or set_field field as OXM.
@@ -103,10 +106,12 @@ var (
 	fldIPProto = &ofField{class: oxmBasic, code: 10, size: 1, ethType: ethTypeIPv4}
 	fldIPSrc   = &ofField{class: oxmBasic, code: 11, size: 4, kind: kindIPv4, ethType: ethTypeIPv4, maskable: true, writable: true}
 	fldIPDst   = &ofField{class: oxmBasic, code: 12, size: 4, kind: kindIPv4, ethType: ethTypeIPv4, maskable: true, writable: true}
-	fldTCPSrc  = &ofField{class: oxmBasic, code: 13, size: 2, ethType: ethTypeIPv4, ipProto: 6}
-	fldTCPDst  = &ofField{class: oxmBasic, code: 14, size: 2, ethType: ethTypeIPv4, ipProto: 6}
-	fldUDPSrc  = &ofField{class: oxmBasic, code: 15, size: 2, ethType: ethTypeIPv4, ipProto: 17}
-	fldUDPDst  = &ofField{class: oxmBasic, code: 16, size: 2, ethType: ethTypeIPv4, ipProto: 17}
+	fldTCPSrc  = &ofField{class: oxmBasic, code: 13, size: 2, ethType: ethTypeIPv4, ipProto: 6, maskable: true}
+	fldTCPDst  = &ofField{class: oxmBasic, code: 14, size: 2, ethType: ethTypeIPv4, ipProto: 6, maskable: true}
+	fldUDPSrc  = &ofField{class: oxmBasic, code: 15, size: 2, ethType: ethTypeIPv4, ipProto: 17, maskable: true}
+	fldUDPDst  = &ofField{class: oxmBasic, code: 16, size: 2, ethType: ethTypeIPv4, ipProto: 17, maskable: true}
+	fldSCTPSrc = &ofField{class: oxmBasic, code: 17, size: 2, ethType: ethTypeIPv4, ipProto: 132, maskable: true}
+	fldSCTPDst = &ofField{class: oxmBasic, code: 18, size: 2, ethType: ethTypeIPv4, ipProto: 132, maskable: true}
 	fldICMPTyp = &ofField{class: oxmBasic, code: 19, size: 1, ethType: ethTypeIPv4, ipProto: 1, writable: true}
 	fldICMPCod = &ofField{class: oxmBasic, code: 20, size: 1, ethType: ethTypeIPv4, ipProto: 1, writable: true}
 	fldARPOp   = &ofField{class: oxmBasic, code: 21, size: 2, ethType: ethTypeARP, writable: true, max: 0xff}
@@ -115,6 +120,8 @@ var (
 	fldARPSHA  = &ofField{class: oxmBasic, code: 24, size: 6, kind: kindMAC, ethType: ethTypeARP, maskable: true, writable: true}
 	fldARPTHA  = &ofField{class: oxmBasic, code: 25, size: 6, kind: kindMAC, ethType: ethTypeARP, maskable: true, writable: true}
 	fldTunID   = &ofField{class: oxmBasic, code: 38, size: 8, maskable: true, writable: true}
+	fldConjID  = &ofField{class: oxmNXM1, code: 37, size: 4}                                     // NXM_NX_CONJ_ID
+	fldCTState = &ofField{class: oxmNXM1, code: 105, size: 4, kind: kindCTState, maskable: true} // NXM_NX_CT_STATE
 )
 
 // fields are the match and set_field names the encoder knows (ovs-ofctl's
@@ -131,6 +138,8 @@ var fields = func() map[string]*ofField {
 		"nw_dst": fldIPDst, "ip_dst": fldIPDst,
 		"tcp_src": fldTCPSrc, "tcp_dst": fldTCPDst,
 		"udp_src": fldUDPSrc, "udp_dst": fldUDPDst,
+		"sctp_src": fldSCTPSrc, "sctp_dst": fldSCTPDst,
+		"conj_id": fldConjID, "ct_state": fldCTState,
 		"icmp_type": fldICMPTyp, "icmpv4_type": fldICMPTyp,
 		"icmp_code": fldICMPCod, "icmpv4_code": fldICMPCod,
 		"arp_op": fldARPOp, "arp_spa": fldARPSPA, "arp_tpa": fldARPTPA,
@@ -159,6 +168,44 @@ var nxmNames = map[string]string{
 var matchProtocols = map[string][2]uint16{
 	"ip": {ethTypeIPv4, 0}, "arp": {ethTypeARP, 0},
 	"icmp": {ethTypeIPv4, 1}, "tcp": {ethTypeIPv4, 6}, "udp": {ethTypeIPv4, 17},
+	"sctp": {ethTypeIPv4, 132},
+}
+
+// ctStates are the ct_state flags (CS_* in OVS).
+var ctStates = map[string]uint32{
+	"new": 0x01, "est": 0x02, "rel": 0x04, "rpl": 0x08,
+	"inv": 0x10, "trk": 0x20, "snat": 0x40, "dnat": 0x80,
+}
+
+// parseCTState parses ct_state's "+flag-flag..." form (each flag once) into
+// value and mask; the other forms (numbers, "flag|flag") are refused.
+func parseCTState(s string) (val, mask []byte, err error) {
+	var v, m uint32
+	rest := s
+	for rest != "" {
+		set := rest[0] == '+'
+		if !set && rest[0] != '-' {
+			return nil, nil, unsupported("ct_state %q", s)
+		}
+		rest = rest[1:]
+		n := strings.IndexAny(rest, "+-")
+		if n < 0 {
+			n = len(rest)
+		}
+		bit := ctStates[rest[:n]]
+		if bit == 0 || m&bit != 0 {
+			return nil, nil, unsupported("ct_state %q", s)
+		}
+		m |= bit
+		if set {
+			v |= bit
+		}
+		rest = rest[n:]
+	}
+	if m == 0 {
+		return nil, nil, unsupported("ct_state %q", s)
+	}
+	return binary.BigEndian.AppendUint32(nil, v), binary.BigEndian.AppendUint32(nil, m), nil
 }
 
 // parseValue parses s (no mask) as a value of f, big-endian in f.size bytes.
@@ -233,6 +280,9 @@ func putUint(b []byte, v uint64) {
 // ones; the value is returned with the bits outside the mask cleared (as
 // ovs-ofctl stores it).
 func parseMasked(f *ofField, s string) (val, mask []byte, err error) {
+	if f.kind == kindCTState {
+		return parseCTState(s)
+	}
 	vs, ms, masked := strings.Cut(s, "/")
 	if val, err = parseValue(f, vs); err != nil {
 		return nil, nil, err
@@ -351,6 +401,8 @@ func encodeMatch(match string) ([]byte, error) {
 			f = map[string]*ofField{"tp_src": fldTCPSrc, "tp_dst": fldTCPDst}[k]
 		case ipProto == 17:
 			f = map[string]*ofField{"tp_src": fldUDPSrc, "tp_dst": fldUDPDst}[k]
+		case ipProto == 132:
+			f = map[string]*ofField{"tp_src": fldSCTPSrc, "tp_dst": fldSCTPDst}[k]
 		}
 		if f == nil || seen[f] {
 			return nil, unsupported("match %q", item)

@@ -78,6 +78,20 @@ func goldenFlows(t testing.TB) ([]openapi.Flow, map[string]int) {
 		{"dl_type=0x0800,nw_proto=17,udp_src=68,ip_dst=255.255.255.255", "set_field:0a:58:0a:01:00:02->eth_dst,goto_table:9"},
 		{"eth_type=0x0806,arp_tpa=10.1.0.9", "goto_table:9"},
 		{"icmp,icmp_type=3", "set_field:1->icmp_code,set_field:10.0.0.1->nw_dst,output:2"},
+		// Conntrack and policy forms beyond the goldens' (ct_state flags,
+		// ct zones and tables, conjunctions, controller properties, SCTP).
+		{"ct_state=-new+est-rel-inv+trk,ip", "ct(commit,table=7,zone=5)"},
+		{"ct_state=+trk+snat+dnat,tcp,tp_src=0x400/0xfc00", "ct(table=6)"},
+		{"ct_state=-trk,ip,nw_dst=10.2.0.0/16", "ct(zone=NXM_NX_REG1[16..31],table=8)"},
+		{"tcp,tcp_dst=0x50/0xfff8", "ct(commit,zone=reg0[0..15])"},
+		{"ip,reg6=9", "ct(zone=0xffff),goto_table:9"},
+		{"conj_id=0x10,ct_state=+rpl+trk,ip", "controller(meter_id=7)"},
+		{"conj_id=4294967295,ip", "controller(userdata=0102AbcD,reason=no_match),goto_table:8"},
+		{"sctp,sctp_dst=80,sctp_src=0x100/0xff00", "conjunction(0x7,2/3),conjunction(4294967295,64/64)"},
+		{"udp,tp_dst=0x8000/0x8000,reg3=0x2", "conjunction(0,1/2)"},
+		{"sctp,tp_src=9", "controller(reason=invalid_ttl,userdata=00.01.02,meter_id=0x2)"},
+		{"ct_state=+inv+trk,reg4=1", "controller(userdata=ff,reason=action)"},
+		{"ct_state=+new+trk,reg4=2", "controller(userdata=00.00.00.00.00.00.00.01.02.02.03)"},
 	} {
 		add(openapi.Flow{Table: 5, Priority: 33, Cookie: 0x77, Match: f[0], Actions: f[1]})
 	}
@@ -162,12 +176,56 @@ func ofctlLines(t *testing.T, args ...string) []string {
 // (the change then goes through ovs-ofctl), never encoded approximately.
 func TestEncodeRefusesUnknown(t *testing.T) {
 	for _, c := range []struct{ match, actions string }{
-		{"ct_state=+trk", "drop"},
-		{"ip,nw_src=10.0.0.1", "ct(commit,table=3)"},
-		{"ip", "conjunction(1,1/2)"},
-		{"conj_id=7,ip", "drop"},
+		{"ct_state=trk", "drop"},       // flags without +/-
+		{"ct_state=0x20/0x20", "drop"}, // numeric
+		{"ct_state=+trk+trk", "drop"},  // a flag twice
+		{"ct_state=+trk+foo", "drop"},  // unknown flag
+		{"ct_state=+", "drop"},         // no flag
+		{"ct_state=+trk,ct_state=+new", "drop"},
+		{"ct_zone=1", "drop"}, // not in the vocabulary
+		{"ct_mark=0x1/0x1", "drop"},
+		{"conj_id=1/1", "drop"},         // not maskable
+		{"conj_id=0x100000000", "drop"}, // too wide
+		{"ip", "ct(nat)"},
+		{"ip", "ct(commit,nat(src=10.0.0.1))"},
+		{"ip", "ct(commit,force)"},
+		{"ip", "ct(commit,exec(set_field:1->ct_mark))"},
+		{"ip", "ct(alg=ftp)"},
+		{"ip", "ct(table=0x3)"}, // ovs-ofctl reads tables in decimal
+		{"ip", "ct(table=255)"},
+		{"ip", "ct(table=3,table=4)"},
+		{"ip", "ct(commit,commit)"},
+		{"ip", "ct(zone=70000)"},
+		{"ip", "ct(zone=010)"},
+		{"ip", "ct(zone=NXM_NX_REG0[0..7])"}, // zones are 16 bits
+		{"ip", "ct(zone=NXM_NX_CT_ZONE[])"},
+		{"ip", "ct(commit=1)"},
+		{"ip", "ct()"},
+		{"ip", "ct"},
+		{"ip", "conjunction(1,1/1)"},
+		{"ip", "conjunction(1,0/2)"},
+		{"ip", "conjunction(1,3/2)"},
+		{"ip", "conjunction(1,1/65)"},
+		{"ip", "conjunction(1,01/2)"},
+		{"ip", "conjunction(0x100000000,1/2)"},
+		{"ip", "conjunction(1,1/2,3)"},
 		{"ip", "controller"},
-		{"ip", "controller(reason=no_match)"},
+		{"ip", "controller(reason=no_match)"}, // no userdata or meter
+		{"ip", "controller(userdata=)"},
+		{"ip", "controller(userdata=0)"},
+		{"ip", "controller(userdata=zz)"},
+		{"ip", "controller(userdata=01..02)"},
+		{"ip", "controller(meter_id=0)"},
+		{"ip", "controller(meter_id=0x100000000)"},
+		{"ip", "controller(max_len=100,userdata=01)"},
+		{"ip", "controller(id=1,userdata=01)"},
+		{"ip", "controller(pause,userdata=01)"},
+		{"ip", "controller(userdata=01,userdata=02)"},
+		{"ip", "controller(reason=group,userdata=01)"},
+		{"ip", "controller:100"},
+		{"ip", "move:ct_state[0..7]->NXM_NX_REG1[0..7]"},
+		{"ip", "move:conj_id[]->NXM_NX_REG1[]"},
+		{"sctp,tcp_dst=80", "drop"}, // field of another protocol
 		{"ip", "group:1"},
 		{"ip", "learn(table=1,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[])"},
 		{"ipv6,ipv6_src=::1", "drop"},

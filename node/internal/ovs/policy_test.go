@@ -55,8 +55,16 @@ func testPolicyDatapath(t *testing.T, tunnel string) {
 				p.Tunnels[i].Type = tunnel
 			}
 			p.Revision = rev
-			if r := apply(t, appliers[name], p); r.Degraded() {
+			r := apply(t, appliers[name], p)
+			if r.Degraded() {
 				t.Fatalf("%s %s: degraded: %+v", phase, name, r)
+			}
+			// A policy change (conjunctions, ct, controller) goes as
+			// native flow_mods, without an ovs-ofctl process (h1 holds
+			// every policy flow; h2's program may not change).
+			changed := r.OpenFlow != "unchanged" || name == "h1"
+			if phase != "open" && changed && (r.OpenFlow != "delta" || r.OFCtlRuns != 0) {
+				t.Errorf("%s %s: openflow %s, %d ovs-ofctl runs; want a native delta", phase, name, r.OpenFlow, r.OFCtlRuns)
 			}
 			if o := observe(t, appliers[name]); o.Drifted() {
 				t.Fatalf("%s %s: drift after apply: %v", phase, name, o.Drift)

@@ -195,6 +195,9 @@ func (pe *policyEnv) run(b *testing.B, n int) {
 	b.ReportMetric(per(cpu.vswitchd-atRest(idle.vswitchd)), "vswitchd-busy-cpu-ms/op")
 	b.ReportMetric(float64(len(fs)), "samples")
 	b.ReportMetric(pe.fillDur.Seconds(), "policy-fill-s")
+	b.ReportMetric(float64(len(pe.e.hosts)), "hosts")
+	b.ReportMetric(float64(pe.e.bulk+2), "containers")
+	b.ReportMetric(pe.e.fillDur.Seconds(), "fill-s")
 	b.ReportMetric(loadAverage(), "load1")
 }
 

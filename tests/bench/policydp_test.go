@@ -3,16 +3,21 @@ package bench
 import (
 	"fmt"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/switchyard/switchyard/openapi"
 	"github.com/switchyard/switchyard/tests/cluster"
+	"github.com/switchyard/switchyard/tests/lab"
 )
 
 // policyDPFillers is the number of filler containers per host of
 // BenchmarkPolicyDatapath: the filler policies select them, so their flows
 // are on both hosts' policy tables.
 const policyDPFillers = 10
+
+// tableEgressPolicy is br-int's EgressPolicy table (see tableIngressPolicy).
+const tableEgressPolicy = 5
 
 // BenchmarkPolicyDatapath measures the cost of policy in the data plane:
 // TCP throughput (iperf3 -t 5) and ping RTT, idle and under that load,
@@ -58,6 +63,9 @@ func BenchmarkPolicyDatapath(b *testing.B) {
 	}
 	b.ReportMetric(pct(res[pol.name].mbps, 50)/pct(res[plain.name].mbps, 50)*100, "policies/nopolicy-%")
 	b.ReportMetric(float64(i), "rounds")
+	for _, s := range []setup{plain, pol} {
+		b.ReportMetric(float64(policyFlows(b, s.lab)), s.name+"-policy-flows/host")
+	}
 	b.ReportMetric(loadAverage(), "load1")
 }
 
@@ -90,4 +98,18 @@ func policyDPSetup(b *testing.B, name string, policies int) setup {
 		}
 	}
 	return setup{name, c.Lab, map[string]path{"cross-host": {client, server}}}
+}
+
+// policyFlows is the most flows a host of l has in its policy tables
+// (EgressPolicy and IngressPolicy).
+func policyFlows(b *testing.B, l *lab.Lab) int {
+	n := 0
+	for _, h := range l.Hosts {
+		k := 0
+		for _, t := range []int{tableEgressPolicy, tableIngressPolicy} {
+			k += strings.Count(h.OFCtl(b, "dump-flows", "br-int", fmt.Sprintf("table=%d", t)), "priority=")
+		}
+		n = max(n, k)
+	}
+	return n
 }

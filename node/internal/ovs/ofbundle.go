@@ -208,10 +208,6 @@ func (o *ofConn) bundle(id uint32, mods flowMods) (committing bool, err error) {
 			return false, err
 		}
 		switch {
-		case typ == ofEchoRequest:
-			if err := o.reply(ofEchoReply, xid, b); err != nil {
-				return false, err
-			}
 		case xid < open || xid > barrier:
 			// asynchronous message: not ours
 		case typ == ofError:
@@ -242,10 +238,6 @@ func (o *ofConn) bundle(id uint32, mods flowMods) (committing bool, err error) {
 			return true, err
 		}
 		switch {
-		case typ == ofEchoRequest:
-			if err := o.reply(ofEchoReply, xid, b); err != nil {
-				return true, err
-			}
 		case xid != commit:
 		case typ == ofError:
 			return true, switchError("commit", b)

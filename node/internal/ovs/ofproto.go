@@ -100,7 +100,23 @@ func ofMessage(version, typ uint8, xid uint32, body []byte) []byte {
 	return msg
 }
 
+// recv returns the next message from the switch. Echo requests (the
+// switch's keepalive) are answered here, with their xid, and never
+// returned: no caller has to handle them.
 func (o *ofConn) recv() (typ uint8, xid uint32, body []byte, err error) {
+	for {
+		typ, xid, body, err = o.recvAny()
+		if err != nil || typ != ofEchoRequest {
+			return typ, xid, body, err
+		}
+		if err := o.reply(ofEchoReply, xid, body); err != nil {
+			return 0, 0, nil, err
+		}
+	}
+}
+
+// recvAny reads one message, whatever it is.
+func (o *ofConn) recvAny() (typ uint8, xid uint32, body []byte, err error) {
 	var h [ofHeaderLen]byte
 	if _, err = io.ReadFull(o.c, h[:]); err != nil {
 		return 0, 0, nil, err
@@ -138,13 +154,6 @@ func (o *ofConn) multipart(mpType uint16, req []byte) ([][]byte, error) {
 			return nil, err
 		}
 		switch {
-		case typ == ofEchoRequest:
-			o.xid--
-			if err := o.send(ofEchoReply, b); err != nil {
-				return nil, err
-			}
-			o.xid++
-			continue
 		case xid != want:
 			continue // asynchronous message (port status...): not ours
 		case typ == ofError:
@@ -277,11 +286,6 @@ func (o *ofConn) exactCounts(cookies []uint64) ([]int, error) {
 		}
 		i, ours := at[xid]
 		switch {
-		case typ == ofEchoRequest:
-			if err := o.reply(ofEchoReply, xid, b); err != nil {
-				return nil, err
-			}
-			continue
 		case !ours:
 			continue // asynchronous message: not ours
 		case typ == ofError:

@@ -170,10 +170,6 @@ func (o *ofConn) barrier() error {
 		switch {
 		case err != nil:
 			return err
-		case typ == ofEchoRequest:
-			if err := o.reply(ofEchoReply, xid, b); err != nil {
-				return err
-			}
 		case typ == ofError && xid >= first && xid <= want:
 			return fmt.Errorf("openflow error reply %x", b)
 		case typ == ofBarrierReply && xid == want:
@@ -269,16 +265,11 @@ func (p *PolicyObserver) listenOnce(ctx context.Context, fn func(openapi.PolicyL
 	o.c.SetDeadline(time.Time{})
 	ready()
 	for {
-		typ, xid, body, err := o.recv()
+		typ, _, body, err := o.recv()
 		if err != nil {
 			return err
 		}
-		switch typ {
-		case ofEchoRequest:
-			if err := o.reply(ofEchoReply, xid, body); err != nil {
-				return err
-			}
-		case ofExperimenter:
+		if typ == ofExperimenter {
 			if rec, ok := decodePacketIn2(body, time.Now()); ok {
 				fn(rec)
 			}

@@ -94,21 +94,15 @@ func (a *Applier) kickWatch() {
 // watching reports whether the watcher is connected to br-int.
 func (a *Applier) watching() bool { return a.ofUp.Load() }
 
-// hold reads from c, answering echo requests, until the connection breaks
-// or ctx ends.
+// hold reads from c (recv answers echo requests) until the connection
+// breaks or ctx ends.
 func hold(ctx context.Context, c *ofConn) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	c.c.SetDeadline(time.Time{})
 	for {
-		typ, _, body, err := c.recv()
-		if err != nil {
+		if _, _, _, err := c.recv(); err != nil {
 			return
-		}
-		if typ == ofEchoRequest {
-			if err := c.send(ofEchoReply, body); err != nil {
-				return
-			}
 		}
 	}
 }

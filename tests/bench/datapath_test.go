@@ -68,34 +68,43 @@ func BenchmarkDatapath(b *testing.B) {
 	bare := setup{"bare", l, map[string]path{"same-host": {eps[0], eps[1]}, "cross-host": {eps[0], eps[2]}}}
 	for _, name := range []string{"same-host", "cross-host"} {
 		b.Run("path="+name, func(b *testing.B) {
-			res := map[string]*dpResult{sy.name: {}, bare.name: {}}
-			for _, s := range []setup{sy, bare} {
-				waitReachable(b, s.paths[name])
-			}
-			round := func(i int) {
-				order := []setup{sy, bare}
-				if i%2 == 1 {
-					order[0], order[1] = bare, sy
-				}
-				for _, s := range order {
-					res[s.name].measure(b, s.lab, s.paths[name])
-				}
-			}
-			i := 0
-			for b.Loop() {
-				round(i)
-				i++
-			}
-			for ; i < minRounds; i++ {
-				round(i)
-			}
-			for _, s := range []setup{sy, bare} {
-				res[s.name].report(b, s.name)
-			}
+			res, rounds := compare(b, sy, bare, name)
 			b.ReportMetric(pct(res[sy.name].mbps, 50)/pct(res[bare.name].mbps, 50)*100, "switchyard/bare-%")
-			b.ReportMetric(float64(i), "rounds")
+			b.ReportMetric(float64(rounds), "rounds")
 		})
 	}
+}
+
+// compare measures path name on setups x and y, one round after the other
+// with the order alternating so that the machine's load hits both alike:
+// the benchmark's ops, then more rounds up to minRounds. It reports each
+// setup's metrics and returns their results and the number of rounds.
+func compare(b *testing.B, x, y setup, name string) (map[string]*dpResult, int) {
+	res := map[string]*dpResult{x.name: {}, y.name: {}}
+	for _, s := range []setup{x, y} {
+		waitReachable(b, s.paths[name])
+	}
+	round := func(i int) {
+		order := []setup{x, y}
+		if i%2 == 1 {
+			order[0], order[1] = y, x
+		}
+		for _, s := range order {
+			res[s.name].measure(b, s.lab, s.paths[name])
+		}
+	}
+	i := 0
+	for b.Loop() {
+		round(i)
+		i++
+	}
+	for ; i < minRounds; i++ {
+		round(i)
+	}
+	for _, s := range []setup{x, y} {
+		res[s.name].report(b, s.name)
+	}
+	return res, i
 }
 
 // dpResult gathers the rounds of one setup on one path.

@@ -40,9 +40,12 @@ const probePriority = 100
 func BenchmarkPolicyEnforce(b *testing.B) {
 	hosts, ctrs := 10, 1000
 	if v := os.Getenv("SWITCHYARD_BENCH_POLICY_LAB"); v != "" {
-		if _, err := fmt.Sscanf(v, "%dx%d", &hosts, &ctrs); err != nil || hosts < 2 || ctrs < hosts {
-			b.Fatalf("SWITCHYARD_BENCH_POLICY_LAB=%q: want HOSTSxN, at least 2 hosts and a container per host", v)
+		// The convergence benchmark's shape syntax, one shape of one size.
+		sh, err := parseShapes(v)
+		if err != nil || len(sh) != 1 || len(sh[0].containers) != 1 {
+			b.Fatalf("SWITCHYARD_BENCH_POLICY_LAB=%q: want HOSTSxN, at least 2 hosts and a container per host (%v)", v, err)
 		}
+		hosts, ctrs = sh[0].hosts, sh[0].containers[0]
 	}
 	e := newConvEnv(b, hosts)
 	e.fill(b, ctrs)

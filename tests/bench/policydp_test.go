@@ -36,33 +36,9 @@ func BenchmarkPolicyDatapath(b *testing.B) {
 	}
 	plain := policyDPSetup(b, "nopolicy", 0)
 	pol := policyDPSetup(b, "policies", 1000)
-	res := map[string]*dpResult{plain.name: {}, pol.name: {}}
-	const name = "cross-host"
-	for _, s := range []setup{plain, pol} {
-		waitReachable(b, s.paths[name])
-	}
-	round := func(i int) {
-		order := []setup{plain, pol}
-		if i%2 == 1 {
-			order[0], order[1] = pol, plain
-		}
-		for _, s := range order {
-			res[s.name].measure(b, s.lab, s.paths[name])
-		}
-	}
-	i := 0
-	for b.Loop() {
-		round(i)
-		i++
-	}
-	for ; i < minRounds; i++ {
-		round(i)
-	}
-	for _, s := range []setup{plain, pol} {
-		res[s.name].report(b, s.name)
-	}
+	res, rounds := compare(b, plain, pol, "cross-host")
 	b.ReportMetric(pct(res[pol.name].mbps, 50)/pct(res[plain.name].mbps, 50)*100, "policies/nopolicy-%")
-	b.ReportMetric(float64(i), "rounds")
+	b.ReportMetric(float64(rounds), "rounds")
 	for _, s := range []setup{plain, pol} {
 		b.ReportMetric(float64(policyFlows(b, s.lab)), s.name+"-policy-flows/host")
 	}

@@ -30,7 +30,13 @@ func BenchmarkFullCompile10kContainers50Hosts(b *testing.B) {
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/(1<<20), "MB-alloc/op")
 	b.ReportMetric(float64(flows), "flows")
 
-	// What a compiler keeps after a full compile (programs and fragments).
+	reportLive(b, s, &before)
+}
+
+// reportLive reports MB-live: what a compiler keeps after a full compile of
+// s (programs and fragments), over the heap in use at before.
+func reportLive(b *testing.B, s *Snapshot, before *runtime.MemStats) {
+	var after runtime.MemStats
 	c := New()
 	c.Full(s)
 	runtime.GC()

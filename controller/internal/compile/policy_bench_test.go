@@ -82,12 +82,7 @@ func BenchmarkFullCompilePolicies(b *testing.B) {
 	b.ReportMetric(float64(pol)/float64(len(progs)), "policy-flows/host")
 	b.ReportMetric(float64(maxPol), "max-policy-flows/host")
 
-	c := New()
-	c.Full(s)
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MB-live")
-	runtime.KeepAlive(c)
+	reportLive(b, s, &before)
 }
 
 // BenchmarkIncrementalPolicy changes one policy's selector and priority back

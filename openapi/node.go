@@ -1,6 +1,9 @@
 package openapi
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // The node protocol: what the controller hands a node agent, and what the agent
 // reports back. Described in openapi.yaml under /api/v1/nodes.
@@ -23,6 +26,78 @@ type Program struct {
 	Containers []ContainerPort `json:"containers"`
 	Flows      []Flow          `json:"flows"`
 	Groups     []Group         `json:"groups"`
+	// DNS are the names of the networks present on this host, served by
+	// the agent's resolver.
+	DNS []DNSRecord `json:"dns,omitempty"`
+	// HealthChecks are the probes the agent runs on its local backends.
+	HealthChecks []HealthProbe `json:"healthChecks,omitempty"`
+}
+
+// DNSRecord is one name of a network present on a host.
+type DNSRecord struct {
+	Network string `json:"network"`
+	VNI     int64  `json:"vni"`
+	// Kind is DNSContainer or DNSService.
+	Kind string `json:"kind"`
+	// Name is the container's or service's name, unqualified.
+	Name string `json:"name"`
+	// IP is the container's address or the service's VIP.
+	IP string `json:"ip"`
+	// Ports are a service's ports (named ones get SRV records).
+	Ports []ServicePort `json:"ports,omitempty"`
+}
+
+// DNS record kinds.
+const (
+	DNSContainer = "container"
+	DNSService   = "service"
+)
+
+// Key identifies r within a program.
+func (r *DNSRecord) Key() string { return r.Network + "/" + r.Kind + "/" + r.Name }
+
+// HealthProbe is one health check the agent runs against a local backend.
+type HealthProbe struct {
+	// Service and Container are IDs.
+	Service     string `json:"service"`
+	ServiceName string `json:"serviceName"`
+	Container   string `json:"container"`
+	// Port is the backend's ContainerPort.Name (its veth on br-int).
+	Port  string      `json:"port"`
+	IP    string      `json:"ip"`
+	Check HealthCheck `json:"check"`
+}
+
+// Key identifies h within a program.
+func (h *HealthProbe) Key() string { return h.Service + "/" + h.Container }
+
+// What the compiler and the agent agree on for the node-local resolver and
+// learned flows.
+const (
+	// DNSPortName is the agent's port on br-int towards its DNS namespace.
+	DNSPortName = "sydns0"
+	// DNSMAC is the MAC of the DNS namespace's interface.
+	DNSMAC = "0a:58:a9:fe:00:35"
+	// DNSNextHopMAC is the MAC the DNS namespace sends its answers to.
+	DNSNextHopMAC = "0a:58:a9:fe:00:01"
+	// DNSBase is the first address of the DNS namespace's local range: a
+	// network's resolver there is DNSBase + VNI (see DNSAddr).
+	DNSBase = "10.0.0.0"
+	// LearnedCookie is the cookie of flows OVS learns (session affinity):
+	// they are not in any program and the agent leaves them alone.
+	LearnedCookie uint64 = 0x00000000_5e1ea2ed
+	// RejectUserdata is the controller() userdata of packets the agent must
+	// reject (TCP RST or ICMP port unreachable), through meter RejectMeter.
+	RejectUserdata = "73.79.72.6a"
+	// RejectMeter is the agent's meter for rejects (meter 1 rate-limits
+	// policy logs).
+	RejectMeter = 2
+)
+
+// DNSAddr is the address of network vni's resolver inside the DNS namespace.
+func DNSAddr(vni int64) string {
+	v := uint32(10<<24) + uint32(vni&0xffffff)
+	return fmt.Sprintf("%d.%d.%d.%d", v>>24, v>>16&0xff, v>>8&0xff, v&0xff)
 }
 
 // BridgeSpec describes the integration bridge.
@@ -56,6 +131,11 @@ type ContainerPort struct {
 	MAC       string `json:"mac"`
 	Gateway   string `json:"gateway"`
 	MTU       int    `json:"mtu"`
+	// DNSDomain and DNSSearch configure the container's resolver (its
+	// Gateway): DNSSearch is "<network>.<domain> <domain>" (space-separated,
+	// as in resolv.conf; a string keeps ContainerPort comparable).
+	DNSDomain string `json:"dnsDomain,omitempty"`
+	DNSSearch string `json:"dnsSearch,omitempty"`
 }
 
 // Flow is one OpenFlow flow, in ovs-ofctl syntax.
@@ -96,6 +176,11 @@ type ProgramDelta struct {
 	RemoveFlows      []Flow          `json:"removeFlows,omitempty"`
 	AddGroups        []Group         `json:"addGroups,omitempty"`
 	RemoveGroups     []uint32        `json:"removeGroups,omitempty"`
+	// DNS records and health probes, removed by Key.
+	AddDNS             []DNSRecord   `json:"addDNS,omitempty"`
+	RemoveDNS          []string      `json:"removeDNS,omitempty"`
+	AddHealthChecks    []HealthProbe `json:"addHealthChecks,omitempty"`
+	RemoveHealthChecks []string      `json:"removeHealthChecks,omitempty"`
 }
 
 // PortStatus is the state of one port as the agent sees it.
@@ -121,12 +206,16 @@ type NodeStatus struct {
 	// PolicyLog are the connections logged since the last report (at most
 	// MaxPolicyLog).
 	PolicyLog []PolicyLogRecord `json:"policyLog,omitempty"`
+	// Endpoints is the current verdict of every health check the agent
+	// runs that has one (at most MaxEndpoints).
+	Endpoints []EndpointHealth `json:"endpoints,omitempty"`
 }
 
 // Bounds of one report.
 const (
 	MaxRuleStats = 8192
 	MaxPolicyLog = 1000
+	MaxEndpoints = 8192
 )
 
 // RuleStat is the sum of the counters of the flows of one counted cookie

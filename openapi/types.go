@@ -101,6 +101,94 @@ type Service struct {
 	Ports    []ServicePort     `json:"ports"`
 	Selector string            `json:"selector"`
 	Labels   map[string]string `json:"labels"`
+	// Weights split new connections between subsets of the backends
+	// (canary releases); see package controller/internal/service.
+	Weights []ServiceWeight `json:"weights,omitempty"`
+	// SessionAffinity is AffinityNone or AffinityClientIP (the store
+	// defaults it to None); the timeout applies to ClientIP only.
+	SessionAffinity               string `json:"sessionAffinity"`
+	SessionAffinityTimeoutSeconds int    `json:"sessionAffinityTimeoutSeconds,omitempty"`
+	// HealthCheck, when set, makes the agents probe the backends on their
+	// host; a failing backend leaves every host's group.
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+	// GroupID is allocated at create and never changes: the service's
+	// OpenFlow groups are GroupID*MaxServicePorts + port index.
+	GroupID uint32 `json:"groupId"`
+}
+
+// Session affinity values.
+const (
+	AffinityNone     = "None"
+	AffinityClientIP = "ClientIP"
+)
+
+// MaxServicePorts bounds a service's ports (its block of group ids).
+const MaxServicePorts = 32
+
+// ServiceWeight gives the backends a selector picks a share of new connections.
+type ServiceWeight struct {
+	Selector string `json:"selector"`
+	Weight   int    `json:"weight"`
+}
+
+// HealthCheck describes how agents probe a service's backends.
+type HealthCheck struct {
+	// Protocol is "TCP" (connect) or "HTTP" (GET Path, 2xx or 3xx).
+	Protocol           string `json:"protocol"`
+	Port               int    `json:"port"`
+	Path               string `json:"path,omitempty"`
+	IntervalSeconds    int    `json:"intervalSeconds"`
+	TimeoutSeconds     int    `json:"timeoutSeconds"`
+	UnhealthyThreshold int    `json:"unhealthyThreshold"`
+	HealthyThreshold   int    `json:"healthyThreshold"`
+}
+
+// Endpoint health values.
+const (
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+	HealthUnchecked = "unchecked"
+)
+
+// Endpoint is one backend of a service, as GET /services/{ref}/endpoints shows it.
+type Endpoint struct {
+	Container   string         `json:"container"`
+	ContainerID string         `json:"containerId"`
+	Host        string         `json:"host"`
+	Address     string         `json:"address"`
+	Ports       []EndpointPort `json:"ports"`
+	// Weight is the bucket weight the compiler gives it (0: no new connections).
+	Weight int `json:"weight"`
+	// Health is HealthHealthy, HealthUnhealthy or HealthUnchecked.
+	Health string `json:"health"`
+	// Reason is the last failed probe's error, when unhealthy.
+	Reason string `json:"reason,omitempty"`
+	// Since is when the health last changed.
+	Since *time.Time `json:"since,omitempty"`
+}
+
+// EndpointPort is a service port as the backend serves it (its targetPort).
+type EndpointPort struct {
+	Name     string `json:"name,omitempty"`
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol"`
+}
+
+// EndpointList is GET /services/{ref}/endpoints.
+type EndpointList struct {
+	Items []Endpoint `json:"items"`
+}
+
+// EndpointHealth is the verdict of the health checks on one backend of one
+// service: what agents report, what the store keeps (only verdicts; a backend
+// without one is healthy) and the object of "endpoint" events.
+type EndpointHealth struct {
+	// Service and Container are IDs.
+	Service   string `json:"service"`
+	Container string `json:"container"`
+	Healthy   bool   `json:"healthy"`
+	Reason    string `json:"reason,omitempty"`
+	Host      string `json:"host,omitempty"`
 }
 
 // PolicyPeer is one side of a rule: containers by labels, or a CIDR block.

@@ -17,6 +17,12 @@ type Snapshot struct {
 	// Services are carried, not compiled yet.
 	Services []openapi.Service
 	Policies []openapi.Policy
+	// EndpointHealth are the health verdicts the store keeps (a backend
+	// without one is healthy).
+	EndpointHealth []openapi.EndpointHealth
+	// DNSDomain is the domain of container and service names
+	// ("<name>.<network>.<domain>"); fixed for a Compiler's life.
+	DNSDomain string
 }
 
 // Change is one object change for Compiler.Apply: build it with PutHost,
@@ -32,11 +38,13 @@ type Change struct {
 	container *openapi.Container
 	service   *openapi.Service
 	policy    *openapi.Policy
+	endpoint  *openapi.EndpointHealth
 }
 
 const (
 	kindService = "service"
 	kindPolicy  = "policy"
+	kindHealth  = "endpoint"
 )
 
 // PutHost adds or updates a host (keyed by name).
@@ -66,6 +74,18 @@ func PutService(s openapi.Service) Change { return Change{kind: kindService, key
 
 // DeleteService removes the service with that ID.
 func DeleteService(id string) Change { return Change{kind: kindService, key: id, delete: true} }
+
+// PutEndpointHealth records a health verdict (keyed by service and
+// container ID).
+func PutEndpointHealth(e openapi.EndpointHealth) Change {
+	return Change{kind: kindHealth, key: e.Service + "/" + e.Container, endpoint: &e}
+}
+
+// DeleteEndpointHealth forgets the verdict on container for service (it is
+// healthy again).
+func DeleteEndpointHealth(service, container string) Change {
+	return Change{kind: kindHealth, key: service + "/" + container, delete: true}
+}
 
 // PutPolicy adds or updates a policy (keyed by ID).
 func PutPolicy(p openapi.Policy) Change { return Change{kind: kindPolicy, key: p.ID, policy: &p} }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Config is the controller's configuration.
@@ -27,6 +29,9 @@ type Config struct {
 	// passes it.
 	EventRetention          time.Duration
 	EventRetentionRevisions int64
+	// DNSDomain is the domain of container and service names:
+	// <name>.<network>.<domain>.
+	DNSDomain string
 }
 
 // FromEnv reads the configuration. getenv is os.Getenv outside tests.
@@ -58,6 +63,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.EventRetentionRevisions, err = strconv.ParseInt(or(getenv("SWITCHYARD_EVENT_RETENTION_REVISIONS"), "0"), 10, 64)
 	if err != nil || c.EventRetentionRevisions < 0 {
 		return c, fmt.Errorf("SWITCHYARD_EVENT_RETENTION_REVISIONS: %q is not a count of 0 or more (0 sets no count limit)", getenv("SWITCHYARD_EVENT_RETENTION_REVISIONS"))
+	}
+	c.DNSDomain = strings.TrimSuffix(strings.ToLower(or(getenv("SWITCHYARD_DNS_DOMAIN"), "switchyard.local")), ".")
+	if errs := validation.IsDNS1123Subdomain(c.DNSDomain); len(errs) > 0 {
+		return c, fmt.Errorf("SWITCHYARD_DNS_DOMAIN: %q is not a DNS name: %s", getenv("SWITCHYARD_DNS_DOMAIN"), strings.Join(errs, "; "))
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(or(getenv("SWITCHYARD_LOG_LEVEL"), "info")))); err != nil {
 		return c, fmt.Errorf("SWITCHYARD_LOG_LEVEL: %w", err)

@@ -108,8 +108,8 @@ func TestEndpointHealthReports(t *testing.T) {
 	report := []openapi.EndpointHealth{
 		eh(f.checked, f.web1, false, "connection refused"),
 		eh(f.checked, f.web2, true, ""),
-		eh(f.checked, f.web3, false, "not on h1"),          // another host's container
-		eh(f.plain, f.web1, false, "no health check"),      // a service without a check
+		eh(f.checked, f.web3, false, "not on h1"),                               // another host's container
+		eh(f.plain, f.web1, false, "no health check"),                           // a service without a check
 		{Service: "00000000-0000-0000-0000-000000000001", Container: f.web1.ID}, // no such service
 	}
 	if err := st.ReportEndpointHealth(ctx, "h1", report); err != nil {

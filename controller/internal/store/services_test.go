@@ -65,8 +65,8 @@ func TestServiceFieldsRoundTrip(t *testing.T) {
 
 	// Every field given.
 	full := openapi.Service{Name: "full", Network: "blue", Selector: "app=web",
-		Ports:   []openapi.ServicePort{{Name: "http", Port: 80, TargetPort: 8080, Protocol: "TCP"}, {Name: "dns", Port: 53, Protocol: "UDP"}},
-		Weights: []openapi.ServiceWeight{{Selector: "version=v1", Weight: 90}, {Selector: "version=v2", Weight: 10}},
+		Ports:           []openapi.ServicePort{{Name: "http", Port: 80, TargetPort: 8080, Protocol: "TCP"}, {Name: "dns", Port: 53, Protocol: "UDP"}},
+		Weights:         []openapi.ServiceWeight{{Selector: "version=v1", Weight: 90}, {Selector: "version=v2", Weight: 10}},
 		SessionAffinity: openapi.AffinityClientIP, SessionAffinityTimeoutSeconds: 60,
 		HealthCheck: &openapi.HealthCheck{Protocol: "HTTP", Port: 8081, Path: "/healthz", IntervalSeconds: 10, TimeoutSeconds: 2, UnhealthyThreshold: 5, HealthyThreshold: 2}}
 	created, err := st.CreateService(ctx, "test", full)

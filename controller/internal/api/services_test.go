@@ -143,8 +143,8 @@ func TestServiceEndpointsHTTP(t *testing.T) {
 	}
 	var svc, plain openapi.Service
 	e.must(201, "POST", "/api/v1/services", map[string]any{"name": "web", "network": "blue", "selector": "app=web",
-		"ports":   []map[string]any{{"name": "http", "port": 80, "targetPort": 8080}},
-		"weights": []map[string]any{{"selector": "version=v1", "weight": 90}, {"selector": "version=v2", "weight": 10}},
+		"ports":       []map[string]any{{"name": "http", "port": 80, "targetPort": 8080}},
+		"weights":     []map[string]any{{"selector": "version=v1", "weight": 90}, {"selector": "version=v2", "weight": 10}},
 		"healthCheck": map[string]any{"protocol": "TCP"}}).decode(t, &svc)
 	e.must(201, "POST", "/api/v1/services", map[string]any{"name": "plain", "network": "blue", "selector": "app=web",
 		"ports": []map[string]any{{"port": 80}}}).decode(t, &plain)

@@ -3,7 +3,8 @@
 // committed revision's events, in order), holds each host's current program
 // digest and a bounded history of its deltas (an agent up to maxDeltas
 // changes behind gets them composed into one delta), wakes only the long-polls of hosts whose program changed, takes the agents'
-// reports (refusing revisions no controller sent) and answers ?wait=realized
+// reports (refusing revisions no controller sent; their health verdicts go
+// to the store, which writes only changes) and answers ?wait=realized
 // with each touched host's state. When the compiler may have left the intent
 // (an event it cannot read, a compiler failure) it says so (Healthy, metrics)
 // and recompiles from scratch instead of carrying on. It must not compute

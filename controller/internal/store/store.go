@@ -6,7 +6,9 @@
 // allocation happen here, race-free, from free lists (ipam.go) whose cost
 // does not depend on the values in use. Node reports also bring policy rule
 // counters and logged connections (ruleobs.go, policylog.go), observed state
-// written in the report batches. It must not know about HTTP: it returns
+// written in the report batches, and services' health verdicts
+// (endpoints.go), written as ordinary writes with events but only when
+// they change. It must not know about HTTP: it returns
 // *problem.Error for failures a client caused.
 package store
 

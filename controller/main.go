@@ -56,6 +56,7 @@ func run() error {
 
 	go st.PruneEventsEvery(ctx, store.Retention{Age: cfg.EventRetention, Revisions: cfg.EventRetentionRevisions}, time.Minute)
 	mgr := nodes.New(st, slog.Default())
+	mgr.DNSDomain = cfg.DNSDomain
 	go mgr.Run(ctx)
 	srv := &api.Server{Store: st, Log: slog.Default(), Realizer: mgr, ReadyChecks: []api.ReadyCheck{mgr.Ready},
 		Nodes: &nodes.Handler{M: mgr, Fail: api.Fail, Decode: api.Decode, Actor: api.Actor}}

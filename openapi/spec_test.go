@@ -53,6 +53,8 @@ var schemaTypes = map[string]any{
 	"Reachability":     Reachability{},
 	"PolicyStats":      PolicyStats{},
 	"PolicyLogPage":    PolicyLogPage{},
+	"EndpointList":     EndpointList{},
+	"EndpointHealth":   EndpointHealth{},
 }
 
 // outputOnly schemas are never request bodies of the REST API, so every Go
@@ -61,7 +63,7 @@ var schemaTypes = map[string]any{
 var outputOnly = map[string]bool{
 	"AuditEntry": true, "Event": true, "Problem": true, "Program": true,
 	"ProgramUpdate": true, "NodeStatus": true, "Reachability": true,
-	"PolicyStats": true, "PolicyLogPage": true,
+	"PolicyStats": true, "PolicyLogPage": true, "EndpointList": true, "EndpointHealth": true,
 }
 
 // readOnlyProps is the exact set of readOnly properties of each REST object.
@@ -69,7 +71,7 @@ var readOnlyProps = map[string][]string{
 	"Host":      {"id", "revision", "createdAt", "updatedAt", "status", "lastSeen", "appliedRevision", "programRevision", "realized"},
 	"Network":   {"id", "revision", "createdAt", "updatedAt", "addresses"},
 	"Container": {"id", "revision", "createdAt", "updatedAt", "mac", "status", "statusDetail"},
-	"Service":   {"id", "revision", "createdAt", "updatedAt"},
+	"Service":   {"id", "revision", "createdAt", "updatedAt", "groupId"},
 	"Policy":    {"id", "revision", "createdAt", "updatedAt"},
 	"Token":     {"id", "createdAt", "secret", "revokedAt"},
 }

@@ -42,6 +42,7 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 	seed("POST", "/api/v1/networks", `{"name":"blue","cidr":"10.10.0.0/24","labels":{"n":"99999999999999999999"}}`)
 	seed("POST", "/api/v1/hosts", `{"name":"h1","address":"192.168.200.11"}`)
 	seed("POST", "/api/v1/containers", `{"name":"c1","network":"blue","host":"h1","labels":{"n":"7"}}`)
+	seed("POST", "/api/v1/services", `{"name":"s1","network":"blue","selector":"n=7","ports":[{"port":80}],"healthCheck":{"protocol":"HTTP"}}`)
 	return ft
 }
 
@@ -113,6 +114,11 @@ func FuzzRequest(f *testing.F) {
 	add("PUT", "/api/v1/networks/{ref}", "blue", "", "text/plain", `{"name":"blue","cidr":"10.10.0.0/24"}`)
 	add("PATCH", "/api/v1/networks/{ref}", "blue", "", "application/json", `{"revision":"x","vni":1e30}`)
 	add("POST", "/api/v1/tokens", "", "", "application/json", `{"name":"t","role":"node","host":"\u0000"}`)
+	// Issue 10: load-balancing fields, endpoints, health reports.
+	add("POST", "/api/v1/services", "", "", "application/json", `{"name":"s","network":"blue","ports":[{"port":80},{"port":80}],"weights":[{"selector":"v in (","weight":0}],"healthCheck":{"intervalSeconds":1,"timeoutSeconds":5}}`)
+	add("PATCH", "/api/v1/services/{ref}", "s1", "", "application/merge-patch+json", `{"healthCheck":{"path":"\u0000"},"sessionAffinityTimeoutSeconds":1e30,"groupId":-1}`)
+	add("GET", "/api/v1/services/{ref}/endpoints", "s1\x00", "network=%00", "", "")
+	add("POST", "/api/v1/nodes/{host}/status", "h1", "", "application/json", `{"appliedRevision":0,"digest":"","ports":[],"endpoints":[{"service":"00000000-0000-0000-0000-000000000000","container":"x","healthy":true}]}`)
 	f.Fuzz(func(t *testing.T, op uint8, pathValue, query, contentType string, body []byte) {
 		o := ft.ops[int(op)%len(ft.ops)]
 		q, err := url.ParseQuery(query)

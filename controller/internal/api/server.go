@@ -131,6 +131,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	mount(s, v1, policies, viewer, operator)
 	v1.POST("/containers/:ref/move", operator, s.moveContainer)
 	v1.GET("/networks/:ref/reachability", viewer, s.reachability)
+	v1.GET("/services/:ref/endpoints", viewer, s.serviceEndpoints)
 	v1.GET("/policies/:ref/stats", viewer, s.policyStats)
 	v1.GET("/policies/:ref/log", viewer, s.policyLog)
 

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Config is the controller's configuration.
@@ -27,6 +29,9 @@ type Config struct {
 	// passes it.
 	EventRetention          time.Duration
 	EventRetentionRevisions int64
+	// DNSDomain is the domain of container and service names:
+	// <name>.<network>.<domain>.
+	DNSDomain string
 }
 
 // FromEnv reads the configuration. getenv is os.Getenv outside tests.
@@ -59,10 +64,32 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if err != nil || c.EventRetentionRevisions < 0 {
 		return c, fmt.Errorf("SWITCHYARD_EVENT_RETENTION_REVISIONS: %q is not a count of 0 or more (0 sets no count limit)", getenv("SWITCHYARD_EVENT_RETENTION_REVISIONS"))
 	}
+	c.DNSDomain = strings.TrimSuffix(strings.ToLower(or(getenv("SWITCHYARD_DNS_DOMAIN"), "switchyard.local")), ".")
+	if err := checkDNSDomain(c.DNSDomain); err != nil {
+		return c, fmt.Errorf("SWITCHYARD_DNS_DOMAIN: %q %w", getenv("SWITCHYARD_DNS_DOMAIN"), err)
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(or(getenv("SWITCHYARD_LOG_LEVEL"), "info")))); err != nil {
 		return c, fmt.Errorf("SWITCHYARD_LOG_LEVEL: %w", err)
 	}
 	return c, nil
+}
+
+// MaxDNSDomain bounds the DNS domain so that every name under it,
+// <name>.<network>.<domain> with 63-character labels, fits DNS's 253.
+const MaxDNSDomain = 253 - 2*64
+
+// checkDNSDomain validates a DNS domain: lower-case labels of letters,
+// digits and '-', at most MaxDNSDomain characters.
+func checkDNSDomain(d string) error {
+	if len(d) > MaxDNSDomain {
+		return fmt.Errorf("is longer than %d characters (names under it must fit 253)", MaxDNSDomain)
+	}
+	for _, label := range strings.Split(d, ".") {
+		if errs := validation.IsDNS1123Label(label); len(errs) > 0 {
+			return fmt.Errorf("is not a DNS name: label %q: %s", label, strings.Join(errs, "; "))
+		}
+	}
+	return nil
 }
 
 func or(v, def string) string {

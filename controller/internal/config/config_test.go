@@ -11,7 +11,7 @@ func TestFromEnv(t *testing.T) {
 	get := func(k string) string { return env[k] }
 	c, err := FromEnv(get)
 	if err != nil || c.Listen != "127.0.0.1:8080" || c.ServiceCIDR.String() != "10.96.0.0/16" || c.HeartbeatTimeout != 15*time.Second ||
-		c.EventRetention != 24*time.Hour || c.EventRetentionRevisions != 0 {
+		c.EventRetention != 24*time.Hour || c.EventRetentionRevisions != 0 || c.DNSDomain != "switchyard.local" {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 	for k, v := range map[string]string{"SWITCHYARD_SERVICE_CIDR": "10.96.0.1/16", "SWITCHYARD_HEARTBEAT_TIMEOUT": "soon", "SWITCHYARD_LOG_LEVEL": "loud",
@@ -35,6 +35,17 @@ func TestFromEnv(t *testing.T) {
 	if c, err := FromEnv(get); err != nil || c.EventRetention != 0 || c.EventRetentionRevisions != 100000 {
 		t.Errorf("retention settings: %+v %v", c, err)
 	}
+	for _, bad := range []string{"under_score.local", "-lead.local", "a..b", strings.Repeat("a", 64) + ".local", "spa ce"} {
+		env["SWITCHYARD_DNS_DOMAIN"] = bad
+		if _, err := FromEnv(get); err == nil || !strings.Contains(err.Error(), "SWITCHYARD_DNS_DOMAIN") {
+			t.Errorf("SWITCHYARD_DNS_DOMAIN=%q: %v", bad, err)
+		}
+	}
+	env["SWITCHYARD_DNS_DOMAIN"] = "Corp.Example."
+	if c, err := FromEnv(get); err != nil || c.DNSDomain != "corp.example" {
+		t.Errorf("dns domain: %q %v", c.DNSDomain, err)
+	}
+	delete(env, "SWITCHYARD_DNS_DOMAIN")
 	delete(env, "SWITCHYARD_DATABASE_URL")
 	if _, err := FromEnv(get); err == nil {
 		t.Error("missing database URL accepted")

@@ -47,7 +47,9 @@ func (h *Handler) Register(c *gin.Context) {
 }
 
 // Status takes an agent's report (also its heartbeat). Only a revision the
-// controller sent to the host is accepted as applied (see checkReport).
+// controller sent to the host is accepted as applied (see checkReport). The
+// health verdicts it carries go to the store (endpoint events) once the
+// report landed.
 func (h *Handler) Status(c *gin.Context) {
 	var st openapi.NodeStatus
 	if err := h.Decode(c, &st); err != nil {
@@ -67,6 +69,12 @@ func (h *Handler) Status(c *gin.Context) {
 		return
 	}
 	h.M.noteAck(store.NoticeOf(host, st))
+	// Health verdicts: written only where they differ from the stored ones
+	// (an unchanged report costs nothing).
+	if err := h.M.st.ReportEndpointHealth(c.Request.Context(), host, st.Endpoints); err != nil {
+		h.Fail(c, err)
+		return
+	}
 	c.Status(http.StatusNoContent)
 }
 

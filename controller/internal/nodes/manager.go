@@ -3,7 +3,8 @@
 // committed revision's events, in order), holds each host's current program
 // digest and a bounded history of its deltas (an agent up to maxDeltas
 // changes behind gets them composed into one delta), wakes only the long-polls of hosts whose program changed, takes the agents'
-// reports (refusing revisions no controller sent) and answers ?wait=realized
+// reports (refusing revisions no controller sent; their health verdicts go
+// to the store, which writes only changes) and answers ?wait=realized
 // with each touched host's state. When the compiler may have left the intent
 // (an event it cannot read, a compiler failure) it says so (Healthy, metrics)
 // and recompiles from scratch instead of carrying on. It must not compute
@@ -112,10 +113,24 @@ type Manager struct {
 	// and benchmarks lower them).
 	maxDeltas, maxDeltaBytes int
 
+	// DNSDomain is the domain of container and service names
+	// (SWITCHYARD_DNS_DOMAIN); set it before Run. Empty: DefaultDNSDomain.
+	DNSDomain string
+
 	metrics *metrics
 	// programOf builds a host's whole program; tests replace it to inject
 	// compiler failures.
 	programOf func(c *compile.Compiler, host string) (*openapi.Program, error)
+}
+
+// DefaultDNSDomain is the DNS domain when none is configured.
+const DefaultDNSDomain = "switchyard.local"
+
+func (m *Manager) dnsDomain() string {
+	if m.DNSDomain == "" {
+		return DefaultDNSDomain
+	}
+	return m.DNSDomain
 }
 
 // New returns a manager; Run starts it.
@@ -208,7 +223,8 @@ func (m *Manager) load(ctx context.Context, why string) error {
 	start := time.Now()
 	progs, err := safely(func() (map[string]*openapi.Program, error) {
 		return comp.Full(&compile.Snapshot{Revision: in.Revision, Hosts: in.Hosts, Networks: in.Networks,
-			Containers: in.Containers, Services: in.Services, Policies: in.Policies}), nil
+			Containers: in.Containers, Services: in.Services, Policies: in.Policies,
+			EndpointHealth: in.EndpointHealth, DNSDomain: m.dnsDomain()}), nil
 	})
 	if err != nil {
 		return err
@@ -369,6 +385,15 @@ func toChange(e openapi.Event) (compile.Change, error) {
 		var p openapi.Policy
 		err := json.Unmarshal(e.Object, &p)
 		return compile.PutPolicy(p), err
+	case store.EndpointKind:
+		var h openapi.EndpointHealth
+		if err := json.Unmarshal(e.Object, &h); err != nil {
+			return compile.Change{}, err
+		}
+		if del {
+			return compile.DeleteEndpointHealth(h.Service, h.Container), nil
+		}
+		return compile.PutEndpointHealth(h), nil
 	}
 	return compile.Change{}, fmt.Errorf("unknown kind %q", e.Kind)
 }

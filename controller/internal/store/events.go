@@ -23,7 +23,7 @@ import (
 var ErrEventsPruned = errors.New("events pruned")
 
 // EventKinds are the kinds of object the event log records.
-var EventKinds = []string{"host", "network", "container", "service", "policy"}
+var EventKinds = []string{"host", "network", "container", "service", "policy", "endpoint"}
 
 // eventsQuery reads one page of the event log: the events after revision $1,
 // in (revision, seq) order, up to $2 of them and then the rest of the last

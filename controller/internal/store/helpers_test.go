@@ -70,14 +70,15 @@ func fill(t testing.TB, st *Store, network string, from, to, step int64, skip ..
 }
 
 // fillServices inserts services straight into the service range at
-// addresses first+from..first+to, except skip.
+// addresses first+from..first+to, except skip, with the next group ids.
 func fillServices(t testing.TB, st *Store, network string, from, to int64, skip ...int64) {
 	t.Helper()
 	if skip == nil {
 		skip = []int64{}
 	}
-	if _, err := st.Pool.Exec(context.Background(), `INSERT INTO services (name, network_id, vip, ports, revision)
-		SELECT 'fill-' || g, n.id, $2::inet + g, '[{"port":80,"protocol":"TCP"}]', 1
+	if _, err := st.Pool.Exec(context.Background(), `INSERT INTO services (name, network_id, vip, ports, revision, group_id)
+		SELECT 'fill-' || g, n.id, $2::inet + g, '[{"port":80,"protocol":"TCP"}]', 1,
+		       (SELECT coalesce(max(group_id), 0) FROM services) + row_number() OVER ()
 		FROM networks n, generate_series($4::bigint, $3::bigint, -1) g WHERE n.name = $1 AND g <> ALL($5::bigint[])`,
 		network, st.opts.ServiceCIDR.Addr().String(), from, to, skip); err != nil {
 		t.Fatal(err)

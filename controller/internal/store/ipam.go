@@ -18,6 +18,8 @@ import (
 const (
 	poolVNI = "vni"
 	poolVIP = "vip" // IPv4 addresses as numbers; the service range is applied per query
+	// poolGroup are the service group ids (migration 00006).
+	poolGroup = "group"
 )
 
 // firstFreeSQL returns the first free value of pool $1 that is >= $2, or no

@@ -24,6 +24,9 @@ type Intent struct {
 	Containers []openapi.Container
 	Services   []openapi.Service
 	Policies   []openapi.Policy
+	// EndpointHealth are the stored health verdicts (a backend without
+	// one is healthy).
+	EndpointHealth []openapi.EndpointHealth
 }
 
 // LoadIntent reads every object in one consistent snapshot.
@@ -51,6 +54,13 @@ func (s *Store) LoadIntent(ctx context.Context) (*Intent, error) {
 	}
 	if in.Policies, err = policies.all(ctx, tx, ListOptions{}); err != nil {
 		return nil, err
+	}
+	rows, err := loadHealth(ctx, tx, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		in.EndpointHealth = append(in.EndpointHealth, r.EndpointHealth)
 	}
 	return in, nil
 }

@@ -123,6 +123,9 @@ func checkObservations(st openapi.NodeStatus) (obsReport, error) {
 	if len(st.PolicyLog) > openapi.MaxPolicyLog {
 		return o, problem.Invalid("policyLog", "policyLog has %d entries, at most %d are taken", len(st.PolicyLog), openapi.MaxPolicyLog)
 	}
+	if err := checkEndpoints(st.Endpoints); err != nil {
+		return o, err
+	}
 	if len(st.RuleStats) > 0 {
 		o.stats = make(map[uint64]openapi.RuleStat, len(st.RuleStats))
 	}

@@ -2,7 +2,7 @@ package store
 
 import (
 	"context"
-	"fmt"
+	"reflect"
 
 	"github.com/jackc/pgx/v5"
 
@@ -14,11 +14,13 @@ var services = &kind[openapi.Service]{
 	name:   "service",
 	alias:  "x",
 	scoped: true,
-	from: `SELECT x.id::text, x.name, n.name, host(x.vip), x.ports, x.selector, x.labels, x.revision, x.created_at, x.updated_at
+	from: `SELECT x.id::text, x.name, n.name, host(x.vip), x.ports, x.selector, x.labels, x.revision, x.created_at, x.updated_at,
+	        x.weights, x.session_affinity, x.affinity_timeout, x.health_check, x.group_id
 	       FROM services x JOIN networks n ON n.id = x.network_id`,
 	scan: func(r pgx.Row) (openapi.Service, error) {
 		var v openapi.Service
-		err := r.Scan(&v.ID, &v.Name, &v.Network, &v.VIP, &v.Ports, &v.Selector, &v.Labels, &v.Revision, &v.CreatedAt, &v.UpdatedAt)
+		err := r.Scan(&v.ID, &v.Name, &v.Network, &v.VIP, &v.Ports, &v.Selector, &v.Labels, &v.Revision, &v.CreatedAt, &v.UpdatedAt,
+			&v.Weights, &v.SessionAffinity, &v.SessionAffinityTimeoutSeconds, &v.HealthCheck, &v.GroupID)
 		return v, err
 	},
 	key:     func(v *openapi.Service) (string, string) { return v.Name, v.ID },
@@ -52,39 +54,22 @@ func (s *Store) validateService(v *openapi.Service) error {
 			return problem.Invalid("vip", "vip %s is outside the service range %s", a, s.opts.ServiceCIDR)
 		}
 	}
-	if len(v.Ports) == 0 {
-		return problem.Invalid("ports", "a service needs at least one port")
-	}
-	seen := map[string]bool{}
-	for i := range v.Ports {
-		p := &v.Ports[i]
-		field := fmt.Sprintf("ports[%d]", i)
-		if err := checkPort(field+".port", p.Port); err != nil {
-			return err
-		}
-		if p.TargetPort == 0 {
-			p.TargetPort = p.Port
-		}
-		if err := checkPort(field+".targetPort", p.TargetPort); err != nil {
-			return err
-		}
-		proto, err := normProtocol(field+".protocol", p.Protocol, "TCP", "UDP", "SCTP")
-		if err != nil {
-			return err
-		}
-		p.Protocol = proto
-		if p.Name != "" {
-			if err := checkName(field+".name", p.Name); err != nil {
-				return err
-			}
-		}
-		key := fmt.Sprint(p.Port, "/", p.Protocol)
-		if seen[key] {
-			return problem.Invalid(field, "port %s is listed twice", key)
-		}
-		seen[key] = true
+	if err := validatePorts(v.Ports); err != nil {
+		return err
 	}
 	if _, err := parseSelector("selector", v.Selector); err != nil {
+		return err
+	}
+	if err := validateWeights(v.Weights); err != nil {
+		return err
+	}
+	if len(v.Weights) == 0 {
+		v.Weights = nil
+	}
+	if err := validateAffinity(v); err != nil {
+		return err
+	}
+	if err := validateHealthCheck(v.HealthCheck, v.Ports); err != nil {
 		return err
 	}
 	if v.Labels == nil {
@@ -93,12 +78,37 @@ func (s *Store) validateService(v *openapi.Service) error {
 	return checkLabels("labels", v.Labels)
 }
 
-// allocateVIP returns the first free address of the service range.
-func (s *Store) allocateVIP(tx *Tx) (string, error) {
-	// Service creates are serialized: they are rare next to container creates.
-	if _, err := tx.Exec(tx.ctx, `SELECT pg_advisory_xact_lock(hashtext('switchyard.services'))`); err != nil {
-		return "", err
+// lockServices serializes service creates (VIP and group id allocation):
+// they are rare next to container creates.
+func lockServices(tx *Tx) error {
+	_, err := tx.Exec(tx.ctx, `SELECT pg_advisory_xact_lock(hashtext('switchyard.services'))`)
+	return err
+}
+
+// allocateGroupID returns the smallest free group id. Callers hold
+// lockServices.
+func allocateGroupID(tx *Tx) (int64, error) {
+	v, ok, err := firstFree(tx.ctx, tx, poolGroup, 1, MaxGroupID)
+	if err != nil {
+		return 0, err
 	}
+	if !ok {
+		return 0, problem.Exhausted("groupId", "no free service group id left (%d services)", MaxGroupID)
+	}
+	return v, nil
+}
+
+// jsonOrNull is v for a jsonb column, or SQL NULL when empty.
+func jsonOrNull[T any](v []T) any {
+	if len(v) == 0 {
+		return nil
+	}
+	return v
+}
+
+// allocateVIP returns the first free address of the service range.
+// Callers hold lockServices.
+func (s *Store) allocateVIP(tx *Tx) (string, error) {
 	// The first free address of the range, without its network and
 	// broadcast addresses, from the free list.
 	p := s.opts.ServiceCIDR
@@ -125,19 +135,28 @@ func (s *Store) CreateService(ctx context.Context, actor string, v openapi.Servi
 		if err != nil {
 			return err
 		}
+		if err := lockServices(tx); err != nil {
+			return err
+		}
 		if v.VIP == "" {
 			if v.VIP, err = s.allocateVIP(tx); err != nil {
 				return err
 			}
+		}
+		gid, err := allocateGroupID(tx)
+		if err != nil {
+			return err
 		}
 		rev, err := tx.Rev()
 		if err != nil {
 			return err
 		}
 		var id string
-		if err := tx.QueryRow(ctx, `INSERT INTO services (name, network_id, vip, ports, selector, labels, revision)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id::text`,
-			v.Name, nid, v.VIP, v.Ports, v.Selector, v.Labels, rev).Scan(&id); err != nil {
+		if err := tx.QueryRow(ctx, `INSERT INTO services (name, network_id, vip, ports, selector, labels, revision,
+			weights, session_affinity, affinity_timeout, health_check, group_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id::text`,
+			v.Name, nid, v.VIP, v.Ports, v.Selector, v.Labels, rev,
+			jsonOrNull(v.Weights), v.SessionAffinity, v.SessionAffinityTimeoutSeconds, v.HealthCheck, gid).Scan(&id); err != nil {
 			return err
 		}
 		if out, err = services.get(ctx, tx, id, "", false); err != nil {
@@ -148,9 +167,12 @@ func (s *Store) CreateService(ctx context.Context, actor string, v openapi.Servi
 	return out, err
 }
 
-// UpdateService replaces a service's ports, selector and labels.
+// UpdateService replaces a service's mutable fields: all but name, network,
+// VIP and group id (read-only: whatever v says is ignored). A changed or
+// removed health check drops the verdicts of the old one.
 func (s *Store) UpdateService(ctx context.Context, actor, ref, network string, ifMatch int64, v openapi.Service) (openapi.Service, error) {
 	var out openapi.Service
+	var before *openapi.HealthCheck
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
 		ctx := tx.ctx // the group's context, not the caller's
 		cur, err := services.getForWrite(ctx, tx, ref, network, ifMatch)
@@ -161,6 +183,7 @@ func (s *Store) UpdateService(ctx context.Context, actor, ref, network string, i
 			return err
 		}
 		v.Name, v.Network, v.VIP = cur.Name, cur.Network, cur.VIP
+		before = cur.HealthCheck
 		if err := s.validateService(&v); err != nil {
 			return err
 		}
@@ -168,15 +191,28 @@ func (s *Store) UpdateService(ctx context.Context, actor, ref, network string, i
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE services SET ports = $2, selector = $3, labels = $4, revision = $5, updated_at = now() WHERE id = $1`,
-			cur.ID, v.Ports, v.Selector, v.Labels, rev); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE services SET ports = $2, selector = $3, labels = $4, revision = $5, updated_at = now(),
+			weights = $6, session_affinity = $7, affinity_timeout = $8, health_check = $9 WHERE id = $1`,
+			cur.ID, v.Ports, v.Selector, v.Labels, rev,
+			jsonOrNull(v.Weights), v.SessionAffinity, v.SessionAffinityTimeoutSeconds, v.HealthCheck); err != nil {
 			return err
+		}
+		if !reflect.DeepEqual(cur.HealthCheck, v.HealthCheck) {
+			// The verdicts were about the old check.
+			if err := clearEndpointHealth(tx, "service_id", cur.ID); err != nil {
+				return err
+			}
 		}
 		if out, err = services.get(ctx, tx, cur.ID, "", false); err != nil {
 			return err
 		}
 		return tx.Record("service", openapi.EventUpdated, out.ID, out.Name, out.Network, out)
 	})
+	if err == nil && !reflect.DeepEqual(before, out.HealthCheck) {
+		// Reports equal to a host's last must be looked at again: their
+		// rows may be gone.
+		s.health.clear()
+	}
 	return out, err
 }
 
@@ -194,6 +230,12 @@ func deleteScoped[T any](ctx context.Context, s *Store, actor string, k *kind[T]
 			return err
 		}
 		name, id := k.key(&cur)
+		if col, ok := healthColumn[table]; ok {
+			// The verdicts go too (the cascade would, without events).
+			if err := clearEndpointHealth(tx, col, id); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE id = $1`, id); err != nil {
 			return err
 		}

@@ -6,7 +6,9 @@
 // allocation happen here, race-free, from free lists (ipam.go) whose cost
 // does not depend on the values in use. Node reports also bring policy rule
 // counters and logged connections (ruleobs.go, policylog.go), observed state
-// written in the report batches. It must not know about HTTP: it returns
+// written in the report batches, and services' health verdicts
+// (endpoints.go), written as ordinary writes with events but only when
+// they change. It must not know about HTTP: it returns
 // *problem.Error for failures a client caused.
 package store
 
@@ -61,6 +63,7 @@ type Store struct {
 	// writes feeds the group-commit writer (see write.go).
 	writes    chan *writeReq
 	rep       *reporter // node reports' batching (see reports.go)
+	health    healthCache
 	stop      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
@@ -200,16 +203,26 @@ func (t *Tx) Queue(sql string, args ...any) {
 // this transaction's revision; the revision field of obj's JSON is set to it.
 func (t *Tx) Record(kind, action, id, name, network string, obj any) error {
 	if obj != nil {
-		body, err := json.Marshal(obj)
-		if err != nil {
+		if err := t.Event(kind, action, id, name, network, obj); err != nil {
 			return err
 		}
-		t.Queue(`INSERT INTO events (revision, kind, action, object_id, name, network, object)
-			VALUES (`+currentRev+`, $1, $2, $3, $4, $5, jsonb_set($6::jsonb, '{revision}', to_jsonb(`+currentRev+`)))`,
-			kind, action, id, name, network, body)
 	}
 	t.Queue(`INSERT INTO audit (revision, actor, action, kind, object_id, object_name) VALUES (`+currentRev+`, $1, $2, $3, $4, $5)`,
 		t.actor, action, kind, id, name)
+	return nil
+}
+
+// Event queues an event for obj at this transaction's revision, without an
+// audit entry (observed state, such as health verdicts, is not an action of
+// anyone); the revision field of obj's JSON is set to it.
+func (t *Tx) Event(kind, action, id, name, network string, obj any) error {
+	body, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	t.Queue(`INSERT INTO events (revision, kind, action, object_id, name, network, object)
+		VALUES (`+currentRev+`, $1, $2, $3, $4, $5, jsonb_set($6::jsonb, '{revision}', to_jsonb(`+currentRev+`)))`,
+		kind, action, id, name, network, body)
 	return nil
 }
 
@@ -253,6 +266,9 @@ var constraintFields = map[string]func() *problem.Error{
 		return problem.Conflict("name", "a service with this name exists in the network")
 	},
 	"services_vip_key": func() *problem.Error { return problem.Conflict("vip", "the VIP is in use") },
+	"services_group_id_key": func() *problem.Error {
+		return problem.Conflict("groupId", "the group id is in use")
+	},
 	"policies_name_key": func() *problem.Error {
 		return problem.Conflict("name", "a policy with this name exists in the network")
 	},

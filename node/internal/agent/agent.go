@@ -23,6 +23,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/switchyard/switchyard/node/internal/health"
 	"github.com/switchyard/switchyard/openapi"
 	"github.com/switchyard/switchyard/openapi/client"
 	"github.com/switchyard/switchyard/openapi/program"
@@ -81,6 +82,9 @@ type Config struct {
 	// Observer, when set, supplies the policy counters and logged
 	// connections that go with the reports (policylog.go).
 	Observer PolicyObserver
+	// NetnsDir is where managed sandboxes live (health probes run in
+	// them); default /run/netns.
+	NetnsDir string
 	Log      *slog.Logger
 }
 
@@ -132,14 +136,18 @@ type Agent struct {
 	logq      *logQueue
 	// mailbox holds at most one pending report (see report.go).
 	mailbox chan struct{}
+	// health runs the program's health checks (health.go).
+	health *health.Manager
 }
 
 // New returns an agent; Run starts it.
 func New(cfg Config, dp Datapath) *Agent {
 	cfg.defaults()
 	m := newMetrics()
-	return &Agent{cfg: cfg, dp: dp, api: newClient(cfg.ControllerURL, cfg.Host, cfg.Token), log: cfg.Log,
+	a := &Agent{cfg: cfg, dp: dp, api: newClient(cfg.ControllerURL, cfg.Host, cfg.Token), log: cfg.Log,
 		m: m, mailbox: make(chan struct{}, 1), logq: newLogQueue(maxQueuedLog, m.logDropped)}
+	a.health = a.newHealth()
+	return a
 }
 
 // newBackOff is the agent's retry policy for the controller and the
@@ -197,6 +205,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent ready", "host", a.cfg.Host, "generation", gen)
 
 	go a.reportLoop(ctx)
+	defer a.health.Stop()
 	if a.cfg.Observer != nil {
 		go a.observePolicies(ctx, a.cfg.Observer)
 	}
@@ -476,6 +485,7 @@ func (a *Agent) apply(ctx context.Context, prog *openapi.Program, change *openap
 	a.log.Info("applied", "revision", prog.Revision, "digest", prog.Digest, "took", took, "summary", res.Summary)
 	a.m.flows.Set(float64(res.Flows))
 	a.prog = prog
+	a.health.Set(prog)
 	a.setStatus(st)
 	return true
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/switchyard/switchyard/openapi"
 )
 
 // A minimal OpenFlow client for the two cheap questions the applier asks a
@@ -225,6 +227,8 @@ type switchState struct {
 }
 
 // probe reads the cheap summary of a bridge in one short connection.
+// Flows OVS learned (cookie exactly openapi.LearnedCookie: generation 0)
+// are not counted: they come and go with traffic, never with a program.
 func probe(ctx context.Context, socket string, gen uint16) (switchState, error) {
 	var st switchState
 	o, err := dialOF(ctx, socket)
@@ -235,6 +239,11 @@ func probe(ctx context.Context, socket string, gen uint16) (switchState, error) 
 	if st.flows, err = o.flowCount(0, 0); err != nil {
 		return st, err
 	}
+	learned, err := o.flowCount(openapi.LearnedCookie, ^uint64(0))
+	if err != nil {
+		return st, err
+	}
+	st.flows -= learned
 	if st.genFlows, err = o.flowCount(uint64(gen)<<48, ^uint64(CookieOwnerMask)); err != nil {
 		return st, err
 	}

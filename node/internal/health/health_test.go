@@ -1,0 +1,133 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/openapi"
+)
+
+func TestVerdictThresholds(t *testing.T) {
+	c := openapi.HealthCheck{UnhealthyThreshold: 3, HealthyThreshold: 2}
+	var v verdict
+	bad := errors.New("refused")
+	steps := []struct {
+		err            error
+		flip, known, h bool
+	}{
+		{bad, false, false, false}, // no verdict before the threshold
+		{bad, false, false, false},
+		{bad, true, true, false}, // third failure: unhealthy
+		{bad, false, true, false},
+		{nil, false, true, false}, // one success is not enough
+		{bad, false, true, false}, // and the run starts over
+		{nil, false, true, false},
+		{nil, true, true, true}, // two in a row: healthy
+		{bad, false, true, true},
+		{bad, false, true, true},
+		{nil, false, true, true}, // a success resets the failure run
+		{bad, false, true, true},
+		{bad, false, true, true},
+		{bad, true, true, false},
+	}
+	for i, s := range steps {
+		if got := v.observe(s.err, c); got != s.flip || v.known != s.known || v.healthy != s.h {
+			t.Fatalf("step %d: flip %v known %v healthy %v, want %v %v %v", i, got, v.known, v.healthy, s.flip, s.known, s.h)
+		}
+	}
+	if v.reason != "refused" {
+		t.Fatalf("reason %q", v.reason)
+	}
+	// Healthy first: the first success gives a verdict with threshold 1.
+	var w verdict
+	if !w.observe(nil, openapi.HealthCheck{HealthyThreshold: 1, UnhealthyThreshold: 3}) || !w.healthy {
+		t.Fatal("first success with threshold 1 must give a healthy verdict")
+	}
+}
+
+// fakeProber answers from a per-probe switch and counts attempts.
+type fakeProber struct {
+	mu    sync.Mutex
+	fail  map[string]error
+	tries map[string]int
+}
+
+func (f *fakeProber) probe(_ context.Context, _ string, p openapi.HealthProbe) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tries[p.Key()]++
+	return f.fail[p.Key()]
+}
+
+func (f *fakeProber) set(key string, err error) {
+	f.mu.Lock()
+	f.fail[key] = err
+	f.mu.Unlock()
+}
+
+func probeOf(svc, ctr string) openapi.HealthProbe {
+	return openapi.HealthProbe{Service: svc, ServiceName: "s-" + svc, Container: ctr, Port: "v" + ctr, IP: "10.1.0.1",
+		Check: openapi.HealthCheck{Protocol: "TCP", Port: 80, IntervalSeconds: 5, TimeoutSeconds: 1, UnhealthyThreshold: 2, HealthyThreshold: 1}}
+}
+
+// waitFor waits (for changes) until cond holds of the endpoints.
+func waitFor(t *testing.T, m *Manager, changes <-chan struct{}, what string, cond func([]openapi.EndpointHealth) bool) []openapi.EndpointHealth {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		eps := m.Endpoints()
+		if cond(eps) {
+			return eps
+		}
+		select {
+		case <-changes:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s; endpoints %+v", what, eps)
+		}
+	}
+}
+
+func TestManagerSetAndFlip(t *testing.T) {
+	f := &fakeProber{fail: map[string]error{}, tries: map[string]int{}}
+	changes := make(chan struct{}, 100)
+	m := New(Options{Host: "h1", Probe: f.probe, OnChange: func() { changes <- struct{}{} },
+		Interval: func(openapi.HealthProbe) time.Duration { return 5 * time.Millisecond }})
+	defer m.Stop()
+	a, b := probeOf("s1", "c1"), probeOf("s1", "c2")
+	f.set(b.Key(), errors.New("connection refused"))
+	prog := &openapi.Program{Containers: []openapi.ContainerPort{{Name: "vc1", Sandbox: "sb1"}, {Name: "vc2", Netns: "/run/netns/x"}},
+		HealthChecks: []openapi.HealthProbe{a, b}}
+	m.Set(prog)
+	eps := waitFor(t, m, changes, "two verdicts", func(e []openapi.EndpointHealth) bool { return len(e) == 2 })
+	want := []openapi.EndpointHealth{
+		{Service: "s1", Container: "c1", Healthy: true, Host: "h1"},
+		{Service: "s1", Container: "c2", Healthy: false, Reason: "connection refused", Host: "h1"},
+	}
+	if eps[0] != want[0] || eps[1] != want[1] {
+		t.Fatalf("endpoints %+v, want %+v", eps, want)
+	}
+	// The namespaces come from the program's ports.
+	m.mu.Lock()
+	if m.running[a.Key()].nsPath != "/run/netns/sb1" || m.running[b.Key()].nsPath != "/run/netns/x" {
+		t.Fatalf("netns paths %q %q", m.running[a.Key()].nsPath, m.running[b.Key()].nsPath)
+	}
+	m.mu.Unlock()
+	f.set(b.Key(), nil)
+	waitFor(t, m, changes, "c2 healthy", func(e []openapi.EndpointHealth) bool { return len(e) == 2 && e[1].Healthy && e[1].Reason == "" })
+
+	// Removing a probe drops its verdict; a changed probe starts over.
+	c := a
+	c.Check.Port = 81
+	f.set(c.Key(), errors.New("timeout"))
+	m.Set(&openapi.Program{Containers: prog.Containers, HealthChecks: []openapi.HealthProbe{c}})
+	waitFor(t, m, changes, "only c1, unhealthy", func(e []openapi.EndpointHealth) bool {
+		return len(e) == 1 && e[0].Container == "c1" && !e[0].Healthy
+	})
+	m.Set(&openapi.Program{})
+	if eps := m.Endpoints(); len(eps) != 0 {
+		t.Fatalf("endpoints after removing every probe: %+v", eps)
+	}
+}

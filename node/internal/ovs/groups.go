@@ -89,4 +89,3 @@ func (a *Applier) observeGroups(ctx context.Context, drift func(string, ...any))
 	}
 	return same, nil
 }
-

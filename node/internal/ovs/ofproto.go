@@ -247,6 +247,9 @@ func probe(ctx context.Context, socket string, gen uint16) (switchState, error) 
 	if st.genFlows, err = o.flowCount(uint64(gen)<<48, ^uint64(CookieOwnerMask)); err != nil {
 		return st, err
 	}
+	if gen == 0 { // learned flows have generation 0 too
+		st.genFlows -= learned
+	}
 	st.groups, err = o.groupIDs()
 	return st, err
 }

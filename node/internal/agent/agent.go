@@ -6,7 +6,9 @@
 // Open vSwitch triggers an immediate restore. Reports go out from their own
 // goroutine (newest status wins), so a slow controller never stalls an
 // apply. Policy counters and logged connections go with the reports, read
-// and received off the apply path (policylog.go). When the controller is
+// and received off the apply path (policylog.go); the program's health
+// checks run in package health and their verdicts go with the reports too
+// (health.go). When the controller is
 // gone the datapath keeps running as last applied. It serves Prometheus metrics when configured to. It must not
 // compute flows nor touch OVS or links other than through the applier.
 package agent

@@ -96,7 +96,9 @@ func TestGroupsAndLearnedFlows(t *testing.T) {
 	// A learned flow: neither drift nor touched by a delta apply.
 	trace := fmt.Sprintf("in_port=%d,dl_src=%s,dl_dst=%s,udp,nw_src=10.60.0.1,nw_dst=10.60.0.2,udp_dst=7777", h.OFPort(t, "vc1"), c1.mac(), c2.mac())
 	h.AppCtl(t, "ofproto/trace", "br-int", trace, "-generate")
-	learned := func() bool { return strings.Contains(h.OFCtl(t, "dump-flows", "br-int", "table=6"), "cookie=0x5e1ea2ed") }
+	learned := func() bool {
+		return strings.Contains(h.OFCtl(t, "dump-flows", "br-int", "table=6"), "cookie=0x5e1ea2ed")
+	}
 	if !learned() {
 		t.Fatalf("nothing learned:\n%s", h.OFCtl(t, "dump-flows", "br-int"))
 	}

@@ -28,7 +28,8 @@ func TestHealthVerdictsReportedAtOnce(t *testing.T) {
 	c := newFakeController(t)
 	startAgent(t, c, newFakeDatapath(), Config{})
 	p := prog(1)
-	// No container port: the probe runs in the agent's own namespace.
+	// The backend's namespace is the test's own.
+	p.Containers = []openapi.ContainerPort{{Name: "vc1", Netns: "/proc/self/ns/net"}}
 	p.HealthChecks = []openapi.HealthProbe{{Service: "s1", Container: "c1", Port: "vc1", IP: "127.0.0.1",
 		Check: openapi.HealthCheck{Protocol: "TCP", Port: port, IntervalSeconds: 1, TimeoutSeconds: 1, UnhealthyThreshold: 1, HealthyThreshold: 1}}}
 	c.publish(p)

@@ -98,6 +98,9 @@ type runner struct {
 // Set makes the manager run exactly the probes of prog: new probes start,
 // removed ones stop (their verdicts go), changed ones (probe or namespace)
 // start over without a verdict. Unchanged probes keep running undisturbed.
+// A probe whose port is not a container port of prog is not run (it has
+// no namespace to probe from, and probing from the agent's own would
+// judge the wrong thing).
 func (m *Manager) Set(prog *openapi.Program) {
 	ns := map[string]string{}
 	for _, c := range prog.Containers {
@@ -109,7 +112,9 @@ func (m *Manager) Set(prog *openapi.Program) {
 	}
 	want := map[string]openapi.HealthProbe{}
 	for _, p := range prog.HealthChecks {
-		want[p.Key()] = p
+		if ns[p.Port] != "" {
+			want[p.Key()] = p
+		}
 	}
 	var stop []*runner
 	changed := false
@@ -209,8 +214,8 @@ func (m *Manager) run(ctx context.Context, r *runner) {
 		iv = 5 * time.Second
 	}
 	timeout := time.Duration(r.probe.Check.TimeoutSeconds) * time.Second
-	if timeout <= 0 || timeout > iv {
-		timeout = min(iv, time.Second)
+	if timeout <= 0 {
+		timeout = time.Second
 	}
 	t := time.NewTimer(rand.N(iv/2 + 1))
 	defer t.Stop()

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/switchyard/switchyard/openapi"
 )
 
@@ -93,7 +96,8 @@ func waitFor(t *testing.T, m *Manager, changes <-chan struct{}, what string, con
 func TestManagerSetAndFlip(t *testing.T) {
 	f := &fakeProber{fail: map[string]error{}, tries: map[string]int{}}
 	changes := make(chan struct{}, 100)
-	m := New(Options{Host: "h1", Probe: f.probe, OnChange: func() { changes <- struct{}{} },
+	reg := prometheus.NewRegistry()
+	m := New(Options{Host: "h1", Probe: f.probe, OnChange: func() { changes <- struct{}{} }, Registerer: reg,
 		Interval: func(openapi.HealthProbe) time.Duration { return 5 * time.Millisecond }})
 	defer m.Stop()
 	a, b := probeOf("s1", "c1"), probeOf("s1", "c2")
@@ -109,6 +113,12 @@ func TestManagerSetAndFlip(t *testing.T) {
 	if eps[0] != want[0] || eps[1] != want[1] {
 		t.Fatalf("endpoints %+v, want %+v", eps, want)
 	}
+	if n := testutil.ToFloat64(m.down); n != 1 {
+		t.Fatalf("unhealthy gauge %v, want 1", n)
+	}
+	if ok, bad := testutil.ToFloat64(m.probes.WithLabelValues("success")), testutil.ToFloat64(m.probes.WithLabelValues("failure")); ok < 1 || bad < 2 {
+		t.Fatalf("probes: %v successes, %v failures", ok, bad)
+	}
 	// The namespaces come from the program's ports.
 	m.mu.Lock()
 	if m.running[a.Key()].nsPath != "/run/netns/sb1" || m.running[b.Key()].nsPath != "/run/netns/x" {
@@ -117,6 +127,16 @@ func TestManagerSetAndFlip(t *testing.T) {
 	m.mu.Unlock()
 	f.set(b.Key(), nil)
 	waitFor(t, m, changes, "c2 healthy", func(e []openapi.EndpointHealth) bool { return len(e) == 2 && e[1].Healthy && e[1].Reason == "" })
+	if n := testutil.ToFloat64(m.down); n != 0 {
+		t.Fatalf("unhealthy gauge %v, want 0", n)
+	}
+	// A probe whose port is not in the program is not run.
+	m.Set(&openapi.Program{Containers: prog.Containers, HealthChecks: []openapi.HealthProbe{a, b, probeOf("s2", "c9")}})
+	m.mu.Lock()
+	if len(m.running) != 2 {
+		t.Fatalf("%d probes running, want 2", len(m.running))
+	}
+	m.mu.Unlock()
 
 	// Removing a probe drops its verdict; a changed probe starts over.
 	c := a

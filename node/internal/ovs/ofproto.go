@@ -236,19 +236,29 @@ func probe(ctx context.Context, socket string, gen uint16) (switchState, error) 
 		return st, err
 	}
 	defer o.Close()
-	if st.flows, err = o.flowCount(0, 0); err != nil {
-		return st, err
-	}
-	learned, err := o.flowCount(openapi.LearnedCookie, ^uint64(0))
-	if err != nil {
-		return st, err
-	}
-	st.flows -= learned
-	if st.genFlows, err = o.flowCount(uint64(gen)<<48, ^uint64(CookieOwnerMask)); err != nil {
-		return st, err
-	}
-	if gen == 0 { // learned flows have generation 0 too
-		st.genFlows -= learned
+	// OVS may learn (or expire) a flow between two counts: count the
+	// learned flows before and after, and try again when they differ.
+	for try := 0; ; try++ {
+		var before, after int
+		if before, err = o.flowCount(openapi.LearnedCookie, ^uint64(0)); err != nil {
+			return st, err
+		}
+		if st.flows, err = o.flowCount(0, 0); err != nil {
+			return st, err
+		}
+		if st.genFlows, err = o.flowCount(uint64(gen)<<48, ^uint64(CookieOwnerMask)); err != nil {
+			return st, err
+		}
+		if after, err = o.flowCount(openapi.LearnedCookie, ^uint64(0)); err != nil {
+			return st, err
+		}
+		if before == after || try == 2 {
+			st.flows -= after
+			if gen == 0 { // learned flows have generation 0 too
+				st.genFlows -= after
+			}
+			break
+		}
 	}
 	st.groups, err = o.groupIDs()
 	return st, err

@@ -3,6 +3,10 @@ package health
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -149,5 +153,35 @@ func TestManagerSetAndFlip(t *testing.T) {
 	m.Set(&openapi.Program{})
 	if eps := m.Endpoints(); len(eps) != 0 {
 		t.Fatalf("endpoints after removing every probe: %+v", eps)
+	}
+}
+
+func TestHTTPProbeStatus(t *testing.T) {
+	code := 302
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ready" {
+			w.WriteHeader(404)
+			return
+		}
+		w.Header().Set("Location", "/elsewhere") // not followed
+		w.WriteHeader(code)
+	}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().(*net.TCPAddr)
+	p := openapi.HealthProbe{IP: addr.IP.String(), Check: openapi.HealthCheck{Protocol: "HTTP", Port: addr.Port, Path: "/ready"}}
+	for _, c := range []struct {
+		code int
+		ok   bool
+	}{{302, true}, {200, true}, {204, true}, {404, false}, {500, false}} {
+		code = c.code
+		err := Probe(t.Context(), "", p)
+		if (err == nil) != c.ok {
+			t.Fatalf("HTTP %d: %v", c.code, err)
+		}
+	}
+	p.Check.Path = ""
+	code = 200
+	if err := Probe(t.Context(), "", p); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("default path /: %v, want the 404 of /", err)
 	}
 }

@@ -2,6 +2,7 @@ package ovs
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 
@@ -94,14 +95,23 @@ func TestGroupsAndLearnedFlows(t *testing.T) {
 	}
 
 	// A learned flow: neither drift nor touched by a delta apply.
-	trace := fmt.Sprintf("in_port=%d,dl_src=%s,dl_dst=%s,udp,nw_src=10.60.0.1,nw_dst=10.60.0.2,udp_dst=7777", h.OFPort(t, "vc1"), c1.mac(), c2.mac())
-	h.AppCtl(t, "ofproto/trace", "br-int", trace, "-generate")
+	// A real packet: UDP from c1 to c2's port 7777.
+	err := inSandbox(t, "/run/netns/"+sandbox(l, h, c1), func() error {
+		u, err := net.Dial("udp", c2.ip()+":7777")
+		if err != nil {
+			return err
+		}
+		defer u.Close()
+		_, err = u.Write([]byte("learn me"))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	learned := func() bool {
 		return strings.Contains(h.OFCtl(t, "dump-flows", "br-int", "table=6"), "cookie=0x5e1ea2ed")
 	}
-	if !learned() {
-		t.Fatalf("nothing learned:\n%s", h.OFCtl(t, "dump-flows", "br-int"))
-	}
+	waitUntil(t, "a flow learned from the packet", learned)
 	if o := observe(t, a); o.Drifted() {
 		t.Fatalf("a learned flow counts as drift: %v", o.Drift)
 	}

@@ -112,7 +112,6 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if err != nil || rrate < 1 || rrate > 1_000_000 {
 		return s, fmt.Errorf("SWITCHYARD_REJECT_RATE (-reject-rate) %q: want a number of packets per second from 1 to 1000000", *rejectRate)
 	}
-	s.Agent.NetnsDir = *netnsDir
 	s.OVS = ovs.Options{DB: *ovsdb, RunDir: *rundir, Datapath: *datapath, SandboxPrefix: *sandbox, NetnsDir: *netnsDir,
 		PolicyLogRate: rate, RejectRate: rrate}
 	return s, nil
@@ -140,6 +139,7 @@ func main() {
 	obs := app.PolicyObserver()
 	defer obs.Close()
 	s.Agent.Observer = obs
+	s.Agent.NetnsPath = app.NetnsPath
 	if err := agent.New(s.Agent, ovsDatapath{app}).Run(ctx); err != nil && ctx.Err() == nil {
 		fail(err)
 	}

@@ -84,10 +84,11 @@ type Config struct {
 	// Observer, when set, supplies the policy counters and logged
 	// connections that go with the reports (policylog.go).
 	Observer PolicyObserver
-	// NetnsDir is where managed sandboxes live (health probes run in
-	// them); default /run/netns.
-	NetnsDir string
-	Log      *slog.Logger
+	// NetnsPath, when set, is the namespace of a container port (the
+	// applier's: health probes run there); unset, only ports with a netns
+	// path are probed.
+	NetnsPath func(openapi.ContainerPort) string
+	Log       *slog.Logger
 }
 
 func (c *Config) defaults() {

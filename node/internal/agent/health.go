@@ -11,5 +11,5 @@ import (
 
 // newHealth returns the agent's health manager (metrics in its registry).
 func (a *Agent) newHealth() *health.Manager {
-	return health.New(health.Options{Host: a.cfg.Host, NetnsDir: a.cfg.NetnsDir, OnChange: a.poke, Registerer: a.m.reg})
+	return health.New(health.Options{Host: a.cfg.Host, NetnsPath: a.cfg.NetnsPath, OnChange: a.poke, Registerer: a.m.reg})
 }

@@ -20,7 +20,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -39,8 +38,10 @@ type Prober func(ctx context.Context, nsPath string, p openapi.HealthProbe) erro
 type Options struct {
 	// Host is this host's name (EndpointHealth.Host).
 	Host string
-	// NetnsDir is where managed sandboxes live (default /run/netns).
-	NetnsDir string
+	// NetnsPath is the namespace of a container port (the link manager's
+	// NetnsPath: its netns, or its managed sandbox's path). Nil: the
+	// port's Netns only (managed sandboxes are not probed).
+	NetnsPath func(openapi.ContainerPort) string
 	// OnChange is called (from a probe goroutine) when a verdict appears
 	// or flips.
 	OnChange func()
@@ -63,8 +64,8 @@ type Manager struct {
 
 // New returns a manager running no probes.
 func New(opts Options) *Manager {
-	if opts.NetnsDir == "" {
-		opts.NetnsDir = "/run/netns"
+	if opts.NetnsPath == nil {
+		opts.NetnsPath = func(c openapi.ContainerPort) string { return c.Netns }
 	}
 	if opts.Probe == nil {
 		opts.Probe = Probe
@@ -104,11 +105,7 @@ type runner struct {
 func (m *Manager) Set(prog *openapi.Program) {
 	ns := map[string]string{}
 	for _, c := range prog.Containers {
-		if c.Netns != "" {
-			ns[c.Name] = c.Netns
-		} else if c.Sandbox != "" {
-			ns[c.Name] = filepath.Join(m.opts.NetnsDir, c.Sandbox)
-		}
+		ns[c.Name] = m.opts.NetnsPath(c)
 	}
 	want := map[string]openapi.HealthProbe{}
 	for _, p := range prog.HealthChecks {

@@ -102,6 +102,12 @@ func TestManagerSetAndFlip(t *testing.T) {
 	changes := make(chan struct{}, 100)
 	reg := prometheus.NewRegistry()
 	m := New(Options{Host: "h1", Probe: f.probe, OnChange: func() { changes <- struct{}{} }, Registerer: reg,
+		NetnsPath: func(c openapi.ContainerPort) string {
+			if c.Netns != "" {
+				return c.Netns
+			}
+			return "/run/netns/pfx-" + c.Sandbox
+		},
 		Interval: func(openapi.HealthProbe) time.Duration { return 5 * time.Millisecond }})
 	defer m.Stop()
 	a, b := probeOf("s1", "c1"), probeOf("s1", "c2")
@@ -125,7 +131,7 @@ func TestManagerSetAndFlip(t *testing.T) {
 	}
 	// The namespaces come from the program's ports.
 	m.mu.Lock()
-	if m.running[a.Key()].nsPath != "/run/netns/sb1" || m.running[b.Key()].nsPath != "/run/netns/x" {
+	if m.running[a.Key()].nsPath != "/run/netns/pfx-sb1" || m.running[b.Key()].nsPath != "/run/netns/x" {
 		t.Fatalf("netns paths %q %q", m.running[a.Key()].nsPath, m.running[b.Key()].nsPath)
 	}
 	m.mu.Unlock()

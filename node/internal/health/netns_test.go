@@ -99,7 +99,7 @@ func TestProbeInNetns(t *testing.T) {
 
 	var attempts atomic.Int64
 	changes := make(chan struct{}, 100)
-	m := New(Options{Host: "h1", NetnsDir: "/run/netns", OnChange: func() { changes <- struct{}{} },
+	m := New(Options{Host: "h1", OnChange: func() { changes <- struct{}{} },
 		Probe: func(ctx context.Context, nsPath string, p openapi.HealthProbe) error {
 			attempts.Add(1)
 			return Probe(ctx, nsPath, p)

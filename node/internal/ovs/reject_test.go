@@ -163,3 +163,37 @@ func TestRejectPacketIn(t *testing.T) {
 		t.Fatalf("packet-out % x", po)
 	}
 }
+
+// FuzzRejectFrame: any frame is either refused or answered with a frame
+// whose IP header (and ICMP message, or TCP segment) checksums.
+func FuzzRejectFrame(f *testing.F) {
+	f.Add(rejFrame(ipProtoTCP, tcpSeg(tcpSYN, 1, 0, 0)))
+	f.Add(rejFrame(17, make([]byte, 12)))
+	f.Add(rejFrame(ipProtoICMP, []byte{8, 0, 0, 0}))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out, ok := rejectFrame(in)
+		if !ok {
+			return
+		}
+		l2 := 14
+		for binary.BigEndian.Uint16(out[l2-2:]) != 0x0800 {
+			l2 += 4
+		}
+		ip := out[l2:]
+		if checksum(ip[:20], 0) != 0 || int(binary.BigEndian.Uint16(ip[2:])) != len(ip) {
+			t.Fatalf("bad IP header % x", ip[:20])
+		}
+		switch ip[9] {
+		case ipProtoICMP:
+			if checksum(ip[20:], 0) != 0 {
+				t.Fatal("bad ICMP checksum")
+			}
+		case ipProtoTCP:
+			if checksum(ip[20:], pseudoSum(ip[:20], len(ip)-20)) != 0 {
+				t.Fatal("bad TCP checksum")
+			}
+		default:
+			t.Fatalf("answer of protocol %d", ip[9])
+		}
+	})
+}

@@ -17,7 +17,11 @@
 // and clears other_config:flow-restore-wait (watch.go). PolicyObserver reads
 // the counters of counted policy flows and receives logged connections, on
 // OpenFlow connections of its own; the applier owns meter 1 on br-int, the
-// log meter (policyobs.go).
+// log meter (policyobs.go), and meter 2, the reject meter: its listener
+// answers reject packet-ins with a TCP RST or ICMP port unreachable
+// (reject.go). Flows OVS learns (cookie openapi.LearnedCookie) are left
+// alone by the drift check and by deltas; groups are compared by content
+// (groups.go).
 //
 // It must not fetch or interpret programs (the agent loop does), must not
 // touch ports, bridges, links or namespaces it did not create (ownership is

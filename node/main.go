@@ -69,6 +69,7 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 		metrics    = str("metrics", "SWITCHYARD_AGENT_METRICS", "", "address to serve Prometheus metrics on, e.g. 127.0.0.1:9464 (empty: off)")
 		level      = str("log-level", "SWITCHYARD_LOG_LEVEL", "info", "debug, info, warn or error")
 		logRate    = str("policy-log-rate", "SWITCHYARD_POLICY_LOG_RATE", strconv.Itoa(ovs.DefaultPolicyLogRate), "at most this many logged connections per second (the log meter's rate)")
+		rejectRate = str("reject-rate", "SWITCHYARD_REJECT_RATE", strconv.Itoa(ovs.DefaultRejectRate), "at most this many rejected connections per second are answered (the reject meter's rate)")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -107,8 +108,12 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if err != nil || rate < 1 || rate > 1_000_000 {
 		return s, fmt.Errorf("SWITCHYARD_POLICY_LOG_RATE (-policy-log-rate) %q: want a number of connections per second from 1 to 1000000", *logRate)
 	}
+	rrate, err := strconv.Atoi(*rejectRate)
+	if err != nil || rrate < 1 || rrate > 1_000_000 {
+		return s, fmt.Errorf("SWITCHYARD_REJECT_RATE (-reject-rate) %q: want a number of packets per second from 1 to 1000000", *rejectRate)
+	}
 	s.OVS = ovs.Options{DB: *ovsdb, RunDir: *rundir, Datapath: *datapath, SandboxPrefix: *sandbox, NetnsDir: *netnsDir,
-		PolicyLogRate: rate}
+		PolicyLogRate: rate, RejectRate: rrate}
 	return s, nil
 }
 
@@ -134,6 +139,7 @@ func main() {
 	obs := app.PolicyObserver()
 	defer obs.Close()
 	s.Agent.Observer = obs
+	s.Agent.NetnsPath = app.NetnsPath
 	if err := agent.New(s.Agent, ovsDatapath{app}).Run(ctx); err != nil && ctx.Err() == nil {
 		fail(err)
 	}

@@ -6,7 +6,9 @@
 // Open vSwitch triggers an immediate restore. Reports go out from their own
 // goroutine (newest status wins), so a slow controller never stalls an
 // apply. Policy counters and logged connections go with the reports, read
-// and received off the apply path (policylog.go). When the controller is
+// and received off the apply path (policylog.go); the program's health
+// checks run in package health and their verdicts go with the reports too
+// (health.go). When the controller is
 // gone the datapath keeps running as last applied. It serves Prometheus metrics when configured to. It must not
 // compute flows nor touch OVS or links other than through the applier.
 package agent
@@ -23,6 +25,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/switchyard/switchyard/node/internal/health"
 	"github.com/switchyard/switchyard/openapi"
 	"github.com/switchyard/switchyard/openapi/client"
 	"github.com/switchyard/switchyard/openapi/program"
@@ -81,7 +84,11 @@ type Config struct {
 	// Observer, when set, supplies the policy counters and logged
 	// connections that go with the reports (policylog.go).
 	Observer PolicyObserver
-	Log      *slog.Logger
+	// NetnsPath, when set, is the namespace of a container port (the
+	// applier's: health probes run there); unset, only ports with a netns
+	// path are probed.
+	NetnsPath func(openapi.ContainerPort) string
+	Log       *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -132,14 +139,18 @@ type Agent struct {
 	logq      *logQueue
 	// mailbox holds at most one pending report (see report.go).
 	mailbox chan struct{}
+	// health runs the program's health checks (health.go).
+	health *health.Manager
 }
 
 // New returns an agent; Run starts it.
 func New(cfg Config, dp Datapath) *Agent {
 	cfg.defaults()
 	m := newMetrics()
-	return &Agent{cfg: cfg, dp: dp, api: newClient(cfg.ControllerURL, cfg.Host, cfg.Token), log: cfg.Log,
+	a := &Agent{cfg: cfg, dp: dp, api: newClient(cfg.ControllerURL, cfg.Host, cfg.Token), log: cfg.Log,
 		m: m, mailbox: make(chan struct{}, 1), logq: newLogQueue(maxQueuedLog, m.logDropped)}
+	a.health = a.newHealth()
+	return a
 }
 
 // newBackOff is the agent's retry policy for the controller and the
@@ -197,6 +208,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent ready", "host", a.cfg.Host, "generation", gen)
 
 	go a.reportLoop(ctx)
+	defer a.health.Stop()
 	if a.cfg.Observer != nil {
 		go a.observePolicies(ctx, a.cfg.Observer)
 	}
@@ -476,6 +488,7 @@ func (a *Agent) apply(ctx context.Context, prog *openapi.Program, change *openap
 	a.log.Info("applied", "revision", prog.Revision, "digest", prog.Digest, "took", took, "summary", res.Summary)
 	a.m.flows.Set(float64(res.Flows))
 	a.prog = prog
+	a.health.Set(prog)
 	a.setStatus(st)
 	return true
 }

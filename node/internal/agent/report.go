@@ -65,6 +65,7 @@ func (a *Agent) report(ctx context.Context) {
 		st.Ports = []openapi.PortStatus{}
 	}
 	st.PolicyLog = a.logq.take(openapi.MaxPolicyLog)
+	st.Endpoints = a.health.Endpoints()
 	err := a.api.report(ctx, st)
 	if err != nil {
 		a.logq.putBack(st.PolicyLog) // for the next report

@@ -444,3 +444,7 @@ func (a *Applier) resolveCached(prog *openapi.Program, ofports map[string]int, f
 	*rendered = len(prog.Flows)
 	return resolve(prog.Flows, prog.Groups, resolver{ofports: ofports, failed: failed}, a.gen)
 }
+
+// NetnsPath is the namespace of a container port: its netns path, or where
+// its managed sandbox lives (health probes run there).
+func (a *Applier) NetnsPath(p openapi.ContainerPort) string { return a.links.NetnsPath(p) }

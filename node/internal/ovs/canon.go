@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/switchyard/switchyard/openapi"
 )
 
 // Flows compare in OVS's canonical spelling: the compiler may write
@@ -33,7 +35,9 @@ var (
 )
 
 // parseDump parses `ovs-ofctl dump-flows` output (with statistics, so that
-// cookie and table are always printed).
+// cookie and table are always printed). Flows OVS learned (cookie exactly
+// openapi.LearnedCookie) are left out: they are in no program, and the
+// drift check must neither count nor remove them.
 func parseDump(out string) (canonFlows, error) {
 	c := canonFlows{}
 	for _, line := range strings.Split(out, "\n") {
@@ -58,6 +62,9 @@ func parseDump(out string) (canonFlows, error) {
 		loc := actionsAt.FindStringIndex(line)
 		if loc == nil {
 			return nil, fmt.Errorf("unparsable flow %q", line)
+		}
+		if cookie == openapi.LearnedCookie {
+			continue
 		}
 		match := strings.TrimSpace(line[:loc[0]])
 		c[canonKey(table, cookie, match)] = line[loc[1]:]

@@ -26,9 +26,10 @@ const maxFlowDrift = 10
 // Observe reports port status and compares the host with the last applied
 // program in full: links, OVSDB (a dry run of the apply's plan), ofports,
 // and the flow table (ovs-ofctl diff-flows against what was installed) and
-// group ids. It changes nothing on the host; when the flows drifted, the
-// next Apply does a full OpenFlow sync. Before the first Apply it returns
-// an empty result.
+// the groups (ids, and content: groups.go). Learned flows (cookie
+// openapi.LearnedCookie) are not the program's and are ignored. It
+// changes nothing on the host; when the flows drifted, the next Apply does
+// a full OpenFlow sync. Before the first Apply it returns an empty result.
 func (a *Applier) Observe(ctx context.Context) (Observed, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -146,6 +147,10 @@ func (a *Applier) observeFlows(ctx context.Context, drift func(string, ...any)) 
 			drift("group %d unexpected", id)
 		}
 	}
-	ok = len(diffs) == 0 && a.matches(st)
+	sameGroups, err := a.observeGroups(ctx, drift)
+	if err != nil {
+		return err
+	}
+	ok = len(diffs) == 0 && a.matches(st) && sameGroups
 	return nil
 }

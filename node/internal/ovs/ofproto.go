@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/switchyard/switchyard/openapi"
 )
 
 // A minimal OpenFlow client for the two cheap questions the applier asks a
@@ -225,6 +227,8 @@ type switchState struct {
 }
 
 // probe reads the cheap summary of a bridge in one short connection.
+// Flows OVS learned (cookie exactly openapi.LearnedCookie: generation 0)
+// are not counted: they come and go with traffic, never with a program.
 func probe(ctx context.Context, socket string, gen uint16) (switchState, error) {
 	var st switchState
 	o, err := dialOF(ctx, socket)
@@ -232,11 +236,29 @@ func probe(ctx context.Context, socket string, gen uint16) (switchState, error) 
 		return st, err
 	}
 	defer o.Close()
-	if st.flows, err = o.flowCount(0, 0); err != nil {
-		return st, err
-	}
-	if st.genFlows, err = o.flowCount(uint64(gen)<<48, ^uint64(CookieOwnerMask)); err != nil {
-		return st, err
+	// OVS may learn (or expire) a flow between two counts: count the
+	// learned flows before and after, and try again when they differ.
+	for try := 0; ; try++ {
+		var before, after int
+		if before, err = o.flowCount(openapi.LearnedCookie, ^uint64(0)); err != nil {
+			return st, err
+		}
+		if st.flows, err = o.flowCount(0, 0); err != nil {
+			return st, err
+		}
+		if st.genFlows, err = o.flowCount(uint64(gen)<<48, ^uint64(CookieOwnerMask)); err != nil {
+			return st, err
+		}
+		if after, err = o.flowCount(openapi.LearnedCookie, ^uint64(0)); err != nil {
+			return st, err
+		}
+		if before == after || try == 2 {
+			st.flows -= after
+			if gen == 0 { // learned flows have generation 0 too
+				st.genFlows -= after
+			}
+			break
+		}
 	}
 	st.groups, err = o.groupIDs()
 	return st, err

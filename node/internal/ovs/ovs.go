@@ -17,7 +17,11 @@
 // and clears other_config:flow-restore-wait (watch.go). PolicyObserver reads
 // the counters of counted policy flows and receives logged connections, on
 // OpenFlow connections of its own; the applier owns meter 1 on br-int, the
-// log meter (policyobs.go).
+// log meter (policyobs.go), and meter 2, the reject meter: its listener
+// answers reject packet-ins with a TCP RST or ICMP port unreachable
+// (reject.go). Flows OVS learns (cookie openapi.LearnedCookie) are left
+// alone by the drift check and by deltas; groups are compared by content
+// (groups.go).
 //
 // It must not fetch or interpret programs (the agent loop does), must not
 // touch ports, bridges, links or namespaces it did not create (ownership is
@@ -75,6 +79,10 @@ type Options struct {
 	// logged connections per second reach the agent; default
 	// DefaultPolicyLogRate.
 	PolicyLogRate int
+	// RejectRate is the reject meter's rate (openapi.RejectMeter): at most
+	// this many rejected connections per second reach the agent (reject.go);
+	// 0 means DefaultRejectRate.
+	RejectRate int
 	// OFCtlDeltas sends every delta path change through ovs-ofctl. By
 	// default the changes the encoder knows go as OpenFlow flow_mods over
 	// the applier's own connection (ofbundle.go), without a process.
@@ -103,6 +111,12 @@ func (o *Options) defaults() error {
 	}
 	if o.PolicyLogRate == 0 {
 		o.PolicyLogRate = DefaultPolicyLogRate
+	}
+	if o.RejectRate == 0 {
+		o.RejectRate = DefaultRejectRate
+	}
+	if o.RejectRate < 0 {
+		return fmt.Errorf("reject rate %d: want a positive number of packets per second", o.RejectRate)
 	}
 	if o.PolicyLogRate < 0 {
 		return fmt.Errorf("policy log rate %d: want a positive number of packets per second", o.PolicyLogRate)
@@ -163,6 +177,9 @@ type switchTables struct {
 	groups groupTable
 	// canon is flows in OVS's canonical spelling, computed by Observe.
 	canon canonFlows
+	// groupCanon is the groups as the switch printed them right after
+	// they were installed (groups.go); nil: not known.
+	groupCanon map[uint32]string
 	// idx indexes flows for the delta path (change.go), built on first use.
 	idx *flowIndex
 }

@@ -23,26 +23,9 @@ var (
 // the OpenFlow header) that is an NXT_PACKET_IN2 carrying log userdata into
 // a log record seen at now; ok is false for anything else.
 func decodePacketIn2(body []byte, now time.Time) (rec openapi.PolicyLogRecord, ok bool) {
-	if len(body) < 8 || binary.BigEndian.Uint32(body[0:]) != nxVendor || binary.BigEndian.Uint32(body[4:]) != nxtPacketIn2 {
+	pkt, ud, _, ok := splitPacketIn2(body)
+	if !ok {
 		return rec, false
-	}
-	var pkt, ud []byte
-	for p := body[8:]; len(p) >= 4; {
-		typ, n := binary.BigEndian.Uint16(p[0:]), int(binary.BigEndian.Uint16(p[2:]))
-		if n < 4 || n > len(p) {
-			return rec, false
-		}
-		switch typ {
-		case nxpintPacket:
-			pkt = p[4:n]
-		case nxpintUserdata:
-			ud = p[4:n]
-		}
-		n = (n + 7) &^ 7 // properties are padded to 8 bytes
-		if n > len(p) {
-			break
-		}
-		p = p[n:]
 	}
 	if len(ud) != logUserdataLen {
 		return rec, false

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -178,16 +179,24 @@ func (o *ofConn) barrier() error {
 	}
 }
 
-// ensureLogMeter puts the log meter on br-int over the applier's query
-// connection (the applier's lock is held).
+// ensureLogMeter puts the log meter and the reject meter (reject.go) on
+// br-int over the applier's query connection (the applier's lock is held).
 func (a *Applier) ensureLogMeter(ctx context.Context) error {
-	rate := uint32(a.opts.PolicyLogRate)
 	return a.query.do(ctx, func(o *ofConn) error {
-		changed, err := o.ensureMeter(LogMeterID, rate)
-		if changed && err == nil {
-			a.warn("put the policy log meter on the bridge", "meter", LogMeterID, "pktps", rate)
+		for _, m := range []struct {
+			id   uint32
+			rate int
+			what string
+		}{{LogMeterID, a.opts.PolicyLogRate, "policy log"}, {openapi.RejectMeter, a.opts.RejectRate, "reject"}} {
+			changed, err := o.ensureMeter(m.id, uint32(m.rate))
+			if err != nil {
+				return err
+			}
+			if changed {
+				a.warn("put the "+m.what+" meter on the bridge", "meter", m.id, "pktps", m.rate)
+			}
 		}
-		return err
+		return nil
 	})
 }
 
@@ -197,7 +206,12 @@ type PolicyObserver struct {
 	socket string
 	mu     sync.Mutex
 	stats  queryConn
+	// rejected counts the rejects answered (reject.go).
+	rejected atomic.Int64
 }
+
+// Rejected is how many rejected connections the listener answered.
+func (p *PolicyObserver) Rejected() int64 { return p.rejected.Load() }
 
 // PolicyObserver returns the observer of the applier's bridge.
 func (a *Applier) PolicyObserver() *PolicyObserver {
@@ -269,10 +283,14 @@ func (p *PolicyObserver) listenOnce(ctx context.Context, fn func(openapi.PolicyL
 		if err != nil {
 			return err
 		}
-		if typ == ofExperimenter {
-			if rec, ok := decodePacketIn2(body, time.Now()); ok {
-				fn(rec)
-			}
+		if typ != ofExperimenter {
+			continue
+		}
+		if pkt, ud, meta, ok := splitPacketIn2(body); ok && p.reject(o, pkt, ud, meta) {
+			continue // reject.go
+		}
+		if rec, ok := decodePacketIn2(body, time.Now()); ok {
+			fn(rec)
 		}
 	}
 }

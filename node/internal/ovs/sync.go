@@ -28,7 +28,11 @@ func (a *Applier) syncFlows(ctx context.Context, ft flowTable, gt groupTable) (s
 			}
 			err := a.sendDiff(ctx, d, ft)
 			if err == nil {
-				a.installed = switchTables{valid: true, gen: a.gen, flows: ft, groups: gt}
+				canon := a.installed.groupCanon
+				a.installed = switchTables{valid: true, gen: a.gen, flows: ft, groups: gt, groupCanon: canon}
+				if d.groupSets+d.gDels > 0 {
+					a.snapGroups(ctx)
+				}
 				return syncResult{mode: "delta", added: d.flowAdds, removed: d.flowDels}, nil
 			}
 			// The bundle changed nothing; the full sync below reports a bad flow.
@@ -120,6 +124,7 @@ func (a *Applier) fullSync(ctx context.Context, ft flowTable, gt groupTable) (sy
 		}
 	}
 	a.installed = switchTables{valid: true, gen: a.gen, flows: ft, groups: gt}
+	a.snapGroups(ctx)
 	return res, nil
 }
 

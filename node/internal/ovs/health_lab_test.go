@@ -1,0 +1,66 @@
+package ovs
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/node/internal/health"
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// TestHealthProbeInManagedSandbox: the agent's health probes find a
+// managed sandbox through the applier (NetnsPath) and probe the backend
+// from inside it: healthy while it listens, unhealthy once it stops.
+func TestHealthProbeInManagedSandbox(t *testing.T) {
+	l := newLab(t, 1, "geneve")
+	h := l.Hosts[0]
+	a := newApplier(t, l, h)
+	c1 := ctr{n: 1, host: h.Name}
+	p := program(h.Name, 1, []ctr{c1}, nil, "geneve")
+	p.HealthChecks = []openapi.HealthProbe{{Service: "s1", Container: c1.name(), Port: c1.port(), IP: c1.ip(),
+		Check: openapi.HealthCheck{Protocol: "TCP", Port: 7070, IntervalSeconds: 1, TimeoutSeconds: 1, UnhealthyThreshold: 2, HealthyThreshold: 1}}}
+	if r := apply(t, a, p); r.Degraded() {
+		t.Fatalf("degraded: %+v", r)
+	}
+	var ln net.Listener
+	if err := inSandbox(t, a.NetnsPath(c1.containerPort()), func() error {
+		var err error
+		ln, err = net.Listen("tcp", c1.ip()+":7070")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	changed := make(chan struct{}, 10)
+	m := health.New(health.Options{Host: h.Name, NetnsPath: a.NetnsPath, OnChange: func() { changed <- struct{}{} },
+		Interval: func(openapi.HealthProbe) time.Duration { return 50 * time.Millisecond }})
+	defer m.Stop()
+	m.Set(p)
+	wait := func(healthy bool) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			if e := m.Endpoints(); len(e) == 1 && e[0].Healthy == healthy {
+				return
+			}
+			select {
+			case <-changed:
+			case <-deadline:
+				t.Fatalf("never healthy=%v: %+v", healthy, m.Endpoints())
+			}
+		}
+	}
+	wait(true)
+	ln.Close()
+	wait(false)
+}

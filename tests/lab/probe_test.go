@@ -76,6 +76,7 @@ func TestProbe(t *testing.T) {
 		t.Fatalf("send on a closed connection: %+v", r)
 	}
 	testServe(t, ctx, pa, pb)
+	testStreamAndLoad(t, ctx, pa, pb)
 }
 
 // probePair is a one-host lab with two namespaces joined by a veth,
@@ -154,5 +155,88 @@ func testServe(t *testing.T, ctx context.Context, pa, pb *Probe) {
 	}
 	if err := pb.Serve(ctx, "sctp", 80, true); err == nil {
 		t.Errorf("serve sctp: no error")
+	}
+}
+
+// testStreamAndLoad: a stream of TCP probes every 5 ms sees x/b's port 81
+// answer, then refuse while stopped, then answer again, in the order of
+// the attempts' start times; a load of 200 probes, 20 at a time, all
+// succeed, and to a closed port all fail.
+func testStreamAndLoad(t *testing.T, ctx context.Context, pa, pb *Probe) {
+	s, err := pa.Stream(ctx, ProbeRequest{Proto: "tcp", Addr: "10.99.0.2:81", TimeoutMs: 1000}, 5*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// waitFor waits until at least n attempts started after t0 finished.
+	waitFor := func(t0 time.Time, n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			recs, err := s.Records(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := 0
+			for _, r := range recs {
+				if r.Time().After(t0) {
+					k++
+				}
+			}
+			if k >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stream: %d attempts after %s, want %d", k, t0, n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitFor(time.Time{}, 3)
+	downAt := time.Now()
+	if err := pb.Serve(ctx, "tcp", 81, false); err != nil {
+		t.Fatal(err)
+	}
+	downDone := time.Now()
+	waitFor(downDone, 3)
+	upAt := time.Now()
+	if err := pb.Serve(ctx, "tcp", 81, true); err != nil {
+		t.Fatal(err)
+	}
+	upDone := time.Now()
+	waitFor(upDone, 3)
+	recs, err := s.Stop(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var phases [3]int
+	for _, r := range recs {
+		switch at := r.Time(); {
+		case at.Before(downAt) && (!r.OK || r.Reply != "x/b"):
+			t.Errorf("attempt before the stop: %+v", r)
+		case at.After(downDone) && at.Before(upAt) && r.OK:
+			t.Errorf("attempt while stopped answered: %+v", r)
+		case at.After(upDone) && !r.OK:
+			t.Errorf("attempt after the restart: %+v", r)
+		case at.Before(downAt):
+			phases[0]++
+		case at.After(downDone) && at.Before(upAt):
+			phases[1]++
+		case at.After(upDone):
+			phases[2]++
+		}
+	}
+	if phases[0] < 3 || phases[1] < 3 || phases[2] < 3 {
+		t.Errorf("stream attempts per phase (up, stopped, up again): %v, want 3 or more each", phases)
+	}
+	if _, err := s.Records(ctx); err == nil {
+		t.Errorf("records of a stopped stream: no error")
+	}
+	res, err := pa.Load(ctx, LoadRequest{Probe: ProbeRequest{Proto: "tcp", Addr: "10.99.0.2:80", TimeoutMs: 2000}, Count: 200, Concurrency: 20})
+	if err != nil || res.OK != 200 || res.Failed != 0 || res.ElapsedUs <= 0 {
+		t.Errorf("load of 200: %+v %v", res, err)
+	}
+	res, err = pa.Load(ctx, LoadRequest{Probe: ProbeRequest{Proto: "tcp", Addr: "10.99.0.2:82", TimeoutMs: 2000}, Count: 10, Concurrency: 5})
+	if err != nil || res.OK != 0 || res.Failed != 10 || res.Error == "" {
+		t.Errorf("load of 10 to a closed port: %+v %v", res, err)
 	}
 }

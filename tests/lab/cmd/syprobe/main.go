@@ -24,6 +24,10 @@
 //	                             starts again one served port ("tcp", "udp", "http")
 //	POST /dns     [DNSQuery...]  DNS queries, concurrently -> [DNSAnswer...]
 //	POST /dnsbench {DNSBench}    one query repeated -> DNSBenchResult
+//	POST /streams {probe,intervalMs} starts a probe every interval -> {id}
+//	GET /streams/{id}            the attempts finished so far -> [StreamRecord...]
+//	DELETE /streams/{id}         stops it -> [StreamRecord...]
+//	POST /load {probe,count,concurrency} a probe repeated -> LoadResult
 //
 // It must not do anything but listen, answer and probe: it runs as root in
 // the lab and touches no interface, route or file besides its socket.
@@ -105,6 +109,11 @@ func newControl(srv *servers) http.Handler {
 	mux.HandleFunc("POST /serve", srv.serve)
 	mux.HandleFunc("POST /dns", dnsQueries)
 	mux.HandleFunc("POST /dnsbench", dnsBench)
+	st := &streams{runs: map[string]*stream{}}
+	mux.HandleFunc("POST /streams", st.start)
+	mux.HandleFunc("GET /streams/{id}", st.records)
+	mux.HandleFunc("DELETE /streams/{id}", st.end)
+	mux.HandleFunc("POST /load", load)
 	return mux
 }
 

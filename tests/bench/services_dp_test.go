@@ -154,7 +154,7 @@ func (s *svcEnv) dnsCreateToResolve(b *testing.B, min int) {
 	for _, h := range s.e.hosts[1:] {
 		name := "dnsc-" + h
 		if _, ok := s.ct[name]; !ok {
-			s.add(b, name, h, nil)
+			s.add(b, name, h, map[string]string{"role": "resolver-client"})
 		}
 		clients[h] = name
 	}

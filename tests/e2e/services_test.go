@@ -216,7 +216,7 @@ func (e *svcLab) endpointEvent(t *testing.T, ev *cluster.EventStream, after int6
 	id := s.ID + "/" + e.ct[container].ID
 	return ev.Wait(t, 30*time.Second, fmt.Sprintf("endpoint %s healthy=%v", id, healthy), func(x openapi.Event) bool {
 		var h openapi.EndpointHealth
-		if x.Kind != "endpoint" || x.ID != id || x.Revision <= after || json.Unmarshal(x.Object, &h) != nil {
+		if x.Kind != "endpoint" || x.ID != id || x.Action == openapi.EventDeleted || x.Revision <= after || json.Unmarshal(x.Object, &h) != nil {
 			return false
 		}
 		if x.Name != container || x.Network != svcNet || h.Service != s.ID || h.Container != e.ct[container].ID {

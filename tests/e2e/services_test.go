@@ -119,7 +119,8 @@ func (e *svcLab) hairpin(t *testing.T) {
 
 // spread: 100 connections from each host's client to web: every backend
 // serves each client, and the 300 together pass a chi-square test of
-// uniformity (p > 0.001).
+// uniformity (p > 0.001). A connection stays on its backend: ten
+// exchanges on one kept connection are answered by one backend.
 func (e *svcLab) spread(t *testing.T) {
 	got := e.reach(t, "tcp", addr(e.web, 0), 100, true, "w1", "w2", "w3")
 	stat, p := chiSquare([]int{got.by["w1"], got.by["w2"], got.by["w3"]})
@@ -127,6 +128,42 @@ func (e *svcLab) spread(t *testing.T) {
 	if p <= 0.001 {
 		t.Errorf("spread over web's backends is not uniform: %s, chi-square %.2f, p %.5f <= 0.001", got, stat, p)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := e.probes["c2"].Open(ctx, addr(e.web, 0), connTimeout)
+	if err != nil {
+		t.Fatalf("c2 -> web, kept connection: %v", err)
+	}
+	defer c.Close(ctx)
+	seen := map[string]int{}
+	for range 10 {
+		r, err := c.Send(ctx, connTimeout)
+		if err != nil || !r.OK {
+			t.Fatalf("exchange on c2's kept connection to web: %+v %v", r, err)
+		}
+		seen[r.Reply]++
+	}
+	if len(seen) != 1 {
+		t.Errorf("one connection to web was answered by several backends: %v", seen)
+	}
+}
+
+// keptTo opens connections from client c to address until one is answered
+// by backend want, and returns it (the others are closed).
+func (e *svcLab) keptTo(t *testing.T, ctx context.Context, c, address, want string) *lab.ProbeConn {
+	t.Helper()
+	for range 50 {
+		conn, err := e.probes[c].Open(ctx, address, connTimeout)
+		if err != nil {
+			t.Fatalf("%s -> %s: %v", c, address, err)
+		}
+		if r, err := conn.Send(ctx, connTimeout); err == nil && r.OK && r.Reply == want {
+			return conn
+		}
+		_ = conn.Close(ctx)
+	}
+	t.Fatalf("50 connections from %s to %s: none answered by %s", c, address, want)
+	return nil
 }
 
 // weights: 90 to v1 (w2, w3), 10 to v2 (w1, the canary): over 1,002
@@ -301,9 +338,9 @@ func (e *svcLab) zeroBackends(t *testing.T) {
 	}
 }
 
-// deleteAndMove: of three backends (one per host), one is deleted: right
-// after the realized delete no connection from any host reaches it and
-// none fails; another moves from h2 to h3: right after the realized move
+// deleteAndMove: of three backends (one per host), one is deleted: a
+// connection open to it ends, and right after the realized delete no new
+// connection from any host reaches it and none fails; another moves from h2 to h3: right after the realized move
 // (its server started in the new sandbox) every connection succeeds and it
 // serves again; the endpoints API shows it on h3.
 func (e *svcLab) deleteAndMove(t *testing.T) {
@@ -313,8 +350,19 @@ func (e *svcLab) deleteAndMove(t *testing.T) {
 	s := e.service(t, "mv", map[string]any{"selector": "app=mv"})
 	e.reach(t, "tcp", addr(s, 0), 30, true, "mv-1", "mv-2", "mv-3")
 
-	e.probes["mv-3"].Proc.Stop()
+	// An open connection to the backend that goes ends with it.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	kept := e.keptTo(t, ctx, "c1", addr(s, 0), "mv-3")
+	defer kept.Close(ctx)
+	mv3 := e.probes["mv-3"]
 	e.remove(t, "mv-3")
+	// Its server still runs (in the namespace its process keeps), but the
+	// container is gone from the network.
+	if r, err := kept.Send(ctx, connTimeout); err != nil || r.OK {
+		t.Errorf("c1's open connection to deleted mv-3 still answers: %+v %v", r, err)
+	}
+	mv3.Proc.Stop()
 	e.reach(t, "tcp", addr(s, 0), 30, true, "mv-1", "mv-2")
 	if eps := e.endpoints(t, s); len(eps) != 2 {
 		t.Errorf("endpoints after mv-3's delete: %+v", eps)

@@ -16,8 +16,9 @@ import (
 
 // tableIngressPolicy is br-int's IngressPolicy table (controller/internal/
 // compile/tables.go): the probe policy's verdict flows land there, on the
-// probe server's host.
-const tableIngressPolicy = 8
+// probe server's host. (13 since issue 10's pipeline: HairpinReturn,
+// AffinityLookup, AffinityDispatch, AffinityLearn and Hairpin came before.)
+const tableIngressPolicy = 13
 
 // probePriority is the probe policy's priority; filler policies use 2000
 // and up.

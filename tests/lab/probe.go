@@ -23,11 +23,13 @@ type ProbeRequest struct {
 }
 
 // ProbeResult is what one probe saw: OK with the peer's Reply (the name
-// its probe server was started with; empty for icmp), or the Error.
+// its probe server was started with; empty for icmp), or the Error; Us is
+// how long it took (to the answer or the error), in microseconds.
 type ProbeResult struct {
 	OK    bool   `json:"ok"`
 	Reply string `json:"reply,omitempty"`
 	Error string `json:"error,omitempty"`
+	Us    int64  `json:"us,omitempty"`
 }
 
 // ProbePorts are what every probe server serves: TCP 80, TCP 81, UDP 80.

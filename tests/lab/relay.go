@@ -6,11 +6,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"runtime"
 	"sync"
 	"time"
-
-	"github.com/vishvananda/netns"
 )
 
 // Relay listens inside a network namespace and forwards every connection
@@ -91,27 +88,12 @@ func (r *Relay) Close() {
 
 // listenIn opens a TCP listener on addr inside the named namespace.
 func listenIn(nsName, addr string) (net.Listener, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return nil, err
-	}
-	defer orig.Close()
-	target, err := netns.GetFromName(nsName)
-	if err != nil {
-		return nil, fmt.Errorf("netns %s: %w", nsName, err)
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		return nil, err
-	}
-	ln, lerr := net.Listen("tcp", addr)
-	if err := netns.Set(orig); err != nil {
-		// This thread is in the wrong namespace: never let it run Go code again.
-		runtime.Goexit()
-	}
-	return ln, lerr
+	var ln net.Listener
+	err := inNetns(nsName, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	return ln, err
 }
 
 func (r *Relay) serve() {

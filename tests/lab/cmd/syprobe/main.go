@@ -1,6 +1,7 @@
 // Command syprobe is the lab's probe server: started inside a container's
-// network namespace, it answers on TCP 80, TCP 81 and UDP 80 with its name,
-// and it probes other addresses on request from the test, over a unix
+// network namespace, it answers on TCP 80, TCP 81 and UDP 80 with its name
+// (and HTTP on 8080, lab.ProbeHTTPPort), and it probes other addresses and
+// DNS servers on request from the test, over a unix
 // control socket (unix sockets do not care about network namespaces, so the
 // test binary in the root namespace drives probes that leave from inside
 // the container). The client is package lab (StartProbe, Probe).
@@ -9,7 +10,8 @@
 //
 // Served ports: every line received on a TCP connection gets "<name>\n"
 // back (a connection stays open for as many lines as the peer sends);
-// every UDP datagram gets "<name>" back.
+// every UDP datagram gets "<name>" back; every HTTP request on 8080 gets
+// 200 "<name>\n" (what a health check probes).
 //
 // Control API (HTTP on the unix socket, JSON bodies):
 //
@@ -18,6 +20,14 @@
 //	POST /conns   {addr}         opens a TCP connection -> {id} (or 502)
 //	POST /conns/{id}/send {timeoutMs} sends a line on it -> Result
 //	DELETE /conns/{id}           closes it
+//	POST /serve   {proto,port,up} stops (closing its connections) or
+//	                             starts again one served port ("tcp", "udp", "http")
+//	POST /dns     [DNSQuery...]  DNS queries, concurrently -> [DNSAnswer...]
+//	POST /dnsbench {DNSBench}    one query repeated -> DNSBenchResult
+//	POST /streams {probe,intervalMs} starts a probe every interval -> {id}
+//	GET /streams/{id}            the attempts finished so far -> [StreamRecord...]
+//	DELETE /streams/{id}         stops it -> [StreamRecord...]
+//	POST /load {probe,count,concurrency} a probe repeated -> LoadResult
 //
 // It must not do anything but listen, answer and probe: it runs as root in
 // the lab and touches no interface, route or file besides its socket.
@@ -56,22 +66,14 @@ func main() {
 	if *name == "" || *control == "" {
 		log.Fatal("syprobe: -name and -control are required")
 	}
+	srv := &servers{name: *name, open: map[string]func(){}}
 	for _, pp := range lab.ProbePorts {
-		addr := fmt.Sprintf(":%d", pp.Port)
-		switch pp.Proto {
-		case "tcp":
-			ln, err := net.Listen("tcp4", addr)
-			if err != nil {
-				log.Fatalf("syprobe: %v", err)
-			}
-			go serveTCP(ln, *name)
-		case "udp":
-			pc, err := net.ListenPacket("udp4", addr)
-			if err != nil {
-				log.Fatalf("syprobe: %v", err)
-			}
-			go serveUDP(pc, *name)
+		if err := srv.up(pp.Proto, pp.Port); err != nil {
+			log.Fatalf("syprobe: %v", err)
 		}
+	}
+	if err := srv.up("http", lab.ProbeHTTPPort); err != nil {
+		log.Fatalf("syprobe: %v", err)
 	}
 
 	_ = os.Remove(*control)
@@ -79,40 +81,8 @@ func main() {
 	if err != nil {
 		log.Fatalf("syprobe: %v", err)
 	}
-	log.Printf("syprobe %s: serving tcp 80, tcp 81, udp 80; control %s", *name, *control)
-	log.Fatal(http.Serve(cl, newControl()))
-}
-
-func serveTCP(ln net.Listener, name string) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			log.Fatalf("syprobe: accept: %v", err)
-		}
-		go func() {
-			defer c.Close()
-			r := bufio.NewReader(c)
-			for {
-				if _, err := r.ReadString('\n'); err != nil {
-					return
-				}
-				if _, err := c.Write([]byte(name + "\n")); err != nil {
-					return
-				}
-			}
-		}()
-	}
-}
-
-func serveUDP(pc net.PacketConn, name string) {
-	buf := make([]byte, 2048)
-	for {
-		_, from, err := pc.ReadFrom(buf)
-		if err != nil {
-			log.Fatalf("syprobe: udp: %v", err)
-		}
-		_, _ = pc.WriteTo([]byte(name), from)
-	}
+	log.Printf("syprobe %s: serving tcp 80, tcp 81, udp 80, http %d; control %s", *name, lab.ProbeHTTPPort, *control)
+	log.Fatal(http.Serve(cl, newControl(srv)))
 }
 
 // control is the HTTP handler of the control socket.
@@ -128,7 +98,7 @@ type conn struct {
 	r *bufio.Reader
 }
 
-func newControl() http.Handler {
+func newControl(srv *servers) http.Handler {
 	ctl := &control{conns: map[string]*conn{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
@@ -136,6 +106,14 @@ func newControl() http.Handler {
 	mux.HandleFunc("POST /conns", ctl.open)
 	mux.HandleFunc("POST /conns/{id}/send", ctl.send)
 	mux.HandleFunc("DELETE /conns/{id}", ctl.close)
+	mux.HandleFunc("POST /serve", srv.serve)
+	mux.HandleFunc("POST /dns", dnsQueries)
+	mux.HandleFunc("POST /dnsbench", dnsBench)
+	st := &streams{runs: map[string]*stream{}}
+	mux.HandleFunc("POST /streams", st.start)
+	mux.HandleFunc("GET /streams/{id}", st.records)
+	mux.HandleFunc("DELETE /streams/{id}", st.end)
+	mux.HandleFunc("POST /load", load)
 	return mux
 }
 
@@ -183,10 +161,11 @@ func run(p Probe) Result {
 	default:
 		err = fmt.Errorf("unknown proto %q", p.Proto)
 	}
+	us := time.Since(deadline.Add(-timeout)).Microseconds()
 	if err != nil {
-		return Result{Error: err.Error()}
+		return Result{Error: err.Error(), Us: us}
 	}
-	return Result{OK: true, Reply: got}
+	return Result{OK: true, Reply: got, Us: us}
 }
 
 func probeTCP(addr string, deadline time.Time) (string, error) {

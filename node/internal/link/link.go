@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/switchyard/switchyard/openapi"
 	"github.com/vishvananda/netlink"
@@ -79,6 +80,9 @@ type Manager struct {
 	// namespaces no container may name (see guard.go).
 	netnsDir string
 	hostIDs  map[nsID]string
+	// dnsNS is the agent's DNS namespace (dnsns.go), once ensured: no
+	// container may name it either.
+	dnsNS atomic.Pointer[nsID]
 }
 
 // New opens netlink and ethtool sockets in the host namespace.
@@ -249,7 +253,13 @@ func (m *Manager) containerNetns(p openapi.ContainerPort, fix bool) (ns netns.Ns
 	if err := validSandboxName(name); err != nil {
 		return -1, false, fmt.Errorf("container %s: %w", p.Container, err)
 	}
-	path := m.SandboxPath(name)
+	return m.namedNetns(m.SandboxPath(name), fix)
+}
+
+// namedNetns opens the named namespace at path (the agent's own), or when
+// fix is set creates it when missing (replacing a stale plain file); else
+// it returns an invalid handle (-1) for a missing one.
+func (m *Manager) namedNetns(path string, fix bool) (ns netns.NsHandle, created bool, err error) {
 	ok, err := isNetns(path)
 	if err == nil && ok {
 		return openNetns(path, false)
@@ -266,7 +276,7 @@ func (m *Manager) containerNetns(p openapi.ContainerPort, fix bool) (ns netns.Ns
 		return -1, false, m.prepareErr
 	}
 	if err := createNamedNetns(path); err != nil {
-		return -1, false, fmt.Errorf("create sandbox %s: %w", path, err)
+		return -1, false, fmt.Errorf("create netns %s: %w", path, err)
 	}
 	return openNetns(path, true)
 }

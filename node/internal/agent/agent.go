@@ -81,7 +81,9 @@ type Config struct {
 	// Observer, when set, supplies the policy counters and logged
 	// connections that go with the reports (policylog.go).
 	Observer PolicyObserver
-	Log      *slog.Logger
+	// DNS, when set, is the node-local resolver (dns.go).
+	DNS Resolver
+	Log *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -195,6 +197,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("new flow generation: %w", err)
 	}
 	a.log.Info("agent ready", "host", a.cfg.Host, "generation", gen)
+	a.startDNS(ctx)
 
 	go a.reportLoop(ctx)
 	if a.cfg.Observer != nil {
@@ -476,6 +479,7 @@ func (a *Agent) apply(ctx context.Context, prog *openapi.Program, change *openap
 	a.log.Info("applied", "revision", prog.Revision, "digest", prog.Digest, "took", took, "summary", res.Summary)
 	a.m.flows.Set(float64(res.Flows))
 	a.prog = prog
+	a.feedDNS(prog)
 	a.setStatus(st)
 	return true
 }

@@ -48,7 +48,8 @@ const TTL = 5
 // Config configures a Server.
 type Config struct {
 	// Upstreams are the resolvers other names are forwarded to
-	// ("host:port"), tried in order. Empty: DefaultUpstreams().
+	// ("host:port"), tried in order. Empty: DefaultUpstreams(), or none
+	// (every other name SERVFAIL) when the host's resolv.conf has none.
 	Upstreams []string
 	// Timeout bounds the wait for one upstream; default 2 s.
 	Timeout time.Duration
@@ -69,11 +70,7 @@ type Server struct {
 // New returns a server with no names; Update gives it some.
 func New(cfg Config) (*Server, error) {
 	if len(cfg.Upstreams) == 0 {
-		ups, err := DefaultUpstreams()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Upstreams = ups
+		cfg.Upstreams, _ = DefaultUpstreams()
 	}
 	for _, u := range cfg.Upstreams {
 		if _, _, err := net.SplitHostPort(u); err != nil {
@@ -91,6 +88,9 @@ func New(cfg Config) (*Server, error) {
 	s.names.Store(build(nil))
 	return s, nil
 }
+
+// Upstreams are the resolvers the server forwards to.
+func (s *Server) Upstreams() []string { return s.cfg.Upstreams }
 
 // VNIOf is the VNI whose resolver address (openapi.DNSAddr) a is.
 func VNIOf(a netip.Addr) (int64, bool) {

@@ -82,6 +82,12 @@ type Options struct {
 	// VSwitchdCtl is ovs-vswitchd's unixctl socket; empty: found in RunDir
 	// (revalidate.go).
 	VSwitchdCtl string
+	// DNSNetns, when set, is the name of the agent's DNS namespace: the
+	// applier keeps it and its port openapi.DNSPortName on br-int (dns.go).
+	DNSNetns string
+	// ResolvConfDir, when set, gets managed sandboxes' resolv.conf
+	// (link.Options.ResolvConfDir).
+	ResolvConfDir string
 	// Logger receives libovsdb's log; nil discards it.
 	Logger *slog.Logger
 }
@@ -149,6 +155,10 @@ type Applier struct {
 	// OVS confirmed it.
 	ofports   ofportAlloc
 	requested map[string]int
+	// dnsVNIs are the networks the DNS namespace was last converged for
+	// (dnsOK: successfully).
+	dnsVNIs   []int64
+	dnsOK     bool
 	restarts  chan string
 	kick      chan struct{}
 	stopWatch context.CancelFunc
@@ -220,7 +230,7 @@ func New(ctx context.Context, opts Options) (*Applier, error) {
 	a.mods.socket = a.query.socket
 	links, err := link.New(link.Options{
 		HostNetns: opts.HostNetns, NetnsDir: opts.NetnsDir,
-		SandboxPrefix: opts.SandboxPrefix, TxOffloadOff: opts.Datapath == "netdev",
+		SandboxPrefix: opts.SandboxPrefix, TxOffloadOff: opts.Datapath == "netdev", ResolvConfDir: opts.ResolvConfDir,
 		BeforeCreate: a.releasePort,
 	})
 	if err != nil {

@@ -55,6 +55,9 @@ type DNSSpec struct {
 	Port string
 	// VNIs are the networks whose resolver addresses go on lo.
 	VNIs []int64
+	// KeepAddrs leaves lo's addresses as they are (VNIs not known yet:
+	// the agent just started, and the namespace serves on meanwhile).
+	KeepAddrs bool
 }
 
 // DNSPath is where the DNS namespace named name lives.
@@ -94,7 +97,7 @@ func (m *Manager) EnsureDNS(s DNSSpec) ([]string, error) {
 	if err != nil {
 		return diffs, err
 	}
-	d, err = ensureDNSInside(c, peer, s.VNIs)
+	d, err = ensureDNSInside(c, peer, s)
 	diffs = append(diffs, d...)
 	if err != nil {
 		return diffs, err
@@ -154,6 +157,10 @@ func (m *Manager) ensureDNSPair(c *netlink.Handle, ns netns.NsHandle, s DNSSpec)
 	if host, err = m.host.LinkByName(s.Port); err != nil {
 		return nil, nil, diffs, fmt.Errorf("created veth %s: %w", s.Port, err)
 	}
+	if err := m.host.LinkSetAlias(host, alias); err != nil { // LinkAdd does not set it
+		return nil, nil, diffs, fmt.Errorf("created veth %s: label: %w", s.Port, err)
+	}
+	host.Attrs().Alias = alias
 	if peer, err = c.LinkByName(ContainerIface); err != nil {
 		return nil, nil, diffs, fmt.Errorf("created veth %s: peer: %w", s.Port, err)
 	}
@@ -162,7 +169,7 @@ func (m *Manager) ensureDNSPair(c *netlink.Handle, ns netns.NsHandle, s DNSSpec)
 
 // ensureDNSInside converges eth0 (MAC, up), lo (up, one resolver address
 // per network), the default route and the next hop's neighbour entry.
-func ensureDNSInside(c *netlink.Handle, eth0 netlink.Link, vnis []int64) ([]string, error) {
+func ensureDNSInside(c *netlink.Handle, eth0 netlink.Link, s DNSSpec) ([]string, error) {
 	var diffs []string
 	mac, _ := net.ParseMAC(openapi.DNSMAC)
 	if eth0.Attrs().HardwareAddr.String() != mac.String() {
@@ -183,10 +190,12 @@ func ensureDNSInside(c *netlink.Handle, eth0 netlink.Link, vnis []int64) ([]stri
 			}
 		}
 	}
-	d, err := ensureResolverAddrs(c, lo, vnis)
-	diffs = append(diffs, d...)
-	if err != nil {
-		return diffs, err
+	if !s.KeepAddrs {
+		d, err := ensureResolverAddrs(c, lo, s.VNIs)
+		diffs = append(diffs, d...)
+		if err != nil {
+			return diffs, err
+		}
 	}
 	gw := net.ParseIP(DNSNextHop).To4()
 	routes, err := c.RouteList(eth0, unix.AF_INET)

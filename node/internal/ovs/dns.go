@@ -24,7 +24,9 @@ const KeyAgentPort = "switchyard-agent-port"
 func (a *Applier) EnsureDNS(ctx context.Context) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, err := a.links.EnsureDNS(a.dnsSpec(a.dnsVNIs)); err != nil {
+	spec := a.dnsSpec(a.dnsVNIs)
+	spec.KeepAddrs = a.applied == nil // the networks are not known yet
+	if _, err := a.links.EnsureDNS(spec); err != nil {
 		a.dnsOK = false
 		return "", err
 	}

@@ -60,7 +60,7 @@ type server struct {
 	udpPort, tcpPort int
 }
 
-func startServer(t *testing.T, cfg Config) *server {
+func startServer(t testing.TB, cfg Config) *server {
 	t.Helper()
 	if cfg.NetworkOf == nil {
 		cfg.NetworkOf = loopbackNetworks

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 
 	"github.com/switchyard/switchyard/node/internal/dns"
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/tests/lab"
 )
 
 // The node-local resolver end to end on real OVS: the agent's DNS
@@ -330,5 +333,80 @@ func TestDNSLab(t *testing.T) {
 	}
 	if !strings.Contains(h.VSCtl(t, "list-ports", "br-int"), openapi.DNSPortName) {
 		t.Fatal("sydns0 left br-int with the last container")
+	}
+}
+
+// BenchmarkDNSLab: A queries from a container to its gateway, port 53,
+// over UDP, through br-int (userspace datapath) and the DNS namespace to
+// the resolver and back, from 1 and 4 clients in the container (each sends
+// its next query when the last is answered). Reports queries/s and
+// latency.
+func BenchmarkDNSLab(b *testing.B) {
+	l := lab.New(b, lab.Options{Hosts: 1, Tunnel: "geneve"})
+	h := l.Hosts[0]
+	d := newDNSLab(b, l, func(o Options) *Applier { return newApplierWith(b, l, h, o) }, h.Name)
+	prog := dnsProgram(d.c, 1)
+	apply(b, d.a, prog)
+	d.srv.Update(prog)
+	client := dnsClient{netns: "/run/netns/" + sandbox(l, h, d.c)}
+	client.udp(b, dnsGW, "c1.net1.switchyard.local.") // ARP and caches warm
+	for _, n := range []int{1, 4} {
+		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) { benchQueries(b, client, n) })
+	}
+}
+
+func benchQueries(b *testing.B, client dnsClient, clients int) {
+	q := new(mdns.Msg)
+	q.SetQuestion("c1.net1.switchyard.local.", mdns.TypeA)
+	query, _ := q.Pack()
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		if err := inNetnsDo(client.netns, func() (err error) {
+			conns[i], err = net.Dial("udp4", dnsGW+":53")
+			return err
+		}); err != nil {
+			b.Fatal(err)
+		}
+		defer conns[i].Close()
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	next := make(chan struct{}, b.N)
+	for range b.N {
+		next <- struct{}{}
+	}
+	close(next)
+	b.ResetTimer()
+	start := time.Now()
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 512)
+			var mine []time.Duration
+			for range next {
+				t := time.Now()
+				c.Write(query)
+				c.SetReadDeadline(time.Now().Add(time.Second))
+				if _, err := c.Read(buf); err != nil {
+					b.Errorf("read: %v", err)
+					break
+				}
+				mine = append(mine, time.Since(t))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	b.StopTimer()
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		b.ReportMetric(float64(len(lat))/took.Seconds(), "queries/s")
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	}
 }

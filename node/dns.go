@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/switchyard/switchyard/node/internal/dns"
 	"github.com/switchyard/switchyard/node/internal/link"
@@ -45,11 +47,19 @@ func parseDNS(on, upstreams, netns, host string) (dnsSettings, error) {
 	return d, nil
 }
 
-// resolver runs the dns server in the namespace the applier keeps.
+// resolver runs the dns server in the namespace the applier keeps. Its
+// sockets belong to the namespace they were made in: when an apply had to
+// make the namespace anew (someone deleted it), Update opens new ones there.
 type resolver struct {
 	app *ovs.Applier
 	srv *dns.Server
 	log *slog.Logger
+
+	mu      sync.Mutex
+	ctx     context.Context // Start's
+	stop    context.CancelFunc
+	serving unix.Stat_t // the namespace served
+	busy    bool
 }
 
 func newResolver(app *ovs.Applier, s dnsSettings, log *slog.Logger) (*resolver, error) {
@@ -64,14 +74,31 @@ func newResolver(app *ovs.Applier, s dnsSettings, log *slog.Logger) (*resolver, 
 }
 
 func (r *resolver) Start(ctx context.Context) error {
-	path, err := r.app.EnsureDNS(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ctx = ctx
+	return r.listen()
+}
+
+// listen (r.mu held) ensures the namespace and serves in it.
+func (r *resolver) listen() error {
+	path, err := r.app.EnsureDNS(r.ctx)
 	if err != nil {
 		return fmt.Errorf("dns namespace: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return err
 	}
 	udp, tcp, err := dns.ListenIn(path, "0.0.0.0:53")
 	if err != nil {
 		return err
 	}
+	if r.stop != nil {
+		r.stop() // the old namespace's sockets
+	}
+	ctx, stop := context.WithCancel(r.ctx)
+	r.stop, r.serving = stop, st
 	go func() {
 		if err := r.srv.Serve(ctx, udp, tcp); err != nil {
 			r.log.Error("node-local DNS resolver stopped", "err", err)
@@ -81,5 +108,29 @@ func (r *resolver) Start(ctx context.Context) error {
 	return nil
 }
 
-func (r *resolver) Update(prog *openapi.Program)       { r.srv.Update(prog) }
+// Update takes prog's names, and serves in the namespace again if it was
+// made anew (in the background: the agent's loop never waits for it).
+func (r *resolver) Update(prog *openapi.Program) {
+	r.srv.Update(prog)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx == nil || r.busy {
+		return // not started yet, or already moving
+	}
+	var st unix.Stat_t
+	err := unix.Stat(r.app.DNSPath(), &st)
+	if err != nil || (st.Dev == r.serving.Dev && st.Ino == r.serving.Ino) {
+		return
+	}
+	r.busy = true
+	go func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.busy = false
+		if err := r.listen(); err != nil {
+			r.log.Error("node-local DNS resolver: the namespace was made anew and cannot be served", "err", err)
+		}
+	}()
+}
+
 func (r *resolver) Collectors() []prometheus.Collector { return r.srv.Collectors() }

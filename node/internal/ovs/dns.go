@@ -33,6 +33,9 @@ func (a *Applier) EnsureDNS(ctx context.Context) (string, error) {
 	return a.links.DNSPath(a.opts.DNSNetns), nil
 }
 
+// DNSPath is the path of the DNS namespace.
+func (a *Applier) DNSPath() string { return a.links.DNSPath(a.opts.DNSNetns) }
+
 func (a *Applier) dnsSpec(vnis []int64) link.DNSSpec {
 	return link.DNSSpec{Netns: a.opts.DNSNetns, Port: openapi.DNSPortName, VNIs: vnis}
 }

@@ -30,7 +30,7 @@ func (r *fakeResolver) Start(context.Context) error {
 	}
 	return nil
 }
-func (r *fakeResolver) Update(p *openapi.Program)           { r.fed <- p.Revision }
+func (r *fakeResolver) Update(p *openapi.Program)          { r.fed <- p.Revision }
 func (r *fakeResolver) Collectors() []prometheus.Collector { return []prometheus.Collector{r.counter} }
 
 // The resolver is started (retried after a failure, without holding up the
@@ -82,4 +82,3 @@ func fed(t *testing.T, r *fakeResolver) int64 {
 		return 0
 	}
 }
-

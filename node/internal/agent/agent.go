@@ -7,7 +7,8 @@
 // goroutine (newest status wins), so a slow controller never stalls an
 // apply. Policy counters and logged connections go with the reports, read
 // and received off the apply path (policylog.go). When the controller is
-// gone the datapath keeps running as last applied. It serves Prometheus metrics when configured to. It must not
+// gone the datapath keeps running as last applied. It serves Prometheus metrics when configured to, and
+// starts and feeds the node-local DNS resolver (dns.go) when given one. It must not
 // compute flows nor touch OVS or links other than through the applier.
 package agent
 

@@ -17,7 +17,9 @@
 // and clears other_config:flow-restore-wait (watch.go). PolicyObserver reads
 // the counters of counted policy flows and receives logged connections, on
 // OpenFlow connections of its own; the applier owns meter 1 on br-int, the
-// log meter (policyobs.go).
+// log meter (policyobs.go). With Options.DNSNetns it also keeps the agent's
+// DNS namespace (through package link) and its port sydns0 on br-int, an
+// agent port every apply includes (dns.go).
 //
 // It must not fetch or interpret programs (the agent loop does), must not
 // touch ports, bridges, links or namespaces it did not create (ownership is

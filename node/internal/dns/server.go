@@ -28,9 +28,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +67,16 @@ type Server struct {
 	names   atomic.Pointer[table]
 	fwd     *forwarder
 	metrics *metrics
+
+	// mu serializes Updates; last is what the current names were built
+	// from (an apply that changed no name rebuilds nothing).
+	mu   sync.Mutex
+	last *source
+}
+
+type source struct {
+	records []openapi.DNSRecord
+	domains map[string]string
 }
 
 // New returns a server with no names; Update gives it some.
@@ -85,7 +97,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	m := newMetrics()
 	s := &Server{cfg: cfg, metrics: m, fwd: &forwarder{upstreams: cfg.Upstreams, timeout: cfg.Timeout, failures: m.forwardFailures}}
-	s.names.Store(build(nil))
+	s.names.Store(build(nil, nil))
 	return s, nil
 }
 
@@ -107,7 +119,18 @@ func VNIOf(a netip.Addr) (int64, bool) {
 
 // Update replaces the names with those of prog (the program just applied).
 func (s *Server) Update(prog *openapi.Program) {
-	s.names.Store(build(prog))
+	var records []openapi.DNSRecord
+	if prog != nil {
+		records = prog.DNS
+	}
+	dom := domains(prog)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last != nil && maps.Equal(dom, s.last.domains) && sameRecords(records, s.last.records) {
+		return
+	}
+	s.names.Store(build(records, dom))
+	s.last = &source{records: cloneRecords(records), domains: dom}
 }
 
 // Collectors are the server's metrics, for the agent's registry.

@@ -339,6 +339,23 @@ func TestUpdate(t *testing.T) {
 	wantRcode(t, s.query(t, "udp", "127.0.0.1", "db.net1.switchyard.local.", dns.TypeA), dns.RcodeNameError)
 	wantAnswers(t, s.query(t, "udp", "127.0.0.1", "6.0.1.10.in-addr.arpa.", dns.TypePTR), "db2.net1.switchyard.local.")
 	wantAnswers(t, s.query(t, "udp", "127.0.0.1", "db2.net1.switchyard.local.", dns.TypeA), "10.1.0.6")
+
+	// The same names again (an apply that changed flows alone): nothing
+	// rebuilt. Another domain: rebuilt.
+	before := s.names.Load()
+	same := *moved
+	same.DNS = cloneRecords(moved.DNS)
+	s.Update(&same)
+	if s.names.Load() != before {
+		t.Error("unchanged names were rebuilt")
+	}
+	same.Containers = slices.Clone(same.Containers)
+	for i := range same.Containers {
+		same.Containers[i].DNSDomain = "example.internal"
+	}
+	s.Update(&same)
+	wantAnswers(t, s.query(t, "udp", "127.0.0.1", "web.net1.example.internal.", dns.TypeA), "10.1.0.99")
+	wantRcode(t, s.query(t, "udp", "127.0.0.1", "web.net1.switchyard.local.", dns.TypeA), dns.RcodeServerFailure) // forwarded: dead upstream
 }
 
 func TestUpstreams(t *testing.T) {

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -39,31 +40,35 @@ type srvTarget struct {
 // Protocols a service port may have, as they appear in SRV names.
 var srvProto = map[string]string{"": "_tcp", "TCP": "_tcp", "UDP": "_udp", "SCTP": "_sctp"}
 
-// build makes the table of prog: its DNS records, qualified with the
-// domain of a local container port of the same network. Records of a
-// network with no such port (no domain known) are left out.
-func build(prog *openapi.Program) *table {
-	t := &table{nets: map[int64]*netNames{}, reverse: map[string]bool{}}
+// domains maps each network with a local container port to its domain
+// (lower case, without the trailing dot).
+func domains(prog *openapi.Program) map[string]string {
+	out := map[string]string{}
 	if prog == nil {
-		return t
+		return out
 	}
-	domainOf := map[string]string{}
-	seenDomain := map[string]bool{}
 	for _, c := range prog.Containers {
-		d := strings.Trim(strings.ToLower(c.DNSDomain), ".")
-		if d == "" {
-			continue
+		if d := strings.Trim(strings.ToLower(c.DNSDomain), "."); d != "" {
+			if _, ok := out[c.Network]; !ok {
+				out[c.Network] = d
+			}
 		}
-		if _, ok := domainOf[c.Network]; !ok {
-			domainOf[c.Network] = d
-		}
-		if !seenDomain[d] {
-			seenDomain[d] = true
+	}
+	return out
+}
+
+// build makes the table of records, qualified with their network's domain
+// (domainOf). Records of a network without a domain are left out.
+func build(records []openapi.DNSRecord, domainOf map[string]string) *table {
+	t := &table{nets: map[int64]*netNames{}, reverse: map[string]bool{}}
+	for _, d := range domainOf {
+		if !slices.Contains(t.domains, d+".") {
 			t.domains = append(t.domains, d+".")
 		}
 	}
-	for i := range prog.DNS {
-		r := &prog.DNS[i]
+	slices.Sort(t.domains)
+	for i := range records {
+		r := &records[i]
 		d, ok := domainOf[r.Network]
 		if !ok || r.Name == "" {
 			continue
@@ -108,4 +113,21 @@ func (t *table) authoritative(name string) (domain string, ok bool) {
 		}
 	}
 	return "", false
+}
+
+// sameRecords reports whether a and b are the same records in the same order.
+func sameRecords(a, b []openapi.DNSRecord) bool {
+	return slices.EqualFunc(a, b, func(x, y openapi.DNSRecord) bool {
+		return x.Network == y.Network && x.VNI == y.VNI && x.Kind == y.Kind && x.Name == y.Name && x.IP == y.IP &&
+			slices.Equal(x.Ports, y.Ports)
+	})
+}
+
+// cloneRecords copies records, their ports too.
+func cloneRecords(records []openapi.DNSRecord) []openapi.DNSRecord {
+	out := slices.Clone(records)
+	for i := range out {
+		out[i].Ports = slices.Clone(out[i].Ports)
+	}
+	return out
 }

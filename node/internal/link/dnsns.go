@@ -69,6 +69,9 @@ func (m *Manager) EnsureDNS(s DNSSpec) ([]string, error) {
 	if err := validSandboxName(s.Netns); err != nil {
 		return nil, fmt.Errorf("dns netns: %w", err)
 	}
+	if strings.HasPrefix(s.Netns, m.opts.SandboxPrefix) {
+		return nil, fmt.Errorf("dns netns %s: the prefix %q is the managed sandboxes' (they would prune it)", s.Netns, m.opts.SandboxPrefix)
+	}
 	path := m.DNSPath(s.Netns)
 	ns, created, err := m.namedNetns(path, true)
 	if err != nil {

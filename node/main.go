@@ -33,6 +33,7 @@ import (
 type settings struct {
 	Agent    agent.Config
 	OVS      ovs.Options
+	DNS      dnsSettings
 	LogLevel slog.Level
 }
 
@@ -68,6 +69,9 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 		heartbeat  = str("heartbeat", "SWITCHYARD_HEARTBEAT_INTERVAL", "5s", "how often to report")
 		metrics    = str("metrics", "SWITCHYARD_AGENT_METRICS", "", "address to serve Prometheus metrics on, e.g. 127.0.0.1:9464 (empty: off)")
 		level      = str("log-level", "SWITCHYARD_LOG_LEVEL", "info", "debug, info, warn or error")
+		dnsOn      = str("dns", "SWITCHYARD_DNS", "on", "node-local DNS resolver: on or off")
+		dnsUp      = str("dns-upstream", "SWITCHYARD_DNS_UPSTREAM", "", "comma-separated upstream resolvers host:port (empty: /etc/resolv.conf's)")
+		dnsNetns   = str("dns-netns", "SWITCHYARD_DNS_NETNS", "", "name of the agent's DNS namespace (empty: sydns-<12 hex of sha256(host)>)")
 		logRate    = str("policy-log-rate", "SWITCHYARD_POLICY_LOG_RATE", strconv.Itoa(ovs.DefaultPolicyLogRate), "at most this many logged connections per second (the log meter's rate)")
 		rejectRate = str("reject-rate", "SWITCHYARD_REJECT_RATE", strconv.Itoa(ovs.DefaultRejectRate), "at most this many rejected connections per second are answered (the reject meter's rate)")
 	)
@@ -114,6 +118,12 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	}
 	s.OVS = ovs.Options{DB: *ovsdb, RunDir: *rundir, Datapath: *datapath, SandboxPrefix: *sandbox, NetnsDir: *netnsDir,
 		PolicyLogRate: rate, RejectRate: rrate}
+	if s.DNS, err = parseDNS(*dnsOn, *dnsUp, *dnsNetns, *host); err != nil {
+		return s, err
+	}
+	if s.DNS.On {
+		s.OVS.DNSNetns, s.OVS.ResolvConfDir = s.DNS.Netns, resolvConfDir
+	}
 	return s, nil
 }
 
@@ -140,6 +150,13 @@ func main() {
 	defer obs.Close()
 	s.Agent.Observer = obs
 	s.Agent.NetnsPath = app.NetnsPath
+	if s.DNS.On {
+		r, err := newResolver(app, s.DNS, log)
+		if err != nil {
+			fail(err)
+		}
+		s.Agent.DNS = r
+	}
 	if err := agent.New(s.Agent, ovsDatapath{app}).Run(ctx); err != nil && ctx.Err() == nil {
 		fail(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/node/internal/link"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -41,6 +43,9 @@ func TestSettingsRefuseBadValues(t *testing.T) {
 		{with(map[string]string{"SWITCHYARD_POLICY_LOG_RATE": "fast"}), nil, "SWITCHYARD_POLICY_LOG_RATE"},
 		{with(map[string]string{"SWITCHYARD_POLICY_LOG_RATE": "0"}), nil, "SWITCHYARD_POLICY_LOG_RATE"},
 		{with(nil), []string{"-policy-log-rate", "-3"}, "SWITCHYARD_POLICY_LOG_RATE"},
+		{with(map[string]string{"SWITCHYARD_DNS": "yes"}), nil, "SWITCHYARD_DNS"},
+		{with(map[string]string{"SWITCHYARD_DNS_UPSTREAM": "resolver.example:53"}), nil, "SWITCHYARD_DNS_UPSTREAM"},
+		{with(nil), []string{"-dns-upstream", "192.0.2.1:99999"}, "SWITCHYARD_DNS_UPSTREAM"},
 	} {
 		_, err := parseSettings(c.args, envOf(c.env))
 		if err == nil || !strings.Contains(err.Error(), c.name) {
@@ -66,5 +71,22 @@ func TestSettingsParse(t *testing.T) {
 	if err != nil || s.Agent.Resync != 30*time.Second || s.Agent.Heartbeat != 5*time.Second || s.LogLevel.String() != "INFO" || s.Agent.MetricsListen != "" ||
 		s.OVS.PolicyLogRate != 100 {
 		t.Fatalf("defaults: %+v, %v", s, err)
+	}
+}
+
+func TestSettingsDNS(t *testing.T) {
+	s, err := parseSettings(nil, envOf(minimal))
+	if err != nil || !s.DNS.On || s.DNS.Netns != link.DNSNetnsName("h1") || s.OVS.DNSNetns != s.DNS.Netns ||
+		s.OVS.ResolvConfDir != "/etc/netns" || len(s.DNS.Upstreams) != 0 {
+		t.Fatalf("DNS defaults: %+v, %v", s.DNS, err)
+	}
+	s, err = parseSettings([]string{"-dns-netns", "mydns"}, envOf(with(map[string]string{
+		"SWITCHYARD_DNS_UPSTREAM": "192.0.2.1, 192.0.2.2:5353"})))
+	if err != nil || s.DNS.Netns != "mydns" || strings.Join(s.DNS.Upstreams, ",") != "192.0.2.1:53,192.0.2.2:5353" {
+		t.Fatalf("DNS: %+v, %v", s.DNS, err)
+	}
+	s, err = parseSettings(nil, envOf(with(map[string]string{"SWITCHYARD_DNS": "off"})))
+	if err != nil || s.DNS.On || s.OVS.DNSNetns != "" || s.OVS.ResolvConfDir != "" {
+		t.Fatalf("DNS off: %+v %+v, %v", s.DNS, s.OVS, err)
 	}
 }

@@ -22,6 +22,8 @@ func (h *Host) AgentEnv(controllerURL, token string) []string {
 		"SWITCHYARD_UNDERLAY_IFACE=" + h.UnderlayIface,
 		"SWITCHYARD_UNDERLAY_ADDRESS=" + h.UnderlayAddr.String(),
 		"SWITCHYARD_SANDBOX_PREFIX=" + h.lab.SandboxPrefix(h.Name),
+		// The lab's prefix, so that the lab deletes it with the rest.
+		"SWITCHYARD_DNS_NETNS=" + h.lab.Prefix() + "dns-" + h.Name,
 		"SWITCHYARD_RESYNC_INTERVAL=2s",
 		"SWITCHYARD_HEARTBEAT_INTERVAL=1s",
 	}

@@ -127,9 +127,13 @@ func withDirLock(dir string, f func() error) error {
 	return f()
 }
 
+// etcNetns is where `ip netns exec` finds a namespace's own /etc files.
+const etcNetns = "/etc/netns"
+
 // teardown removes what a manifest names: its processes (newest first, by
 // pid), every process left inside its namespaces, the namespaces (listed
-// and prefixed), root-namespace links named "sy<id>*", and dir.
+// and prefixed) with their /etc/netns directories, root-namespace links
+// named "sy<id>*", and dir.
 func teardown(m manifest, dir string) error {
 	var errs []error
 	for i := len(m.Procs) - 1; i >= 0; i-- {
@@ -151,6 +155,17 @@ func teardown(m manifest, dir string) error {
 	for _, n := range names {
 		if err := deleteNetns(n); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	// The agents' node-local DNS writes a managed sandbox's resolv.conf
+	// into /etc/netns/<sandbox> (the lab's prefix).
+	if etc, err := os.ReadDir(etcNetns); err == nil {
+		for _, e := range etc {
+			if strings.HasPrefix(e.Name(), prefix) {
+				if err := os.RemoveAll(filepath.Join(etcNetns, e.Name())); err != nil {
+					errs = append(errs, err)
+				}
+			}
 		}
 	}
 	if err := deleteRootLinks("sy" + m.ID); err != nil {

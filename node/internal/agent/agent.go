@@ -8,8 +8,9 @@
 // apply. Policy counters and logged connections go with the reports, read
 // and received off the apply path (policylog.go); the program's health
 // checks run in package health and their verdicts go with the reports too
-// (health.go). When the controller is
-// gone the datapath keeps running as last applied. It serves Prometheus metrics when configured to. It must not
+// (health.go). When the controller is gone the datapath keeps running as
+// last applied. It serves Prometheus metrics when configured to, and starts
+// and feeds the node-local DNS resolver (dns.go) when given one. It must not
 // compute flows nor touch OVS or links other than through the applier.
 package agent
 
@@ -88,7 +89,9 @@ type Config struct {
 	// applier's: health probes run there); unset, only ports with a netns
 	// path are probed.
 	NetnsPath func(openapi.ContainerPort) string
-	Log       *slog.Logger
+	// DNS, when set, is the node-local resolver (dns.go).
+	DNS Resolver
+	Log *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -206,6 +209,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("new flow generation: %w", err)
 	}
 	a.log.Info("agent ready", "host", a.cfg.Host, "generation", gen)
+	a.startDNS(ctx)
 
 	go a.reportLoop(ctx)
 	defer a.health.Stop()
@@ -489,6 +493,7 @@ func (a *Agent) apply(ctx context.Context, prog *openapi.Program, change *openap
 	a.m.flows.Set(float64(res.Flows))
 	a.prog = prog
 	a.health.Set(prog)
+	a.feedDNS(prog)
 	a.setStatus(st)
 	return true
 }

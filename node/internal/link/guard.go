@@ -3,6 +3,7 @@ package link
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"strings"
 
@@ -141,7 +142,12 @@ func (m *Manager) openUserNetns(path string) (netns.NsHandle, error) {
 	if err != nil {
 		return -1, fmt.Errorf("netns %s: open: %w", path, err)
 	}
-	if err := checkNetnsFd(fd, m.hostIDs); err != nil {
+	forbidden := m.hostIDs
+	if id := m.dnsNS.Load(); id != nil {
+		forbidden = maps.Clone(forbidden)
+		forbidden[*id] = "the agent's DNS namespace"
+	}
+	if err := checkNetnsFd(fd, forbidden); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("netns %s: %w", path, err)
 	}

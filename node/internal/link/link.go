@@ -2,13 +2,16 @@
 // container port it converges a veth pair whose host end carries the OVS port
 // name and whose container end is eth0 in the container's network namespace
 // (MAC, MTU, address, default route, tx offload), creates and deletes the
-// managed sandbox namespaces the agent owns, and moves the underlay address
-// onto the tunnel endpoint bridge.
+// managed sandbox namespaces the agent owns (with their resolv.conf under
+// /etc/netns, resolvconf.go), converges the agent's DNS namespace and its
+// veth (dnsns.go), and moves the underlay address onto the tunnel endpoint
+// bridge.
 //
 // It must not talk to OVS (package ovs does), must not delete or change a
 // link, route or namespace it cannot prove it created (both veth ends carry
 // an alias label "switchyard:<container id>", its default routes the
-// protocol RouteProtocol, managed sandboxes a name prefix; a user's netns
+// protocol RouteProtocol, managed sandboxes a name prefix, the DNS veth the
+// alias DNSAliasPrefix, resolv.conf files a first line; a user's netns
 // path is never deleted), must not enter a namespace a container names
 // unless the path resolves beneath the netns directory and is neither the
 // host's namespace nor a managed sandbox (guard.go), and must not leave any
@@ -23,6 +26,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/switchyard/switchyard/openapi"
 	"github.com/vishvananda/netlink"
@@ -59,6 +63,9 @@ type Options struct {
 	// TxOffloadOff turns tx checksum offload off on both veth ends. Needed on
 	// the userspace (netdev) datapath, where TCP hangs otherwise.
 	TxOffloadOff bool
+	// ResolvConfDir, when set (normally /etc/netns), gets a resolv.conf
+	// for every managed sandbox with a gateway (resolvconf.go).
+	ResolvConfDir string
 	// BeforeCreate, if set, is called with the host end's name before
 	// Ensure deletes or creates a veth; an error fails Ensure. Package ovs
 	// uses it to make ovs-vswitchd let go of a device by that name first.
@@ -79,6 +86,9 @@ type Manager struct {
 	// namespaces no container may name (see guard.go).
 	netnsDir string
 	hostIDs  map[nsID]string
+	// dnsNS is the agent's DNS namespace (dnsns.go), once ensured: no
+	// container may name it either.
+	dnsNS atomic.Pointer[nsID]
 }
 
 // New opens netlink and ethtool sockets in the host namespace.
@@ -231,6 +241,11 @@ func (m *Manager) converge(p openapi.ContainerPort, fix bool) ([]string, error) 
 		return diffs, err
 	}
 	d, err = m.ensureAttrs(c, ns, host, peer, p, s, fix)
+	diffs = append(diffs, d...)
+	if err != nil {
+		return diffs, err
+	}
+	d, err = m.ensureResolvConf(p, fix)
 	return append(diffs, d...), err
 }
 
@@ -249,7 +264,13 @@ func (m *Manager) containerNetns(p openapi.ContainerPort, fix bool) (ns netns.Ns
 	if err := validSandboxName(name); err != nil {
 		return -1, false, fmt.Errorf("container %s: %w", p.Container, err)
 	}
-	path := m.SandboxPath(name)
+	return m.namedNetns(m.SandboxPath(name), fix)
+}
+
+// namedNetns opens the named namespace at path (the agent's own), or when
+// fix is set creates it when missing (replacing a stale plain file); else
+// it returns an invalid handle (-1) for a missing one.
+func (m *Manager) namedNetns(path string, fix bool) (ns netns.NsHandle, created bool, err error) {
 	ok, err := isNetns(path)
 	if err == nil && ok {
 		return openNetns(path, false)
@@ -266,7 +287,7 @@ func (m *Manager) containerNetns(p openapi.ContainerPort, fix bool) (ns netns.Ns
 		return -1, false, m.prepareErr
 	}
 	if err := createNamedNetns(path); err != nil {
-		return -1, false, fmt.Errorf("create sandbox %s: %w", path, err)
+		return -1, false, fmt.Errorf("create netns %s: %w", path, err)
 	}
 	return openNetns(path, true)
 }
@@ -611,6 +632,9 @@ func (m *Manager) Prune(keepPorts, keepSandboxes map[string]bool) ([]string, err
 		if err := deleteNamedNetns(filepath.Join(m.opts.NetnsDir, n)); err != nil {
 			errs = append(errs, fmt.Errorf("delete sandbox %s: %w", n, err))
 			continue
+		}
+		if err := m.removeResolvConf(n); err != nil {
+			errs = append(errs, fmt.Errorf("sandbox %s: resolv.conf: %w", n, err))
 		}
 		deleted = append(deleted, "sandbox "+n)
 	}

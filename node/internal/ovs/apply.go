@@ -168,6 +168,7 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 			a.linksChecked[c.Name] = c
 		}
 	}
+	a.ensureDNSLinks(prog, full, &res, fresh, failed)
 	// Something to prune only when a port went away or on a full pass.
 	prune := full
 	for name := range a.linksChecked {
@@ -358,6 +359,9 @@ func (a *Applier) validatePorts(prog *openapi.Program) map[string]string {
 	}
 	for _, c := range prog.Containers {
 		check(c.Name)
+		if c.Name == openapi.DNSPortName && a.opts.DNSNetns != "" {
+			failed[c.Name] = "port name reserved for the agent's DNS port"
+		}
 	}
 	return failed
 }
@@ -384,7 +388,7 @@ func (a *Applier) portSpecs(prog *openapi.Program, failed map[string]string) []p
 			IDs:  map[string]string{KeyOwner: OwnerValue, KeyContainer: c.Container, KeyContainerID: c.ID},
 		})
 	}
-	return specs
+	return append(specs, a.dnsPortSpec(failed)...)
 }
 
 func (a *Applier) intSpec(specs []portSpec) bridgeSpec {

@@ -57,6 +57,9 @@ func (a *Applier) Observe(ctx context.Context) (Observed, error) {
 			drift("port %s failed: %s", tp.Name, why)
 		}
 	}
+	if why, bad := last.failed[openapi.DNSPortName]; bad && a.opts.DNSNetns != "" {
+		drift("port %s failed: %s", openapi.DNSPortName, why) // the next apply retries it
+	}
 
 	s, err := a.db.snapshot(ctx)
 	if err != nil {

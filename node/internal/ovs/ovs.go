@@ -21,7 +21,9 @@
 // answers reject packet-ins with a TCP RST or ICMP port unreachable
 // (reject.go). Flows OVS learns (cookie openapi.LearnedCookie) are left
 // alone by the drift check and by deltas; groups are compared by content
-// (groups.go).
+// (groups.go). With Options.DNSNetns it also keeps the agent's
+// DNS namespace (through package link) and its port sydns0 on br-int, an
+// agent port every apply includes (dns.go).
 //
 // It must not fetch or interpret programs (the agent loop does), must not
 // touch ports, bridges, links or namespaces it did not create (ownership is
@@ -90,6 +92,12 @@ type Options struct {
 	// VSwitchdCtl is ovs-vswitchd's unixctl socket; empty: found in RunDir
 	// (revalidate.go).
 	VSwitchdCtl string
+	// DNSNetns, when set, is the name of the agent's DNS namespace: the
+	// applier keeps it and its port openapi.DNSPortName on br-int (dns.go).
+	DNSNetns string
+	// ResolvConfDir, when set, gets managed sandboxes' resolv.conf
+	// (link.Options.ResolvConfDir).
+	ResolvConfDir string
 	// Logger receives libovsdb's log; nil discards it.
 	Logger *slog.Logger
 }
@@ -163,6 +171,10 @@ type Applier struct {
 	// OVS confirmed it.
 	ofports   ofportAlloc
 	requested map[string]int
+	// dnsVNIs are the networks the DNS namespace was last converged for
+	// (dnsOK: successfully).
+	dnsVNIs   []int64
+	dnsOK     bool
 	restarts  chan string
 	kick      chan struct{}
 	stopWatch context.CancelFunc
@@ -237,7 +249,7 @@ func New(ctx context.Context, opts Options) (*Applier, error) {
 	a.mods.socket = a.query.socket
 	links, err := link.New(link.Options{
 		HostNetns: opts.HostNetns, NetnsDir: opts.NetnsDir,
-		SandboxPrefix: opts.SandboxPrefix, TxOffloadOff: opts.Datapath == "netdev",
+		SandboxPrefix: opts.SandboxPrefix, TxOffloadOff: opts.Datapath == "netdev", ResolvConfDir: opts.ResolvConfDir,
 		BeforeCreate: a.releasePort,
 	})
 	if err != nil {

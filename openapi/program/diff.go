@@ -166,9 +166,9 @@ func keyed[T any](from []T, remove []string, adds []T, key func(*T) string, hash
 	}
 }
 
-func dnsKey(r *openapi.DNSRecord) string      { return r.Key() }
-func healthKey(h *openapi.HealthProbe) string { return h.Key() }
-func tunnelName(t *openapi.TunnelPort) string { return t.Name }
+func dnsKey(r *openapi.DNSRecord) string            { return r.Key() }
+func healthKey(h *openapi.HealthProbe) string       { return h.Key() }
+func tunnelName(t *openapi.TunnelPort) string       { return t.Name }
 func containerName(c *openapi.ContainerPort) string { return c.Name }
 func groupID(g *openapi.Group) uint32               { return g.ID }
 

@@ -77,8 +77,8 @@ func checkInvariants(t *testing.T, s *Snapshot, progs map[string]*openapi.Progra
 			if n := nets[cp.Network]; cp.MTU != n.mtu || cp.Gateway != n.gw || cp.PrefixLen != n.prefixLen {
 				t.Errorf("%s: port %s has mtu/gw/prefix %d/%s/%d", name, cp.Name, cp.MTU, cp.Gateway, cp.PrefixLen)
 			}
-			if got := countCookie(p, Owner(KindContainer, cp.ID)); got != 8 {
-				t.Errorf("%s: container %s owns %d flows, want 8", name, cp.Container, got)
+			if got := countCookie(p, Owner(KindContainer, cp.ID)); got != 9 {
+				t.Errorf("%s: container %s owns %d flows, want 9", name, cp.Container, got)
 			}
 		}
 		slices.Sort(wantCtrs)
@@ -160,6 +160,7 @@ func checkStructure(t *testing.T, p *openapi.Program) {
 	if len(ports) != len(p.Tunnels)+len(p.Containers) {
 		t.Errorf("%s: duplicate port names", p.Host)
 	}
+	ports[openapi.DNSPortName] = true // the agent's own port
 	for name := range ports {
 		if len(name) > MaxPortName {
 			t.Errorf("%s: port name %q longer than %d bytes", p.Host, name, MaxPortName)

@@ -63,6 +63,7 @@ const (
 	// bits of its VNI (reg0).
 	ctZone          = "zone=NXM_NX_REG0[0..15]"
 	hairpinZone     = "zone=65520" // HairpinZone
+	dnsZone         = "zone=65521" // DNSZone
 	matchCtReplyDir = "ct_state=+rpl+trk,ip"
 	matchCtInvalid  = "ct_state=+inv+trk"
 	matchCtReply    = "ct_state=+est+rpl+trk"
@@ -86,6 +87,9 @@ var baseFlows = func() []flowRec {
 		mkFlow(TableHairpinReturn, prioHairpinReply, 0, matchCtReplyDir,
 			flagHairpin+","+ctNAT(TableServiceLB, ctZone)),
 		mkFlow(TableHairpinReturn, prioTrack, 0, "ip", ctNAT(TableServiceLB, ctZone)),
+		// Answers of the node-local resolver, un-SNATed in the DNS zone
+		// (see netFlows): un-DNAT them in their network's zone.
+		mkFlow(TableHairpinReturn, prioDNS, 0, "in_port="+portRef(openapi.DNSPortName)+",ip", ctNAT(TableL3Forwarding, ctZone)),
 		mkFlow(TableHairpinReturn, prioMiss, 0, "", actDrop),
 		mkFlow(TableServiceLB, prioMiss, 0, "", gotoTable(TableHairpin)),
 		mkFlow(TableAffinityLookup, prioMiss, 0, "", actDrop),   // no learned flow: return
@@ -139,11 +143,15 @@ func netFlows(n *netParams) []flowRec {
 		// The resolver's answers: back into the network, un-DNATed to
 		// come from the gateway, routed to the asking container.
 		mkFlow(TableClassifier, prioPort, cookie, "in_port="+portRef(openapi.DNSPortName)+",ip,nw_src="+dns,
-			"set_field:"+n.vni+"->"+RegNetwork+",set_field:"+n.gwMAC+"->eth_dst,"+ctNAT(TableL3Forwarding, ctZone)),
+			"set_field:"+n.vni+"->"+RegNetwork+",set_field:"+n.gwMAC+"->eth_dst,"+ctNAT(TableHairpinReturn, dnsZone)),
 		mkFlow(TableServiceLB, prioDNS, cookie, "ct_state=+est+trk,ip,"+matchFromLocal+","+n.reg+",nw_dst="+dns,
 			toDNS+gotoTable(TableL2Forwarding)),
-		mkFlow(TableL2Forwarding, prioPort, cookie, n.reg+",dl_dst="+openapi.DNSMAC,
-			"set_field:"+portRef(openapi.DNSPortName)+"->"+RegOutPort+","+gotoTable(TableIngressPolicy)),
+		// The query is SNATed to DNSClientAddr in the DNS zone: the
+		// resolver's namespace treats all of 10.0.0.0/8 as local, so a
+		// container source there would be a martian.
+		mkFlow(TableL2Forwarding, prioPort, cookie, n.reg+",ip,dl_dst="+openapi.DNSMAC,
+			"set_field:"+portRef(openapi.DNSPortName)+"->"+RegOutPort+
+				",ct(commit,table="+strconv.Itoa(int(TableOutput))+","+dnsZone+",nat(src="+DNSClientAddr+"))"),
 	}
 	for _, proto := range []string{"tcp", "udp"} {
 		fs = append(fs, mkFlow(TableServiceLB, prioDNS, cookie,

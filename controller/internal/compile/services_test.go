@@ -8,15 +8,15 @@ import (
 	"github.com/switchyard/switchyard/openapi"
 )
 
-// svc is a test service on network i with VIP 10.<i>.255.<g>.
+// svc is a test service on network n (10.<i>.0.0/16) with VIP
+// 10.96.<i>.<g>, outside the network as the store's VIP range is.
 func svc(name string, n openapi.Network, g uint32, selector string, ports ...openapi.ServicePort) openapi.Service {
 	return openapi.Service{
 		Meta: openapi.Meta{ID: "svc-" + name}, Name: name, Network: n.Name,
-		VIP: strings.TrimSuffix(n.Gateway, "0.1") + "255." + strconv.Itoa(int(g)), GroupID: g, Selector: selector, Ports: ports,
+		VIP: "10.96." + strings.Split(n.Gateway, ".")[1] + "." + strconv.Itoa(int(g)), GroupID: g, Selector: selector, Ports: ports,
 		SessionAffinity: openapi.AffinityNone,
 	}
 }
-
 
 var (
 	httpPort = openapi.ServicePort{Name: "http", Port: 80, TargetPort: 8080, Protocol: "TCP"}

@@ -92,8 +92,17 @@ const (
 	FlagHairpin = 0x4
 )
 
-// HairpinZone is the conntrack zone of the hairpin SNAT to the gateway.
-const HairpinZone = 0xfff0
+// Conntrack zones besides the networks': the hairpin SNAT to the gateway,
+// and the SNAT of DNS queries to DNSClientAddr.
+const (
+	HairpinZone = 0xfff0
+	DNSZone     = 0xfff1
+)
+
+// DNSClientAddr is the source of every DNS query the node-local resolver
+// gets (SNAT in DNSZone): its namespace's next hop, outside the 10.0.0.0/8
+// it treats as local (see the package doc, DNS steering).
+const DNSClientAddr = "169.254.0.1"
 
 // Bridge is the integration bridge every program describes.
 const (

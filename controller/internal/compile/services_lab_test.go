@@ -1,0 +1,165 @@
+package compile
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/tests/lab"
+)
+
+// TestServicesDatapath loads compiled programs into a real userspace OVS
+// (one lab host) with veth containers in their own namespaces and checks
+// that the service flows do what they claim: TCP and UDP through a VIP to
+// a backend, hairpin (the backend reaching its own VIP gets its own
+// answer), and DNS steering (a query to the gateway's port 53 reaches a
+// stand-in resolver on port sydns0 at DNSAddr(VNI) and its answer comes
+// back from the gateway's port 53). It skips without root and OVS.
+func TestServicesDatapath(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not found (the stand-in resolver)")
+	}
+	l := lab.New(t, lab.Options{Hosts: 1})
+	h := l.Hosts[0]
+	probeBin := filepath.Join(t.TempDir(), "syprobe")
+	if out, err := exec.Command("go", "build", "-o", probeBin, "github.com/switchyard/switchyard/tests/lab/cmd/syprobe").CombinedOutput(); err != nil {
+		t.Fatalf("build syprobe: %v\n%s", err, out)
+	}
+
+	blue := network("blue", 1)
+	web := container("web", blue.Name, 1, 0, "h1")
+	client := container("client", blue.Name, 1, 1, "h1")
+	s := &Snapshot{Revision: 1, Hosts: []openapi.Host{host("h1", "192.168.200.11", openapi.TunnelGeneve)},
+		Networks: []openapi.Network{blue}, Containers: []openapi.Container{web, client}}
+	vip := svc("web", blue, 3, "app=web",
+		openapi.ServicePort{Name: "http", Port: 8000, TargetPort: 80, Protocol: "TCP"},
+		openapi.ServicePort{Name: "udp", Port: 9000, TargetPort: 80, Protocol: "UDP"})
+	s.Services = []openapi.Service{vip}
+	p := Compile(s)["h1"]
+
+	h.VSCtl(t, "add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev", "fail_mode=secure",
+		"protocols=OpenFlow10,OpenFlow13,OpenFlow15")
+	ofports := map[string]int{}
+	netns := map[string]string{}
+	for _, cp := range p.Containers {
+		ns := l.NewNetns(t, cp.Container)
+		netns[cp.Container] = ns
+		veth(t, h, ns, cp.Name, cp.MAC, cp.IP+"/"+strconv.Itoa(cp.PrefixLen))
+		labRun(t, ns, "ip", "route", "add", "default", "via", cp.Gateway)
+		ofports[cp.Name] = h.OFPort(t, cp.Name)
+	}
+	// The stand-in DNS namespace, as the contract describes the agent's.
+	dns := l.NewNetns(t, "dns")
+	veth(t, h, dns, openapi.DNSPortName, openapi.DNSMAC, "")
+	labRun(t, dns, "ip", "link", "set", "lo", "up")
+	labRun(t, dns, "ip", "route", "add", "local", "10.0.0.0/8", "dev", "lo")
+	labRun(t, dns, "ip", "neigh", "add", "169.254.0.1", "lladdr", openapi.DNSNextHopMAC, "dev", "eth0", "nud", "permanent")
+	labRun(t, dns, "ip", "route", "add", "default", "via", "169.254.0.1", "dev", "eth0", "onlink")
+	ofports[openapi.DNSPortName] = h.OFPort(t, openapi.DNSPortName)
+
+	// Install the program the way the agent does: ports substituted,
+	// groups first, flows in one bundle.
+	var pairs []string
+	for name, n := range ofports {
+		pairs = append(pairs, portRef(name), strconv.Itoa(n))
+	}
+	var groups strings.Builder
+	for _, g := range p.Groups {
+		groups.WriteString("group_id=" + strconv.FormatUint(uint64(g.ID), 10) + "," + g.Spec + "\n")
+	}
+	writeAndRun(t, h, "groups", groups.String(), "add-groups")
+	writeAndRun(t, h, "flows", strings.NewReplacer(pairs...).Replace(Render(p)), "--bundle", "replace-flows")
+
+	webp := l.StartProbe(t, probeBin, "web", netns["web"])
+	cli := l.StartProbe(t, probeBin, "client", netns["client"])
+	resolver := l.Start(t, lab.ProcSpec{Name: "resolver", Netns: dns, Path: py, Args: []string{"-c", `
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("` + openapi.DNSAddr(101) + `", 53))
+while True:
+    data, addr = s.recvfrom(2048)
+    s.sendto(b"dns:" + data, addr)
+`}})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	vipAddr := vip.VIP
+	run := func(pr *lab.Probe, proto, addr string) lab.ProbeResult {
+		res, err := pr.Run(ctx, []lab.ProbeRequest{{Proto: proto, Addr: addr, TimeoutMs: 2000}})
+		if err != nil || len(res) != 1 {
+			t.Fatalf("probe %s %s: %v", proto, addr, err)
+		}
+		return res[0]
+	}
+	if r := run(cli, "tcp", vipAddr+":8000"); !r.OK || !strings.Contains(r.Reply, "web") {
+		t.Errorf("TCP client -> VIP:8000: %+v", r)
+	}
+	if r := run(cli, "udp", vipAddr+":9000"); !r.OK || !strings.Contains(r.Reply, "web") {
+		t.Errorf("UDP client -> VIP:9000: %+v", r)
+	}
+	// Hairpin: web's probe reaches web's VIP and gets web's own answer.
+	if r := run(webp, "tcp", vipAddr+":8000"); !r.OK || !strings.Contains(r.Reply, "web") {
+		t.Errorf("hairpin TCP web -> VIP:8000: %+v\n%s", r, h.AppCtl(t, "dpctl/dump-conntrack"))
+	}
+	// DNS steering: wait for the resolver to listen (the query is retried
+	// until it answers or the deadline passes).
+	var r lab.ProbeResult
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		if r = run(cli, "udp", blue.Gateway+":53"); r.OK || resolver.Exited() {
+			break
+		}
+	}
+	if !r.OK || !strings.HasPrefix(r.Reply, "dns:") {
+		t.Errorf("DNS query client -> gateway:53: %+v\n%s\n%s", r, resolver.Log(), h.AppCtl(t, "dpctl/dump-conntrack"))
+	}
+	if t.Failed() {
+		t.Log(h.OFCtl(t, "dump-flows", "br-int"))
+	}
+	os.Remove(probeBin)
+}
+
+// veth makes a veth: name on br-int (host side), eth0 in ns with mac and,
+// unless empty, addr; tx offload off on both ends (see LAB.md).
+func veth(t *testing.T, h *lab.Host, ns, name, mac, addr string) {
+	t.Helper()
+	h.MustRun(t, "ip", "link", "add", "name", name, "mtu", "1400", "type", "veth", "peer", "name", "eth0", "netns", ns, "mtu", "1400")
+	h.MustRun(t, "ethtool", "-K", name, "tx", "off")
+	h.MustRun(t, "ip", "link", "set", name, "up")
+	labRun(t, ns, "ethtool", "-K", "eth0", "tx", "off")
+	labRun(t, ns, "ip", "link", "set", "eth0", "address", mac)
+	if addr != "" {
+		labRun(t, ns, "ip", "addr", "add", addr, "dev", "eth0")
+	}
+	labRun(t, ns, "ip", "link", "set", "eth0", "up")
+	h.VSCtl(t, "add-port", "br-int", name)
+}
+
+func labRun(t *testing.T, ns, name string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := lab.RunIn(ctx, ns, name, args...); err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}
+
+// writeAndRun writes text to a file of h's run dir and runs ovs-ofctl
+// args... br-int FILE.
+func writeAndRun(t *testing.T, h *lab.Host, file, text string, args ...string) {
+	t.Helper()
+	path := h.Path(file)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.OFCtl(t, append(args, "br-int", path)...)
+}

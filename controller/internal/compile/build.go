@@ -166,7 +166,7 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 			h.sums.AddContainer(program.ContainerKey(&p.Containers[i]), 1)
 		}
 		sumAll(&groupKind, &h.groups, &h.sums)
-		sumAll(&dnsKind, &h.dns, &h.sums)
+		c.sumDNS(h)
 		sumAll(&healthKind, &h.health, &h.sums)
 		h.digest = h.sums.Digest(h.obj.Name, p.Bridge)
 		h.rev = c.rev

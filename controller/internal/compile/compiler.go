@@ -51,7 +51,6 @@ type hostState struct {
 
 	// Groups, DNS records and health probes placed on this host.
 	groups elemSet[uint32, openapi.Group]
-	dns    elemSet[string, openapi.DNSRecord]
 	health elemSet[string, openapi.HealthProbe]
 
 	sums   program.Sums
@@ -78,7 +77,8 @@ type netState struct {
 	p       *netParams           // nil when the network cannot be compiled
 	active  map[string]*ctrState // compiled containers, by ID
 	present map[string]*presence // hosts where the network is present
-	idx     int                  // position in Full's network order
+	dns     elemSet[string, openapi.DNSRecord]
+	idx     int // position in Full's network order
 }
 
 // presence is one network on one host: how many of its containers are there,
@@ -223,7 +223,7 @@ func (c *Compiler) newProgram(h *hostState, flows []openapi.Flow) *openapi.Progr
 		Containers:   containerPorts(h),
 		Flows:        flows,
 		Groups:       groups,
-		DNS:          h.dns.list(),
+		DNS:          c.hostDNS(h),
 		HealthChecks: h.health.list(),
 	}
 }

@@ -16,6 +16,10 @@ import (
 // changes.
 type elemSet[K cmp.Ordered, T any] struct {
 	m map[K][]elem[T]
+	// cache is list's answer until the set changes (shared: callers
+	// copy it).
+	cache []T
+	fresh bool
 }
 
 type elem[T any] struct {
@@ -28,9 +32,11 @@ func (s *elemSet[K, T]) add(k K, v T, hash program.Key) {
 		s.m = map[K][]elem[T]{}
 	}
 	s.m[k] = append(s.m[k], elem[T]{v, hash})
+	s.fresh = false
 }
 
 func (s *elemSet[K, T]) remove(k K, hash program.Key) {
+	s.fresh = false
 	es := s.m[k]
 	for i := range es {
 		if es[i].hash == hash {
@@ -61,8 +67,17 @@ func (s *elemSet[K, T]) get(k K) *elem[T] {
 	return best
 }
 
-// list is the program's elements, sorted by key; nil when empty.
+// list is the program's elements, sorted by key; nil when empty. The
+// slice is shared until the set changes: callers must not modify it.
 func (s *elemSet[K, T]) list() []T {
+	if s.fresh {
+		return s.cache
+	}
+	s.cache, s.fresh = s.sorted(), true
+	return s.cache
+}
+
+func (s *elemSet[K, T]) sorted() []T {
 	if len(s.m) == 0 {
 		return nil
 	}
@@ -134,9 +149,9 @@ type elemBefore struct {
 	ok   bool
 }
 
-// place adds (sign 1) or removes (-1) v at h's set s, recording the key's
-// previous state in the running Apply's t.
-func place[K cmp.Ordered, T any](kind *elemKind[K, T], s *elemSet[K, T], t elemTxn[K], v *T, sign int) {
+// place adds (sign 1) or removes (-1) v, whose content hash is hash, at
+// h's set s, recording the key's previous state in the running Apply's t.
+func place[K cmp.Ordered, T any](kind *elemKind[K, T], s *elemSet[K, T], t elemTxn[K], v *T, hash program.Key, sign int) {
 	k := kind.key(v)
 	if t != nil {
 		if _, ok := t[k]; !ok {
@@ -148,9 +163,9 @@ func place[K cmp.Ordered, T any](kind *elemKind[K, T], s *elemSet[K, T], t elemT
 		}
 	}
 	if sign > 0 {
-		s.add(k, *v, kind.hash(v))
+		s.add(k, *v, hash)
 	} else {
-		s.remove(k, kind.hash(v))
+		s.remove(k, hash)
 	}
 }
 

@@ -82,12 +82,13 @@ type model struct {
 	svcs  map[string]openapi.Service
 	pols  map[string]openapi.Policy
 	eh    map[string]openapi.EndpointHealth
+	dns   string // DNSDomain
 }
 
 func newModel(s *Snapshot) *model {
 	m := &model{rev: s.Revision, hosts: map[string]openapi.Host{}, nets: map[string]openapi.Network{},
 		ctrs: map[string]openapi.Container{}, svcs: map[string]openapi.Service{}, pols: map[string]openapi.Policy{},
-		eh: map[string]openapi.EndpointHealth{}}
+		eh: map[string]openapi.EndpointHealth{}, dns: s.DNSDomain}
 	for _, h := range s.Hosts {
 		m.hosts[h.Name] = h
 	}
@@ -153,7 +154,7 @@ func (m *model) apply(ch Change) {
 // snapshot returns the model as a snapshot, lists in a random order when r
 // is set (the compiler must not care).
 func (m *model) snapshot(r *rand.Rand) *Snapshot {
-	s := &Snapshot{Revision: m.rev}
+	s := &Snapshot{Revision: m.rev, DNSDomain: m.dns}
 	for _, k := range sortedKeys(m.hosts) {
 		s.Hosts = append(s.Hosts, m.hosts[k])
 	}

@@ -19,7 +19,7 @@ type hostTxn struct {
 	tunBefore  map[string]*openapi.TunnelPort    // peer host -> port before (nil: none)
 	ctrBefore  map[string]*openapi.ContainerPort // container ID -> port before (nil: none)
 	groups     elemTxn[uint32]
-	dns        elemTxn[string]
+	dns        dnsTxn
 	health     elemTxn[string]
 }
 
@@ -98,7 +98,7 @@ func (c *Compiler) txnFor(h *hostState) *hostTxn {
 	t.flows = map[program.Key]*pending{}
 	t.tunBefore = map[string]*openapi.TunnelPort{}
 	t.ctrBefore = map[string]*openapi.ContainerPort{}
-	t.groups, t.dns, t.health = elemTxn[uint32]{}, elemTxn[string]{}, elemTxn[string]{}
+	t.groups, t.dns, t.health = elemTxn[uint32]{}, dnsTxn{}, elemTxn[string]{}
 	return t
 }
 
@@ -320,22 +320,6 @@ func (c *Compiler) touchNet(network string, labels map[string]string) {
 	c.touchServices(network, labels)
 }
 
-// netDNS adds (1) or removes (-1) a DNS record on every host where n is
-// present.
-func (c *Compiler) netDNS(n *netState, r *openapi.DNSRecord, sign int) {
-	for name := range n.present {
-		c.hostDNS(c.hosts[name], r, sign)
-	}
-}
-
-func (c *Compiler) hostDNS(h *hostState, r *openapi.DNSRecord, sign int) {
-	var t elemTxn[string]
-	if x := c.txnFor(h); x != nil {
-		t = x.dns
-	}
-	place(&dnsKind, &h.dns, t, r, sign)
-}
-
 // deactivate takes ct out of every program.
 func (c *Compiler) deactivate(ct *ctrState) {
 	if ct.f == nil {
@@ -385,9 +369,7 @@ func (c *Compiler) presenceUp(n *netState, h *hostState) *presence {
 			c.addFlows(h, ct.f.remote, 1)
 		}
 	}
-	for _, ct := range n.active {
-		c.hostDNS(h, &ct.f.dns, 1)
-	}
+	c.dnsPresence(h, n, false)
 	n.present[h.obj.Name] = pr
 	c.touchAllServices(n.obj.Name)
 	return pr
@@ -396,13 +378,13 @@ func (c *Compiler) presenceUp(n *netState, h *hostState) *presence {
 // presenceDown undoes presenceUp once n's last container left h.
 func (c *Compiler) presenceDown(n *netState, h *hostState) {
 	pr := n.present[h.obj.Name]
+	c.dnsPresence(h, n, true)
 	delete(n.present, h.obj.Name)
 	c.addFlows(h, n.p.flows, -1)
 	c.linkPeers(n, h, pr, -1)
 	for _, ct := range n.active { // all on other hosts
 		c.addFlows(h, ct.f.common, -1)
 		c.addFlows(h, ct.f.remote, -1)
-		c.hostDNS(h, &ct.f.dns, -1)
 	}
 	c.touchAllServices(n.obj.Name)
 }
@@ -459,7 +441,7 @@ func (c *Compiler) finish(rev int64) []HostUpdate {
 		changed = c.foldTunnels(h, t, d) || changed
 		changed = foldCtrs(h, t, d) || changed
 		changed = fold(&groupKind, &h.groups, t.groups, &h.sums, d) || changed
-		changed = fold(&dnsKind, &h.dns, t.dns, &h.sums, d) || changed
+		changed = c.foldDNS(h, t.dns, d) || changed
 		changed = fold(&healthKind, &h.health, t.health, &h.sums, d) || changed
 		if !changed && t.existed {
 			continue

@@ -12,6 +12,7 @@ import (
 	"github.com/switchyard/switchyard/controller/internal/selector"
 	"github.com/switchyard/switchyard/controller/internal/service"
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/program"
 )
 
 // Services: load balancing to a service's backends through select groups,
@@ -38,7 +39,9 @@ type svcState struct {
 	// and its probes per host.
 	flows  []flowRec
 	groups []openapi.Group
+	ghash  []program.Key // the groups' content hashes, computed once
 	dns    *openapi.DNSRecord
+	dnsNet *netState // the network dns was added to
 	on     []*hostState
 	probes map[*hostState][]openapi.HealthProbe
 	dirty  bool
@@ -86,7 +89,7 @@ func (c *Compiler) putService(obj openapi.Service) {
 	old := c.services[obj.ID]
 	s := parseService(obj)
 	if old != nil {
-		s.flows, s.groups, s.dns, s.on, s.probes = old.flows, old.groups, old.dns, old.on, old.probes
+		s.flows, s.groups, s.ghash, s.dns, s.dnsNet, s.on, s.probes = old.flows, old.groups, old.ghash, old.dns, old.dnsNet, old.on, old.probes
 		c.unindexService(old)
 		delete(c.dirtySvcs, old)
 	}
@@ -179,7 +182,7 @@ func (c *Compiler) flushServices() {
 		return strings.Compare(a.obj.ID, b.obj.ID)
 	}) {
 		old := *s
-		s.flows, s.groups, s.dns, s.on, s.probes = nil, nil, nil, nil, nil
+		s.flows, s.groups, s.ghash, s.dns, s.dnsNet, s.on, s.probes = nil, nil, nil, nil, nil, nil, nil
 		c.compileService(s)
 		c.placeService(s, 1)
 		c.placeService(&old, -1)
@@ -198,16 +201,15 @@ func (c *Compiler) placeService(s *svcState, sign int) {
 		c.addFlows(h, s.flows, sign)
 		t := c.txnFor(h)
 		var gt elemTxn[uint32]
-		var dt elemTxn[string]
 		if t != nil {
-			gt, dt = t.groups, t.dns
+			gt = t.groups
 		}
 		for i := range s.groups {
-			place(&groupKind, &h.groups, gt, &s.groups[i], sign)
+			place(&groupKind, &h.groups, gt, &s.groups[i], s.ghash[i], sign)
 		}
-		if s.dns != nil {
-			place(&dnsKind, &h.dns, dt, s.dns, sign)
-		}
+	}
+	if s.dns != nil {
+		c.netDNS(s.dnsNet, s.dns, sign)
 	}
 	for h, ps := range s.probes {
 		if c.hosts[h.obj.Name] != h {
@@ -218,7 +220,7 @@ func (c *Compiler) placeService(s *svcState, sign int) {
 			ht = t.health
 		}
 		for i := range ps {
-			place(&healthKind, &h.health, ht, &ps[i], sign)
+			place(&healthKind, &h.health, ht, &ps[i], program.HealthKey(&ps[i]), sign)
 		}
 	}
 }
@@ -252,8 +254,12 @@ func (c *Compiler) compileService(s *svcState) {
 		backends[i] = lbBackend{ip: ct.f.port.IP, weight: b.Weight}
 	}
 	s.flows, s.groups = serviceFlows(s, n.p, backends)
+	for i := range s.groups {
+		s.ghash = append(s.ghash, program.GroupKey(&s.groups[i]))
+	}
 	s.dns = &openapi.DNSRecord{Network: n.p.name, VNI: n.p.vniNum, Kind: openapi.DNSService, Name: s.obj.Name,
 		IP: s.vip, Ports: slices.Clone(s.obj.Ports)}
+	s.dnsNet = n
 	for name := range n.present {
 		s.on = append(s.on, c.hosts[name])
 	}

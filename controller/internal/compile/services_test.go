@@ -134,3 +134,47 @@ func TestServiceWhat(t *testing.T) {
 		t.Errorf("default domain: %+v", cp)
 	}
 }
+
+// TestServiceIncremental walks one service through the changes that must
+// recompute it and checks after each that every program equals the full
+// compile, and which hosts changed.
+func TestServiceIncremental(t *testing.T) {
+	s := serviceScenarios()["svc-basic"]
+	m := newModel(s)
+	c := New()
+	c.Full(s)
+	web := m.svcs["svc-web"]
+	ctrs := s.Containers // web1 h1, web2 h2, web3 h2, client h1
+	moved := ctrs[2]
+	moved.Host = "h1"
+	relabelled := ctrs[1]
+	relabelled.Labels = map[string]string{"app": "other"}
+	steps := []struct {
+		what  string
+		ch    Change
+		hosts int // hosts whose program changes
+	}{
+		{"unhealthy", PutEndpointHealth(openapi.EndpointHealth{Service: web.ID, Container: ctrs[0].ID, Healthy: false}), 2},
+		{"same verdict again", PutEndpointHealth(openapi.EndpointHealth{Service: web.ID, Container: ctrs[0].ID, Healthy: false, Reason: "x"}), 0},
+		{"healthy again", DeleteEndpointHealth(web.ID, ctrs[0].ID), 2},
+		{"backend relabelled out", PutContainer(relabelled), 2},
+		{"backend moves", PutContainer(moved), 2},
+		{"backend leaves", DeleteContainer(ctrs[0].ID), 2},
+		{"client leaves h1", DeleteContainer(ctrs[3].ID), 2},
+		{"service deleted", DeleteService(web.ID), 2},
+		{"service back", PutService(web), 2},
+		{"network leaves h1", DeleteContainer(moved.ID), 2},
+	}
+	for i, st := range steps {
+		m.apply(st.ch)
+		m.rev++
+		ups := c.Apply(m.rev, st.ch)
+		full := Compile(m.snapshot(nil))
+		for _, h := range c.Hosts() {
+			sameProgram(t, st.what, mustProgram(t, c, h), full[h])
+		}
+		if len(ups) != st.hosts {
+			t.Errorf("step %d %s: %d hosts changed, want %d", i, st.what, len(ups), st.hosts)
+		}
+	}
+}

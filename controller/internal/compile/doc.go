@@ -368,8 +368,8 @@
 //
 // A container adds 1 more local flow (Hairpin) and its DNS record, kept
 // once per network (not per host): a host's records are those of the
-// networks present there. A network present on a host adds 9 flows there
-// (gateway, hairpin zone, DNS steering). A service with P ports and B
+// networks present there. A network present on a host has 8 flows there
+// (gateway ARP and echo, hairpin zone, 5 for DNS steering). A service with P ports and B
 // usable backends has P ServiceLB flows (plus P*(B+1) AffinityDispatch
 // flows with affinity) and P groups of B buckets on each host where its
 // network is present, built and hashed once per service; a probe per

@@ -41,6 +41,7 @@ const (
 	prioDispatch     = 200 // AffinityDispatch: a learned backend
 	prioDNS          = 300 // ServiceLB: DNS to the gateway, to the node-local resolver
 	prioLearned      = 100 // AffinityLookup: learned flows (not in programs)
+	prioLearn        = 100 // AffinityLearn: a new connection to a ClientIP service port
 
 	// The policy tables (EgressPolicy, IngressPolicy), highest first; see
 	// the package doc. Policy rules take the band policyPrio returns,
@@ -94,6 +95,7 @@ var baseFlows = func() []flowRec {
 		mkFlow(TableServiceLB, prioMiss, 0, "", gotoTable(TableHairpin)),
 		mkFlow(TableAffinityLookup, prioMiss, 0, "", actDrop),   // no learned flow: return
 		mkFlow(TableAffinityDispatch, prioMiss, 0, "", actDrop), // not reached: every service port has a miss
+		mkFlow(TableAffinityLearn, prioMiss, 0, "", next(TableAffinityLearn)),
 		mkFlow(TableHairpin, prioMiss, 0, "", next(TableHairpin)),
 		mkFlow(TableEgressPolicy, prioCtInvalid, 0, matchCtInvalid, actDrop),
 		mkFlow(TableEgressPolicy, prioCtReply, 0, matchCtReply, next(TableEgressPolicy)),

@@ -314,6 +314,7 @@ func serviceFlows(s *svcState, n *netParams, bs []lbBackend) ([]flowRec, []opena
 		gs = append(gs, openapi.Group{ID: p.group, Spec: spec.String()})
 		if affinity {
 			fs = append(fs,
+				learnFlow(s, n, p, cookie),
 				mkFlow(TableServiceLB, prioService, cookie, lb, "set_field:0->"+RegAffinityIP+",set_field:0->"+RegAffinityPort+
 					",resubmit(,"+strconv.Itoa(int(TableAffinityLookup))+"),resubmit(,"+strconv.Itoa(int(TableAffinityDispatch))+")"),
 				mkFlow(TableAffinityDispatch, prioService, cookie, svcMatch, group))
@@ -333,21 +334,32 @@ var tpField = map[string]string{"tcp": "NXM_OF_TCP_DST[]", "udp": "NXM_OF_UDP_DS
 
 var ipProto = map[string]string{"tcp": "6", "udp": "17", "sctp": "132"}
 
-// bucketAction sends a new connection to backend b: with ClientIP affinity
-// it first learns (client, VIP, port) -> b, then commits the connection in
-// the network's zone with DNAT to b, continuing at Hairpin.
+// bucketAction sends a new connection to backend b: it commits the
+// connection in the network's zone with DNAT to b and continues at
+// AffinityLearn (ClientIP affinity) or Hairpin.
 func bucketAction(s *svcState, p svcPort, b lbBackend) string {
-	var a strings.Builder
+	next := TableHairpin
 	if s.obj.SessionAffinity == openapi.AffinityClientIP {
-		timeout := cmp.Or(s.obj.SessionAffinityTimeoutSeconds, DefaultAffinityTimeout)
-		a.WriteString("learn(table=" + strconv.Itoa(int(TableAffinityLookup)) + ",idle_timeout=" + strconv.Itoa(timeout) +
-			",priority=" + strconv.Itoa(prioLearned) + ",cookie=0x" + strconv.FormatUint(openapi.LearnedCookie, 16) +
-			",delete_learned,eth_type=0x800,nw_proto=" + ipProto[p.proto] + ",NXM_NX_REG0[],NXM_OF_IP_SRC[],NXM_OF_IP_DST[]," +
-			tpField[p.proto] + ",load:" + ipHex(b.ip) + "->NXM_NX_REG3[],load:" + strconv.Itoa(p.target) + "->NXM_NX_REG4[0..15]),")
+		next = TableAffinityLearn
 	}
-	a.WriteString("ct(commit,table=" + strconv.Itoa(int(TableHairpin)) + "," + ctZone +
-		",nat(dst=" + b.ip + ":" + strconv.Itoa(p.target) + "))")
-	return a.String()
+	return "ct(commit,table=" + strconv.Itoa(int(next)) + "," + ctZone +
+		",nat(dst=" + b.ip + ":" + strconv.Itoa(p.target) + "))"
+}
+
+// learnFlow is a ClientIP service port's AffinityLearn flow: a new
+// connection to it, just DNATed by a bucket (+dnat; the original tuple is
+// the VIP's), teaches AffinityLookup "this network, client, VIP and port ->
+// the backend it got" (reg3, reg4), for the affinity timeout.
+func learnFlow(s *svcState, n *netParams, p svcPort, cookie uint64) flowRec {
+	timeout := cmp.Or(s.obj.SessionAffinityTimeoutSeconds, DefaultAffinityTimeout)
+	port := strconv.Itoa(p.port)
+	match := "ct_state=+new+dnat+trk," + p.proto + "," + matchFromLocal + "," + n.reg +
+		",ct_nw_dst=" + s.vip + ",ct_nw_proto=" + ipProto[p.proto] + ",ct_tp_dst=" + port
+	learn := "learn(table=" + strconv.Itoa(int(TableAffinityLookup)) + ",idle_timeout=" + strconv.Itoa(timeout) +
+		",priority=" + strconv.Itoa(prioLearned) + ",cookie=0x" + strconv.FormatUint(openapi.LearnedCookie, 16) +
+		",delete_learned,eth_type=0x800,nw_proto=" + ipProto[p.proto] + ",NXM_NX_REG0[],NXM_OF_IP_SRC[],ip_dst=" + s.vip +
+		"," + p.proto + "_dst=" + port + ",load:NXM_OF_IP_DST[]->NXM_NX_REG3[],load:" + tpField[p.proto] + "->NXM_NX_REG4[0..15])"
+	return mkFlow(TableAffinityLearn, prioLearn, cookie, match, learn+","+gotoTable(TableHairpin))
 }
 
 // ipHex is an IPv4 address as a 32-bit hexadecimal number.

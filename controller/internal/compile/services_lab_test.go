@@ -39,12 +39,18 @@ func TestServicesDatapath(t *testing.T) {
 	blue := network("blue", 1)
 	web := container("web", blue.Name, 1, 0, "h1")
 	client := container("client", blue.Name, 1, 1, "h1")
+	web2 := container("web2", blue.Name, 1, 2, "h1")
+	web2.Labels = map[string]string{"app": "web2", "sticky": "yes"}
+	web.Labels["sticky"] = "yes"
 	s := &Snapshot{Revision: 1, Hosts: []openapi.Host{host("h1", "192.168.200.11", openapi.TunnelGeneve)},
-		Networks: []openapi.Network{blue}, Containers: []openapi.Container{web, client}}
+		Networks: []openapi.Network{blue}, Containers: []openapi.Container{web, client, web2}}
 	vip := svc("web", blue, 3, "app=web",
 		openapi.ServicePort{Name: "http", Port: 8000, TargetPort: 80, Protocol: "TCP"},
 		openapi.ServicePort{Name: "udp", Port: 9000, TargetPort: 80, Protocol: "UDP"})
-	s.Services = []openapi.Service{vip}
+	// Two backends with ClientIP affinity: a client keeps its backend.
+	sticky := svc("sticky", blue, 4, "sticky=yes", openapi.ServicePort{Name: "http", Port: 8001, TargetPort: 80, Protocol: "TCP"})
+	sticky.SessionAffinity, sticky.SessionAffinityTimeoutSeconds = openapi.AffinityClientIP, 600
+	s.Services = []openapi.Service{vip, sticky}
 	p := Compile(s)["h1"]
 
 	h.VSCtl(t, "add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev", "fail_mode=secure",
@@ -81,6 +87,7 @@ func TestServicesDatapath(t *testing.T) {
 	writeAndRun(t, h, "flows", strings.NewReplacer(pairs...).Replace(Render(p)), "--bundle", "replace-flows")
 
 	webp := l.StartProbe(t, probeBin, "web", netns["web"])
+	l.StartProbe(t, probeBin, "web2", netns["web2"])
 	cli := l.StartProbe(t, probeBin, "client", netns["client"])
 	resolver := l.Start(t, lab.ProcSpec{Name: "resolver", Netns: dns, Path: py, Args: []string{"-c", `
 import socket
@@ -110,6 +117,22 @@ while True:
 	// Hairpin: web's probe reaches web's VIP and gets web's own answer.
 	if r := run(webp, "tcp", vipAddr+":8000"); !r.OK || !strings.Contains(r.Reply, "web") {
 		t.Errorf("hairpin TCP web -> VIP:8000: %+v\n%s", r, h.AppCtl(t, "dpctl/dump-conntrack"))
+	}
+	// Affinity: the first connection picks a backend, the learned flow
+	// keeps the next ones on it (without it, 5 more landing on the same one
+	// of two would be a 1-in-32 chance).
+	first := run(cli, "tcp", sticky.VIP+":8001")
+	if !first.OK {
+		t.Errorf("TCP client -> sticky VIP: %+v", first)
+	}
+	for i := 0; i < 5 && first.OK; i++ {
+		if r := run(cli, "tcp", sticky.VIP+":8001"); !r.OK || r.Reply != first.Reply {
+			t.Errorf("affinity: connection %d answered %+v, the first %q\n%s", i+2, r, first.Reply, h.OFCtl(t, "dump-flows", "br-int", "table=6"))
+			break
+		}
+	}
+	if learned := h.OFCtl(t, "dump-flows", "br-int", "table=6"); !strings.Contains(learned, "cookie=0x5e1ea2ed") {
+		t.Errorf("no learned affinity flow:\n%s", learned)
 	}
 	// DNS steering: wait for the resolver to listen (the query is retried
 	// until it answers or the deadline passes).

@@ -27,6 +27,7 @@ const (
 	TableServiceLB
 	TableAffinityLookup
 	TableAffinityDispatch
+	TableAffinityLearn
 	TableHairpin
 	TableEgressPolicy
 	TableL3Forwarding
@@ -46,6 +47,7 @@ var tableNames = [numTables]string{
 	TableServiceLB:        "ServiceLB",
 	TableAffinityLookup:   "AffinityLookup",
 	TableAffinityDispatch: "AffinityDispatch",
+	TableAffinityLearn:    "AffinityLearn",
 	TableHairpin:          "Hairpin",
 	TableEgressPolicy:     "EgressPolicy",
 	TableL3Forwarding:     "L3Forwarding",

@@ -50,6 +50,18 @@ func (s *Sums) AddDNS(k Key, n int) { s.add(k, n); s.dns += n }
 // key is k (HealthKey).
 func (s *Sums) AddHealthCheck(k Key, n int) { s.add(k, n); s.hcs += n }
 
+// AddSums adds n copies (n < 0: removes) of everything o accumulated: o
+// may sum a part shared by several programs.
+func (s *Sums) AddSums(o *Sums, n int) {
+	s.add(o.h, n)
+	s.flows += n * o.flows
+	s.tunnels += n * o.tunnels
+	s.containers += n * o.containers
+	s.groups += n * o.groups
+	s.dns += n * o.dns
+	s.hcs += n * o.hcs
+}
+
 // An element's canonical byte string is a tag byte, then its fields:
 // integers as 8 bytes, strings length-prefixed. hashOf hashes it.
 

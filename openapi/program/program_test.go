@@ -148,6 +148,17 @@ func TestDigestDNSHealth(t *testing.T) {
 	if s.Digest(base.Host, base.Bridge) != base.Digest {
 		t.Fatal("incremental sums differ from Digest")
 	}
+	// A shared part summed apart and added whole gives the same.
+	var part, whole Sums
+	part.AddDNS(DNSKey(&base.DNS[0]), 1)
+	part.AddDNS(DNSKey(&base.DNS[1]), 1)
+	whole = programSums(sample())
+	whole.AddSums(&part, 2)
+	whole.AddSums(&part, -1)
+	whole.AddHealthCheck(HealthKey(&base.HealthChecks[0]), 1)
+	if whole.Digest(base.Host, base.Bridge) != base.Digest {
+		t.Fatal("AddSums differs from adding the elements")
+	}
 	// A changed record is removed and added by key.
 	b := mk()
 	b.DNS[0].IP = "10.1.0.9"

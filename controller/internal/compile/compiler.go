@@ -78,7 +78,8 @@ type netState struct {
 	active  map[string]*ctrState // compiled containers, by ID
 	present map[string]*presence // hosts where the network is present
 	dns     elemSet[string, openapi.DNSRecord]
-	idx     int // position in Full's network order
+	dnsSums *program.Sums // of dns; nil when out of date
+	idx     int           // position in Full's network order
 }
 
 // presence is one network on one host: how many of its containers are there,

@@ -50,11 +50,13 @@ func (c *Compiler) netDNS(n *netState, r *openapi.DNSRecord, sign int) {
 	for name := range n.present {
 		c.recordDNS(c.hosts[name], n, k, true)
 	}
+	hash := program.DNSKey(r)
 	if sign > 0 {
-		n.dns.add(k, *r, program.DNSKey(r))
+		n.dns.add(k, *r, hash)
 	} else {
-		n.dns.remove(k, program.DNSKey(r))
+		n.dns.remove(k, hash)
 	}
+	n.dnsSums = nil
 }
 
 // dnsPresence notes every record of n on h before n appears on h (shown
@@ -128,9 +130,14 @@ func (c *Compiler) hostDNS(h *hostState) []openapi.DNSRecord {
 	return out
 }
 
-// sumDNS adds h's records to its sums (after a bulk load).
+// sumDNS adds h's records to its sums (after a bulk load): each network's
+// records are summed once, for all the hosts where it is present.
 func (c *Compiler) sumDNS(h *hostState) {
 	for _, n := range c.hostNets(h) {
-		sumAll(&dnsKind, &n.dns, &h.sums)
+		if n.dnsSums == nil {
+			n.dnsSums = &program.Sums{}
+			sumAll(&dnsKind, &n.dns, n.dnsSums)
+		}
+		h.sums.AddSums(n.dnsSums, 1)
 	}
 }

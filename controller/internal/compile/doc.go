@@ -68,18 +68,20 @@
 //	                    program): load the client's backend into reg3/reg4.
 //	7  AffinityDispatch per (service port, usable backend): that backend's
 //	                    bucket; per service port: its group.
-//	8  Hairpin          per local container: its own packet to itself (after
+//	8  AffinityLearn    a new connection a bucket just DNATed to a ClientIP
+//	                    service port: learn its backend. -> Hairpin.
+//	9  Hairpin          per local container: its own packet to itself (after
 //	                    DNAT) is SNATed to the gateway in HairpinZone and gets
 //	                    FlagHairpin. Else -> EgressPolicy.
-//	9  EgressPolicy     the policies of the packet's source container (see
+//	10 EgressPolicy     the policies of the packet's source container (see
 //	                    Policy). Replies (+est+rpl) and +rel skip it, +inv
 //	                    is dropped here. Packets from a tunnel match no
 //	                    policy flow and pass.
-//	10 L3Forwarding     ICMP echo requests to the gateway IP are answered out
+//	11 L3Forwarding     ICMP echo requests to the gateway IP are answered out
 //	                    IN_PORT. IP to the gateway MAC for a container of the
 //	                    same network: eth_dst=container MAC, eth_src=gateway
 //	                    MAC, dec_ttl, -> L2Forwarding. Else -> L2Forwarding.
-//	11 L2Forwarding     per (network, dst MAC): a local container loads its
+//	12 L2Forwarding     per (network, dst MAC): a local container loads its
 //	                    ofport into reg2; a remote container (only for
 //	                    packets from a local container) sets tun_id=VNI and
 //	                    loads the tunnel's ofport into reg2; both ->
@@ -88,15 +90,15 @@
 //	                    receiving host. Broadcast, multicast and unknown MACs
 //	                    are dropped: ARP is answered locally, so everything
 //	                    is known.
-//	12 IngressPolicy    the policies of the destination container (reg2 = a
+//	13 IngressPolicy    the policies of the destination container (reg2 = a
 //	                    local container's ofport). Replies, +rel and hairpin
 //	                    packets (a container reaching itself) skip it;
 //	                    tunnel-bound packets match no policy flow.
-//	13 ConntrackCommit  ct(commit) of every +new packet that got here (it
+//	14 ConntrackCommit  ct(commit) of every +new packet that got here (it
 //	                    passed both policy tables), tunnel-bound ones too,
 //	                    so that replies are +est+rpl on both hosts; hairpin
 //	                    packets are committed already (both zones) and skip.
-//	14 Output           output to the port in reg2; a hairpin packet goes out
+//	15 Output           output to the port in reg2; a hairpin packet goes out
 //	                    IN_PORT (reg2 is its in_port, which output: skips).
 //
 // Packets from a tunnel resume at Conntrack: they were spoof-checked and
@@ -186,14 +188,19 @@
 //     are DNATed before they leave, so the backend's host sees the
 //     backend's address.
 //   - ClientIP affinity: set_field:0->reg3,set_field:0->reg4,
-//     resubmit(,AffinityLookup),resubmit(,AffinityDispatch). Each bucket
-//     first learns, into AffinityLookup (idle_timeout = the affinity timeout,
-//     default DefaultAffinityTimeout; cookie LearnedCookie; delete_learned),
-//     the flow "this VNI, client IP, VIP and port -> reg3=BACKEND,
-//     reg4=TARGET". AffinityDispatch sends a packet whose reg3/reg4 name a
-//     usable backend of that port to that backend's bucket action, and the
-//     rest (no learned flow, or the learned backend is no longer usable) to
-//     the group.
+//     resubmit(,AffinityLookup),resubmit(,AffinityDispatch). The buckets
+//     continue at AffinityLearn instead of Hairpin, where a flow per
+//     service port, "ct_state=+new+dnat+trk,<proto>,reg1=0x1/0x1,reg0=VNI,
+//     ct_nw_dst=VIP,ct_nw_proto=P,ct_tp_dst=PORT" (the original tuple),
+//     learns into AffinityLookup (idle_timeout = the affinity timeout,
+//     default DefaultAffinityTimeout; cookie LearnedCookie; delete_learned)
+//     the flow "this VNI, client IP, VIP and port -> reg3=the DNATed
+//     address, reg4=the DNATed port", then goes to Hairpin. (OVS does not
+//     execute a learn inside a select group's bucket: checked on real OVS,
+//     so the learn follows the bucket's DNAT.) AffinityDispatch sends a
+//     packet whose reg3/reg4 name a usable backend of that port to that
+//     backend's bucket action, and the rest (no learned flow, or the learned
+//     backend is no longer usable) to the group.
 //   - no usable backend (none selected, all unhealthy, all weight 0):
 //     controller(userdata=openapi.RejectUserdata,meter_id=openapi.RejectMeter);
 //     the agent answers TCP RST or ICMP port unreachable from the VIP.
@@ -371,7 +378,7 @@
 // networks present there. A network present on a host has 8 flows there
 // (gateway ARP and echo, hairpin zone, 5 for DNS steering). A service with P ports and B
 // usable backends has P ServiceLB flows (plus P*(B+1) AffinityDispatch
-// flows with affinity) and P groups of B buckets on each host where its
+// flows and P AffinityLearn flows with affinity) and P groups of B buckets on each host where its
 // network is present, built and hashed once per service; a probe per
 // selected backend on its host when it has a health check. Incrementally,
 // a service is recomputed (O(containers of its network + hosts where it is

@@ -93,18 +93,18 @@ func (s *elemSet[K, T]) sorted() []T {
 	return out
 }
 
-// elemKind is what differs between the kinds: how an element is keyed,
-// hashed and summed into the digest, and where a delta carries it.
+// elemKind is what differs between the kinds: how an element is keyed and
+// summed into the digest, and where a delta carries it (hashes are computed
+// by the callers, once per element).
 type elemKind[K cmp.Ordered, T any] struct {
 	key  func(*T) K
-	hash func(*T) program.Key
 	sum  func(*program.Sums, program.Key, int)
 	emit func(d *openapi.ProgramDelta, add *T, remove *K)
 }
 
 var (
 	groupKind = elemKind[uint32, openapi.Group]{
-		key: groupID, hash: program.GroupKey, sum: (*program.Sums).AddGroup,
+		key: groupID, sum: (*program.Sums).AddGroup,
 		emit: func(d *openapi.ProgramDelta, add *openapi.Group, remove *uint32) {
 			if remove != nil {
 				d.RemoveGroups = append(d.RemoveGroups, *remove)
@@ -115,7 +115,7 @@ var (
 		},
 	}
 	dnsKind = elemKind[string, openapi.DNSRecord]{
-		key: (*openapi.DNSRecord).Key, hash: program.DNSKey, sum: (*program.Sums).AddDNS,
+		key: (*openapi.DNSRecord).Key, sum: (*program.Sums).AddDNS,
 		emit: func(d *openapi.ProgramDelta, add *openapi.DNSRecord, remove *string) {
 			if remove != nil {
 				d.RemoveDNS = append(d.RemoveDNS, *remove)
@@ -126,7 +126,7 @@ var (
 		},
 	}
 	healthKind = elemKind[string, openapi.HealthProbe]{
-		key: (*openapi.HealthProbe).Key, hash: program.HealthKey, sum: (*program.Sums).AddHealthCheck,
+		key: (*openapi.HealthProbe).Key, sum: (*program.Sums).AddHealthCheck,
 		emit: func(d *openapi.ProgramDelta, add *openapi.HealthProbe, remove *string) {
 			if remove != nil {
 				d.RemoveHealthChecks = append(d.RemoveHealthChecks, *remove)

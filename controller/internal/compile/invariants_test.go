@@ -108,6 +108,24 @@ func checkInvariants(t *testing.T, s *Snapshot, progs map[string]*openapi.Progra
 		if !slices.Equal(wantPeers, gotPeers) {
 			t.Errorf("%s: tunnels to %v, want %v", name, gotPeers, wantPeers)
 		}
+		// DNS: every compiled container of every network present here
+		// (services are checked in services_test.go).
+		var wantDNS, gotDNS []string
+		for n := range present[name] {
+			for _, a := range byNet[n] {
+				wantDNS = append(wantDNS, n+"/"+a.c.Name+"="+a.ip)
+			}
+		}
+		for _, r := range p.DNS {
+			if r.Kind == openapi.DNSContainer {
+				gotDNS = append(gotDNS, r.Network+"/"+r.Name+"="+r.IP)
+			}
+		}
+		slices.Sort(wantDNS)
+		slices.Sort(gotDNS)
+		if !slices.Equal(wantDNS, gotDNS) {
+			t.Errorf("%s: DNS records %v, want %v", name, gotDNS, wantDNS)
+		}
 		if len(present[name]) == 0 && len(p.Flows) != len(baseFlows) {
 			t.Errorf("%s: host without containers has %d flows, want the %d base flows", name, len(p.Flows), len(baseFlows))
 		}

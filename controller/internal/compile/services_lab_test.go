@@ -50,7 +50,10 @@ func TestServicesDatapath(t *testing.T) {
 	// Two backends with ClientIP affinity: a client keeps its backend.
 	sticky := svc("sticky", blue, 4, "sticky=yes", openapi.ServicePort{Name: "http", Port: 8001, TargetPort: 80, Protocol: "TCP"})
 	sticky.SessionAffinity, sticky.SessionAffinityTimeoutSeconds = openapi.AffinityClientIP, 600
-	s.Services = []openapi.Service{vip, sticky}
+	// No backend: new connections go to the agent (none here) to be
+	// rejected, through its meter.
+	empty := svc("empty", blue, 5, "app=nothing", openapi.ServicePort{Name: "http", Port: 8002, TargetPort: 80, Protocol: "TCP"})
+	s.Services = []openapi.Service{vip, sticky, empty}
 	p := Compile(s)["h1"]
 
 	h.VSCtl(t, "add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev", "fail_mode=secure",
@@ -83,6 +86,7 @@ func TestServicesDatapath(t *testing.T) {
 	for _, g := range p.Groups {
 		groups.WriteString("group_id=" + strconv.FormatUint(uint64(g.ID), 10) + "," + g.Spec + "\n")
 	}
+	h.OFCtl(t, "add-meter", "br-int", "meter="+strconv.Itoa(openapi.RejectMeter)+",pktps,band=type=drop,rate=1000")
 	writeAndRun(t, h, "groups", groups.String(), "add-groups")
 	writeAndRun(t, h, "flows", strings.NewReplacer(pairs...).Replace(Render(p)), "--bundle", "replace-flows")
 
@@ -133,6 +137,14 @@ while True:
 	}
 	if learned := h.OFCtl(t, "dump-flows", "br-int", "table=6"); !strings.Contains(learned, "cookie=0x5e1ea2ed") {
 		t.Errorf("no learned affinity flow:\n%s", learned)
+	}
+	// Reject: the SYN to a VIP without backends reaches the reject flow
+	// (no agent here answers it).
+	if r := run(cli, "tcp", empty.VIP+":8002"); r.OK {
+		t.Errorf("TCP to a VIP without backends connected: %+v", r)
+	}
+	if f := h.OFCtl(t, "dump-flows", "br-int", "table=5,tcp,nw_dst="+empty.VIP); !strings.Contains(f, "controller(") || strings.Contains(f, "n_packets=0,") {
+		t.Errorf("the reject flow did not see the SYN:\n%s", f)
 	}
 	// DNS steering: wait for the resolver to listen (the query is retried
 	// until it answers or the deadline passes).

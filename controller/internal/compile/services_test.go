@@ -178,3 +178,22 @@ func TestServiceIncremental(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceSnapshotCarried: the compiler's Snapshot carries services,
+// health verdicts and the DNS domain, and a fresh compiler loaded from it
+// makes the same programs.
+func TestServiceSnapshotCarried(t *testing.T) {
+	s := serviceScenarios()["svc-canary-affinity"]
+	s.DNSDomain = "x.example"
+	c := New()
+	c.Full(s)
+	c.Apply(30, PutEndpointHealth(openapi.EndpointHealth{Service: "svc-web", Container: s.Containers[2].ID, Healthy: false}))
+	got := c.Snapshot()
+	if got.DNSDomain != "x.example" || len(got.EndpointHealth) != 2 || len(got.Services) != 1 {
+		t.Fatalf("snapshot: %+v", got)
+	}
+	fresh := Compile(got)
+	for _, h := range c.Hosts() {
+		sameProgram(t, "reloaded", mustProgram(t, c, h), fresh[h])
+	}
+}

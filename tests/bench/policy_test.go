@@ -17,7 +17,7 @@ import (
 // tableIngressPolicy is br-int's IngressPolicy table (controller/internal/
 // compile/tables.go): the probe policy's verdict flows land there, on the
 // probe server's host.
-const tableIngressPolicy = 8
+const tableIngressPolicy = 13
 
 // probePriority is the probe policy's priority; filler policies use 2000
 // and up.

@@ -17,7 +17,7 @@ import (
 const policyDPFillers = 10
 
 // tableEgressPolicy is br-int's EgressPolicy table (see tableIngressPolicy).
-const tableEgressPolicy = 5
+const tableEgressPolicy = 10
 
 // BenchmarkPolicyDatapath measures the cost of policy in the data plane:
 // TCP throughput (iperf3 -t 5) and ping RTT, idle and under that load,

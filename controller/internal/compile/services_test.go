@@ -197,3 +197,11 @@ func TestServiceSnapshotCarried(t *testing.T) {
 		sameProgram(t, "reloaded", mustProgram(t, c, h), fresh[h])
 	}
 }
+
+// TestTableNumbers pins the table numbers other packages hard-code
+// (tests/bench cannot import this package).
+func TestTableNumbers(t *testing.T) {
+	if TableARPResponder != 2 || TableEgressPolicy != 10 || TableIngressPolicy != 13 {
+		t.Fatalf("ARPResponder %d, EgressPolicy %d, IngressPolicy %d: update tests/bench", TableARPResponder, TableEgressPolicy, TableIngressPolicy)
+	}
+}

@@ -31,10 +31,7 @@ func TestServicesDatapath(t *testing.T) {
 	}
 	l := lab.New(t, lab.Options{Hosts: 1})
 	h := l.Hosts[0]
-	probeBin := filepath.Join(t.TempDir(), "syprobe")
-	if out, err := exec.Command("go", "build", "-o", probeBin, "github.com/switchyard/switchyard/tests/lab/cmd/syprobe").CombinedOutput(); err != nil {
-		t.Fatalf("build syprobe: %v\n%s", err, out)
-	}
+	probeBin := buildProbe(t)
 
 	blue := network("blue", 1)
 	web := container("web", blue.Name, 1, 0, "h1")
@@ -56,39 +53,7 @@ func TestServicesDatapath(t *testing.T) {
 	s.Services = []openapi.Service{vip, sticky, empty}
 	p := Compile(s)["h1"]
 
-	h.VSCtl(t, "add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev", "fail_mode=secure",
-		"protocols=OpenFlow10,OpenFlow13,OpenFlow15")
-	ofports := map[string]int{}
-	netns := map[string]string{}
-	for _, cp := range p.Containers {
-		ns := l.NewNetns(t, cp.Container)
-		netns[cp.Container] = ns
-		veth(t, h, ns, cp.Name, cp.MAC, cp.IP+"/"+strconv.Itoa(cp.PrefixLen))
-		labRun(t, ns, "ip", "route", "add", "default", "via", cp.Gateway)
-		ofports[cp.Name] = h.OFPort(t, cp.Name)
-	}
-	// The stand-in DNS namespace, as the contract describes the agent's.
-	dns := l.NewNetns(t, "dns")
-	veth(t, h, dns, openapi.DNSPortName, openapi.DNSMAC, "")
-	labRun(t, dns, "ip", "link", "set", "lo", "up")
-	labRun(t, dns, "ip", "route", "add", "local", "10.0.0.0/8", "dev", "lo")
-	labRun(t, dns, "ip", "neigh", "add", "169.254.0.1", "lladdr", openapi.DNSNextHopMAC, "dev", "eth0", "nud", "permanent")
-	labRun(t, dns, "ip", "route", "add", "default", "via", "169.254.0.1", "dev", "eth0", "onlink")
-	ofports[openapi.DNSPortName] = h.OFPort(t, openapi.DNSPortName)
-
-	// Install the program the way the agent does: ports substituted,
-	// groups first, flows in one bundle.
-	var pairs []string
-	for name, n := range ofports {
-		pairs = append(pairs, portRef(name), strconv.Itoa(n))
-	}
-	var groups strings.Builder
-	for _, g := range p.Groups {
-		groups.WriteString("group_id=" + strconv.FormatUint(uint64(g.ID), 10) + "," + g.Spec + "\n")
-	}
-	h.OFCtl(t, "add-meter", "br-int", "meter="+strconv.Itoa(openapi.RejectMeter)+",pktps,band=type=drop,rate=1000")
-	writeAndRun(t, h, "groups", groups.String(), "add-groups")
-	writeAndRun(t, h, "flows", strings.NewReplacer(pairs...).Replace(Render(p)), "--bundle", "replace-flows")
+	netns, dns := loadProgram(t, l, h, p)
 
 	webp := l.StartProbe(t, probeBin, "web", netns["web"])
 	l.StartProbe(t, probeBin, "web2", netns["web2"])
@@ -160,7 +125,112 @@ while True:
 	if t.Failed() {
 		t.Log(h.OFCtl(t, "dump-flows", "br-int"))
 	}
-	os.Remove(probeBin)
+}
+
+// loadProgram builds what the agent would for program p on lab host h:
+// br-int (and br-phy with the underlay address, when p has tunnels), its
+// tunnel ports, a namespace per container port (default route via the
+// gateway), the stand-in DNS namespace behind sydns0 as the contract
+// describes the agent's, meter RejectMeter, then p's groups and flows with
+// ports substituted (flows in one bundle). It returns the container
+// namespaces by container name, and the DNS namespace.
+func loadProgram(t *testing.T, l *lab.Lab, h *lab.Host, p *openapi.Program) (map[string]string, string) {
+	t.Helper()
+	if len(p.Tunnels) > 0 {
+		h.VSCtl(t, "add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev", "--", "add-port", "br-phy", h.UnderlayIface)
+		addr := h.UnderlayAddr.String()
+		h.MustRun(t, "ip", "addr", "del", addr, "dev", h.UnderlayIface)
+		h.MustRun(t, "ip", "addr", "add", addr, "dev", "br-phy")
+		h.MustRun(t, "ip", "link", "set", "br-phy", "up")
+	}
+	h.VSCtl(t, "add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev", "fail_mode=secure",
+		"protocols=OpenFlow10,OpenFlow13,OpenFlow15")
+	ofports := map[string]int{}
+	for _, tp := range p.Tunnels {
+		h.VSCtl(t, "add-port", "br-int", tp.Name, "--", "set", "interface", tp.Name, "type="+tp.Type,
+			"options:remote_ip="+tp.RemoteIP, "options:key=flow")
+		ofports[tp.Name] = h.OFPort(t, tp.Name)
+	}
+	netns := map[string]string{}
+	for _, cp := range p.Containers {
+		ns := l.NewNetns(t, h.Name+"-"+cp.Container)
+		netns[cp.Container] = ns
+		veth(t, h, ns, cp.Name, cp.MAC, cp.IP+"/"+strconv.Itoa(cp.PrefixLen))
+		labRun(t, ns, "ip", "route", "add", "default", "via", cp.Gateway)
+		ofports[cp.Name] = h.OFPort(t, cp.Name)
+	}
+	dns := l.NewNetns(t, h.Name+"-dns")
+	veth(t, h, dns, openapi.DNSPortName, openapi.DNSMAC, "")
+	labRun(t, dns, "ip", "link", "set", "lo", "up")
+	labRun(t, dns, "ip", "route", "add", "local", "10.0.0.0/8", "dev", "lo")
+	labRun(t, dns, "ip", "neigh", "add", DNSClientAddr, "lladdr", openapi.DNSNextHopMAC, "dev", "eth0", "nud", "permanent")
+	labRun(t, dns, "ip", "route", "add", "default", "via", DNSClientAddr, "dev", "eth0", "onlink")
+	ofports[openapi.DNSPortName] = h.OFPort(t, openapi.DNSPortName)
+
+	var pairs []string
+	for name, n := range ofports {
+		pairs = append(pairs, portRef(name), strconv.Itoa(n))
+	}
+	var groups strings.Builder
+	for _, g := range p.Groups {
+		groups.WriteString("group_id=" + strconv.FormatUint(uint64(g.ID), 10) + "," + g.Spec + "\n")
+	}
+	h.OFCtl(t, "add-meter", "br-int", "meter="+strconv.Itoa(openapi.RejectMeter)+",pktps,band=type=drop,rate=1000")
+	writeAndRun(t, h, "groups", groups.String(), "add-groups")
+	writeAndRun(t, h, "flows", strings.NewReplacer(pairs...).Replace(Render(p)), "--bundle", "replace-flows")
+	return netns, dns
+}
+
+// buildProbe builds tests/lab's probe server.
+func buildProbe(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "syprobe")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/switchyard/switchyard/tests/lab/cmd/syprobe").CombinedOutput(); err != nil {
+		t.Fatalf("build syprobe: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestServicesDatapathTwoHosts: a client on h1 reaches, through a VIP,
+// the service's only backend on h2 over Geneve (DNAT on the client's
+// host, un-DNAT of the reply there), TCP and UDP.
+func TestServicesDatapathTwoHosts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test")
+	}
+	l := lab.New(t, lab.Options{Hosts: 2})
+	probeBin := buildProbe(t)
+	blue := network("blue", 1)
+	client := container("client", blue.Name, 1, 0, "h1")
+	far := container("far", blue.Name, 1, 1, "h2")
+	s := &Snapshot{Revision: 1, Networks: []openapi.Network{blue}, Containers: []openapi.Container{client, far}}
+	for _, h := range l.Hosts {
+		s.Hosts = append(s.Hosts, host(h.Name, h.UnderlayAddr.Addr().String(), openapi.TunnelGeneve))
+	}
+	vip := svc("far", blue, 3, "app=far",
+		openapi.ServicePort{Name: "http", Port: 8000, TargetPort: 80, Protocol: "TCP"},
+		openapi.ServicePort{Name: "udp", Port: 9000, TargetPort: 80, Protocol: "UDP"})
+	s.Services = []openapi.Service{vip}
+	progs := Compile(s)
+	ns1, _ := loadProgram(t, l, l.Hosts[0], progs["h1"])
+	ns2, _ := loadProgram(t, l, l.Hosts[1], progs["h2"])
+	l.StartProbe(t, probeBin, "far", ns2["far"])
+	cli := l.StartProbe(t, probeBin, "client", ns1["client"])
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := cli.Run(ctx, []lab.ProbeRequest{
+		{Proto: "tcp", Addr: vip.VIP + ":8000", TimeoutMs: 3000},
+		{Proto: "udp", Addr: vip.VIP + ":9000", TimeoutMs: 3000},
+		{Proto: "tcp", Addr: far.IP + ":80", TimeoutMs: 3000},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, what := range []string{"TCP via the VIP", "UDP via the VIP", "TCP direct"} {
+		if !res[i].OK || res[i].Reply != "far" {
+			t.Errorf("%s: %+v", what, res[i])
+		}
+	}
 }
 
 // veth makes a veth: name on br-int (host side), eth0 in ns with mac and,

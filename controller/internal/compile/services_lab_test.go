@@ -59,12 +59,24 @@ func TestServicesDatapath(t *testing.T) {
 	l.StartProbe(t, probeBin, "web2", netns["web2"])
 	cli := l.StartProbe(t, probeBin, "client", netns["client"])
 	resolver := l.Start(t, lab.ProcSpec{Name: "resolver", Netns: dns, Path: py, Args: []string{"-c", `
-import socket
+import socket, threading
+addr = ("` + openapi.DNSAddr(101) + `", 53)
+def tcp():
+    l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind(addr)
+    l.listen(8)
+    while True:
+        c, peer = l.accept()
+        line = c.makefile("rb").readline()
+        c.sendall(b"dns:" + line)
+        c.close()
+threading.Thread(target=tcp, daemon=True).start()
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("` + openapi.DNSAddr(101) + `", 53))
+s.bind(addr)
 while True:
-    data, addr = s.recvfrom(2048)
-    s.sendto(b"dns:" + data, addr)
+    data, peer = s.recvfrom(2048)
+    s.sendto(b"dns:" + data, peer)
 `}})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -121,6 +133,15 @@ while True:
 	}
 	if !r.OK || !strings.HasPrefix(r.Reply, "dns:") {
 		t.Errorf("DNS query client -> gateway:53: %+v\n%s\n%s", r, resolver.Log(), h.AppCtl(t, "dpctl/dump-conntrack"))
+	}
+	// DNS over TCP: the packets after the SYN are already DNATed by
+	// Conntrack and take the +est steering flow.
+	if r := run(cli, "tcp", blue.Gateway+":53"); !r.OK || r.Reply != "dns:probe" {
+		t.Errorf("DNS over TCP client -> gateway:53: %+v\n%s", r, h.AppCtl(t, "dpctl/dump-conntrack"))
+	}
+	// Hairpin over UDP.
+	if r := run(webp, "udp", vipAddr+":9000"); !r.OK || !strings.Contains(r.Reply, "web") {
+		t.Errorf("hairpin UDP web -> VIP:9000: %+v", r)
 	}
 	if t.Failed() {
 		t.Log(h.OFCtl(t, "dump-flows", "br-int"))

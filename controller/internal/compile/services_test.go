@@ -57,7 +57,7 @@ func serviceScenarios() map[string]*Snapshot {
 	// Canary weights 90/10, one backend unhealthy (web2 leaves the
 	// buckets), ClientIP affinity with a 60 s timeout.
 	s = base(21)
-	canary := svc("web", blue, 3, "app=web", httpPort)
+	canary := svc("web", blue, 3, "app=web", httpPort, openapi.ServicePort{Name: "diameter", Port: 3868, Protocol: "SCTP"})
 	canary.Weights = []openapi.ServiceWeight{{Selector: "version=v1", Weight: 90}, {Selector: "version=v2", Weight: 10}}
 	canary.SessionAffinity, canary.SessionAffinityTimeoutSeconds = openapi.AffinityClientIP, 60
 	canary.HealthCheck = &openapi.HealthCheck{Protocol: "TCP", IntervalSeconds: 5, TimeoutSeconds: 1, UnhealthyThreshold: 3, HealthyThreshold: 1}

@@ -38,6 +38,12 @@ func Compose(ds ...*openapi.ProgramDelta) (*openapi.ProgramDelta, error) {
 		}, containerName)
 	out.AddGroups, out.RemoveGroups = composeByKey(ds,
 		func(d *openapi.ProgramDelta) ([]openapi.Group, []uint32) { return d.AddGroups, d.RemoveGroups }, groupID)
+	out.AddDNS, out.RemoveDNS = composeByKey(ds,
+		func(d *openapi.ProgramDelta) ([]openapi.DNSRecord, []string) { return d.AddDNS, d.RemoveDNS }, dnsKey)
+	out.AddHealthChecks, out.RemoveHealthChecks = composeByKey(ds,
+		func(d *openapi.ProgramDelta) ([]openapi.HealthProbe, []string) {
+			return d.AddHealthChecks, d.RemoveHealthChecks
+		}, healthKey)
 	return out, nil
 }
 
@@ -139,7 +145,18 @@ func Size(d *openapi.ProgramDelta) int {
 	for i := range d.AddGroups {
 		n += 4 + len(d.AddGroups[i].Spec)
 	}
-	for _, names := range [...][]string{d.RemoveTunnels, d.RemoveContainers} {
+	for i := range d.AddDNS {
+		r := &d.AddDNS[i]
+		n += 16 + len(r.Network) + len(r.Kind) + len(r.Name) + len(r.IP)
+		for _, sp := range r.Ports {
+			n += 16 + len(sp.Name) + len(sp.Protocol)
+		}
+	}
+	for i := range d.AddHealthChecks {
+		h := &d.AddHealthChecks[i]
+		n += 40 + len(h.Service) + len(h.ServiceName) + len(h.Container) + len(h.Port) + len(h.IP) + len(h.Check.Protocol) + len(h.Check.Path)
+	}
+	for _, names := range [...][]string{d.RemoveTunnels, d.RemoveContainers, d.RemoveDNS, d.RemoveHealthChecks} {
 		for _, s := range names {
 			n += len(s)
 		}

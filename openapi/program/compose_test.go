@@ -108,5 +108,17 @@ func normalizedDelta(d *openapi.ProgramDelta) openapi.ProgramDelta {
 	if len(x.RemoveGroups) == 0 {
 		x.RemoveGroups = nil
 	}
+	if len(x.AddDNS) == 0 {
+		x.AddDNS = nil
+	}
+	if len(x.RemoveDNS) == 0 {
+		x.RemoveDNS = nil
+	}
+	if len(x.AddHealthChecks) == 0 {
+		x.AddHealthChecks = nil
+	}
+	if len(x.RemoveHealthChecks) == 0 {
+		x.RemoveHealthChecks = nil
+	}
 	return x
 }

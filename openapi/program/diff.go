@@ -3,6 +3,7 @@ package program
 import (
 	"cmp"
 	"fmt"
+	"reflect"
 	"slices"
 
 	"github.com/switchyard/switchyard/openapi"
@@ -21,6 +22,8 @@ func Diff(from, to *openapi.Program) *openapi.ProgramDelta {
 	d.AddTunnels, d.RemoveTunnels = diffByKey(from.Tunnels, to.Tunnels, tunnelName)
 	d.AddContainers, d.RemoveContainers = diffByKey(from.Containers, to.Containers, containerName)
 	d.AddGroups, d.RemoveGroups = diffByKey(from.Groups, to.Groups, groupID)
+	d.AddDNS, d.RemoveDNS = diffByKey(from.DNS, to.DNS, dnsKey)
+	d.AddHealthChecks, d.RemoveHealthChecks = diffByKey(from.HealthChecks, to.HealthChecks, healthKey)
 	return d
 }
 
@@ -61,6 +64,18 @@ func patchContent(from *openapi.Program, d *openapi.ProgramDelta) (*openapi.Prog
 	}
 	if p.Groups, err = patchByKey(from.Groups, d.RemoveGroups, d.AddGroups, groupID, "group"); err != nil {
 		return nil, err
+	}
+	if p.DNS, err = patchByKey(from.DNS, d.RemoveDNS, d.AddDNS, dnsKey, "DNS record"); err != nil {
+		return nil, err
+	}
+	if p.HealthChecks, err = patchByKey(from.HealthChecks, d.RemoveHealthChecks, d.AddHealthChecks, healthKey, "health check"); err != nil {
+		return nil, err
+	}
+	if len(p.DNS) == 0 {
+		p.DNS = nil
+	}
+	if len(p.HealthChecks) == 0 {
+		p.HealthChecks = nil
 	}
 	return p, nil
 }
@@ -129,12 +144,30 @@ func (t *Tracked) Patch(d *openapi.ProgramDelta) (*Tracked, error) {
 	for i := range d.AddGroups {
 		s.AddGroup(GroupKey(&d.AddGroups[i]), 1)
 	}
+	keyed(t.P.DNS, d.RemoveDNS, d.AddDNS, dnsKey, DNSKey, s.AddDNS)
+	keyed(t.P.HealthChecks, d.RemoveHealthChecks, d.AddHealthChecks, healthKey, HealthKey, s.AddHealthCheck)
 	if err := setDigest(p, d, s.Digest(p.Host, p.Bridge)); err != nil {
 		return nil, err
 	}
 	return &Tracked{P: p, sums: s}, nil
 }
 
+// keyed updates sums (add) for elements of from removed by key and for
+// added elements.
+func keyed[T any](from []T, remove []string, adds []T, key func(*T) string, hash func(*T) Key, add func(Key, int)) {
+	gone := nameSet(remove)
+	for i := range from {
+		if gone[key(&from[i])] {
+			add(hash(&from[i]), -1)
+		}
+	}
+	for i := range adds {
+		add(hash(&adds[i]), 1)
+	}
+}
+
+func dnsKey(r *openapi.DNSRecord) string            { return r.Key() }
+func healthKey(h *openapi.HealthProbe) string       { return h.Key() }
 func tunnelName(t *openapi.TunnelPort) string       { return t.Name }
 func containerName(c *openapi.ContainerPort) string { return c.Name }
 func groupID(g *openapi.Group) uint32               { return g.ID }
@@ -181,7 +214,7 @@ func patchFlows(from, add, remove []openapi.Flow) ([]openapi.Flow, error) {
 
 // diffByKey compares two lists of elements with unique keys: added or changed
 // elements are in add, removed or changed keys in remove (both sorted).
-func diffByKey[T comparable, K cmp.Ordered](from, to []T, key func(*T) K) (add []T, remove []K) {
+func diffByKey[T any, K cmp.Ordered](from, to []T, key func(*T) K) (add []T, remove []K) {
 	old := make(map[K]*T, len(from))
 	for i := range from {
 		old[key(&from[i])] = &from[i]
@@ -190,7 +223,7 @@ func diffByKey[T comparable, K cmp.Ordered](from, to []T, key func(*T) K) (add [
 	for i := range to {
 		k := key(&to[i])
 		seen[k] = true
-		if o := old[k]; o == nil || *o != to[i] {
+		if o := old[k]; o == nil || !reflect.DeepEqual(*o, to[i]) {
 			add = append(add, to[i])
 			if o != nil {
 				remove = append(remove, k)

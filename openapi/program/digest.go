@@ -17,8 +17,8 @@ type Key [2]uint64
 // of its elements' keys and the number of elements of each kind. Its zero
 // value is an empty program. Adding an element with n = -1 removes it.
 type Sums struct {
-	h                                  Key
-	flows, tunnels, containers, groups int
+	h                                            Key
+	flows, tunnels, containers, groups, dns, hcs int
 }
 
 func (s *Sums) add(k Key, n int) {
@@ -41,6 +41,26 @@ func (s *Sums) AddContainer(k Key, n int) { s.add(k, n); s.containers += n }
 // AddGroup adds n copies (n < 0: removes) of the group whose key is k
 // (GroupKey).
 func (s *Sums) AddGroup(k Key, n int) { s.add(k, n); s.groups += n }
+
+// AddDNS adds n copies (n < 0: removes) of the DNS record whose key is k
+// (DNSKey).
+func (s *Sums) AddDNS(k Key, n int) { s.add(k, n); s.dns += n }
+
+// AddHealthCheck adds n copies (n < 0: removes) of the health probe whose
+// key is k (HealthKey).
+func (s *Sums) AddHealthCheck(k Key, n int) { s.add(k, n); s.hcs += n }
+
+// AddSums adds n copies (n < 0: removes) of everything o accumulated: o
+// may sum a part shared by several programs.
+func (s *Sums) AddSums(o *Sums, n int) {
+	s.add(o.h, n)
+	s.flows += n * o.flows
+	s.tunnels += n * o.tunnels
+	s.containers += n * o.containers
+	s.groups += n * o.groups
+	s.dns += n * o.dns
+	s.hcs += n * o.hcs
+}
 
 // An element's canonical byte string is a tag byte, then its fields:
 // integers as 8 bytes, strings length-prefixed. hashOf hashes it.
@@ -90,7 +110,11 @@ func ContainerKey(c *openapi.ContainerPort) Key {
 		b = appendStr(b, s)
 	}
 	b = appendInt(b, int64(c.PrefixLen))
-	return hashOf(appendInt(b, int64(c.MTU)))
+	b = appendInt(b, int64(c.MTU))
+	if c.DNSDomain != "" || c.DNSSearch != "" {
+		b = appendStr(appendStr(b, c.DNSDomain), c.DNSSearch)
+	}
+	return hashOf(b)
 }
 
 // GroupKey is g's content hash.
@@ -99,6 +123,38 @@ func GroupKey(g *openapi.Group) Key {
 	b := append(buf[:0], 'G')
 	b = appendInt(b, int64(g.ID))
 	return hashOf(appendStr(b, g.Spec))
+}
+
+// DNSKey is r's content hash.
+func DNSKey(r *openapi.DNSRecord) Key {
+	var buf [hasherBuf]byte
+	b := append(buf[:0], 'D')
+	for _, x := range [...]string{r.Network, r.Kind, r.Name, r.IP} {
+		b = appendStr(b, x)
+	}
+	b = appendInt(b, r.VNI)
+	b = appendInt(b, int64(len(r.Ports)))
+	for _, sp := range r.Ports {
+		b = appendStr(b, sp.Name)
+		b = appendStr(b, sp.Protocol)
+		b = appendInt(b, int64(sp.Port))
+		b = appendInt(b, int64(sp.TargetPort))
+	}
+	return hashOf(b)
+}
+
+// HealthKey is h's content hash.
+func HealthKey(h *openapi.HealthProbe) Key {
+	var buf [hasherBuf]byte
+	b := append(buf[:0], 'H')
+	c := &h.Check
+	for _, x := range [...]string{h.Service, h.ServiceName, h.Container, h.Port, h.IP, c.Protocol, c.Path} {
+		b = appendStr(b, x)
+	}
+	for _, n := range [...]int{c.Port, c.IntervalSeconds, c.TimeoutSeconds, c.UnhealthyThreshold, c.HealthyThreshold} {
+		b = appendInt(b, int64(n))
+	}
+	return hashOf(b)
 }
 
 // Digest is the digest of the program of host, with bridge br, whose content
@@ -111,6 +167,12 @@ func (s *Sums) Digest(host string, br openapi.BridgeSpec) string {
 	}
 	for _, n := range [...]int64{int64(s.flows), int64(s.tunnels), int64(s.containers), int64(s.groups), int64(s.h[0]), int64(s.h[1])} {
 		b = appendInt(b, n)
+	}
+	// Programs without DNS records or health probes keep the digest they
+	// had before these kinds existed.
+	if s.dns != 0 || s.hcs != 0 {
+		b = appendInt(b, int64(s.dns))
+		b = appendInt(b, int64(s.hcs))
 	}
 	d := sha256.Sum256(b)
 	return hex.EncodeToString(d[:16])
@@ -131,11 +193,17 @@ func programSums(p *openapi.Program) Sums {
 	for i := range p.Groups {
 		s.AddGroup(GroupKey(&p.Groups[i]), 1)
 	}
+	for i := range p.DNS {
+		s.AddDNS(DNSKey(&p.DNS[i]), 1)
+	}
+	for i := range p.HealthChecks {
+		s.AddHealthCheck(HealthKey(&p.HealthChecks[i]), 1)
+	}
 	return s
 }
 
 // Digest computes p's digest from its content (host, bridge, ports, flows,
-// groups; not its revision, not p.Digest, not the order of its elements). A
+// groups, DNS records, health probes; not its revision, not p.Digest, not the order of its elements). A
 // program built by the controller carries it in p.Digest; an agent can
 // recompute it to check what it applied.
 func Digest(p *openapi.Program) string {

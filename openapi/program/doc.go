@@ -21,10 +21,14 @@
 //
 // A program's digest is a SHA-256 over its host, bridge, element counts and
 // two 64-bit sums of per-element SHA-256 hashes (flows, tunnel ports,
-// container ports, groups). Sums make it order-independent and incremental:
+// container ports, groups, DNS records, health probes; the counts of the
+// last two enter only when not both zero, so programs without them kept
+// their digests). DNS records and health probes are keyed elements like
+// ports and groups (by DNSRecord.Key, HealthProbe.Key): a changed one is
+// removed and added by key. Sums make it order-independent and incremental:
 // a change updates it in O(changed elements). Digest computes it from a
 // whole program; a Sums accumulates it element by element (FlowKey,
-// TunnelKey, ContainerKey, GroupKey give the element hashes). It does not
+// TunnelKey, ContainerKey, GroupKey, DNSKey, HealthKey give the element hashes). It does not
 // cover the program's revision. Changing how it is computed changes every
 // program's digest: controllers and agents of different versions would no
 // longer agree.

@@ -96,6 +96,85 @@ func TestDigestContent(t *testing.T) {
 	}
 }
 
+// TestDigestDNSHealth: DNS records and health probes are part of the
+// digest, in any order, every field of them; Sums follows them.
+func TestDigestDNSHealth(t *testing.T) {
+	mk := func() *openapi.Program {
+		p := sample()
+		p.DNS = []openapi.DNSRecord{
+			{Network: "blue", VNI: 1, Kind: openapi.DNSContainer, Name: "web", IP: "10.1.0.2"},
+			{Network: "blue", VNI: 1, Kind: openapi.DNSService, Name: "api", IP: "10.96.0.1",
+				Ports: []openapi.ServicePort{{Name: "http", Port: 80, TargetPort: 8080, Protocol: "TCP"}}},
+		}
+		p.HealthChecks = []openapi.HealthProbe{{Service: "s1", ServiceName: "api", Container: "c1", Port: "syc1", IP: "10.1.0.2",
+			Check: openapi.HealthCheck{Protocol: "HTTP", Port: 8080, Path: "/", IntervalSeconds: 5, TimeoutSeconds: 1, UnhealthyThreshold: 3, HealthyThreshold: 1}}}
+		p.Digest = Digest(p)
+		return p
+	}
+	base := mk()
+	if base.Digest == sample().Digest {
+		t.Fatal("DNS records and health probes do not change the digest")
+	}
+	q := mk()
+	slices.Reverse(q.DNS)
+	if Digest(q) != base.Digest {
+		t.Fatal("digest depends on the order of DNS records")
+	}
+	changes := map[string]func(p *openapi.Program){
+		"dns ip":        func(p *openapi.Program) { p.DNS[0].IP = "10.1.0.9" },
+		"dns vni":       func(p *openapi.Program) { p.DNS[0].VNI = 2 },
+		"dns name":      func(p *openapi.Program) { p.DNS[0].Name = "x" },
+		"dns port":      func(p *openapi.Program) { p.DNS[1].Ports[0].TargetPort = 81 },
+		"dns port name": func(p *openapi.Program) { p.DNS[1].Ports[0].Name = "web" },
+		"dns gone":      func(p *openapi.Program) { p.DNS = p.DNS[:1] },
+		"hc port":       func(p *openapi.Program) { p.HealthChecks[0].Port = "syc2" },
+		"hc path":       func(p *openapi.Program) { p.HealthChecks[0].Check.Path = "/x" },
+		"hc interval":   func(p *openapi.Program) { p.HealthChecks[0].Check.IntervalSeconds = 6 },
+		"hc gone":       func(p *openapi.Program) { p.HealthChecks = nil },
+		"ctr domain":    func(p *openapi.Program) { p.Containers[0].DNSDomain = "x.local" },
+	}
+	for what, change := range changes {
+		p := mk()
+		change(p)
+		if Digest(p) == base.Digest {
+			t.Errorf("%s: digest did not change", what)
+		}
+	}
+	var s Sums
+	s = programSums(sample())
+	s.AddDNS(DNSKey(&base.DNS[1]), 1)
+	s.AddDNS(DNSKey(&base.DNS[0]), 1)
+	s.AddHealthCheck(HealthKey(&base.HealthChecks[0]), 1)
+	if s.Digest(base.Host, base.Bridge) != base.Digest {
+		t.Fatal("incremental sums differ from Digest")
+	}
+	// A shared part summed apart and added whole gives the same.
+	var part, whole Sums
+	part.AddDNS(DNSKey(&base.DNS[0]), 1)
+	part.AddDNS(DNSKey(&base.DNS[1]), 1)
+	whole = programSums(sample())
+	whole.AddSums(&part, 2)
+	whole.AddSums(&part, -1)
+	whole.AddHealthCheck(HealthKey(&base.HealthChecks[0]), 1)
+	if whole.Digest(base.Host, base.Bridge) != base.Digest {
+		t.Fatal("AddSums differs from adding the elements")
+	}
+	// A changed record is removed and added by key.
+	b := mk()
+	b.DNS[0].IP = "10.1.0.9"
+	b.Digest = Digest(b)
+	d := Diff(base, b)
+	if len(d.RemoveDNS) != 1 || len(d.AddDNS) != 1 || d.RemoveDNS[0] != "blue/container/web" {
+		t.Fatalf("delta %+v", d)
+	}
+	if got, err := Track(base).Patch(d); err != nil || got.P.Digest != b.Digest {
+		t.Fatalf("tracked patch: %v", err)
+	}
+	if _, err := Patch(base, &openapi.ProgramDelta{FromDigest: base.Digest, RemoveHealthChecks: []string{"nope"}}); err == nil {
+		t.Fatal("removed a health check the program does not have")
+	}
+}
+
 // TestSumsIncremental: a Sums fed element by element, with additions and
 // removals in any order, gives Digest's value.
 func TestSumsIncremental(t *testing.T) {
@@ -271,6 +350,18 @@ func randomProgram(r *rand.Rand) *openapi.Program {
 	for _, i := range r.Perm(3)[:r.IntN(3)] {
 		p.Groups = append(p.Groups, openapi.Group{ID: uint32(i), Spec: fmt.Sprint("type=select,bucket=output:", r.IntN(2))})
 	}
+	for _, i := range r.Perm(4)[:r.IntN(4)] {
+		rec := openapi.DNSRecord{Network: "blue", VNI: 1, Kind: openapi.DNSContainer, Name: fmt.Sprint("c", i), IP: fmt.Sprint("10.0.0.", i+r.IntN(2)*10)}
+		if i%2 == 1 {
+			rec.Kind = openapi.DNSService
+			rec.Ports = []openapi.ServicePort{{Name: "http", Port: 80 + r.IntN(2), Protocol: "TCP"}}
+		}
+		p.DNS = append(p.DNS, rec)
+	}
+	for _, i := range r.Perm(3)[:r.IntN(3)] {
+		p.HealthChecks = append(p.HealthChecks, openapi.HealthProbe{Service: "s", Container: fmt.Sprint("id", i), Port: fmt.Sprint("syc", i),
+			Check: openapi.HealthCheck{Protocol: "TCP", Port: 80, IntervalSeconds: 1 + r.IntN(2)}})
+	}
 	p.Digest = Digest(p)
 	return p
 }
@@ -286,6 +377,16 @@ func normalized(p *openapi.Program) *openapi.Program {
 	slices.SortFunc(q.Containers, func(a, b openapi.ContainerPort) int { return strings.Compare(a.Name, b.Name) })
 	q.Groups = slices.Clone(p.Groups)
 	slices.SortFunc(q.Groups, func(a, b openapi.Group) int { return cmp.Compare(a.ID, b.ID) })
+	q.DNS = slices.Clone(p.DNS)
+	slices.SortFunc(q.DNS, func(a, b openapi.DNSRecord) int { return strings.Compare(a.Key(), b.Key()) })
+	q.HealthChecks = slices.Clone(p.HealthChecks)
+	slices.SortFunc(q.HealthChecks, func(a, b openapi.HealthProbe) int { return strings.Compare(a.Key(), b.Key()) })
+	if len(q.DNS) == 0 {
+		q.DNS = nil
+	}
+	if len(q.HealthChecks) == 0 {
+		q.HealthChecks = nil
+	}
 	return &q
 }
 
@@ -325,7 +426,8 @@ func TestTransitions(t *testing.T) {
 				t.Fatalf("%d->%d: tracked patch: %v", i, j, err)
 			}
 			if i == j && (len(d.AddFlows)+len(d.RemoveFlows)+len(d.AddTunnels)+len(d.RemoveTunnels)+len(d.AddContainers)+
-				len(d.RemoveContainers)+len(d.AddGroups)+len(d.RemoveGroups) != 0 || d.FromDigest != d.Digest) {
+				len(d.RemoveContainers)+len(d.AddGroups)+len(d.RemoveGroups)+len(d.AddDNS)+len(d.RemoveDNS)+
+				len(d.AddHealthChecks)+len(d.RemoveHealthChecks) != 0 || d.FromDigest != d.Digest) {
 				t.Fatalf("%d: diff of a program with itself is not empty: %+v", i, d)
 			}
 		}

@@ -74,6 +74,11 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 			}
 		})
 	}
+	for _, s := range c.services {
+		if len(s.on) > 0 {
+			add(s.flows, onNet, c.nets[s.obj.Network].idx, 0)
+		}
+	}
 	for _, n := range nets {
 		add(n.p.flows, onNet, n.idx, 0)
 		for name, pr := range n.present {
@@ -160,6 +165,9 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 		for i := range p.Containers {
 			h.sums.AddContainer(program.ContainerKey(&p.Containers[i]), 1)
 		}
+		sumAll(&groupKind, &h.groups, &h.sums)
+		c.sumDNS(h)
+		sumAll(&healthKind, &h.health, &h.sums)
 		h.digest = h.sums.Digest(h.obj.Name, p.Bridge)
 		h.rev = c.rev
 		p.Digest, p.Revision = h.digest, h.rev

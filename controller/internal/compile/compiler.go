@@ -21,8 +21,15 @@ type Compiler struct {
 	ctrs     map[string]*ctrState
 	byHost   map[string]map[string]*ctrState // host name -> containers naming it, active or not
 	byNet    map[string]map[string]*ctrState // network name -> containers naming it, active or not
-	services map[string]openapi.Service
-	policies map[string]*polState
+	services map[string]*svcState
+	// svcByNet indexes services by network name; dirtySvcs are the
+	// services the running Apply must recompute; health holds the
+	// verdicts by "<service ID>/<container ID>".
+	svcByNet  map[string]map[string]*svcState
+	dirtySvcs map[*svcState]bool
+	health    map[string]openapi.EndpointHealth
+	domain    string // DNS domain of container ports
+	policies  map[string]*polState
 	// polByNet indexes policies by network name; dirtyPols are the
 	// policies whose flows the running Apply must recompute.
 	polByNet  map[string]map[string]*polState
@@ -41,6 +48,10 @@ type hostState struct {
 	obj   openapi.Host
 	peers map[string]int       // peer host -> number of networks present on both
 	local map[string]*ctrState // active containers on this host, by ID
+
+	// Groups, DNS records and health probes placed on this host.
+	groups elemSet[uint32, openapi.Group]
+	health elemSet[string, openapi.HealthProbe]
 
 	sums   program.Sums
 	digest string
@@ -66,7 +77,9 @@ type netState struct {
 	p       *netParams           // nil when the network cannot be compiled
 	active  map[string]*ctrState // compiled containers, by ID
 	present map[string]*presence // hosts where the network is present
-	idx     int                  // position in Full's network order
+	dns     elemSet[string, openapi.DNSRecord]
+	dnsSums *program.Sums // of dns; nil when out of date
+	idx     int           // position in Full's network order
 }
 
 // presence is one network on one host: how many of its containers are there,
@@ -100,7 +113,7 @@ type HostUpdate struct {
 
 // New returns an empty compiler; start it with Full.
 func New() *Compiler {
-	c := &Compiler{}
+	c := &Compiler{domain: DefaultDNSDomain}
 	c.reset()
 	return c
 }
@@ -111,7 +124,10 @@ func (c *Compiler) reset() {
 	c.ctrs = map[string]*ctrState{}
 	c.byHost = map[string]map[string]*ctrState{}
 	c.byNet = map[string]map[string]*ctrState{}
-	c.services = map[string]openapi.Service{}
+	c.services = map[string]*svcState{}
+	c.svcByNet = map[string]map[string]*svcState{}
+	c.dirtySvcs = map[*svcState]bool{}
+	c.health = map[string]openapi.EndpointHealth{}
 	c.policies = map[string]*polState{}
 	c.polByNet = map[string]map[string]*polState{}
 	c.dirtyPols = map[*polState]bool{}
@@ -127,6 +143,7 @@ func Compile(s *Snapshot) map[string]*openapi.Program { return New().Full(s) }
 func (c *Compiler) Full(s *Snapshot) map[string]*openapi.Program {
 	c.reset()
 	c.rev = s.Revision
+	c.domain = cmp.Or(s.DNSDomain, DefaultDNSDomain)
 	c.bulk = true
 	for i := range s.Hosts {
 		c.apply(PutHost(s.Hosts[i]))
@@ -140,10 +157,14 @@ func (c *Compiler) Full(s *Snapshot) map[string]*openapi.Program {
 	for i := range s.Services {
 		c.apply(PutService(s.Services[i]))
 	}
+	for i := range s.EndpointHealth {
+		c.apply(PutEndpointHealth(s.EndpointHealth[i]))
+	}
 	for i := range s.Policies {
 		c.apply(PutPolicy(s.Policies[i]))
 	}
 	c.flushPolicies()
+	c.flushServices()
 	c.bulk = false
 	return c.buildAll()
 }
@@ -190,15 +211,21 @@ func (c *Compiler) Hosts() []string {
 }
 
 func (c *Compiler) newProgram(h *hostState, flows []openapi.Flow) *openapi.Program {
+	groups := h.groups.list()
+	if groups == nil {
+		groups = []openapi.Group{}
+	}
 	return &openapi.Program{
-		Host:       h.obj.Name,
-		Revision:   h.rev,
-		Digest:     h.digest,
-		Bridge:     bridgeSpec(),
-		Tunnels:    c.tunnelPorts(h),
-		Containers: containerPorts(h),
-		Flows:      flows,
-		Groups:     []openapi.Group{},
+		Host:         h.obj.Name,
+		Revision:     h.rev,
+		Digest:       h.digest,
+		Bridge:       bridgeSpec(),
+		Tunnels:      c.tunnelPorts(h),
+		Containers:   containerPorts(h),
+		Flows:        flows,
+		Groups:       groups,
+		DNS:          c.hostDNS(h),
+		HealthChecks: h.health.list(),
 	}
 }
 

@@ -1,8 +1,9 @@
 // Package compile is Switchyard's flow compiler: it turns the intent snapshot
-// (hosts, networks, containers and policies; services are carried but not
-// yet compiled) into the Program of every host (openapi.Program): the integration
-// bridge, its tunnel ports, its container ports and its OpenFlow flows in
-// ovs-ofctl syntax. It also renders programs as ovs-ofctl flow files. How
+// (hosts, networks, containers, policies, services and health verdicts) into
+// the Program of every host (openapi.Program): the integration bridge, its
+// tunnel ports, its container ports, its OpenFlow flows and groups in
+// ovs-ofctl syntax, the DNS records its resolver serves and the health
+// probes its agent runs. It also renders programs as ovs-ofctl flow files. How
 // programs are ordered, diffed, patched and digested is not its business but
 // the node protocol's: package openapi/program, which the agent uses too.
 //
@@ -37,7 +38,9 @@
 //	0  Classifier       from a container port: reg0=VNI, flag "from local
 //	                    container", goto SpoofGuard. From a tunnel port with
 //	                    tun_id=VNI of a network present on this host: reg0=VNI,
-//	                    flag "from tunnel", goto Conntrack (see below). Else drop.
+//	                    flag "from tunnel", goto Conntrack (see below). From
+//	                    sydns0 with the source DNSAddr(VNI): a resolver
+//	                    answer (see DNS steering). Else drop.
 //	1  SpoofGuard       per container port: IP from its own MAC and IP, ARP
 //	                    with its own arp_sha/arp_spa -> ARPResponder; anything
 //	                    else from that port (IPv6 too) is dropped.
@@ -48,42 +51,67 @@
 //	                    an address conflict). Every other ARP is dropped: ARP
 //	                    never crosses a tunnel. Non-ARP -> Conntrack.
 //	3  Conntrack        every IP packet: ct(table=ServiceLB, zone=the network's
-//	                    zone), so later tables see its connection state.
-//	4  ServiceLB        pass-through for now.
-//	5  EgressPolicy     the policies of the packet's source container (see
+//	                    zone, nat): later tables see its connection state, and
+//	                    packets of load-balanced connections are translated
+//	                    (or un-translated) here. Packets to a gateway first go
+//	                    through the hairpin zone: ct(table=HairpinReturn,
+//	                    zone=HairpinZone, nat).
+//	4  HairpinReturn    a reply there (+rpl) is a hairpin reply, un-SNATed:
+//	                    it gets FlagHairpin; every packet then goes through
+//	                    the network's zone with nat -> ServiceLB. Resolver
+//	                    answers (in_port=sydns0) go through the network's
+//	                    zone -> L3Forwarding.
+//	5  ServiceLB        new connections from local containers to a service
+//	                    port: its group, its affinity tables, or reject; DNS
+//	                    to a gateway: to the resolver. Else -> Hairpin.
+//	6  AffinityLookup   learned flows only (session affinity; not in any
+//	                    program): load the client's backend into reg3/reg4.
+//	7  AffinityDispatch per (service port, usable backend): that backend's
+//	                    bucket; per service port: its group.
+//	8  AffinityLearn    a new connection a bucket just DNATed to a ClientIP
+//	                    service port: learn its backend. -> Hairpin.
+//	9  Hairpin          per local container: its own packet to itself (after
+//	                    DNAT) is SNATed to the gateway in HairpinZone and gets
+//	                    FlagHairpin. Else -> EgressPolicy.
+//	10 EgressPolicy     the policies of the packet's source container (see
 //	                    Policy). Replies (+est+rpl) and +rel skip it, +inv
 //	                    is dropped here. Packets from a tunnel match no
 //	                    policy flow and pass.
-//	6  L3Forwarding     ICMP echo requests to the gateway IP are answered out
+//	11 L3Forwarding     ICMP echo requests to the gateway IP are answered out
 //	                    IN_PORT. IP to the gateway MAC for a container of the
 //	                    same network: eth_dst=container MAC, eth_src=gateway
 //	                    MAC, dec_ttl, -> L2Forwarding. Else -> L2Forwarding.
-//	7  L2Forwarding     per (network, dst MAC): a local container loads its
+//	12 L2Forwarding     per (network, dst MAC): a local container loads its
 //	                    ofport into reg2; a remote container (only for
 //	                    packets from a local container) sets tun_id=VNI and
 //	                    loads the tunnel's ofport into reg2; both ->
-//	                    IngressPolicy. Ingress policy of a remote container
-//	                    runs on the receiving host. Broadcast, multicast and
-//	                    unknown MACs are dropped: ARP is answered locally,
-//	                    so everything is known.
-//	8  IngressPolicy    the policies of the destination container (reg2 = a
-//	                    local container's ofport). Replies and +rel skip
-//	                    it; tunnel-bound packets match no policy flow.
-//	9  ConntrackCommit  ct(commit) of every +new packet that got here (it
+//	                    IngressPolicy. DNSMAC: sydns0 (see DNS steering).
+//	                    Ingress policy of a remote container runs on the
+//	                    receiving host. Broadcast, multicast and unknown MACs
+//	                    are dropped: ARP is answered locally, so everything
+//	                    is known.
+//	13 IngressPolicy    the policies of the destination container (reg2 = a
+//	                    local container's ofport). Replies, +rel and hairpin
+//	                    packets (a container reaching itself) skip it;
+//	                    tunnel-bound packets match no policy flow.
+//	14 ConntrackCommit  ct(commit) of every +new packet that got here (it
 //	                    passed both policy tables), tunnel-bound ones too,
-//	                    so that replies are +est+rpl on both hosts.
-//	10 Output           output to the port in reg2.
+//	                    so that replies are +est+rpl on both hosts; hairpin
+//	                    packets are committed already (both zones) and skip.
+//	15 Output           output to the port in reg2; a hairpin packet goes out
+//	                    IN_PORT (reg2 is its in_port, which output: skips).
 //
 // Packets from a tunnel resume at Conntrack: they were spoof-checked and
 // ARP-filtered on the sending host, but they must pass Conntrack so that the
 // receiving host sees connection state (ingress policy is stateful; replies
-// of load-balanced connections will be un-NATed there). ServiceLB,
-// EgressPolicy and L3Forwarding leave them alone (L3Forwarding acts only on
-// packets sent to the gateway MAC, which never leave their host); later
-// stages that act on traffic from local containers must match the "from
-// local container" flag. L2Forwarding sends to a tunnel only packets
-// carrying that flag, so a packet received from one tunnel is never sent out
-// another (no loops between hosts with stale programs).
+// of load-balanced connections are un-NATed on the client's host, where
+// the connection was DNATed). ServiceLB, Hairpin, EgressPolicy and
+// L3Forwarding leave them alone (ServiceLB and Hairpin match the "from
+// local container" flag; L3Forwarding acts only on packets sent to the
+// gateway MAC, which never leave their host). L2Forwarding sends to a
+// tunnel only packets carrying that flag, so a packet received from one
+// tunnel is never sent out another (no loops between hosts with stale
+// programs).
 //
 // # Conntrack
 //
@@ -94,14 +122,24 @@
 // tracks a connection in its own conntrack: the source host commits it
 // before the tunnel, the destination host when it delivers. Only +new
 // packets are committed; nothing is stored in ct_mark or ct_label (the
-// verdict is not cached: see Policy).
+// verdict is not cached: see Policy). Load-balanced connections are
+// committed with their DNAT by the service's bucket (and once more, without
+// nat, by ConntrackCommit: harmless). Two more zones are the switch's own:
+// HairpinZone (0xfff0, the hairpin SNAT to the gateway) and DNSZone
+// (0xfff1, the SNAT of DNS queries to DNSClientAddr); network VNIs 65520
+// and 65521 (mod 65536) share them, which only matters if such a network's
+// packets collide with hairpin or DNS tuples.
 //
 // # Registers
 //
-//	reg0 (RegNetwork)  the packet's network: its VNI (VNIs are 1..2^24-1).
-//	reg1 (RegFlags)    bit 0 FlagFromLocal: entered from a local container port;
-//	                   bit 1 FlagFromTunnel: entered from a tunnel port.
-//	reg2 (RegOutPort)  ofport chosen by L2Forwarding, used by Output.
+//	reg0 (RegNetwork)       the packet's network: its VNI (VNIs are 1..2^24-1).
+//	reg1 (RegFlags)         bit 0 FlagFromLocal: entered from a local container
+//	                        port; bit 1 FlagFromTunnel: entered from a tunnel
+//	                        port; bit 2 FlagHairpin: a hairpinned service
+//	                        connection (see Hairpin).
+//	reg2 (RegOutPort)       ofport chosen by L2Forwarding, used by Output.
+//	reg3 (RegAffinityIP)    the backend address a learned affinity flow chose
+//	                        (0: none), reg4 (RegAffinityPort) its port.
 //
 // # Cookies
 //
@@ -112,14 +150,115 @@
 // flow's owner: 0 for base
 // flows present on every host, else Owner(kind, id), which never sets bit 46
 // or 47: a container's flows are
-// Owner(KindContainer, container ID), a network's gateway flows are
-// Owner(KindNetwork, network name), and the classifier flows of the tunnel
-// towards a peer are Owner(KindHost, peer host name). Policy flows: a rule's
+// Owner(KindContainer, container ID), a network's gateway, hairpin-zone and
+// DNS steering flows are Owner(KindNetwork, network name), a service's
+// ServiceLB and AffinityDispatch flows Owner(KindService, service ID), and
+// the classifier flows of the tunnel towards a peer are Owner(KindHost,
+// peer host name). Policy flows: a rule's
 // verdict flows have RuleCookie(policy ID, direction, index) (ct_state=-new)
 // and ConnCookie (ct_state=+new), both counted; a container's
 // isolation drop IsolationCookie(container ID, direction); conjunction
 // clause flows, shared by rules, Owner(KindPolicyClause, ""). A cookie mask
 // of 0x0000ffffffffffff selects "the flows of X" whatever the generation.
+// Flows OVS learns for session affinity have the cookie
+// openapi.LearnedCookie exactly (generation bits 0): they are in no program,
+// and the agent's drift check and sync leave them alone.
+//
+// # Services
+//
+// A service is compiled when its GroupID is not 0, its VIP is IPv4, it has
+// 1..openapi.MaxServicePorts ports, each TCP, UDP or SCTP (empty: TCP) with
+// port and target port (empty: the port) in 1..65535, and its selector
+// parses; otherwise it compiles nothing (no flows, groups, DNS record or
+// probes), never half. Its backends and their bucket weights come from
+// package service (Backends over the network's compiled containers, then
+// Usable: weight above 0 and not unhealthy). A backend is unhealthy when
+// the snapshot holds an EndpointHealth with Healthy=false for (service,
+// container); without one it is healthy.
+//
+// On every host where its network is present, per port i (ports in stored
+// order), group GroupID*MaxServicePorts+i, and at prioService in ServiceLB
+// "ct_state=+new+trk,<proto>,reg1=0x1/0x1,reg0=VNI,nw_dst=VIP,tp_dst=PORT":
+//
+//   - usable backends, no affinity: group:<id>. The group is type=select,
+//     selection_method=dp_hash, one bucket per usable backend (bucket_id i
+//     in container ID order, weight = its bucket weight) whose action is
+//     ct(commit,table=Hairpin,zone=the network's,nat(dst=BACKEND:TARGET)).
+//     Replies are un-DNATed by Conntrack's ct(nat); tunnel-bound packets
+//     are DNATed before they leave, so the backend's host sees the
+//     backend's address.
+//   - ClientIP affinity: set_field:0->reg3,set_field:0->reg4,
+//     resubmit(,AffinityLookup),resubmit(,AffinityDispatch). The buckets
+//     continue at AffinityLearn instead of Hairpin, where a flow per
+//     service port, "ct_state=+new+dnat+trk,<proto>,reg1=0x1/0x1,reg0=VNI,
+//     ct_nw_dst=VIP,ct_nw_proto=P,ct_tp_dst=PORT" (the original tuple),
+//     learns into AffinityLookup (idle_timeout = the affinity timeout,
+//     default DefaultAffinityTimeout; cookie LearnedCookie; delete_learned)
+//     the flow "this VNI, client IP, VIP and port -> reg3=the DNATed
+//     address, reg4=the DNATed port", then goes to Hairpin. (OVS does not
+//     execute a learn inside a select group's bucket: checked on real OVS,
+//     so the learn follows the bucket's DNAT.) AffinityDispatch sends a
+//     packet whose reg3/reg4 name a usable backend of that port to that
+//     backend's bucket action, and the rest (no learned flow, or the learned
+//     backend is no longer usable) to the group.
+//   - no usable backend (none selected, all unhealthy, all weight 0):
+//     controller(userdata=openapi.RejectUserdata,meter_id=openapi.RejectMeter);
+//     the agent answers TCP RST or ICMP port unreachable from the VIP.
+//
+// # Hairpin
+//
+// A backend reaching its own service is DNATed to itself; the kernel would
+// answer itself directly (the source is its own address), so the switch
+// SNATs such packets to the gateway: Hairpin has, per local container,
+// "ct_state=-rpl+trk,ip,reg1=0x1/0x1,in_port=P,nw_dst=IP" ->
+// FlagHairpin, ct(commit,table=EgressPolicy,zone=HairpinZone,nat(src=GW)).
+// A container's own address on its own port can only come from DNAT (the
+// kernel keeps traffic to its own address on lo), so the flow is there for
+// every local container, not only backends; -rpl keeps the un-NATed reply,
+// which has the same port and address, from being SNATed again. The reply
+// (to the gateway) passes Conntrack's hairpin zone (un-SNAT; +rpl there, so
+// HairpinReturn sets FlagHairpin) and then the network's zone (un-DNAT: it
+// now comes from the VIP). IngressPolicy lets FlagHairpin pass (a container
+// may always reach itself), ConntrackCommit skips it (committed in both
+// zones already) and Output sends it out IN_PORT.
+//
+// # DNS steering
+//
+// Every container's resolver is its gateway (ContainerPort.DNSDomain and
+// DNSSearch "<network>.<domain> <domain>"; the domain is
+// Snapshot.DNSDomain, default DefaultDNSDomain). The agent's resolver lives
+// in its own namespace behind the port openapi.DNSPortName (sydns0), with
+// MAC openapi.DNSMAC, all of 10.0.0.0/8 local, and a default route via
+// DNSClientAddr (169.254.0.1, neighbour openapi.DNSNextHopMAC). Per network
+// present on a host:
+//
+//   - ServiceLB, prioDNS: a new UDP or TCP connection from a local container
+//     to GW:53 -> eth_dst=DNSMAC, ct(commit,table=L2Forwarding,zone=the
+//     network's,nat(dst=DNSAddr(VNI))); later packets of it (already
+//     DNATed by Conntrack, +est) to DNSAddr(VNI) -> eth_dst=DNSMAC,
+//     L2Forwarding. So queries bypass egress policy: the node-local
+//     resolver is always reachable.
+//   - L2Forwarding "reg0=VNI,ip,dl_dst=DNSMAC" -> reg2=sydns0,
+//     ct(commit,table=Output,zone=DNSZone,nat(src=DNSClientAddr)): the
+//     query reaches the resolver from 169.254.0.1, because a container
+//     source inside 10.0.0.0/8 would be a martian there (the namespace
+//     treats that whole range as its own).
+//   - Classifier "in_port=sydns0,ip,nw_src=DNSAddr(VNI)" -> reg0=VNI,
+//     eth_dst=the gateway MAC, ct(table=HairpinReturn,zone=DNSZone,nat)
+//     (un-SNAT); HairpinReturn then un-DNATs it in the network's zone (it
+//     now comes from GW:53) and L3Forwarding routes it to the container.
+//
+// The resolver tells networks apart by the address a query was sent to
+// (DNSAddr(VNI) = 10.0.0.0 + VNI). Program.DNS holds the names it serves:
+// on each host, every compiled container and every compiled service of each
+// network present there (unqualified names; services with their ports).
+//
+// # Health checks
+//
+// Program.HealthChecks: per service with a healthCheck, one HealthProbe per
+// selected backend (any weight, healthy or not, so that it can recover) on
+// the backend's host: Port is the backend's ContainerPort name, IP its
+// address, Check the service's check (port 0: the first port's target).
 //
 // # Policy
 //
@@ -213,7 +352,10 @@
 // A container takes part when its host and its network are in the snapshot,
 // the network is valid (IPv4 CIDR, gateway inside it, VNI 1..2^24-1) and the
 // container has a valid MAC and an IPv4 address inside the CIDR other than the
-// gateway; anything else is ignored, never half compiled. The snapshot is
+// gateway; anything else is ignored, never half compiled. A service takes
+// part as Services says, on the hosts where its network is present, with
+// the compiled containers of its network as candidate backends; a health
+// verdict counts only for the service and container it names. The snapshot is
 // expected to be consistent (unique names, unique IPs and MACs per network, as
 // the store guarantees); given an inconsistent one the compiler is still
 // deterministic, but programs may carry conflicting flows.
@@ -230,6 +372,23 @@
 // network appears on or leaves a host, plus, per policy of its network the
 // container matters to, O(containers of the network + the policy's flows).
 // A policy flow on several hosts is sorted once in Full.
+//
+// A container adds 1 more local flow (Hairpin) and its DNS record, kept
+// once per network (not per host): a host's records are those of the
+// networks present there. A network present on a host has 8 flows there
+// (gateway ARP and echo, hairpin zone, 5 for DNS steering). A service with P ports and B
+// usable backends has P ServiceLB flows (plus P*(B+1) AffinityDispatch
+// flows and P AffinityLearn flows with affinity) and P groups of B buckets on each host where its
+// network is present, built and hashed once per service; a probe per
+// selected backend on its host when it has a health check. Incrementally,
+// a service is recomputed (O(containers of its network + hosts where it is
+// present x its flows and groups)) when it is put or deleted, when a
+// container it selects (before or after) appears, leaves, moves, changes
+// address or labels, when one of its health verdicts flips, and when its
+// network appears on or leaves a host. DNS records follow container and
+// service changes in O(hosts where the network is present); a network
+// appearing on or leaving a host adds or removes its records there in
+// O(its records).
 //
 // # Digest and flow order
 //

@@ -32,6 +32,16 @@ const (
 	prioGratuitous = 210 // ARPResponder: a container's ARP for its own IP
 	prioEcho       = 300 // L3Forwarding: ICMP echo to the gateway
 	prioTrack      = 100 // Conntrack: send IP through ct(); ConntrackCommit: commit +new
+	prioGateway    = 200 // Conntrack: IP to a gateway goes through the hairpin zone
+
+	prioHairpinReply = 200 // HairpinReturn: a reply in the hairpin zone
+	prioHairpinSkip  = 200 // ConntrackCommit: hairpin packets are committed already
+	prioHairpinFlow  = 100 // Hairpin: a local container's packet to itself
+	prioService      = 100 // ServiceLB: a service port; AffinityDispatch: a port's miss
+	prioDispatch     = 200 // AffinityDispatch: a learned backend
+	prioDNS          = 300 // ServiceLB: DNS to the gateway, to the node-local resolver
+	prioLearned      = 100 // AffinityLookup: learned flows (not in programs)
+	prioLearn        = 100 // AffinityLearn: a new connection to a ClientIP service port
 
 	// The policy tables (EgressPolicy, IngressPolicy), highest first; see
 	// the package doc. Policy rules take the band policyPrio returns,
@@ -45,20 +55,25 @@ const (
 	actDrop        = "drop"
 	flagLocal      = "set_field:0x1/0x1->" + RegFlags
 	flagTunnel     = "set_field:0x2/0x2->" + RegFlags
+	flagHairpin    = "set_field:0x4/0x4->" + RegFlags
+	matchHairpin   = RegFlags + "=0x4/0x4"
 	matchFromLocal = RegFlags + "=0x1/0x1"
 	outputOutPort  = "output:" + RegOutPort
 
 	// ctZone is the conntrack zone of the packet's network: the low 16
 	// bits of its VNI (reg0).
-	ctZone         = "zone=NXM_NX_REG0[0..15]"
-	matchCtInvalid = "ct_state=+inv+trk"
-	matchCtReply   = "ct_state=+est+rpl+trk"
-	matchCtRelated = "ct_state=+rel+trk"
-	matchCtNew     = "ct_state=+new+trk,ip"
+	ctZone          = "zone=NXM_NX_REG0[0..15]"
+	hairpinZone     = "zone=65520" // HairpinZone
+	dnsZone         = "zone=65521" // DNSZone
+	matchCtReplyDir = "ct_state=+rpl+trk,ip"
+	matchCtInvalid  = "ct_state=+inv+trk"
+	matchCtReply    = "ct_state=+est+rpl+trk"
+	matchCtRelated  = "ct_state=+rel+trk"
+	matchCtNew      = "ct_state=+new+trk,ip"
 )
 
-// baseFlows are on every host, with cookie 0: the miss flow of every table
-// and the ARP catch-all.
+// baseFlows are on every host, with cookie 0: the miss flow of every table,
+// the ARP catch-all, conntrack, and the hairpin flag's effects.
 var baseFlows = func() []flowRec {
 	next := func(t Table) string { return gotoTable(t + 1) }
 	return []flowRec{
@@ -66,9 +81,22 @@ var baseFlows = func() []flowRec {
 		mkFlow(TableSpoofGuard, prioMiss, 0, "", actDrop),
 		mkFlow(TableARPResponder, prioCatch, 0, "arp", actDrop),
 		mkFlow(TableARPResponder, prioMiss, 0, "", next(TableARPResponder)),
-		mkFlow(TableConntrack, prioTrack, 0, "ip", "ct(table="+strconv.Itoa(int(TableServiceLB))+","+ctZone+")"),
-		mkFlow(TableConntrack, prioMiss, 0, "", next(TableConntrack)),
-		mkFlow(TableServiceLB, prioMiss, 0, "", next(TableServiceLB)),
+		mkFlow(TableConntrack, prioTrack, 0, "ip", ctNAT(TableServiceLB, ctZone)),
+		mkFlow(TableConntrack, prioMiss, 0, "", gotoTable(TableServiceLB)),
+		// Packets to a gateway went through the hairpin zone first (see
+		// netFlows): a reply there is a hairpin reply, un-SNATed.
+		mkFlow(TableHairpinReturn, prioHairpinReply, 0, matchCtReplyDir,
+			flagHairpin+","+ctNAT(TableServiceLB, ctZone)),
+		mkFlow(TableHairpinReturn, prioTrack, 0, "ip", ctNAT(TableServiceLB, ctZone)),
+		// Answers of the node-local resolver, un-SNATed in the DNS zone
+		// (see netFlows): un-DNAT them in their network's zone.
+		mkFlow(TableHairpinReturn, prioDNS, 0, "in_port="+portRef(openapi.DNSPortName)+",ip", ctNAT(TableL3Forwarding, ctZone)),
+		mkFlow(TableHairpinReturn, prioMiss, 0, "", actDrop),
+		mkFlow(TableServiceLB, prioMiss, 0, "", gotoTable(TableHairpin)),
+		mkFlow(TableAffinityLookup, prioMiss, 0, "", actDrop),   // no learned flow: return
+		mkFlow(TableAffinityDispatch, prioMiss, 0, "", actDrop), // not reached: every service port has a miss
+		mkFlow(TableAffinityLearn, prioMiss, 0, "", next(TableAffinityLearn)),
+		mkFlow(TableHairpin, prioMiss, 0, "", next(TableHairpin)),
 		mkFlow(TableEgressPolicy, prioCtInvalid, 0, matchCtInvalid, actDrop),
 		mkFlow(TableEgressPolicy, prioCtReply, 0, matchCtReply, next(TableEgressPolicy)),
 		mkFlow(TableEgressPolicy, prioCtReply, 0, matchCtRelated, next(TableEgressPolicy)),
@@ -77,12 +105,21 @@ var baseFlows = func() []flowRec {
 		mkFlow(TableL2Forwarding, prioMiss, 0, "", actDrop),
 		mkFlow(TableIngressPolicy, prioCtReply, 0, matchCtReply, next(TableIngressPolicy)),
 		mkFlow(TableIngressPolicy, prioCtReply, 0, matchCtRelated, next(TableIngressPolicy)),
+		mkFlow(TableIngressPolicy, prioCtReply, 0, matchHairpin, next(TableIngressPolicy)),
 		mkFlow(TableIngressPolicy, prioMiss, 0, "", next(TableIngressPolicy)),
+		mkFlow(TableConntrackCommit, prioHairpinSkip, 0, matchHairpin, next(TableConntrackCommit)),
 		mkFlow(TableConntrackCommit, prioTrack, 0, matchCtNew, "ct(commit,"+ctZone+"),"+next(TableConntrackCommit)),
 		mkFlow(TableConntrackCommit, prioMiss, 0, "", next(TableConntrackCommit)),
+		mkFlow(TableOutput, prioTrack, 0, matchHairpin, "IN_PORT"),
 		mkFlow(TableOutput, prioMiss, 0, "", outputOutPort),
 	}
 }()
+
+// ctNAT sends the packet through conntrack in zone (a "zone=..." argument)
+// with nat (established connections are translated), continuing at t.
+func ctNAT(t Table, zone string) string {
+	return "ct(table=" + strconv.Itoa(int(t)) + "," + zone + ",nat)"
+}
 
 // arpAnswer turns an ARP request into the reply "ip is at mac", out IN_PORT.
 func arpAnswer(mac, ip string) string {
@@ -92,16 +129,38 @@ func arpAnswer(mac, ip string) string {
 }
 
 // netFlows are a network's flows on every host where it is present: the
-// gateway's ARP answer and its ICMP echo responder.
+// gateway's ARP answer and its ICMP echo responder, the hairpin-zone pass of
+// packets to the gateway, and DNS steering to the node-local resolver.
 func netFlows(n *netParams) []flowRec {
 	cookie := Owner(KindNetwork, n.name)
 	echo := "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + n.gwMAC + "->eth_src," +
 		"move:NXM_OF_IP_SRC[]->NXM_OF_IP_DST[],set_field:" + n.gw + "->ip_src,set_field:0->icmp_type,IN_PORT"
-	return []flowRec{
+	dns := openapi.DNSAddr(n.vniNum)
+	toDNS := "set_field:" + openapi.DNSMAC + "->eth_dst,"
+	fs := []flowRec{
 		mkFlow(TableARPResponder, prioAnswer, cookie, n.reg+",arp,arp_op=1,arp_tpa="+n.gw, arpAnswer(n.gwMAC, n.gw)),
 		mkFlow(TableL3Forwarding, prioEcho, cookie,
 			n.reg+",icmp,dl_dst="+n.gwMAC+",nw_dst="+n.gw+",icmp_type=8,icmp_code=0", echo),
+		mkFlow(TableConntrack, prioGateway, cookie, "ip,"+n.reg+",nw_dst="+n.gw, ctNAT(TableHairpinReturn, hairpinZone)),
+		// The resolver's answers: back into the network, un-DNATed to
+		// come from the gateway, routed to the asking container.
+		mkFlow(TableClassifier, prioPort, cookie, "in_port="+portRef(openapi.DNSPortName)+",ip,nw_src="+dns,
+			"set_field:"+n.vni+"->"+RegNetwork+",set_field:"+n.gwMAC+"->eth_dst,"+ctNAT(TableHairpinReturn, dnsZone)),
+		mkFlow(TableServiceLB, prioDNS, cookie, "ct_state=+est+trk,ip,"+matchFromLocal+","+n.reg+",nw_dst="+dns,
+			toDNS+gotoTable(TableL2Forwarding)),
+		// The query is SNATed to DNSClientAddr in the DNS zone: the
+		// resolver's namespace treats all of 10.0.0.0/8 as local, so a
+		// container source there would be a martian.
+		mkFlow(TableL2Forwarding, prioPort, cookie, n.reg+",ip,dl_dst="+openapi.DNSMAC,
+			"set_field:"+portRef(openapi.DNSPortName)+"->"+RegOutPort+
+				",ct(commit,table="+strconv.Itoa(int(TableOutput))+","+dnsZone+",nat(src="+DNSClientAddr+"))"),
 	}
+	for _, proto := range []string{"tcp", "udp"} {
+		fs = append(fs, mkFlow(TableServiceLB, prioDNS, cookie,
+			"ct_state=+new+trk,"+proto+","+matchFromLocal+","+n.reg+",nw_dst="+n.gw+",tp_dst=53",
+			toDNS+"ct(commit,table="+strconv.Itoa(int(TableL2Forwarding))+","+ctZone+",nat(dst="+dns+"))"))
+	}
+	return fs
 }
 
 // tunnelFlow classifies traffic of network n arriving from the tunnel towards
@@ -115,6 +174,8 @@ func tunnelFlow(peer string, n *netParams) flowRec {
 // ctrFlows are the flow fragments of one container.
 type ctrFlows struct {
 	port openapi.ContainerPort
+	// dns is its name, on every host where the network is present.
+	dns openapi.DNSRecord
 	// local flows are on the container's host only.
 	local []flowRec
 	// common flows are on every host where the network is present.
@@ -129,11 +190,12 @@ type ctrFlows struct {
 
 // compileContainer builds c's port and flow fragments; ip and mac are its
 // parsed, normalized addresses.
-func compileContainer(c *openapi.Container, n *netParams, ip, mac string) *ctrFlows {
+func compileContainer(c *openapi.Container, n *netParams, ip, mac, domain string) *ctrFlows {
 	name := ContainerPortName(c.ID)
 	port := openapi.ContainerPort{
 		Name: name, Container: c.Name, ID: c.ID, Network: n.name, Netns: c.Netns,
 		IP: ip, PrefixLen: n.prefixLen, MAC: mac, Gateway: n.gw, MTU: n.mtu,
+		DNSDomain: domain, DNSSearch: n.name + "." + domain + " " + domain,
 	}
 	if c.Netns == "" {
 		port.Sandbox = SandboxName(c.Name, n.name)
@@ -142,6 +204,7 @@ func compileContainer(c *openapi.Container, n *netParams, ip, mac string) *ctrFl
 	in := "in_port=" + portRef(name)
 	return &ctrFlows{
 		port:    port,
+		dns:     openapi.DNSRecord{Network: n.name, VNI: n.vniNum, Kind: openapi.DNSContainer, Name: c.Name, IP: ip},
 		polSel:  [2]string{selectedMatch(0, name), selectedMatch(1, name)},
 		polPeer: [2]string{"ip," + peerField[0] + "=" + ip, "ip," + peerField[1] + "=" + ip},
 		local: []flowRec{
@@ -155,6 +218,12 @@ func compileContainer(c *openapi.Container, n *netParams, ip, mac string) *ctrFl
 			mkFlow(TableARPResponder, prioGratuitous, cookie, n.reg+",arp,arp_spa="+ip+",arp_tpa="+ip, actDrop),
 			mkFlow(TableL2Forwarding, prioPort, cookie, n.reg+",dl_dst="+mac,
 				"set_field:"+portRef(name)+"->"+RegOutPort+","+gotoTable(TableIngressPolicy)),
+			// Hairpin: its own packet to itself can only be a service
+			// connection DNATed to it (the kernel keeps traffic to its
+			// own address on lo); SNAT it to the gateway so that the
+			// reply comes back through the switch (see the package doc).
+			mkFlow(TableHairpin, prioHairpinFlow, cookie, "ct_state=-rpl+trk,ip,"+matchFromLocal+","+in+",nw_dst="+ip,
+				flagHairpin+",ct(commit,table="+strconv.Itoa(int(TableEgressPolicy))+","+hairpinZone+",nat(src="+n.gw+"))"),
 		},
 		common: []flowRec{
 			mkFlow(TableARPResponder, prioAnswer, cookie, n.reg+",arp,arp_op=1,arp_tpa="+ip, arpAnswer(mac, ip)),
@@ -171,6 +240,7 @@ func compileContainer(c *openapi.Container, n *netParams, ip, mac string) *ctrFl
 // netParams is a validated network, with the strings its flows use.
 type netParams struct {
 	name      string
+	vniNum    int64
 	vni       string // decimal VNI
 	reg       string // "reg0=VNI"
 	gw        string
@@ -201,7 +271,7 @@ func parseNetwork(n *openapi.Network) *netParams {
 		return nil
 	}
 	p := &netParams{
-		name: n.Name, vni: strconv.FormatInt(n.VNI, 10), gw: gw.String(), gwMAC: gwMAC,
+		name: n.Name, vniNum: n.VNI, vni: strconv.FormatInt(n.VNI, 10), gw: gw.String(), gwMAC: gwMAC,
 		prefixLen: pfx.Bits(), mtu: n.MTU, prefix: pfx,
 	}
 	p.reg = RegNetwork + "=" + p.vni

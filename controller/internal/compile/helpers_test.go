@@ -81,11 +81,14 @@ type model struct {
 	ctrs  map[string]openapi.Container
 	svcs  map[string]openapi.Service
 	pols  map[string]openapi.Policy
+	eh    map[string]openapi.EndpointHealth
+	dns   string // DNSDomain
 }
 
 func newModel(s *Snapshot) *model {
 	m := &model{rev: s.Revision, hosts: map[string]openapi.Host{}, nets: map[string]openapi.Network{},
-		ctrs: map[string]openapi.Container{}, svcs: map[string]openapi.Service{}, pols: map[string]openapi.Policy{}}
+		ctrs: map[string]openapi.Container{}, svcs: map[string]openapi.Service{}, pols: map[string]openapi.Policy{},
+		eh: map[string]openapi.EndpointHealth{}, dns: s.DNSDomain}
 	for _, h := range s.Hosts {
 		m.hosts[h.Name] = h
 	}
@@ -97,6 +100,12 @@ func newModel(s *Snapshot) *model {
 	}
 	for _, p := range s.Policies {
 		m.pols[p.ID] = p
+	}
+	for _, sv := range s.Services {
+		m.svcs[sv.ID] = sv
+	}
+	for _, e := range s.EndpointHealth {
+		m.eh[e.Service+"/"+e.Container] = e
 	}
 	return m
 }
@@ -133,13 +142,19 @@ func (m *model) apply(ch Change) {
 		} else {
 			m.pols[ch.key] = *ch.policy
 		}
+	case kindHealth:
+		if ch.delete {
+			delete(m.eh, ch.key)
+		} else {
+			m.eh[ch.key] = *ch.endpoint
+		}
 	}
 }
 
 // snapshot returns the model as a snapshot, lists in a random order when r
 // is set (the compiler must not care).
 func (m *model) snapshot(r *rand.Rand) *Snapshot {
-	s := &Snapshot{Revision: m.rev}
+	s := &Snapshot{Revision: m.rev, DNSDomain: m.dns}
 	for _, k := range sortedKeys(m.hosts) {
 		s.Hosts = append(s.Hosts, m.hosts[k])
 	}
@@ -155,7 +170,14 @@ func (m *model) snapshot(r *rand.Rand) *Snapshot {
 	for _, k := range sortedKeys(m.pols) {
 		s.Policies = append(s.Policies, m.pols[k])
 	}
+	for _, k := range sortedKeys(m.eh) {
+		s.EndpointHealth = append(s.EndpointHealth, m.eh[k])
+	}
 	if r != nil {
+		r.Shuffle(len(s.Services), func(i, j int) { s.Services[i], s.Services[j] = s.Services[j], s.Services[i] })
+		r.Shuffle(len(s.EndpointHealth), func(i, j int) {
+			s.EndpointHealth[i], s.EndpointHealth[j] = s.EndpointHealth[j], s.EndpointHealth[i]
+		})
 		r.Shuffle(len(s.Policies), func(i, j int) { s.Policies[i], s.Policies[j] = s.Policies[j], s.Policies[i] })
 		r.Shuffle(len(s.Hosts), func(i, j int) { s.Hosts[i], s.Hosts[j] = s.Hosts[j], s.Hosts[i] })
 		r.Shuffle(len(s.Networks), func(i, j int) { s.Networks[i], s.Networks[j] = s.Networks[j], s.Networks[i] })
@@ -263,13 +285,21 @@ func (w *randomWorld) snapshot() *Snapshot {
 		p := w.policy()
 		m.pols[p.ID] = p
 	}
+	for i := w.r.IntN(4); i > 0; i-- {
+		sv := w.service()
+		m.svcs[sv.ID] = sv
+	}
+	for i := w.r.IntN(4); i > 0 && len(m.ctrs) > 0; i-- {
+		e := w.health(m)
+		m.eh[e.Service+"/"+e.Container] = e
+	}
 	return m.snapshot(w.r)
 }
 
 // change draws one random change against the model's current content.
 func (w *randomWorld) change(m *model) Change {
 	pick := func(keys []string) string { return keys[w.r.IntN(len(keys))] }
-	switch op := w.r.IntN(24); {
+	switch op := w.r.IntN(31); {
 	case op < 6:
 		return PutContainer(w.container(nil))
 	case op < 10 && len(m.ctrs) > 0:
@@ -289,9 +319,58 @@ func (w *randomWorld) change(m *model) Change {
 		return PutPolicy(w.policy())
 	case op < 23 && len(m.pols) > 0:
 		return DeletePolicy(pick(sortedKeys(m.pols)))
+	case op < 26:
+		return PutService(w.service())
+	case op < 27 && len(m.svcs) > 0:
+		return DeleteService(pick(sortedKeys(m.svcs)))
+	case op < 29 && len(m.ctrs) > 0:
+		return PutEndpointHealth(w.health(m))
+	case op < 30 && len(m.eh) > 0:
+		svc, ctr, _ := strings.Cut(pick(sortedKeys(m.eh)), "/")
+		return DeleteEndpointHealth(svc, ctr)
 	default:
-		return PutService(openapi.Service{Meta: openapi.Meta{ID: fmt.Sprint("svc", w.r.IntN(3))}, Name: "s"})
+		return PutContainer(w.container(nil))
 	}
+}
+
+// service draws one of a few services: any network, a selector on app or
+// tier, maybe weights, affinity and a health check; sometimes one that
+// cannot be compiled (no group ID, bad VIP).
+func (w *randomWorld) service() openapi.Service {
+	i := w.r.IntN(4)
+	net := worldNets[w.r.IntN(len(worldNets))]
+	s := openapi.Service{
+		Meta: openapi.Meta{ID: fmt.Sprint("svc", i)}, Name: fmt.Sprint("s", i), Network: net,
+		VIP: fmt.Sprintf("10.%d.255.%d", slices.Index(worldNets, net)+1, 10+i), GroupID: uint32(i + 1),
+		Selector:        []string{"app in (a, b)", "ns=x", "app=a", "app"}[w.r.IntN(4)],
+		Ports:           []openapi.ServicePort{{Name: "http", Port: 80, TargetPort: 8080, Protocol: "TCP"}},
+		SessionAffinity: openapi.AffinityNone,
+	}
+	if w.r.IntN(2) == 0 {
+		s.Ports = append(s.Ports, openapi.ServicePort{Name: "dns", Port: 53, Protocol: "UDP"})
+	}
+	if w.r.IntN(3) == 0 {
+		s.Weights = []openapi.ServiceWeight{{Selector: "ns=x", Weight: 90}, {Selector: "ns=y", Weight: 10}}
+	}
+	if w.r.IntN(3) == 0 {
+		s.SessionAffinity, s.SessionAffinityTimeoutSeconds = openapi.AffinityClientIP, 60*w.r.IntN(3)
+	}
+	if w.r.IntN(2) == 0 {
+		s.HealthCheck = &openapi.HealthCheck{Protocol: "TCP", IntervalSeconds: 5, TimeoutSeconds: 1, UnhealthyThreshold: 3, HealthyThreshold: 1}
+	}
+	switch w.r.IntN(10) {
+	case 0:
+		s.GroupID = 0
+	case 1:
+		s.VIP = "nope"
+	}
+	return s
+}
+
+// health draws a verdict on a random container for a random service.
+func (w *randomWorld) health(m *model) openapi.EndpointHealth {
+	ids := sortedKeys(m.ctrs)
+	return openapi.EndpointHealth{Service: fmt.Sprint("svc", w.r.IntN(4)), Container: ids[w.r.IntN(len(ids))], Healthy: w.r.IntN(3) == 0}
 }
 
 // mustProgram returns host's program, failing t on an inconsistency.
@@ -338,6 +417,24 @@ func renderDelta(d *openapi.ProgramDelta) string {
 	for _, f := range d.AddFlows {
 		fmt.Fprintf(&b, "+%s\n", program.AppendFlow(nil, &f))
 	}
+	for _, id := range d.RemoveGroups {
+		fmt.Fprintf(&b, "-group %d\n", id)
+	}
+	for _, g := range d.AddGroups {
+		fmt.Fprintf(&b, "+group_id=%d,%s\n", g.ID, g.Spec)
+	}
+	for _, k := range d.RemoveDNS {
+		fmt.Fprintf(&b, "-dns %s\n", k)
+	}
+	for _, r := range d.AddDNS {
+		fmt.Fprintf(&b, "+%s\n", dnsLine(&r))
+	}
+	for _, k := range d.RemoveHealthChecks {
+		fmt.Fprintf(&b, "-probe %s\n", k)
+	}
+	for _, h := range d.AddHealthChecks {
+		fmt.Fprintf(&b, "+%s\n", probeLine(&h))
+	}
 	return b.String()
 }
 
@@ -346,8 +443,16 @@ func tunnelLine(tp *openapi.TunnelPort) string {
 }
 
 func containerLine(cp *openapi.ContainerPort) string {
-	return fmt.Sprintf("container %s name=%s id=%s network=%s ip=%s/%d mac=%s gw=%s mtu=%d netns=%q sandbox=%q",
-		cp.Name, cp.Container, cp.ID, cp.Network, cp.IP, cp.PrefixLen, cp.MAC, cp.Gateway, cp.MTU, cp.Netns, cp.Sandbox)
+	return fmt.Sprintf("container %s name=%s id=%s network=%s ip=%s/%d mac=%s gw=%s mtu=%d netns=%q sandbox=%q dns=%q search=%q",
+		cp.Name, cp.Container, cp.ID, cp.Network, cp.IP, cp.PrefixLen, cp.MAC, cp.Gateway, cp.MTU, cp.Netns, cp.Sandbox, cp.DNSDomain, cp.DNSSearch)
+}
+
+func dnsLine(r *openapi.DNSRecord) string {
+	return fmt.Sprintf("dns %s vni=%d ip=%s ports=%v", r.Key(), r.VNI, r.IP, r.Ports)
+}
+
+func probeLine(h *openapi.HealthProbe) string {
+	return fmt.Sprintf("probe %s service=%s port=%s ip=%s check=%+v", h.Key(), h.ServiceName, h.Port, h.IP, h.Check)
 }
 
 // renderPrograms prints every program: ports as comments, then Render.
@@ -362,7 +467,16 @@ func renderPrograms(progs map[string]*openapi.Program) string {
 		for _, cp := range p.Containers {
 			fmt.Fprintf(&b, "# %s\n", containerLine(&cp))
 		}
+		for _, r := range p.DNS {
+			fmt.Fprintf(&b, "# %s\n", dnsLine(&r))
+		}
+		for _, h := range p.HealthChecks {
+			fmt.Fprintf(&b, "# %s\n", probeLine(&h))
+		}
 		b.WriteString(Render(p))
+		for _, g := range p.Groups {
+			fmt.Fprintf(&b, "group_id=%d,%s\n", g.ID, g.Spec)
+		}
 	}
 	return b.String()
 }

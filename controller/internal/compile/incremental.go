@@ -18,6 +18,9 @@ type hostTxn struct {
 	flows      map[program.Key]*pending
 	tunBefore  map[string]*openapi.TunnelPort    // peer host -> port before (nil: none)
 	ctrBefore  map[string]*openapi.ContainerPort // container ID -> port before (nil: none)
+	groups     elemTxn[uint32]
+	dns        dnsTxn
+	health     elemTxn[string]
 }
 
 // Apply applies changes in order, as one step at revision rev, and returns
@@ -31,6 +34,7 @@ func (c *Compiler) Apply(rev int64, changes ...Change) []HostUpdate {
 		c.apply(ch)
 	}
 	c.flushPolicies()
+	c.flushServices()
 	ups := c.finish(rev)
 	c.txn = nil
 	return ups
@@ -58,10 +62,12 @@ func (c *Compiler) apply(ch Change) {
 		}
 	case kindService:
 		if ch.delete {
-			delete(c.services, ch.key)
+			c.deleteService(ch.key)
 		} else {
-			c.services[ch.key] = *ch.service
+			c.putService(*ch.service)
 		}
+	case kindHealth:
+		c.putHealth(ch.key, ch.endpoint)
 	case kindPolicy:
 		if ch.delete {
 			c.deletePolicy(ch.key)
@@ -92,6 +98,7 @@ func (c *Compiler) txnFor(h *hostState) *hostTxn {
 	t.flows = map[program.Key]*pending{}
 	t.tunBefore = map[string]*openapi.TunnelPort{}
 	t.ctrBefore = map[string]*openapi.ContainerPort{}
+	t.groups, t.dns, t.health = elemTxn[uint32]{}, dnsTxn{}, elemTxn[string]{}
 	return t
 }
 
@@ -181,6 +188,7 @@ func (c *Compiler) deleteHost(name string) {
 		c.deactivate(ct)
 	}
 	c.flushPolicies() // while the host is known: its placements go first
+	c.flushServices()
 	c.dropHostPolicies(h)
 	delete(c.hosts, name)
 	if t := c.txn[name]; t != nil {
@@ -233,8 +241,8 @@ func (c *Compiler) putContainer(obj openapi.Container) {
 			if ct.f != nil && !maps.Equal(o.Labels, obj.Labels) {
 				// Selections change: policies that select it (or have it
 				// as a peer) before or after.
-				c.touchPolicies(ct.net.obj.Name, o.Labels)
-				c.touchPolicies(ct.net.obj.Name, obj.Labels)
+				c.touchNet(ct.net.obj.Name, o.Labels)
+				c.touchNet(ct.net.obj.Name, obj.Labels)
 			}
 			ct.obj = obj // status: nothing compiled changes
 			return
@@ -288,7 +296,7 @@ func (c *Compiler) activate(ct *ctrState) {
 	if !ok {
 		return
 	}
-	ct.f, ct.net, ct.host = compileContainer(&ct.obj, n.p, ip, mac), n, h
+	ct.f, ct.net, ct.host = compileContainer(&ct.obj, n.p, ip, mac, c.domain), n, h
 	pr := n.present[h.obj.Name]
 	if pr == nil {
 		pr = c.presenceUp(n, h)
@@ -301,7 +309,15 @@ func (c *Compiler) activate(ct *ctrState) {
 	c.addFlows(h, ct.f.common, 1)
 	c.remoteFlows(n, ct, 1)
 	n.active[id] = ct
-	c.touchPolicies(n.obj.Name, ct.obj.Labels)
+	c.netDNS(n, &ct.f.dns, 1)
+	c.touchNet(n.obj.Name, ct.obj.Labels)
+}
+
+// touchNet marks the policies and services of a network that a container
+// with these labels matters to.
+func (c *Compiler) touchNet(network string, labels map[string]string) {
+	c.touchPolicies(network, labels)
+	c.touchServices(network, labels)
 }
 
 // deactivate takes ct out of every program.
@@ -310,8 +326,9 @@ func (c *Compiler) deactivate(ct *ctrState) {
 		return
 	}
 	n, h, id := ct.net, ct.host, ct.obj.ID
-	c.touchPolicies(n.obj.Name, ct.obj.Labels)
+	c.touchNet(n.obj.Name, ct.obj.Labels)
 	delete(n.active, id)
+	c.netDNS(n, &ct.f.dns, -1)
 	c.touchCtr(h, id)
 	delete(h.local, id)
 	c.addFlows(h, ct.f.local, -1)
@@ -352,13 +369,16 @@ func (c *Compiler) presenceUp(n *netState, h *hostState) *presence {
 			c.addFlows(h, ct.f.remote, 1)
 		}
 	}
+	c.dnsPresence(h, n, false)
 	n.present[h.obj.Name] = pr
+	c.touchAllServices(n.obj.Name)
 	return pr
 }
 
 // presenceDown undoes presenceUp once n's last container left h.
 func (c *Compiler) presenceDown(n *netState, h *hostState) {
 	pr := n.present[h.obj.Name]
+	c.dnsPresence(h, n, true)
 	delete(n.present, h.obj.Name)
 	c.addFlows(h, n.p.flows, -1)
 	c.linkPeers(n, h, pr, -1)
@@ -366,6 +386,7 @@ func (c *Compiler) presenceDown(n *netState, h *hostState) {
 		c.addFlows(h, ct.f.common, -1)
 		c.addFlows(h, ct.f.remote, -1)
 	}
+	c.touchAllServices(n.obj.Name)
 }
 
 // linkPeers counts network n as shared (sign 1) or no longer shared (-1)
@@ -419,6 +440,9 @@ func (c *Compiler) finish(rev int64) []HostUpdate {
 		changed := c.foldFlows(h, t, d)
 		changed = c.foldTunnels(h, t, d) || changed
 		changed = foldCtrs(h, t, d) || changed
+		changed = fold(&groupKind, &h.groups, t.groups, &h.sums, d) || changed
+		changed = c.foldDNS(h, t.dns, d) || changed
+		changed = fold(&healthKind, &h.health, t.health, &h.sums, d) || changed
 		if !changed && t.existed {
 			continue
 		}

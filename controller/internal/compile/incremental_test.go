@@ -19,6 +19,9 @@ func TestTransitions(t *testing.T) {
 	for _, s := range goldenScenarios() {
 		snaps = append(snaps, s)
 	}
+	for _, s := range serviceScenarios() {
+		snaps = append(snaps, s)
+	}
 	w := &randomWorld{r: rand.New(rand.NewPCG(3, 3))}
 	for i := 0; i < 40; i++ {
 		snaps = append(snaps, w.snapshot())
@@ -39,7 +42,8 @@ func TestTransitions(t *testing.T) {
 				}
 				sameProgram(t, fmt.Sprintf("snapshots %d->%d", i, j), got, to)
 				if i == j && (len(d.AddFlows)+len(d.RemoveFlows)+len(d.AddTunnels)+len(d.RemoveTunnels)+
-					len(d.AddContainers)+len(d.RemoveContainers) != 0 || d.FromDigest != d.Digest) {
+					len(d.AddContainers)+len(d.RemoveContainers)+len(d.AddGroups)+len(d.RemoveGroups)+
+					len(d.AddDNS)+len(d.RemoveDNS)+len(d.AddHealthChecks)+len(d.RemoveHealthChecks) != 0 || d.FromDigest != d.Digest) {
 					t.Fatalf("snapshot %d: diff of a program with itself is not empty", i)
 				}
 			}

@@ -77,8 +77,8 @@ func checkInvariants(t *testing.T, s *Snapshot, progs map[string]*openapi.Progra
 			if n := nets[cp.Network]; cp.MTU != n.mtu || cp.Gateway != n.gw || cp.PrefixLen != n.prefixLen {
 				t.Errorf("%s: port %s has mtu/gw/prefix %d/%s/%d", name, cp.Name, cp.MTU, cp.Gateway, cp.PrefixLen)
 			}
-			if got := countCookie(p, Owner(KindContainer, cp.ID)); got != 8 {
-				t.Errorf("%s: container %s owns %d flows, want 8", name, cp.Container, got)
+			if got := countCookie(p, Owner(KindContainer, cp.ID)); got != 9 {
+				t.Errorf("%s: container %s owns %d flows, want 9", name, cp.Container, got)
 			}
 		}
 		slices.Sort(wantCtrs)
@@ -107,6 +107,24 @@ func checkInvariants(t *testing.T, s *Snapshot, progs map[string]*openapi.Progra
 		slices.Sort(gotPeers)
 		if !slices.Equal(wantPeers, gotPeers) {
 			t.Errorf("%s: tunnels to %v, want %v", name, gotPeers, wantPeers)
+		}
+		// DNS: every compiled container of every network present here
+		// (services are checked in services_test.go).
+		var wantDNS, gotDNS []string
+		for n := range present[name] {
+			for _, a := range byNet[n] {
+				wantDNS = append(wantDNS, n+"/"+a.c.Name+"="+a.ip)
+			}
+		}
+		for _, r := range p.DNS {
+			if r.Kind == openapi.DNSContainer {
+				gotDNS = append(gotDNS, r.Network+"/"+r.Name+"="+r.IP)
+			}
+		}
+		slices.Sort(wantDNS)
+		slices.Sort(gotDNS)
+		if !slices.Equal(wantDNS, gotDNS) {
+			t.Errorf("%s: DNS records %v, want %v", name, gotDNS, wantDNS)
 		}
 		if len(present[name]) == 0 && len(p.Flows) != len(baseFlows) {
 			t.Errorf("%s: host without containers has %d flows, want the %d base flows", name, len(p.Flows), len(baseFlows))
@@ -160,6 +178,7 @@ func checkStructure(t *testing.T, p *openapi.Program) {
 	if len(ports) != len(p.Tunnels)+len(p.Containers) {
 		t.Errorf("%s: duplicate port names", p.Host)
 	}
+	ports[openapi.DNSPortName] = true // the agent's own port
 	for name := range ports {
 		if len(name) > MaxPortName {
 			t.Errorf("%s: port name %q longer than %d bytes", p.Host, name, MaxPortName)

@@ -30,6 +30,11 @@ func TestOVSParse(t *testing.T) {
 			progs[name+"/"+h] = p
 		}
 	}
+	for name, s := range serviceScenarios() {
+		for h, p := range Compile(s) {
+			progs[name+"/"+h] = p
+		}
+	}
 	for name, ps := range policyScenarios() {
 		for h, p := range Compile(withPolicies(ps)) {
 			progs[name+"/"+h] = p
@@ -55,13 +60,19 @@ func TestOVSParse(t *testing.T) {
 		if got := strings.Count(string(out), "OFPT_FLOW_MOD"); got != len(p.Flows) {
 			t.Errorf("%s: ovs-ofctl parsed %d flows, program has %d", name, got, len(p.Flows))
 		}
+		for _, g := range p.Groups {
+			spec := "group_id=" + strconv.FormatUint(uint64(g.ID), 10) + "," + g.Spec
+			if out, err := exec.Command(bin, "-O", "OpenFlow15", "parse-group", spec).CombinedOutput(); err != nil {
+				t.Errorf("%s: ovs-ofctl parse-group %s: %v\n%s", name, spec, err, out)
+			}
+		}
 	}
 }
 
 // substitutePorts renders p and replaces ${port:NAME} with ofports, as the
 // agent does.
 func substitutePorts(p *openapi.Program) string {
-	var pairs []string
+	pairs := []string{portRef(openapi.DNSPortName), "65000"}
 	n := 1
 	for _, tp := range p.Tunnels {
 		pairs = append(pairs, portRef(tp.Name), strconv.Itoa(n))

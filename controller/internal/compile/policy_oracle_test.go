@@ -137,6 +137,9 @@ func matches(t *testing.T, match string, pk packet, conj uint32) bool {
 				t.Fatalf("bad tp_dst in %q", match)
 			}
 			ok = int64(pk.port)&m == x&m
+		case RegFlags:
+			// From a local container or a tunnel, never a hairpin.
+			ok = v != matchHairpin[len(RegFlags)+1:]
 		case "conj_id":
 			hasConj = true
 			ok = v == strconv.FormatUint(uint64(conj), 10)

@@ -14,14 +14,14 @@ type Snapshot struct {
 	Hosts      []openapi.Host
 	Networks   []openapi.Network
 	Containers []openapi.Container
-	// Services are carried, not compiled yet.
-	Services []openapi.Service
-	Policies []openapi.Policy
+	Services   []openapi.Service
+	Policies   []openapi.Policy
 	// EndpointHealth are the health verdicts the store keeps (a backend
 	// without one is healthy).
 	EndpointHealth []openapi.EndpointHealth
 	// DNSDomain is the domain of container and service names
-	// ("<name>.<network>.<domain>"); fixed for a Compiler's life.
+	// ("<name>.<network>.<domain>"; empty: DefaultDNSDomain); Full takes
+	// it, Apply keeps it.
 	DNSDomain string
 }
 
@@ -42,7 +42,7 @@ type Change struct {
 }
 
 const (
-	kindService = "service"
+	kindService = KindService
 	kindPolicy  = "policy"
 	kindHealth  = "endpoint"
 )
@@ -69,7 +69,7 @@ func PutContainer(c openapi.Container) Change {
 // DeleteContainer removes the container with that ID.
 func DeleteContainer(id string) Change { return Change{kind: KindContainer, key: id, delete: true} }
 
-// PutService adds or updates a service (keyed by ID). Carried only.
+// PutService adds or updates a service (keyed by ID).
 func PutService(s openapi.Service) Change { return Change{kind: kindService, key: s.ID, service: &s} }
 
 // DeleteService removes the service with that ID.
@@ -96,7 +96,7 @@ func DeletePolicy(id string) Change { return Change{kind: kindPolicy, key: id, d
 // Snapshot returns the compiler's current intent, each list sorted by key, at
 // the revision of the last Full or Apply.
 func (c *Compiler) Snapshot() *Snapshot {
-	s := &Snapshot{Revision: c.rev}
+	s := &Snapshot{Revision: c.rev, DNSDomain: c.domain}
 	for _, h := range c.hosts {
 		s.Hosts = append(s.Hosts, h.obj)
 	}
@@ -107,8 +107,14 @@ func (c *Compiler) Snapshot() *Snapshot {
 		s.Containers = append(s.Containers, ct.obj)
 	}
 	for _, sv := range c.services {
-		s.Services = append(s.Services, sv)
+		s.Services = append(s.Services, sv.obj)
 	}
+	for _, e := range c.health {
+		s.EndpointHealth = append(s.EndpointHealth, e)
+	}
+	slices.SortFunc(s.EndpointHealth, func(a, b openapi.EndpointHealth) int {
+		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Container, b.Container))
+	})
 	for _, p := range c.policies {
 		s.Policies = append(s.Policies, p.obj)
 	}

@@ -23,7 +23,12 @@ const (
 	TableSpoofGuard
 	TableARPResponder
 	TableConntrack
+	TableHairpinReturn
 	TableServiceLB
+	TableAffinityLookup
+	TableAffinityDispatch
+	TableAffinityLearn
+	TableHairpin
 	TableEgressPolicy
 	TableL3Forwarding
 	TableL2Forwarding
@@ -34,17 +39,22 @@ const (
 )
 
 var tableNames = [numTables]string{
-	TableClassifier:      "Classifier",
-	TableSpoofGuard:      "SpoofGuard",
-	TableARPResponder:    "ARPResponder",
-	TableConntrack:       "Conntrack",
-	TableServiceLB:       "ServiceLB",
-	TableEgressPolicy:    "EgressPolicy",
-	TableL3Forwarding:    "L3Forwarding",
-	TableL2Forwarding:    "L2Forwarding",
-	TableIngressPolicy:   "IngressPolicy",
-	TableConntrackCommit: "ConntrackCommit",
-	TableOutput:          "Output",
+	TableClassifier:       "Classifier",
+	TableSpoofGuard:       "SpoofGuard",
+	TableARPResponder:     "ARPResponder",
+	TableConntrack:        "Conntrack",
+	TableHairpinReturn:    "HairpinReturn",
+	TableServiceLB:        "ServiceLB",
+	TableAffinityLookup:   "AffinityLookup",
+	TableAffinityDispatch: "AffinityDispatch",
+	TableAffinityLearn:    "AffinityLearn",
+	TableHairpin:          "Hairpin",
+	TableEgressPolicy:     "EgressPolicy",
+	TableL3Forwarding:     "L3Forwarding",
+	TableL2Forwarding:     "L2Forwarding",
+	TableIngressPolicy:    "IngressPolicy",
+	TableConntrackCommit:  "ConntrackCommit",
+	TableOutput:           "Output",
 }
 
 // Tables lists the pipeline in order.
@@ -72,10 +82,29 @@ const (
 	RegNetwork = "reg0"
 	RegFlags   = "reg1"
 	RegOutPort = "reg2"
+	// RegAffinityIP and RegAffinityPort hold the backend a learned
+	// session-affinity flow chose (0: none).
+	RegAffinityIP   = "reg3"
+	RegAffinityPort = "reg4"
 
 	FlagFromLocal  = 0x1
 	FlagFromTunnel = 0x2
+	// FlagHairpin: the packet is a hairpinned service connection (a backend
+	// reaching itself through a VIP), sent back out its in_port.
+	FlagHairpin = 0x4
 )
+
+// Conntrack zones besides the networks': the hairpin SNAT to the gateway,
+// and the SNAT of DNS queries to DNSClientAddr.
+const (
+	HairpinZone = 0xfff0
+	DNSZone     = 0xfff1
+)
+
+// DNSClientAddr is the source of every DNS query the node-local resolver
+// gets (SNAT in DNSZone): its namespace's next hop, outside the 10.0.0.0/8
+// it treats as local (see the package doc, DNS steering).
+const DNSClientAddr = "169.254.0.1"
 
 // Bridge is the integration bridge every program describes.
 const (
@@ -88,6 +117,7 @@ const (
 	KindHost      = "host"
 	KindNetwork   = "network"
 	KindContainer = "container"
+	KindService   = "service"
 )
 
 // Cookie bits. The agent owns the top 16 bits (its generation); the

@@ -80,9 +80,10 @@ const (
 	DNSMAC = "0a:58:a9:fe:00:35"
 	// DNSNextHopMAC is the MAC the DNS namespace sends its answers to.
 	DNSNextHopMAC = "0a:58:a9:fe:00:01"
-	// DNSBase is the first address of the DNS namespace's local range: a
-	// network's resolver there is DNSBase + VNI (see DNSAddr).
-	DNSBase = "10.0.0.0"
+	// DNSBase is the first address of the DNS namespace's range: a
+	// network's resolver there is DNSBase + VNI (see DNSAddr). It is in
+	// 240.0.0.0/4 (reserved), so it never equals a container's address.
+	DNSBase = "240.0.0.0"
 	// LearnedCookie is the cookie of flows OVS learns (session affinity):
 	// they are not in any program and the agent leaves them alone.
 	LearnedCookie uint64 = 0x00000000_5e1ea2ed
@@ -96,7 +97,7 @@ const (
 
 // DNSAddr is the address of network vni's resolver inside the DNS namespace.
 func DNSAddr(vni int64) string {
-	v := uint32(10<<24) + uint32(vni&0xffffff)
+	v := uint32(240<<24) + uint32(vni&0xffffff)
 	return fmt.Sprintf("%d.%d.%d.%d", v>>24, v>>16&0xff, v>>8&0xff, v&0xff)
 }
 

@@ -228,7 +228,7 @@
 // DNSSearch "<network>.<domain> <domain>"; the domain is
 // Snapshot.DNSDomain, default DefaultDNSDomain). The agent's resolver lives
 // in its own namespace behind the port openapi.DNSPortName (sydns0), with
-// MAC openapi.DNSMAC, all of 10.0.0.0/8 local, and a default route via
+// MAC openapi.DNSMAC, each served network's DNSAddr(VNI)/32 local, and a default route via
 // DNSClientAddr (169.254.0.1, neighbour openapi.DNSNextHopMAC). Per network
 // present on a host:
 //
@@ -240,16 +240,17 @@
 //     resolver is always reachable.
 //   - L2Forwarding "reg0=VNI,ip,dl_dst=DNSMAC" -> reg2=sydns0,
 //     ct(commit,table=Output,zone=DNSZone,nat(src=DNSClientAddr)): the
-//     query reaches the resolver from 169.254.0.1, because a container
-//     source inside 10.0.0.0/8 would be a martian there (the namespace
-//     treats that whole range as its own).
+//     query reaches the resolver from 169.254.0.1: the namespace never
+//     sees container addresses (networks may overlap, and one could be
+//     a local address there).
 //   - Classifier "in_port=sydns0,ip,nw_src=DNSAddr(VNI)" -> reg0=VNI,
 //     eth_dst=the gateway MAC, ct(table=HairpinReturn,zone=DNSZone,nat)
 //     (un-SNAT); HairpinReturn then un-DNATs it in the network's zone (it
 //     now comes from GW:53) and L3Forwarding routes it to the container.
 //
 // The resolver tells networks apart by the address a query was sent to
-// (DNSAddr(VNI) = 10.0.0.0 + VNI). Program.DNS holds the names it serves:
+// (DNSAddr(VNI) = 240.0.0.0 + VNI, in the reserved 240.0.0.0/4, so flows
+// matching it never catch traffic to a real container). Program.DNS holds the names it serves:
 // on each host, every compiled container and every compiled service of each
 // network present there (unqualified names; services with their ports).
 //

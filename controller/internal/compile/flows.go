@@ -149,8 +149,8 @@ func netFlows(n *netParams) []flowRec {
 		mkFlow(TableServiceLB, prioDNS, cookie, "ct_state=+est+trk,ip,"+matchFromLocal+","+n.reg+",nw_dst="+dns,
 			toDNS+gotoTable(TableL2Forwarding)),
 		// The query is SNATed to DNSClientAddr in the DNS zone: the
-		// resolver's namespace treats all of 10.0.0.0/8 as local, so a
-		// container source there would be a martian.
+		// resolver's namespace then never sees container addresses
+		// (networks may overlap, and one could equal a local address).
 		mkFlow(TableL2Forwarding, prioPort, cookie, n.reg+",ip,dl_dst="+openapi.DNSMAC,
 			"set_field:"+portRef(openapi.DNSPortName)+"->"+RegOutPort+
 				",ct(commit,table="+strconv.Itoa(int(TableOutput))+","+dnsZone+",nat(src="+DNSClientAddr+"))"),

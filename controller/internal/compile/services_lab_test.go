@@ -183,7 +183,7 @@ func loadProgram(t *testing.T, l *lab.Lab, h *lab.Host, p *openapi.Program) (map
 	dns := l.NewNetns(t, h.Name+"-dns")
 	veth(t, h, dns, openapi.DNSPortName, openapi.DNSMAC, "")
 	labRun(t, dns, "ip", "link", "set", "lo", "up")
-	labRun(t, dns, "ip", "route", "add", "local", "10.0.0.0/8", "dev", "lo")
+	labRun(t, dns, "ip", "route", "add", "local", "240.0.0.0/8", "dev", "lo")
 	labRun(t, dns, "ip", "neigh", "add", DNSClientAddr, "lladdr", openapi.DNSNextHopMAC, "dev", "eth0", "nud", "permanent")
 	labRun(t, dns, "ip", "route", "add", "default", "via", DNSClientAddr, "dev", "eth0", "onlink")
 	ofports[openapi.DNSPortName] = h.OFPort(t, openapi.DNSPortName)

@@ -102,8 +102,8 @@ const (
 )
 
 // DNSClientAddr is the source of every DNS query the node-local resolver
-// gets (SNAT in DNSZone): its namespace's next hop, outside the 10.0.0.0/8
-// it treats as local (see the package doc, DNS steering).
+// gets (SNAT in DNSZone): its namespace's next hop (see the package doc,
+// DNS steering).
 const DNSClientAddr = "169.254.0.1"
 
 // Bridge is the integration bridge every program describes.

@@ -111,7 +111,7 @@ func VNIOf(a netip.Addr) (int64, bool) {
 		return 0, false
 	}
 	b := a.As4()
-	if b[0] != 10 {
+	if b[0] != dnsBase[0] {
 		return 0, false
 	}
 	return int64(b[1])<<16 | int64(b[2])<<8 | int64(b[3]), true
@@ -326,3 +326,6 @@ func localAddr(w dns.ResponseWriter) netip.Addr {
 	}
 	return netip.Addr{}
 }
+
+// dnsBase is openapi.DNSBase, whose first byte is the /8 of the resolvers.
+var dnsBase = netip.MustParseAddr(openapi.DNSBase).As4()

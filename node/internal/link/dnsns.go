@@ -27,10 +27,9 @@ import (
 // default route via DNSNextHop (onlink) whose neighbour is permanent
 // (openapi.DNSNextHopMAC), so the namespace never ARPs; IPv6 is off.
 //
-// Only the served addresses are local (not the whole 10.0.0.0/8): the
-// clients' addresses are often in 10.0.0.0/8 too, and a local /8 would
-// make the kernel drop their queries as martians and loop the answers
-// back to itself.
+// Only the served addresses are local (not a whole range), and queries
+// arrive SNATed to the next hop (the compiler's DNS zone), so no client
+// address can be mistaken for a local one.
 
 // DNSAliasPrefix starts the alias of the DNS veth's host end. It is not
 // AliasPrefix: Prune never deletes it.

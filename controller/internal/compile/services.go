@@ -303,9 +303,13 @@ func serviceFlows(s *svcState, n *netParams, bs []lbBackend) ([]flowRec, []opena
 		}
 		var spec strings.Builder
 		spec.WriteString("type=select,selection_method=dp_hash")
+		weights, split := fineBuckets(bs)
 		for i, b := range bs {
 			act := bucketAction(s, p, b)
-			spec.WriteString(",bucket=bucket_id:" + strconv.Itoa(i) + ",weight:" + strconv.Itoa(b.weight) + ",actions=" + act)
+			spec.WriteString(",bucket=bucket_id:" + strconv.Itoa(i) + ",weight:" + strconv.Itoa(weights[i]) + ",actions=" + act)
+			if i == split {
+				spec.WriteString(",bucket=bucket_id:" + strconv.Itoa(len(bs)) + ",weight:" + strconv.Itoa(weights[len(bs)]) + ",actions=" + act)
+			}
 			if affinity {
 				fs = append(fs, mkFlow(TableAffinityDispatch, prioDispatch, cookie,
 					RegAffinityIP+"="+ipHex(b.ip)+","+RegAffinityPort+"="+strconv.Itoa(p.target)+","+svcMatch, act))
@@ -323,6 +327,56 @@ func serviceFlows(s *svcState, n *netParams, bs []lbBackend) ([]flowRec, []opena
 		}
 	}
 	return fs, gs
+}
+
+// Bucket weights for OVS's dp_hash selection. OVS maps a select group's
+// buckets onto 2^k hash values, k the smallest with 2^k >= max(16,
+// ceil(total weight / smallest weight)) and at most 256 values (beyond, it
+// falls back to a method that does not follow weights), apportioned by
+// weight. With few buckets that is 16 values, and a 10% canary gets 2/16 =
+// 12.5%. fineBuckets gives OVS 256 values wherever it can: it scales the
+// weights up, then splits a small piece (1/192 of the total) off the
+// heaviest bucket into an extra bucket with the same action, so the
+// smallest weight is 1/192 of the total; each bucket's share is then within
+// about 0.2 points of its weight's. weights has one more entry than bs
+// when split >= 0: the extra bucket's weight, which goes right after
+// bucket split.
+const (
+	dpHashValues   = 256
+	fineSplitShare = 192 // the extra bucket weighs total/fineSplitShare
+	fineTotal      = 256 * fineSplitShare
+)
+
+func fineBuckets(bs []lbBackend) (weights []int, split int) {
+	weights = make([]int, len(bs), len(bs)+1)
+	total, minW, heaviest := 0, 0, 0
+	for i, b := range bs {
+		weights[i] = b.weight
+		total += b.weight
+		if i == 0 || b.weight < minW {
+			minW = b.weight
+		}
+		if b.weight > bs[heaviest].weight {
+			heaviest = i
+		}
+	}
+	if len(bs) < 2 || minW <= 0 || (total+minW-1)/minW > dpHashValues/2 {
+		// One bucket needs no precision; a smallest share under 1/128
+		// already gets 256 values.
+		return weights, -1
+	}
+	if k := fineTotal / total; k > 1 {
+		for i := range weights {
+			weights[i] *= k
+		}
+		total *= k
+	}
+	piece := total / fineSplitShare
+	if piece < 1 || weights[heaviest]-piece < 1 {
+		return weights, -1
+	}
+	weights[heaviest] -= piece
+	return append(weights, piece), heaviest
 }
 
 // rejectAction hands a new connection no backend can serve to the agent,

@@ -96,7 +96,8 @@ func TestServiceWhat(t *testing.T) {
 	for _, h := range []string{"h1", "h2"} {
 		g := p[h].Groups
 		if len(g) != 2 || g[0].ID != 3*openapi.MaxServicePorts || g[1].ID != 3*openapi.MaxServicePorts+1 ||
-			strings.Count(g[0].Spec, "bucket=") != 3 {
+			strings.Count(g[0].Spec, "bucket=") != 4 { // 3 backends + the fine-grain piece
+
 			t.Fatalf("%s: groups %+v", h, g)
 		}
 		if len(p[h].DNS) != 5 {
@@ -112,7 +113,7 @@ func TestServiceWhat(t *testing.T) {
 		t.Errorf("probes %+v %+v", p["h1"].HealthChecks, p["h2"].HealthChecks)
 	}
 	p = Compile(sc["svc-canary-affinity"])
-	if spec := p["h1"].Groups[0].Spec; strings.Count(spec, "bucket=") != 2 || !strings.Contains(spec, "weight:29491") || !strings.Contains(spec, "weight:6554") {
+	if spec := p["h1"].Groups[0].Spec; strings.Count(spec, "bucket=") != 3 || !strings.Contains(spec, "weight:29304,") || !strings.Contains(spec, "weight:187,") || !strings.Contains(spec, "weight:6554,") {
 		t.Errorf("canary group %s", spec)
 	}
 	if len(p["h2"].HealthChecks) != 2 {

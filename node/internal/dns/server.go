@@ -12,7 +12,9 @@
 // sent to: the query's local address is openapi.DNSAddr(vni) (OVS steers
 // a container's queries to its gateway, port 53, there). Names of another
 // network, and names under the domain that do not exist, are NXDOMAIN
-// (isolation); PTR queries for an address of another local network too.
+// (isolation); PTR queries for an address of another local network too,
+// and for any address of the ranges whose reverse zones are served
+// locally (RFC 6303: private, shared, link-local, reserved).
 // Anything else is forwarded to the upstream resolvers (forward.go),
 // SERVFAIL when none answers in time. Every answer has TTL 5 s.
 //
@@ -31,6 +33,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -230,7 +233,7 @@ func (s *Server) answer(r *dns.Msg, local netip.Addr, tcp bool) (*dns.Msg, strin
 	if d, ok := t.authoritative(name); ok {
 		return s.local(r, q, name, n, d)
 	}
-	if q.Qclass == dns.ClassINET && (q.Qtype == dns.TypePTR || q.Qtype == dns.TypeANY) && t.reverse[name] {
+	if q.Qclass == dns.ClassINET && (q.Qtype == dns.TypePTR || q.Qtype == dns.TypeANY) && (t.reverse[name] || locallyServed(name)) {
 		return s.local(r, q, name, n, "in-addr.arpa.")
 	}
 	resp := s.fwd.forward(r, tcp)
@@ -243,6 +246,45 @@ func (s *Server) answer(r *dns.Msg, local netip.Addr, tcp bool) (*dns.Msg, strin
 	resp.Id = r.Id
 	return resp, ResultForward
 }
+
+// locallyServed reports whether name is the reverse name of an IPv4
+// address of a range whose reverse zone resolvers serve themselves (RFC
+// 6303, RFC 7793): private, shared (100.64.0.0/10), loopback, link-local,
+// documentation and reserved (240.0.0.0/4) addresses. Overlay networks
+// live there; a PTR lookup for one never leaves the host and is answered
+// from the querier's network (NXDOMAIN when it has no such address), so a
+// deleted container's or another network's address is NXDOMAIN, not
+// whatever an upstream makes of it.
+func locallyServed(name string) bool {
+	rest, ok := strings.CutSuffix(name, ".in-addr.arpa.")
+	if !ok {
+		return false
+	}
+	labels := strings.Split(rest, ".")
+	if len(labels) != 4 {
+		return false
+	}
+	slices.Reverse(labels)
+	a, err := netip.ParseAddr(strings.Join(labels, "."))
+	if err != nil || !a.Is4() {
+		return false
+	}
+	for _, p := range locallyServedRanges {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+var locallyServedRanges = func() []netip.Prefix {
+	var ps []netip.Prefix
+	for _, s := range []string{"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+		"172.16.0.0/12", "192.0.2.0/24", "192.168.0.0/16", "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4"} {
+		ps = append(ps, netip.MustParsePrefix(s))
+	}
+	return ps
+}()
 
 // local answers a name this resolver is authoritative for, from the
 // names of the querier's network n (nil: it has none).

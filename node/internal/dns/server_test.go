@@ -295,6 +295,21 @@ func TestServFail(t *testing.T) {
 	}
 }
 
+// TestPTRLocallyServed: PTR lookups for private and reserved addresses
+// (RFC 6303) are answered here, NXDOMAIN when the querier's network has no
+// such address, without asking the upstream (dead here: it would be
+// SERVFAIL); a public address is forwarded.
+func TestPTRLocallyServed(t *testing.T) {
+	dead := deadUpstream(t)
+	s := startServer(t, Config{Upstreams: []string{dead}, Timeout: 200 * time.Millisecond})
+	for _, name := range []string{"9.9.99.10.in-addr.arpa.", "1.0.168.192.in-addr.arpa.", "7.0.20.172.in-addr.arpa.", "3.0.64.100.in-addr.arpa.", "5.0.0.240.in-addr.arpa."} {
+		wantRcode(t, s.query(t, "udp", "127.0.0.1", name, dns.TypePTR), dns.RcodeNameError)
+	}
+	wantAnswers(t, s.query(t, "udp", "127.0.0.1", "5.0.1.10.in-addr.arpa.", dns.TypePTR), "web.net1.switchyard.local.")
+	wantRcode(t, s.query(t, "udp", "127.0.0.1", "8.8.8.8.in-addr.arpa.", dns.TypePTR), dns.RcodeServerFailure)
+	wantRcode(t, s.query(t, "udp", "127.0.0.1", "10.in-addr.arpa.", dns.TypePTR), dns.RcodeServerFailure)
+}
+
 // TestUpdate: a new program replaces every name at once; lookups running
 // meanwhile see the old names or the new, never a mix (run with -race).
 func TestUpdate(t *testing.T) {

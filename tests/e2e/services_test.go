@@ -22,7 +22,8 @@ import (
 // a container, answered by the backend's name.
 //
 // One scenario: go test ./tests/e2e/ -run 'TestServices/vxlan/hairpin' -v
-func TestServices(t *testing.T) {
+func TestServices(top *testing.T) {
+	t := top
 	for _, tunnel := range []string{openapi.TunnelGeneve, openapi.TunnelVXLAN} {
 		t.Run(tunnel, func(t *testing.T) {
 			e := newSvcLab(t, tunnel)
@@ -31,11 +32,12 @@ func TestServices(t *testing.T) {
 				t.Run(sc.name, func(t *testing.T) { sc.run(e, t) })
 			}
 			// Last: the controller is stopped; it is started again here,
-			// not in the subtest: a process lives as long as the test that
-			// started it, and the cleanups need the controller.
+			// for the top test: a process lives as long as the test that
+			// started it, and this test's cleanups (which delete its
+			// services) run before the top test's.
 			t.Run("dns-controller-down", e.dnsControllerDown)
 			if e.Controller.Exited() {
-				e.StartController(t)
+				e.StartController(top)
 				e.WaitReady(t, 30*time.Second)
 			}
 		})

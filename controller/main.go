@@ -37,7 +37,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{ServiceCIDR: cfg.ServiceCIDR, HeartbeatTimeout: cfg.HeartbeatTimeout})
+	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{ServiceCIDR: cfg.ServiceCIDR, HeartbeatTimeout: cfg.HeartbeatTimeout, DNSDomain: cfg.DNSDomain})
 	if err != nil {
 		return err
 	}

@@ -82,6 +82,17 @@ type Container struct {
 	Status string `json:"status"`
 	// StatusDetail explains a failed or pending status.
 	StatusDetail string `json:"statusDetail,omitempty"`
+	// DNS is the resolver configuration for the container (read-only):
+	// what the agent writes into a managed sandbox's resolv.conf, and what
+	// a runtime that owns the netns should write.
+	DNS *ContainerDNS `json:"dns,omitempty"`
+}
+
+// ContainerDNS is a container's resolver configuration: the node-local
+// resolver at its network's gateway, and the search list of its network.
+type ContainerDNS struct {
+	Nameservers []string `json:"nameservers"`
+	Search      []string `json:"search"`
 }
 
 // ServicePort maps a service port to a backend port.

@@ -19,12 +19,16 @@ var containers = &kind[openapi.Container]{
 	scoped: true,
 	hosted: true,
 	from: `SELECT x.id::text, x.name, n.name, h.name, x.labels, host(x.ip), x.mac::text, x.netns, x.status, x.status_detail,
-	        x.revision, x.created_at, x.updated_at
+	        x.revision, x.created_at, x.updated_at, host(n.gateway)
 	       FROM containers x JOIN networks n ON n.id = x.network_id JOIN hosts h ON h.id = x.host_id`,
 	scan: func(r pgx.Row) (openapi.Container, error) {
 		var c openapi.Container
+		var gw *string
 		err := r.Scan(&c.ID, &c.Name, &c.Network, &c.Host, &c.Labels, &c.IP, &c.MAC, &c.Netns, &c.Status, &c.StatusDetail,
-			&c.Revision, &c.CreatedAt, &c.UpdatedAt)
+			&c.Revision, &c.CreatedAt, &c.UpdatedAt, &gw)
+		if err == nil && gw != nil {
+			c.DNS = &openapi.ContainerDNS{Nameservers: []string{*gw}} // Search: Store.withDNS
+		}
 		return c, err
 	},
 	key:     func(c *openapi.Container) (string, string) { return c.Name, c.ID },
@@ -34,12 +38,26 @@ var containers = &kind[openapi.Container]{
 
 // ListContainers returns one page of containers.
 func (s *Store) ListContainers(ctx context.Context, o ListOptions) ([]openapi.Container, string, error) {
-	return containers.list(ctx, s.Pool, o)
+	cs, next, err := containers.list(ctx, s.Pool, o)
+	for i := range cs {
+		s.withDNS(&cs[i])
+	}
+	return cs, next, err
+}
+
+// withDNS completes c's resolver configuration with the search list of its
+// network under the store's DNS domain.
+func (s *Store) withDNS(c *openapi.Container) *openapi.Container {
+	if c.DNS != nil {
+		c.DNS.Search = []string{c.Network + "." + s.opts.DNSDomain, s.opts.DNSDomain}
+	}
+	return c
 }
 
 // GetContainer resolves a container by id, or by name within network ("" = any).
 func (s *Store) GetContainer(ctx context.Context, ref, network string) (openapi.Container, error) {
-	return containers.get(ctx, s.Pool, ref, network, false)
+	c, err := containers.get(ctx, s.Pool, ref, network, false)
+	return *s.withDNS(&c), err
 }
 
 func validateContainer(c *openapi.Container) error {
@@ -155,7 +173,8 @@ func (s *Store) CreateContainer(ctx context.Context, actor string, c openapi.Con
 		ip := offsetAddr(n.cidr, off)
 		out = openapi.Container{Meta: openapi.Meta{ID: uuid.NewString(), CreatedAt: n.now, UpdatedAt: n.now},
 			Name: c.Name, Network: c.Network, Host: c.Host, Labels: c.Labels, IP: ip.String(), MAC: macFor(ip),
-			Netns: c.Netns, Status: openapi.ContainerPending}
+			Netns: c.Netns, Status: openapi.ContainerPending, DNS: &openapi.ContainerDNS{Nameservers: []string{n.gw.String()}}}
+		s.withDNS(&out)
 		// Everything from here goes in the commit batch: one round trip.
 		tx.Queue(`INSERT INTO containers (id, name, network_id, host_id, labels, ip, ip_offset, mac, netns, revision, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, `+currentRev+`, $10, $10)`,
@@ -232,6 +251,7 @@ func (s *Store) setContainer(tx *Tx, cur, c openapi.Container) (openapi.Containe
 		return c, err
 	}
 	out, err := containers.get(tx.ctx, tx, cur.ID, "", false)
+	s.withDNS(&out)
 	if err != nil {
 		return out, err
 	}

@@ -45,6 +45,9 @@ type Options struct {
 	HeartbeatTimeout time.Duration
 	// DefaultMTU is a new network's MTU when none is given.
 	DefaultMTU int
+	// DNSDomain is the domain of container and service names (the search
+	// list containers are shown with).
+	DNSDomain string
 }
 
 // DefaultOptions are used for zero fields of Options.
@@ -52,6 +55,7 @@ var DefaultOptions = Options{
 	ServiceCIDR:      netip.MustParsePrefix("10.96.0.0/16"),
 	HeartbeatTimeout: 15 * time.Second,
 	DefaultMTU:       1400,
+	DNSDomain:        "switchyard.local",
 }
 
 // Store is the PostgreSQL intent store. Safe for concurrent use.
@@ -76,6 +80,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if opts.HeartbeatTimeout == 0 {
 		opts.HeartbeatTimeout = DefaultOptions.HeartbeatTimeout
+	}
+	if opts.DNSDomain == "" {
+		opts.DNSDomain = DefaultOptions.DNSDomain
 	}
 	if opts.DefaultMTU == 0 {
 		opts.DefaultMTU = DefaultOptions.DefaultMTU

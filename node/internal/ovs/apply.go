@@ -446,7 +446,7 @@ func (a *Applier) resolveCached(prog *openapi.Program, ofports map[string]int, f
 		}
 	}
 	*rendered = len(prog.Flows)
-	return resolve(prog.Flows, prog.Groups, resolver{ofports: ofports, failed: failed}, a.gen)
+	return resolve(prog.Flows, prog.Groups, resolver{ofports: ofports, failed: failed, off: a.portsOff()}, a.gen)
 }
 
 // NetnsPath is the namespace of a container port: its netns path, or where

@@ -2,6 +2,7 @@ package ovs
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 
@@ -94,13 +95,16 @@ func (a *Applier) planChange(d *openapi.ProgramDelta, ofports map[string]int, fa
 		}
 	}
 	inst := a.installed.flows.lines
-	oldR := resolver{ofports: l.ofports, failed: l.failed}
-	newR := resolver{ofports: ofports, failed: failed}
+	oldR := resolver{ofports: l.ofports, failed: l.failed, off: a.portsOff()}
+	newR := resolver{ofports: ofports, failed: failed, off: a.portsOff()}
 	c := flowChange{line: map[string]string{}, src: map[string]*openapi.Flow{}}
 	removed := map[string]bool{}
 	for i := range d.RemoveFlows {
 		f := &d.RemoveFlows[i]
 		line, key, err := renderFlow(f, oldR, a.gen, a.installed.groups)
+		if errors.Is(err, errPortOff) {
+			continue // never installed
+		}
 		if err != nil || removed[key] || inst[key] != line {
 			return flowChange{}, false
 		}
@@ -110,6 +114,9 @@ func (a *Applier) planChange(d *openapi.ProgramDelta, ofports map[string]int, fa
 	for i := range d.AddFlows {
 		f := &d.AddFlows[i]
 		line, key, err := renderFlow(f, newR, a.gen, a.installed.groups)
+		if errors.Is(err, errPortOff) {
+			continue // left out, as in a full apply
+		}
 		if err != nil {
 			return flowChange{}, false
 		}

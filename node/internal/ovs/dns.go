@@ -88,3 +88,15 @@ func (a *Applier) dnsPortSpec(failed map[string]string) []portSpec {
 	}
 	return []portSpec{{Name: openapi.DNSPortName, IDs: map[string]string{KeyOwner: OwnerValue, KeyAgentPort: "dns"}}}
 }
+
+// portsOff are the agent ports its configuration switches off: the DNS port
+// when the resolver is off (no Options.DNSNetns). Flows naming them are
+// left out of every apply without degrading it.
+func (a *Applier) portsOff() map[string]bool {
+	if a.opts.DNSNetns == "" {
+		return dnsOff
+	}
+	return nil
+}
+
+var dnsOff = map[string]bool{openapi.DNSPortName: true}

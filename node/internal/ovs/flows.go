@@ -1,6 +1,7 @@
 package ovs
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -77,7 +78,14 @@ type groupTable map[uint32]string
 type resolver struct {
 	ofports map[string]int    // usable ports
 	failed  map[string]string // program ports that failed, with why
+	// off are agent ports switched off by configuration (the DNS port
+	// when the resolver is off): flows naming them are left out, as
+	// intended, not dropped as a failure.
+	off map[string]bool
 }
+
+// errPortOff reports a flow or group that names a port switched off.
+var errPortOff = errors.New("names a port that is switched off")
 
 const portRefOpen = "${port:"
 
@@ -105,6 +113,8 @@ func (r resolver) substitute(s string) (string, error) {
 			b.WriteString(strconv.Itoa(n))
 		case r.failed[name] != "":
 			return "", fmt.Errorf("port %s failed: %s", name, r.failed[name])
+		case r.off[name]:
+			return "", errPortOff
 		default:
 			return "", fmt.Errorf("port %s is not in the program", name)
 		}
@@ -131,6 +141,9 @@ func resolve(flows []openapi.Flow, groups []openapi.Group, r resolver, gen uint1
 				err = fmt.Errorf("duplicate group id")
 			}
 		}
+		if errors.Is(err, errPortOff) {
+			continue
+		}
 		if err != nil {
 			dropped = append(dropped, Dropped{Group: g, Reason: err.Error()})
 			continue
@@ -145,6 +158,9 @@ func resolve(flows []openapi.Flow, groups []openapi.Group, r resolver, gen uint1
 			if _, dup := ft.lines[key]; dup {
 				err = fmt.Errorf("duplicate of an earlier flow with the same table, priority and match")
 			}
+		}
+		if errors.Is(err, errPortOff) {
+			continue
 		}
 		if err != nil {
 			dropped = append(dropped, Dropped{Flow: f, Reason: err.Error()})

@@ -219,8 +219,10 @@ func TestEncodeRefusesUnknown(t *testing.T) {
 		{"ct_mark=0x1/0x1", "drop"},
 		{"conj_id=1/1", "drop"},         // not maskable
 		{"conj_id=0x100000000", "drop"}, // too wide
-		{"ip", "ct(nat)"},
-		{"ip", "ct(commit,nat(src=10.0.0.1))"},
+		{"ip", "ct(nat(src=10.0.0.1-10.0.0.9))"},
+		{"ip", "ct(commit,nat(dst=10.0.0.1:80-90))"},
+		{"ip", "ct(commit,nat(src=10.0.0.1,persistent))"},
+		{"ip", "ct(nat,nat)"},
 		{"ip", "ct(commit,force)"},
 		{"ip", "ct(commit,exec(set_field:1->ct_mark))"},
 		{"ip", "ct(alg=ftp)"},

@@ -3,21 +3,29 @@ package ovs
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"net/netip"
 	"strings"
 )
 
 // The Nicira extension actions of the encoder (see ofenc.go) that the
-// policy pipeline uses: ct (conntrack), conjunction and controller with
-// userdata and a meter, encoded as ovs-ofctl encodes them for OpenFlow 1.5
-// (NXAST_CT, NXAST_CONJUNCTION, NXAST_CONTROLLER2). Only the forms the
-// compiler writes are known; nat, exec, alg, force, max_len, pause, a
-// controller action without userdata or meter and any other argument are
-// refused as unsupported.
+// policy and service pipelines use: ct (conntrack, with a nested nat: bare,
+// or src= / dst= one IPv4 address and an optional port), conjunction and
+// controller with userdata and a meter, encoded as ovs-ofctl encodes them
+// for OpenFlow 1.5 (NXAST_CT, NXAST_NAT, NXAST_CONJUNCTION,
+// NXAST_CONTROLLER2). Only the forms the compiler writes are known; nat
+// ranges and flags, exec, alg, force, max_len, pause, a controller action
+// without userdata or meter and any other argument are refused as
+// unsupported.
 
 const (
 	nxastConjunction = 34
 	nxastCT          = 35
+	nxastNAT         = 36
 	nxastController2 = 37
+	nxNATFSrc        = 1 << 0
+	nxNATFDst        = 1 << 1
+	nxNATRangeIPv4   = 1 << 0 // NX_NAT_RANGE_IPV4_MIN
+	nxNATRangeProto  = 1 << 4 // NX_NAT_RANGE_PROTO_MIN
 	nxCTFCommit      = 1 << 0
 	nxCTRecircNone   = 0xff // NX_CT_RECIRC_NONE (OFPTT_ALL)
 
@@ -82,7 +90,18 @@ func ctAction(a string, args []string) ([]byte, error) {
 	var flags uint16
 	table := uint64(nxCTRecircNone)
 	seen := map[string]bool{}
+	var nat []byte
 	for _, arg := range args {
+		if arg == "nat" || strings.HasPrefix(arg, "nat(") {
+			if nat != nil {
+				return nil, unsupported("repeated nat in %q", a)
+			}
+			var err error
+			if nat, err = natAction(a, arg); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		k, v, hasV := strings.Cut(arg, "=")
 		if seen[k] {
 			return nil, unsupported("repeated %q in %q", k, a)
@@ -117,7 +136,56 @@ func ctAction(a string, args []string) ([]byte, error) {
 	}
 	binary.BigEndian.PutUint16(b[10:], flags)
 	b[18] = byte(table)
+	if nat != nil {
+		b = append(b, nat...)
+		binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	}
 	return b, nil // alg 0
+}
+
+// natAction is the NXAST_NAT nested in a ct action: "nat" (translate by
+// the connection's existing NAT) or "nat(src=IP[:PORT])" / "nat(dst=...)"
+// with one IPv4 address (the range's minimum; ovs-ofctl leaves the maximum
+// out for a single address) and an optional port.
+func natAction(ct, arg string) ([]byte, error) {
+	b := nxAction(nxastNAT, 16)
+	if arg == "nat" {
+		return b, nil // flags 0, no range
+	}
+	inner, ok := strings.CutSuffix(strings.TrimPrefix(arg, "nat("), ")")
+	k, v, hasV := strings.Cut(inner, "=")
+	var flags uint16
+	switch {
+	case ok && hasV && k == "src":
+		flags = nxNATFSrc
+	case ok && hasV && k == "dst":
+		flags = nxNATFDst
+	default:
+		return nil, unsupported("nat in %q", ct)
+	}
+	ipText, portText, hasPort := strings.Cut(v, ":")
+	ip, err := netip.ParseAddr(ipText)
+	if err != nil || !ip.Is4() || ip.IsUnspecified() {
+		return nil, unsupported("nat address in %q", ct)
+	}
+	ip4 := ip.As4()
+	b = append(b, ip4[:]...)
+	present := uint16(nxNATRangeIPv4)
+	if hasPort {
+		port, ok := decimal(portText)
+		if !ok || port == 0 || port > 0xffff {
+			return nil, unsupported("nat port in %q", ct)
+		}
+		b = binary.BigEndian.AppendUint16(b, uint16(port))
+		present |= nxNATRangeProto
+	}
+	for len(b)%8 != 0 {
+		b = append(b, 0)
+	}
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	binary.BigEndian.PutUint16(b[12:], flags)
+	binary.BigEndian.PutUint16(b[14:], present)
+	return b, nil
 }
 
 // conjunctionAction is "conjunction(ID,K/N)": NXAST_CONJUNCTION with the

@@ -179,6 +179,7 @@ func startDemo(t *testing.T, sylab string, bins cluster.Binaries, base, dir stri
 		t.Fatalf("no lab id in the demo text:\n%s", d.text)
 	}
 	d.id = m[1]
+	t.Logf("demo text:%s", d.text)
 	return d
 }
 
@@ -223,6 +224,7 @@ func (d *demoRun) check(t *testing.T, api *client.Client) openapi.Service {
 		}
 		seen[strings.TrimSpace(string(out))] = true
 	}
+	t.Logf("answers through the VIP %s: %v", svc.VIP, seen)
 	if len(seen) != 2 || !seen["web1"] || !seen["web2"] {
 		t.Errorf("answers through the VIP: %v, want web1 and web2", seen)
 	}

@@ -54,7 +54,7 @@ func (d *demo) startService() {
 	backends := strings.Join(s.backends, " and ")
 	fqdn := s.name + "." + s.network + "." + dnsDomain()
 	d.checks = append(d.checks,
-		check{what: fmt.Sprintf("a service: the VIP of %s balances new connections over %s, which answer with their names (try it a few times)", s.name, backends),
+		check{what: fmt.Sprintf("a service: the VIP of %s balances over %s, which answer with their names (run it a few times)", s.name, backends),
 			from: s.client, cmd: []string{"curl", "-s", fmt.Sprintf("http://%s/", svc.VIP)},
 			want: func(out string) error {
 				for _, b := range s.backends {

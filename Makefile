@@ -29,13 +29,14 @@ endef
 
 .PHONY: build run stop test fuzz bench fmt vet clean deps pg-start pg-stop pg-status pg-destroy
 
-## build: bin/switchyard, bin/switchyard-agent, bin/syctl (those that exist), bin/sylab (the demo lab)
+## build: bin/switchyard, bin/switchyard-agent, bin/syctl (those that exist), bin/sylab and bin/syprobe (the demo lab and its HTTP backends)
 build:
 	@mkdir -p bin
 	$(call build_main,bin/switchyard,controller)
 	$(call build_main,bin/switchyard-agent,node)
 	$(call build_main,bin/syctl,controller/cmd/syctl)
 	$(call build_main,bin/sylab,tests/lab/cmd/sylab)
+	$(call build_main,bin/syprobe,tests/lab/cmd/syprobe)
 
 ## run: deps, local PostgreSQL, build, then the controller in the foreground
 run: deps build

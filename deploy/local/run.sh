@@ -31,7 +31,8 @@ alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 # DEMO LAB HOOK. `make run` starts a small lab here once the controller is
 # ready: bin/sylab (tests/lab/cmd/sylab) builds 3 simulated hosts (netns, each
 # with its own OVS), starts their node agents against the controller, creates
-# networks blue and red and a few containers, prints commands to try (also
+# networks blue and red, a few containers and a service web (HTTP servers
+# from bin/syprobe in web1 and web2), prints commands to try (also
 # in .local/demo.txt) and runs until stopped. Skipped when SWITCHYARD_DEMO=0;
 # without root or OVS, sylab says why and the controller runs alone.
 DEMO_PID="$LOCAL/demo.pid"
@@ -42,8 +43,8 @@ demo_lab_start() {
 		say "demo lab skipped (SWITCHYARD_DEMO=0)"
 		return
 	fi
-	if [ ! -x "$REPO/bin/sylab" ] || [ ! -x "$REPO/bin/switchyard-agent" ]; then
-		say "demo lab: bin/sylab or bin/switchyard-agent is missing (see 'make build'); the controller runs alone"
+	if [ ! -x "$REPO/bin/sylab" ] || [ ! -x "$REPO/bin/switchyard-agent" ] || [ ! -x "$REPO/bin/syprobe" ]; then
+		say "demo lab: bin/sylab, bin/switchyard-agent or bin/syprobe is missing (see 'make build'); the controller runs alone"
 		return
 	fi
 	say "demo lab: starting 3 hosts with their agents (SWITCHYARD_DEMO=0 skips this)"

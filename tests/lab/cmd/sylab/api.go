@@ -98,6 +98,25 @@ func (a *api) container(ctx context.Context, name, network, host string, labels 
 	return c, nil
 }
 
+// service creates a service (or takes the existing one of that name on
+// that network, from an earlier run, as it is) and returns it as stored.
+func (a *api) service(ctx context.Context, body map[string]any) (openapi.Service, error) {
+	var s openapi.Service
+	name, network := body["name"].(string), body["network"].(string)
+	err := a.call(ctx, "POST", "/api/v1/services?wait=realized&timeout=30s", body, nil)
+	switch status(err) {
+	case 0, http.StatusGatewayTimeout, http.StatusConflict:
+		// Created (realized or not yet), or there from an earlier run.
+	default:
+		return s, fmt.Errorf("service %s: %w", name, err)
+	}
+	path := "/api/v1/services/" + url.PathEscape(name) + "?network=" + url.QueryEscape(network)
+	if err := a.call(ctx, "GET", path, nil, &s); err != nil {
+		return s, fmt.Errorf("service %s: %w", name, err)
+	}
+	return s, nil
+}
+
 // createToken makes a node token for host and returns its secret.
 func (a *api) createToken(ctx context.Context, name, host string) (openapi.Token, error) {
 	var t openapi.Token

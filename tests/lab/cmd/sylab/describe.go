@@ -12,12 +12,18 @@ import (
 	"github.com/switchyard/switchyard/tests/lab"
 )
 
-// check is one of the pings the demo shows, tried once by the demo itself.
+// check is one of the commands the demo shows, tried once by the demo
+// itself: a ping, or (cmd set) a command run with `ip netns exec` in a
+// container's namespace, exactly as printed.
 type check struct {
 	what     string // comment line above the command
 	from, to string // container names; to "" means the gateway of from's network
 	reach    bool   // whether from should reach to
-	ok       bool   // what the demo saw
+	// cmd, when set, is run in from's namespace instead of a ping; want
+	// says whether its output is the expected answer.
+	cmd  []string
+	want func(out string) error
+	ok   bool // what the demo saw
 }
 
 var demoChecks = []check{
@@ -43,11 +49,10 @@ func (d *demo) target(c check) string {
 	return d.containers[c.to].IP
 }
 
-// selfCheck runs every check once, so the text can say what works. The
-// database may say "running" from an earlier run before this run's agents
-// have made anything, so it first waits for the sandboxes to exist, and
-// gives each reachability check a few seconds for the flows to land.
-func (d *demo) selfCheck() {
+// waitSandboxes waits until the agents have made every container's
+// sandbox: the database may say "running" from an earlier run before this
+// run's agents have made anything.
+func (d *demo) waitSandboxes() {
 	err := poll(d.ctx, 60*time.Second, func() error {
 		for name := range d.containers {
 			if _, err := os.Stat(filepath.Join(lab.NetnsDir, d.sandbox(name))); err != nil {
@@ -57,9 +62,18 @@ func (d *demo) selfCheck() {
 		return nil
 	})
 	d.must(err, "waiting for the agents to make the containers' sandboxes")
-	d.checks = append([]check(nil), demoChecks...)
+}
+
+// selfCheck runs every check once, so the text can say what works. It
+// gives each check that should succeed a few seconds for the flows to land.
+func (d *demo) selfCheck() {
+	d.checks = append(append([]check(nil), demoChecks...), d.checks...)
 	for i := range d.checks {
 		c := &d.checks[i]
+		if c.cmd != nil {
+			d.runCheck(c)
+			continue
+		}
 		ns, dst := d.sandbox(c.from), d.target(*c)
 		var r lab.PingResult
 		if c.reach {
@@ -77,6 +91,17 @@ func (d *demo) selfCheck() {
 			d.p.Logf("check %q: %d of %d replies, unexpected:\n%s", c.what, r.Received, r.Sent, r.Output)
 		}
 	}
+}
+
+// command is what a check runs in the namespace of c.from.
+func (d *demo) command(c check) []string {
+	if c.cmd != nil {
+		return c.cmd
+	}
+	if !c.reach {
+		return []string{"ping", "-c3", "-W1", d.target(c)}
+	}
+	return []string{"ping", "-c3", d.target(c)}
 }
 
 // describe is the try-this text: the hosts and containers, the commands to
@@ -107,14 +132,13 @@ func (d *demo) describe() string {
 			failed++
 		}
 		fmt.Fprintf(&b, "    # %s [%s]\n", c.what, mark)
-		wait := ""
-		if !c.reach {
-			wait = " -W1"
-		}
-		fmt.Fprintf(&b, "    %sip netns exec %s ping -c3%s %s\n", sudo, d.sandbox(c.from), wait, d.target(c))
+		fmt.Fprintf(&b, "    %sip netns exec %s %s\n", sudo, d.sandbox(c.from), strings.Join(d.command(c), " "))
 	}
-	fmt.Fprintf(&b, "\n  Add a container and ping it from web1:\n")
+	fmt.Fprintf(&b, "\n  The API, as admin:\n")
 	fmt.Fprintf(&b, "    TOKEN=%s API=%s/api/v1\n", d.api.c.Token, d.api.c.Base)
+	fmt.Fprintf(&b, "    # the backends of %s and their health (the agents probe HTTP :%d%s)\n", demoService.name, lab.ProbeHTTPPort, demoService.healthPath)
+	fmt.Fprintf(&b, "    curl -s -H \"Authorization: Bearer $TOKEN\" \"$API/services/%s/endpoints?network=%s\"\n", demoService.name, demoService.network)
+	fmt.Fprintf(&b, "    # add a container and ping it from web1\n")
 	fmt.Fprintf(&b, "    curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -X POST \"$API/containers?wait=realized\" \\\n")
 	fmt.Fprintf(&b, "         -d '{\"name\":\"web3\",\"network\":\"blue\",\"host\":\"h3\"}'\n")
 	fmt.Fprintf(&b, "    %sip netns exec %s ping -c3 <the ip in the answer>\n", sudo, d.sandbox("web1"))

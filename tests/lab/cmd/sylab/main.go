@@ -1,8 +1,9 @@
 // Command sylab runs the demo lab of `make run`: simulated hosts built by
 // tests/lab (network namespaces, each with its own Open vSwitch), one
 // switchyard-agent per host connected to a running controller, two networks
-// and a few containers, so a new user sees a living network and can ping
-// between containers. It runs until SIGINT or SIGTERM, then stops the
+// and a few containers, and a service with an HTTP server in each of its
+// backends, so a new user sees a living network: can ping between
+// containers, reach the service's VIP and resolve its name. It runs until SIGINT or SIGTERM, then stops the
 // agents and tears the lab down by pid, as every lab does.
 //
 //	sylab -controller http://127.0.0.1:8080   (admin token in SWITCHYARD_ADMIN_TOKEN)
@@ -13,8 +14,8 @@
 // the controller runs on alone. It only talks to the controller through the
 // REST API, like any user, and it never changes the controller's state
 // beyond the demo's own objects (networks blue and red, the containers
-// below, the hosts' node tokens): those persist across runs, and the next
-// run takes them over.
+// below, the service web, the hosts' node tokens): those persist across
+// runs, and the next run takes them over.
 package main
 
 import (
@@ -59,6 +60,7 @@ func main() {
 	var (
 		controller = flag.String("controller", "http://127.0.0.1:8080", "controller base URL, as reachable from this machine")
 		agentBin   = flag.String("agent", filepath.Join(exeDir(), "switchyard-agent"), "the node agent binary")
+		probeBin   = flag.String("probe", filepath.Join(exeDir(), "syprobe"), "the lab's probe server (tests/lab/cmd/syprobe), the service's HTTP backends")
 		tunnel     = flag.String("tunnel", openapi.TunnelGeneve, "tunnel type of the hosts: geneve or vxlan")
 		infoFile   = flag.String("info", "", "also write the try-this text to this file (mode 0600; removed at exit)")
 		clean      = flag.Bool("clean", false, "tear down labs whose creating process is gone (after a hard kill), then exit")
@@ -83,13 +85,15 @@ func main() {
 	if err != nil || u.Scheme != "http" || u.Port() == "" {
 		p.Fatalf("-controller %q: want http://HOST:PORT", *controller)
 	}
-	if _, err := os.Stat(*agentBin); err != nil {
-		p.Fatalf("the node agent binary: %v (make build)", err)
+	for _, bin := range []string{*agentBin, *probeBin} {
+		if _, err := os.Stat(bin); err != nil {
+			p.Fatalf("%v (make build)", err)
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop() // a signal during cleanup is swallowed until here: the teardown finishes
-	d := &demo{p: p, ctx: ctx, agentBin: *agentBin, tunnel: *tunnel,
+	d := &demo{p: p, ctx: ctx, agentBin: *agentBin, probeBin: *probeBin, tunnel: *tunnel,
 		api: &api{c: client.New(*controller, token)}}
 	d.up(u.Host)
 	text := d.describe()
@@ -111,6 +115,7 @@ type demo struct {
 	ctx      context.Context // ends at SIGINT/SIGTERM
 	api      *api
 	agentBin string
+	probeBin string
 	tunnel   string
 
 	lab        *lab.Lab
@@ -132,7 +137,7 @@ func (d *demo) must(err error, what string) {
 }
 
 // up builds the lab, connects the agents and creates the demo's networks
-// and containers. backend is the controller's host:port on this machine.
+// and containers, then the service. backend is the controller's host:port on this machine.
 func (d *demo) up(backend string) {
 	d.must(d.api.call(d.ctx, "GET", "/api/v1/revision", nil, nil), "reaching the controller at "+d.api.c.Base)
 	d.revokeStaleTokens()
@@ -165,6 +170,8 @@ func (d *demo) up(backend string) {
 		d.must(err, "container "+c.name+" (agent log: "+d.lab.Dir+"/agent-"+c.host+".log)")
 		d.containers[c.name] = got
 	}
+	d.waitSandboxes()
+	d.startService()
 	d.selfCheck()
 }
 

@@ -1,12 +1,10 @@
 package dns
 
 import (
-	"errors"
 	"fmt"
 	"net"
-	"runtime"
 
-	"github.com/vishvananda/netns"
+	"github.com/switchyard/switchyard/node/internal/link"
 )
 
 // ListenIn creates the server's UDP and TCP sockets on addr (e.g.
@@ -16,45 +14,21 @@ import (
 // server then serves them from ordinary goroutines. If the thread cannot
 // switch back it is never unlocked, and the runtime destroys it.
 func ListenIn(nsPath, addr string) (*net.UDPConn, net.Listener, error) {
-	ns, err := netns.GetFromPath(nsPath)
+	var u *net.UDPConn
+	var l net.Listener
+	err := link.InNetnsPath(nsPath, func() error {
+		var err error
+		u, l, err = listen(addr)
+		return err
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("open netns %s: %w", nsPath, err)
+		if u != nil {
+			u.Close()
+			l.Close()
+		}
+		return nil, nil, fmt.Errorf("netns %s: %w", nsPath, err)
 	}
-	defer ns.Close()
-	type result struct {
-		udp *net.UDPConn
-		tcp net.Listener
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			done <- result{err: err}
-			return // the thread stays locked: destroyed
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("enter netns %s: %w", nsPath, err)}
-			return
-		}
-		var r result
-		r.udp, r.tcp, r.err = listen(addr)
-		if err := netns.Set(orig); err != nil {
-			if r.err == nil {
-				r.udp.Close()
-				r.tcp.Close()
-			}
-			done <- result{err: errors.Join(r.err, fmt.Errorf("leave netns %s: %w", nsPath, err))}
-			return // the thread stays locked: destroyed
-		}
-		runtime.UnlockOSThread()
-		done <- r
-	}()
-	r := <-done
-	return r.udp, r.tcp, r.err
+	return u, l, nil
 }
 
 // listen creates both sockets in the calling thread's namespace.

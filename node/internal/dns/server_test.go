@@ -66,7 +66,7 @@ func startServer(t testing.TB, cfg Config) *server {
 		cfg.NetworkOf = loopbackNetworks
 	}
 	if cfg.Timeout == 0 {
-		cfg.Timeout = 300 * time.Millisecond
+		cfg.Timeout = 5 * time.Second // tests that want SERVFAIL set their own
 	}
 	s, err := New(cfg)
 	if err != nil {
@@ -248,9 +248,11 @@ func startUpstream(t *testing.T) string {
 
 func TestForward(t *testing.T) {
 	up := startUpstream(t)
-	// The first upstream is dead (nothing listens): the second answers.
-	dead := deadUpstream(t)
-	s := startServer(t, Config{Upstreams: []string{dead, up}})
+	// The first upstream is dead (nothing listens: refused at once), the
+	// second answers. The timeout is generous: on a loaded machine a
+	// loopback answer may take a while, and a short one would flake.
+	dead := closedUpstream(t)
+	s := startServer(t, Config{Upstreams: []string{dead, up}, Timeout: 5 * time.Second})
 	for _, proto := range []string{"udp", "tcp"} {
 		r := s.query(t, proto, "127.0.0.1", "example.com.", dns.TypeA)
 		wantRcode(t, r, dns.RcodeSuccess)
@@ -265,6 +267,18 @@ func TestForward(t *testing.T) {
 	if got := testutil.ToFloat64(s.metrics.forwardFailures.WithLabelValues(dead)); got != 4 {
 		t.Errorf("forward failures of the dead upstream %v, want 4", got)
 	}
+}
+
+// closedUpstream is a loopback address where nothing listens (UDP and TCP
+// refuse at once).
+func closedUpstream(t *testing.T) string {
+	u, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := u.LocalAddr().String()
+	u.Close()
+	return addr
 }
 
 // deadUpstream is a UDP and TCP address on loopback that never answers.

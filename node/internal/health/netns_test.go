@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/node/internal/link"
 	"github.com/switchyard/switchyard/openapi"
 )
 
@@ -47,7 +48,7 @@ func containerNetns(t *testing.T, ip string) string {
 func listenIn(t *testing.T, ns, addr string) net.Listener {
 	t.Helper()
 	var l net.Listener
-	err := inNetns(ns, func() error {
+	err := link.InNetnsPath(ns, func() error {
 		var err error
 		l, err = net.Listen("tcp", addr)
 		return err

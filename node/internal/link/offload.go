@@ -46,6 +46,19 @@ func ethtoolSocketIn(ns netns.NsHandle) (*ethtoolSock, error) {
 	return &ethtoolSock{fd: fd}, nil
 }
 
+// InNetnsPath runs fn on an OS thread switched into the network namespace
+// at path, then switches the thread back (see inNetns). Sockets fn creates
+// stay in that namespace: the agent's DNS resolver listens, and health
+// probes dial, through it.
+func InNetnsPath(path string, fn func() error) error {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", path, err)
+	}
+	defer ns.Close()
+	return inNetns(ns, fn)
+}
+
 // inNetns runs fn on an OS thread switched into ns, then switches the
 // thread back. If switching back fails the thread is never unlocked, so the
 // runtime destroys it instead of reusing it in the wrong namespace.

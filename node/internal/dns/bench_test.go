@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -68,8 +69,13 @@ func reportLatency(b *testing.B, lat []time.Duration, took time.Duration) {
 }
 
 // BenchmarkUpdate10k: the cost of taking a program's names (done on every
-// apply): 10,000 records of 10 networks, unchanged (a change of flows
-// alone) and changed (one record differs: every name is rebuilt).
+// apply): 10,000 records of 10 networks, sorted by key as the controller
+// sends them. "unchanged": no record differs (a change of flows alone; the
+// records are compared with the last ones). "changed": one record's
+// address differs, every other apply (O(change): that record's names are
+// replaced in place). "created": one record more, then one less (a
+// container created and deleted). "unsorted": "changed" with the records
+// shuffled (the map-based diff).
 func BenchmarkUpdate10k(b *testing.B) {
 	p := testProgram()
 	p.DNS = nil
@@ -81,25 +87,38 @@ func BenchmarkUpdate10k(b *testing.B) {
 			p.Containers = append(p.Containers, openapi.ContainerPort{Network: net, DNSDomain: "switchyard.local"})
 		}
 	}
+	slices.SortFunc(p.DNS, func(x, y openapi.DNSRecord) int { return compareKeys(&x, &y) })
 	moved := *p
 	moved.DNS = cloneRecords(p.DNS)
-	moved.DNS[0].IP = "10.9.9.9"
-	s, _ := New(Config{Upstreams: []string{"127.0.0.1:1"}})
-	b.Run("unchanged", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			s.Update(p)
-		}
+	moved.DNS[5000].IP = "10.9.9.9"
+	created := *p
+	created.DNS = slices.Insert(cloneRecords(p.DNS), 5000, openapi.DNSRecord{Network: p.DNS[5000].Network,
+		VNI: p.DNS[5000].VNI, Kind: openapi.DNSContainer, Name: p.DNS[5000].Name + "x", IP: "10.9.9.10"})
+	slices.SortFunc(created.DNS, func(x, y openapi.DNSRecord) int { return compareKeys(&x, &y) })
+	shuffled, shuffledMoved := *p, moved
+	shuffled.DNS, shuffledMoved.DNS = cloneRecords(p.DNS), cloneRecords(moved.DNS)
+	r := rand.New(rand.NewPCG(1, 2))
+	r.Shuffle(len(shuffled.DNS), func(i, j int) { shuffled.DNS[i], shuffled.DNS[j] = shuffled.DNS[j], shuffled.DNS[i] })
+	r.Shuffle(len(shuffledMoved.DNS), func(i, j int) {
+		shuffledMoved.DNS[i], shuffledMoved.DNS[j] = shuffledMoved.DNS[j], shuffledMoved.DNS[i]
 	})
-	b.Run("changed", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if i++; i%2 == 0 {
-				s.Update(p)
-			} else {
-				s.Update(&moved)
+	s, _ := New(Config{Upstreams: []string{"127.0.0.1:1"}})
+	s.Update(p)
+	alternate := func(x, y *openapi.Program) func(b *testing.B) {
+		return func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if i++; i%2 == 0 {
+					s.Update(x)
+				} else {
+					s.Update(y)
+				}
 			}
 		}
-	})
+	}
+	b.Run("unchanged", alternate(p, p))
+	b.Run("changed", alternate(p, &moved))
+	b.Run("created", alternate(p, &created))
+	b.Run("unsorted", alternate(&shuffled, &shuffledMoved))
 }

@@ -18,10 +18,28 @@
 // Anything else is forwarded to the upstream resolvers (forward.go),
 // SERVFAIL when none answers in time. Every answer has TTL 5 s.
 //
-// The names are swapped atomically on each Update: a lookup sees one
+// Update costs O(change) plus one comparison pass, not a rebuild: it
+// compares the program's records with its copy of the last ones (one
+// merge pass when both are sorted by key, as the controller sends them; a
+// map when not) and removes and adds the names of the records that differ
+// alone (diff.go, table.go). It changes the table in place, holding the
+// table's write lock (a sync.RWMutex) for the whole change; a lookup holds
+// the read lock while it reads the names and builds its answer, never
+// while forwarding to an upstream. So a lookup sees the names of one
 // program or the next, never half of one, and never waits for the
-// controller. ListenIn creates the server's sockets inside the agent's DNS
-// namespace (netns.go); forwarding sockets stay in the agent's own.
+// controller. In place rather than copy-on-write: copying even one
+// network's names is O(that network's names) per change, 1,000 per
+// container create on every host of a 1,000-container network; the lock
+// is held only while the differing records' names are added and removed.
+// A change of the domains (a network arrives on or leaves the host, a new
+// domain) rebuilds the table, outside the lock, and swaps it in. Each
+// name's list holds one entry per record, kept sorted (a name may have two
+// addresses, a container and a service), and the reverse names are
+// counted (an address may be in two networks), so the table after any
+// sequence of updates is the one a build of the last records gives.
+//
+// ListenIn creates the server's sockets inside the agent's DNS namespace
+// (netns.go); forwarding sockets stay in the agent's own.
 //
 // It must not touch links, OVS or the program; it only reads programs.
 package dns
@@ -36,7 +54,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -67,19 +84,33 @@ type Config struct {
 // Server answers queries from the current table.
 type Server struct {
 	cfg     Config
-	names   atomic.Pointer[table]
 	fwd     *forwarder
 	metrics *metrics
 
-	// mu serializes Updates; last is what the current names were built
-	// from (an apply that changed no name rebuilds nothing).
-	mu   sync.Mutex
-	last *source
+	// rw guards names: Update holds it for writing while it changes
+	// them, a lookup for reading.
+	rw    sync.RWMutex
+	names *table
+
+	// mu serializes Updates; last is what the current names were made
+	// from, stats what the Updates did (for tests).
+	mu    sync.Mutex
+	last  *source
+	spare []openapi.DNSRecord // storage for the next copy of the records
+	stats updateStats
 }
 
 type source struct {
 	records []openapi.DNSRecord
+	sorted  bool // records are sorted by key
 	domains map[string]string
+}
+
+// updateStats counts what Updates did.
+type updateStats struct {
+	rebuilds       int // whole tables built (first program, domains changed)
+	changes        int // Updates that changed records in place
+	removed, added int // records those took out and put in
 }
 
 // New returns a server with no names; Update gives it some.
@@ -100,7 +131,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	m := newMetrics()
 	s := &Server{cfg: cfg, metrics: m, fwd: &forwarder{upstreams: cfg.Upstreams, timeout: cfg.Timeout, failures: m.forwardFailures}}
-	s.names.Store(build(nil, nil))
+	s.names = build(nil, nil)
 	return s, nil
 }
 
@@ -129,11 +160,50 @@ func (s *Server) Update(prog *openapi.Program) {
 	dom := domains(prog)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.last != nil && maps.Equal(dom, s.last.domains) && sameRecords(records, s.last.records) {
+	if s.last == nil || !maps.Equal(dom, s.last.domains) {
+		t := build(records, dom)
+		s.rw.Lock()
+		s.names = t
+		s.rw.Unlock()
+		s.last = &source{records: cloneRecords(records), sorted: isSorted(records), domains: dom}
+		s.stats.rebuilds++
 		return
 	}
-	s.names.Store(build(records, dom))
-	s.last = &source{records: cloneRecords(records), domains: dom}
+	d := diff(s.last.records, records, s.spare, s.last.sorted)
+	if len(d.removed) == 0 && len(d.added) == 0 {
+		if d.sorted && !s.last.sorted { // the same records, now in order
+			s.last = &source{records: cloneRecords(records), sorted: true, domains: dom}
+		}
+		return
+	}
+	// s.names is only replaced under s.mu, and its domainOf never changes:
+	// the entries are made before the lock.
+	t := s.names
+	rm, add := entries(t, d.removed), entries(t, d.added)
+	s.rw.Lock()
+	for _, e := range rm {
+		t.remove(e)
+	}
+	for _, e := range add {
+		t.add(e)
+	}
+	s.rw.Unlock()
+	s.spare = s.last.records
+	s.last = &source{records: d.kept, sorted: d.sorted, domains: dom}
+	s.stats.changes++
+	s.stats.removed += len(d.removed)
+	s.stats.added += len(d.added)
+}
+
+// entries are what records put in t.
+func entries(t *table, records []*openapi.DNSRecord) []entry {
+	out := make([]entry, 0, len(records))
+	for _, r := range records {
+		if e, ok := t.entry(r); ok {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // Collectors are the server's metrics, for the agent's registry.
@@ -223,18 +293,8 @@ func (s *Server) answer(r *dns.Msg, local netip.Addr, tcp bool) (*dns.Msg, strin
 		m.SetRcode(r, dns.RcodeRefused)
 		return m, ResultRefused
 	}
-	q := r.Question[0]
-	name := strings.ToLower(dns.Fqdn(q.Name))
-	t := s.names.Load()
-	var n *netNames
-	if vni, ok := s.cfg.NetworkOf(local); ok {
-		n = t.nets[vni]
-	}
-	if d, ok := t.authoritative(name); ok {
-		return s.local(r, q, name, n, d)
-	}
-	if q.Qclass == dns.ClassINET && (q.Qtype == dns.TypePTR || q.Qtype == dns.TypeANY) && (t.reverse[name] || locallyServed(name)) {
-		return s.local(r, q, name, n, "in-addr.arpa.")
+	if m, result, ok := s.lookup(r, local); ok {
+		return m, result
 	}
 	resp := s.fwd.forward(r, tcp)
 	if resp == nil {
@@ -245,6 +305,30 @@ func (s *Server) answer(r *dns.Msg, local netip.Addr, tcp bool) (*dns.Msg, strin
 	}
 	resp.Id = r.Id
 	return resp, ResultForward
+}
+
+// lookup answers r from the names if they, or the locally served reverse
+// zones, have it; false: r is for an upstream. It holds the read lock
+// (so it sees one program's names), never while forwarding.
+func (s *Server) lookup(r *dns.Msg, local netip.Addr) (*dns.Msg, string, bool) {
+	q := r.Question[0]
+	name := strings.ToLower(dns.Fqdn(q.Name))
+	s.rw.RLock()
+	defer s.rw.RUnlock()
+	t := s.names
+	var n *netNames
+	if vni, ok := s.cfg.NetworkOf(local); ok {
+		n = t.nets[vni]
+	}
+	if d, ok := t.authoritative(name); ok {
+		m, result := s.local(r, q, name, n, d)
+		return m, result, true
+	}
+	if q.Qclass == dns.ClassINET && (q.Qtype == dns.TypePTR || q.Qtype == dns.TypeANY) && (t.reverse[name] > 0 || locallyServed(name)) {
+		m, result := s.local(r, q, name, n, "in-addr.arpa.")
+		return m, result, true
+	}
+	return nil, "", false
 }
 
 // locallyServed reports whether name is the reverse name of an IPv4
@@ -327,7 +411,7 @@ func (s *Server) local(r *dns.Msg, q dns.Question, name string, n *netNames, zon
 			}
 		}
 		// The zone itself and names between it and a record exist.
-		exists = exists || name == n.zone || (strings.HasSuffix(name, "."+n.zone) && n.hasBelow(name))
+		exists = exists || n.exists(name)
 	}
 	if len(m.Answer) > 0 {
 		return m, ResultAnswer
@@ -338,21 +422,6 @@ func (s *Server) local(r *dns.Msg, q dns.Question, name string, n *netNames, zon
 		return m, ResultNXDomain
 	}
 	return m, ResultAnswer // NODATA: the name exists, not with this type
-}
-
-// hasBelow reports whether some record's name ends in "."+name.
-func (n *netNames) hasBelow(name string) bool {
-	for k := range n.a {
-		if strings.HasSuffix(k, "."+name) {
-			return true
-		}
-	}
-	for k := range n.srv {
-		if strings.HasSuffix(k, "."+name) {
-			return true
-		}
-	}
-	return false
 }
 
 func soa(zone string) dns.RR {

@@ -370,14 +370,23 @@ func TestUpdate(t *testing.T) {
 	wantAnswers(t, s.query(t, "udp", "127.0.0.1", "db2.net1.switchyard.local.", dns.TypeA), "10.1.0.6")
 
 	// The same names again (an apply that changed flows alone): nothing
-	// rebuilt. Another domain: rebuilt.
-	before := s.names.Load()
+	// changed. Another domain: rebuilt.
+	before := s.updateStats()
 	same := *moved
 	same.DNS = cloneRecords(moved.DNS)
 	s.Update(&same)
-	if s.names.Load() != before {
-		t.Error("unchanged names were rebuilt")
+	if after := s.updateStats(); after != before {
+		t.Errorf("unchanged names were changed: %+v, then %+v", before, after)
 	}
+	// One name moved: that record alone is replaced, in place.
+	same.DNS[0].IP = "10.1.0.77"
+	s.Update(&same)
+	if after := s.updateStats(); after.rebuilds != before.rebuilds || after.removed != before.removed+1 || after.added != before.added+1 {
+		t.Errorf("one moved name: %+v, then %+v", before, after)
+	}
+	same.DNS[0].IP = moved.DNS[0].IP
+	s.Update(&same)
+	rebuilds := s.updateStats().rebuilds
 	same.Containers = slices.Clone(same.Containers)
 	for i := range same.Containers {
 		same.Containers[i].DNSDomain = "example.internal"
@@ -385,6 +394,15 @@ func TestUpdate(t *testing.T) {
 	s.Update(&same)
 	wantAnswers(t, s.query(t, "udp", "127.0.0.1", "web.net1.example.internal.", dns.TypeA), "10.1.0.99")
 	wantRcode(t, s.query(t, "udp", "127.0.0.1", "web.net1.switchyard.local.", dns.TypeA), dns.RcodeServerFailure) // forwarded: dead upstream
+	if s.updateStats().rebuilds != rebuilds+1 {
+		t.Error("a new domain did not rebuild the names")
+	}
+}
+
+func (s *Server) updateStats() updateStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
 }
 
 func TestUpstreams(t *testing.T) {

@@ -32,14 +32,21 @@ const (
 	bundleFlags      = bundleAtomic | bundleOrdered // as ovs-ofctl bundle
 )
 
-// flowMods are a change's flow_mod bodies (after the OpenFlow header).
-type flowMods [][]byte
+// ofMod is one message of a bundle: a flow_mod or group_mod body (after
+// the OpenFlow header).
+type ofMod struct {
+	typ  uint8 // ofFlowMod or ofGroupMod
+	body []byte
+}
+
+// bundleMods are a change's messages, in the bundle's order.
+type bundleMods []ofMod
 
 // encodeChange encodes a delta path change: deletions of the keys in dels,
 // then additions of the flow lines of adds (as flowChange.bundle writes
 // them for ovs-ofctl). An error is the encoder declining some flow.
-func encodeChange(dels, adds []string, line map[string]string) (flowMods, error) {
-	mods := make(flowMods, 0, len(dels)+len(adds))
+func encodeChange(dels, adds []string, line map[string]string) (bundleMods, error) {
+	mods := make(bundleMods, 0, len(dels)+len(adds))
 	for _, k := range dels {
 		table, prio, match, err := splitKey(k)
 		if err != nil {
@@ -49,7 +56,7 @@ func encodeChange(dels, adds []string, line map[string]string) (flowMods, error)
 		if err != nil {
 			return nil, err
 		}
-		mods = append(mods, m)
+		mods = append(mods, ofMod{ofFlowMod, m})
 	}
 	for _, k := range adds {
 		table, prio, match, err := splitKey(k)
@@ -64,7 +71,34 @@ func encodeChange(dels, adds []string, line map[string]string) (flowMods, error)
 		if err != nil {
 			return nil, err
 		}
-		mods = append(mods, m)
+		mods = append(mods, ofMod{ofFlowMod, m})
+	}
+	return mods, nil
+}
+
+// encodeDiff encodes a full delta in diff's order (flows.go): groups added
+// or modified, flows deleted, flows added, groups deleted, the groups'
+// specs in gt. An error is the encoder declining some flow or group.
+func encodeDiff(d delta, ft flowTable, gt groupTable) (bundleMods, error) {
+	flows, err := encodeChange(d.delKeys, d.addKeys, ft.lines)
+	if err != nil {
+		return nil, err
+	}
+	mods := make(bundleMods, 0, len(d.setIDs)+len(flows)+len(d.delIDs))
+	for _, id := range d.setIDs {
+		b, err := encodeGroupSet(d.modified[id], gt[id])
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, ofMod{ofGroupMod, b})
+	}
+	mods = append(mods, flows...)
+	for _, id := range d.delIDs {
+		b, err := encodeGroupDelete(id)
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, ofMod{ofGroupMod, b})
 	}
 	return mods, nil
 }
@@ -124,7 +158,7 @@ func (e *ofSwitchError) Error() string {
 // broke while idle (ovs-vswitchd restarted, or dropped it) is redialed once
 // when nothing was committed yet. On any error the connection is closed
 // (an uncommitted bundle is then discarded).
-func (q *modConn) bundle(ctx context.Context, mods flowMods) error {
+func (q *modConn) bundle(ctx context.Context, mods bundleMods) error {
 	var err error
 	for try := 0; try < 2; try++ {
 		if q.c == nil {
@@ -169,7 +203,7 @@ func bundleCtrl(id uint32, typ uint16) []byte {
 
 // bundle opens bundle id, adds mods and waits for a barrier, then commits.
 // committing is set once the commit went out (its outcome may be unknown).
-func (o *ofConn) bundle(id uint32, mods flowMods) (committing bool, err error) {
+func (o *ofConn) bundle(id uint32, mods bundleMods) (committing bool, err error) {
 	var buf []byte
 	put := func(typ uint8, body []byte) uint32 {
 		o.xid++
@@ -179,7 +213,7 @@ func (o *ofConn) bundle(id uint32, mods flowMods) (committing bool, err error) {
 	open := put(ofBundleControl, bundleCtrl(id, bundleOpenReq))
 	first := o.xid + 1
 	for _, m := range mods {
-		inner := ofMessage(o.version, ofFlowMod, o.xid+1, m)
+		inner := ofMessage(o.version, m.typ, o.xid+1, m.body)
 		body := make([]byte, 8, 8+len(inner))
 		binary.BigEndian.PutUint32(body[0:], id)
 		binary.BigEndian.PutUint16(body[6:], bundleFlags)
@@ -213,7 +247,7 @@ func (o *ofConn) bundle(id uint32, mods flowMods) (committing bool, err error) {
 		case typ == ofError:
 			stage := "open"
 			if xid >= first && xid < barrier {
-				stage = fmt.Sprintf("flow_mod %d", xid-first+1)
+				stage = fmt.Sprintf("message %d", xid-first+1)
 			}
 			return false, switchError(stage, b)
 		case typ == ofBundleControl && xid == open && len(b) >= 8 && binary.BigEndian.Uint16(b[4:]) == bundleOpenReply:

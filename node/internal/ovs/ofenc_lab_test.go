@@ -32,7 +32,7 @@ func ofctlBundle(t *testing.T, h *lab.Host, bridge string, lines []string) {
 	h.OFCtl(t, "--no-names", "bundle", bridge, f)
 }
 
-func nativeBundle(t *testing.T, q *modConn, mods flowMods) error {
+func nativeBundle(t *testing.T, q *modConn, mods bundleMods) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -189,9 +189,10 @@ type switchTables struct {
 	groups groupTable
 	// canon is flows in OVS's canonical spelling, computed by Observe.
 	canon canonFlows
-	// groupCanon is the groups as the switch printed them right after
-	// they were installed (groups.go); nil: not known.
-	groupCanon map[uint32]string
+	// groupCanon is the groups as the switch described them (OF1.5 group
+	// desc entries) right after they were installed (groups.go); nil: not
+	// known.
+	groupCanon map[uint32][]byte
 	// idx indexes flows for the delta path (change.go), built on first use.
 	idx *flowIndex
 }

@@ -76,24 +76,40 @@ func encodeChange(dels, adds []string, line map[string]string) (bundleMods, erro
 	return mods, nil
 }
 
-// encodeDiff encodes a full delta in diff's order (flows.go): groups added
-// or modified, flows deleted, flows added, groups deleted, the groups'
+// encodeDiff encodes a full delta in diff's order (flows.go), the groups'
 // specs in gt. An error is the encoder declining some flow or group.
 func encodeDiff(d delta, ft flowTable, gt groupTable) (bundleMods, error) {
-	flows, err := encodeChange(d.delKeys, d.addKeys, ft.lines)
-	if err != nil {
-		return nil, err
+	return encodeBundle(groupOps{sets: d.setIDs, modified: d.modified, dels: d.delIDs, specs: gt}, d.delKeys, d.addKeys, ft.lines)
+}
+
+// groupOps are a change's groups: added or modified (modified says which),
+// with their specs, and deleted.
+type groupOps struct {
+	sets, dels []uint32
+	modified   map[uint32]bool
+	specs      groupTable
+}
+
+func (g groupOps) empty() bool { return len(g.sets)+len(g.dels) == 0 }
+
+// encodeBundle encodes a change in the order that keeps every step valid:
+// groups added or modified (so flows can use them), flows deleted, flows
+// added, groups deleted (deleting a group deletes the flows that use it).
+func encodeBundle(g groupOps, dels, adds []string, line map[string]string) (bundleMods, error) {
+	flows, err := encodeChange(dels, adds, line)
+	if err != nil || g.empty() {
+		return flows, err
 	}
-	mods := make(bundleMods, 0, len(d.setIDs)+len(flows)+len(d.delIDs))
-	for _, id := range d.setIDs {
-		b, err := encodeGroupSet(d.modified[id], gt[id])
+	mods := make(bundleMods, 0, len(g.sets)+len(flows)+len(g.dels))
+	for _, id := range g.sets {
+		b, err := encodeGroupSet(g.modified[id], g.specs[id])
 		if err != nil {
 			return nil, err
 		}
 		mods = append(mods, ofMod{ofGroupMod, b})
 	}
 	mods = append(mods, flows...)
-	for _, id := range d.delIDs {
+	for _, id := range g.dels {
 		b, err := encodeGroupDelete(id)
 		if err != nil {
 			return nil, err

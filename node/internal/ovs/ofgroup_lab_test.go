@@ -1,13 +1,16 @@
 package ovs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/openapi"
+	progpkg "github.com/switchyard/switchyard/openapi/program"
 	"github.com/switchyard/switchyard/tests/lab"
 )
 
@@ -123,8 +126,8 @@ func TestNativeGroupModsLikeOFCtl(t *testing.T) {
 
 // TestServiceGroupDeltasNative, through the applier on a real OVS: a
 // service's select group (the compiler's form) and the flow sending to it
-// come, change and go on the delta path without any ovs-ofctl process
-// (one native bundle each), the drift check sees no drift after each, and
+// come, change and go on the O(change) delta path (only the delta's flows
+// rendered) without any ovs-ofctl process (one native bundle each), the drift check sees no drift after each, and
 // a group changed by hand is drift, repaired by the next apply.
 func TestServiceGroupDeltasNative(t *testing.T) {
 	l := newLab(t, 1, "geneve")
@@ -146,7 +149,8 @@ func TestServiceGroupDeltasNative(t *testing.T) {
 		}
 		return p
 	}
-	apply(t, a, prog(1))
+	prev := seal(prog(1))
+	apply(t, a, prev)
 	for _, s := range []struct {
 		name   string
 		p      *openapi.Program
@@ -156,10 +160,16 @@ func TestServiceGroupDeltasNative(t *testing.T) {
 		{"modify", prog(3, openapi.Group{ID: 40, Spec: spec(70, 30)}, openapi.Group{ID: 41, Spec: spec(1, 1)}), 2},
 		{"delete", prog(4, openapi.Group{ID: 40, Spec: spec(70, 30)}), 1},
 	} {
-		r := apply(t, a, s.p)
-		if r.Degraded() || r.OpenFlow != "delta" || r.OFCtlRuns != 0 {
-			t.Fatalf("%s: openflow %s, %d ovs-ofctl runs, dropped %v; want one native delta", s.name, r.OpenFlow, r.OFCtlRuns, r.Dropped)
+		p := seal(s.p)
+		d := progpkg.Diff(prev, p)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		r, err := a.ApplyDelta(ctx, p, d)
+		cancel()
+		if err != nil || r.Degraded() || r.OpenFlow != "delta" || r.OFCtlRuns != 0 || r.FlowsRendered != len(d.AddFlows)+len(d.RemoveFlows) {
+			t.Fatalf("%s: %v, openflow %s, %d ovs-ofctl runs, %d flows rendered (delta %d), dropped %v; want the delta path, natively",
+				s.name, err, r.OpenFlow, r.OFCtlRuns, r.FlowsRendered, len(d.AddFlows)+len(d.RemoveFlows), r.Dropped)
 		}
+		prev = p
 		if g := groupsOn(t, h, "br-int"); len(g) != s.groups || !strings.Contains(g[0], "group_id=40,") ||
 			s.name != "add" && !strings.Contains(g[0], "weight:70") {
 			t.Fatalf("%s: groups\n%s", s.name, lines2(g))
@@ -168,6 +178,45 @@ func TestServiceGroupDeltasNative(t *testing.T) {
 			t.Fatalf("%s: drift: %v", s.name, o.Drift)
 		}
 	}
+	delta := func(p *openapi.Program) (ApplyResult, *openapi.ProgramDelta) {
+		t.Helper()
+		p = seal(p)
+		d := progpkg.Diff(prev, p)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		r, err := a.ApplyDelta(ctx, p, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev = p
+		return r, d
+	}
+	// The same change through ovs-ofctl (OFCtlDeltas): one bundle with
+	// the groups and flows, in the same order.
+	a.opts.OFCtlDeltas = true
+	r, d := delta(prog(5, openapi.Group{ID: 40, Spec: spec(60, 40)}, openapi.Group{ID: 42, Spec: spec(1, 2)}))
+	a.opts.OFCtlDeltas = false
+	if r.Degraded() || r.OpenFlow != "delta" || r.OFCtlRuns != 1 || r.FlowsRendered != len(d.AddFlows)+len(d.RemoveFlows) {
+		t.Fatalf("through ovs-ofctl: openflow %s, %d runs, %d flows rendered, dropped %v", r.OpenFlow, r.OFCtlRuns, r.FlowsRendered, r.Dropped)
+	}
+	if g := groupsOn(t, h, "br-int"); len(g) != 2 || !strings.Contains(g[0], "weight:60") || !strings.Contains(g[1], "group_id=42,") {
+		t.Fatalf("through ovs-ofctl: groups\n%s", lines2(g))
+	}
+	if o := observe(t, a); o.Drifted() {
+		t.Fatalf("through ovs-ofctl: drift: %v", o.Drift)
+	}
+	// A group removed while a flow still sends to it: not for the delta
+	// path; the full path drops the flow and says why.
+	p6 := prog(6, openapi.Group{ID: 40, Spec: spec(60, 40)}, openapi.Group{ID: 42, Spec: spec(1, 2)})
+	p6.Groups = p6.Groups[:1]
+	r, d = delta(p6)
+	if r.FlowsRendered == len(d.AddFlows)+len(d.RemoveFlows) || len(r.Dropped) != 1 || !strings.Contains(r.Dropped[0].Reason, "group 42 is not installed") {
+		t.Fatalf("group removed under a flow: %d flows rendered, dropped %v", r.FlowsRendered, r.Dropped)
+	}
+	if g := groupsOn(t, h, "br-int"); len(g) != 1 {
+		t.Fatalf("group removed under a flow: groups\n%s", lines2(g))
+	}
+	apply(t, a, prog(4, openapi.Group{ID: 40, Spec: spec(70, 30)}))
 	h.OFCtl(t, "mod-group", "br-int", "group_id=40,type=select,selection_method=dp_hash,"+
 		"bucket=bucket_id:0,weight:70,actions=set_field:0x1->reg3,ct(commit,table=8,zone=NXM_NX_REG0[0..15],nat(dst="+c1.ip()+":8080)),"+
 		"bucket=bucket_id:1,weight:31,actions=set_field:0x1->reg3,ct(commit,table=8,zone=NXM_NX_REG0[0..15],nat(dst="+c2.ip()+":8080))")

@@ -3,6 +3,8 @@ package ovs
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -56,6 +58,16 @@ func TestNativeFlowModsLikeOFCtl(t *testing.T) {
 
 	fs, ports := goldenFlows(t)
 	keys, lines := renderAll(t, fs, ports)
+	// The services' flows send to groups: stand-ins on both bridges.
+	ids := groupTable{}
+	for _, f := range fs {
+		maps.Copy(ids, groupsNamed(f.Actions))
+	}
+	for _, id := range sortedIDs(ids) {
+		for _, br := range []string{"br-nat", "br-ctl"} {
+			h.OFCtl(t, "add-group", br, fmt.Sprintf("group_id=%d,type=select,bucket=bucket_id:0,weight:1,actions=output:1", id))
+		}
+	}
 	mods, err := encodeChange(nil, keys, lines)
 	if err != nil {
 		t.Fatal(err)

@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// The delta path's flow_mods, sent natively: the change's flows encoded by
-// ofenc.go, in one atomic, ordered OpenFlow 1.5 bundle over a connection
+// The delta path's flow_mods and group_mods, sent natively: the change's
+// flows and groups encoded by ofenc.go and ofgroup.go, in one atomic,
+// ordered OpenFlow 1.5 bundle over a connection
 // the applier keeps open to br-int (no process per change). The bundle is
 // opened and filled, then a barrier, all in one write while the answers
 // are read: the switch has checked every message when it answers the

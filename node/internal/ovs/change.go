@@ -109,6 +109,9 @@ func (a *Applier) planGroups(d *openapi.ProgramDelta, r resolver) (groupOps, gro
 	}
 	inst := a.installed.groups
 	after := maps.Clone(inst)
+	if after == nil {
+		after = groupTable{}
+	}
 	for _, id := range d.RemoveGroups {
 		if _, ok := after[id]; !ok {
 			return g, nil, false
@@ -310,8 +313,9 @@ func (c flowChange) bundle() []byte {
 	return []byte(b.String())
 }
 
-// sendChange sends the change's flow_mods in one bundle: natively when
-// the encoder knows every flow (ofbundle.go), else through ovs-ofctl.
+// sendChange sends the change's group_mods and flow_mods in one bundle:
+// natively when the encoder knows every flow and group (ofbundle.go), else
+// through ovs-ofctl.
 func (a *Applier) sendChange(ctx context.Context, c flowChange) error {
 	if !a.opts.OFCtlDeltas {
 		mods, err := encodeBundle(c.groups, c.dels, c.adds, c.line)

@@ -384,7 +384,7 @@ func (a *Applier) installChange(ctx context.Context, c flowChange) (syncResult, 
 	if c.after != nil {
 		a.installed.groups = c.after
 		if !c.groups.empty() {
-			a.snapGroups(ctx)
+			a.installed.groupsUnread = true
 		}
 	}
 	return res, true

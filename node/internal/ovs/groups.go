@@ -13,9 +13,9 @@ import (
 // Group content drift. The reference is the switch's own description of
 // each group (its OpenFlow 1.5 group desc entry: type, buckets with their
 // ids, weights and actions, selection method), read over the applier's
-// OpenFlow connection right after a sync that changed groups
-// (a.installed.groupCanon): one request and its reply, no ovs-ofctl
-// process. The drift check reads the entries again and compares them byte
+// OpenFlow connection after an apply that changed groups, once the change
+// is in force (a.installed.groupCanon): one request and its reply, no
+// ovs-ofctl process. The drift check reads the entries again and compares them byte
 // for byte: the switch encodes the same group the same way, so any change
 // made by hand (another bucket, weight, action or method) is drift, and
 // the next apply does a full sync, which puts every group back with
@@ -73,7 +73,7 @@ func splitGroupDescs(parts [][]byte) (map[uint32][]byte, error) {
 // there are none) it records nothing and the drift check compares ids
 // only.
 func (a *Applier) snapGroups(ctx context.Context) {
-	a.installed.groupCanon = nil
+	a.installed.groupCanon, a.installed.groupsUnread = nil, false
 	if len(a.installed.groups) == 0 {
 		return
 	}
@@ -92,6 +92,9 @@ func (a *Applier) snapGroups(ctx context.Context) {
 // observeGroups lists the installed groups whose content differs from
 // what was installed (ids missing or unexpected are the probe's).
 func (a *Applier) observeGroups(ctx context.Context, drift func(string, ...any)) (bool, error) {
+	if a.installed.groupsUnread && a.installed.valid {
+		a.snapGroups(ctx)
+	}
 	want := a.installed.groupCanon
 	if want == nil {
 		return true, nil

@@ -194,6 +194,9 @@ type switchTables struct {
 	// desc entries) right after they were installed (groups.go); nil: not
 	// known.
 	groupCanon map[uint32][]byte
+	// groupsUnread is set when groups changed and groupCanon was not read
+	// since (the apply reads it once the change is in force).
+	groupsUnread bool
 	// idx indexes flows for the delta path (change.go), built on first use.
 	idx *flowIndex
 }

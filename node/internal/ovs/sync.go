@@ -28,11 +28,9 @@ func (a *Applier) syncFlows(ctx context.Context, ft flowTable, gt groupTable) (s
 			}
 			err := a.sendDiff(ctx, d, ft, gt)
 			if err == nil {
-				canon := a.installed.groupCanon
-				a.installed = switchTables{valid: true, gen: a.gen, flows: ft, groups: gt, groupCanon: canon}
-				if d.groupSets+d.gDels > 0 {
-					a.snapGroups(ctx)
-				}
+				in := a.installed
+				a.installed = switchTables{valid: true, gen: a.gen, flows: ft, groups: gt, groupCanon: in.groupCanon,
+					groupsUnread: in.groupsUnread || d.groupSets+d.gDels > 0}
 				return syncResult{mode: "delta", added: d.flowAdds, removed: d.flowDels}, nil
 			}
 			// The bundle changed nothing; the full sync below reports a bad flow.
@@ -123,8 +121,7 @@ func (a *Applier) fullSync(ctx context.Context, ft flowTable, gt groupTable) (sy
 			return res, err
 		}
 	}
-	a.installed = switchTables{valid: true, gen: a.gen, flows: ft, groups: gt}
-	a.snapGroups(ctx)
+	a.installed = switchTables{valid: true, gen: a.gen, flows: ft, groups: gt, groupsUnread: true}
 	return res, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -231,5 +233,79 @@ func TestServiceGroupDeltasNative(t *testing.T) {
 	}
 	if o := observe(t, a); o.Drifted() {
 		t.Fatalf("drift after the repair: %v", o.Drift)
+	}
+}
+
+// TestGroupDeltaTransitions applies random sequences of service changes
+// (select groups coming, going and changing buckets, weights and backends,
+// with the flows sending to them) as deltas on one host, natively, and the
+// program whole on a second host every 10 steps: both must hold the same
+// groups and flows, every step must take the O(change) path without
+// ovs-ofctl, and the delta host must see no drift.
+func TestGroupDeltaTransitions(t *testing.T) {
+	l := newLab(t, 2, "geneve")
+	hd, hf := l.Hosts[0], l.Hosts[1]
+	ad, af := newApplier(t, l, hd), newApplier(t, l, hf)
+	for _, a := range []*Applier{ad, af} {
+		if _, err := a.NewGeneration(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := rand.New(rand.NewPCG(10, 1))
+	cur := placement{1: "h1", 2: "h1", 3: "h2", 4: "h3"}
+	build := func(rev int64, groups map[uint32]string) *openapi.Program {
+		p := placed(rev, cur)
+		for _, id := range slices.Sorted(maps.Keys(groups)) {
+			p.Groups = append(p.Groups, openapi.Group{ID: id, Spec: groups[id]})
+			p.Flows = append(p.Flows, openapi.Flow{Table: 5, Priority: 100, Cookie: 0xf000 + uint64(id),
+				Match: fmt.Sprintf("ct_state=+new+trk,tcp,nw_dst=10.96.0.%d,tp_dst=80", id), Actions: fmt.Sprintf("group:%d", id)})
+		}
+		progpkg.SortFlows(p.Flows)
+		return seal(p)
+	}
+	randSpec := func() string {
+		spec := "type=select,selection_method=dp_hash"
+		for b := 0; b <= r.IntN(3); b++ {
+			spec += fmt.Sprintf(",bucket=bucket_id:%d,weight:%d,actions=ct(commit,table=8,zone=NXM_NX_REG0[0..15],nat(dst=10.60.0.%d:%d))",
+				b, 1+r.IntN(200), 1+r.IntN(4), 8080+r.IntN(2))
+		}
+		return spec
+	}
+	groups := map[uint32]string{}
+	prev := build(1, groups)
+	apply(t, ad, prev)
+	for step := 2; step <= 30; step++ {
+		for k := 1 + r.IntN(3); k > 0; k-- {
+			id := uint32(50 + r.IntN(6))
+			if _, ok := groups[id]; ok && r.IntN(3) == 0 {
+				delete(groups, id)
+			} else {
+				groups[id] = randSpec()
+			}
+		}
+		p := build(int64(step), groups)
+		d := progpkg.Diff(prev, p)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		res, err := ad.ApplyDelta(ctx, p, d)
+		cancel()
+		if err != nil || res.Degraded() || res.OFCtlRuns != 0 || res.FlowsRendered != len(d.AddFlows)+len(d.RemoveFlows) {
+			t.Fatalf("step %d: %v, openflow %s, %d ovs-ofctl runs, %d flows rendered (delta %d), dropped %v",
+				step, err, res.OpenFlow, res.OFCtlRuns, res.FlowsRendered, len(d.AddFlows)+len(d.RemoveFlows), res.Dropped)
+		}
+		prev = p
+		if step%10 != 0 {
+			continue
+		}
+		if o := observe(t, ad); o.Drifted() {
+			t.Fatalf("step %d: the delta host drifted: %v", step, o.Drift)
+		}
+		apply(t, af, prev) // the whole program (resolve and diff)
+		if got, want := groupsOn(t, hd, "br-int"), groupsOn(t, hf, "br-int"); !slices.Equal(got, want) || len(got) != len(groups) {
+			t.Fatalf("step %d: after deltas the host holds the groups\n%s\nthe whole program gives\n%s", step, lines2(got), lines2(want))
+		}
+		if got, want := flows(t, hd), flows(t, hf); !slices.Equal(got, want) {
+			t.Fatalf("step %d: after deltas the host holds\n%s\nthe whole program gives\n%s", step, lines(got), lines(want))
+		}
+		t.Logf("step %d: %d groups, the same on both hosts", step, len(groups))
 	}
 }

@@ -239,6 +239,9 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 			res.Warnings = append(res.Warnings, "datapath cache: "+rerr.Error())
 		}
 	}
+	if err == nil && a.installed.groupsUnread {
+		a.snapGroups(ctx) // the drift check's reference, once in force (groups.go)
+	}
 	res.Timing.OpenFlow = time.Since(t)
 	if len(a.requested) > 0 {
 		a.confirmRequested(ctx, &res, fresh, states, failed)

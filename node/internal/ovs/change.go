@@ -3,7 +3,10 @@ package ovs
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/switchyard/switchyard/openapi"
@@ -14,15 +17,20 @@ import (
 // switch is known to hold exactly the last program's tables, only the
 // delta's flows are rendered, checked against what is installed, and sent
 // in one bundle; the installed tables are then patched in place. Anything
-// unusual (a flow that does not render, a duplicate, a port whose ofport
-// moved, groups, a degraded last apply) makes the apply fall back to the
-// full resolve and diff, which handles it and reports it.
+// unusual (a flow or group that does not render, a duplicate, a port whose
+// ofport moved, a group removed while a flow still uses it, a degraded
+// last apply) makes the apply fall back to the full resolve and diff,
+// which handles it and reports it. Groups the delta adds, changes or
+// removes go in the same bundle as its flows (groups first, group
+// deletions last).
 
 // flowIndex is what the delta path needs to know of the installed flows
 // beyond their lines: how many flows name each port (a port may go only
-// when none does) and how many carry each cookie (the drift check).
+// when none does) and each group (likewise), and how many carry each
+// cookie (the drift check).
 type flowIndex struct {
 	refs    map[string]int
+	grefs   map[uint32]int
 	cookies map[uint64]int
 }
 
@@ -32,7 +40,7 @@ func (in *switchTables) index() *flowIndex {
 	if in.idx != nil {
 		return in.idx
 	}
-	x := &flowIndex{refs: map[string]int{}, cookies: map[uint64]int{}}
+	x := &flowIndex{refs: map[string]int{}, grefs: map[uint32]int{}, cookies: map[uint64]int{}}
 	for _, f := range in.flows.src {
 		x.count(f, in.gen, 1)
 	}
@@ -43,6 +51,13 @@ func (in *switchTables) index() *flowIndex {
 // count adds n times f to the index.
 func (x *flowIndex) count(f *openapi.Flow, gen uint16, n int) {
 	x.cookies[Cookie(f.Cookie, gen)] += n
+	if strings.Contains(f.Actions, "group:") {
+		for _, m := range groupRef.FindAllStringSubmatch(f.Actions, -1) {
+			if id, err := strconv.ParseUint(m[1], 10, 32); err == nil {
+				x.grefs[uint32(id)] += n
+			}
+		}
+	}
 	for _, s := range [2]string{f.Match, f.Actions} {
 		for {
 			i := strings.Index(s, portRefOpen)
@@ -69,6 +84,10 @@ type flowChange struct {
 	// gone are the delta's flows leaving the table, came those entering
 	// it (for the index).
 	gone, came []*openapi.Flow
+	// groups are the delta's group changes; after is the group table
+	// once they are made (nil: no group changes).
+	groups groupOps
+	after  groupTable
 }
 
 // deltaUsable reports whether prog can be applied from d on the delta path:
@@ -77,8 +96,60 @@ func (a *Applier) deltaUsable(prog *openapi.Program, d *openapi.ProgramDelta) bo
 	l := a.applied
 	return d != nil && l != nil && l.exact && prog.Digest != "" &&
 		d.FromDigest == l.prog.Digest && d.Digest == prog.Digest &&
-		a.installed.valid && a.installed.gen == a.gen &&
-		len(d.AddGroups) == 0 && len(d.RemoveGroups) == 0
+		a.installed.valid && a.installed.gen == a.gen
+}
+
+// planGroups works out d's group changes against the installed groups:
+// ok is false when the delta path cannot take them (a group that does not
+// render, or removes what is not installed).
+func (a *Applier) planGroups(d *openapi.ProgramDelta, r resolver) (groupOps, groupTable, bool) {
+	var g groupOps
+	if len(d.AddGroups)+len(d.RemoveGroups) == 0 {
+		return g, nil, true
+	}
+	inst := a.installed.groups
+	after := maps.Clone(inst)
+	if after == nil {
+		after = groupTable{}
+	}
+	for _, id := range d.RemoveGroups {
+		if _, ok := after[id]; !ok {
+			return g, nil, false
+		}
+		delete(after, id)
+	}
+	g.specs = groupTable{}
+	for i := range d.AddGroups {
+		ng := &d.AddGroups[i]
+		spec, err := r.substitute(ng.Spec)
+		if err != nil || strings.Contains(spec, "group_id=") {
+			return g, nil, false
+		}
+		if _, dup := after[ng.ID]; dup {
+			return g, nil, false
+		}
+		full := fmt.Sprintf("group_id=%d,%s", ng.ID, spec)
+		after[ng.ID] = full
+		switch old, had := inst[ng.ID]; {
+		case !had:
+			g.sets = append(g.sets, ng.ID)
+		case old != full:
+			g.sets = append(g.sets, ng.ID)
+			if g.modified == nil {
+				g.modified = map[uint32]bool{}
+			}
+			g.modified[ng.ID] = true
+		}
+		g.specs[ng.ID] = full
+	}
+	for _, id := range d.RemoveGroups {
+		if _, back := after[id]; !back {
+			g.dels = append(g.dels, id)
+		}
+	}
+	slices.Sort(g.sets)
+	slices.Sort(g.dels)
+	return g, after, true
 }
 
 // planChange renders d's flows and checks them against the installed table.
@@ -98,6 +169,14 @@ func (a *Applier) planChange(d *openapi.ProgramDelta, ofports map[string]int, fa
 	oldR := resolver{ofports: l.ofports, failed: l.failed, off: a.portsOff()}
 	newR := resolver{ofports: ofports, failed: failed, off: a.portsOff()}
 	c := flowChange{line: map[string]string{}, src: map[string]*openapi.Flow{}}
+	var ok bool
+	if c.groups, c.after, ok = a.planGroups(d, newR); !ok {
+		return flowChange{}, false
+	}
+	newG := a.installed.groups
+	if c.after != nil {
+		newG = c.after
+	}
 	removed := map[string]bool{}
 	for i := range d.RemoveFlows {
 		f := &d.RemoveFlows[i]
@@ -113,7 +192,7 @@ func (a *Applier) planChange(d *openapi.ProgramDelta, ofports map[string]int, fa
 	}
 	for i := range d.AddFlows {
 		f := &d.AddFlows[i]
-		line, key, err := renderFlow(f, newR, a.gen, a.installed.groups)
+		line, key, err := renderFlow(f, newR, a.gen, newG)
 		if errors.Is(err, errPortOff) {
 			continue // left out, as in a full apply
 		}
@@ -137,11 +216,26 @@ func (a *Applier) planChange(d *openapi.ProgramDelta, ofports map[string]int, fa
 			c.dels = append(c.dels, k)
 		}
 	}
-	// A port leaving the program must leave no flow naming it behind.
+	// A group leaving must leave no flow using it behind.
 	x := a.installed.index()
+	for _, id := range c.groups.dels {
+		left := x.grefs[id]
+		for _, f := range c.gone {
+			left -= refsToGroup(f, id)
+		}
+		if left > 0 {
+			return flowChange{}, false
+		}
+	}
+	// A port leaving the program must leave no flow naming it behind, nor
+	// a group (their specs are not indexed: any group naming a port then
+	// takes the full path).
 	for n := range l.ofports {
 		if _, kept := ofports[n]; kept {
 			continue
+		}
+		if groupsNamePorts(l.prog) {
+			return flowChange{}, false
 		}
 		left := x.refs[n]
 		for _, f := range c.gone {
@@ -167,9 +261,42 @@ func refsTo(f *openapi.Flow, name string) int {
 	return strings.Count(f.Match, ref) + strings.Count(f.Actions, ref)
 }
 
-// bundle is the ovs-ofctl bundle file of the change: deletions first.
+// refsToGroup counts f's group:id actions.
+func refsToGroup(f *openapi.Flow, id uint32) int {
+	n := 0
+	if strings.Contains(f.Actions, "group:") {
+		for _, m := range groupRef.FindAllStringSubmatch(f.Actions, -1) {
+			if m[1] == strconv.FormatUint(uint64(id), 10) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// groupsNamePorts reports whether a group of p names a port.
+func groupsNamePorts(p *openapi.Program) bool {
+	for i := range p.Groups {
+		if strings.Contains(p.Groups[i].Spec, portRefOpen) {
+			return true
+		}
+	}
+	return false
+}
+
+// bundle is the ovs-ofctl bundle file of the change: groups added or
+// modified, flows deleted, flows added, groups deleted.
 func (c flowChange) bundle() []byte {
 	var b strings.Builder
+	for _, id := range c.groups.sets {
+		if c.groups.modified[id] {
+			b.WriteString("group modify ")
+		} else {
+			b.WriteString("group add ")
+		}
+		b.WriteString(c.groups.specs[id])
+		b.WriteByte('\n')
+	}
 	for _, k := range c.dels {
 		b.WriteString("flow delete_strict ")
 		b.WriteString(k)
@@ -180,14 +307,18 @@ func (c flowChange) bundle() []byte {
 		b.WriteString(c.line[k])
 		b.WriteByte('\n')
 	}
+	for _, id := range c.groups.dels {
+		fmt.Fprintf(&b, "group delete group_id=%d\n", id)
+	}
 	return []byte(b.String())
 }
 
-// sendChange sends the change's flow_mods in one bundle: natively when
-// the encoder knows every flow (ofbundle.go), else through ovs-ofctl.
+// sendChange sends the change's group_mods and flow_mods in one bundle:
+// natively when the encoder knows every flow and group (ofbundle.go), else
+// through ovs-ofctl.
 func (a *Applier) sendChange(ctx context.Context, c flowChange) error {
 	if !a.opts.OFCtlDeltas {
-		mods, err := encodeChange(c.dels, c.adds, c.line)
+		mods, err := encodeBundle(c.groups, c.dels, c.adds, c.line)
 		if err == nil {
 			return a.mods.bundle(ctx, mods)
 		}
@@ -215,7 +346,7 @@ func (c flowChange) cookies(gen uint16) []uint64 {
 // the bundle failed: nothing was changed, and the caller does a full sync.
 func (a *Applier) installChange(ctx context.Context, c flowChange) (syncResult, bool) {
 	res := syncResult{mode: "delta", added: len(c.adds), removed: len(c.dels)}
-	if len(c.adds)+len(c.dels) == 0 && len(c.gone)+len(c.came) == 0 {
+	if len(c.adds)+len(c.dels) == 0 && len(c.gone)+len(c.came) == 0 && c.after == nil {
 		return syncResult{mode: "unchanged"}, true
 	}
 	x := a.installed.index()
@@ -229,7 +360,7 @@ func (a *Applier) installChange(ctx context.Context, c flowChange) (syncResult, 
 			return res, false
 		}
 	}
-	if len(c.adds)+len(c.dels) > 0 {
+	if len(c.adds)+len(c.dels) > 0 || !c.groups.empty() {
 		if err := a.sendChange(ctx, c); err != nil {
 			return res, false
 		}
@@ -250,5 +381,11 @@ func (a *Applier) installChange(ctx context.Context, c flowChange) (syncResult, 
 	}
 	t.keys = nil // the order is gone; orderedKeys sorts when asked
 	a.installed.canon = nil
+	if c.after != nil {
+		a.installed.groups = c.after
+		if !c.groups.empty() {
+			a.installed.groupsUnread = true
+		}
+	}
 	return res, true
 }

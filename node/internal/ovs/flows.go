@@ -215,9 +215,12 @@ func renderFlow(f *openapi.Flow, r resolver, gen uint16, gt groupTable) (line, k
 type delta struct {
 	lines                                []string
 	flowAdds, flowDels, groupSets, gDels int
-	// delKeys and addKeys are the flows deleted and added (for the
-	// native flow_mods, ofbundle.go).
+	// delKeys and addKeys are the flows deleted and added, setIDs and
+	// delIDs the groups added or modified (modified says which) and
+	// deleted (for the native bundle, ofbundle.go).
 	delKeys, addKeys []string
+	setIDs, delIDs   []uint32
+	modified         map[uint32]bool
 }
 
 func (d delta) empty() bool { return len(d.lines) == 0 }
@@ -232,9 +235,15 @@ func diff(oldF, newF flowTable, oldG, newG groupTable) delta {
 		switch old, ok := oldG[id]; {
 		case !ok:
 			d.lines = append(d.lines, "group add "+newG[id])
+			d.setIDs = append(d.setIDs, id)
 			d.groupSets++
 		case old != newG[id]:
 			d.lines = append(d.lines, "group modify "+newG[id])
+			d.setIDs = append(d.setIDs, id)
+			if d.modified == nil {
+				d.modified = map[uint32]bool{}
+			}
+			d.modified[id] = true
 			d.groupSets++
 		}
 	}
@@ -255,6 +264,7 @@ func diff(oldF, newF flowTable, oldG, newG groupTable) delta {
 	for _, id := range sortedIDs(oldG) {
 		if _, ok := newG[id]; !ok {
 			d.lines = append(d.lines, fmt.Sprintf("group delete group_id=%d", id))
+			d.delIDs = append(d.delIDs, id)
 			d.gDels++
 		}
 	}

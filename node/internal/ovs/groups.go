@@ -1,62 +1,83 @@
 package ovs
 
 import (
+	"bytes"
 	"context"
-	"fmt"
-	"strconv"
-	"strings"
+	"encoding/binary"
+	"errors"
+	"maps"
+	"slices"
+	"time"
 )
 
-// Group content drift. Groups compare in OVS's own spelling too, but
-// ovs-ofctl has no batch parser for groups (parse-group takes one per
-// process), so the canonical form of the installed groups is read back
-// once, with dump-groups, right after a sync that changed them
-// (a.installed.groupCanon); the drift check then compares each group's
-// dump with it. A group changed by hand (another bucket, weight or action)
-// is drift: the next apply does a full sync, which puts every group back
-// with `group add_or_mod`.
+// Group content drift. The reference is the switch's own description of
+// each group (its OpenFlow 1.5 group desc entry: type, buckets with their
+// ids, weights and actions, selection method), read over the applier's
+// OpenFlow connection after an apply that changed groups, once the change
+// is in force (a.installed.groupCanon): one request and its reply, no
+// ovs-ofctl process. The drift check reads the entries again and compares them byte
+// for byte: the switch encodes the same group the same way, so any change
+// made by hand (another bucket, weight, action or method) is drift, and
+// the next apply does a full sync, which puts every group back with
+// `group add_or_mod`.
 
-// parseGroupDump maps group id to its line in `ovs-ofctl dump-groups`
-// output ("group_id=N,type=...,bucket=...").
-func parseGroupDump(out string) (map[uint32]string, error) {
-	g := map[uint32]string{}
-	for _, line := range strings.Split(out, "\n") {
-		line = strings.TrimSpace(line)
-		if !strings.HasPrefix(line, "group_id=") {
-			continue
+const ofpgAll = 0xfffffffc // OFPG_ALL
+
+// groupDescs returns the switch's OF1.5 group desc entry of every group,
+// by id. A connection that broke while idle is redialed once.
+func (q *modConn) groupDescs(ctx context.Context) (map[uint32][]byte, error) {
+	var err error
+	for try := 0; try < 2; try++ {
+		if q.c == nil {
+			if q.c, err = dialOFVersion(ctx, q.socket, ofVersion15); err != nil {
+				return nil, err
+			}
 		}
-		rest := strings.TrimPrefix(line, "group_id=")
-		end := strings.IndexByte(rest, ',')
-		if end < 0 {
-			end = len(rest)
+		deadline, ok := ctx.Deadline()
+		if !ok || time.Until(deadline) > 5*time.Second {
+			deadline = time.Now().Add(5 * time.Second)
 		}
-		id, err := strconv.ParseUint(rest[:end], 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("unparsable group %q", line)
+		q.c.c.SetDeadline(deadline)
+		req := make([]byte, 8) // ofp15_group_desc_request: all groups
+		binary.BigEndian.PutUint32(req, ofpgAll)
+		var parts [][]byte
+		if parts, err = q.c.multipart(ofmpGroupDesc, req); err == nil {
+			return splitGroupDescs(parts)
 		}
-		g[uint32(id)] = line
+		q.close()
+	}
+	return nil, err
+}
+
+// splitGroupDescs maps each group desc entry of a reply to its group id.
+func splitGroupDescs(parts [][]byte) (map[uint32][]byte, error) {
+	g := map[uint32][]byte{}
+	for _, p := range parts {
+		for len(p) > 0 {
+			if len(p) < 8 {
+				return nil, errors.New("bad group desc reply")
+			}
+			n := int(binary.BigEndian.Uint16(p[0:]))
+			if n < 8 || n > len(p) {
+				return nil, errors.New("bad group desc reply")
+			}
+			g[binary.BigEndian.Uint32(p[4:])] = p[:n:n]
+			p = p[n:]
+		}
 	}
 	return g, nil
 }
 
-// dumpGroups reads the bridge's groups in canonical form.
-func (a *Applier) dumpGroups(ctx context.Context) (map[uint32]string, error) {
-	out, err := a.of.run(ctx, a.opts.Bridge, nil, "dump-groups")
-	if err != nil {
-		return nil, err
-	}
-	return parseGroupDump(out)
-}
-
-// snapGroups records the canonical form of the groups just installed, when
-// the switch holds exactly their ids; otherwise (or when there are none)
-// it records nothing and the drift check compares ids only.
+// snapGroups records the switch's description of the groups just
+// installed, when the switch holds exactly their ids; otherwise (or when
+// there are none) it records nothing and the drift check compares ids
+// only.
 func (a *Applier) snapGroups(ctx context.Context) {
-	a.installed.groupCanon = nil
+	a.installed.groupCanon, a.installed.groupsUnread = nil, false
 	if len(a.installed.groups) == 0 {
 		return
 	}
-	g, err := a.dumpGroups(ctx)
+	g, err := a.mods.groupDescs(ctx)
 	if err != nil || len(g) != len(a.installed.groups) {
 		return
 	}
@@ -71,19 +92,22 @@ func (a *Applier) snapGroups(ctx context.Context) {
 // observeGroups lists the installed groups whose content differs from
 // what was installed (ids missing or unexpected are the probe's).
 func (a *Applier) observeGroups(ctx context.Context, drift func(string, ...any)) (bool, error) {
+	if a.installed.groupsUnread && a.installed.valid {
+		a.snapGroups(ctx)
+	}
 	want := a.installed.groupCanon
 	if want == nil {
 		return true, nil
 	}
-	have, err := a.dumpGroups(ctx)
+	have, err := a.mods.groupDescs(ctx)
 	if err != nil {
 		drift("groups: %v", err)
 		return false, nil
 	}
 	same := true
-	for _, id := range sortedIDs(groupTable(want)) {
-		if got, ok := have[id]; ok && got != want[id] {
-			drift("group %d changed: %s, want %s", id, got, want[id])
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		if got, ok := have[id]; ok && !bytes.Equal(got, want[id]) {
+			drift("group %d changed: its buckets, weights, actions or selection method differ from those installed: %s", id, a.installed.groups[id])
 			same = false
 		}
 	}

@@ -1,8 +1,10 @@
 package ovs
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -138,4 +140,37 @@ func TestGroupsAndLearnedFlows(t *testing.T) {
 	if !learned() {
 		t.Fatal("the learned flow was removed")
 	}
+}
+
+// parseGroupDump maps group id to its line in `ovs-ofctl dump-groups`
+// output ("group_id=N,type=...,bucket=...").
+func parseGroupDump(out string) (map[uint32]string, error) {
+	g := map[uint32]string{}
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "group_id=") {
+			continue
+		}
+		rest := strings.TrimPrefix(line, "group_id=")
+		end := strings.IndexByte(rest, ',')
+		if end < 0 {
+			end = len(rest)
+		}
+		id, err := strconv.ParseUint(rest[:end], 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("unparsable group %q", line)
+		}
+		g[uint32(id)] = line
+	}
+	return g, nil
+}
+
+// dumpGroups reads the bridge's groups with `ovs-ofctl dump-groups` (the
+// applier reads them natively: groups.go).
+func (a *Applier) dumpGroups(ctx context.Context) (map[uint32]string, error) {
+	out, err := a.of.run(ctx, a.opts.Bridge, nil, "dump-groups")
+	if err != nil {
+		return nil, err
+	}
+	return parseGroupDump(out)
 }

@@ -89,6 +89,8 @@ func encodeAction(a string) ([]byte, error) {
 		return outputAction(ofPortInPort), nil
 	case a == "dec_ttl":
 		return []byte{0, ofatDecNWTTL, 0, 8, 0, 0, 0, 0}, nil
+	case name == "group":
+		return groupAction(arg)
 	case name == "output":
 		if n, err := parseUint(arg); err == nil {
 			if n == 0 || n >= ofPortMax {

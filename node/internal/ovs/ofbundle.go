@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// The delta path's flow_mods, sent natively: the change's flows encoded by
-// ofenc.go, in one atomic, ordered OpenFlow 1.5 bundle over a connection
+// The delta path's flow_mods and group_mods, sent natively: the change's
+// flows and groups encoded by ofenc.go and ofgroup.go, in one atomic,
+// ordered OpenFlow 1.5 bundle over a connection
 // the applier keeps open to br-int (no process per change). The bundle is
 // opened and filled, then a barrier, all in one write while the answers
 // are read: the switch has checked every message when it answers the
@@ -32,14 +33,21 @@ const (
 	bundleFlags      = bundleAtomic | bundleOrdered // as ovs-ofctl bundle
 )
 
-// flowMods are a change's flow_mod bodies (after the OpenFlow header).
-type flowMods [][]byte
+// ofMod is one message of a bundle: a flow_mod or group_mod body (after
+// the OpenFlow header).
+type ofMod struct {
+	typ  uint8 // ofFlowMod or ofGroupMod
+	body []byte
+}
+
+// bundleMods are a change's messages, in the bundle's order.
+type bundleMods []ofMod
 
 // encodeChange encodes a delta path change: deletions of the keys in dels,
 // then additions of the flow lines of adds (as flowChange.bundle writes
 // them for ovs-ofctl). An error is the encoder declining some flow.
-func encodeChange(dels, adds []string, line map[string]string) (flowMods, error) {
-	mods := make(flowMods, 0, len(dels)+len(adds))
+func encodeChange(dels, adds []string, line map[string]string) (bundleMods, error) {
+	mods := make(bundleMods, 0, len(dels)+len(adds))
 	for _, k := range dels {
 		table, prio, match, err := splitKey(k)
 		if err != nil {
@@ -49,7 +57,7 @@ func encodeChange(dels, adds []string, line map[string]string) (flowMods, error)
 		if err != nil {
 			return nil, err
 		}
-		mods = append(mods, m)
+		mods = append(mods, ofMod{ofFlowMod, m})
 	}
 	for _, k := range adds {
 		table, prio, match, err := splitKey(k)
@@ -64,7 +72,50 @@ func encodeChange(dels, adds []string, line map[string]string) (flowMods, error)
 		if err != nil {
 			return nil, err
 		}
-		mods = append(mods, m)
+		mods = append(mods, ofMod{ofFlowMod, m})
+	}
+	return mods, nil
+}
+
+// encodeDiff encodes a full delta in diff's order (flows.go), the groups'
+// specs in gt. An error is the encoder declining some flow or group.
+func encodeDiff(d delta, ft flowTable, gt groupTable) (bundleMods, error) {
+	return encodeBundle(groupOps{sets: d.setIDs, modified: d.modified, dels: d.delIDs, specs: gt}, d.delKeys, d.addKeys, ft.lines)
+}
+
+// groupOps are a change's groups: added or modified (modified says which),
+// with their specs, and deleted.
+type groupOps struct {
+	sets, dels []uint32
+	modified   map[uint32]bool
+	specs      groupTable
+}
+
+func (g groupOps) empty() bool { return len(g.sets)+len(g.dels) == 0 }
+
+// encodeBundle encodes a change in the order that keeps every step valid:
+// groups added or modified (so flows can use them), flows deleted, flows
+// added, groups deleted (deleting a group deletes the flows that use it).
+func encodeBundle(g groupOps, dels, adds []string, line map[string]string) (bundleMods, error) {
+	flows, err := encodeChange(dels, adds, line)
+	if err != nil || g.empty() {
+		return flows, err
+	}
+	mods := make(bundleMods, 0, len(g.sets)+len(flows)+len(g.dels))
+	for _, id := range g.sets {
+		b, err := encodeGroupSet(g.modified[id], g.specs[id])
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, ofMod{ofGroupMod, b})
+	}
+	mods = append(mods, flows...)
+	for _, id := range g.dels {
+		b, err := encodeGroupDelete(id)
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, ofMod{ofGroupMod, b})
 	}
 	return mods, nil
 }
@@ -124,7 +175,7 @@ func (e *ofSwitchError) Error() string {
 // broke while idle (ovs-vswitchd restarted, or dropped it) is redialed once
 // when nothing was committed yet. On any error the connection is closed
 // (an uncommitted bundle is then discarded).
-func (q *modConn) bundle(ctx context.Context, mods flowMods) error {
+func (q *modConn) bundle(ctx context.Context, mods bundleMods) error {
 	var err error
 	for try := 0; try < 2; try++ {
 		if q.c == nil {
@@ -169,7 +220,7 @@ func bundleCtrl(id uint32, typ uint16) []byte {
 
 // bundle opens bundle id, adds mods and waits for a barrier, then commits.
 // committing is set once the commit went out (its outcome may be unknown).
-func (o *ofConn) bundle(id uint32, mods flowMods) (committing bool, err error) {
+func (o *ofConn) bundle(id uint32, mods bundleMods) (committing bool, err error) {
 	var buf []byte
 	put := func(typ uint8, body []byte) uint32 {
 		o.xid++
@@ -179,7 +230,7 @@ func (o *ofConn) bundle(id uint32, mods flowMods) (committing bool, err error) {
 	open := put(ofBundleControl, bundleCtrl(id, bundleOpenReq))
 	first := o.xid + 1
 	for _, m := range mods {
-		inner := ofMessage(o.version, ofFlowMod, o.xid+1, m)
+		inner := ofMessage(o.version, m.typ, o.xid+1, m.body)
 		body := make([]byte, 8, 8+len(inner))
 		binary.BigEndian.PutUint32(body[0:], id)
 		binary.BigEndian.PutUint16(body[6:], bundleFlags)
@@ -213,7 +264,7 @@ func (o *ofConn) bundle(id uint32, mods flowMods) (committing bool, err error) {
 		case typ == ofError:
 			stage := "open"
 			if xid >= first && xid < barrier {
-				stage = fmt.Sprintf("flow_mod %d", xid-first+1)
+				stage = fmt.Sprintf("message %d", xid-first+1)
 			}
 			return false, switchError(stage, b)
 		case typ == ofBundleControl && xid == open && len(b) >= 8 && binary.BigEndian.Uint16(b[4:]) == bundleOpenReply:

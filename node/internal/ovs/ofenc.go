@@ -18,8 +18,9 @@ import (
 // (+flag-flag form) and conj_id; actions drop, output (to a port, a
 // register or IN_PORT), set_field (masked too), load, move, dec_ttl,
 // resubmit(,N), goto_table, and ct, conjunction and controller in the forms
-// the policy pipeline writes (ofnx.go). Anything else (nat, groups, learn,
-// a field it does not know, a value it would have to guess about) is
+// the policy and service pipelines write (ofnx.go: ct with nat), and group
+// (select groups themselves: ofgroup.go). Anything else (learn, a field it
+// does not know, a value it would have to guess about) is
 // refused with an *unsupportedError, and the change goes through
 // ovs-ofctl: the encoder must never produce a flow that differs from the one
 // ovs-ofctl would install, only decline. It does not check what the switch

@@ -3,6 +3,8 @@ package ovs
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,7 +34,7 @@ func ofctlBundle(t *testing.T, h *lab.Host, bridge string, lines []string) {
 	h.OFCtl(t, "--no-names", "bundle", bridge, f)
 }
 
-func nativeBundle(t *testing.T, q *modConn, mods flowMods) error {
+func nativeBundle(t *testing.T, q *modConn, mods bundleMods) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -56,6 +58,16 @@ func TestNativeFlowModsLikeOFCtl(t *testing.T) {
 
 	fs, ports := goldenFlows(t)
 	keys, lines := renderAll(t, fs, ports)
+	// The services' flows send to groups: stand-ins on both bridges.
+	ids := groupTable{}
+	for _, f := range fs {
+		maps.Copy(ids, groupsNamed(f.Actions))
+	}
+	for _, id := range sortedIDs(ids) {
+		for _, br := range []string{"br-nat", "br-ctl"} {
+			h.OFCtl(t, "add-group", br, fmt.Sprintf("group_id=%d,type=select,bucket=bucket_id:0,weight:1,actions=output:1", id))
+		}
+	}
 	mods, err := encodeChange(nil, keys, lines)
 	if err != nil {
 		t.Fatal(err)

@@ -15,9 +15,10 @@ import (
 // A minimal OpenFlow client for the two cheap questions the applier asks a
 // bridge between full syncs (OpenFlow 1.3): how many flows (with a cookie)
 // are installed, and which group ids exist. What changes the switch goes
-// through ovs-ofctl (see ofctl.go), except the delta path's flow_mods the
-// encoder knows, which go in a bundle over an OpenFlow 1.5 connection of
-// their own (ofbundle.go).
+// through ovs-ofctl (see ofctl.go), except the delta path's flow_mods and
+// group_mods the encoder knows, which go in a bundle over an OpenFlow 1.5
+// connection of their own (ofbundle.go); that connection also reads the
+// groups' descriptions for the drift check (groups.go).
 
 const (
 	ofVersion13       = 0x04

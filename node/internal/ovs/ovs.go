@@ -6,10 +6,11 @@
 // OpenFlow (flows and groups with ${port:NAME} resolved to ofports and a
 // generation in the cookie, installed atomically in ovs-ofctl bundles).
 // ApplyDelta is Apply given the delta from the program last applied: its
-// OpenFlow step renders and sends only the delta's flows (change.go), as
-// flow_mods in a bundle over the applier's own OpenFlow connection
-// (ofenc.go, ofbundle.go), or through an ovs-ofctl started ahead of time
-// (spare.go) when the encoder does not know a flow's syntax.
+// OpenFlow step renders and sends only the delta's flows and groups
+// (change.go), as flow_mods and group_mods in a bundle over the applier's
+// own OpenFlow connection (ofenc.go, ofgroup.go, ofbundle.go), or through
+// an ovs-ofctl started ahead of time (spare.go) when the encoder does not
+// know a flow's or group's syntax.
 // Observe reports port status and drift for the agent's periodic resync;
 // EnsureUnderlay builds the tunnel endpoint bridge (br-phy) on netdev hosts.
 // Restarts reports restarts of ovs-vswitchd (seen on an idle OpenFlow
@@ -189,9 +190,13 @@ type switchTables struct {
 	groups groupTable
 	// canon is flows in OVS's canonical spelling, computed by Observe.
 	canon canonFlows
-	// groupCanon is the groups as the switch printed them right after
-	// they were installed (groups.go); nil: not known.
-	groupCanon map[uint32]string
+	// groupCanon is the groups as the switch described them (OF1.5 group
+	// desc entries) right after they were installed (groups.go); nil: not
+	// known.
+	groupCanon map[uint32][]byte
+	// groupsUnread is set when groups changed and groupCanon was not read
+	// since (the apply reads it once the change is in force).
+	groupsUnread bool
 	// idx indexes flows for the delta path (change.go), built on first use.
 	idx *flowIndex
 }

@@ -26,13 +26,11 @@ func (a *Applier) syncFlows(ctx context.Context, ft flowTable, gt groupTable) (s
 			if d.empty() {
 				return syncResult{mode: "unchanged"}, nil
 			}
-			err := a.sendDiff(ctx, d, ft)
+			err := a.sendDiff(ctx, d, ft, gt)
 			if err == nil {
-				canon := a.installed.groupCanon
-				a.installed = switchTables{valid: true, gen: a.gen, flows: ft, groups: gt, groupCanon: canon}
-				if d.groupSets+d.gDels > 0 {
-					a.snapGroups(ctx)
-				}
+				in := a.installed
+				a.installed = switchTables{valid: true, gen: a.gen, flows: ft, groups: gt, groupCanon: in.groupCanon,
+					groupsUnread: in.groupsUnread || d.groupSets+d.gDels > 0}
 				return syncResult{mode: "delta", added: d.flowAdds, removed: d.flowDels}, nil
 			}
 			// The bundle changed nothing; the full sync below reports a bad flow.
@@ -41,11 +39,11 @@ func (a *Applier) syncFlows(ctx context.Context, ft flowTable, gt groupTable) (s
 	return a.fullSync(ctx, ft, gt)
 }
 
-// sendDiff sends d in one bundle: natively when it changes flows only and
-// the encoder knows them all (ofbundle.go), else through ovs-ofctl.
-func (a *Applier) sendDiff(ctx context.Context, d delta, ft flowTable) error {
-	if !a.opts.OFCtlDeltas && d.groupSets+d.gDels == 0 {
-		if mods, err := encodeChange(d.delKeys, d.addKeys, ft.lines); err == nil {
+// sendDiff sends d in one bundle: natively when the encoder knows every
+// flow and group in it (ofbundle.go, ofgroup.go), else through ovs-ofctl.
+func (a *Applier) sendDiff(ctx context.Context, d delta, ft flowTable, gt groupTable) error {
+	if !a.opts.OFCtlDeltas {
+		if mods, err := encodeDiff(d, ft, gt); err == nil {
 			return a.mods.bundle(ctx, mods)
 		}
 	}
@@ -123,8 +121,7 @@ func (a *Applier) fullSync(ctx context.Context, ft flowTable, gt groupTable) (sy
 			return res, err
 		}
 	}
-	a.installed = switchTables{valid: true, gen: a.gen, flows: ft, groups: gt}
-	a.snapGroups(ctx)
+	a.installed = switchTables{valid: true, gen: a.gen, flows: ft, groups: gt, groupsUnread: true}
 	return res, nil
 }
 

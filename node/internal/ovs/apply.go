@@ -210,6 +210,12 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 	// 3. OpenFlow.
 	t = time.Now()
 	runs := a.of.runs.Load()
+	// What UDP services send where, before a change that may touch groups
+	// (ctflush.go; the tables change in place).
+	var lbBefore *lbSnapshot
+	if a.installed.valid && (!byDelta || len(d.AddGroups)+len(d.RemoveGroups) > 0) {
+		lbBefore = snapshotLB(a.installed.flows, a.installed.groups)
+	}
 	var (
 		ft      flowTable
 		gt      groupTable
@@ -237,6 +243,12 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 		// In force before it is reported applied (revalidate.go).
 		if rerr := a.purgeDatapath(ctx); rerr != nil {
 			res.Warnings = append(res.Warnings, "datapath cache: "+rerr.Error())
+		}
+	}
+	if err == nil && lbBefore != nil {
+		// UDP conntrack of backends that left a group (ctflush.go).
+		if ferr := a.flushConntrack(ctx, lbBefore.stale(gt)); ferr != nil {
+			res.Warnings = append(res.Warnings, "conntrack flush: "+ferr.Error())
 		}
 	}
 	if err == nil && a.installed.groupsUnread {

@@ -63,6 +63,11 @@ func (a *Applier) vswitchdCtl() (string, error) {
 
 // unixctl runs one ovs-appctl command without arguments over sock.
 func unixctl(ctx context.Context, sock, method string) error {
+	return unixctlArgs(ctx, sock, method)
+}
+
+// unixctlArgs calls method with params on the unixctl socket sock.
+func unixctlArgs(ctx context.Context, sock, method string, params ...string) error {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", sock)
 	if err != nil {
@@ -74,7 +79,10 @@ func unixctl(ctx context.Context, sock, method string) error {
 		deadline = time.Now().Add(10 * time.Second)
 	}
 	c.SetDeadline(deadline)
-	req := map[string]any{"method": method, "params": []string{}, "id": 0}
+	if params == nil {
+		params = []string{}
+	}
+	req := map[string]any{"method": method, "params": params, "id": 0}
 	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return err
 	}

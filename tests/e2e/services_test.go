@@ -60,6 +60,7 @@ var serviceScenarios = []struct {
 	{"zero-backends", (*svcLab).zeroBackends},
 	{"delete-and-move", (*svcLab).deleteAndMove},
 	{"bad-input", (*svcLab).badInput},
+	{"policy-through-vip", (*svcLab).policyThroughVIP},
 	{"dns-records", (*svcLab).dnsRecords},
 	{"dns-search-list", (*svcLab).dnsSearchList},
 	{"dns-stale", (*svcLab).dnsStale},

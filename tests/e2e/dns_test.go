@@ -5,17 +5,16 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/vishvananda/netns"
 
 	"github.com/switchyard/switchyard/openapi"
 	"github.com/switchyard/switchyard/tests/cluster"
+	"github.com/switchyard/switchyard/tests/lab"
 )
 
 // The agent's part of the node-local DNS, with the real binaries: its DNS
@@ -66,42 +65,23 @@ func TestNodeLocalDNSAgent(t *testing.T) {
 // askIn sends one query to 127.0.0.1:53 from inside the namespace at path
 // (UDP, then TCP): any answer means the resolver serves there.
 func askIn(path string) error {
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	conns := make(chan []net.Conn, 1)
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		if err := netns.Set(ns); err != nil {
-			errc <- err
-			return
-		}
+	var cs []net.Conn
+	err := lab.InNetns(path, func() error {
 		u, uerr := net.Dial("udp4", "127.0.0.1:53")
 		tc, terr := net.DialTimeout("tcp4", "127.0.0.1:53", 2*time.Second)
-		if err := netns.Set(orig); err != nil {
-			errc <- err
-			return // the thread stays locked: it dies
-		}
-		runtime.UnlockOSThread()
 		if uerr != nil || terr != nil {
-			errc <- fmt.Errorf("dial: %v %v", uerr, terr)
-			return
+			for _, c := range []net.Conn{u, tc} {
+				if c != nil {
+					c.Close()
+				}
+			}
+			return fmt.Errorf("dial: %v %v", uerr, terr)
 		}
-		conns <- []net.Conn{u, tc}
-	}()
-	var cs []net.Conn
-	select {
-	case err := <-errc:
+		cs = []net.Conn{u, tc}
+		return nil
+	})
+	if err != nil {
 		return err
-	case cs = <-conns:
 	}
 	for i, proto := range []string{"udp", "tcp"} {
 		defer cs[i].Close()

@@ -2,8 +2,10 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"runtime"
 
 	"github.com/vishvananda/netns"
@@ -99,7 +101,7 @@ func (p *Probe) Serve(ctx context.Context, proto string, port int, up bool) erro
 // inside the named namespace, e.g. a DNS server a test runs in the lab.
 func ListenPacketIn(nsName, network, addr string) (net.PacketConn, error) {
 	var pc net.PacketConn
-	err := inNetns(nsName, func() (err error) {
+	err := InNetns(nsName, func() (err error) {
 		pc, err = net.ListenPacket(network, addr)
 		return err
 	})
@@ -109,28 +111,40 @@ func ListenPacketIn(nsName, network, addr string) (net.PacketConn, error) {
 // ListenIn opens a TCP listener on addr inside the named namespace.
 func ListenIn(nsName, addr string) (net.Listener, error) { return listenIn(nsName, addr) }
 
-// inNetns runs f on a thread switched into the named namespace; sockets f
-// opens stay in it.
-func inNetns(nsName string, f func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
+// InNetns runs f on an OS thread switched into the namespace ns (a name
+// under NetnsDir, or an absolute path); sockets f opens stay in it. The
+// thread is its own goroutine's: if it cannot switch back it is never
+// unlocked, and the runtime destroys it.
+func InNetns(ns string, f func() error) error {
+	if !filepath.IsAbs(ns) {
+		ns = filepath.Join(NetnsDir, ns)
 	}
-	defer orig.Close()
-	target, err := netns.GetFromName(nsName)
+	target, err := netns.GetFromPath(ns)
 	if err != nil {
-		return fmt.Errorf("netns %s: %w", nsName, err)
+		return fmt.Errorf("netns %s: %w", ns, err)
 	}
 	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		return err
-	}
-	ferr := f()
-	if err := netns.Set(orig); err != nil {
-		// This thread is in the wrong namespace: never let it run Go code again.
-		runtime.Goexit()
-	}
-	return ferr
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(target); err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		ferr := f()
+		if err := netns.Set(orig); err != nil {
+			errc <- errors.Join(ferr, err)
+			return // the thread stays locked: destroyed
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
 }

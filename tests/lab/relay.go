@@ -89,7 +89,7 @@ func (r *Relay) Close() {
 // listenIn opens a TCP listener on addr inside the named namespace.
 func listenIn(nsName, addr string) (net.Listener, error) {
 	var ln net.Listener
-	err := inNetns(nsName, func() (err error) {
+	err := InNetns(nsName, func() (err error) {
 		ln, err = net.Listen("tcp", addr)
 		return err
 	})

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/node/internal/link"
 	"github.com/switchyard/switchyard/openapi"
 )
 
@@ -43,7 +44,7 @@ func TestAffinityLearnAfterConntrack(t *testing.T) {
 		t.Fatalf("degraded: %+v", r.Dropped)
 	}
 	for _, vip := range []string{"10.60.0.133", "10.60.0.134"} {
-		err := inSandbox(t, "/run/netns/"+sandbox(l, h, c1), func() error {
+		err := link.InNetnsPath("/run/netns/"+sandbox(l, h, c1), func() error {
 			// Nothing listens behind the VIP: the SYN is what matters.
 			if c, err := net.DialTimeout("tcp", vip+":80", 200*time.Millisecond); err == nil {
 				c.Close()

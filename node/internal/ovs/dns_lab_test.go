@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -14,9 +13,9 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
-	"github.com/vishvananda/netns"
 
 	"github.com/switchyard/switchyard/node/internal/dns"
+	"github.com/switchyard/switchyard/node/internal/link"
 	"github.com/switchyard/switchyard/openapi"
 	"github.com/switchyard/switchyard/tests/lab"
 )
@@ -128,37 +127,6 @@ func dnsEstablished() string {
 	return fmt.Sprintf("load:0->NXM_NX_REG1[2],set_field:%s->eth_dst,goto_table:%d", openapi.DNSMAC, tL2)
 }
 
-// inNetnsDo runs fn on an OS thread inside the namespace at path.
-func inNetnsDo(path string, fn func() error) error {
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- err
-			return // locked: the thread dies
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
 // dnsClient queries from inside a container namespace.
 type dnsClient struct {
 	netns string
@@ -169,7 +137,7 @@ type dnsClient struct {
 func (c dnsClient) udp(t testing.TB, server, name string) (*mdns.Msg, *net.UDPAddr) {
 	t.Helper()
 	var conn *net.UDPConn
-	if err := inNetnsDo(c.netns, func() (err error) {
+	if err := link.InNetnsPath(c.netns, func() (err error) {
 		conn, err = net.ListenUDP("udp4", &net.UDPAddr{})
 		return err
 	}); err != nil {
@@ -205,7 +173,7 @@ func (c dnsClient) udp(t testing.TB, server, name string) (*mdns.Msg, *net.UDPAd
 func (c dnsClient) tcp(t testing.TB, server, name string) *mdns.Msg {
 	t.Helper()
 	var conn net.Conn
-	if err := inNetnsDo(c.netns, func() (err error) {
+	if err := link.InNetnsPath(c.netns, func() (err error) {
 		conn, err = net.DialTimeout("tcp4", net.JoinHostPort(server, "53"), 5*time.Second)
 		return err
 	}); err != nil {
@@ -361,7 +329,7 @@ func benchQueries(b *testing.B, client dnsClient, clients int) {
 	query, _ := q.Pack()
 	conns := make([]net.Conn, clients)
 	for i := range conns {
-		if err := inNetnsDo(client.netns, func() (err error) {
+		if err := link.InNetnsPath(client.netns, func() (err error) {
 			conns[i], err = net.Dial("udp4", dnsGW+":53")
 			return err
 		}); err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchyard/switchyard/node/internal/link"
 	"github.com/switchyard/switchyard/openapi"
 )
 
@@ -98,7 +99,7 @@ func TestGroupsAndLearnedFlows(t *testing.T) {
 
 	// A learned flow: neither drift nor touched by a delta apply.
 	// A real packet: UDP from c1 to c2's port 7777.
-	err := inSandbox(t, "/run/netns/"+sandbox(l, h, c1), func() error {
+	err := link.InNetnsPath("/run/netns/"+sandbox(l, h, c1), func() error {
 		u, err := net.Dial("udp", c2.ip()+":7777")
 		if err != nil {
 			return err

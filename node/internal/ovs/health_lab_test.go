@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/node/internal/health"
+	"github.com/switchyard/switchyard/node/internal/link"
 	"github.com/switchyard/switchyard/openapi"
 )
 
@@ -24,7 +25,7 @@ func TestHealthProbeInManagedSandbox(t *testing.T) {
 		t.Fatalf("degraded: %+v", r)
 	}
 	var ln net.Listener
-	if err := inSandbox(t, a.NetnsPath(c1.containerPort()), func() error {
+	if err := link.InNetnsPath(a.NetnsPath(c1.containerPort()), func() error {
 		var err error
 		ln, err = net.Listen("tcp", c1.ip()+":7070")
 		return err

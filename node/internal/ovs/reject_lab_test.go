@@ -5,38 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
+	"github.com/switchyard/switchyard/node/internal/link"
 	"github.com/switchyard/switchyard/openapi"
 )
-
-// inSandbox runs fn on a thread inside the namespace at path (the thread
-// is thrown away afterwards).
-func inSandbox(t *testing.T, path string, fn func() error) error {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		ns, err := netns.GetFromPath(path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer ns.Close()
-		if err := netns.Set(ns); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
 
 // TestRejectOnRealOVS: flows written as the compiler writes them send a new
 // TCP connection or UDP datagram to a VIP without backends to the
@@ -75,7 +51,7 @@ func TestRejectOnRealOVS(t *testing.T) {
 	}
 
 	ns := "/run/netns/" + sandbox(l, h, c1)
-	err := inSandbox(t, ns, func() error {
+	err := link.InNetnsPath(ns, func() error {
 		start := time.Now()
 		c, err := net.DialTimeout("tcp", vip.ip()+":80", 10*time.Second)
 		if err == nil {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -106,38 +105,28 @@ func dnsBench(w http.ResponseWriter, r *http.Request) {
 	c := client(b.DNSQuery)
 	out := lab.DNSBenchResult{LatUs: make([]int64, 0, b.Count)}
 	var mu sync.Mutex
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range max(1, b.Concurrency) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(b.Count) {
-				t0 := time.Now()
-				in, _, err := c.Exchange(m.Copy(), b.Server)
-				us := time.Since(t0).Microseconds()
-				mu.Lock()
-				switch {
-				case err != nil:
-					out.Failed++
-					if out.Error == "" {
-						out.Error = err.Error()
-					}
-				case in.Rcode != b.WantRcode():
-					out.Failed++
-					if out.Error == "" {
-						out.Error = "rcode " + dns.RcodeToString[in.Rcode]
-					}
-				default:
-					out.OK++
-					out.LatUs = append(out.LatUs, us)
-				}
-				mu.Unlock()
+	elapsed := spread(b.Count, b.Concurrency, func() {
+		t0 := time.Now()
+		in, _, err := c.Exchange(m.Copy(), b.Server)
+		us := time.Since(t0).Microseconds()
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil:
+			out.Failed++
+			if out.Error == "" {
+				out.Error = err.Error()
 			}
-		}()
-	}
-	wg.Wait()
-	out.ElapsedUs = time.Since(start).Microseconds()
+		case in.Rcode != b.WantRcode():
+			out.Failed++
+			if out.Error == "" {
+				out.Error = "rcode " + dns.RcodeToString[in.Rcode]
+			}
+		default:
+			out.OK++
+			out.LatUs = append(out.LatUs, us)
+		}
+	})
+	out.ElapsedUs = elapsed.Microseconds()
 	reply(w, http.StatusOK, out)
 }

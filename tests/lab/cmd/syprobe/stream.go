@@ -106,29 +106,38 @@ func load(w http.ResponseWriter, r *http.Request) {
 	}
 	var out lab.LoadResult
 	var mu sync.Mutex
+	elapsed := spread(req.Count, req.Concurrency, func() {
+		res := run(req.Probe)
+		mu.Lock()
+		defer mu.Unlock()
+		if res.OK {
+			out.OK++
+		} else {
+			out.Failed++
+			if out.Error == "" {
+				out.Error = res.Error
+			}
+		}
+	})
+	out.ElapsedUs = elapsed.Microseconds()
+	reply(w, http.StatusOK, out)
+}
+
+// spread runs f count times on concurrency goroutines (at least one) and
+// returns how long that took.
+func spread(count, concurrency int, f func()) time.Duration {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range max(1, req.Concurrency) {
+	for range max(1, concurrency) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(req.Count) {
-				res := run(req.Probe)
-				mu.Lock()
-				if res.OK {
-					out.OK++
-				} else {
-					out.Failed++
-					if out.Error == "" {
-						out.Error = res.Error
-					}
-				}
-				mu.Unlock()
+			for next.Add(1) <= int64(count) {
+				f()
 			}
 		}()
 	}
 	wg.Wait()
-	out.ElapsedUs = time.Since(start).Microseconds()
-	reply(w, http.StatusOK, out)
+	return time.Since(start)
 }

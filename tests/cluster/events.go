@@ -122,10 +122,3 @@ func (s *EventStream) Wait(t testing.TB, timeout time.Duration, what string, f f
 		}
 	}
 }
-
-// All returns the events received so far.
-func (s *EventStream) All() []openapi.Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]openapi.Event(nil), s.events...)
-}

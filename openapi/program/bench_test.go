@@ -2,6 +2,8 @@ package program
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/switchyard/switchyard/openapi"
@@ -47,4 +49,38 @@ func BenchmarkTrackedPatch10kFlows(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkPatchDNS10k: one DNS record added to a program with 10,000 (a
+// host whose networks have 10,000 names; every container create is such a
+// change on every host of its network). "merge" is Patch's sorted merge,
+// "map-and-sort" the map-and-sort path it had before (patchByKeyUnsorted,
+// now only for unsorted lists).
+func BenchmarkPatchDNS10k(b *testing.B) {
+	var from []openapi.DNSRecord
+	for i := range 10000 {
+		from = append(from, openapi.DNSRecord{Network: fmt.Sprintf("net%d", i%10), VNI: int64(i % 10), Kind: openapi.DNSContainer,
+			Name: fmt.Sprintf("c%05d", i), IP: fmt.Sprintf("10.%d.%d.%d", i%10, i/256%256, i%256)})
+	}
+	key := func(r *openapi.DNSRecord) string { return r.Key() }
+	slicesSortByKey(from, key)
+	add := []openapi.DNSRecord{{Network: "net3", VNI: 3, Kind: openapi.DNSContainer, Name: "new", IP: "10.3.9.9"}}
+	b.Run("merge", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := patchByKey(from, nil, add, key, "DNS record"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("map-and-sort", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := patchByKeyUnsorted(from, nil, add, key, "DNS record"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func slicesSortByKey[T any](s []T, key func(*T) string) {
+	slices.SortFunc(s, func(a, b T) int { return strings.Compare(key(&a), key(&b)) })
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,9 +202,21 @@ func (e *svcLab) affinity(t *testing.T) {
 		t.Errorf("stored affinity: %q %d", s.SessionAffinity, s.SessionAffinityTimeoutSeconds)
 	}
 	// The first connection alone: the ones after it must find what it
-	// made OVS learn (concurrent first connections may each pick).
+	// made OVS learn (concurrent first connections may each pick). Ready
+	// when the learned flow (cookie openapi.LearnedCookie) for the client
+	// is on its host's switch: connections started before that may still
+	// pick a bucket (see docs/services.md, session affinity).
 	sticky := func(c string) tally {
-		return count(append(e.mustConns(t, c, "tcp", addr(s, 0), 1), e.mustConns(t, c, "tcp", addr(s, 0), 19)...))
+		first := e.mustConns(t, c, "tcp", addr(s, 0), 1)
+		h := e.Lab.Host(e.ct[c].Host)
+		e.Eventually(t, 10*time.Second, func() error {
+			out := h.OFCtl(t, "dump-flows", "br-int", fmt.Sprintf("cookie=%#x/-1", openapi.LearnedCookie))
+			if !strings.Contains(out, "nw_src="+e.ct[c].IP+",") {
+				return fmt.Errorf("no learned affinity flow for %s on %s:\n%s", c, e.ct[c].Host, out)
+			}
+			return nil
+		})
+		return count(append(first, e.mustConns(t, c, "tcp", addr(s, 0), 19)...))
 	}
 	stuck := map[string]string{}
 	for _, c := range e.clients {

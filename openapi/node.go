@@ -2,6 +2,7 @@ package openapi
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -31,6 +32,89 @@ type Program struct {
 	DNS []DNSRecord `json:"dns,omitempty"`
 	// HealthChecks are the probes the agent runs on its local backends.
 	HealthChecks []HealthProbe `json:"healthChecks,omitempty"`
+	// Gateway is the host's port between br-int and its own IP stack, and
+	// the NAT its kernel does for external access (nil: none).
+	Gateway *Gateway `json:"gateway,omitempty"`
+}
+
+// Gateway is what the agent realizes for external access (docs/external.md):
+// the internal port GatewayPortName on br-int with MAC, routes into it,
+// nftables NAT rules in the table NATTable, and the egress IPs this host
+// holds on its underlay bridge.
+type Gateway struct {
+	// MAC is HostMAC(the host's address).
+	MAC string `json:"mac"`
+	// Address is the host's address (its underlay address): where
+	// published and node ports are reached, and the SNAT source.
+	Address string `json:"address"`
+	// Routes go into the gateway port, sorted by Dst.
+	Routes []GatewayRoute `json:"routes,omitempty"`
+	// NAT rules, sorted by Key.
+	NAT []NATRule `json:"nat,omitempty"`
+	// EgressIPs are the addresses this host holds (sorted): the agent puts
+	// them on its underlay bridge (as /32) and announces them.
+	EgressIPs []string `json:"egressIPs,omitempty"`
+}
+
+// GatewayRoute is one route of the host's kernel into br-int: Dst (a
+// prefix) on the gateway port, through Via when set (onlink), else direct.
+type GatewayRoute struct {
+	Dst string `json:"dst"`
+	Via string `json:"via,omitempty"`
+}
+
+// NATRule is one rule of the host's NAT table.
+type NATRule struct {
+	// Kind is NATPublish, NATNodePort or NATEgress.
+	Kind string `json:"kind"`
+	// Owner names the object: "container/<id>", "service/<id>" or
+	// "network/<name>".
+	Owner string `json:"owner"`
+	// Publish and node port: connections to Protocol HostIP:HostPort
+	// (HostIP empty: any local address) are DNATed to ToIP:ToPort.
+	Protocol string `json:"protocol,omitempty"`
+	HostIP   string `json:"hostIP,omitempty"`
+	HostPort int    `json:"hostPort,omitempty"`
+	ToIP     string `json:"toIP,omitempty"`
+	ToPort   int    `json:"toPort,omitempty"`
+	// Masquerade (node port, Cluster policy): also SNAT the client to
+	// Gateway.Address on the way into br-int.
+	Masquerade bool `json:"masquerade,omitempty"`
+	// Egress: packets from Source (a network's CIDR) leaving the host
+	// other than into br-int are SNATed to SNATTo (empty:
+	// Gateway.Address).
+	Source string `json:"source,omitempty"`
+	SNATTo string `json:"snatTo,omitempty"`
+}
+
+// NAT rule kinds.
+const (
+	NATPublish  = "publish"
+	NATNodePort = "nodePort"
+	NATEgress   = "egress"
+)
+
+// Key identifies r within a gateway.
+func (r *NATRule) Key() string {
+	return fmt.Sprintf("%s/%s/%s/%s/%d/%s", r.Kind, r.Owner, r.Protocol, r.HostIP, r.HostPort, r.Source)
+}
+
+// The gateway port and the agent's NAT table.
+const (
+	GatewayPortName = "sygw0"
+	NATTable        = "switchyard"
+)
+
+// HostMAC is the MAC of the gateway port of the host with IPv4 address ip:
+// 0a:59 followed by its four bytes (the compiler addresses a host's gateway
+// port with it, from any host).
+func HostMAC(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is4() {
+		return ""
+	}
+	b := a.As4()
+	return fmt.Sprintf("0a:59:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])
 }
 
 // DNSRecord is one name of a network present on a host.
@@ -182,6 +266,10 @@ type ProgramDelta struct {
 	RemoveDNS          []string      `json:"removeDNS,omitempty"`
 	AddHealthChecks    []HealthProbe `json:"addHealthChecks,omitempty"`
 	RemoveHealthChecks []string      `json:"removeHealthChecks,omitempty"`
+	// Gateway, when set, replaces the program's gateway; RemoveGateway
+	// drops it.
+	Gateway       *Gateway `json:"gateway,omitempty"`
+	RemoveGateway bool     `json:"removeGateway,omitempty"`
 }
 
 // PortStatus is the state of one port as the agent sees it.

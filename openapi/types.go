@@ -65,7 +65,27 @@ type Network struct {
 	MTU       int               `json:"mtu"`
 	Labels    map[string]string `json:"labels"`
 	Addresses *AddressUsage     `json:"addresses,omitempty"`
+	// Egress says how the network's containers reach addresses outside
+	// the overlay (nil: the default, SNAT on). See docs/external.md.
+	Egress *NetworkEgress `json:"egress,omitempty"`
+	// EgressIP, when set, is the one address all of the network's
+	// outbound traffic leaves from: an underlay address held by one Ready
+	// host (EgressHolder), moved to another Ready host when that one goes
+	// NotReady.
+	EgressIP string `json:"egressIP,omitempty"`
 }
+
+// NetworkEgress is a network's outbound policy.
+type NetworkEgress struct {
+	// SNAT: containers reach the outside through their host (or the
+	// egress IP's holder), SNATed to its address. False blocks outbound
+	// connections (replies to inbound ones still pass).
+	SNAT bool `json:"snat"`
+}
+
+// EgressEnabled reports whether n's containers may open connections to the
+// outside (Egress nil means the default, on).
+func (n *Network) EgressEnabled() bool { return n.Egress == nil || n.Egress.SNAT }
 
 // Container is a workload attached to one network on one host.
 type Container struct {
@@ -86,7 +106,33 @@ type Container struct {
 	// what the agent writes into a managed sandbox's resolv.conf, and what
 	// a runtime that owns the netns should write.
 	DNS *ContainerDNS `json:"dns,omitempty"`
+	// Publish exposes container ports on its host's address to clients
+	// outside the overlay (the client's address is kept).
+	Publish []PublishedPort `json:"publish,omitempty"`
 }
+
+// PublishedPort maps <host address>:HostPort to the container's Port.
+type PublishedPort struct {
+	HostPort int `json:"hostPort"`
+	Port     int `json:"port"`
+	// Protocol is TCP (default) or UDP.
+	Protocol string `json:"protocol,omitempty"`
+	// HostIP, when set, must be the host's address: only connections to it
+	// are published (empty: any local address of the host).
+	HostIP string `json:"hostIP,omitempty"`
+}
+
+// Bounds of published and node ports: below MinExternalPort is refused
+// (privileged), and ReservedPorts are the agent's own (tunnels, metrics).
+const (
+	MinExternalPort   = 1024
+	MaxPublishedPorts = 16
+)
+
+// ReservedPorts are host ports the agent itself uses, refused for publish
+// and node ports whatever the protocol: VXLAN 4789, Geneve 6081, the
+// agent's metrics 9464.
+var ReservedPorts = []int{4789, 6081, 9464}
 
 // ContainerDNS is a container's resolver configuration: the node-local
 // resolver at its network's gateway, and the search list of its network.
@@ -101,6 +147,9 @@ type ServicePort struct {
 	Port       int    `json:"port"`
 	TargetPort int    `json:"targetPort,omitempty"`
 	Protocol   string `json:"protocol,omitempty"`
+	// NodePort, when set (1024..65535, not reserved), publishes this port
+	// on every host's address (see Service.ExternalTrafficPolicy).
+	NodePort int `json:"nodePort,omitempty"`
 }
 
 // Service is a virtual IP in front of the containers its selector picks.
@@ -125,7 +174,18 @@ type Service struct {
 	// GroupID is allocated at create and never changes: the service's
 	// OpenFlow groups are GroupID*MaxServicePorts + port index.
 	GroupID uint32 `json:"groupId"`
+	// ExternalTrafficPolicy applies to node-port connections:
+	// TrafficCluster (default; any usable backend, the client SNATed to
+	// the host) or TrafficLocal (only that host's backends, the client's
+	// address kept; a host without one refuses).
+	ExternalTrafficPolicy string `json:"externalTrafficPolicy,omitempty"`
 }
+
+// External traffic policies of a service's node ports.
+const (
+	TrafficCluster = "Cluster"
+	TrafficLocal   = "Local"
+)
 
 // Session affinity values.
 const (

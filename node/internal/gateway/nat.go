@@ -60,6 +60,23 @@ func natTransaction(nft knftables.Interface, g *openapi.Gateway) (*knftables.Tra
 	tx.Add(&knftables.Rule{Chain: chainPrerouting, Rule: "jump " + chainExternal})
 	tx.Add(&knftables.Rule{Chain: chainOutput, Rule: "jump " + chainExternal})
 	tx.Add(&knftables.Rule{Chain: chainPostrouting, Rule: "meta mark " + hexMark + " snat to " + g.Address})
+	// Hairpin: a container reaching a published port of its own host
+	// comes back into br-int DNATed; SNAT it to the host so that the reply
+	// returns through the kernel (else it would go straight to the client,
+	// from the wrong address).
+	var cidrs []string
+	for _, r := range g.Routes {
+		if r.Via == "" {
+			if err := checkPrefix(r.Dst); err != nil {
+				return nil, err
+			}
+			cidrs = append(cidrs, r.Dst)
+		}
+	}
+	if len(cidrs) > 0 {
+		tx.Add(&knftables.Rule{Chain: chainPostrouting, Rule: knftables.Concat(
+			`oifname "`+openapi.GatewayPortName+`" ct status dnat ip saddr {`, strings.Join(cidrs, ", "), "} snat to", g.Address)})
+	}
 	for i := range g.NAT {
 		r := &g.NAT[i]
 		rule, chain, err := natRule(g, r)

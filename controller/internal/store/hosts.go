@@ -81,6 +81,9 @@ func (s *Store) CreateHost(ctx context.Context, actor string, h openapi.Host) (o
 }
 
 func (s *Store) insertHost(tx *Tx, h openapi.Host) (openapi.Host, error) {
+	if err := checkHostAddress(tx, h.Address); err != nil {
+		return h, err
+	}
 	rev, err := tx.Rev()
 	if err != nil {
 		return h, err
@@ -125,6 +128,11 @@ func (s *Store) updateHost(tx *Tx, cur, h openapi.Host) (openapi.Host, error) {
 	if err := validateHost(&h); err != nil {
 		return h, err
 	}
+	if h.Address != cur.Address {
+		if err := checkHostAddress(tx, h.Address); err != nil {
+			return h, err
+		}
+	}
 	rev, err := tx.Rev()
 	if err != nil {
 		return h, err
@@ -132,6 +140,12 @@ func (s *Store) updateHost(tx *Tx, cur, h openapi.Host) (openapi.Host, error) {
 	if _, err := tx.Exec(tx.ctx, `UPDATE hosts SET address = $2, tunnel_type = $3, labels = $4, revision = $5, updated_at = now() WHERE id = $1`,
 		cur.ID, h.Address, h.TunnelType, h.Labels, rev); err != nil {
 		return h, err
+	}
+	if h.Address != cur.Address {
+		// The ports published on the host's address follow it.
+		if err := s.followHostAddress(tx, cur.ID, cur.Address, h.Address); err != nil {
+			return h, err
+		}
 	}
 	out, err := s.hosts.get(tx.ctx, tx, cur.ID, "", false)
 	if err != nil {

@@ -277,6 +277,9 @@ var constraintFields = map[string]func() *problem.Error{
 	"networks_name_key":     func() *problem.Error { return problem.Conflict("name", "a network with this name exists") },
 	"networks_vni_key":      func() *problem.Error { return problem.Conflict("vni", "another network uses this VNI") },
 	"networks_cidr_overlap": func() *problem.Error { return problem.Conflict("cidr", "the CIDR overlaps an existing network") },
+	"networks_egress_ip_key": func() *problem.Error {
+		return problem.Conflict("egressIP", "another network has this egress IP")
+	},
 	"containers_name_key": func() *problem.Error {
 		return problem.Conflict("name", "a container with this name exists in the network")
 	},

@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchyard/switchyard/openapi"
 )
@@ -47,10 +49,17 @@ func (s *Store) sweepLoop() {
 			return
 		case <-tick.C:
 		}
-		if _, err := s.SweepReadiness(ctx); err != nil && ctx.Err() == nil {
+		if _, err := s.SweepReadiness(ctx); err != nil && ctx.Err() == nil && !unmigrated(err) {
 			slog.Warn("store: host readiness sweep", "err", err)
 		}
 	}
+}
+
+// unmigrated reports an error of a schema that migration 00007 has not
+// reached yet (the store may be opened before Migrate runs).
+func unmigrated(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "42703" || pgErr.Code == "42P01")
 }
 
 // SweepReadiness flips every Ready host that has not reported within the

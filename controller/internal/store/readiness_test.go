@@ -8,8 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+
 	"github.com/switchyard/switchyard/controller/internal/problem"
+	"github.com/switchyard/switchyard/migrations"
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/tests/pgtest"
 )
 
 // hostEvents returns the host events after revision since, decoded.
@@ -158,5 +163,60 @@ func TestPortClaimsRaceFree(t *testing.T) {
 	}
 	if landed != 1 {
 		t.Fatalf("%d claims of 30000/TCP landed, want 1", landed)
+	}
+}
+
+// Migration 00007 gives existing objects the defaults (hosts NotReady
+// until their next report, egress on, no published or node ports, policy
+// Cluster); down and up again works.
+func TestExternalMigration(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(ctx, pgtest.DatabaseURL(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	db := stdlib.OpenDBFromPool(st.Pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mkHost(t, st, "h1", "192.168.7.1")
+	mkNetwork(t, st, "blue", "10.1.0.0/24", 0)
+	if err := st.ReportStatus(ctx, "h1", openapi.NodeStatus{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateContainer(ctx, "test", openapi.Container{Name: "web", Network: "blue", Host: "h1",
+		Publish: []openapi.PublishedPort{{HostPort: 8080, Port: 80}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h, err := st.GetHost(ctx, "h1")
+	if err != nil || h.Status != openapi.HostNotReady {
+		t.Fatalf("migrated host %+v (%v)", h, err)
+	}
+	n, err := st.GetNetwork(ctx, "blue")
+	if err != nil || !n.EgressEnabled() || n.Egress == nil || n.EgressIP != "" {
+		t.Fatalf("migrated network %+v (%v)", n, err)
+	}
+	c, err := st.GetContainer(ctx, "web", "blue")
+	if err != nil || c.Publish != nil {
+		t.Fatalf("migrated container %+v (%v)", c, err)
+	}
+	v, err := st.CreateService(ctx, "test", openapi.Service{Name: "web", Network: "blue", Ports: []openapi.ServicePort{{Port: 80}}})
+	if err != nil || v.ExternalTrafficPolicy != openapi.TrafficCluster {
+		t.Fatalf("service after the migration %+v (%v)", v, err)
 	}
 }

@@ -44,6 +44,7 @@ func Compose(ds ...*openapi.ProgramDelta) (*openapi.ProgramDelta, error) {
 		func(d *openapi.ProgramDelta) ([]openapi.HealthProbe, []string) {
 			return d.AddHealthChecks, d.RemoveHealthChecks
 		}, healthKey)
+	composeGateway(ds, out)
 	return out, nil
 }
 

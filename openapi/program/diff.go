@@ -24,6 +24,7 @@ func Diff(from, to *openapi.Program) *openapi.ProgramDelta {
 	d.AddGroups, d.RemoveGroups = diffByKey(from.Groups, to.Groups, groupID)
 	d.AddDNS, d.RemoveDNS = diffByKey(from.DNS, to.DNS, dnsKey)
 	d.AddHealthChecks, d.RemoveHealthChecks = diffByKey(from.HealthChecks, to.HealthChecks, healthKey)
+	diffGateway(from.Gateway, to.Gateway, d)
 	return d
 }
 
@@ -71,6 +72,7 @@ func patchContent(from *openapi.Program, d *openapi.ProgramDelta) (*openapi.Prog
 	if p.HealthChecks, err = patchByKey(from.HealthChecks, d.RemoveHealthChecks, d.AddHealthChecks, healthKey, "health check"); err != nil {
 		return nil, err
 	}
+	p.Gateway = patchGateway(from.Gateway, d)
 	if len(p.DNS) == 0 {
 		p.DNS = nil
 	}
@@ -146,6 +148,7 @@ func (t *Tracked) Patch(d *openapi.ProgramDelta) (*Tracked, error) {
 	}
 	keyed(t.P.DNS, d.RemoveDNS, d.AddDNS, dnsKey, DNSKey, s.AddDNS)
 	keyed(t.P.HealthChecks, d.RemoveHealthChecks, d.AddHealthChecks, healthKey, HealthKey, s.AddHealthCheck)
+	s.SetGateway(GatewayKey(p.Gateway))
 	if err := setDigest(p, d, s.Digest(p.Host, p.Bridge)); err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ type Key [2]uint64
 type Sums struct {
 	h                                            Key
 	flows, tunnels, containers, groups, dns, hcs int
+	gw                                           Key // GatewayKey of the gateway (not summed: one per program)
 }
 
 func (s *Sums) add(k Key, n int) {
@@ -174,6 +175,9 @@ func (s *Sums) Digest(host string, br openapi.BridgeSpec) string {
 		b = appendInt(b, int64(s.dns))
 		b = appendInt(b, int64(s.hcs))
 	}
+	if s.gw != (Key{}) {
+		b = appendInt(appendInt(b, int64(s.gw[0])), int64(s.gw[1]))
+	}
 	d := sha256.Sum256(b)
 	return hex.EncodeToString(d[:16])
 }
@@ -199,6 +203,7 @@ func programSums(p *openapi.Program) Sums {
 	for i := range p.HealthChecks {
 		s.AddHealthCheck(HealthKey(&p.HealthChecks[i]), 1)
 	}
+	s.SetGateway(GatewayKey(p.Gateway))
 	return s
 }
 

@@ -74,6 +74,9 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 			}
 		})
 	}
+	for _, h := range hosts {
+		add(h.ext.flows, onLocal, 0, h.idx)
+	}
 	for _, s := range c.services {
 		if len(s.on) > 0 {
 			add(s.flows, onNet, c.nets[s.obj.Network].idx, 0)
@@ -168,6 +171,7 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 		sumAll(&groupKind, &h.groups, &h.sums)
 		c.sumDNS(h)
 		sumAll(&healthKind, &h.health, &h.sums)
+		h.sums.SetGateway(program.GatewayKey(h.ext.gw))
 		h.digest = h.sums.Digest(h.obj.Name, p.Bridge)
 		h.rev = c.rev
 		p.Digest, p.Revision = h.digest, h.rev

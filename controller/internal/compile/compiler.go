@@ -36,6 +36,11 @@ type Compiler struct {
 	dirtyPols map[*polState]bool
 	pkeys     map[polKey]*pkey // interned policy flow keys
 
+	// extDirty are the hosts whose external state the running Apply must
+	// recompute; extAll: every host's.
+	extDirty map[*hostState]bool
+	extAll   bool
+
 	// bulk is set while Full loads a snapshot: per-host change bookkeeping
 	// is skipped and programs are built from scratch at the end.
 	bulk bool
@@ -52,6 +57,11 @@ type hostState struct {
 	// Groups, DNS records and health probes placed on this host.
 	groups elemSet[uint32, openapi.Group]
 	health elemSet[string, openapi.HealthProbe]
+
+	// ext is what external access placed here; route the flows other
+	// hosts use to reach this host's gateway port (nil: not built yet).
+	ext   extState
+	route []flowRec
 
 	sums   program.Sums
 	digest string
@@ -80,6 +90,9 @@ type netState struct {
 	dns     elemSet[string, openapi.DNSRecord]
 	dnsSums *program.Sums // of dns; nil when out of date
 	idx     int           // position in Full's network order
+	// pins are the hosts where external access keeps the network present
+	// without a container (see settlePins).
+	pins map[string]bool
 }
 
 // presence is one network on one host: how many of its containers are there,
@@ -132,6 +145,8 @@ func (c *Compiler) reset() {
 	c.polByNet = map[string]map[string]*polState{}
 	c.dirtyPols = map[*polState]bool{}
 	c.pkeys = map[polKey]*pkey{}
+	c.extDirty = map[*hostState]bool{}
+	c.extAll = false
 }
 
 // Compile compiles s from scratch: the program of every host in s, by host
@@ -163,8 +178,10 @@ func (c *Compiler) Full(s *Snapshot) map[string]*openapi.Program {
 	for i := range s.Policies {
 		c.apply(PutPolicy(s.Policies[i]))
 	}
+	c.settlePins()
 	c.flushPolicies()
 	c.flushServices()
+	c.flushExternal()
 	c.bulk = false
 	return c.buildAll()
 }
@@ -226,6 +243,7 @@ func (c *Compiler) newProgram(h *hostState, flows []openapi.Flow) *openapi.Progr
 		Groups:       groups,
 		DNS:          c.hostDNS(h),
 		HealthChecks: h.health.list(),
+		Gateway:      h.ext.gw,
 	}
 }
 

@@ -275,7 +275,7 @@ func parseNetwork(n *openapi.Network) *netParams {
 		prefixLen: pfx.Bits(), mtu: n.MTU, prefix: pfx,
 	}
 	p.reg = RegNetwork + "=" + p.vni
-	p.flows = netFlows(p)
+	p.flows = append(netFlows(p), gatewayNetFlows(p)...)
 	return p
 }
 

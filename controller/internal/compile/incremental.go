@@ -21,6 +21,9 @@ type hostTxn struct {
 	groups     elemTxn[uint32]
 	dns        dnsTxn
 	health     elemTxn[string]
+	// gwBefore is the gateway before the Apply, once gwTouched.
+	gwBefore  *openapi.Gateway
+	gwTouched bool
 }
 
 // Apply applies changes in order, as one step at revision rev, and returns
@@ -33,8 +36,10 @@ func (c *Compiler) Apply(rev int64, changes ...Change) []HostUpdate {
 	for _, ch := range changes {
 		c.apply(ch)
 	}
+	c.settlePins()
 	c.flushPolicies()
 	c.flushServices()
+	c.flushExternal()
 	ups := c.finish(rev)
 	c.txn = nil
 	return ups
@@ -99,6 +104,7 @@ func (c *Compiler) txnFor(h *hostState) *hostTxn {
 	t.tunBefore = map[string]*openapi.TunnelPort{}
 	t.ctrBefore = map[string]*openapi.ContainerPort{}
 	t.groups, t.dns, t.health = elemTxn[uint32]{}, dnsTxn{}, elemTxn[string]{}
+	t.gwBefore, t.gwTouched = nil, false
 	return t
 }
 
@@ -164,10 +170,16 @@ func (c *Compiler) putHost(obj openapi.Host) {
 		h = &hostState{obj: obj, peers: map[string]int{}, local: map[string]*ctrState{}, pend: map[program.Key]*pending{}}
 		c.hosts[obj.Name] = h
 		c.addFlows(h, baseFlows, 1)
+		c.markExtAll()
 		for _, ct := range c.byHost[obj.Name] {
 			c.activate(ct)
 		}
 		return
+	}
+	if h.obj.Address != obj.Address || h.obj.Status != obj.Status {
+		// Egress IP holders, node-port pins and routes to this host.
+		h.route = nil
+		c.markExtAll()
 	}
 	if h.obj.Address != obj.Address || h.obj.TunnelType != obj.TunnelType {
 		// Tunnel ports to and from this host change; flows do not.
@@ -184,6 +196,8 @@ func (c *Compiler) deleteHost(name string) {
 	if h == nil {
 		return
 	}
+	c.unpinHost(h)
+	c.markExtAll()
 	for _, ct := range h.local {
 		c.deactivate(ct)
 	}
@@ -204,11 +218,16 @@ func (c *Compiler) putNetwork(obj openapi.Network) {
 		n = &netState{active: map[string]*ctrState{}, present: map[string]*presence{}}
 		c.nets[obj.Name] = n
 	} else if n.obj.CIDR == obj.CIDR && n.obj.Gateway == obj.Gateway && n.obj.VNI == obj.VNI && n.obj.MTU == obj.MTU {
+		if externalNetChanged(&n.obj, &obj) {
+			c.markExtAll()
+		}
 		n.obj = obj
 		return
 	} else {
+		c.unpinNet(n)
 		c.deactivateAll(n)
 	}
+	c.markExtAll()
 	n.obj = obj
 	n.p = parseNetwork(&obj)
 	for _, ct := range c.byNet[obj.Name] {
@@ -218,6 +237,8 @@ func (c *Compiler) putNetwork(obj openapi.Network) {
 
 func (c *Compiler) deleteNetwork(name string) {
 	if n := c.nets[name]; n != nil {
+		c.unpinNet(n)
+		c.markExtAll()
 		c.deactivateAll(n)
 		delete(c.nets, name)
 	}
@@ -243,6 +264,9 @@ func (c *Compiler) putContainer(obj openapi.Container) {
 				// as a peer) before or after.
 				c.touchNet(ct.net.obj.Name, o.Labels)
 				c.touchNet(ct.net.obj.Name, obj.Labels)
+			}
+			if ct.f != nil && publishChanged(o, &obj) {
+				c.markExt(ct.host)
 			}
 			ct.obj = obj // status: nothing compiled changes
 			return
@@ -310,6 +334,9 @@ func (c *Compiler) activate(ct *ctrState) {
 	c.remoteFlows(n, ct, 1)
 	n.active[id] = ct
 	c.netDNS(n, &ct.f.dns, 1)
+	if len(ct.obj.Publish) > 0 {
+		c.markExt(h)
+	}
 	c.touchNet(n.obj.Name, ct.obj.Labels)
 }
 
@@ -327,6 +354,9 @@ func (c *Compiler) deactivate(ct *ctrState) {
 	}
 	n, h, id := ct.net, ct.host, ct.obj.ID
 	c.touchNet(n.obj.Name, ct.obj.Labels)
+	if len(ct.obj.Publish) > 0 {
+		c.markExt(h)
+	}
 	delete(n.active, id)
 	c.netDNS(n, &ct.f.dns, -1)
 	c.touchCtr(h, id)
@@ -371,6 +401,7 @@ func (c *Compiler) presenceUp(n *netState, h *hostState) *presence {
 	}
 	c.dnsPresence(h, n, false)
 	n.present[h.obj.Name] = pr
+	c.markExt(h)
 	c.touchAllServices(n.obj.Name)
 	return pr
 }
@@ -380,6 +411,7 @@ func (c *Compiler) presenceDown(n *netState, h *hostState) {
 	pr := n.present[h.obj.Name]
 	c.dnsPresence(h, n, true)
 	delete(n.present, h.obj.Name)
+	c.markExt(h)
 	c.addFlows(h, n.p.flows, -1)
 	c.linkPeers(n, h, pr, -1)
 	for _, ct := range n.active { // all on other hosts
@@ -399,6 +431,7 @@ func (c *Compiler) linkPeers(n *netState, h *hostState, pr *presence, sign int) 
 			continue
 		}
 		p := c.hosts[peer]
+		c.markExt(p)
 		c.touchTunnel(h, peer)
 		c.touchTunnel(p, name)
 		bump(h.peers, peer, sign)
@@ -443,6 +476,7 @@ func (c *Compiler) finish(rev int64) []HostUpdate {
 		changed = fold(&groupKind, &h.groups, t.groups, &h.sums, d) || changed
 		changed = c.foldDNS(h, t.dns, d) || changed
 		changed = fold(&healthKind, &h.health, t.health, &h.sums, d) || changed
+		changed = foldGateway(h, t, d) || changed
 		if !changed && t.existed {
 			continue
 		}

@@ -72,7 +72,7 @@ func TestOVSParse(t *testing.T) {
 // substitutePorts renders p and replaces ${port:NAME} with ofports, as the
 // agent does.
 func substitutePorts(p *openapi.Program) string {
-	pairs := []string{portRef(openapi.DNSPortName), "65000"}
+	pairs := []string{portRef(openapi.DNSPortName), "65000", portRef(openapi.GatewayPortName), "65001"}
 	n := 1
 	for _, tp := range p.Tunnels {
 		pairs = append(pairs, portRef(tp.Name), strconv.Itoa(n))

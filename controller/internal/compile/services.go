@@ -45,14 +45,17 @@ type svcState struct {
 	on     []*hostState
 	probes map[*hostState][]openapi.HealthProbe
 	dirty  bool
+	// localBackends are each host's usable backends (Local node ports).
+	localBackends map[*hostState][]lbBackend
 }
 
 // svcPort is one port of a service, parsed.
 type svcPort struct {
-	proto  string // tcp, udp or sctp
-	port   int
-	target int
-	group  uint32
+	proto    string // tcp, udp or sctp
+	port     int
+	target   int
+	group    uint32
+	nodePort int // 0: none
 }
 
 // parseService validates s. A service that cannot be compiled entirely
@@ -74,8 +77,12 @@ func parseService(s openapi.Service) *svcState {
 		if proto != "tcp" && proto != "udp" && proto != "sctp" || p.Port < 1 || p.Port > 65535 || target < 1 || target > 65535 {
 			return st
 		}
+		np := p.NodePort
+		if np < openapi.MinExternalPort || np > 65535 || proto == "sctp" {
+			np = 0
+		}
 		st.ports = append(st.ports, svcPort{proto: proto, port: p.Port, target: target,
-			group: s.GroupID*openapi.MaxServicePorts + uint32(i)})
+			group: s.GroupID*openapi.MaxServicePorts + uint32(i), nodePort: np})
 	}
 	st.ok, st.sel, st.vip = true, sel, vip.String()
 	return st
@@ -182,8 +189,11 @@ func (c *Compiler) flushServices() {
 		return strings.Compare(a.obj.ID, b.obj.ID)
 	}) {
 		old := *s
-		s.flows, s.groups, s.ghash, s.dns, s.dnsNet, s.on, s.probes = nil, nil, nil, nil, nil, nil, nil
+		s.flows, s.groups, s.ghash, s.dns, s.dnsNet, s.on, s.probes, s.localBackends = nil, nil, nil, nil, nil, nil, nil, nil
 		c.compileService(s)
+		if old.nodePorts() || s.nodePorts() {
+			c.markExtAll()
+		}
 		c.placeService(s, 1)
 		c.placeService(&old, -1)
 		s.dirty = false
@@ -252,8 +262,15 @@ func (c *Compiler) compileService(s *svcState) {
 	for i, b := range usable {
 		ct := byID[b.Container.ID]
 		backends[i] = lbBackend{ip: ct.f.port.IP, weight: b.Weight}
+		if s.local() && s.nodePorts() {
+			if s.localBackends == nil {
+				s.localBackends = map[*hostState][]lbBackend{}
+			}
+			s.localBackends[ct.host] = append(s.localBackends[ct.host], backends[i])
+		}
 	}
 	s.flows, s.groups = serviceFlows(s, n.p, backends)
+	s.flows = append(s.flows, nodePortFlows(s, n.p)...)
 	for i := range s.groups {
 		s.ghash = append(s.ghash, program.GroupKey(&s.groups[i]))
 	}
@@ -301,21 +318,13 @@ func serviceFlows(s *svcState, n *netParams, bs []lbBackend) ([]flowRec, []opena
 			fs = append(fs, mkFlow(TableServiceLB, prioService, cookie, lb, rejectAction))
 			continue
 		}
-		var spec strings.Builder
-		spec.WriteString("type=select,selection_method=dp_hash")
-		weights, split := fineBuckets(bs)
-		for i, b := range bs {
-			act := bucketAction(s, p, b)
-			spec.WriteString(",bucket=bucket_id:" + strconv.Itoa(i) + ",weight:" + strconv.Itoa(weights[i]) + ",actions=" + act)
-			if i == split {
-				spec.WriteString(",bucket=bucket_id:" + strconv.Itoa(len(bs)) + ",weight:" + strconv.Itoa(weights[len(bs)]) + ",actions=" + act)
-			}
-			if affinity {
+		if affinity {
+			for _, b := range bs {
 				fs = append(fs, mkFlow(TableAffinityDispatch, prioDispatch, cookie,
-					RegAffinityIP+"="+ipHex(b.ip)+","+RegAffinityPort+"="+strconv.Itoa(p.target)+","+svcMatch, act))
+					RegAffinityIP+"="+ipHex(b.ip)+","+RegAffinityPort+"="+strconv.Itoa(p.target)+","+svcMatch, bucketAction(s, p, b, true)))
 			}
 		}
-		gs = append(gs, openapi.Group{ID: p.group, Spec: spec.String()})
+		gs = append(gs, openapi.Group{ID: p.group, Spec: groupSpec(s, p, bs, true)})
 		if affinity {
 			fs = append(fs,
 				learnFlow(s, n, p, cookie),
@@ -327,6 +336,23 @@ func serviceFlows(s *svcState, n *netParams, bs []lbBackend) ([]flowRec, []opena
 		}
 	}
 	return fs, gs
+}
+
+// groupSpec is the select group of service port p over backends bs (its
+// buckets continue at AffinityLearn when learn and the service has ClientIP
+// affinity, else at Hairpin).
+func groupSpec(s *svcState, p svcPort, bs []lbBackend, learn bool) string {
+	var spec strings.Builder
+	spec.WriteString("type=select,selection_method=dp_hash")
+	weights, split := fineBuckets(bs)
+	for i, b := range bs {
+		act := bucketAction(s, p, b, learn)
+		spec.WriteString(",bucket=bucket_id:" + strconv.Itoa(i) + ",weight:" + strconv.Itoa(weights[i]) + ",actions=" + act)
+		if i == split {
+			spec.WriteString(",bucket=bucket_id:" + strconv.Itoa(len(bs)) + ",weight:" + strconv.Itoa(weights[len(bs)]) + ",actions=" + act)
+		}
+	}
+	return spec.String()
 }
 
 // Bucket weights for OVS's dp_hash selection. OVS maps a select group's
@@ -391,9 +417,9 @@ var ipProto = map[string]string{"tcp": "6", "udp": "17", "sctp": "132"}
 // bucketAction sends a new connection to backend b: it commits the
 // connection in the network's zone with DNAT to b and continues at
 // AffinityLearn (ClientIP affinity) or Hairpin.
-func bucketAction(s *svcState, p svcPort, b lbBackend) string {
+func bucketAction(s *svcState, p svcPort, b lbBackend, learn bool) string {
 	next := TableHairpin
-	if s.obj.SessionAffinity == openapi.AffinityClientIP {
+	if learn && s.obj.SessionAffinity == openapi.AffinityClientIP {
 		next = TableAffinityLearn
 	}
 	return "ct(commit,table=" + strconv.Itoa(int(next)) + "," + ctZone +

@@ -188,6 +188,10 @@ func loadProgram(t *testing.T, l *lab.Lab, h *lab.Host, p *openapi.Program) (map
 	labRun(t, dns, "ip", "neigh", "add", DNSClientAddr, "lladdr", openapi.DNSNextHopMAC, "dev", "eth0", "nud", "permanent")
 	labRun(t, dns, "ip", "route", "add", "default", "via", DNSClientAddr, "dev", "eth0", "onlink")
 	ofports[openapi.DNSPortName] = h.OFPort(t, openapi.DNSPortName)
+	// The gateway port (External access): a veth into a namespace nobody
+	// uses here, so that flows naming it load.
+	veth(t, h, l.NewNetns(t, h.Name+"-gw"), openapi.GatewayPortName, "0a:59:00:00:00:01", "")
+	ofports[openapi.GatewayPortName] = h.OFPort(t, openapi.GatewayPortName)
 
 	var pairs []string
 	for name, n := range ofports {

@@ -389,9 +389,16 @@ func (e *extLab) egress(t *testing.T) {
 
 // refused posts (or moves) and fails t unless the answer is status with a
 // problem whose detail names holder (and whose field contains field, when
-// set), and the revision did not move.
+// set), and the revision did not move. A write that went through anyway is
+// undone (the object deleted, the container moved back), so that the
+// next cases start from the same state.
 func (e *extLab) refused(t *testing.T, what string, status int, holder, field, method, path string, body any) {
 	t.Helper()
+	var from openapi.Container
+	moving := strings.HasSuffix(path, "/move")
+	if moving {
+		from = e.GetContainer(t, strings.TrimSuffix(strings.TrimPrefix(path, "/api/v1/containers/"), "/move"))
+	}
 	before := e.Revision(t)
 	code, err := e.Do(method, path, body, nil)
 	p := problemOf(err)
@@ -405,6 +412,21 @@ func (e *extLab) refused(t *testing.T, what string, status int, holder, field, m
 	}
 	if after := e.Revision(t); after != before {
 		t.Errorf("%s: the revision moved from %d to %d: something was written", what, before, after)
+	}
+	if code/100 != 2 {
+		return
+	}
+	b, _ := body.(map[string]any)
+	name, _ := b["name"].(string)
+	network, _ := b["network"].(string)
+	q := writeWait + "&network=" + url.QueryEscape(network)
+	switch {
+	case moving:
+		e.MustDo(t, 200, "POST", path+writeWait, map[string]any{"host": from.Host}, nil)
+	case path == "/api/v1/containers" || path == "/api/v1/services":
+		e.MustDo(t, 204, "DELETE", path+"/"+url.PathEscape(name)+q, nil, nil)
+	case path == "/api/v1/networks":
+		e.MustDo(t, 204, "DELETE", path+"/"+url.PathEscape(name)+writeWait, nil, nil)
 	}
 }
 

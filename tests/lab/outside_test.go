@@ -69,7 +69,9 @@ func TestOutsideAddrs(t *testing.T) {
 // the host sees the outside's client address (or the server one when a
 // probe names it as source), the outside's server sees the host's
 // address, over TCP and UDP, and a UDP answer comes from the address it
-// was sent to. AddOutside twice gives the same outside; the lab removes it.
+// was sent to; the same once the host's address is on an OVS br-phy, as
+// the agent puts it. AddOutside twice gives the same outside; the lab
+// removes it.
 func TestOutside(t *testing.T) {
 	var l *Lab
 	t.Run("up", func(t *testing.T) {
@@ -95,24 +97,28 @@ func TestOutside(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		at := func(a netip.Addr) string { return netip.AddrPortFrom(a, SeenByPort).String() }
-		for _, proto := range []string{"tcp", "udp"} {
-			for _, c := range []struct {
-				p         *Probe
-				src, dst  string
-				name, see string
-			}{
-				{out, "", host, "h1", o.Client.String()},
-				{out, o.Server.String(), host, "h1", o.Server.String()},
-				{hp, "", o.Server.String(), OutsideName, host},
-				{hp, "", o.Client.String(), OutsideName, host},
-			} {
-				dst := at(netip.MustParseAddr(c.dst))
-				s, err := c.p.Ask(ctx, proto, c.src, dst, 2*time.Second)
-				if err != nil || s.Name != c.name || s.Peer.Addr().String() != c.see || s.Peer.Port() == 0 {
-					t.Errorf("%s %s (src %q) -> %s: %+v %v; want %s seeing %s", proto, c.p.Name, c.src, dst, s, err, c.name, c.see)
+		seenBoth := func(phase string) {
+			t.Helper()
+			for _, proto := range []string{"tcp", "udp"} {
+				for _, c := range []struct {
+					p         *Probe
+					src, dst  string
+					name, see string
+				}{
+					{out, "", host, "h1", o.Client.String()},
+					{out, o.Server.String(), host, "h1", o.Server.String()},
+					{hp, "", o.Server.String(), OutsideName, host},
+					{hp, "", o.Client.String(), OutsideName, host},
+				} {
+					dst := at(netip.MustParseAddr(c.dst))
+					s, err := c.p.Ask(ctx, proto, c.src, dst, 2*time.Second)
+					if err != nil || s.Name != c.name || s.Peer.Addr().String() != c.see || s.Peer.Port() == 0 {
+						t.Errorf("%s: %s %s (src %q) -> %s: %+v %v; want %s seeing %s", phase, proto, c.p.Name, c.src, dst, s, err, c.name, c.see)
+					}
 				}
 			}
 		}
+		seenBoth("host address on " + h1.UnderlayIface)
 		// The ordinary probe ports answer with the name alone.
 		res, err := out.Run(ctx, []ProbeRequest{{Proto: "tcp", Addr: host + ":80", TimeoutMs: 2000}, {Proto: "udp", Addr: host + ":80", TimeoutMs: 2000}})
 		if err != nil || !res[0].OK || res[0].Reply != "h1" || !res[1].OK || res[1].Reply != "h1" {
@@ -138,6 +144,14 @@ func TestOutside(t *testing.T) {
 		// The outside is on the underlay, so the host reaches it by ping.
 		if r, err := Ping(ctx, h1.Netns, o.Server.String(), 1, 100*time.Millisecond); err != nil || r.Received != 1 {
 			t.Errorf("h1 -> ping outside: %+v %v", r, err)
+		}
+		// As the agent runs a host: the underlay address on an OVS
+		// (userspace datapath) br-phy holding the underlay veth. The
+		// outside's TCP and UDP still work both ways (checksums complete).
+		setupBridges(t, h1, o.Server.String(), "geneve")
+		seenBoth("host address on OVS br-phy")
+		if r, err := Ping(ctx, h1.Netns, o.Server.String(), 1, 100*time.Millisecond); err != nil || r.Received != 1 {
+			t.Errorf("h1 (br-phy) -> ping outside: %+v %v", r, err)
 		}
 	})
 	if l != nil {

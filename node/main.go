@@ -9,6 +9,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/node/internal/agent"
+	"github.com/switchyard/switchyard/node/internal/gateway"
 	"github.com/switchyard/switchyard/node/internal/ovs"
 	"github.com/switchyard/switchyard/openapi"
 )
@@ -35,6 +37,8 @@ type settings struct {
 	OVS      ovs.Options
 	DNS      dnsSettings
 	LogLevel slog.Level
+	// Gateway: external access through the host (package gateway).
+	Gateway bool
 }
 
 // parseSettings reads the settings from args (without the program name) and
@@ -74,6 +78,7 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 		dnsNetns   = str("dns-netns", "SWITCHYARD_DNS_NETNS", "", "name of the agent's DNS namespace (empty: sydns-<12 hex of sha256(host)>)")
 		logRate    = str("policy-log-rate", "SWITCHYARD_POLICY_LOG_RATE", strconv.Itoa(ovs.DefaultPolicyLogRate), "at most this many logged connections per second (the log meter's rate)")
 		rejectRate = str("reject-rate", "SWITCHYARD_REJECT_RATE", strconv.Itoa(ovs.DefaultRejectRate), "at most this many rejected connections per second are answered (the reject meter's rate)")
+		gatewayOn  = str("gateway", "SWITCHYARD_GATEWAY", "on", "external access through the host (gateway port sygw0, nftables table switchyard): on or off")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -124,6 +129,13 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if s.DNS.On {
 		s.OVS.DNSNetns, s.OVS.ResolvConfDir = s.DNS.Netns, resolvConfDir
 	}
+	switch *gatewayOn {
+	case "on":
+		s.Gateway = true
+	case "off":
+	default:
+		return s, fmt.Errorf("SWITCHYARD_GATEWAY (-gateway) %q: want on or off", *gatewayOn)
+	}
 	return s, nil
 }
 
@@ -141,6 +153,19 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if s.Gateway {
+		// Egress IPs go on the underlay bridge's port, which holds the
+		// host's address when the agent builds the underlay (netdev).
+		ul := ""
+		if s.Agent.UnderlayIface != "" && s.OVS.Datapath != "system" {
+			ul = cmp.Or(s.OVS.UnderlayBridge, "br-phy")
+		}
+		gw, err := gateway.New(ul)
+		if err != nil {
+			fail(err)
+		}
+		s.OVS.Gateway = gw
+	}
 	app, err := ovs.New(ctx, s.OVS)
 	if err != nil {
 		fail(fmt.Errorf("open vswitch: %w", err))

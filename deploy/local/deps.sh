@@ -11,7 +11,7 @@
 # Go is not installed here: it is expected in /usr/local/go (see README.md).
 set -euo pipefail
 
-PACKAGES=(postgresql openvswitch-switch iproute2 iputils-ping iperf3 ethtool tcpdump curl)
+PACKAGES=(postgresql openvswitch-switch iproute2 iputils-ping iperf3 ethtool tcpdump curl nftables)
 # Services those packages may start, by package.
 declare -A SERVICES=(
 	[postgresql]=postgresql

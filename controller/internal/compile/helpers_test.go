@@ -3,6 +3,7 @@ package compile
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -213,6 +214,9 @@ func (w *randomWorld) host() openapi.Host {
 	}
 	h := host(worldHosts[i], fmt.Sprintf("192.168.1.%d", i+1+10*w.r.IntN(2)), tt)
 	h.Labels = map[string]string{"rack": fmt.Sprint(w.r.IntN(3))}
+	if w.r.IntN(4) == 0 {
+		h.Status = openapi.HostNotReady // egress IPs move away
+	}
 	return h
 }
 
@@ -225,6 +229,12 @@ func (w *randomWorld) network() openapi.Network {
 		n.VNI += 10 // renumbered
 	case 2:
 		n.Gateway = "10.99.0.1" // outside its CIDR: the network is ignored
+	}
+	switch w.r.IntN(4) {
+	case 0:
+		n.EgressIP = fmt.Sprintf("192.168.1.%d", 200+i)
+	case 1:
+		n.Egress = &openapi.NetworkEgress{SNAT: false}
 	}
 	return n
 }
@@ -246,6 +256,9 @@ func (w *randomWorld) container(existing *openapi.Container) openapi.Container {
 			c.IP, c.MAC = fresh.IP, fresh.MAC
 		case 2:
 			c.Labels = w.labels()
+			if w.r.IntN(2) == 0 {
+				c.Publish = w.publish()
+			}
 		default:
 			c.Netns = "/run/netns/x"
 		}
@@ -263,7 +276,19 @@ func (w *randomWorld) container(existing *openapi.Container) openapi.Container {
 	if w.r.IntN(15) == 0 {
 		c.IP = "192.0.2.1" // outside the network: ignored
 	}
+	if w.r.IntN(4) == 0 {
+		c.Publish = w.publish()
+	}
 	return c
+}
+
+// publish draws a container's published ports (maybe none).
+func (w *randomWorld) publish() []openapi.PublishedPort {
+	var out []openapi.PublishedPort
+	for i := w.r.IntN(3); i > 0; i-- {
+		out = append(out, openapi.PublishedPort{HostPort: 8080 + w.r.IntN(3), Port: 80, Protocol: []string{"", "TCP", "UDP"}[w.r.IntN(3)]})
+	}
+	return out
 }
 
 func (w *randomWorld) snapshot() *Snapshot {
@@ -358,6 +383,12 @@ func (w *randomWorld) service() openapi.Service {
 	if w.r.IntN(2) == 0 {
 		s.HealthCheck = &openapi.HealthCheck{Protocol: "TCP", IntervalSeconds: 5, TimeoutSeconds: 1, UnhealthyThreshold: 3, HealthyThreshold: 1}
 	}
+	if w.r.IntN(2) == 0 {
+		s.Ports[0].NodePort = 30080 + i
+		if w.r.IntN(2) == 0 {
+			s.ExternalTrafficPolicy = openapi.TrafficLocal
+		}
+	}
 	switch w.r.IntN(10) {
 	case 0:
 		s.GroupID = 0
@@ -399,6 +430,10 @@ func sameProgram(t *testing.T, what string, a, b *openapi.Program) {
 func renderDelta(d *openapi.ProgramDelta) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# delta %s -> %s\n", d.FromDigest, d.Digest)
+	if d.Gateway != nil || d.RemoveGateway {
+		g, _ := json.Marshal(d.Gateway)
+		fmt.Fprintf(&b, "gateway (remove %v): %s\n", d.RemoveGateway, g)
+	}
 	for _, n := range d.RemoveTunnels {
 		fmt.Fprintf(&b, "-tunnel %s\n", n)
 	}
@@ -472,6 +507,15 @@ func renderPrograms(progs map[string]*openapi.Program) string {
 		}
 		for _, h := range p.HealthChecks {
 			fmt.Fprintf(&b, "# %s\n", probeLine(&h))
+		}
+		if g := p.Gateway; g != nil {
+			fmt.Fprintf(&b, "# gateway mac=%s address=%s egressIPs=%v\n", g.MAC, g.Address, g.EgressIPs)
+			for _, r := range g.Routes {
+				fmt.Fprintf(&b, "# route %s via=%s\n", r.Dst, r.Via)
+			}
+			for _, r := range g.NAT {
+				fmt.Fprintf(&b, "# nat %s -> %s:%d masquerade=%v snat=%s\n", r.Key(), r.ToIP, r.ToPort, r.Masquerade, r.SNATTo)
+			}
 		}
 		b.WriteString(Render(p))
 		for _, g := range p.Groups {

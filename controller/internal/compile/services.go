@@ -96,6 +96,9 @@ func (c *Compiler) putService(obj openapi.Service) {
 	old := c.services[obj.ID]
 	s := parseService(obj)
 	if old != nil {
+		if old.nodePorts() {
+			c.markExtAll() // its node ports go, or change
+		}
 		s.flows, s.groups, s.ghash, s.dns, s.dnsNet, s.on, s.probes = old.flows, old.groups, old.ghash, old.dns, old.dnsNet, old.on, old.probes
 		c.unindexService(old)
 		delete(c.dirtySvcs, old)
@@ -115,6 +118,9 @@ func (c *Compiler) deleteService(id string) {
 	}
 	delete(c.services, id)
 	c.unindexService(s)
+	if s.nodePorts() {
+		c.markExtAll()
+	}
 	s.ok = false // the flush removes what it placed
 	c.markService(s)
 }
@@ -275,7 +281,7 @@ func (c *Compiler) compileService(s *svcState) {
 		s.ghash = append(s.ghash, program.GroupKey(&s.groups[i]))
 	}
 	s.dns = &openapi.DNSRecord{Network: n.p.name, VNI: n.p.vniNum, Kind: openapi.DNSService, Name: s.obj.Name,
-		IP: s.vip, Ports: slices.Clone(s.obj.Ports)}
+		IP: s.vip, Ports: dnsPorts(s.obj.Ports)}
 	s.dnsNet = n
 	for name := range n.present {
 		s.on = append(s.on, c.hosts[name])
@@ -295,6 +301,16 @@ func (c *Compiler) compileService(s *svcState) {
 			})
 		}
 	}
+}
+
+// dnsPorts are a service's ports as its DNS record has them (what SRV
+// records need: no node ports).
+func dnsPorts(ps []openapi.ServicePort) []openapi.ServicePort {
+	out := slices.Clone(ps)
+	for i := range out {
+		out[i].NodePort = 0
+	}
+	return out
 }
 
 // lbBackend is one usable backend: its address and bucket weight.

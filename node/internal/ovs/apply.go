@@ -64,6 +64,9 @@ type ApplyResult struct {
 	OFCtlRuns int
 	// Warnings are problems that did not stop the apply (a failed prune).
 	Warnings []string
+	// GatewayError says why the host's gateway (routes, NAT table, egress
+	// IPs) is not as the program says; the apply is then degraded.
+	GatewayError string
 	Timing   Timing
 }
 
@@ -74,7 +77,7 @@ func (r *ApplyResult) Degraded() bool {
 			return true
 		}
 	}
-	return len(r.Dropped) > 0
+	return len(r.Dropped) > 0 || r.GatewayError != ""
 }
 
 // Summary is a one-line account of the apply, for logs.
@@ -206,6 +209,9 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 			return res, err
 		}
 	}
+
+	// 2b. The host's kernel side of its gateway (gateway.go).
+	a.ensureGateway(ctx, prog, full, &res)
 
 	// 3. OpenFlow.
 	t = time.Now()
@@ -403,6 +409,7 @@ func (a *Applier) portSpecs(prog *openapi.Program, failed map[string]string) []p
 			IDs:  map[string]string{KeyOwner: OwnerValue, KeyContainer: c.Container, KeyContainerID: c.ID},
 		})
 	}
+	specs = append(specs, a.gatewayPortSpec(prog)...)
 	return append(specs, a.dnsPortSpec(failed)...)
 }
 

@@ -93,10 +93,19 @@ func (a *Applier) dnsPortSpec(failed map[string]string) []portSpec {
 // when the resolver is off (no Options.DNSNetns). Flows naming them are
 // left out of every apply without degrading it.
 func (a *Applier) portsOff() map[string]bool {
-	if a.opts.DNSNetns == "" {
+	switch {
+	case a.opts.DNSNetns == "" && a.opts.Gateway == nil:
+		return bothOff
+	case a.opts.DNSNetns == "":
 		return dnsOff
+	case a.opts.Gateway == nil:
+		return gatewayOff
 	}
 	return nil
 }
 
-var dnsOff = map[string]bool{openapi.DNSPortName: true}
+var (
+	dnsOff     = map[string]bool{openapi.DNSPortName: true}
+	gatewayOff = map[string]bool{openapi.GatewayPortName: true}
+	bothOff    = map[string]bool{openapi.DNSPortName: true, openapi.GatewayPortName: true}
+)

@@ -99,6 +99,11 @@ type Options struct {
 	// ResolvConfDir, when set, gets managed sandboxes' resolv.conf
 	// (link.Options.ResolvConfDir).
 	ResolvConfDir string
+	// Gateway, when set, realizes programs' gateways in the host's kernel
+	// (package gateway); the applier then keeps the gateway port
+	// openapi.GatewayPortName on br-int (gateway.go). Unset, flows naming
+	// that port are left out.
+	Gateway GatewayRealizer
 	// Logger receives libovsdb's log; nil discards it.
 	Logger *slog.Logger
 }

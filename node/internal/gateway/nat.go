@@ -1,0 +1,157 @@
+// Package gateway realizes a host's external access in its own kernel, from
+// the program's Gateway (openapi.Gateway): the gateway port's MAC and link
+// state, the routes into it, IPv4 forwarding, the egress IPs the host holds
+// on its underlay interface (announced by gratuitous ARP), and the NAT
+// table openapi.NATTable (nftables, through sigs.k8s.io/knftables):
+// published ports, node ports and egress SNAT.
+//
+// It owns only what it names: the table openapi.NATTable (rewritten whole,
+// atomically, on every change and on resync), the routes on the gateway
+// port (an agent port nobody else uses), and the addresses labelled
+// AddrLabel on the underlay interface. It must not touch OVS (package ovs
+// makes the gateway port) nor any other table, route or address.
+package gateway
+
+import (
+	"cmp"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/knftables"
+
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// The table's chains: external holds the DNAT rules (published and node
+// ports), reached from prerouting (clients outside) and output (the host
+// itself); postrouting holds the SNAT rules.
+const (
+	chainExternal    = "external"
+	chainPrerouting  = "prerouting"
+	chainOutput      = "output"
+	chainPostrouting = "postrouting"
+)
+
+// MasqueradeMark marks a node-port connection of a Cluster service on its
+// way into br-int: postrouting SNATs it to the host's address, so that the
+// backend's reply comes back through this host.
+const MasqueradeMark = 0x5359
+
+// natTransaction is the transaction that makes the table exactly g's rules
+// (nil g: no table at all). Flushing the table and adding everything in one
+// transaction is atomic: no packet sees a half-written table.
+func natTransaction(nft knftables.Interface, g *openapi.Gateway) (*knftables.Transaction, error) {
+	tx := nft.NewTransaction()
+	tx.Add(&knftables.Table{})
+	if g == nil {
+		tx.Delete(&knftables.Table{})
+		return tx, nil
+	}
+	tx.Flush(&knftables.Table{})
+	tx.Add(&knftables.Chain{Name: chainExternal})
+	base := func(name string, hook knftables.BaseChainHook, prio knftables.BaseChainPriority) {
+		tx.Add(&knftables.Chain{Name: name, Type: knftables.PtrTo(knftables.NATType),
+			Hook: knftables.PtrTo(hook), Priority: knftables.PtrTo(prio)})
+	}
+	base(chainPrerouting, knftables.PreroutingHook, knftables.DNATPriority)
+	base(chainOutput, knftables.OutputHook, knftables.DNATPriority)
+	base(chainPostrouting, knftables.PostroutingHook, knftables.SNATPriority)
+	tx.Add(&knftables.Rule{Chain: chainPrerouting, Rule: "jump " + chainExternal})
+	tx.Add(&knftables.Rule{Chain: chainOutput, Rule: "jump " + chainExternal})
+	tx.Add(&knftables.Rule{Chain: chainPostrouting, Rule: "meta mark " + hexMark + " snat to " + g.Address})
+	// Hairpin: a container reaching a published port of its own host
+	// comes back into br-int DNATed; SNAT it to the host so that the reply
+	// returns through the kernel (else it would go straight to the client,
+	// from the wrong address).
+	var cidrs []string
+	for _, r := range g.Routes {
+		if r.Via == "" {
+			if err := checkPrefix(r.Dst); err != nil {
+				return nil, err
+			}
+			cidrs = append(cidrs, r.Dst)
+		}
+	}
+	if len(cidrs) > 0 {
+		tx.Add(&knftables.Rule{Chain: chainPostrouting, Rule: knftables.Concat(
+			`oifname "`+openapi.GatewayPortName+`" ct status dnat ip saddr {`, strings.Join(cidrs, ", "), "} snat to", g.Address)})
+	}
+	for i := range g.NAT {
+		r := &g.NAT[i]
+		rule, chain, err := natRule(g, r)
+		if err != nil {
+			return nil, fmt.Errorf("NAT rule %s: %w", r.Key(), err)
+		}
+		if rule != "" {
+			tx.Add(&knftables.Rule{Chain: chain, Rule: rule, Comment: knftables.PtrTo(r.Owner)})
+		}
+	}
+	return tx, nil
+}
+
+var hexMark = "0x" + strconv.FormatUint(MasqueradeMark, 16)
+
+// natRule is r as an nft rule and the chain it goes to ("" when r has
+// nothing to do here: a node port whose service has no backend network on
+// this host, which the kernel then refuses like any closed port).
+func natRule(g *openapi.Gateway, r *openapi.NATRule) (rule, chain string, err error) {
+	switch r.Kind {
+	case openapi.NATPublish, openapi.NATNodePort:
+		if r.ToIP == "" {
+			return "", "", nil
+		}
+		proto, err := l4(r.Protocol)
+		if err != nil {
+			return "", "", err
+		}
+		if err := checkPort(r.HostPort); err != nil {
+			return "", "", err
+		}
+		if err := checkPort(r.ToPort); err != nil {
+			return "", "", err
+		}
+		if err := checkIPv4(r.ToIP); err != nil {
+			return "", "", err
+		}
+		dst := cmp.Or(r.HostIP, g.Address)
+		if err := checkIPv4(dst); err != nil {
+			return "", "", err
+		}
+		mark := ""
+		if r.Masquerade {
+			mark = "meta mark set " + hexMark + " "
+		}
+		return knftables.Concat("ip daddr", dst, proto, "dport", r.HostPort, mark+"dnat to", r.ToIP+":"+strconv.Itoa(r.ToPort)), chainExternal, nil
+	case openapi.NATEgress:
+		if err := checkPrefix(r.Source); err != nil {
+			return "", "", err
+		}
+		out := `oifname != "` + openapi.GatewayPortName + `"`
+		if r.SNATTo == "" {
+			return knftables.Concat("ip saddr", r.Source, out, "masquerade"), chainPostrouting, nil
+		}
+		if err := checkIPv4(r.SNATTo); err != nil {
+			return "", "", err
+		}
+		return knftables.Concat("ip saddr", r.Source, out, "snat to", r.SNATTo), chainPostrouting, nil
+	}
+	return "", "", fmt.Errorf("unknown kind %q", r.Kind)
+}
+
+func l4(p string) (string, error) {
+	switch strings.ToUpper(cmp.Or(p, "TCP")) {
+	case "TCP":
+		return "tcp", nil
+	case "UDP":
+		return "udp", nil
+	}
+	return "", fmt.Errorf("protocol %q is not TCP or UDP", p)
+}
+
+func checkPort(p int) error {
+	if p < 1 || p > 65535 {
+		return fmt.Errorf("port %d out of range", p)
+	}
+	return nil
+}

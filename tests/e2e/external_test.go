@@ -37,8 +37,8 @@ import (
 //     still answer), back on it works right after the realized write.
 //   - conflicts: publish and node-port conflicts 409 naming the holder,
 //     privileged/reserved ports and a foreign hostIP 400 naming the field,
-//     egressIP inside a network 400, taken 409; nothing written (the
-//     revision does not move).
+//     a malformed egressIP 400, one inside a network or taken 409 naming
+//     that network; nothing written (the revision does not move).
 //   - move: a publication follows its container to another host; a move
 //     onto a host where the port is taken is 409 and changes nothing.
 //   - policy-cidr: a policy allowing ingress from the outside client's /32
@@ -281,16 +281,20 @@ func (e *extLab) publish(t *testing.T) {
 	expectBlocked(t, "outside -> "+e.at("h1", 80), probeN(t, e.outP, "tcp", "", e.at("h1", 80), 1, blockedTimeout))
 }
 
-// nodePortService creates a service of ext over app=np with a TCP and a
-// UDP port (90, node port nodePort) and the policy, realized; it is deleted
-// (realized) when t ends.
-func (e *extLab) nodePortService(t *testing.T, name string, nodePort int, policy string) openapi.Service {
+// nodePortService creates a service of ext over app=np with a port 90 of
+// each protocol (default TCP and UDP) on node port nodePort and the
+// policy, realized; it is deleted (realized) when t ends.
+func (e *extLab) nodePortService(t *testing.T, name string, nodePort int, policy string, protos ...string) openapi.Service {
 	t.Helper()
-	body := map[string]any{"name": name, "network": extNet, "selector": "app=np",
-		"ports": []map[string]any{
-			{"name": "seen", "port": lab.SeenByPort, "targetPort": lab.SeenByPort, "protocol": "TCP", "nodePort": nodePort},
-			{"name": "useen", "port": lab.SeenByPort, "targetPort": lab.SeenByPort, "protocol": "UDP", "nodePort": nodePort},
-		}}
+	if len(protos) == 0 {
+		protos = []string{"TCP", "UDP"}
+	}
+	var ports []map[string]any
+	for _, p := range protos {
+		ports = append(ports, map[string]any{"name": "seen-" + strings.ToLower(p), "port": lab.SeenByPort, "targetPort": lab.SeenByPort,
+			"protocol": p, "nodePort": nodePort})
+	}
+	body := map[string]any{"name": name, "network": extNet, "selector": "app=np", "ports": ports}
 	if policy != "" {
 		body["externalTrafficPolicy"] = policy
 	}
@@ -486,8 +490,8 @@ func (e *extLab) conflicts(t *testing.T) {
 	expectSeen(t, "outside -> pub on h1 next to dup on h2", tallySeen(e.fromOutside(t, "tcp", "", e.at("h1", pubPort), 3)), true, []string{"pub"}, []string{e.out.Client.String()})
 	e.drop(t, "dup")
 
-	s := e.nodePortService(t, "npx", 30095, "")
-	e.refused(t, "a hostPort that is a service's node port (any host)", 409, "npx", "", "POST", "/api/v1/containers", ctr("dup", "h3", pp(30095, "TCP")))
+	s := e.nodePortService(t, "npx", 30095, "", "TCP")
+	e.refused(t, "a hostPort that is a service's node port (any host)", 409, "npx", "publish[0].hostPort", "POST", "/api/v1/containers", ctr("dup", "h3", pp(30095, "TCP")))
 	svc := func(name string, nodePort int) map[string]any {
 		return map[string]any{"name": name, "network": extNet, "selector": "app=np",
 			"ports": []map[string]any{{"name": "p", "port": 91, "targetPort": lab.SeenByPort, "protocol": "TCP", "nodePort": nodePort}}}
@@ -509,8 +513,11 @@ func (e *extLab) conflicts(t *testing.T) {
 		ctr("bad", "h1", map[string]any{"hostPort": 18099, "port": 90, "hostIP": e.hostIP("h2")}))
 	e.refused(t, "node port 1000", 400, "", "nodePort", "POST", "/api/v1/services", svc("np2", 1000))
 
-	// Egress IPs: not inside a network, not twice.
-	e.refused(t, "egressIP inside network ext", 400, "", "egressIP", "POST", "/api/v1/networks",
+	// Egress IPs: an address, not inside a network (a conflict with that
+	// network, docs/external-api.md), not twice.
+	e.refused(t, "egressIP 224.0.0.9 (multicast)", 400, "", "egressIP", "POST", "/api/v1/networks",
+		map[string]any{"name": "eipx", "cidr": "10.63.0.0/24", "egressIP": "224.0.0.9"})
+	e.refused(t, "egressIP inside network ext", 409, extNet, "egressIP", "POST", "/api/v1/networks",
 		map[string]any{"name": "eipx", "cidr": "10.63.0.0/24", "egressIP": "10.60.0.200"})
 	eip := e.Lab.SpareAddr(5).String()
 	e.MustDo(t, 201, "POST", "/api/v1/networks", map[string]any{"name": "eipa", "cidr": "10.63.0.0/24", "egressIP": eip}, nil)

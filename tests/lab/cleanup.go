@@ -78,8 +78,10 @@ func (l *Lab) keep(t T) {
 }
 
 // DumpOnFailure, when t has failed, logs for every host `ovs-vsctl show`,
-// the flows of br-int and br-phy, br-int's groups, and the tail of every
-// log in the lab (OVS daemons and Procs). New registers it in cleanup
+// the flows of br-int and br-phy, br-int's groups, its addresses, routes,
+// neighbours and nftables ruleset (the external-access NAT), the outside's
+// addresses and neighbours (when there is one), and the tail of every log
+// in the lab (OVS daemons and Procs). New registers it in cleanup
 // already; calling it earlier is harmless (it dumps once).
 func (l *Lab) DumpOnFailure(t T) {
 	if !t.Failed() {
@@ -108,6 +110,9 @@ func (l *Lab) Dump() string {
 			{"ovs-ofctl", "-O", "OpenFlow15", "dump-groups", "br-int"},
 			{"ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-phy"},
 			{"ip", "-br", "addr"},
+			{"ip", "route"},
+			{"ip", "neigh"},
+			{"nft", "list", "ruleset"},
 		}
 		for _, c := range cmds {
 			out, err := h.Run(ctx, c[0], c[1:]...)
@@ -115,6 +120,15 @@ func (l *Lab) Dump() string {
 				out = err.Error()
 			}
 			fmt.Fprintf(&b, "----- %s: %s\n%s\n", h.Name, strings.Join(c, " "), strings.TrimSpace(out))
+		}
+	}
+	if o := l.Outside(); o != nil {
+		for _, c := range [][]string{{"ip", "-br", "addr"}, {"ip", "neigh"}} {
+			out, err := o.Run(ctx, c[0], c[1:]...)
+			if err != nil {
+				out = err.Error()
+			}
+			fmt.Fprintf(&b, "----- outside: %s\n%s\n", strings.Join(c, " "), strings.TrimSpace(out))
 		}
 	}
 	logs, _ := filepath.Glob(filepath.Join(l.Dir, "*.log"))

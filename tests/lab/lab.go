@@ -66,6 +66,8 @@ type Lab struct {
 	closed   bool
 	// gatewaySet is true once Expose has put Gateway on the underlay bridge.
 	gatewaySet bool
+	// outside is the lab's outside once AddOutside made it.
+	outside *Outside
 }
 
 // Prefix is the prefix of every netns this lab owns, "sy-<ID>-". The agent's

@@ -15,11 +15,14 @@ import (
 // ProbeRequest asks a probe server to reach Addr ("ip:port", or "ip" for
 // icmp) with Proto ("tcp", "udp" or "icmp") within TimeoutMs. A tcp probe
 // connects and exchanges one line, a udp probe one datagram, an icmp probe
-// one echo request; each succeeds only when the answer comes back.
+// one echo request; each succeeds only when the answer comes back. Src,
+// when set, is the local address the probe binds to (one of its
+// namespace's: the lab's outside has two).
 type ProbeRequest struct {
 	Proto     string `json:"proto"`
 	Addr      string `json:"addr"`
 	TimeoutMs int    `json:"timeoutMs"`
+	Src       string `json:"src,omitempty"`
 }
 
 // ProbeResult is what one probe saw: OK with the peer's Reply (the name
@@ -128,10 +131,15 @@ type ProbeConn struct {
 
 // Open makes p connect to addr ("ip:port") and keep the connection.
 func (p *Probe) Open(ctx context.Context, addr string, timeout time.Duration) (*ProbeConn, error) {
+	return p.OpenFrom(ctx, "", addr, timeout)
+}
+
+// OpenFrom is Open from the local address src ("": the kernel picks).
+func (p *Probe) OpenFrom(ctx context.Context, src, addr string, timeout time.Duration) (*ProbeConn, error) {
 	var out struct {
 		ID string `json:"id"`
 	}
-	req := map[string]any{"addr": addr, "timeoutMs": timeout.Milliseconds()}
+	req := map[string]any{"addr": addr, "src": src, "timeoutMs": timeout.Milliseconds()}
 	if err := p.call(ctx, "POST", "/conns", req, &out); err != nil {
 		return nil, err
 	}

@@ -19,11 +19,13 @@ type check struct {
 	what     string // comment line above the command
 	from, to string // container names; to "" means the gateway of from's network
 	reach    bool   // whether from should reach to
-	// cmd, when set, is run in from's namespace instead of a ping; want
-	// says whether its output is the expected answer.
-	cmd  []string
-	want func(out string) error
-	ok   bool // what the demo saw
+	// cmd, when set, is run in from's namespace (or netns, when set)
+	// instead of a ping; want says whether its output is the expected
+	// answer.
+	cmd   []string
+	netns string
+	want  func(out string) error
+	ok    bool // what the demo saw
 }
 
 var demoChecks = []check{
@@ -39,6 +41,14 @@ var demoChecks = []check{
 func (d *demo) sandbox(name string) string {
 	c := d.containers[name]
 	return d.lab.Sandbox(c.Host, c.Name, c.Network)
+}
+
+// checkNetns is the namespace a check runs in.
+func (d *demo) checkNetns(c check) string {
+	if c.netns != "" {
+		return c.netns
+	}
+	return d.sandbox(c.from)
 }
 
 // target is the address a check pings.
@@ -123,6 +133,9 @@ func (d *demo) describe() string {
 		sort.Strings(cs)
 		fmt.Fprintf(&b, "    %-3s %-15s %s\n", h.Name, h.UnderlayAddr.Addr(), strings.Join(cs, ", "))
 	}
+	if o := d.outside; o != nil {
+		fmt.Fprintf(&b, "    outside %s, %s  (%s: a client and a server on the underlay, no Switchyard host)\n", o.Client, o.Server, o.Netns)
+	}
 	fmt.Fprintf(&b, "\n  Every container is a network namespace (%s<host>-<container>.<network>). Try:\n", l.Prefix())
 	failed := 0
 	for _, c := range d.checks {
@@ -132,7 +145,7 @@ func (d *demo) describe() string {
 			failed++
 		}
 		fmt.Fprintf(&b, "    # %s [%s]\n", c.what, mark)
-		fmt.Fprintf(&b, "    %sip netns exec %s %s\n", sudo, d.sandbox(c.from), strings.Join(d.command(c), " "))
+		fmt.Fprintf(&b, "    %sip netns exec %s %s\n", sudo, d.checkNetns(c), strings.Join(d.command(c), " "))
 	}
 	fmt.Fprintf(&b, "\n  The API, as admin:\n")
 	fmt.Fprintf(&b, "    TOKEN=%s API=%s/api/v1\n", d.api.c.Token, d.api.c.Base)

@@ -1,9 +1,11 @@
 // Command sylab runs the demo lab of `make run`: simulated hosts built by
 // tests/lab (network namespaces, each with its own Open vSwitch), one
 // switchyard-agent per host connected to a running controller, two networks
-// and a few containers, and a service with an HTTP server in each of its
-// backends, so a new user sees a living network: can ping between
-// containers, reach the service's VIP and resolve its name. It runs until SIGINT or SIGTERM, then stops the
+// and a few containers, a service with an HTTP server in each of its
+// backends, and one of them published on its host's address, so a new user
+// sees a living network: can ping between containers, reach the service's
+// VIP, resolve its name, and reach the published port from the lab's
+// outside (a namespace on the underlay that is no Switchyard host). It runs until SIGINT or SIGTERM, then stops the
 // agents and tears the lab down by pid, as every lab does.
 //
 //	sylab -controller http://127.0.0.1:8080   (admin token in SWITCHYARD_ADMIN_TOKEN)
@@ -14,7 +16,7 @@
 // the controller runs on alone. It only talks to the controller through the
 // REST API, like any user, and it never changes the controller's state
 // beyond the demo's own objects (networks blue and red, the containers
-// below, the service web, the hosts' node tokens): those persist across
+// below, the service web, web1's published port, the hosts' node tokens): those persist across
 // runs, and the next run takes them over.
 package main
 
@@ -122,6 +124,7 @@ type demo struct {
 	networks   map[string]openapi.Network
 	containers map[string]openapi.Container
 	checks     []check
+	outside    *lab.Outside
 }
 
 // must ends the program (after its cleanups) on err, or quietly when a
@@ -172,6 +175,7 @@ func (d *demo) up(backend string) {
 	}
 	d.waitSandboxes()
 	d.startService()
+	d.publish()
 	d.selfCheck()
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,8 +27,8 @@ func TestMain(m *testing.M) { cluster.Main(m) }
 const testToken = "sy_demo_test_admin_token"
 
 // TestDemo runs the demo lab as `make run` does (the binaries, a real
-// controller and database, real OVS), twice: the printed service and DNS
-// commands work as printed, the VIP balances over both backends, the
+// controller and database, real OVS), twice: the printed service, DNS and
+// published-port (from the lab's outside) commands work as printed, the VIP balances over both backends, the
 // backends are healthy, and a stop leaves nothing behind. The second run
 // takes the first run's objects over, the service included.
 func TestDemo(t *testing.T) {
@@ -232,6 +233,14 @@ func (d *demoRun) check(t *testing.T, api *client.Client) openapi.Service {
 	out, err := run(getent)
 	if f := strings.Fields(string(out)); err != nil || len(f) < 2 || f[0] != svc.VIP {
 		t.Errorf("%s: %v: %q, want %s", strings.Join(getent, " "), err, out, svc.VIP)
+	}
+	// The published port, from the outside, as printed.
+	pub := d.line(t, fmt.Sprintf(":%d/", demoPublish.hostPort))
+	if out, err := run(pub); err != nil || strings.TrimSpace(string(out)) != demoPublish.container {
+		t.Errorf("%s: %v: %q, want %s", strings.Join(pub, " "), err, out, demoPublish.container)
+	}
+	if ns := lab.NetnsPrefix(d.id) + "out"; !slices.Contains(pub, ns) {
+		t.Errorf("the published port's command %q does not run in the outside %s", strings.Join(pub, " "), ns)
 	}
 	want := `"$API/services/web/endpoints?network=blue"`
 	if !strings.Contains(d.text, want) {

@@ -79,7 +79,7 @@ func (d *demo) startService() {
 // the health checks of a service taken over from an earlier run, may take
 // a few seconds to settle).
 func (d *demo) runCheck(c *check) {
-	ns := d.sandbox(c.from)
+	ns := d.checkNetns(*c)
 	if _, err := exec.LookPath(c.cmd[0]); err != nil {
 		d.p.Logf("check %q: %s is not installed on this machine", c.what, c.cmd[0])
 		return
@@ -95,7 +95,7 @@ func (d *demo) runCheck(c *check) {
 		last = err
 		return err
 	})
-	d.must(nil, "checking the demo's service and DNS")
+	d.must(nil, "checking the demo's service, DNS and published port")
 	c.ok = err == nil
 	if !c.ok {
 		d.p.Logf("check %q: unexpected: %v", c.what, last)

@@ -11,13 +11,21 @@
 // Served ports: every line received on a TCP connection gets "<name>\n"
 // back (a connection stays open for as many lines as the peer sends);
 // every UDP datagram gets "<name>" back; every HTTP request on 8080 gets
-// 200 "<name>\n" (what a health check probes).
+// 200 "<name>\n" (what a health check probes). TCP and UDP on
+// lab.SeenByPort (90) answer "<name> <peer ip:port>" instead: the address
+// the server saw the client connect from (lab.ParseSeen), to tell NAT
+// apart from a kept client address. A UDP answer leaves from the address
+// the datagram was sent to (IP_PKTINFO), so a namespace with several
+// addresses (the lab's outside) answers from the right one.
+//
+// A probe (and a kept connection) may name its source address (src): the
+// client then binds to it.
 //
 // Control API (HTTP on the unix socket, JSON bodies):
 //
 //	GET  /ready                  200 once every served port listens
 //	POST /probe   [Probe...]     runs the probes concurrently -> [Result...]
-//	POST /conns   {addr}         opens a TCP connection -> {id} (or 502)
+//	POST /conns   {addr,src?}    opens a TCP connection -> {id} (or 502)
 //	POST /conns/{id}/send {timeoutMs} sends a line on it -> Result
 //	DELETE /conns/{id}           closes it
 //	POST /serve   {proto,port,up} stops (closing its connections) or
@@ -67,7 +75,7 @@ func main() {
 		log.Fatal("syprobe: -name and -control are required")
 	}
 	srv := &servers{name: *name, open: map[string]func(){}}
-	for _, pp := range lab.ProbePorts {
+	for _, pp := range append(lab.ProbePorts[:len(lab.ProbePorts):len(lab.ProbePorts)], lab.SeenByPorts...) {
 		if err := srv.up(pp.Proto, pp.Port); err != nil {
 			log.Fatalf("syprobe: %v", err)
 		}
@@ -81,7 +89,7 @@ func main() {
 	if err != nil {
 		log.Fatalf("syprobe: %v", err)
 	}
-	log.Printf("syprobe %s: serving tcp 80, tcp 81, udp 80, http %d; control %s", *name, lab.ProbeHTTPPort, *control)
+	log.Printf("syprobe %s: serving tcp 80, tcp 81, udp 80, http %d, seen-by tcp/udp %d; control %s", *name, lab.ProbeHTTPPort, lab.SeenByPort, *control)
 	log.Fatal(http.Serve(cl, newControl(srv)))
 }
 
@@ -151,13 +159,15 @@ func run(p Probe) Result {
 	deadline := time.Now().Add(timeout)
 	var got string
 	var err error
-	switch p.Proto {
-	case "tcp":
-		got, err = probeTCP(p.Addr, deadline)
-	case "udp":
-		got, err = probeUDP(p.Addr, deadline)
-	case "icmp":
-		err = probeICMP(p.Addr, deadline)
+	src, err := srcIP(p.Src)
+	switch {
+	case err != nil:
+	case p.Proto == "tcp":
+		got, err = probeTCP(p.Addr, src, deadline)
+	case p.Proto == "udp":
+		got, err = probeUDP(p.Addr, src, deadline)
+	case p.Proto == "icmp":
+		err = probeICMP(p.Addr, src, deadline)
 	default:
 		err = fmt.Errorf("unknown proto %q", p.Proto)
 	}
@@ -168,8 +178,29 @@ func run(p Probe) Result {
 	return Result{OK: true, Reply: got, Us: us}
 }
 
-func probeTCP(addr string, deadline time.Time) (string, error) {
-	c, err := net.DialTimeout("tcp4", addr, time.Until(deadline))
+// srcIP parses a probe's source address ("" is none: the kernel picks).
+func srcIP(s string) (net.IP, error) {
+	if s == "" {
+		return nil, nil
+	}
+	ip := net.ParseIP(s).To4()
+	if ip == nil {
+		return nil, fmt.Errorf("src %q is not an IPv4 address", s)
+	}
+	return ip, nil
+}
+
+// dialTCP connects to addr, from src when set.
+func dialTCP(addr string, src net.IP, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	if src != nil {
+		d.LocalAddr = &net.TCPAddr{IP: src}
+	}
+	return d.Dial("tcp4", addr)
+}
+
+func probeTCP(addr string, src net.IP, deadline time.Time) (string, error) {
+	c, err := dialTCP(addr, src, time.Until(deadline))
 	if err != nil {
 		return "", err
 	}
@@ -189,8 +220,12 @@ func exchange(c net.Conn, r *bufio.Reader, deadline time.Time) (string, error) {
 	return strings.TrimSpace(line), err
 }
 
-func probeUDP(addr string, deadline time.Time) (string, error) {
-	c, err := net.Dial("udp4", addr)
+func probeUDP(addr string, src net.IP, deadline time.Time) (string, error) {
+	d := net.Dialer{}
+	if src != nil {
+		d.LocalAddr = &net.UDPAddr{IP: src}
+	}
+	c, err := d.Dial("udp4", addr)
 	if err != nil {
 		return "", err
 	}
@@ -210,8 +245,12 @@ var icmpID atomic.Uint32
 
 // probeICMP sends one echo request on a raw socket connected to addr (so
 // it only sees addr's packets) and waits for the matching echo reply.
-func probeICMP(addr string, deadline time.Time) error {
-	c, err := net.Dial("ip4:icmp", addr)
+func probeICMP(addr string, src net.IP, deadline time.Time) error {
+	d := net.Dialer{}
+	if src != nil {
+		d.LocalAddr = &net.IPAddr{IP: src}
+	}
+	c, err := d.Dial("ip4:icmp", addr)
 	if err != nil {
 		return err
 	}
@@ -261,9 +300,15 @@ func checksum(b []byte) uint16 {
 func (ctl *control) open(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Addr      string `json:"addr"`
+		Src       string `json:"src"`
 		TimeoutMs int    `json:"timeoutMs"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		reply(w, http.StatusBadRequest, Result{Error: err.Error()})
+		return
+	}
+	src, err := srcIP(req.Src)
+	if err != nil {
 		reply(w, http.StatusBadRequest, Result{Error: err.Error()})
 		return
 	}
@@ -271,7 +316,7 @@ func (ctl *control) open(w http.ResponseWriter, r *http.Request) {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	c, err := net.DialTimeout("tcp4", req.Addr, timeout)
+	c, err := dialTCP(req.Addr, src, timeout)
 	if err != nil {
 		reply(w, http.StatusBadGateway, Result{Error: err.Error()})
 		return

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
+
+	"github.com/switchyard/switchyard/tests/lab"
 )
 
 // servers are the ports syprobe serves, each of which the test may stop
@@ -40,15 +42,15 @@ func (s *servers) up(proto string, port int) error {
 		if err != nil {
 			return err
 		}
-		t := &tcpServer{ln: ln, name: s.name, conns: map[net.Conn]bool{}}
+		t := &tcpServer{ln: ln, name: s.name, seen: port == lab.SeenByPort, conns: map[net.Conn]bool{}}
 		go t.serve()
 		stop = t.stop
 	case "udp":
-		pc, err := net.ListenPacket("udp4", addr)
+		pc, err := listenUDP(addr)
 		if err != nil {
 			return err
 		}
-		go serveUDP(pc, s.name)
+		go serveUDP(pc, s.name, port == lab.SeenByPort)
 		stop = func() { pc.Close() }
 	case "http":
 		ln, err := net.Listen("tcp4", addr)
@@ -101,11 +103,12 @@ func (s *servers) serve(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusOK, Result{OK: true})
 }
 
-// tcpServer answers every line with the name, on as many connections as
-// come, until stopped.
+// tcpServer answers every line with the name (and, seen, the peer's
+// address: lab.SeenByPort), on as many connections as come, until stopped.
 type tcpServer struct {
 	ln    net.Listener
 	name  string
+	seen  bool
 	mu    sync.Mutex
 	conns map[net.Conn]bool
 	done  bool
@@ -140,11 +143,15 @@ func (t *tcpServer) handle(c net.Conn) {
 		t.mu.Unlock()
 	}()
 	r := bufio.NewReader(c)
+	answer := []byte(t.name + "\n")
+	if t.seen {
+		answer = []byte(lab.SeenReply(t.name, c.RemoteAddr().String()) + "\n")
+	}
 	for {
 		if _, err := r.ReadString('\n'); err != nil {
 			return
 		}
-		if _, err := c.Write([]byte(t.name + "\n")); err != nil {
+		if _, err := c.Write(answer); err != nil {
 			return
 		}
 	}
@@ -157,19 +164,5 @@ func (t *tcpServer) stop() {
 	t.ln.Close()
 	for c := range t.conns {
 		c.Close()
-	}
-}
-
-func serveUDP(pc net.PacketConn, name string) {
-	buf := make([]byte, 2048)
-	for {
-		_, from, err := pc.ReadFrom(buf)
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
-		if err != nil {
-			log.Fatalf("syprobe: udp: %v", err)
-		}
-		_, _ = pc.WriteTo([]byte(name), from)
 	}
 }

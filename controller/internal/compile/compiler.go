@@ -40,6 +40,8 @@ type Compiler struct {
 	// recompute; extAll: every host's.
 	extDirty map[*hostState]bool
 	extAll   bool
+	// holders are the egress IP holders, by network (settlePins).
+	holders map[*netState]*hostState
 
 	// bulk is set while Full loads a snapshot: per-host change bookkeeping
 	// is skipped and programs are built from scratch at the end.
@@ -147,6 +149,7 @@ func (c *Compiler) reset() {
 	c.pkeys = map[polKey]*pkey{}
 	c.extDirty = map[*hostState]bool{}
 	c.extAll = false
+	c.holders = map[*netState]*hostState{}
 }
 
 // Compile compiles s from scratch: the program of every host in s, by host

@@ -144,7 +144,20 @@ func egressIP(n *openapi.Network) string {
 // (any host's address reaches it), on its egress IP's holder (the
 // holder's kernel sends the network's outbound traffic and routes the
 // replies back into it).
+//
+// It runs only when something it depends on may have changed (markExtAll:
+// hosts, networks, node-port services), and caches the egress IP holders
+// for flushExternal.
 func (c *Compiler) settlePins() {
+	if !c.extAll && !c.bulk {
+		return
+	}
+	c.holders = map[*netState]*hostState{}
+	for _, n := range c.nets {
+		if h := c.egressHolder(n); h != nil {
+			c.holders[n] = h
+		}
+	}
 	clusterNP := map[string]bool{}
 	for _, s := range c.services {
 		if s.nodePorts() && !s.local() {
@@ -162,7 +175,7 @@ func (c *Compiler) settlePins() {
 					}
 				}
 			}
-			if h := c.egressHolder(n); h != nil {
+			if h := c.holders[n]; h != nil {
 				want[h.obj.Name] = true
 			}
 		}
@@ -250,14 +263,8 @@ func (c *Compiler) flushExternal() {
 	clear(c.extDirty)
 	c.extAll = false
 	slices.SortFunc(hosts, func(a, b *hostState) int { return strings.Compare(a.obj.Name, b.obj.Name) })
-	holders := map[*netState]*hostState{}
-	for _, n := range c.nets {
-		if h := c.egressHolder(n); h != nil {
-			holders[n] = h
-		}
-	}
 	for _, h := range hosts {
-		c.placeExternal(h, c.computeExternal(h, holders))
+		c.placeExternal(h, c.computeExternal(h, c.holders))
 	}
 }
 

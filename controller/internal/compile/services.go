@@ -95,10 +95,10 @@ func (s *svcState) concerns(labels map[string]string) bool { return s.ok && s.se
 func (c *Compiler) putService(obj openapi.Service) {
 	old := c.services[obj.ID]
 	s := parseService(obj)
+	if s.nodePorts() || old != nil && old.nodePorts() {
+		c.markExtAll() // node ports (and pins) come, change or go
+	}
 	if old != nil {
-		if old.nodePorts() {
-			c.markExtAll() // its node ports go, or change
-		}
 		s.flows, s.groups, s.ghash, s.dns, s.dnsNet, s.on, s.probes = old.flows, old.groups, old.ghash, old.dns, old.dnsNet, old.on, old.probes
 		c.unindexService(old)
 		delete(c.dirtySvcs, old)

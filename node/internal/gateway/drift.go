@@ -24,7 +24,7 @@ func (m *Manager) Drift(ctx context.Context, g *openapi.Gateway) []string {
 		}
 		want = ruleCounts(tx)
 	}
-	for _, chain := range []string{chainExternal, chainPrerouting, chainOutput, chainPostrouting} {
+	for _, chain := range []string{chainExternal, chainPrerouting, chainOutput, chainPostrouting, chainForward} {
 		rules, err := m.nft.ListRules(ctx, chain)
 		switch {
 		case knftables.IsNotFound(err) && want[chain] == 0 && g == nil:

@@ -215,9 +215,17 @@ func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-// ensureForwarding turns IPv4 forwarding on: the host's kernel routes
-// between the underlay and the gateway port.
+// ensureForwarding turns IPv4 forwarding on (the host's kernel routes
+// between the underlay and the gateway port) and ICMP redirects off on
+// the gateway port (a packet the kernel drops there must not teach anyone
+// a shortcut; conf/all/send_redirects, the host's, is left alone).
 func (m *Manager) ensureForwarding() ([]string, error) {
+	redirects := m.ProcSys + "/net/ipv4/conf/" + openapi.GatewayPortName + "/send_redirects"
+	if b, err := os.ReadFile(redirects); err == nil && len(b) > 0 && b[0] != '0' {
+		if err := os.WriteFile(redirects, []byte("0\n"), 0o644); err != nil {
+			return nil, fmt.Errorf("ICMP redirects off on %s: %w", openapi.GatewayPortName, err)
+		}
+	}
 	path := m.ProcSys + "/net/ipv4/ip_forward"
 	b, err := os.ReadFile(path)
 	if err != nil {

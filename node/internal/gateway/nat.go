@@ -31,6 +31,7 @@ const (
 	chainPrerouting  = "prerouting"
 	chainOutput      = "output"
 	chainPostrouting = "postrouting"
+	chainForward     = "forward"
 )
 
 // MasqueradeMark marks a node-port connection of a Cluster service on its
@@ -57,6 +58,15 @@ func natTransaction(nft knftables.Interface, g *openapi.Gateway) (*knftables.Tra
 	base(chainPrerouting, knftables.PreroutingHook, knftables.DNATPriority)
 	base(chainOutput, knftables.OutputHook, knftables.DNATPriority)
 	base(chainPostrouting, knftables.PostroutingHook, knftables.SNATPriority)
+	tx.Add(&knftables.Chain{Name: chainForward, Type: knftables.PtrTo(knftables.FilterType),
+		Hook: knftables.PtrTo(knftables.ForwardHook), Priority: knftables.PtrTo(knftables.FilterPriority)})
+	// Isolation: the kernel forwards into br-int only what a published or
+	// node port DNATed, and what belongs to connections already there
+	// (egress replies). Without it, a container's packet to another
+	// network's address would leave by the gateway and come back in that
+	// network through the kernel's route; and a machine routing a
+	// network's CIDR via a host would reach its containers directly.
+	tx.Add(&knftables.Rule{Chain: chainForward, Rule: `oifname "` + openapi.GatewayPortName + `" ct state new ct status & dnat == 0 drop`})
 	tx.Add(&knftables.Rule{Chain: chainPrerouting, Rule: "jump " + chainExternal})
 	tx.Add(&knftables.Rule{Chain: chainOutput, Rule: "jump " + chainExternal})
 	tx.Add(&knftables.Rule{Chain: chainPostrouting, Rule: "meta mark " + hexMark + " snat to " + g.Address})

@@ -32,6 +32,7 @@ func TestNATTransaction(t *testing.T) {
 		"flush table ip switchyard",
 		"add chain ip switchyard prerouting { type nat hook prerouting priority -100 ; }",
 		"add rule ip switchyard postrouting meta mark 0x5359 snat to 192.168.1.1",
+		`add rule ip switchyard forward oifname "sygw0" ct state new ct status & dnat == 0 drop`,
 		`add rule ip switchyard postrouting oifname "sygw0" ct status dnat ip saddr { 10.1.0.0/16 } snat to 192.168.1.1`,
 		`add rule ip switchyard postrouting ip saddr 10.1.0.0/16 oifname != "sygw0" masquerade comment "network/blue"`,
 		`add rule ip switchyard postrouting ip saddr 10.3.0.0/16 oifname != "sygw0" snat to 192.168.1.200 comment "network/red"`,

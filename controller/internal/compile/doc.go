@@ -254,6 +254,49 @@
 // on each host, every compiled container and every compiled service of each
 // network present there (unqualified names; services with their ports).
 //
+// # External access
+//
+// Every host with a valid IPv4 address gets Program.Gateway (see
+// docs/external.md): the agent's internal port openapi.GatewayPortName
+// (sygw0) with MAC openapi.HostMAC(address), routes into it, NAT rules and
+// egress IPs. Flows:
+//
+//   - Classifier, per network present (network cookie): "in_port=sygw0,
+//     arp,arp_tpa=CIDR" -> reg0=VNI, FlagFromLocal|FlagFromGateway,
+//     ARPResponder; "in_port=sygw0,ip,nw_dst=CIDR" -> the same, Conntrack.
+//     Per node-port service where its network is present (service cookie,
+//     prioGatewayVIP): "in_port=sygw0,ip,nw_dst=VIP" -> the same.
+//   - L2Forwarding, per host (host cookie): "dl_dst=HostMAC(self)" -> reg2
+//     = sygw0. Per peer host P (P's cookie, shared: hostState.routeFlows):
+//     "reg1=0x1/0x1,dl_dst=HostMAC(P)" -> tun_id=reg0, reg2=P's tunnel.
+//   - L3Forwarding, per network present: prioExternalReply
+//     "ct_state=+est+rpl+trk,reg0=VNI,ip,dl_dst=GW MAC" -> eth_dst=
+//     HostMAC(self) (replies of inbound connections leave by this host);
+//     with egress on, prioExternal "reg0=VNI,ip,dl_dst=GW MAC" ->
+//     eth_dst=HostMAC(self, or the egress IP's holder). Per peer P,
+//     prioHostRoute "ct_state=+est+rpl+trk,ip,nw_dst=P's address" ->
+//     eth_dst=HostMAC(P) (replies to a Cluster node port SNATed by P).
+//   - ServiceLB, per Local node-port service port where its network is
+//     present, prioLocalTraffic "ct_state=+new+trk,PROTO,reg1=0x8/0x8,
+//     reg0=VNI,nw_dst=VIP,tp_dst=PORT" -> group (port group | 1<<31) of
+//     this host's usable backends, or reject when it has none.
+//
+// NAT rules: every local container's published ports (DNAT to it); every
+// node-port service on every host (DNAT to VIP:port where its network is
+// present, else nothing: the kernel refuses; Masquerade for Cluster); per
+// network present with egress on, an egress rule (SNAT to the egress IP on
+// its holder). Routes: every network present (direct) and the VIP of every
+// node-port service whose network is present (via its gateway).
+//
+// Pins (settlePins): a network with a Cluster node-port service is present
+// on every host with an address; a network with an egress IP on its
+// holder: the Ready host with an address whose SHA-256 of "network\x00host"
+// is largest. A pin counts in the presence like a container.
+// Incrementally, a host's external state is recomputed when its local
+// containers with publish, its presence or its peers change, and every
+// host's when a host, a network's egress, or a node-port service changes
+// (flushExternal).
+//
 // # Health checks
 //
 // Program.HealthChecks: per service with a healthCheck, one HealthProbe per

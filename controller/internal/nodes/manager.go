@@ -5,7 +5,10 @@
 // changes behind gets them composed into one delta), wakes only the long-polls of hosts whose program changed, takes the agents'
 // reports (refusing revisions no controller sent; their health verdicts go
 // to the store, which writes only changes) and answers ?wait=realized
-// with each touched host's state. When the compiler may have left the intent
+// with each touched host's state. A host's readiness reaches the compiler
+// like any host change: the store flips it in a write with a host event
+// (a report of a NotReady host, a sweep past the heartbeat timeout), fed
+// to the compiler as PutHost in revision order on every replica. When the compiler may have left the intent
 // (an event it cannot read, a compiler failure) it says so (Healthy, metrics)
 // and recompiles from scratch instead of carrying on. It must not compute
 // flows itself (that is the compiler's job) nor write intent, and it must

@@ -19,13 +19,13 @@ var containers = &kind[openapi.Container]{
 	scoped: true,
 	hosted: true,
 	from: `SELECT x.id::text, x.name, n.name, h.name, x.labels, host(x.ip), x.mac::text, x.netns, x.status, x.status_detail,
-	        x.revision, x.created_at, x.updated_at, host(n.gateway)
+	        x.revision, x.created_at, x.updated_at, host(n.gateway), x.publish
 	       FROM containers x JOIN networks n ON n.id = x.network_id JOIN hosts h ON h.id = x.host_id`,
 	scan: func(r pgx.Row) (openapi.Container, error) {
 		var c openapi.Container
 		var gw *string
 		err := r.Scan(&c.ID, &c.Name, &c.Network, &c.Host, &c.Labels, &c.IP, &c.MAC, &c.Netns, &c.Status, &c.StatusDetail,
-			&c.Revision, &c.CreatedAt, &c.UpdatedAt, &gw)
+			&c.Revision, &c.CreatedAt, &c.UpdatedAt, &gw, &c.Publish)
 		if err == nil && gw != nil {
 			c.DNS = &openapi.ContainerDNS{Nameservers: []string{*gw}} // Search: Store.withDNS
 		}
@@ -81,19 +81,23 @@ func validateContainer(c *openapi.Container) error {
 	if err := checkLabels("labels", c.Labels); err != nil {
 		return err
 	}
+	if err := validatePublish(c); err != nil {
+		return err
+	}
 	return checkNetnsPath("netns", c.Netns)
 }
 
 // netRow is what IPAM needs of a network, read under its row lock, with the
-// host's id and the transaction's time.
+// host's id and address and the transaction's time.
 type netRow struct {
-	id     string
-	name   string
-	cidr   netip.Prefix
-	gw     netip.Addr
-	cursor int64
-	hostID *string
-	now    time.Time
+	id       string
+	name     string
+	cidr     netip.Prefix
+	gw       netip.Addr
+	cursor   int64
+	hostID   *string
+	hostAddr string
+	now      time.Time
 }
 
 // lockNetwork reads a network by name and locks its row: container creates
@@ -102,18 +106,21 @@ type netRow struct {
 func lockNetwork(tx *Tx, name, host string) (netRow, error) {
 	n := netRow{name: name}
 	var cidr, gw string
+	var hostAddr *string
 	err := tx.QueryRow(tx.ctx, `SELECT id::text, cidr::text, host(gateway), ipam_cursor,
-		(SELECT id::text FROM hosts WHERE name = $2), now() FROM networks WHERE name = $1 FOR UPDATE`, name, host).
-		Scan(&n.id, &cidr, &gw, &n.cursor, &n.hostID, &n.now)
+		(SELECT id::text FROM hosts WHERE name = $2), (SELECT host(address) FROM hosts WHERE name = $2), now()
+		FROM networks WHERE name = $1 FOR UPDATE`, name, host).
+		Scan(&n.id, &cidr, &gw, &n.cursor, &n.hostID, &hostAddr, &n.now)
 	if err == pgx.ErrNoRows {
 		return n, problem.Unresolvable("network", "network %q does not exist", name)
 	}
 	if err != nil {
 		return n, err
 	}
-	if n.hostID == nil {
+	if n.hostID == nil || hostAddr == nil {
 		return n, problem.Unresolvable("host", "host %q does not exist", host)
 	}
+	n.hostAddr = *hostAddr
 	n.cidr = netip.MustParsePrefix(cidr)
 	n.gw = netip.MustParseAddr(gw)
 	return n, nil
@@ -166,6 +173,9 @@ func (s *Store) CreateContainer(ctx context.Context, actor string, c openapi.Con
 		if err != nil {
 			return err
 		}
+		if err := checkContainerPorts(tx, &c, *n.hostID, n.hostAddr, ""); err != nil {
+			return err
+		}
 		off, err := allocate(tx, n, c.IP)
 		if err != nil {
 			return err
@@ -173,12 +183,13 @@ func (s *Store) CreateContainer(ctx context.Context, actor string, c openapi.Con
 		ip := offsetAddr(n.cidr, off)
 		out = openapi.Container{Meta: openapi.Meta{ID: uuid.NewString(), CreatedAt: n.now, UpdatedAt: n.now},
 			Name: c.Name, Network: c.Network, Host: c.Host, Labels: c.Labels, IP: ip.String(), MAC: macFor(ip),
-			Netns: c.Netns, Status: openapi.ContainerPending, DNS: &openapi.ContainerDNS{Nameservers: []string{n.gw.String()}}}
+			Netns: c.Netns, Status: openapi.ContainerPending, DNS: &openapi.ContainerDNS{Nameservers: []string{n.gw.String()}},
+			Publish: c.Publish}
 		s.withDNS(&out)
 		// Everything from here goes in the commit batch: one round trip.
-		tx.Queue(`INSERT INTO containers (id, name, network_id, host_id, labels, ip, ip_offset, mac, netns, revision, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, `+currentRev+`, $10, $10)`,
-			out.ID, c.Name, n.id, *n.hostID, c.Labels, out.IP, off, out.MAC, c.Netns, n.now)
+		tx.Queue(`INSERT INTO containers (id, name, network_id, host_id, labels, ip, ip_offset, mac, netns, revision, created_at, updated_at, publish)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, `+currentRev+`, $10, $10, $11)`,
+			out.ID, c.Name, n.id, *n.hostID, c.Labels, out.IP, off, out.MAC, c.Netns, n.now, jsonOrNull(c.Publish))
 		tx.Queue(`UPDATE networks SET ipam_cursor = $2 WHERE id = $1`, n.id, off+1)
 		return tx.Record("container", openapi.EventCreated, out.ID, out.Name, out.Network, out)
 	})
@@ -186,8 +197,8 @@ func (s *Store) CreateContainer(ctx context.Context, actor string, c openapi.Con
 	return out, err
 }
 
-// UpdateContainer replaces a container's labels, host and netns. Name,
-// network, ip and mac cannot change. A new host is a move.
+// UpdateContainer replaces a container's labels, host, netns and published
+// ports. Name, network, ip and mac cannot change. A new host is a move.
 func (s *Store) UpdateContainer(ctx context.Context, actor, ref, network string, ifMatch int64, c openapi.Container) (openapi.Container, error) {
 	var out openapi.Container
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
@@ -212,7 +223,8 @@ func (s *Store) UpdateContainer(ctx context.Context, actor, ref, network string,
 	return out, err
 }
 
-// MoveContainer places a container on another host; its address and MAC stay.
+// MoveContainer places a container on another host; its address, MAC and
+// published ports stay (see setContainer).
 func (s *Store) MoveContainer(ctx context.Context, actor, ref, network, host string) (openapi.Container, error) {
 	var out openapi.Container
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
@@ -232,10 +244,17 @@ func (s *Store) MoveContainer(ctx context.Context, actor, ref, network, host str
 	return out, err
 }
 
-// setContainer writes the mutable fields of c over cur.
+// setContainer writes the mutable fields of c over cur. On a move, the
+// published ports follow the container: a hostIP naming the old host's
+// address names the new one's, and the ports must be free on the new host
+// (409, nothing written).
 func (s *Store) setContainer(tx *Tx, cur, c openapi.Container) (openapi.Container, error) {
-	hid, err := hostID(tx, c.Host)
+	hid, addr, oldAddr, err := hostAddrs(tx, c.Host, cur.Host)
 	if err != nil {
+		return c, err
+	}
+	followMove(&c, oldAddr, addr)
+	if err := checkContainerPorts(tx, &c, hid, addr, cur.ID); err != nil {
 		return c, err
 	}
 	status, detail := cur.Status, cur.StatusDetail
@@ -247,7 +266,8 @@ func (s *Store) setContainer(tx *Tx, cur, c openapi.Container) (openapi.Containe
 		return c, err
 	}
 	if _, err := tx.Exec(tx.ctx, `UPDATE containers SET host_id = $2, labels = $3, netns = $4, status = $5, status_detail = $6,
-		revision = $7, updated_at = now() WHERE id = $1`, cur.ID, hid, c.Labels, c.Netns, status, detail, rev); err != nil {
+		revision = $7, updated_at = now(), publish = $8 WHERE id = $1`, cur.ID, hid, c.Labels, c.Netns, status, detail, rev,
+		jsonOrNull(c.Publish)); err != nil {
 		return c, err
 	}
 	out, err := containers.get(tx.ctx, tx, cur.ID, "", false)
@@ -263,11 +283,17 @@ func (s *Store) DeleteContainer(ctx context.Context, actor, ref, network string,
 	return deleteScoped(ctx, s, actor, containers, "containers", ref, network, ifMatch)
 }
 
-func hostID(tx *Tx, name string) (string, error) {
-	var id string
-	err := tx.QueryRow(tx.ctx, `SELECT id::text FROM hosts WHERE name = $1`, name).Scan(&id)
+// hostAddrs resolves host name to its id and address, and returns the
+// address of host old too ("" when gone).
+func hostAddrs(tx *Tx, name, old string) (id, addr, oldAddr string, err error) {
+	var o *string
+	err = tx.QueryRow(tx.ctx, `SELECT id::text, host(address), (SELECT host(address) FROM hosts WHERE name = $2)
+		FROM hosts WHERE name = $1`, name, old).Scan(&id, &addr, &o)
 	if err == pgx.ErrNoRows {
-		return "", problem.Unresolvable("host", "host %q does not exist", name)
+		return "", "", "", problem.Unresolvable("host", "host %q does not exist", name)
 	}
-	return id, err
+	if o != nil {
+		oldAddr = *o
+	}
+	return id, addr, oldAddr, err
 }

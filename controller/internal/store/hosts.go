@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -10,32 +9,28 @@ import (
 	"github.com/switchyard/switchyard/openapi"
 )
 
-// newHostKind describes hosts; their status depends on the heartbeat timeout.
-func newHostKind(timeout time.Duration) *kind[openapi.Host] {
+// newHostKind describes hosts. Their status is the stored readiness
+// (readiness.go): what the compiler saw in the host's last event.
+func newHostKind() *kind[openapi.Host] {
 	return &kind[openapi.Host]{
 		name:  "host",
 		alias: "x",
 		from: `SELECT x.id::text, x.name, host(x.address), x.tunnel_type, x.labels, x.last_seen, x.applied_revision,
-		        x.revision, x.created_at, x.updated_at, now() FROM hosts x`,
+		        x.revision, x.created_at, x.updated_at, x.ready FROM hosts x`,
 		scan: func(r pgx.Row) (openapi.Host, error) {
 			var h openapi.Host
-			var now time.Time
+			var ready bool
 			err := r.Scan(&h.ID, &h.Name, &h.Address, &h.TunnelType, &h.Labels, &h.LastSeen, &h.AppliedRevision,
-				&h.Revision, &h.CreatedAt, &h.UpdatedAt, &now)
-			h.Status = HostStatus(h.LastSeen, now, timeout)
+				&h.Revision, &h.CreatedAt, &h.UpdatedAt, &ready)
+			h.Status = openapi.HostNotReady
+			if ready {
+				h.Status = openapi.HostReady
+			}
 			return h, err
 		},
 		key:  func(h *openapi.Host) (string, string) { return h.Name, h.ID },
 		meta: func(h *openapi.Host) *openapi.Meta { return &h.Meta },
 	}
-}
-
-// HostStatus is Ready while the host reported within timeout of now.
-func HostStatus(lastSeen *time.Time, now time.Time, timeout time.Duration) string {
-	if lastSeen != nil && now.Sub(*lastSeen) < timeout {
-		return openapi.HostReady
-	}
-	return openapi.HostNotReady
 }
 
 // ListHosts returns one page of hosts.
@@ -86,6 +81,9 @@ func (s *Store) CreateHost(ctx context.Context, actor string, h openapi.Host) (o
 }
 
 func (s *Store) insertHost(tx *Tx, h openapi.Host) (openapi.Host, error) {
+	if err := checkHostAddress(tx, h.Address); err != nil {
+		return h, err
+	}
 	rev, err := tx.Rev()
 	if err != nil {
 		return h, err
@@ -130,6 +128,11 @@ func (s *Store) updateHost(tx *Tx, cur, h openapi.Host) (openapi.Host, error) {
 	if err := validateHost(&h); err != nil {
 		return h, err
 	}
+	if h.Address != cur.Address {
+		if err := checkHostAddress(tx, h.Address); err != nil {
+			return h, err
+		}
+	}
 	rev, err := tx.Rev()
 	if err != nil {
 		return h, err
@@ -137,6 +140,12 @@ func (s *Store) updateHost(tx *Tx, cur, h openapi.Host) (openapi.Host, error) {
 	if _, err := tx.Exec(tx.ctx, `UPDATE hosts SET address = $2, tunnel_type = $3, labels = $4, revision = $5, updated_at = now() WHERE id = $1`,
 		cur.ID, h.Address, h.TunnelType, h.Labels, rev); err != nil {
 		return h, err
+	}
+	if h.Address != cur.Address {
+		// The ports published on the host's address follow it.
+		if err := s.followHostAddress(tx, cur.ID, cur.Address, h.Address); err != nil {
+			return h, err
+		}
 	}
 	out, err := s.hosts.get(tx.ctx, tx, cur.ID, "", false)
 	if err != nil {

@@ -18,12 +18,14 @@ var networks = &kind[openapi.Network]{
 	name:  "network",
 	alias: "x",
 	from: `SELECT x.id::text, x.name, x.cidr::text, host(x.gateway), x.vni, x.mtu, x.labels, x.revision, x.created_at, x.updated_at,
-	        (SELECT count(*) FROM containers c WHERE c.network_id = x.id)
+	        (SELECT count(*) FROM containers c WHERE c.network_id = x.id), x.egress_snat, coalesce(host(x.egress_ip), '')
 	       FROM networks x`,
 	scan: func(r pgx.Row) (openapi.Network, error) {
 		var n openapi.Network
 		var used int64
-		err := r.Scan(&n.ID, &n.Name, &n.CIDR, &n.Gateway, &n.VNI, &n.MTU, &n.Labels, &n.Revision, &n.CreatedAt, &n.UpdatedAt, &used)
+		n.Egress = &openapi.NetworkEgress{}
+		err := r.Scan(&n.ID, &n.Name, &n.CIDR, &n.Gateway, &n.VNI, &n.MTU, &n.Labels, &n.Revision, &n.CreatedAt, &n.UpdatedAt, &used,
+			&n.Egress.SNAT, &n.EgressIP)
 		if err == nil {
 			p := netip.MustParsePrefix(n.CIDR)
 			total := size(p) - 3 // network, broadcast, gateway
@@ -94,6 +96,12 @@ func (s *Store) validateNetwork(n *openapi.Network) (networkSpec, error) {
 	if n.Labels == nil {
 		n.Labels = map[string]string{}
 	}
+	if n.Egress == nil {
+		n.Egress = &openapi.NetworkEgress{SNAT: true}
+	}
+	if err := s.validateEgressIP(n); err != nil {
+		return sp, err
+	}
 	return sp, checkLabels("labels", n.Labels)
 }
 
@@ -108,6 +116,9 @@ func (s *Store) CreateNetwork(ctx context.Context, actor string, n openapi.Netwo
 		ctx := tx.ctx // the group's context, not the caller's
 		// Network creates are rare: one at a time keeps VNI allocation simple.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('switchyard.networks'))`); err != nil {
+			return err
+		}
+		if err := checkEgress(tx, &n, sp.cidr, ""); err != nil {
 			return err
 		}
 		vni := n.VNI
@@ -127,9 +138,9 @@ func (s *Store) CreateNetwork(ctx context.Context, actor string, n openapi.Netwo
 			return err
 		}
 		var id string
-		if err := tx.QueryRow(ctx, `INSERT INTO networks (name, cidr, gateway, vni, mtu, labels, revision)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id::text`,
-			n.Name, sp.cidr.String(), sp.gw.String(), vni, n.MTU, n.Labels, rev).Scan(&id); err != nil {
+		if err := tx.QueryRow(ctx, `INSERT INTO networks (name, cidr, gateway, vni, mtu, labels, revision, egress_snat, egress_ip)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id::text`,
+			n.Name, sp.cidr.String(), sp.gw.String(), vni, n.MTU, n.Labels, rev, n.Egress.SNAT, nullable(n.EgressIP)).Scan(&id); err != nil {
 			return err
 		}
 		if out, err = networks.get(ctx, tx, id, "", false); err != nil {
@@ -140,7 +151,8 @@ func (s *Store) CreateNetwork(ctx context.Context, actor string, n openapi.Netwo
 	return out, err
 }
 
-// UpdateNetwork replaces the mutable fields (mtu, labels) of a network.
+// UpdateNetwork replaces the mutable fields (mtu, labels, egress, egressIP)
+// of a network.
 // ifMatch, when not zero, must equal the stored revision.
 func (s *Store) UpdateNetwork(ctx context.Context, actor, ref string, ifMatch int64, n openapi.Network) (openapi.Network, error) {
 	var out openapi.Network
@@ -167,15 +179,20 @@ func (s *Store) UpdateNetwork(ctx context.Context, actor, ref string, ifMatch in
 			"vni", fmt.Sprint(cur.VNI), fmt.Sprint(n.VNI)); err != nil {
 			return err
 		}
-		if _, err := s.validateNetwork(&n); err != nil {
+		sp, err := s.validateNetwork(&n)
+		if err != nil {
+			return err
+		}
+		if err := checkEgress(tx, &n, sp.cidr, cur.ID); err != nil {
 			return err
 		}
 		rev, err := tx.Rev()
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE networks SET mtu = $2, labels = $3, revision = $4, updated_at = now() WHERE id = $1`,
-			cur.ID, n.MTU, n.Labels, rev); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE networks SET mtu = $2, labels = $3, revision = $4, updated_at = now(),
+			egress_snat = $5, egress_ip = $6 WHERE id = $1`,
+			cur.ID, n.MTU, n.Labels, rev, n.Egress.SNAT, nullable(n.EgressIP)); err != nil {
 			return err
 		}
 		if out, err = networks.get(ctx, tx, cur.ID, "", false); err != nil {

@@ -22,6 +22,9 @@ import (
 // batch the last wins (the earlier ones are answered as landed: a newer
 // report of the host replaced them before anyone could read them).
 //
+// A report of a host stored NotReady is followed by a write that flips it
+// Ready (readiness.go), before the report is answered.
+//
 // Reports are observed state that the agents send again (every heartbeat),
 // so their commit does not wait for the WAL flush (synchronous_commit off):
 // a crash may lose the last few, never half of one.
@@ -45,6 +48,9 @@ type reportReq struct {
 	st   openapi.NodeStatus
 	obs  obsReport
 	done chan error
+	// notReady is set, before done, when the report landed on a host
+	// stored NotReady: ReportStatus flips it Ready.
+	notReady bool
 }
 
 // reporter is the state of a store's report batching.
@@ -63,8 +69,9 @@ func newReporter() *reporter {
 
 // ReportStatus records a node's report: its heartbeat, the revision it has
 // applied, and the state of its containers' ports. It is observed state, not
-// intent: it bumps no revision and makes no event, and it writes a container
-// row only when its status really changed. The stored applied revision
+// intent: it bumps no revision and makes no event (except the write that
+// flips a NotReady host Ready), and it writes a container row only when its
+// status really changed. The stored applied revision
 // follows the report (an agent that had to fall back reports less), but a
 // revision beyond the store's own is refused: no controller sent it. Every
 // report notifies StatusChannel. Reports arriving together are written in
@@ -87,7 +94,13 @@ func (s *Store) ReportStatus(ctx context.Context, host string, st openapi.NodeSt
 	}
 	// Once queued, the outcome is awaited: the answer must say whether
 	// the report landed.
-	return <-req.done
+	if err := <-req.done; err != nil {
+		return err
+	}
+	if req.notReady {
+		return s.markReady(ctx, host)
+	}
+	return nil
 }
 
 // reportLoop writes queued reports in batches until the store closes; what
@@ -182,31 +195,32 @@ func (s *Store) runReports(batch []*reportReq) ([]error, error) {
 			rows.add(r.host, r.st)
 		}
 	}
-	landed := map[string]bool{}
+	landed, ready := map[string]bool{}, map[string]bool{}
 	if len(rows.hosts) > 0 {
 		res, err := tx.Query(ctx, `WITH r AS (
 				SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]) AS r(name, applied, notice)),
 			h AS (
 				UPDATE hosts h SET last_seen = now(), applied_revision = r.applied
-				FROM r WHERE h.name = r.name RETURNING h.id, h.name),
+				FROM r WHERE h.name = r.name RETURNING h.id, h.name, h.ready),
 			p AS (
 				SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) AS p(host, id, status, detail)),
 			c AS (
 				UPDATE containers c SET status = p.status, status_detail = p.detail
 				FROM p JOIN h ON h.name = p.host
 				WHERE c.host_id = h.id AND c.id::text = p.id AND (c.status, c.status_detail) IS DISTINCT FROM (p.status, p.detail))
-			SELECT h.name, pg_notify($8, r.notice) FROM h JOIN r USING (name)`,
+			SELECT h.name, h.ready, pg_notify($8, r.notice) FROM h JOIN r USING (name)`,
 			rows.hosts, rows.applied, rows.notices, rows.portHosts, rows.portIDs, rows.statuses, rows.details, StatusChannel)
 		if err != nil {
 			return failAll(err)
 		}
 		for res.Next() {
 			var name string
-			if err := res.Scan(&name, nil); err != nil {
+			var isReady bool
+			if err := res.Scan(&name, &isReady, nil); err != nil {
 				res.Close()
 				return failAll(err)
 			}
-			landed[name] = true
+			landed[name], ready[name] = true, isReady
 		}
 		if err := res.Err(); err != nil {
 			return failAll(err)
@@ -216,6 +230,7 @@ func (s *Store) runReports(batch []*reportReq) ([]error, error) {
 		if errs[i] == nil && !landed[r.host] {
 			errs[i] = errUnknownHost(r.host)
 		}
+		r.notReady = errs[i] == nil && !ready[r.host]
 	}
 	if err := s.writeObservations(ctx, tx, global, batch, errs, last); err != nil {
 		return failAll(err)

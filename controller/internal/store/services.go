@@ -15,12 +15,12 @@ var services = &kind[openapi.Service]{
 	alias:  "x",
 	scoped: true,
 	from: `SELECT x.id::text, x.name, n.name, host(x.vip), x.ports, x.selector, x.labels, x.revision, x.created_at, x.updated_at,
-	        x.weights, x.session_affinity, x.affinity_timeout, x.health_check, x.group_id
+	        x.weights, x.session_affinity, x.affinity_timeout, x.health_check, x.group_id, x.external_traffic_policy
 	       FROM services x JOIN networks n ON n.id = x.network_id`,
 	scan: func(r pgx.Row) (openapi.Service, error) {
 		var v openapi.Service
 		err := r.Scan(&v.ID, &v.Name, &v.Network, &v.VIP, &v.Ports, &v.Selector, &v.Labels, &v.Revision, &v.CreatedAt, &v.UpdatedAt,
-			&v.Weights, &v.SessionAffinity, &v.SessionAffinityTimeoutSeconds, &v.HealthCheck, &v.GroupID)
+			&v.Weights, &v.SessionAffinity, &v.SessionAffinityTimeoutSeconds, &v.HealthCheck, &v.GroupID, &v.ExternalTrafficPolicy)
 		return v, err
 	},
 	key:     func(v *openapi.Service) (string, string) { return v.Name, v.ID },
@@ -55,6 +55,9 @@ func (s *Store) validateService(v *openapi.Service) error {
 		}
 	}
 	if err := validatePorts(v.Ports); err != nil {
+		return err
+	}
+	if err := validateNodePorts(v); err != nil {
 		return err
 	}
 	if _, err := parseSelector("selector", v.Selector); err != nil {
@@ -135,6 +138,9 @@ func (s *Store) CreateService(ctx context.Context, actor string, v openapi.Servi
 		if err != nil {
 			return err
 		}
+		if err := checkPortClaims(tx, nodePortClaims(&v), nil, nil, nil, nil); err != nil {
+			return err
+		}
 		if err := lockServices(tx); err != nil {
 			return err
 		}
@@ -153,10 +159,10 @@ func (s *Store) CreateService(ctx context.Context, actor string, v openapi.Servi
 		}
 		var id string
 		if err := tx.QueryRow(ctx, `INSERT INTO services (name, network_id, vip, ports, selector, labels, revision,
-			weights, session_affinity, affinity_timeout, health_check, group_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id::text`,
+			weights, session_affinity, affinity_timeout, health_check, group_id, external_traffic_policy)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id::text`,
 			v.Name, nid, v.VIP, v.Ports, v.Selector, v.Labels, rev,
-			jsonOrNull(v.Weights), v.SessionAffinity, v.SessionAffinityTimeoutSeconds, v.HealthCheck, gid).Scan(&id); err != nil {
+			jsonOrNull(v.Weights), v.SessionAffinity, v.SessionAffinityTimeoutSeconds, v.HealthCheck, gid, v.ExternalTrafficPolicy).Scan(&id); err != nil {
 			return err
 		}
 		if out, err = services.get(ctx, tx, id, "", false); err != nil {
@@ -187,14 +193,17 @@ func (s *Store) UpdateService(ctx context.Context, actor, ref, network string, i
 		if err := s.validateService(&v); err != nil {
 			return err
 		}
+		if err := checkPortClaims(tx, nodePortClaims(&v), nil, nil, nil, &cur.ID); err != nil {
+			return err
+		}
 		rev, err := tx.Rev()
 		if err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE services SET ports = $2, selector = $3, labels = $4, revision = $5, updated_at = now(),
-			weights = $6, session_affinity = $7, affinity_timeout = $8, health_check = $9 WHERE id = $1`,
+			weights = $6, session_affinity = $7, affinity_timeout = $8, health_check = $9, external_traffic_policy = $10 WHERE id = $1`,
 			cur.ID, v.Ports, v.Selector, v.Labels, rev,
-			jsonOrNull(v.Weights), v.SessionAffinity, v.SessionAffinityTimeoutSeconds, v.HealthCheck); err != nil {
+			jsonOrNull(v.Weights), v.SessionAffinity, v.SessionAffinityTimeoutSeconds, v.HealthCheck, v.ExternalTrafficPolicy); err != nil {
 			return err
 		}
 		if !reflect.DeepEqual(cur.HealthCheck, v.HealthCheck) {

@@ -8,7 +8,10 @@
 // counters and logged connections (ruleobs.go, policylog.go), observed state
 // written in the report batches, and services' health verdicts
 // (endpoints.go), written as ordinary writes with events but only when
-// they change. It must not know about HTTP: it returns
+// they change. Host readiness is stored and flipped by writes with events
+// (readiness.go); published ports, node ports and egress IPs are checked
+// for conflicts inside the write that claims them (external.go). It must
+// not know about HTTP: it returns
 // *problem.Error for failures a client caused.
 package store
 
@@ -43,6 +46,9 @@ type Options struct {
 	ServiceCIDR netip.Prefix
 	// HeartbeatTimeout is how long a host stays Ready after its last report.
 	HeartbeatTimeout time.Duration
+	// ReadinessSweep is how often the store looks for hosts past the
+	// heartbeat timeout to flip NotReady (readiness.go).
+	ReadinessSweep time.Duration
 	// DefaultMTU is a new network's MTU when none is given.
 	DefaultMTU int
 	// DNSDomain is the domain of container and service names (the search
@@ -54,6 +60,7 @@ type Options struct {
 var DefaultOptions = Options{
 	ServiceCIDR:      netip.MustParsePrefix("10.96.0.0/16"),
 	HeartbeatTimeout: 15 * time.Second,
+	ReadinessSweep:   500 * time.Millisecond,
 	DefaultMTU:       1400,
 	DNSDomain:        "switchyard.local",
 }
@@ -70,6 +77,7 @@ type Store struct {
 	health    healthCache
 	stop      chan struct{}
 	stopped   chan struct{}
+	swept     chan struct{} // closed when sweepLoop ends
 	closeOnce sync.Once
 }
 
@@ -80,6 +88,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if opts.HeartbeatTimeout == 0 {
 		opts.HeartbeatTimeout = DefaultOptions.HeartbeatTimeout
+	}
+	if opts.ReadinessSweep <= 0 {
+		opts.ReadinessSweep = DefaultOptions.ReadinessSweep
 	}
 	if opts.DNSDomain == "" {
 		opts.DNSDomain = DefaultOptions.DNSDomain
@@ -98,9 +109,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	st := &Store{Pool: pool, opts: opts, hosts: newHostKind(opts.HeartbeatTimeout), writes: make(chan *writeReq), stop: make(chan struct{}), stopped: make(chan struct{}), rep: newReporter()}
+	st := &Store{Pool: pool, opts: opts, hosts: newHostKind(), writes: make(chan *writeReq), stop: make(chan struct{}), stopped: make(chan struct{}), swept: make(chan struct{}), rep: newReporter()}
 	go st.writer()
 	go st.reportLoop()
+	go st.sweepLoop()
 	return st, nil
 }
 
@@ -110,6 +122,7 @@ func (s *Store) Close() {
 		close(s.stop)
 		<-s.stopped
 		<-s.rep.stopped
+		<-s.swept
 		s.Pool.Close()
 	})
 }
@@ -264,6 +277,9 @@ var constraintFields = map[string]func() *problem.Error{
 	"networks_name_key":     func() *problem.Error { return problem.Conflict("name", "a network with this name exists") },
 	"networks_vni_key":      func() *problem.Error { return problem.Conflict("vni", "another network uses this VNI") },
 	"networks_cidr_overlap": func() *problem.Error { return problem.Conflict("cidr", "the CIDR overlaps an existing network") },
+	"networks_egress_ip_key": func() *problem.Error {
+		return problem.Conflict("egressIP", "another network has this egress IP")
+	},
 	"containers_name_key": func() *problem.Error {
 		return problem.Conflict("name", "a container with this name exists in the network")
 	},

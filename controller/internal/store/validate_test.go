@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/switchyard/switchyard/controller/internal/problem"
 )
@@ -61,13 +60,3 @@ func TestValidators(t *testing.T) {
 		}
 	}
 }
-
-func TestHostStatus(t *testing.T) {
-	now := fixedNow()
-	seen := now.Add(-3e9)
-	if HostStatus(&seen, now, 5e9) != "Ready" || HostStatus(&seen, now, 2e9) != "NotReady" || HostStatus(nil, now, 5e9) != "NotReady" {
-		t.Fatal("host status")
-	}
-}
-
-func fixedNow() time.Time { return time.Unix(1700000000, 0) }

@@ -16,6 +16,9 @@ import (
 // none); full re-checks everything. Package gateway implements it.
 type GatewayRealizer interface {
 	Ensure(ctx context.Context, g *openapi.Gateway, full bool) ([]string, error)
+	// Drift says how the host differs from g (nothing: in order); the
+	// next Ensure with full set repairs it.
+	Drift(ctx context.Context, g *openapi.Gateway) []string
 }
 
 func (a *Applier) gatewayPortSpec(prog *openapi.Program) []portSpec {

@@ -57,6 +57,11 @@ func (a *Applier) Observe(ctx context.Context) (Observed, error) {
 			drift("port %s failed: %s", tp.Name, why)
 		}
 	}
+	if a.opts.Gateway != nil {
+		for _, d := range a.opts.Gateway.Drift(ctx, last.prog.Gateway) {
+			drift("gateway: %s", d)
+		}
+	}
 	if why, bad := last.failed[openapi.DNSPortName]; bad && a.opts.DNSNetns != "" {
 		drift("port %s failed: %s", openapi.DNSPortName, why) // the next apply retries it
 	}

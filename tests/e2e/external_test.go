@@ -35,6 +35,9 @@ import (
 //   - egress: a container on every host -> the outside's server, seen as
 //     its host's address; egress.snat=false blocks it (published ports
 //     still answer), back on it works right after the realized write.
+//   - isolation: the gateway is no way around network isolation: no
+//     container of ext reaches one of another network (same host or not),
+//     nor the other way, by TCP, UDP or ICMP, egress on.
 //   - conflicts: publish and node-port conflicts 409 naming the holder,
 //     privileged/reserved ports and a foreign hostIP 400 naming the field,
 //     a malformed egressIP 400, one inside a network or taken 409 naming
@@ -80,6 +83,7 @@ var externalScenarios = []struct {
 	{"node-port-cluster", (*extLab).nodePortCluster},
 	{"node-port-local", (*extLab).nodePortLocal},
 	{"egress", (*extLab).egress},
+	{"isolation", (*extLab).isolation},
 	{"conflicts", (*extLab).conflicts},
 	{"move", (*extLab).move},
 	{"policy-cidr", (*extLab).policyCIDR},
@@ -428,6 +432,39 @@ func (e *extLab) egress(t *testing.T) {
 	e.setEgress(t, extNet, true)
 	for _, c := range []string{"c1", "c2", "c3"} {
 		e.egressFrom(t, c, e.hostIP(e.ct[c].Host))
+	}
+}
+
+// isolation: see TestExternal.
+func (e *extLab) isolation(t *testing.T) {
+	const otherNet, otherCIDR = "other", "10.65.0.0/24"
+	e.Network(t, otherNet, otherCIDR)
+	t.Cleanup(func() { e.MustDo(t, 204, "DELETE", "/api/v1/networks/"+otherNet+writeWait, nil, nil) })
+	e.temp(t, "o1", otherNet, "h1", nil)
+	e.temp(t, "o2", otherNet, "h2", nil)
+	// Each network still reaches its own (so a block below is isolation,
+	// not a broken lab).
+	expectSeen(t, "o1 -> o2 (same network)", tallySeen(probeN(t, e.probes["o1"], "tcp", "", e.ct["o2"].IP+":90", 2, extTimeout)),
+		true, []string{"o2"}, []string{e.ct["o1"].IP})
+	for _, pair := range [][2]string{{"c1", "o1"}, {"c1", "o2"}, {"c2", "o2"}, {"o1", "c1"}, {"o2", "c1"}, {"o2", "c2"}, {"o1", "pub"}} {
+		from, to := pair[0], pair[1]
+		var reqs []lab.ProbeRequest
+		for _, r := range []lab.ProbeRequest{{Proto: "tcp", Addr: e.ct[to].IP + ":80"}, {Proto: "udp", Addr: e.ct[to].IP + ":80"}, {Proto: "icmp", Addr: e.ct[to].IP}} {
+			r.TimeoutMs = int(blockedTimeout.Milliseconds())
+			reqs = append(reqs, r)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		res, err := e.probes[from].Run(ctx, reqs)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			if r.OK {
+				t.Errorf("%s (%s, %s) -> %s (%s, %s) %s: answered %q; networks are isolated, the gateway must not route between them",
+					from, e.ct[from].Network, e.ct[from].Host, to, e.ct[to].Network, e.ct[to].Host, reqs[i].Proto, r.Reply)
+			}
+		}
 	}
 }
 

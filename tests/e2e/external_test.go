@@ -466,6 +466,32 @@ func (e *extLab) isolation(t *testing.T) {
 			}
 		}
 	}
+	// A machine on the underlay that routes the network's CIDR via h1
+	// reaches no container directly: only published and node ports come
+	// in (the published port still answers with that route in place).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := e.out.Run(ctx, "ip", "route", "add", extCIDR, "via", e.hostIP("h1")); err != nil {
+		t.Fatalf("outside route: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = e.out.Run(ctx, "ip", "route", "del", extCIDR)
+	})
+	res, err := e.outP.Run(ctx, []lab.ProbeRequest{
+		{Proto: "tcp", Addr: e.ct["c1"].IP + ":90", TimeoutMs: int(blockedTimeout.Milliseconds())},
+		{Proto: "icmp", Addr: e.ct["c1"].IP, TimeoutMs: int(blockedTimeout.Milliseconds())},
+		{Proto: "tcp", Addr: e.at("h1", pubPort), TimeoutMs: int(extTimeout.Milliseconds())},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, what := range []string{"c1 directly (tcp)", "c1 directly (icmp)", "the published port"} {
+		if want := i == 2; res[i].OK != want {
+			t.Errorf("outside with a route to %s via h1 -> %s: answered %v (%q), want %v", extCIDR, what, res[i].OK, res[i].Reply, want)
+		}
+	}
 }
 
 // refused posts (or moves) and fails t unless the answer is status with a

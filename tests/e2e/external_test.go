@@ -317,31 +317,12 @@ const localGroupBit = 1 << 31
 // (Local ones included), no nftables rule naming its node ports or VIP.
 func (e *extLab) deleteNodePortService(t *testing.T, s openapi.Service) {
 	t.Helper()
-	e.MustDo(t, 204, "DELETE", "/api/v1/services/"+s.ID+writeWait, nil, nil)
-	learned := fmt.Sprintf("cookie=%#x,", openapi.LearnedCookie)
+	deleteService(t, e.Cluster, s, localGroupBit)
 	terms := []string{s.VIP}
 	for _, p := range s.Ports {
 		terms = append(terms, fmt.Sprint(p.NodePort))
 	}
 	for _, h := range e.Lab.Hosts {
-		var flows []string
-		for _, f := range e.Flows(t, h.Name) {
-			if !strings.Contains(f, learned) {
-				flows = append(flows, f)
-			}
-		}
-		if bad := cluster.FlowsNaming(flows, cluster.IPTerm(s.VIP)); len(bad) > 0 {
-			t.Errorf("%s: flows naming deleted service %s's VIP:\n%s", h.Name, s.Name, strings.Join(bad, "\n"))
-		}
-		groups := h.OFCtl(t, "dump-groups", "br-int")
-		for i := range s.Ports {
-			gid := uint32(s.GroupID)*openapi.MaxServicePorts + uint32(i)
-			for _, id := range []uint32{gid, gid | localGroupBit} {
-				if strings.Contains(groups, fmt.Sprintf("group_id=%d,", id)) {
-					t.Errorf("%s: group %d of deleted service %s is still there:\n%s", h.Name, id, s.Name, groups)
-				}
-			}
-		}
 		if l := nftLines(e.nftTable(t, h.Name), terms...); len(l) > 0 {
 			t.Errorf("%s: nftables rules left for deleted service %s (%v):\n%s", h.Name, s.Name, terms, strings.Join(l, "\n"))
 		}

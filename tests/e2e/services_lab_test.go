@@ -127,16 +127,21 @@ func (e *svcLab) service(t *testing.T, name string, body map[string]any) openapi
 
 // deleteService deletes s (realized) and checks that nothing of it is left
 // on any switch: no flow naming its VIP, no group of its group ids.
-func (e *svcLab) deleteService(t *testing.T, s openapi.Service) {
+func (e *svcLab) deleteService(t *testing.T, s openapi.Service) { deleteService(t, e.Cluster, s) }
+
+// deleteService deletes s (realized) and checks that no host has a flow
+// naming its VIP or a group of its ports (each port's group ID, and the
+// same with each of groupBits set). Flows OVS learned for ClientIP
+// affinity stay until their idle timeout (the agent never deletes them one
+// by one); without the service's flows they match nothing that leads
+// anywhere, so they are not counted.
+func deleteService(t *testing.T, c *cluster.Cluster, s openapi.Service, groupBits ...uint32) {
 	t.Helper()
-	e.MustDo(t, 204, "DELETE", "/api/v1/services/"+s.ID+writeWait, nil, nil)
-	// Flows OVS learned for ClientIP affinity stay until their idle
-	// timeout (the agent never deletes them one by one); without the
-	// service's flows they match nothing that leads anywhere.
+	c.MustDo(t, 204, "DELETE", "/api/v1/services/"+s.ID+writeWait, nil, nil)
 	learned := fmt.Sprintf("cookie=%#x,", openapi.LearnedCookie)
-	for _, h := range e.Lab.Hosts {
+	for _, h := range c.Lab.Hosts {
 		var flows []string
-		for _, f := range e.Flows(t, h.Name) {
+		for _, f := range c.Flows(t, h.Name) {
 			if !strings.Contains(f, learned) {
 				flows = append(flows, f)
 			}
@@ -146,9 +151,14 @@ func (e *svcLab) deleteService(t *testing.T, s openapi.Service) {
 		}
 		groups := h.OFCtl(t, "dump-groups", "br-int")
 		for i := range s.Ports {
-			gid := fmt.Sprintf("group_id=%d,", int(s.GroupID)*openapi.MaxServicePorts+i)
-			if strings.Contains(groups, gid) {
-				t.Errorf("%s: group %s of deleted service %s is still there:\n%s", h.Name, gid, s.Name, groups)
+			gid := s.GroupID*openapi.MaxServicePorts + uint32(i)
+			for _, id := range append([]uint32{gid}, groupBits...) {
+				if id != gid {
+					id |= gid
+				}
+				if strings.Contains(groups, fmt.Sprintf("group_id=%d,", id)) {
+					t.Errorf("%s: group %d of deleted service %s is still there:\n%s", h.Name, id, s.Name, groups)
+				}
 			}
 		}
 	}

@@ -4,33 +4,14 @@ import (
 	"context"
 	"testing"
 
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
-
-	"github.com/switchyard/switchyard/migrations"
 	"github.com/switchyard/switchyard/openapi"
-	"github.com/switchyard/switchyard/tests/pgtest"
 )
 
 // Migration 00004 keeps what rows written before it hold ([] stayed []),
 // and from then on a policy stores absent (NULL) apart from [].
 func TestPolicyDirectionsMigration(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.DatabaseURL(t)
-	st, err := Open(ctx, url, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	db := stdlib.OpenDBFromPool(st.Pool)
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	st, p := migratedTo(t, 3)
 	if _, err := st.Pool.Exec(ctx, `
 		INSERT INTO networks (name, cidr, gateway, vni, mtu, revision) VALUES ('blue', '10.10.0.0/24', '10.10.0.1', 7, 1400, 1);
 		INSERT INTO policies (name, network_id, revision) SELECT 'old', id, 1 FROM networks;`); err != nil {

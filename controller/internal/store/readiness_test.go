@@ -171,20 +171,7 @@ func TestPortClaimsRaceFree(t *testing.T) {
 // Cluster); down and up again works.
 func TestExternalMigration(t *testing.T) {
 	ctx := context.Background()
-	st, err := Open(ctx, pgtest.DatabaseURL(t), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	db := stdlib.OpenDBFromPool(st.Pool)
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 6); err != nil {
-		t.Fatal(err)
-	}
+	st, p := migratedTo(t, 6)
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -219,4 +206,27 @@ func TestExternalMigration(t *testing.T) {
 	if err != nil || v.ExternalTrafficPolicy != openapi.TrafficCluster {
 		t.Fatalf("service after the migration %+v (%v)", v, err)
 	}
+}
+
+// migratedTo opens a store on the test database migrated to version only
+// (for migration tests: write rows the old way, then Migrate); the
+// provider moves it further up or down.
+func migratedTo(t *testing.T, version int64) (*Store, *goose.Provider) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := Open(ctx, pgtest.DatabaseURL(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	db := stdlib.OpenDBFromPool(st.Pool)
+	t.Cleanup(func() { db.Close() })
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, version); err != nil {
+		t.Fatal(err)
+	}
+	return st, p
 }

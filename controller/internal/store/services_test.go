@@ -5,13 +5,8 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
-
 	"github.com/switchyard/switchyard/controller/internal/problem"
-	"github.com/switchyard/switchyard/migrations"
 	"github.com/switchyard/switchyard/openapi"
-	"github.com/switchyard/switchyard/tests/pgtest"
 )
 
 // lbFields are a service's load-balancing fields, for comparisons.
@@ -244,21 +239,7 @@ func TestServiceBadInput(t *testing.T) {
 // defaults; down and up again works.
 func TestServicesMigration(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.DatabaseURL(t)
-	st, err := Open(ctx, url, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	db := stdlib.OpenDBFromPool(st.Pool)
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 5); err != nil {
-		t.Fatal(err)
-	}
+	st, p := migratedTo(t, 5)
 	if _, err := st.Pool.Exec(ctx, `
 		INSERT INTO networks (name, cidr, gateway, vni, mtu, revision) VALUES ('blue', '10.10.0.0/24', '10.10.0.1', 7, 1400, 1);
 		INSERT INTO services (name, network_id, vip, ports, revision) SELECT 'old' || g, n.id, '10.96.0.0'::inet + g, '[{"port":80}]', 1

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/switchyard/switchyard/controller/internal/testenv"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// lab is a controller on a fresh database, and how to run syctl against it.
+type lab struct {
+	t   *testing.T
+	url string
+	env map[string]string
+	ctl *testenv.Controller
+}
+
+// newLab starts a controller; with apply, it applies testdata/lab.yaml.
+func newLab(t *testing.T, apply bool) *lab {
+	t.Helper()
+	ctl := testenv.Start(t, testenv.DatabaseURL(t), nil)
+	home := t.TempDir()
+	l := &lab{t: t, url: ctl.URL, ctl: ctl, env: map[string]string{
+		"SWITCHYARD_URL": ctl.URL, "SWITCHYARD_TOKEN": testenv.AdminToken, "HOME": home,
+	}}
+	if apply {
+		l.ok("apply", "-f", "testdata/lab.yaml")
+	}
+	return l
+}
+
+// result is one syctl run.
+type result struct {
+	out, err string
+	code     int
+}
+
+// run runs syctl with stdin (may be empty).
+func (l *lab) runIn(ctx context.Context, stdin string, args ...string) result {
+	var out, errb bytes.Buffer
+	code := run(ctx, args, strings.NewReader(stdin), &out, &errb, func(k string) string { return l.env[k] })
+	return result{out.String(), errb.String(), code}
+}
+
+func (l *lab) run(args ...string) result { return l.runIn(context.Background(), "", args...) }
+
+// ok runs syctl and fails the test unless it exits 0.
+func (l *lab) ok(args ...string) string {
+	l.t.Helper()
+	r := l.run(args...)
+	if r.code != 0 {
+		l.t.Fatalf("syctl %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.out, r.err)
+	}
+	return r.out
+}
+
+// fail runs syctl and wants exit code want and a one-line error matching re.
+func (l *lab) fail(want int, re string, args ...string) result {
+	l.t.Helper()
+	r := l.run(args...)
+	if r.code != want {
+		l.t.Fatalf("syctl %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, want, r.out, r.err)
+	}
+	first := strings.SplitN(r.err, "\n", 2)[0]
+	if !regexp.MustCompile(re).MatchString(first) {
+		l.t.Fatalf("syctl %s: error %q does not match %q", strings.Join(args, " "), first, re)
+	}
+	return r
+}
+
+var (
+	uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	timeRE = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
+)
+
+// normalize replaces what changes from run to run (ids, times).
+func normalize(s string) string {
+	s = uuidRE.ReplaceAllString(s, "<id>")
+	return timeRE.ReplaceAllString(s, "<time>")
+}
+
+// golden compares got with testdata/golden/name (rewritten with -update).
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	got = normalize(got)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the golden file:\n--- got\n%s--- want\n%s", name, got, want)
+	}
+}
+
+func TestMain(m *testing.M) {
+	// Ages in tables are fixed, so that golden files hold.
+	ageFunc = func(string) string { return "5m" }
+	os.Exit(m.Run())
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Output formats of -o.
+var formats = []string{"table", "wide", "json", "yaml", "name"}
+
+func checkFormat(f string) error {
+	for _, ok := range formats {
+		if f == ok {
+			return nil
+		}
+	}
+	return usagef("unknown output format %q (one of %s)", f, strings.Join(formats, ", "))
+}
+
+// withKind is an object's JSON with "kind" as its first member: the form of
+// documents syctl prints and applies.
+func withKind(k *kind, raw []byte) []byte {
+	raw = bytes.TrimSpace(raw)
+	var b bytes.Buffer
+	b.WriteString(`{"kind":"` + k.name + `"`)
+	if rest := bytes.TrimSpace(raw[1:]); len(rest) > 0 && rest[0] != '}' {
+		b.WriteByte(',')
+	}
+	b.Write(raw[1:])
+	return b.Bytes()
+}
+
+// yamlOf renders JSON as block YAML, keeping the members' order.
+func yamlOf(raw []byte) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	blockStyle(&doc)
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// blockStyle drops the flow and quoting styles JSON parsing leaves, so the
+// encoder picks plain scalars where they read back the same.
+func blockStyle(n *yaml.Node) {
+	n.Style = 0
+	for _, c := range n.Content {
+		blockStyle(c)
+	}
+}
+
+// printer writes objects of one kind in one format.
+type printer struct {
+	e      *env
+	k      *kind
+	format string
+	w      io.Writer
+	tw     *tabwriter.Writer
+	// prefix is an extra first column (watch's EVENT).
+	prefix    string
+	headerOut bool
+	count     int
+}
+
+func (e *env) newPrinter(k *kind, format string, w io.Writer) *printer {
+	p := &printer{e: e, k: k, format: format, w: w}
+	if format == "table" || format == "wide" {
+		p.tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	}
+	return p
+}
+
+// print writes a list: one table, a List (JSON), documents (YAML) or names.
+func (p *printer) printList(items []json.RawMessage, single bool) error {
+	switch p.format {
+	case "json":
+		if single && len(items) == 1 {
+			return writeJSON(p.w, withKind(p.k, items[0]))
+		}
+		var b bytes.Buffer
+		b.WriteString(`{"kind":"List","items":[`)
+		for i, it := range items {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.Write(withKind(p.k, it))
+		}
+		b.WriteString("]}")
+		return writeJSON(p.w, b.Bytes())
+	case "table", "wide":
+		if len(items) == 0 {
+			fmt.Fprintf(p.e.stderr, "No %s found.\n", p.k.plural)
+			return nil
+		}
+	}
+	for _, it := range items {
+		if err := p.print(it); err != nil {
+			return err
+		}
+	}
+	return p.flush()
+}
+
+// print writes one object (a row, a YAML document, a name, a JSON line).
+func (p *printer) print(raw []byte) error {
+	p.count++
+	switch p.format {
+	case "name":
+		line := p.k.name + "/" + metaOf(raw).Name
+		if p.prefix != "" {
+			line += " " + p.prefix
+		}
+		_, err := fmt.Fprintln(p.w, line)
+		return err
+	case "json":
+		return writeJSON(p.w, withKind(p.k, raw))
+	case "yaml":
+		y, err := yamlOf(withKind(p.k, raw))
+		if err != nil {
+			return err
+		}
+		if p.count > 1 {
+			io.WriteString(p.w, "---\n")
+		}
+		_, err = p.w.Write(y)
+		return err
+	}
+	cols, wide, err := p.k.row(raw, p.e)
+	if err != nil {
+		return err
+	}
+	if !p.headerOut {
+		head := p.k.header
+		if p.format == "wide" {
+			head = append(append([]string{}, head...), p.k.wide...)
+		}
+		if p.prefix != "" {
+			head = append([]string{"EVENT"}, head...)
+		}
+		fmt.Fprintln(p.tw, strings.Join(head, "\t"))
+		p.headerOut = true
+	}
+	if p.format == "wide" {
+		cols = append(cols, wide...)
+	}
+	if p.prefix != "" {
+		cols = append([]string{p.prefix}, cols...)
+	}
+	_, err = fmt.Fprintln(p.tw, strings.Join(cols, "\t"))
+	return err
+}
+
+func (p *printer) flush() error {
+	if p.tw != nil {
+		return p.tw.Flush()
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, raw []byte) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		return err
+	}
+	b.WriteByte('\n')
+	_, err := w.Write(b.Bytes())
+	return err
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/client"
+)
+
+// sseMessage is one server-sent event: an Event, or only a resume point
+// (ID without Data), or a keep-alive (neither).
+type sseMessage struct {
+	ID    int64
+	Event string
+	Data  string
+}
+
+// streamEvents reads GET /api/v1/events from since (-1: every retained
+// event) for kinds (nil: all) and calls fn for each message until fn
+// returns false, the stream ends or ctx is done.
+func streamEvents(ctx context.Context, c *client.Client, since int64, kinds []string, fn func(sseMessage) (bool, error)) error {
+	v := url.Values{}
+	if since >= 0 {
+		v.Set("since", strconv.FormatInt(since, 10))
+	}
+	if len(kinds) > 0 {
+		v.Set("kinds", strings.Join(kinds, ","))
+	}
+	path := "/api/v1/events"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req, err := newRequest(ctx, c, "GET", path)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	res, err := c.HTTP.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		body, _ := io.ReadAll(res.Body)
+		e := &client.Error{Status: res.StatusCode, Body: strings.TrimSpace(string(body))}
+		_ = json.Unmarshal(body, &e.Problem)
+		return fmt.Errorf("events: %w", e)
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	var m sseMessage
+	var data []string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			m.Data = strings.Join(data, "\n")
+			more, err := fn(m)
+			if err != nil || !more {
+				return err
+			}
+			m, data = sseMessage{}, nil
+		case strings.HasPrefix(line, ":"):
+		case strings.HasPrefix(line, "id:"):
+			m.ID, _ = strconv.ParseInt(strings.TrimSpace(line[3:]), 10, 64)
+		case strings.HasPrefix(line, "event:"):
+			m.Event = strings.TrimSpace(line[6:])
+		case strings.HasPrefix(line, "data:"):
+			data = append(data, strings.TrimPrefix(line[5:], " "))
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	return nil
+}
+
+// event decodes a message's Event (ok false for resume points, keep-alives
+// and policy-log messages).
+func (m sseMessage) event() (openapi.Event, bool) {
+	var ev openapi.Event
+	if m.Data == "" || m.Event == "policy-log" {
+		return ev, false
+	}
+	if err := json.Unmarshal([]byte(m.Data), &ev); err != nil {
+		return ev, false
+	}
+	return ev, true
+}
+
+// currentRevision is GET /api/v1/revision.
+func currentRevision(ctx context.Context, c *client.Client) (int64, error) {
+	var r struct {
+		Revision int64 `json:"revision"`
+	}
+	_, err := c.Do(ctx, "GET", "/api/v1/revision", nil, &r)
+	return r.Revision, err
+}
+
+// replayTimeout bounds a replay of past events.
+const replayTimeout = 10 * time.Second
+
+// pastEvents replays the retained events of kinds up to the current
+// revision: filter picks the ones kept, at most last (0: all) of the newest.
+func pastEvents(ctx context.Context, c *client.Client, kinds []string, filter func(openapi.Event) bool, last int) ([]openapi.Event, error) {
+	upTo, err := currentRevision(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	var out []openapi.Event
+	if upTo == 0 {
+		return nil, nil
+	}
+	// The stream sends a resume point at the end of its replay; should it
+	// not, what was replayed by then is the answer.
+	ctx, cancel := context.WithTimeout(ctx, replayTimeout)
+	defer cancel()
+	err = streamEvents(ctx, c, -1, kinds, func(m sseMessage) (bool, error) {
+		if ev, ok := m.event(); ok && filter(ev) {
+			out = append(out, ev)
+			if last > 0 && len(out) > last {
+				out = out[1:]
+			}
+		}
+		return m.ID < upTo, nil
+	})
+	return out, err
+}

@@ -206,24 +206,23 @@ func mergePatchTo(cur, want map[string]any, readOnly map[string]bool) map[string
 			continue
 		}
 		cv, had := cur[k]
-		if sameValue(cv, had, wv) {
-			continue
-		}
 		cm, cok := cv.(map[string]any)
 		wm, wok := wv.(map[string]any)
-		if cok && wok {
-			sub := mergePatchTo(cm, wm, nil)
-			for ck := range cm {
-				if _, ok := wm[ck]; !ok {
-					sub[ck] = nil
-				}
-			}
-			if len(sub) > 0 {
-				patch[k] = sub
+		if !cok || !wok {
+			if !sameValue(cv, had, wv) {
+				patch[k] = wv
 			}
 			continue
 		}
-		patch[k] = wv
+		sub := mergePatchTo(cm, wm, nil)
+		for ck := range cm {
+			if _, ok := wm[ck]; !ok {
+				sub[ck] = nil
+			}
+		}
+		if len(sub) > 0 {
+			patch[k] = sub
+		}
 	}
 	return patch
 }
@@ -232,7 +231,39 @@ func sameValue(cv any, had bool, wv any) bool {
 	if isZero(wv) && (!had || isZero(cv)) {
 		return true
 	}
-	return reflect.DeepEqual(cv, wv)
+	return covers(cv, wv)
+}
+
+// covers says whether cur already is what want asks: equal values, where a
+// member an object in want leaves out (inside a list: a port's protocol)
+// keeps the value the server gave it (its default).
+func covers(cur, want any) bool {
+	switch w := want.(type) {
+	case map[string]any:
+		c, ok := cur.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, wv := range w {
+			cv, had := c[k]
+			if !sameValue(cv, had, wv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		c, ok := cur.([]any)
+		if !ok || len(c) != len(w) {
+			return false
+		}
+		for i := range w {
+			if !covers(c[i], w[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return reflect.DeepEqual(cur, want)
 }
 
 func isZero(v any) bool {

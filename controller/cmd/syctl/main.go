@@ -131,6 +131,9 @@ func (n notFoundErr) Error() string { return n.what + " not found" }
 
 // exitCode maps an error to syctl's exit codes.
 func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
 	var u usageErr
 	var nf notFoundErr
 	switch {

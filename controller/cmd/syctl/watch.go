@@ -211,7 +211,7 @@ func (e *env) eventsCmd() *cobra.Command {
 			if !follow && (upTo == 0 || since >= upTo) {
 				return tw.Flush()
 			}
-			return streamEvents(e.ctx, c, since, kindsFlag, func(m sseMessage) (bool, error) {
+			err = streamEvents(e.ctx, c, since, kindsFlag, func(m sseMessage) (bool, error) {
 				if ev, ok := m.event(); ok {
 					if output == "json" {
 						line, _ := json.Marshal(ev)
@@ -221,11 +221,17 @@ func (e *env) eventsCmd() *cobra.Command {
 							orNone(ev.Network), ev.At.UTC().Format(time.RFC3339))
 					}
 				}
-				if err := tw.Flush(); err != nil {
-					return false, err
+				if follow {
+					if err := tw.Flush(); err != nil {
+						return false, err
+					}
 				}
 				return follow || m.ID < upTo, nil
 			})
+			if ferr := tw.Flush(); err == nil {
+				err = ferr
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringSliceVar(&kindsFlag, "kinds", nil, "only these kinds (host,network,container,service,policy,endpoint)")

@@ -9,8 +9,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/controller/internal/testenv"
+	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/client"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -33,8 +36,43 @@ func newLab(t *testing.T, apply bool) *lab {
 	}}
 	if apply {
 		l.ok("apply", "-f", "testdata/lab.yaml")
+		l.compiled()
 	}
 	return l
+}
+
+// compiled waits until the controller has compiled every host's program up
+// to the current revision (the last write of the lab touches every host), so
+// that programRevision in outputs is settled.
+func (l *lab) compiled() {
+	l.t.Helper()
+	c := client.New(l.url, testenv.AdminToken)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rev, err := currentRevision(l.t.Context(), c)
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		var hosts openapi.List[openapi.Host]
+		if _, err := c.Do(l.t.Context(), "GET", "/api/v1/hosts", nil, &hosts); err != nil {
+			l.t.Fatal(err)
+		}
+		done := true
+		for _, h := range hosts.Items {
+			done = done && h.ProgramRevision == rev
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("hosts not compiled up to revision %d: %+v", rev, hosts.Items)
+		}
+		select {
+		case <-l.t.Context().Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // result is one syctl run.

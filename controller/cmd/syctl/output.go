@@ -39,22 +39,45 @@ func withKind(k *kind, raw []byte) []byte {
 
 // yamlOf renders JSON as block YAML, keeping the members' order.
 func yamlOf(raw []byte) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	node, err := jsonNode(dec)
-	if err != nil {
-		return nil, err
-	}
 	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
+	err := writeYAML(&b, [][]byte{raw})
+	return b.Bytes(), err
+}
+
+// yamlChunk is how many documents one YAML encoder writes: its setup costs
+// more than a small object, and it keeps every event it emitted.
+const yamlChunk = 64
+
+// writeYAML writes JSON objects as YAML documents.
+func writeYAML(w io.Writer, raws [][]byte) error {
+	for start := 0; start < len(raws); start += yamlChunk {
+		if start > 0 {
+			if _, err := io.WriteString(w, "---\n"); err != nil {
+				return err
+			}
+		}
+		if err := writeYAMLChunk(w, raws[start:min(start+yamlChunk, len(raws))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeYAMLChunk(w io.Writer, raws [][]byte) error {
+	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)
-	if err := enc.Encode(node); err != nil {
-		return nil, err
+	for _, raw := range raws {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		node, err := jsonNode(dec)
+		if err != nil {
+			return err
+		}
+		if err := enc.Encode(node); err != nil {
+			return err
+		}
 	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	return enc.Close()
 }
 
 // jsonNode reads one JSON value as a YAML node (a direct translation: the
@@ -141,6 +164,12 @@ func (p *printer) printList(items []json.RawMessage, single bool) error {
 		}
 		b.WriteString("]}")
 		return writeJSON(p.w, b.Bytes())
+	case "yaml":
+		raws := make([][]byte, len(items))
+		for i, it := range items {
+			raws[i] = withKind(p.k, it)
+		}
+		return writeYAML(p.w, raws)
 	case "table", "wide":
 		if len(items) == 0 {
 			fmt.Fprintf(p.e.stderr, "No %s found.\n", p.k.plural)

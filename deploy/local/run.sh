@@ -158,6 +158,7 @@ cmd_start() {
 		    admin token  $SWITCHYARD_ADMIN_TOKEN
 		    database     $SWITCHYARD_DATABASE_URL
 		  try:  curl -H "Authorization: Bearer $SWITCHYARD_ADMIN_TOKEN" $url/api/v1/networks
+		  syctl: export SWITCHYARD_URL=$url SWITCHYARD_TOKEN=$SWITCHYARD_ADMIN_TOKEN PATH="$REPO/bin:\$PATH"   # then: syctl get hosts
 		  stop: Ctrl-C here, or 'make stop' from another shell
 
 	EOF

@@ -185,12 +185,9 @@ func (e *env) editCmd() *cobra.Command {
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: e.completeKindAndNames,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, names, err := kindArgs(args)
+			k, name, err := oneObject("edit", args)
 			if err != nil {
 				return err
-			}
-			if len(names) != 1 {
-				return usagef("edit takes one name")
 			}
 			if k.immutable {
 				return usagef("%s cannot be edited", k.plural)
@@ -199,7 +196,7 @@ func (e *env) editCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return e.edit(c, k, names[0], network, f)
+			return e.edit(c, k, name, network, f)
 		},
 	}
 	cmd.Flags().StringVarP(&network, "network", "n", "", "network of the object")

@@ -105,42 +105,25 @@ func kindIndex(k *kind) int {
 // (a stream of values; an array or a {"kind":"List","items":[...]} holds
 // several).
 func parseDocuments(data []byte, source string) ([]*document, error) {
+	var dec interface{ Decode(any) error }
+	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
+		dec = json.NewDecoder(bytes.NewReader(trimmed))
+	} else {
+		dec = yaml.NewDecoder(bytes.NewReader(data))
+	}
 	var values []any
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		for {
-			var v any
-			if err := dec.Decode(&v); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				return nil, fmt.Errorf("%s: %w", source, err)
-			}
+	for {
+		var v any
+		if err := dec.Decode(&v); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("%s: %w", source, err)
+		}
+		if v != nil { // an empty YAML document
 			values = append(values, v)
 		}
-	} else {
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		for {
-			var v any
-			if err := dec.Decode(&v); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				return nil, fmt.Errorf("%s: %w", source, err)
-			}
-			if v != nil {
-				values = append(values, v)
-			}
-		}
 	}
-	var docs []*document
-	for i, v := range values {
-		ds, err := toDocuments(v, fmt.Sprintf("%s: document %d", source, i+1))
-		if err != nil {
-			return nil, err
-		}
-		docs = append(docs, ds...)
-	}
-	return docs, nil
+	return expand(values, source+": document")
 }
 
 // toDocuments turns one decoded value into documents, through JSON so that
@@ -152,7 +135,7 @@ func toDocuments(v any, where string) ([]*document, error) {
 	}
 	var list []any
 	if json.Unmarshal(raw, &list) == nil {
-		return expand(list, where)
+		return expand(list, where+", item")
 	}
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -161,7 +144,7 @@ func toDocuments(v any, where string) ([]*document, error) {
 	kindName, _ := m["kind"].(string)
 	if kindName == "List" {
 		items, _ := m["items"].([]any)
-		return expand(items, where)
+		return expand(items, where+", item")
 	}
 	if kindName == "" {
 		return nil, usagef("%s: no kind (one of %s)", where, kindList())
@@ -178,10 +161,11 @@ func toDocuments(v any, where string) ([]*document, error) {
 	return []*document{d}, nil
 }
 
-func expand(items []any, where string) ([]*document, error) {
+// expand turns values into documents, numbered after what in messages.
+func expand(items []any, what string) ([]*document, error) {
 	var out []*document
 	for i, it := range items {
-		ds, err := toDocuments(it, fmt.Sprintf("%s, item %d", where, i+1))
+		ds, err := toDocuments(it, fmt.Sprintf("%s %d", what, i+1))
 		if err != nil {
 			return nil, err
 		}

@@ -161,18 +161,15 @@ func (e *env) describeCmd() *cobra.Command {
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: e.completeKindAndNames,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, names, err := kindArgs(args)
+			k, name, err := oneObject("describe", args)
 			if err != nil {
 				return err
-			}
-			if len(names) != 1 {
-				return usagef("describe takes one name")
 			}
 			c, err := e.client()
 			if err != nil {
 				return err
 			}
-			return e.describe(c, k, names[0], f.network)
+			return e.describe(c, k, name, f.network)
 		},
 	}
 	cmd.Flags().StringVarP(&f.network, "network", "n", "", "network of the object (containers, services, policies)")
@@ -248,42 +245,9 @@ func (e *env) describe(c *client.Client, k *kind, ref, network string) error {
 // describeRealization shows, for each host the object's program reaches,
 // whether that host has applied the object's revision.
 func (e *env) describeRealization(c *client.Client, w io.Writer, k *kind, meta objMeta) error {
-	hostKind, _ := kindNamed("host")
-	var hosts []openapi.Host
-	switch k.name {
-	case "host":
-		raw, err := hostKind.get(e.ctx, c, meta.ID, "")
-		if err != nil {
-			return err
-		}
-		var h openapi.Host
-		if err := json.Unmarshal(raw, &h); err != nil {
-			return err
-		}
-		hosts = []openapi.Host{h}
-	case "container":
-		raw, err := hostKind.get(e.ctx, c, meta.Host, "")
-		if err != nil {
-			return err
-		}
-		var h openapi.Host
-		if err := json.Unmarshal(raw, &h); err != nil {
-			return err
-		}
-		hosts = []openapi.Host{h}
-	default:
-		var l []json.RawMessage
-		l, err := hostKind.list(e.ctx, c, listQuery{})
-		if err != nil {
-			return err
-		}
-		for _, raw := range l {
-			var h openapi.Host
-			if err := json.Unmarshal(raw, &h); err != nil {
-				return err
-			}
-			hosts = append(hosts, h)
-		}
+	hosts, err := hostsReaching(e.ctx, c, k, meta)
+	if err != nil {
+		return err
 	}
 	section(w, "Realization", len(hosts), []string{"HOST", "STATUS", "APPLIED", "REALIZED"}, func(row func(...string)) {
 		for _, h := range hosts {

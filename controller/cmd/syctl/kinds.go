@@ -136,6 +136,18 @@ func kindArgs(args []string) (*kind, []string, error) {
 	return k, names, err
 }
 
+// oneObject reads "KIND NAME" (or "KIND/NAME") for verb, which takes one object.
+func oneObject(verb string, args []string) (*kind, string, error) {
+	k, names, err := kindArgs(args)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(names) != 1 {
+		return nil, "", usagef("%s takes one name", verb)
+	}
+	return k, names[0], nil
+}
+
 // objMeta is what syctl needs of any object.
 type objMeta struct {
 	ID       string            `json:"id"`

@@ -28,12 +28,9 @@ func (e *env) waitCmd() *cobra.Command {
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: e.completeKindAndNames,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, names, err := kindArgs(args)
+			k, name, err := oneObject("wait", args)
 			if err != nil {
 				return err
-			}
-			if len(names) != 1 {
-				return usagef("wait takes one name")
 			}
 			if forCond != "realized" && forCond != "deleted" {
 				return usagef("--for must be realized or deleted")
@@ -47,14 +44,14 @@ func (e *env) waitCmd() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(e.ctx, timeout)
 			defer cancel()
-			done, err := e.waitFor(ctx, c, k, names[0], network, forCond)
+			done, err := e.waitFor(ctx, c, k, name, network, forCond)
 			if err != nil {
 				return err
 			}
 			if !done {
-				return fmt.Errorf("timed out after %s waiting for %s/%s to be %s", timeout, k.name, names[0], forCond)
+				return fmt.Errorf("timed out after %s waiting for %s/%s to be %s", timeout, k.name, name, forCond)
 			}
-			fmt.Fprintf(e.stdout, "%s/%s %s\n", k.name, names[0], forCond)
+			fmt.Fprintf(e.stdout, "%s/%s %s\n", k.name, name, forCond)
 			return nil
 		},
 	}
@@ -101,13 +98,11 @@ func (e *env) waitFor(ctx context.Context, c *client.Client, k *kind, ref, netwo
 	return ok, err
 }
 
-// realized is describe's verdict over every host the object reaches.
-func (e *env) realized(ctx context.Context, c *client.Client, k *kind, meta objMeta) (bool, error) {
-	if k.name == "container" && meta.Status == openapi.ContainerFailed {
-		return false, fmt.Errorf("container %s failed: %s", meta.Name, meta.Detail)
-	}
+// hostsReaching are the hosts whose program the object is part of: a
+// container's host, a host itself, else every host.
+func hostsReaching(ctx context.Context, c *client.Client, k *kind, meta objMeta) ([]openapi.Host, error) {
 	hostKind, _ := kindNamed("host")
-	var hosts []json.RawMessage
+	var raws []json.RawMessage
 	switch k.name {
 	case "host", "container":
 		ref := meta.Host
@@ -116,20 +111,34 @@ func (e *env) realized(ctx context.Context, c *client.Client, k *kind, meta objM
 		}
 		raw, err := hostKind.get(ctx, c, ref, "")
 		if err != nil {
-			return false, err
+			return nil, err
 		}
-		hosts = []json.RawMessage{raw}
+		raws = []json.RawMessage{raw}
 	default:
 		var err error
-		if hosts, err = hostKind.list(ctx, c, listQuery{}); err != nil {
-			return false, err
+		if raws, err = hostKind.list(ctx, c, listQuery{}); err != nil {
+			return nil, err
 		}
 	}
-	for _, raw := range hosts {
-		var h openapi.Host
-		if err := json.Unmarshal(raw, &h); err != nil {
-			return false, err
+	hosts := make([]openapi.Host, len(raws))
+	for i, raw := range raws {
+		if err := json.Unmarshal(raw, &hosts[i]); err != nil {
+			return nil, err
 		}
+	}
+	return hosts, nil
+}
+
+// realized is describe's verdict over every host the object reaches.
+func (e *env) realized(ctx context.Context, c *client.Client, k *kind, meta objMeta) (bool, error) {
+	if k.name == "container" && meta.Status == openapi.ContainerFailed {
+		return false, fmt.Errorf("container %s failed: %s", meta.Name, meta.Detail)
+	}
+	hosts, err := hostsReaching(ctx, c, k, meta)
+	if err != nil {
+		return false, err
+	}
+	for _, h := range hosts {
 		v := realizedOn(k, meta, h)
 		if v == "yes" || (k.name != "container" && k.name != "host" && h.Status != openapi.HostReady) {
 			continue

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -186,7 +187,7 @@ func (e *env) versionCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			local, _ := loadSpecVersion()
-			fmt.Fprintf(e.stdout, "Client: syctl %s (API %s)\n", version, local)
+			fmt.Fprintf(e.stdout, "Client: syctl %s (API %s)\n", clientVersion(), local)
 			if clientOnly {
 				return nil
 			}
@@ -204,6 +205,30 @@ func (e *env) versionCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&clientOnly, "client", false, "only the client's version")
 	return cmd
+}
+
+// clientVersion is version, with the commit the binary was built from
+// when no version was set at link time.
+func clientVersion() string {
+	info, ok := debug.ReadBuildInfo()
+	if version != "dev" || !ok {
+		return version
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = ", modified"
+			}
+		}
+	}
+	if rev == "" {
+		return version
+	}
+	return fmt.Sprintf("%s (commit %.12s%s)", version, rev, dirty)
 }
 
 // loadSpecVersion is the version of the contract syctl was built with.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/labels"
@@ -117,7 +118,7 @@ func (e *env) watch(c *client.Client, k *kind, names []string, f getFlags, from 
 	for _, n := range names {
 		want[n] = true
 	}
-	return streamEvents(e.ctx, c, from, []string{k.name}, func(m sseMessage) (bool, error) {
+	return e.follow(c, from, []string{k.name}, func(m sseMessage) (bool, error) {
 		ev, ok := m.event()
 		if !ok || ev.Kind != k.name {
 			return true, nil
@@ -150,6 +151,40 @@ func (e *env) watch(c *client.Client, k *kind, names []string, f getFlags, from 
 		}
 		return true, p.flush()
 	})
+}
+
+// follow streams events from revision from, and when the stream breaks
+// (the controller restarted, the connection dropped) resumes after the last
+// revision it saw, until e.ctx ends. An answer of the API (401, 410: the
+// revision is no longer retained) ends it with that error.
+func (e *env) follow(c *client.Client, from int64, kinds []string, fn func(sseMessage) (bool, error)) error {
+	wait := time.Second
+	for {
+		stopped := false
+		err := streamEvents(e.ctx, c, from, kinds, func(m sseMessage) (bool, error) {
+			more, err := fn(m)
+			if m.ID > from {
+				from = m.ID
+			}
+			stopped = !more
+			wait = time.Second
+			return more, err
+		})
+		if stopped || e.ctx.Err() != nil || client.StatusOf(err) != 0 {
+			return err
+		}
+		why := "it ended"
+		if err != nil {
+			why = err.Error()
+		}
+		fmt.Fprintf(e.stderr, "syctl: event stream lost (%s); resuming after revision %d in %s\n", oneLine(why), from, wait)
+		select {
+		case <-e.ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
 }
 
 func (e *env) describeCmd() *cobra.Command {

@@ -148,16 +148,17 @@ func oneObject(verb string, args []string) (*kind, string, error) {
 	return k, names[0], nil
 }
 
-// objMeta is what syctl needs of any object.
+// objMeta is what syctl handles of any object without knowing its kind:
+// the contract's Meta and the members of the same name and meaning in
+// every type that has them (a view, not a type of the API).
 type objMeta struct {
-	ID       string            `json:"id"`
-	Name     string            `json:"name"`
-	Network  string            `json:"network"`
-	Host     string            `json:"host"`
-	Revision int64             `json:"revision"`
-	Labels   map[string]string `json:"labels"`
-	Status   string            `json:"status"`
-	Detail   string            `json:"statusDetail"`
+	openapi.Meta
+	Name    string            `json:"name"`
+	Network string            `json:"network"`
+	Host    string            `json:"host"`
+	Labels  map[string]string `json:"labels"`
+	Status  string            `json:"status"`
+	Detail  string            `json:"statusDetail"`
 }
 
 func metaOf(raw []byte) objMeta {

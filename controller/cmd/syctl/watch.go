@@ -220,7 +220,13 @@ func (e *env) eventsCmd() *cobra.Command {
 			if !follow && (upTo == 0 || since >= upTo) {
 				return tw.Flush()
 			}
-			err = streamEvents(e.ctx, c, since, kindsFlag, func(m sseMessage) (bool, error) {
+			stream := streamEvents
+			if follow {
+				stream = func(_ context.Context, c *client.Client, since int64, kinds []string, fn func(sseMessage) (bool, error)) error {
+					return e.follow(c, since, kinds, fn)
+				}
+			}
+			err = stream(e.ctx, c, since, kindsFlag, func(m sseMessage) (bool, error) {
 				if ev, ok := m.event(); ok {
 					if output == "json" {
 						line, _ := json.Marshal(ev)

@@ -4,7 +4,11 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,12 +19,20 @@ import (
 
 // background runs syctl until ctx ends; its stdout comes line by line.
 func (l *lab) background(ctx context.Context, args ...string) (lines <-chan string, done <-chan result) {
+	return l.backgroundErr(ctx, &syncBuffer{}, args...)
+}
+
+// backgroundErr is background with stderr written to errb.
+func (l *lab) backgroundErr(ctx context.Context, errb *syncBuffer, args ...string) (lines <-chan string, done <-chan result) {
 	pr, pw := io.Pipe()
 	out := make(chan string, 100)
 	res := make(chan result, 1)
+	env := map[string]string{}
+	for k, v := range l.env {
+		env[k] = v
+	}
 	go func() {
-		var errb strings.Builder
-		code := run(ctx, args, strings.NewReader(""), pw, &errb, func(k string) string { return l.env[k] })
+		code := run(ctx, args, strings.NewReader(""), pw, errb, func(k string) string { return env[k] })
 		pw.Close()
 		res <- result{err: errb.String(), code: code}
 	}()
@@ -142,4 +154,51 @@ func TestWait(t *testing.T) {
 	if r := <-done; r.code != 0 {
 		t.Fatalf("wait --for=deleted: %+v", r)
 	}
+}
+
+// TestWatchResumes: a watch whose stream breaks resumes after the last
+// revision it saw, missing nothing.
+func TestWatchResumes(t *testing.T) {
+	l := newLab(t, true)
+	target, err := url.Parse(l.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewServer(httputil.NewSingleHostReverseProxy(target))
+	defer proxy.Close()
+	l.env["SWITCHYARD_URL"] = proxy.URL
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stderr syncBuffer
+	lines, _ := l.backgroundErr(ctx, &stderr, "get", "networks", "-w", "-o", "name")
+	next(t, lines, "network/red")
+	l.ok("create", "network", "green", "cidr=10.30.0.0/24")
+	next(t, lines, "network/green created")
+	proxy.CloseClientConnections()
+	l.env["SWITCHYARD_URL"] = l.url // the next writes go straight
+	l.ok("create", "network", "pink", "cidr=10.40.0.0/24")
+	if line := next(t, lines, "network/pink"); line != "network/pink created" {
+		t.Fatalf("after the stream broke: %q", line)
+	}
+	if !strings.Contains(stderr.String(), "event stream lost") {
+		t.Fatalf("stderr: %q", stderr.String())
+	}
+}
+
+// syncBuffer is a strings.Builder safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,7 +82,11 @@ func BenchmarkGetContainers10k(b *testing.B) {
 	}
 	b.Run("binary", func(b *testing.B) {
 		bin := filepath.Join(b.TempDir(), "syctl")
-		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		gocmd, err := exec.LookPath("go")
+		if err != nil {
+			gocmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		if out, err := exec.Command(gocmd, "build", "-o", bin, ".").CombinedOutput(); err != nil {
 			b.Fatalf("build: %v\n%s", err, out)
 		}
 		// The peak RSS comes from /usr/bin/time (a child of this process

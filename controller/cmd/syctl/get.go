@@ -21,7 +21,7 @@ import (
 // getFlags are get's flags (describe and delete share some).
 type getFlags struct {
 	output, selector, network, host string
-	watch                           bool
+	watch, noHeaders                bool
 }
 
 func (f *getFlags) add(cmd *cobra.Command, output bool) {
@@ -60,6 +60,7 @@ func (e *env) getCmd() *cobra.Command {
 	}
 	f.add(cmd, true)
 	cmd.Flags().BoolVarP(&f.watch, "watch", "w", false, "after the list, print every change (from the event stream) until interrupted")
+	cmd.Flags().BoolVar(&f.noHeaders, "no-headers", false, "tables without their header line")
 	return cmd
 }
 
@@ -94,6 +95,7 @@ func (e *env) get(c *client.Client, k *kind, names []string, f getFlags) error {
 		}
 	}
 	p := e.newPrinter(k, f.output, e.stdout)
+	p.headerOut = f.noHeaders
 	if !f.watch {
 		return p.printList(items, len(names) == 1)
 	}

@@ -31,6 +31,9 @@ func TestGetSelectorsAndFilters(t *testing.T) {
 	if got := l.ok("get", "containers", "-l", "app in (db),stack=lab", "-o", "name"); got != "container/db1\n" {
 		t.Fatalf("-l set-based: %q", got)
 	}
+	if got := l.ok("get", "containers", "--host", "h2", "--no-headers"); !strings.HasPrefix(got, "web2   blue ") || strings.Count(got, "\n") != 1 {
+		t.Fatalf("--no-headers: %q", got)
+	}
 	if got := l.ok("get", "containers", "--host", "h2", "-o", "name"); got != "container/web2\n" {
 		t.Fatalf("--host h2: %q", got)
 	}

@@ -193,7 +193,7 @@ func (e *env) describeCmd() *cobra.Command {
 	var f getFlags
 	cmd := &cobra.Command{
 		Use:               "describe KIND NAME",
-		Short:             "Show an object with its realization per host, endpoints, policy counters and recent events",
+		Short:             "Show an object with its realization per host, endpoints, policy counters, a host's containers and recent events",
 		Example:           "  syctl describe service web -n blue\n  syctl describe policy allow-web -n blue",
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: e.completeKindAndNames,
@@ -239,6 +239,20 @@ func (e *env) describe(c *client.Client, k *kind, ref, network string) error {
 		scope = "?network=" + url.QueryEscape(meta.Network)
 	}
 	switch k.name {
+	case "host":
+		ctKind, _ := kindNamed("container")
+		cts, err := ctKind.list(e.ctx, c, listQuery{host: meta.Name})
+		if err != nil {
+			return err
+		}
+		section(w, "Containers", len(cts), []string{"NAME", "NETWORK", "IP", "STATUS"}, func(row func(...string)) {
+			for _, raw := range cts {
+				var ct openapi.Container
+				if json.Unmarshal(raw, &ct) == nil {
+					row(ct.Name, ct.Network, ct.IP, ct.Status)
+				}
+			}
+		})
 	case "service":
 		var eps openapi.EndpointList
 		if _, err := c.Do(e.ctx, "GET", k.path()+"/"+url.PathEscape(meta.ID)+"/endpoints"+scope, nil, &eps); err != nil {

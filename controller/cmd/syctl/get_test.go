@@ -54,4 +54,6 @@ func TestDescribe(t *testing.T) {
 	golden(t, "describe-policy.txt", l.ok("describe", "policy", "web-from-web"))
 	golden(t, "describe-container.txt", l.ok("describe", "container", "web1"))
 	golden(t, "describe-network.txt", l.ok("describe", "network", "blue"))
+	golden(t, "describe-host.txt", l.ok("describe", "host/h2"))
+	golden(t, "describe-token.txt", l.ok("describe", "token", "bootstrap-admin"))
 }

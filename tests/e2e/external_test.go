@@ -329,22 +329,40 @@ func (e *extLab) deleteNodePortService(t *testing.T, s openapi.Service) {
 	}
 }
 
-// nodePortCluster: see TestExternal. With Cluster the backend may see the
-// client's address or, where the datapath SNATs (documented), the address
-// of the host the client connected to.
+// nodePortCluster: see TestExternal. With Cluster a backend on the host
+// the client connected to sees the client's address; one on another host
+// sees that host's address (the SNAT that brings its reply back).
 func (e *extLab) nodePortCluster(t *testing.T) {
 	s := e.nodePortService(t, "npc", 30090, "")
 	if s.ExternalTrafficPolicy != openapi.TrafficCluster || len(s.Ports) != 2 || s.Ports[0].NodePort != 30090 {
 		t.Errorf("service as stored: policy %q, ports %+v; want Cluster (the default) and node port 30090", s.ExternalTrafficPolicy, s.Ports)
 	}
+	backendHost := map[string]string{"b1": "h1", "b2": "h2"}
 	for _, h := range []string{"h1", "h2", "h3"} {
-		peers := []string{e.out.Client.String(), e.hostIP(h)}
-		// (1/2)^30: a backend never picked by chance is below 1e-9.
-		got := tallySeen(e.fromOutside(t, "tcp", "", e.at(h, 30090), 30))
-		t.Logf("outside -> %s (Cluster): %s", e.at(h, 30090), got)
-		expectSeen(t, "outside -> node port "+e.at(h, 30090)+" (Cluster)", got, true, []string{"b1", "b2"}, peers)
-		expectSeen(t, "outside -> udp node port "+e.at(h, 30090)+" (Cluster)",
-			tallySeen(e.fromOutside(t, "udp", "", e.at(h, 30090), 30)), true, []string{"b1", "b2"}, peers)
+		for _, proto := range []string{"tcp", "udp"} {
+			// (1/2)^30: a backend never picked by chance is below 1e-9.
+			res := e.fromOutside(t, proto, "", e.at(h, 30090), 30)
+			got := tallySeen(res)
+			t.Logf("outside -> %s %s (Cluster): %s", proto, e.at(h, 30090), got)
+			expectSeen(t, "outside -> "+proto+" node port "+e.at(h, 30090)+" (Cluster)", got, true, []string{"b1", "b2"},
+				[]string{e.out.Client.String(), e.hostIP(h)})
+			// A backend on the entry host sees the client; one on another
+			// host sees the entry host (the SNAT that brings its reply back).
+			for _, r := range res {
+				seen, err := r.Seen()
+				if err != nil {
+					continue
+				}
+				want := e.hostIP(h)
+				if backendHost[seen.Name] == h {
+					want = e.out.Client.String()
+				}
+				if got := seen.Peer.Addr().String(); got != want {
+					t.Errorf("outside -> %s node port on %s served by %s (on %s): it saw %s, want %s", proto, h, seen.Name, backendHost[seen.Name], got, want)
+					break
+				}
+			}
+		}
 	}
 }
 

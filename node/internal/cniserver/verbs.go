@@ -103,8 +103,16 @@ func (s *Server) ours(c openapi.Container, runtimeID string) bool {
 
 func (s *Server) create(ctx context.Context, c openapi.Container) (openapi.Container, error) {
 	q := url.Values{"wait": {"realized"}, "timeout": {s.cfg.WaitTimeout.String()}}
+	// Only the fields a create takes (the Meta's zero values are not).
+	body := map[string]any{"name": c.Name, "network": c.Network, "host": c.Host, "netns": c.Netns, "labels": c.Labels}
+	if c.IP != "" {
+		body["ip"] = c.IP
+	}
+	if len(c.Publish) > 0 {
+		body["publish"] = c.Publish
+	}
 	var out openapi.Container
-	_, err := s.cfg.API.Do(ctx, "POST", "/api/v1/containers?"+q.Encode(), c, &out)
+	_, err := s.cfg.API.Do(ctx, "POST", "/api/v1/containers?"+q.Encode(), body, &out)
 	return out, err
 }
 

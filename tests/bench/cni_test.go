@@ -130,4 +130,3 @@ func reach(b *testing.B, probe, ip string, t0 time.Time) time.Duration {
 	b.Fatalf("%s not reachable from %s within 10s", ip, probe)
 	return 0
 }
-

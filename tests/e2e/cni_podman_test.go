@@ -22,10 +22,11 @@ type podman struct {
 }
 
 // newPodman configures podman for host: the CNI network backend with
-// switchyard-cni, runc (crun refuses this machine's hybrid cgroups: "cgroups in hybrid mode not supported"), no
-// cgroups, and resource limits at or below the machine's hard limits (the
-// sandbox may not raise them). The image is busybox-static imported from a
-// tarball: no registry.
+// switchyard-cni; runc, as crun refuses this machine's hybrid cgroups
+// ("cgroups in hybrid mode not supported"); cgroupfs; and resource limits
+// at or below the machine's hard limits (it may not raise them: no
+// CAP_SYS_RESOURCE). The image is busybox-static imported from a tarball:
+// no registry.
 func newPodman(t *testing.T, k *cnilab.Lab, host string) *podman {
 	t.Helper()
 	p := &podman{dir: filepath.Join(k.Lab.Dir, "podman-"+host)}

@@ -58,6 +58,14 @@ func TestCNI(t *testing.T) {
 		}
 	}
 
+	// ADD of an attachment that exists fails (the spec), and changes nothing.
+	if _, err := k.CNITool(t, "h1", "add", "sy-blue", na); err == nil || !strings.Contains(err.Error(), "already attached") {
+		t.Fatalf("second ADD: %v", err)
+	}
+	if res := cluster.Ping(t, nb, ra.IP(), 1, 200*time.Millisecond); res.Received != 1 {
+		t.Fatalf("after the refused second ADD: %+v", res)
+	}
+
 	top := t
 	t.Run("static address", func(t *testing.T) {
 		nc := k.Lab.NewNetns(t, "cni-c")

@@ -28,6 +28,8 @@ type fakeController struct {
 	local      *fakeLocal
 	// status, when set, is what the next create answers instead.
 	failCreate int
+	// failDelete: deletes of these names answer this status.
+	failDelete map[string]int
 	// down: every request's connection is closed unanswered.
 	down  bool
 	calls []string
@@ -118,6 +120,8 @@ func (f *fakeController) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		_ = json.NewEncoder(w).Encode(c)
+	case r.Method == "DELETE" && f.failDelete[name] != 0:
+		problem(w, f.failDelete[name], "injected")
 	case r.Method == "DELETE":
 		if _, ok := f.containers[name]; !ok {
 			problem(w, 404, "no container "+name)

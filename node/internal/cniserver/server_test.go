@@ -30,10 +30,11 @@ func TestAddAnswersTheRealizedAttachment(t *testing.T) {
 		c.Labels[LabelID] != "abc123" || c.Labels[LabelConfig] != "sy-blue" {
 		t.Fatalf("created %+v", c)
 	}
-	// The same ADD again answers the same container (no second one).
-	again := e.call(addReq("abc123"))
-	if again.Error != nil || again.Result.Address != want.Address {
-		t.Fatalf("second ADD: %+v %+v", again.Error, again.Result)
+	// The same ADD again fails (the spec: the interface exists), and
+	// leaves the container as it was.
+	wantCode(t, e.call(addReq("abc123")), cniproto.ErrConflict, "already attached")
+	if !e.has("abc123") {
+		t.Fatal("the attached container went")
 	}
 }
 
@@ -262,6 +263,15 @@ func TestGC(t *testing.T) {
 		if e.has(name) != want {
 			t.Errorf("after GC, %s there: %v, want %v", name, e.has(name), want)
 		}
+	}
+	// A failed delete does not stop the others, and is reported.
+	for _, id := range []string{"s3", "s4"} {
+		e.call(addReq(id))
+	}
+	e.ctl.failDelete = map[string]int{"s3": 500}
+	wantCode(t, e.call(gc), types.ErrInternal, "delete 1 stale containers (s3)")
+	if !e.has("s3") || e.has("s4") {
+		t.Fatalf("s3 %v s4 %v", e.has("s3"), e.has("s4"))
 	}
 	e.setDown(true)
 	wantCode(t, e.call(gc), types.ErrTryAgainLater, "unreachable")

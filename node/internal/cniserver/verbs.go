@@ -197,14 +197,18 @@ func (s *Server) add(ctx context.Context, req cniproto.Request) (*cniproto.Resul
 }
 
 // resolveConflict handles a 409 to a create: the same container added
-// again (answered as is, or re-created in its new namespace with its
-// address), or a remembered address now taken (a new one).
+// again (an error when it is attached in that namespace already; else,
+// after a missed DEL, re-created in its new namespace with its address),
+// or a remembered address now taken (a new one).
 func (s *Server) resolveConflict(ctx context.Context, req cniproto.Request, want openapi.Container, asked bool, conflict error) (openapi.Container, error) {
 	cur, err := s.get(ctx, want.Name, want.Network)
 	switch {
 	case err == nil && s.ours(cur, req.ContainerID):
 		if cur.Netns == want.Netns && cur.Status == openapi.ContainerRunning {
-			return cur, nil
+			// The spec: ADD of an attachment that exists must fail.
+			return cur, cniErr(cniproto.ErrConflict, "the container is already attached",
+				fmt.Sprintf("container %s has %s in %s with address %s: DEL it before adding it again",
+					cur.Name, link.ContainerIface, cur.Netns, cur.IP))
 		}
 		if err := s.remove(ctx, want.Name, want.Network, true); err != nil {
 			return cur, err
@@ -416,14 +420,21 @@ func (s *Server) gc(ctx context.Context, req cniproto.Request) error {
 		}
 		q.Set("continue", page.Continue)
 	}
+	// Keep going on errors, and report them (the spec).
+	var failed []string
+	var last error
 	for _, c := range stale {
 		unlock := s.lock(key(c.Network, c.Name))
 		err := s.remove(ctx, c.Name, c.Network, false)
 		unlock()
 		if err != nil {
-			return s.apiErr("delete container "+c.Name, err)
+			failed, last = append(failed, c.Name), err
+			continue
 		}
 		s.log.Info("cni gc: deleted a container the runtime no longer lists", "container", c.Name, "runtime id", c.Labels[LabelID])
+	}
+	if last != nil {
+		return s.apiErr(fmt.Sprintf("delete %d stale containers (%s)", len(failed), strings.Join(failed, ", ")), last)
 	}
 	return nil
 }

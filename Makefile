@@ -36,8 +36,10 @@ build:
 	$(call build_main,bin/switchyard,controller)
 	$(call build_main,bin/switchyard-agent,node)
 	$(call build_main,bin/switchyard-cni,node/cmd/switchyard-cni)
-	@# cnitool builds in its own module (its otel imports are not in ours), at our CNI version.
-	GOBIN=$(CURDIR)/bin $(GO) install github.com/containernetworking/cni/cnitool@$$($(GO) list -m -f '{{.Version}}' github.com/containernetworking/cni)
+	@# cnitool (a test tool) builds in its own module (its otel imports are not in ours), at our
+	@# CNI version; without the module proxy or cache it is skipped, not fatal.
+	GOBIN=$(CURDIR)/bin $(GO) install github.com/containernetworking/cni/cnitool@$$($(GO) list -m -f '{{.Version}}' github.com/containernetworking/cni) \
+		|| echo "warning: bin/cnitool not built (only the CNI tests need it)"
 	$(call build_main,bin/syctl,controller/cmd/syctl)
 	$(call build_main,bin/sylab,tests/lab/cmd/sylab)
 	$(call build_main,bin/syprobe,tests/lab/cmd/syprobe)

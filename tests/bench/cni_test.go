@@ -31,22 +31,27 @@ func BenchmarkCNI(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The cluster is the parent's (run once): the sub-benchmark's runs
+	// (N=1, then N) share it.
+	k := cnilab.New(b, cluster.Options{Hosts: hosts, Tunnel: openapi.TunnelGeneve,
+		AgentEnv: []string{"SWITCHYARD_RESYNC_INTERVAL=30s"}})
+	k.Network(b, "bench", "10.64.0.0/16")
+	e := &convEnv{c: k.Cluster}
+	for _, h := range k.Lab.Hosts {
+		e.hosts = append(e.hosts, h.Name)
+	}
+	e.fill(b, n)
+	probe := k.Lab.NewNetns(b, "cni-probe")
+	conf := cnilab.Flat(k.Conf("h1", "sy-bench", "bench", "1.1.0", nil))
+	if out, code := k.Plugin(b, "ADD", "probe", "/run/netns/"+probe, cnilab.Flat(k.Conf("h2", "sy-bench", "bench", "1.1.0", nil))); code != 0 {
+		b.Fatalf("probe on h2: %s", out)
+	}
+	seq := 0
 	b.Run(fmt.Sprintf("hosts=%d/containers=%d", hosts, n), func(b *testing.B) {
-		k := cnilab.New(b, cluster.Options{Hosts: hosts, Tunnel: openapi.TunnelGeneve,
-			AgentEnv: []string{"SWITCHYARD_RESYNC_INTERVAL=30s"}})
-		k.Network(b, "bench", "10.64.0.0/16")
-		e := &convEnv{c: k.Cluster}
-		for _, h := range k.Lab.Hosts {
-			e.hosts = append(e.hosts, h.Name)
-		}
-		e.fill(b, n)
-		probe := k.Lab.NewNetns(b, "cni-probe")
-		conf := cnilab.Flat(k.Conf("h1", "sy-bench", "bench", "1.1.0", nil))
-		if out, code := k.Plugin(b, "ADD", "probe", "/run/netns/"+probe, cnilab.Flat(k.Conf("h2", "sy-bench", "bench", "1.1.0", nil))); code != 0 {
-			b.Fatalf("probe on h2: %s", out)
-		}
 		var cniAdd, apiAdd, cniReach, apiReach, cniDel, apiDel []float64
-		one := func(i int) {
+		one := func() {
+			seq++
+			i := seq
 			ns := k.Lab.NewNetns(b, fmt.Sprintf("cb-%d", i))
 			id := fmt.Sprintf("bench-%d", i)
 			t0 := time.Now()
@@ -76,11 +81,11 @@ func BenchmarkCNI(b *testing.B) {
 		}
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			one(i)
+			one()
 		}
 		b.StopTimer()
 		for i := b.N; i < minSamples; i++ {
-			one(i)
+			one()
 		}
 		for _, m := range []struct {
 			name string

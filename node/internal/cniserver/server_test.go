@@ -291,3 +291,20 @@ func TestSocketIsRootOnly(t *testing.T) {
 		t.Fatalf("socket directory mode %v", di.Mode().Perm())
 	}
 }
+
+// After a missed DEL, the same runtime container added in a new namespace
+// is re-created there, with the address it asks for.
+func TestAddInANewNamespaceAfterAMissedDel(t *testing.T) {
+	e := newEnv(t, "")
+	r := addReq("x")
+	r.IPs = []string{"10.10.0.60/24"}
+	e.call(r)
+	r.Netns = "/run/netns/x-new"
+	res := e.call(r)
+	if res.Error != nil || res.Result.Address != "10.10.0.60/24" || res.Result.Sandbox != "/run/netns/x-new" {
+		t.Fatalf("%+v %+v", res.Error, res.Result)
+	}
+	if c := e.ctl.containers["x"]; c.Netns != "/run/netns/x-new" || c.IP != "10.10.0.60" {
+		t.Fatalf("container %+v", c)
+	}
+}

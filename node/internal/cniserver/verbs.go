@@ -213,9 +213,8 @@ func (s *Server) resolveConflict(ctx context.Context, req cniproto.Request, want
 		if err := s.remove(ctx, want.Name, want.Network, true); err != nil {
 			return cur, err
 		}
-		want.IP = cur.IP
-		if asked && want.IP != cur.IP {
-			want.IP = req.IPs[0]
+		if !asked {
+			want.IP = cur.IP
 		}
 		return s.create(ctx, want)
 	case err == nil:

@@ -15,7 +15,8 @@ import (
 
 // TestCNI is issue 13's CNI plugin driven by cnitool (and the plugin run
 // directly, as libcni runs it) against real namespaces on two hosts:
-// ADD/CHECK/DEL/GC/STATUS, pings across hosts, a static address, DEL twice,
+// ADD/CHECK/DEL/GC/STATUS, pings across hosts, a static address and port
+// mappings (published ports), ADD of an attached container refused, DEL twice,
 // a restarted container getting its address back, DEL after the agent
 // restarted, and ADD/STATUS/DEL while the controller is down.
 func TestCNI(t *testing.T) {
@@ -67,11 +68,17 @@ func TestCNI(t *testing.T) {
 	}
 
 	top := t
-	t.Run("static address", func(t *testing.T) {
+	t.Run("static address and port mappings", func(t *testing.T) {
 		nc := k.Lab.NewNetns(t, "cni-c")
-		r := k.Add(t, "h1", "sy-blue", nc, `CAP_ARGS={"ips":["10.30.0.77/24"]}`)
+		r := k.Add(t, "h1", "sy-blue", nc,
+			`CAP_ARGS={"ips":["10.30.0.77/24"],"portMappings":[{"hostPort":18080,"containerPort":80,"protocol":"tcp"}]}`)
 		if r.IP() != "10.30.0.77" {
 			t.Fatalf("static address: %+v", r)
+		}
+		// portMappings become the container's published ports.
+		if c := k.GetContainer(t, cnitoolName(nc)+"?network=blue"); len(c.Publish) != 1 ||
+			c.Publish[0].HostPort != 18080 || c.Publish[0].Port != 80 || c.Publish[0].Protocol != "TCP" {
+			t.Fatalf("published ports: %+v", c.Publish)
 		}
 		if res := cluster.Ping(t, nb, "10.30.0.77", 2, 200*time.Millisecond); res.Received != 2 {
 			t.Fatalf("ping the static address: %+v", res)

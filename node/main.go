@@ -25,9 +25,12 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/node/internal/agent"
+	"github.com/switchyard/switchyard/node/internal/cniproto"
+	"github.com/switchyard/switchyard/node/internal/cniserver"
 	"github.com/switchyard/switchyard/node/internal/gateway"
 	"github.com/switchyard/switchyard/node/internal/ovs"
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/client"
 )
 
 // settings is the agent's whole configuration, as parsed from flags and
@@ -39,6 +42,10 @@ type settings struct {
 	LogLevel slog.Level
 	// Gateway: external access through the host (package gateway).
 	Gateway bool
+	// CNISocket, when set, is where the CNI server listens for the
+	// switchyard-cni plugin (package cniserver); CNIStateDir keeps its
+	// state.
+	CNISocket, CNIStateDir string
 }
 
 // parseSettings reads the settings from args (without the program name) and
@@ -79,6 +86,8 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 		logRate    = str("policy-log-rate", "SWITCHYARD_POLICY_LOG_RATE", strconv.Itoa(ovs.DefaultPolicyLogRate), "at most this many logged connections per second (the log meter's rate)")
 		rejectRate = str("reject-rate", "SWITCHYARD_REJECT_RATE", strconv.Itoa(ovs.DefaultRejectRate), "at most this many rejected connections per second are answered (the reject meter's rate)")
 		gatewayOn  = str("gateway", "SWITCHYARD_GATEWAY", "on", "external access through the host (gateway port sygw0, nftables table switchyard): on or off")
+		cniSocket  = str("cni-socket", cniproto.EnvSocket, "", "unix socket for the switchyard-cni plugin, e.g. "+cniproto.DefaultSocket+" (empty: no CNI server)")
+		cniState   = str("cni-state-dir", "SWITCHYARD_CNI_STATE_DIR", "/var/lib/switchyard/cni", "where the CNI server keeps past addresses and queued deletes")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -121,6 +130,7 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if err != nil || rrate < 1 || rrate > 1_000_000 {
 		return s, fmt.Errorf("SWITCHYARD_REJECT_RATE (-reject-rate) %q: want a number of packets per second from 1 to 1000000", *rejectRate)
 	}
+	s.CNISocket, s.CNIStateDir = *cniSocket, *cniState
 	s.OVS = ovs.Options{DB: *ovsdb, RunDir: *rundir, Datapath: *datapath, SandboxPrefix: *sandbox, NetnsDir: *netnsDir,
 		PolicyLogRate: rate, RejectRate: rrate}
 	if s.DNS, err = parseDNS(*dnsOn, *dnsUp, *dnsNetns, *host); err != nil {
@@ -182,7 +192,22 @@ func main() {
 		}
 		s.Agent.DNS = r
 	}
-	if err := agent.New(s.Agent, ovsDatapath{app}).Run(ctx); err != nil && ctx.Err() == nil {
+	dp := ovsDatapath{a: app}
+	if s.CNISocket != "" {
+		progs := &cniserver.Programs{OVSDB: s.OVS.DB}
+		srv, err := cniserver.New(cniserver.Config{Socket: s.CNISocket, StateDir: s.CNIStateDir, Host: s.Agent.Host,
+			API: client.New(s.Agent.ControllerURL, s.Agent.Token), Local: progs, Log: log})
+		if err != nil {
+			fail(err)
+		}
+		dp.applied = progs.Applied
+		go func() {
+			if err := srv.Serve(ctx); err != nil {
+				log.Error("cni server stopped", "err", err)
+			}
+		}()
+	}
+	if err := agent.New(s.Agent, dp).Run(ctx); err != nil && ctx.Err() == nil {
 		fail(err)
 	}
 	log.Info("agent stopped; the datapath keeps running as last applied")
@@ -215,8 +240,12 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-// datapath adapts the OVS applier to what the agent loop needs.
-type ovsDatapath struct{ a *ovs.Applier }
+// datapath adapts the OVS applier to what the agent loop needs; applied,
+// when set, hears of every program applied without error (the CNI server).
+type ovsDatapath struct {
+	a       *ovs.Applier
+	applied func(*openapi.Program)
+}
 
 func (d ovsDatapath) EnsureUnderlay(ctx context.Context, iface string, addr netip.Prefix) error {
 	return d.a.EnsureUnderlay(ctx, iface, addr)
@@ -228,6 +257,9 @@ func (d ovsDatapath) NewGeneration(ctx context.Context) (uint16, error) {
 
 func (d ovsDatapath) Apply(ctx context.Context, p *openapi.Program, change *openapi.ProgramDelta) (agent.Result, error) {
 	r, err := d.a.ApplyDelta(ctx, p, change)
+	if err == nil && d.applied != nil {
+		d.applied(p)
+	}
 	sum := fmt.Sprintf("links:%d ovsdb-ops:%d openflow:%s +%d/-%d rendered:%d dropped:%d took:%s",
 		len(r.LinkChanges), r.OVSDBOps, r.OpenFlow, r.FlowsAdded, r.FlowsRemoved, r.FlowsRendered, len(r.Dropped), r.Timing.Total)
 	return agent.Result{Ports: r.Ports, Degraded: r.Degraded(), Summary: sum, Flows: r.Flows}, err

@@ -77,9 +77,6 @@ type NATRule struct {
 	HostPort int    `json:"hostPort,omitempty"`
 	ToIP     string `json:"toIP,omitempty"`
 	ToPort   int    `json:"toPort,omitempty"`
-	// Masquerade (node port, Cluster policy): also SNAT the client to
-	// Gateway.Address on the way into br-int.
-	Masquerade bool `json:"masquerade,omitempty"`
 	// Egress: packets from Source (a network's CIDR) leaving the host
 	// other than into br-int are SNATed to SNATTo (empty:
 	// Gateway.Address).

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/json"
+	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -10,7 +12,9 @@ import (
 )
 
 // Role ranks: a role may do what every lower rank may. Node tokens stand
-// apart: they reach only the node protocol of their own host.
+// apart: they reach the node protocol of their own host, and list, create,
+// get and delete the containers of their own host (what the agent's CNI
+// server needs, nodeContainers), nothing else.
 const (
 	roleViewer = iota + 1
 	roleOperator
@@ -73,6 +77,10 @@ func actor(c *gin.Context) string {
 func (s *Server) allow(min int) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		t := token(c)
+		if t.Role == openapi.RoleNode && nodeContainerRoutes[c.Request.Method+" "+c.FullPath()] {
+			s.nodeContainers(c, t)
+			return
+		}
 		if rank[t.Role] < min {
 			fail(c, problem.Forbidden("a %s token may not %s %s", t.Role, c.Request.Method, c.FullPath()))
 			return
@@ -106,4 +114,50 @@ func (s *Server) nodeScope() gin.HandlerFunc {
 		}
 		c.Next()
 	}
+}
+
+// nodeContainerRoutes are the container routes a node token may use.
+var nodeContainerRoutes = map[string]bool{
+	"GET /api/v1/containers":         true,
+	"POST /api/v1/containers":        true,
+	"GET /api/v1/containers/:ref":    true,
+	"DELETE /api/v1/containers/:ref": true,
+}
+
+// nodeContainers lets a node token reach a container route when the
+// containers involved are on its own host: a list must ask ?host= its
+// host, a create must name its host, a get or delete must find the
+// container on its host (another host's container answers 403, the same
+// as a missing one would not: the agent learns nothing it may not touch).
+func (s *Server) nodeContainers(c *gin.Context, t openapi.Token) {
+	if err := s.contract.check(c); err != nil {
+		fail(c, err)
+		return
+	}
+	var host string
+	switch {
+	case c.Request.Method == http.MethodGet && c.Param("ref") == "":
+		host = c.Query("host")
+	case c.Request.Method == http.MethodPost:
+		var body struct {
+			Host string `json:"host"`
+		}
+		if b, ok := sentBody(c.Request); ok {
+			_ = json.Unmarshal(b, &body) // the contract checked it parses
+		}
+		host = body.Host
+	default:
+		ct, err := s.Store.GetContainer(c.Request.Context(), c.Param("ref"), c.Query("network"))
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		host = ct.Host
+	}
+	if host != t.Host {
+		fail(c, problem.Forbidden("this node token belongs to host %s: it may reach only containers on that host (with ?host=%s on lists), not %q",
+			t.Host, t.Host, host))
+		return
+	}
+	c.Next()
 }

@@ -40,8 +40,10 @@ type Compiler struct {
 	// recompute; extAll: every host's.
 	extDirty map[*hostState]bool
 	extAll   bool
-	// holders are the egress IP holders, by network (settlePins).
-	holders map[*netState]*hostState
+	// holders are the egress IP holders, by network; clusterNP: some
+	// network has a Cluster node port (settlePins).
+	holders   map[*netState]*hostState
+	clusterNP bool
 
 	// bulk is set while Full loads a snapshot: per-host change bookkeeping
 	// is skipped and programs are built from scratch at the end.
@@ -150,6 +152,7 @@ func (c *Compiler) reset() {
 	c.extDirty = map[*hostState]bool{}
 	c.extAll = false
 	c.holders = map[*netState]*hostState{}
+	c.clusterNP = false
 }
 
 // Compile compiles s from scratch: the program of every host in s, by host

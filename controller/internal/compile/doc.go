@@ -126,8 +126,9 @@
 // committed with their DNAT by the service's bucket (and once more, without
 // nat, by ConntrackCommit: harmless). Two more zones are the switch's own:
 // HairpinZone (0xfff0, the hairpin SNAT to the gateway) and DNSZone
-// (0xfff1, the SNAT of DNS queries to DNSClientAddr); network VNIs 65520
-// and 65521 (mod 65536) share them, which only matters if such a network's
+// (0xfff1, the SNAT of DNS queries to DNSClientAddr), and GatewaySNATZone
+// (0xfff2, see External access); network VNIs 65520 to 65522 (mod 65536)
+// share them, which only matters if such a network's
 // packets collide with hairpin or DNS tuples.
 //
 // # Registers
@@ -276,6 +277,15 @@
 //     eth_dst=HostMAC(self, or the egress IP's holder). Per peer P,
 //     prioHostRoute "ct_state=+est+rpl+trk,ip,nw_dst=P's address" ->
 //     eth_dst=HostMAC(P) (replies to a Cluster node port SNATed by P).
+//   - Cluster node ports to a remote backend (when some network has a
+//     Cluster node port), per host: Conntrack prioGatewaySNAT
+//     "ip,reg1=0x2/0x2,nw_dst=self" -> ct(zone=GatewaySNATZone,nat,
+//     table=HairpinReturn), where the base flow "ct_zone=65522,ip" ->
+//     the network's zone with nat; per peer P, ConntrackCommit
+//     prioGatewaySNAT "+new, reg1=0x8/0x8, reg2=P's tunnel" -> commit in
+//     the network's zone, then ct(commit,zone=GatewaySNATZone,
+//     nat(src=self),table=Output); "-new" the same -> ct(zone=
+//     GatewaySNATZone,nat,table=Output).
 //   - ServiceLB, per Local node-port service port where its network is
 //     present, prioLocalTraffic "ct_state=+new+trk,PROTO,reg1=0x8/0x8,
 //     reg0=VNI,nw_dst=VIP,tp_dst=PORT" -> group (port group | 1<<31) of
@@ -283,7 +293,7 @@
 //
 // NAT rules: every local container's published ports (DNAT to it); every
 // node-port service on every host (DNAT to VIP:port where its network is
-// present, else nothing: the kernel refuses; Masquerade for Cluster); per
+// present, else nothing: the kernel refuses); per
 // network present with egress on, an egress rule (SNAT to the egress IP on
 // its holder). Routes: every network present (direct) and the VIP of every
 // node-port service whose network is present (via its gateway).

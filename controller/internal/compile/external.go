@@ -36,6 +36,7 @@ const (
 	prioHostRoute     = 150 // L3Forwarding: replies to another host's address
 	prioGatewayVIP    = 110 // Classifier: a node-port VIP from the gateway
 	prioLocalTraffic  = 110 // ServiceLB: a Local node port from the gateway
+	prioGatewaySNAT   = 250 // Conntrack: replies to this host's address; HairpinReturn: un-SNATed ones; ConntrackCommit: SNAT to a tunnel
 
 	// localGroupBit marks the groups of Local node ports: a host's own
 	// backends of a service port (the port's group ID with this bit).
@@ -160,10 +161,11 @@ func (c *Compiler) settlePins() {
 	}
 	clusterNP := map[string]bool{}
 	for _, s := range c.services {
-		if s.nodePorts() && !s.local() {
+		if n := c.nets[s.obj.Network]; s.nodePorts() && !s.local() && n != nil && n.p != nil {
 			clusterNP[s.obj.Network] = true
 		}
 	}
+	c.clusterNP = len(clusterNP) > 0
 	for _, name := range slices.Sorted(maps.Keys(c.nets)) {
 		n := c.nets[name]
 		want := map[string]bool{}
@@ -306,6 +308,9 @@ func (c *Compiler) computeExternal(h *hostState, holders map[*netState]*hostStat
 	for _, peer := range slices.Sorted(maps.Keys(h.peers)) {
 		e.flows = append(e.flows, c.hosts[peer].routeFlows()...)
 	}
+	if c.clusterNP {
+		e.flows = append(e.flows, c.gatewaySNATFlows(h, self, cookie)...)
+	}
 	for _, name := range slices.Sorted(maps.Keys(c.nets)) {
 		n := c.nets[name]
 		if n.p == nil || n.present[h.obj.Name] == nil {
@@ -337,6 +342,32 @@ func (c *Compiler) computeExternal(h *hostState, holders map[*netState]*hostStat
 		e.ghash = append(e.ghash, program.GroupKey(&e.groups[i]))
 	}
 	return e
+}
+
+// gatewaySNATFlows are h's flows for Cluster node ports with a remote
+// backend: a new connection from the gateway leaving by a tunnel is SNATed
+// to h's address in GatewaySNATZone (after its commit in its network's
+// zone), and so is every later packet of it, so that the backend's reply comes back to h (routeFlows on the
+// backend's host); the reply, from a tunnel to h's address, is un-SNATed
+// there first, then un-DNATed in its network's zone (HairpinReturn). A
+// local backend gets the connection unchanged: it sees the client.
+func (c *Compiler) gatewaySNATFlows(h *hostState, self string, cookie uint64) []flowRec {
+	fs := []flowRec{mkFlow(TableConntrack, prioGatewaySNAT, cookie, "ip,"+RegFlags+"=0x2/0x2,nw_dst="+self,
+		ctNAT(TableHairpinReturn, gwSNATZone))}
+	out := strconv.Itoa(int(TableOutput))
+	for _, peer := range slices.Sorted(maps.Keys(h.peers)) {
+		toPeer := matchFromGateway + "," + RegOutPort + "=" + portRef(TunnelPortName(peer))
+		fs = append(fs,
+			mkFlow(TableConntrackCommit, prioGatewaySNAT, cookie, matchCtNew+","+toPeer,
+				"ct(commit,"+ctZone+"),ct(commit,table="+out+","+gwSNATZone+",nat(src="+self+"))"),
+			// Every later packet of such a connection is SNATed the same
+			// way; a gateway packet of any other connection (an egress
+			// reply to a remote container) has no entry there and passes
+			// unchanged (tracked, not committed).
+			mkFlow(TableConntrackCommit, prioGatewaySNAT, cookie, "ct_state=-new+trk,ip,"+toPeer,
+				"ct(table="+out+","+gwSNATZone+",nat)"))
+	}
+	return fs
 }
 
 // routeFlows are the flows by which other hosts reach h's gateway port
@@ -407,7 +438,7 @@ func (c *Compiler) externalService(h *hostState, s *svcState, gw *openapi.Gatewa
 			continue
 		}
 		r := openapi.NATRule{Kind: openapi.NATNodePort, Owner: KindService + "/" + s.obj.ID,
-			Protocol: strings.ToUpper(p.proto), HostPort: p.nodePort, Masquerade: !s.local()}
+			Protocol: strings.ToUpper(p.proto), HostPort: p.nodePort}
 		if present {
 			r.ToIP, r.ToPort = s.vip, p.port
 		}

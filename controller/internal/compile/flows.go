@@ -65,6 +65,7 @@ const (
 	ctZone          = "zone=NXM_NX_REG0[0..15]"
 	hairpinZone     = "zone=65520" // HairpinZone
 	dnsZone         = "zone=65521" // DNSZone
+	gwSNATZone      = "zone=65522" // GatewaySNATZone
 	matchCtReplyDir = "ct_state=+rpl+trk,ip"
 	matchCtInvalid  = "ct_state=+inv+trk"
 	matchCtReply    = "ct_state=+est+rpl+trk"
@@ -91,6 +92,10 @@ var baseFlows = func() []flowRec {
 		// Answers of the node-local resolver, un-SNATed in the DNS zone
 		// (see netFlows): un-DNAT them in their network's zone.
 		mkFlow(TableHairpinReturn, prioDNS, 0, "in_port="+portRef(openapi.DNSPortName)+",ip", ctNAT(TableL3Forwarding, ctZone)),
+		// Replies of node-port connections a host SNATed to itself for a
+		// remote backend (see External access), un-SNATed in the gateway
+		// SNAT zone: un-DNAT them in their network's zone.
+		mkFlow(TableHairpinReturn, prioGatewaySNAT, 0, "ct_zone=65522,ip", ctNAT(TableServiceLB, ctZone)),
 		mkFlow(TableHairpinReturn, prioMiss, 0, "", actDrop),
 		mkFlow(TableServiceLB, prioMiss, 0, "", gotoTable(TableHairpin)),
 		mkFlow(TableAffinityLookup, prioMiss, 0, "", actDrop),   // no learned flow: return

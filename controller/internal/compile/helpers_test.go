@@ -514,7 +514,7 @@ func renderPrograms(progs map[string]*openapi.Program) string {
 				fmt.Fprintf(&b, "# route %s via=%s\n", r.Dst, r.Via)
 			}
 			for _, r := range g.NAT {
-				fmt.Fprintf(&b, "# nat %s -> %s:%d masquerade=%v snat=%s\n", r.Key(), r.ToIP, r.ToPort, r.Masquerade, r.SNATTo)
+				fmt.Fprintf(&b, "# nat %s -> %s:%d snat=%s\n", r.Key(), r.ToIP, r.ToPort, r.SNATTo)
 			}
 		}
 		b.WriteString(Render(p))

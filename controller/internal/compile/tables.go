@@ -95,10 +95,14 @@ const (
 )
 
 // Conntrack zones besides the networks': the hairpin SNAT to the gateway,
-// and the SNAT of DNS queries to DNSClientAddr.
+// the SNAT of DNS queries to DNSClientAddr, and the SNAT of node-port
+// connections to remote backends.
 const (
 	HairpinZone = 0xfff0
 	DNSZone     = 0xfff1
+	// GatewaySNATZone: the SNAT to the host's address of a Cluster
+	// node-port connection leaving for a remote backend (External access).
+	GatewaySNATZone = 0xfff2
 )
 
 // DNSClientAddr is the source of every DNS query the node-local resolver

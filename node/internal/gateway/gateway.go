@@ -19,6 +19,9 @@ import (
 	"github.com/switchyard/switchyard/openapi"
 )
 
+// linkWait bounds the wait for OVS to make the gateway port's link.
+const linkWait = 10 * time.Second
+
 // AddrLabel is the label of the egress IPs the agent puts on the underlay
 // interface: the addresses it may remove.
 const AddrLabelSuffix = ":sy"
@@ -95,6 +98,8 @@ func (m *Manager) Ensure(ctx context.Context, g *openapi.Gateway, full bool) ([]
 // asynchronously), gives it g.MAC, turns tx checksum offload off (the
 // userspace datapath would forward partial checksums) and brings it up.
 func (m *Manager) ensureLink(ctx context.Context, g *openapi.Gateway) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, linkWait)
+	defer cancel()
 	var l netlink.Link
 	for {
 		var err error

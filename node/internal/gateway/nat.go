@@ -34,11 +34,6 @@ const (
 	chainForward     = "forward"
 )
 
-// MasqueradeMark marks a node-port connection of a Cluster service on its
-// way into br-int: postrouting SNATs it to the host's address, so that the
-// backend's reply comes back through this host.
-const MasqueradeMark = 0x5359
-
 // natTransaction is the transaction that makes the table exactly g's rules
 // (nil g: no table at all). Flushing the table and adding everything in one
 // transaction is atomic: no packet sees a half-written table.
@@ -69,7 +64,6 @@ func natTransaction(nft knftables.Interface, g *openapi.Gateway) (*knftables.Tra
 	tx.Add(&knftables.Rule{Chain: chainForward, Rule: `oifname "` + openapi.GatewayPortName + `" ct state new ct status & dnat == 0 drop`})
 	tx.Add(&knftables.Rule{Chain: chainPrerouting, Rule: "jump " + chainExternal})
 	tx.Add(&knftables.Rule{Chain: chainOutput, Rule: "jump " + chainExternal})
-	tx.Add(&knftables.Rule{Chain: chainPostrouting, Rule: "meta mark " + hexMark + " snat to " + g.Address})
 	// Hairpin: a container reaching a published port of its own host
 	// comes back into br-int DNATed; SNAT it to the host so that the reply
 	// returns through the kernel (else it would go straight to the client,
@@ -100,8 +94,6 @@ func natTransaction(nft knftables.Interface, g *openapi.Gateway) (*knftables.Tra
 	return tx, nil
 }
 
-var hexMark = "0x" + strconv.FormatUint(MasqueradeMark, 16)
-
 // natRule is r as an nft rule and the chain it goes to ("" when r has
 // nothing to do here: a node port whose service has no backend network on
 // this host, which the kernel then refuses like any closed port).
@@ -128,11 +120,7 @@ func natRule(g *openapi.Gateway, r *openapi.NATRule) (rule, chain string, err er
 		if err := checkIPv4(dst); err != nil {
 			return "", "", err
 		}
-		mark := ""
-		if r.Masquerade {
-			mark = "meta mark set " + hexMark + " "
-		}
-		return knftables.Concat("ip daddr", dst, proto, "dport", r.HostPort, mark+"dnat to", r.ToIP+":"+strconv.Itoa(r.ToPort)), chainExternal, nil
+		return knftables.Concat("ip daddr", dst, proto, "dport", r.HostPort, "dnat to", r.ToIP+":"+strconv.Itoa(r.ToPort)), chainExternal, nil
 	case openapi.NATEgress:
 		if err := checkPrefix(r.Source); err != nil {
 			return "", "", err

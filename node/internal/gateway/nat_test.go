@@ -18,7 +18,7 @@ func TestNATTransaction(t *testing.T) {
 		NAT: []openapi.NATRule{
 			{Kind: openapi.NATEgress, Owner: "network/blue", Source: "10.1.0.0/16"},
 			{Kind: openapi.NATEgress, Owner: "network/red", Source: "10.3.0.0/16", SNATTo: "192.168.1.200"},
-			{Kind: openapi.NATNodePort, Owner: "service/s1", Protocol: "TCP", HostPort: 30080, ToIP: "10.96.1.3", ToPort: 80, Masquerade: true},
+			{Kind: openapi.NATNodePort, Owner: "service/s1", Protocol: "TCP", HostPort: 30080, ToIP: "10.96.1.3", ToPort: 80},
 			{Kind: openapi.NATNodePort, Owner: "service/s2", Protocol: "TCP", HostPort: 30081}, // no backend network here
 			{Kind: openapi.NATPublish, Owner: "container/c1", Protocol: "UDP", HostIP: "192.168.1.1", HostPort: 8053, ToIP: "10.1.0.2", ToPort: 53},
 		},
@@ -31,12 +31,11 @@ func TestNATTransaction(t *testing.T) {
 	for _, want := range []string{
 		"flush table ip switchyard",
 		"add chain ip switchyard prerouting { type nat hook prerouting priority -100 ; }",
-		"add rule ip switchyard postrouting meta mark 0x5359 snat to 192.168.1.1",
 		`add rule ip switchyard forward oifname "sygw0" ct state new ct status & dnat == 0 drop`,
 		`add rule ip switchyard postrouting oifname "sygw0" ct status dnat ip saddr { 10.1.0.0/16 } snat to 192.168.1.1`,
 		`add rule ip switchyard postrouting ip saddr 10.1.0.0/16 oifname != "sygw0" masquerade comment "network/blue"`,
 		`add rule ip switchyard postrouting ip saddr 10.3.0.0/16 oifname != "sygw0" snat to 192.168.1.200 comment "network/red"`,
-		`add rule ip switchyard external ip daddr 192.168.1.1 tcp dport 30080 meta mark set 0x5359 dnat to 10.96.1.3:80 comment "service/s1"`,
+		`add rule ip switchyard external ip daddr 192.168.1.1 tcp dport 30080 dnat to 10.96.1.3:80 comment "service/s1"`,
 		`add rule ip switchyard external ip daddr 192.168.1.1 udp dport 8053 dnat to 10.1.0.2:53 comment "container/c1"`,
 	} {
 		if !strings.Contains(got, want) {

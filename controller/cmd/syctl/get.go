@@ -281,7 +281,8 @@ func (e *env) describe(c *client.Client, k *kind, ref, network string) error {
 				}
 			})
 	}
-	evs, err := pastEvents(e.ctx, c, []string{k.name}, func(ev openapi.Event) bool { return ev.ID == meta.ID }, recentEvents)
+	// Every event of the object is at or before its revision (its last change).
+	evs, err := pastEvents(e.ctx, c, []string{k.name}, meta.Revision, func(ev openapi.Event) bool { return ev.ID == meta.ID }, recentEvents)
 	if err != nil {
 		return err
 	}

@@ -116,12 +116,15 @@ func currentRevision(ctx context.Context, c *client.Client) (int64, error) {
 // replayTimeout bounds a replay of past events.
 const replayTimeout = 10 * time.Second
 
-// pastEvents replays the retained events of kinds up to the current
-// revision: filter picks the ones kept, at most last (0: all) of the newest.
-func pastEvents(ctx context.Context, c *client.Client, kinds []string, filter func(openapi.Event) bool, last int) ([]openapi.Event, error) {
-	upTo, err := currentRevision(ctx, c)
-	if err != nil {
-		return nil, err
+// pastEvents replays the retained events of kinds up to revision upTo (0:
+// the current one): filter picks the ones kept, at most last (0: all) of
+// the newest.
+func pastEvents(ctx context.Context, c *client.Client, kinds []string, upTo int64, filter func(openapi.Event) bool, last int) ([]openapi.Event, error) {
+	if upTo <= 0 {
+		var err error
+		if upTo, err = currentRevision(ctx, c); err != nil {
+			return nil, err
+		}
 	}
 	var out []openapi.Event
 	if upTo == 0 {
@@ -131,8 +134,8 @@ func pastEvents(ctx context.Context, c *client.Client, kinds []string, filter fu
 	// not, what was replayed by then is the answer.
 	ctx, cancel := context.WithTimeout(ctx, replayTimeout)
 	defer cancel()
-	err = streamEvents(ctx, c, -1, kinds, func(m sseMessage) (bool, error) {
-		if ev, ok := m.event(); ok && filter(ev) {
+	err := streamEvents(ctx, c, -1, kinds, func(m sseMessage) (bool, error) {
+		if ev, ok := m.event(); ok && ev.Revision <= upTo && filter(ev) {
 			out = append(out, ev)
 			if last > 0 && len(out) > last {
 				out = out[1:]

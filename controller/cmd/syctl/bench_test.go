@@ -80,6 +80,18 @@ func BenchmarkGetContainers10k(b *testing.B) {
 			b.ReportMetric(float64(out), "out-bytes")
 		})
 	}
+	// describe replays the container events up to the object's revision:
+	// the first container's, then the last one's (10,000 events later).
+	for _, name := range []string{"c00000", fmt.Sprintf("c%05d", benchContainers-1)} {
+		b.Run("describe="+name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if code := run(context.Background(), []string{"describe", "container", name}, strings.NewReader(""), io.Discard, io.Discard, getenv); code != 0 {
+					b.Fatalf("exit %d", code)
+				}
+			}
+		})
+	}
 	b.Run("binary", func(b *testing.B) {
 		bin := filepath.Join(b.TempDir(), "syctl")
 		gocmd, err := exec.LookPath("go")

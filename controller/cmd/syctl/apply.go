@@ -127,8 +127,8 @@ func (e *env) applyOne(c *client.Client, d *document, f writeFlags, pin *int64) 
 	if d.k.immutable {
 		return fmt.Errorf("%s: %s cannot be changed (revoke it and create another)", d.source, d)
 	}
-	fmt.Fprintf(e.stdout, "%s configured%s\n", d, dryRunNote(f.dryRun))
 	if f.dryRun {
+		fmt.Fprintf(e.stdout, "%s configured (dry run)\n", d)
 		for _, line := range describePatch("", cur, patch) {
 			fmt.Fprintln(e.stdout, "  "+line)
 		}
@@ -142,7 +142,11 @@ func (e *env) applyOne(c *client.Client, d *document, f writeFlags, pin *int64) 
 		rev = *pin
 	}
 	id, _ := cur["id"].(string)
-	return e.write(c, "PATCH", d.k.path()+"/"+url.PathEscape(id)+f.query("?"), rev, patch, nil)
+	if err := e.write(c, "PATCH", d.k.path()+"/"+url.PathEscape(id)+f.query("?"), rev, patch, nil); err != nil {
+		return fmt.Errorf("configure %s: %w", d, err)
+	}
+	fmt.Fprintf(e.stdout, "%s configured\n", d)
+	return nil
 }
 
 // createDoc posts d.

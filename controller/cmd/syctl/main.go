@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -172,10 +173,22 @@ func errorLine(err error) string {
 	if p.Detail != "" {
 		msg += ": " + p.Detail
 	}
-	extra := []string{fmt.Sprintf("HTTP %d", ce.Status)}
+	var extra []string
 	if p.Field != "" {
-		extra = append([]string{"field " + p.Field}, extra...)
+		extra = append(extra, "field "+p.Field)
 	}
+	// A realization wait that failed (502, 504) names the hosts behind;
+	// the write itself is committed.
+	var ext struct {
+		Hosts []string `json:"hosts"`
+	}
+	if json.Unmarshal([]byte(ce.Body), &ext) == nil && len(ext.Hosts) > 0 {
+		extra = append(extra, "hosts "+strings.Join(ext.Hosts, ","))
+		if ce.Status == 502 || ce.Status == 504 {
+			extra = append(extra, "the change is committed")
+		}
+	}
+	extra = append(extra, fmt.Sprintf("HTTP %d", ce.Status))
 	prefix := ""
 	if i := strings.Index(err.Error(), ": status "); i > 0 {
 		prefix = err.Error()[:i] + ": "

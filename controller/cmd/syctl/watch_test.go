@@ -202,3 +202,18 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestEventsFollowAndWriteWait(t *testing.T) {
+	l := newLab(t, true)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	lines, _ := l.background(ctx, "events", "--follow", "--kinds", "network", "-o", "json")
+	next(t, lines, `"name":"red"`)
+	l.ok("create", "network", "green", "cidr=10.30.0.0/24")
+	next(t, lines, `"name":"green"`)
+	// --wait on a write: h1 has no agent, so the wait times out with a 504
+	// naming it, on one line.
+	l.fail(1, `^error: create container/web9: timed out: .* \(hosts h1,h2, the change is committed, HTTP 504\)$`,
+		"create", "container", "web9", "network=blue", "host=h1", "--wait", "--timeout=300ms")
+	l.ok("get", "container", "web9")
+}

@@ -44,14 +44,15 @@ build:
 	$(call build_main,bin/sylab,tests/lab/cmd/sylab)
 	$(call build_main,bin/syprobe,tests/lab/cmd/syprobe)
 
-## install-cni: install the CNI plugin as $(CNI_BIN_DIR)/switchyard-cni (default /opt/cni/bin; docs/cni.md);
+## install-cni: install the CNI plugin as $(CNI_BIN_DIR)/switchyard-cni and the link switchyard (default /opt/cni/bin; docs/cni.md);
 ## the network config goes in /etc/cni/net.d (see docs/cni.md), the agent needs SWITCHYARD_CNI_SOCKET
 CNI_BIN_DIR ?= /opt/cni/bin
 install-cni:
 	@mkdir -p bin
 	$(GO) build -o bin/switchyard-cni ./node/cmd/switchyard-cni
 	install -D -m 0755 bin/switchyard-cni $(CNI_BIN_DIR)/switchyard-cni
-	@echo "installed $(CNI_BIN_DIR)/switchyard-cni; see docs/cni.md for the network config and the agent's SWITCHYARD_CNI_SOCKET"
+	ln -sfn switchyard-cni $(CNI_BIN_DIR)/switchyard
+	@echo "installed $(CNI_BIN_DIR)/switchyard-cni (and the link switchyard, for \"type\": \"switchyard\"); see docs/cni.md for the network config and the agent's SWITCHYARD_CNI_SOCKET"
 
 ## run: deps, local PostgreSQL, build, then the controller in the foreground
 run: deps build

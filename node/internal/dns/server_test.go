@@ -225,13 +225,22 @@ func startUpstream(t *testing.T) string {
 		}
 		_ = w.WriteMsg(m)
 	})
-	u, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp4", u.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
+	// The same port for UDP and TCP: the kernel picks a free UDP port,
+	// whose TCP twin another process may hold; then try another.
+	var u net.PacketConn
+	var l net.Listener
+	for try := 0; ; try++ {
+		var err error
+		if u, err = net.ListenPacket("udp4", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if l, err = net.Listen("tcp4", u.LocalAddr().String()); err == nil {
+			break
+		}
+		u.Close()
+		if try == 20 {
+			t.Fatal(err)
+		}
 	}
 	var wg sync.WaitGroup
 	t.Cleanup(wg.Wait) // after the shutdowns below (cleanups run last first)

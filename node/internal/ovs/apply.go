@@ -67,7 +67,7 @@ type ApplyResult struct {
 	// GatewayError says why the host's gateway (routes, NAT table, egress
 	// IPs) is not as the program says; the apply is then degraded.
 	GatewayError string
-	Timing   Timing
+	Timing       Timing
 }
 
 // Degraded reports whether some port, flow or group was not realized.

@@ -123,6 +123,7 @@ var (
 	fldTunID   = &ofField{class: oxmBasic, code: 38, size: 8, maskable: true, writable: true}
 	fldConjID  = &ofField{class: oxmNXM1, code: 37, size: 4}                                     // NXM_NX_CONJ_ID
 	fldCTState = &ofField{class: oxmNXM1, code: 105, size: 4, kind: kindCTState, maskable: true} // NXM_NX_CT_STATE
+	fldCTZone  = &ofField{class: oxmNXM1, code: 106, size: 2}                                    // NXM_NX_CT_ZONE
 )
 
 // fields are the match and set_field names the encoder knows (ovs-ofctl's
@@ -140,7 +141,7 @@ var fields = func() map[string]*ofField {
 		"tcp_src": fldTCPSrc, "tcp_dst": fldTCPDst,
 		"udp_src": fldUDPSrc, "udp_dst": fldUDPDst,
 		"sctp_src": fldSCTPSrc, "sctp_dst": fldSCTPDst,
-		"conj_id": fldConjID, "ct_state": fldCTState,
+		"conj_id": fldConjID, "ct_state": fldCTState, "ct_zone": fldCTZone,
 		"icmp_type": fldICMPTyp, "icmpv4_type": fldICMPTyp,
 		"icmp_code": fldICMPCod, "icmpv4_code": fldICMPCod,
 		"arp_op": fldARPOp, "arp_spa": fldARPSPA, "arp_tpa": fldARPTPA,

@@ -465,7 +465,6 @@ func externalNetChanged(a, b *openapi.Network) bool {
 	return a.EgressEnabled() != b.EgressEnabled() || a.EgressIP != b.EgressIP
 }
 
-
 // foldGateway puts h's gateway change into d and h's sums.
 func foldGateway(h *hostState, t *hostTxn, d *openapi.ProgramDelta) bool {
 	if !t.gwTouched || reflect.DeepEqual(t.gwBefore, h.ext.gw) {

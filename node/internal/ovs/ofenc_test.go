@@ -220,7 +220,8 @@ func TestEncodeRefusesUnknown(t *testing.T) {
 		{"ct_state=+trk+foo", "drop"},  // unknown flag
 		{"ct_state=+", "drop"},         // no flag
 		{"ct_state=+trk,ct_state=+new", "drop"},
-		{"ct_zone=1", "drop"}, // not in the vocabulary
+		{"ct_label=1", "drop"},      // not in the vocabulary
+		{"ct_zone=0x1/0x1", "drop"}, // not maskable
 		{"ct_mark=0x1/0x1", "drop"},
 		{"conj_id=1/1", "drop"},         // not maskable
 		{"conj_id=0x100000000", "drop"}, // too wide

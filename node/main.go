@@ -170,11 +170,13 @@ func main() {
 		if s.Agent.UnderlayIface != "" && s.OVS.Datapath != "system" {
 			ul = cmp.Or(s.OVS.UnderlayBridge, "br-phy")
 		}
-		gw, err := gateway.New(ul)
-		if err != nil {
-			fail(err)
+		if gw, err := gateway.New(ul); err != nil {
+			// No nft on this host: the overlay works without external
+			// access; flows naming the gateway port are left out.
+			log.Warn("external access is off (SWITCHYARD_GATEWAY=off silences this)", "err", err)
+		} else {
+			s.OVS.Gateway = gw
 		}
-		s.OVS.Gateway = gw
 	}
 	app, err := ovs.New(ctx, s.OVS)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -22,7 +23,8 @@ func (e *env) waitCmd() *cobra.Command {
 		Use:   "wait KIND NAME --for=realized|deleted",
 		Short: "Wait until an object is realized on every host it reaches, or deleted",
 		Long: "realized: a container is running; a host has applied its program; a network, service or\n" +
-			"policy has been applied by every Ready host. Driven by the event stream (no polling);\n" +
+			"policy has been applied by every Ready host. Driven by the event stream, and a look every\n" +
+			"0.5 s for what the stream does not carry (a container turning running, a host applying);\n" +
 			"exits 1 when --timeout passes, and at once when a container failed.",
 		Example:           "  syctl wait container web1 -n blue --for=realized --timeout=30s",
 		Args:              cobra.RangeArgs(1, 2),
@@ -62,13 +64,15 @@ func (e *env) waitCmd() *cobra.Command {
 }
 
 // waitFor checks the condition, then again after each event of the
-// object's kind or of hosts, until it holds (true) or ctx ends (false).
+// object's kind or of hosts, and every recheck besides (the stream carries
+// no event when only a container's status or a host's applied revision
+// moves), until it holds (true) or ctx ends (false).
 func (e *env) waitFor(ctx context.Context, c *client.Client, k *kind, ref, network, cond string) (bool, error) {
 	from, err := currentRevision(ctx, c)
 	if err != nil {
 		return false, err
 	}
-	check := func() (bool, error) {
+	check := func(ctx context.Context) (bool, error) {
 		raw, err := k.get(ctx, c, ref, network)
 		if exitCode(err) == exitNotFound {
 			if cond == "deleted" {
@@ -81,22 +85,67 @@ func (e *env) waitFor(ctx context.Context, c *client.Client, k *kind, ref, netwo
 		}
 		return e.realized(ctx, c, k, metaOf(raw))
 	}
-	ok, err := check()
+	ok, err := check(ctx)
 	if ok || err != nil {
 		return ok, err
 	}
-	err = streamEvents(ctx, c, from, []string{"host", k.name}, func(m sseMessage) (bool, error) {
+	// The first verdict (true, or an error) from the stream or the
+	// ticker ends the wait.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	var res struct {
+		ok  bool
+		err error
+	}
+	decide := func(ok bool, err error) bool {
+		if wctx.Err() != nil && !ok {
+			return true // ended elsewhere; a cancelled check says nothing
+		}
+		if !ok && err == nil {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !res.ok && res.err == nil {
+			res.ok, res.err = ok, err
+		}
+		cancel()
+		return true
+	}
+	go func() {
+		t := time.NewTicker(recheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+				if decide(check(wctx)) {
+					return
+				}
+			}
+		}
+	}()
+	serr := streamEvents(wctx, c, from, []string{"host", k.name}, func(m sseMessage) (bool, error) {
 		if m.Data == "" && m.ID == 0 {
 			return true, nil // keep-alive
 		}
-		ok, err = check()
-		return !ok && err == nil, err
+		return !decide(check(wctx)), nil
 	})
-	if ctx.Err() != nil && !ok {
+	mu.Lock()
+	defer mu.Unlock()
+	switch {
+	case res.ok || res.err != nil:
+		return res.ok, res.err
+	case ctx.Err() != nil:
 		return false, nil
 	}
-	return ok, err
+	return false, serr
 }
+
+// recheck is how often wait looks again between events.
+const recheck = 500 * time.Millisecond
 
 // hostsReaching are the hosts whose program the object is part of: a
 // container's host, a host itself, else every host.

@@ -196,7 +196,7 @@ func main() {
 	}
 	dp := ovsDatapath{a: app}
 	if s.CNISocket != "" {
-		progs := &cniserver.Programs{OVSDB: s.OVS.DB}
+		progs := &cniserver.Programs{Check: app.CheckPort}
 		srv, err := cniserver.New(cniserver.Config{Socket: s.CNISocket, StateDir: s.CNIStateDir, Host: s.Agent.Host,
 			API: client.New(s.Agent.ControllerURL, s.Agent.Token), Local: progs, Log: log})
 		if err != nil {

@@ -67,6 +67,19 @@ func TestCNI(t *testing.T) {
 		t.Fatalf("after the refused second ADD: %+v", res)
 	}
 
+	// CHECK sees what the agent's own check sees: eth0 down in its
+	// namespace (which also drops its default route) fails it; up again,
+	// with its route, passes.
+	cluster.IP(t, na, "link", "set", "eth0", "down")
+	if _, err := k.CNITool(t, "h1", "check", "sy-blue", na); err == nil || !strings.Contains(err.Error(), "check failed") {
+		t.Fatalf("CHECK with eth0 down: %v", err)
+	}
+	cluster.IP(t, na, "link", "set", "eth0", "up")
+	cluster.IP(t, na, "route", "replace", "default", "via", "10.30.0.1", "dev", "eth0")
+	if _, err := k.CNITool(t, "h1", "check", "sy-blue", na); err != nil {
+		t.Fatalf("CHECK with eth0 up again: %v", err)
+	}
+
 	top := t
 	t.Run("static address and port mappings", func(t *testing.T) {
 		nc := k.Lab.NewNetns(t, "cni-c")

@@ -49,8 +49,11 @@ func (l *fakeLocal) Port(id string) (openapi.ContainerPort, bool) {
 	return p, ok
 }
 func (l *fakeLocal) Ready() error { return l.ready }
-func (l *fakeLocal) OVSPort(context.Context, string) (bool, error) {
-	return l.ovsUp, nil
+func (l *fakeLocal) CheckPort(_ context.Context, p openapi.ContainerPort) ([]string, error) {
+	if !l.ovsUp {
+		return []string{"OVS port " + p.Name + " is down"}, nil
+	}
+	return nil, nil
 }
 
 func problem(w http.ResponseWriter, status int, detail string) {

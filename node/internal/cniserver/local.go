@@ -4,12 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -25,16 +20,17 @@ type Local interface {
 	Port(containerID string) (openapi.ContainerPort, bool)
 	// Ready is nil once the agent has applied a program.
 	Ready() error
-	// OVSPort reports whether Open vSwitch has the named port, up.
-	OVSPort(ctx context.Context, name string) (bool, error)
+	// CheckPort says how a container port differs from what the agent
+	// realizes for it (its link, its OVS port); nothing: in order.
+	CheckPort(ctx context.Context, p openapi.ContainerPort) ([]string, error)
 }
 
 // Programs records what the agent applied: the agent's datapath calls
 // Applied after every successful apply. It is the server's Local.
 type Programs struct {
-	// OVSDB is the switch's database endpoint (unix:/.../db.sock), which
-	// OVSPort asks with ovs-vsctl (read-only).
-	OVSDB string
+	// Check is the agent's check of one container port (ovs.Applier's
+	// CheckPort).
+	Check func(ctx context.Context, p openapi.ContainerPort) ([]string, error)
 
 	mu       sync.RWMutex
 	revision int64
@@ -70,58 +66,9 @@ func (p *Programs) Ready() error {
 	return nil
 }
 
-// OVSPort implements Local: the interface must have an OpenFlow port
-// number and its link must be up, as ovs-vsctl reads them now.
-func (p *Programs) OVSPort(ctx context.Context, name string) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ovs-vsctl", "--db="+p.OVSDB, "--timeout=5",
-		"--if-exists", "get", "Interface", name, "ofport", "link_state").Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
-		}
-		return false, fmt.Errorf("ovs-vsctl: %w", err)
-	}
-	f := strings.Fields(string(out))
-	if len(f) != 2 {
-		return false, nil // no such interface
-	}
-	ofport, _ := strconv.Atoi(f[0])
-	return ofport > 0 && f[1] == "up", nil
-}
-
-// iface is what a container's interface is, inside its namespace.
-type iface struct {
-	MAC   string
-	Addrs []netip.Prefix
-	Alias string
-	Up    bool
-}
-
-// inspect reads the interface name in the namespace at path.
-func inspect(path, name string) (iface, error) {
-	var out iface
-	err := inNetns(path, func(h *netlink.Handle) error {
-		l, err := h.LinkByName(name)
-		if err != nil {
-			return fmt.Errorf("no interface %s in %s: %w", name, path, err)
-		}
-		a := l.Attrs()
-		out.MAC, out.Alias, out.Up = a.HardwareAddr.String(), a.Alias, a.Flags&(1<<0) != 0
-		addrs, err := h.AddrList(l, netlink.FAMILY_V4)
-		if err != nil {
-			return err
-		}
-		for _, ad := range addrs {
-			ip, _ := netip.AddrFromSlice(ad.IP.To4())
-			ones, _ := ad.Mask.Size()
-			out.Addrs = append(out.Addrs, netip.PrefixFrom(ip, ones))
-		}
-		return nil
-	})
-	return out, err
+// CheckPort implements Local.
+func (p *Programs) CheckPort(ctx context.Context, port openapi.ContainerPort) ([]string, error) {
+	return p.Check(ctx, port)
 }
 
 // removeOwn deletes the interface name in the namespace at path when the

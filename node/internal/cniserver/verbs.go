@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -351,31 +352,21 @@ func (s *Server) check(ctx context.Context, req cniproto.Request) (*cniproto.Res
 	if err != nil {
 		return nil, err
 	}
-	p, _ := s.cfg.Local.Port(c.ID)
-	in, err := inspect(req.Netns, link.ContainerIface)
+	if _, err := os.Stat(req.Netns); err != nil {
+		return bad("%v: %s", errNoNetns, req.Netns)
+	}
+	p, ok := s.cfg.Local.Port(c.ID)
+	if !ok {
+		return bad("not in the program this agent applied")
+	}
+	// The agent's own check of the port: its link in the namespace (MAC,
+	// address, up, route) and its OVS interface.
+	diffs, err := s.cfg.Local.CheckPort(ctx, p)
 	if err != nil {
 		return bad("%v", err)
 	}
-	if !strings.EqualFold(in.MAC, p.MAC) {
-		return bad("%s has MAC %s, want %s", link.ContainerIface, in.MAC, p.MAC)
-	}
-	if !in.Up {
-		return bad("%s is down", link.ContainerIface)
-	}
-	want, _ := netip.ParsePrefix(r.Address)
-	found := false
-	for _, a := range in.Addrs {
-		found = found || a == want
-	}
-	if !found {
-		return bad("%s has addresses %v, want %s", link.ContainerIface, in.Addrs, want)
-	}
-	up, err := s.cfg.Local.OVSPort(ctx, p.Name)
-	if err != nil {
-		return bad("read the switch's ports: %v", err)
-	}
-	if !up {
-		return bad("OVS port %s is missing or down", p.Name)
+	if len(diffs) > 0 {
+		return bad("%s", strings.Join(diffs, "; "))
 	}
 	return r, nil
 }

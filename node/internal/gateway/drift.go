@@ -12,26 +12,35 @@ import (
 )
 
 // Drift compares the host with g, cheaply (the NAT table's rule counts per
-// chain, the routes on the gateway port, the egress IPs) and says what
-// differs; after any difference the next Ensure rewrites everything.
+// chain, from one listing of the table; the routes on the gateway port;
+// the egress IPs) and says what differs; after any difference the next
+// Ensure rewrites everything.
 func (m *Manager) Drift(ctx context.Context, g *openapi.Gateway) []string {
 	var out []string
 	want := map[string]int{}
 	if g != nil {
-		tx, err := natTransaction(knftables.NewFake(knftables.IPv4Family, openapi.NATTable), g)
+		rules, err := natRules(g)
 		if err != nil {
 			return []string{err.Error()}
 		}
-		want = ruleCounts(tx)
+		for _, r := range rules {
+			want[r.Chain]++
+		}
 	}
-	for _, chain := range []string{chainExternal, chainPrerouting, chainOutput, chainPostrouting, chainForward} {
-		rules, err := m.nft.ListRules(ctx, chain)
-		switch {
-		case knftables.IsNotFound(err) && want[chain] == 0 && g == nil:
-		case err != nil:
-			out = append(out, fmt.Sprintf("NAT chain %s: %v", chain, err))
-		case len(rules) != want[chain]:
-			out = append(out, fmt.Sprintf("NAT chain %s has %d rules, want %d", chain, len(rules), want[chain]))
+	have := map[string]int{}
+	rules, err := m.nft.ListRules(ctx, "")
+	switch {
+	case knftables.IsNotFound(err) && g == nil:
+	case err != nil:
+		out = append(out, fmt.Sprintf("NAT table %s: %v", openapi.NATTable, err))
+	default:
+		for _, r := range rules {
+			have[r.Chain]++
+		}
+		for _, chain := range []string{chainExternal, chainPrerouting, chainOutput, chainPostrouting, chainForward} {
+			if have[chain] != want[chain] {
+				out = append(out, fmt.Sprintf("NAT chain %s has %d rules, want %d", chain, have[chain], want[chain]))
+			}
 		}
 	}
 	if g != nil {
@@ -40,21 +49,6 @@ func (m *Manager) Drift(ctx context.Context, g *openapi.Gateway) []string {
 	out = append(out, m.egressDrift(g)...)
 	if len(out) > 0 {
 		m.done = false
-	}
-	return out
-}
-
-// ruleCounts counts a transaction's rules per chain.
-func ruleCounts(tx *knftables.Transaction) map[string]int {
-	fake := knftables.NewFake(knftables.IPv4Family, openapi.NATTable)
-	out := map[string]int{}
-	if err := fake.Run(context.Background(), tx); err != nil {
-		return out
-	}
-	if t := fake.Table; t != nil {
-		for name, c := range t.Chains {
-			out[name] = len(c.Rules)
-		}
 	}
 	return out
 }

@@ -81,7 +81,7 @@ func (m *Manager) Ensure(ctx context.Context, g *openapi.Gateway, full bool) ([]
 		removed := removedDNAT(m.last, g)
 		if len(removed) > 0 {
 			changes = append(changes, fmt.Sprintf("NAT table %s rewritten; conntrack flushed for %d removed port(s)", openapi.NATTable, len(removed)))
-			if err := flushConntrack(removed, g); err != nil {
+			if err := flushConntrack(removed); err != nil {
 				errs = append(errs, err)
 			}
 		}

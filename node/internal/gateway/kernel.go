@@ -46,22 +46,6 @@ func announce(l netlink.Link, ip netip.Addr) error {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-func checkIPv4(s string) error {
-	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is4() {
-		return fmt.Errorf("%q is not an IPv4 address", s)
-	}
-	return nil
-}
-
-func checkPrefix(s string) error {
-	p, err := netip.ParsePrefix(s)
-	if err != nil || !p.Addr().Is4() {
-		return fmt.Errorf("%q is not an IPv4 prefix", s)
-	}
-	return nil
-}
-
 // dnatKey identifies a published or node port for the conntrack flush.
 type dnatKey struct {
 	proto uint8
@@ -101,7 +85,7 @@ func removedDNAT(from, to *openapi.Gateway) []dnatKey {
 
 // flushConntrack deletes the kernel's connections to the removed ports:
 // a deleted publication stops carrying packets at once, like its rule.
-func flushConntrack(keys []dnatKey, _ *openapi.Gateway) error {
+func flushConntrack(keys []dnatKey) error {
 	var filters []netlink.CustomConntrackFilter
 	for _, k := range keys {
 		f := &netlink.ConntrackFilter{}

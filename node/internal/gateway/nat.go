@@ -15,6 +15,7 @@ package gateway
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -44,26 +45,39 @@ func natTransaction(nft knftables.Interface, g *openapi.Gateway) (*knftables.Tra
 		tx.Delete(&knftables.Table{})
 		return tx, nil
 	}
+	rules, err := natRules(g)
+	if err != nil {
+		return nil, err
+	}
 	tx.Flush(&knftables.Table{})
 	tx.Add(&knftables.Chain{Name: chainExternal})
-	base := func(name string, hook knftables.BaseChainHook, prio knftables.BaseChainPriority) {
-		tx.Add(&knftables.Chain{Name: name, Type: knftables.PtrTo(knftables.NATType),
-			Hook: knftables.PtrTo(hook), Priority: knftables.PtrTo(prio)})
+	base := func(name string, t knftables.BaseChainType, hook knftables.BaseChainHook, prio knftables.BaseChainPriority) {
+		tx.Add(&knftables.Chain{Name: name, Type: knftables.PtrTo(t), Hook: knftables.PtrTo(hook), Priority: knftables.PtrTo(prio)})
 	}
-	base(chainPrerouting, knftables.PreroutingHook, knftables.DNATPriority)
-	base(chainOutput, knftables.OutputHook, knftables.DNATPriority)
-	base(chainPostrouting, knftables.PostroutingHook, knftables.SNATPriority)
-	tx.Add(&knftables.Chain{Name: chainForward, Type: knftables.PtrTo(knftables.FilterType),
-		Hook: knftables.PtrTo(knftables.ForwardHook), Priority: knftables.PtrTo(knftables.FilterPriority)})
-	// Isolation: the kernel forwards into br-int only what a published or
-	// node port DNATed, and what belongs to connections already there
-	// (egress replies). Without it, a container's packet to another
-	// network's address would leave by the gateway and come back in that
-	// network through the kernel's route; and a machine routing a
-	// network's CIDR via a host would reach its containers directly.
-	tx.Add(&knftables.Rule{Chain: chainForward, Rule: `oifname "` + openapi.GatewayPortName + `" ct state new ct status & dnat == 0 drop`})
-	tx.Add(&knftables.Rule{Chain: chainPrerouting, Rule: "jump " + chainExternal})
-	tx.Add(&knftables.Rule{Chain: chainOutput, Rule: "jump " + chainExternal})
+	base(chainPrerouting, knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority)
+	base(chainOutput, knftables.NATType, knftables.OutputHook, knftables.DNATPriority)
+	base(chainPostrouting, knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority)
+	base(chainForward, knftables.FilterType, knftables.ForwardHook, knftables.FilterPriority)
+	for i := range rules {
+		tx.Add(&rules[i])
+	}
+	return tx, nil
+}
+
+// natRules are the rules of g's table, in order (Drift counts them).
+func natRules(g *openapi.Gateway) ([]knftables.Rule, error) {
+	rules := []knftables.Rule{
+		// Isolation: the kernel forwards into br-int only what a published
+		// or node port DNATed, and what belongs to connections already
+		// there (egress replies). Without it, a container's packet to
+		// another network's address would leave by the gateway and come
+		// back in that network through the kernel's route; and a machine
+		// routing a network's CIDR via a host would reach its containers
+		// directly.
+		{Chain: chainForward, Rule: `oifname "` + openapi.GatewayPortName + `" ct state new ct status & dnat == 0 drop`},
+		{Chain: chainPrerouting, Rule: "jump " + chainExternal},
+		{Chain: chainOutput, Rule: "jump " + chainExternal},
+	}
 	// Hairpin: a container reaching a published port of its own host
 	// comes back into br-int DNATed; SNAT it to the host so that the reply
 	// returns through the kernel (else it would go straight to the client,
@@ -78,7 +92,7 @@ func natTransaction(nft knftables.Interface, g *openapi.Gateway) (*knftables.Tra
 		}
 	}
 	if len(cidrs) > 0 {
-		tx.Add(&knftables.Rule{Chain: chainPostrouting, Rule: knftables.Concat(
+		rules = append(rules, knftables.Rule{Chain: chainPostrouting, Rule: knftables.Concat(
 			`oifname "`+openapi.GatewayPortName+`" ct status dnat ip saddr {`, strings.Join(cidrs, ", "), "} snat to", g.Address)})
 	}
 	for i := range g.NAT {
@@ -88,10 +102,10 @@ func natTransaction(nft knftables.Interface, g *openapi.Gateway) (*knftables.Tra
 			return nil, fmt.Errorf("NAT rule %s: %w", r.Key(), err)
 		}
 		if rule != "" {
-			tx.Add(&knftables.Rule{Chain: chain, Rule: rule, Comment: knftables.PtrTo(r.Owner)})
+			rules = append(rules, knftables.Rule{Chain: chain, Rule: rule, Comment: knftables.PtrTo(r.Owner)})
 		}
 	}
-	return tx, nil
+	return rules, nil
 }
 
 // natRule is r as an nft rule and the chain it goes to ("" when r has
@@ -150,6 +164,22 @@ func l4(p string) (string, error) {
 func checkPort(p int) error {
 	if p < 1 || p > 65535 {
 		return fmt.Errorf("port %d out of range", p)
+	}
+	return nil
+}
+
+func checkIPv4(s string) error {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return fmt.Errorf("%q is not an IPv4 address", s)
+	}
+	return nil
+}
+
+func checkPrefix(s string) error {
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() {
+		return fmt.Errorf("%q is not an IPv4 prefix", s)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
-	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -166,8 +165,7 @@ func (c *Compiler) settlePins() {
 		}
 	}
 	c.clusterNP = len(clusterNP) > 0
-	for _, name := range slices.Sorted(maps.Keys(c.nets)) {
-		n := c.nets[name]
+	for name, n := range c.nets {
 		want := map[string]bool{}
 		if n.p != nil {
 			if clusterNP[name] {
@@ -266,7 +264,7 @@ func (c *Compiler) flushExternal() {
 	c.extAll = false
 	slices.SortFunc(hosts, func(a, b *hostState) int { return strings.Compare(a.obj.Name, b.obj.Name) })
 	for _, h := range hosts {
-		c.placeExternal(h, c.computeExternal(h, c.holders))
+		c.placeExternal(h, c.computeExternal(h))
 	}
 }
 
@@ -293,7 +291,10 @@ func (c *Compiler) placeExternal(h *hostState, e extState) {
 }
 
 // computeExternal is h's external state from the compiler's current state.
-func (c *Compiler) computeExternal(h *hostState, holders map[*netState]*hostState) extState {
+// It walks maps in no particular order: flows and groups are placed by
+// key, and the gateway's routes, NAT rules and egress IPs are sorted at
+// the end, so the result does not depend on the walk.
+func (c *Compiler) computeExternal(h *hostState) extState {
 	var e extState
 	self := hostAddr(h)
 	if self == "" {
@@ -305,30 +306,28 @@ func (c *Compiler) computeExternal(h *hostState, holders map[*netState]*hostStat
 		"set_field:"+gatewayPort+"->"+RegOutPort+","+gotoTable(TableIngressPolicy)))
 	// Replies to another host's address (a node-port connection that host
 	// SNATed to itself) go back to it over the tunnel.
-	for _, peer := range slices.Sorted(maps.Keys(h.peers)) {
+	for peer := range h.peers {
 		e.flows = append(e.flows, c.hosts[peer].routeFlows()...)
 	}
 	if c.clusterNP {
 		e.flows = append(e.flows, c.gatewaySNATFlows(h, self, cookie)...)
 	}
-	for _, name := range slices.Sorted(maps.Keys(c.nets)) {
-		n := c.nets[name]
+	for _, n := range c.nets {
 		if n.p == nil || n.present[h.obj.Name] == nil {
 			continue
 		}
-		c.externalNet(h, n, holders[n], gw, &e)
+		c.externalNet(h, n, c.holders[n], gw, &e)
 	}
-	for _, id := range slices.Sorted(maps.Keys(h.local)) {
-		ct := h.local[id]
+	for id, ct := range h.local {
 		for _, p := range ct.obj.Publish {
 			gw.NAT = append(gw.NAT, openapi.NATRule{Kind: openapi.NATPublish, Owner: KindContainer + "/" + id,
 				Protocol: cmp.Or(p.Protocol, "TCP"), HostIP: p.HostIP, HostPort: p.HostPort, ToIP: ct.f.port.IP, ToPort: p.Port})
 		}
 	}
-	for _, id := range slices.Sorted(maps.Keys(c.services)) {
-		c.externalService(h, c.services[id], gw, &e)
+	for _, s := range c.services {
+		c.externalService(h, s, gw, &e)
 	}
-	for n, holder := range holders {
+	for n, holder := range c.holders {
 		if holder == h {
 			gw.EgressIPs = append(gw.EgressIPs, egressIP(&n.obj))
 		}
@@ -355,7 +354,7 @@ func (c *Compiler) gatewaySNATFlows(h *hostState, self string, cookie uint64) []
 	fs := []flowRec{mkFlow(TableConntrack, prioGatewaySNAT, cookie, "ip,"+RegFlags+"=0x2/0x2,nw_dst="+self,
 		ctNAT(TableHairpinReturn, gwSNATZone))}
 	out := strconv.Itoa(int(TableOutput))
-	for _, peer := range slices.Sorted(maps.Keys(h.peers)) {
+	for peer := range h.peers {
 		toPeer := matchFromGateway + "," + RegOutPort + "=" + portRef(TunnelPortName(peer))
 		fs = append(fs,
 			mkFlow(TableConntrackCommit, prioGatewaySNAT, cookie, matchCtNew+","+toPeer,
@@ -457,10 +456,10 @@ func (c *Compiler) externalService(h *hostState, s *svcState, gw *openapi.Gatewa
 	}
 }
 
-// externalChanged tells whether a container's external part changed.
+// publishChanged tells whether a container's published ports changed.
 func publishChanged(a, b *openapi.Container) bool { return !reflect.DeepEqual(a.Publish, b.Publish) }
 
-// externalNetChanged tells whether a network's external part changed.
+// externalNetChanged tells whether a network's egress settings changed.
 func externalNetChanged(a, b *openapi.Network) bool {
 	return a.EgressEnabled() != b.EgressEnabled() || a.EgressIP != b.EgressIP
 }

@@ -195,22 +195,38 @@ func (l *Lab) addHost(ctx context.Context, i int) (*Host, error) {
 }
 
 // plugUnderlay makes the veth pair between the host and the underlay
-// bridge, created directly in the two namespaces (nothing in the root
-// namespace), with tx offload off on both ends (see LAB.md).
+// bridge (see plugVeth).
 func (l *Lab) plugUnderlay(ctx context.Context, h *Host) error {
+	return l.plugVeth(ctx, h.Netns, h.UnderlayIface, h.UnderlayPeer, h.UnderlayAddr)
+}
+
+// plugVeth joins namespace netns to the underlay bridge: a veth pair made
+// directly in the two namespaces (nothing in the root namespace), iface
+// in netns, peer in the underlay, the lab's MTU and tx offload off on
+// both ends (see LAB.md), then addrs on iface in that order (the first is
+// the primary) and iface up.
+func (l *Lab) plugVeth(ctx context.Context, netns, iface, peer string, addrs ...netip.Prefix) error {
 	mtu := strconv.Itoa(l.MTU)
 	steps := []struct {
 		netns string
 		args  []string
 	}{
-		{"", []string{"ip", "link", "add", "name", h.UnderlayIface, "netns", h.Netns, "mtu", mtu,
-			"type", "veth", "peer", "name", h.UnderlayPeer, "netns", l.Underlay, "mtu", mtu}},
-		{l.Underlay, []string{"ethtool", "-K", h.UnderlayPeer, "tx", "off"}},
-		{l.Underlay, []string{"ip", "link", "set", h.UnderlayPeer, "master", l.UnderlayBridge, "up"}},
-		{h.Netns, []string{"ethtool", "-K", h.UnderlayIface, "tx", "off"}},
-		{h.Netns, []string{"ip", "addr", "add", h.UnderlayAddr.String(), "dev", h.UnderlayIface}},
-		{h.Netns, []string{"ip", "link", "set", h.UnderlayIface, "up"}},
+		{"", []string{"ip", "link", "add", "name", iface, "netns", netns, "mtu", mtu,
+			"type", "veth", "peer", "name", peer, "netns", l.Underlay, "mtu", mtu}},
+		{l.Underlay, []string{"ethtool", "-K", peer, "tx", "off"}},
+		{l.Underlay, []string{"ip", "link", "set", peer, "master", l.UnderlayBridge, "up"}},
+		{netns, []string{"ethtool", "-K", iface, "tx", "off"}},
 	}
+	for _, a := range addrs {
+		steps = append(steps, struct {
+			netns string
+			args  []string
+		}{netns, []string{"ip", "addr", "add", a.String(), "dev", iface}})
+	}
+	steps = append(steps, struct {
+		netns string
+		args  []string
+	}{netns, []string{"ip", "link", "set", iface, "up"}})
 	for _, s := range steps {
 		if _, err := runIn(ctx, s.netns, nil, s.args[0], s.args[1:]...); err != nil {
 			return err

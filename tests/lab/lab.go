@@ -247,13 +247,17 @@ func allocate() (*Lab, error) {
 	return nil, errors.New("no free lab id after 20 tries")
 }
 
+// offsetAddr is the subnet's base address plus n.
+func (l *Lab) offsetAddr(n int) netip.Addr {
+	a := l.Subnet.Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v += uint32(n)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
 // hostAddr is the underlay address of host i (1-based): .(10+i).
 func (l *Lab) hostAddr(i int) (netip.Prefix, error) {
-	a := l.Subnet.Addr().As4()
-	n := int(a[3]) + 10 + i
-	a[2] += byte(n / 256)
-	a[3] = byte(n % 256)
-	addr := netip.AddrFrom4(a)
+	addr := l.offsetAddr(10 + i)
 	if !l.Subnet.Contains(addr) {
 		return netip.Prefix{}, fmt.Errorf("host %d does not fit in %s", i, l.Subnet)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -59,14 +58,6 @@ const (
 	spareCount          = 20
 )
 
-// offsetAddr is the subnet's base address plus n.
-func (l *Lab) offsetAddr(n int) netip.Addr {
-	a := l.Subnet.Addr().As4()
-	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-	v += uint32(n)
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
 // SpareAddr is the i-th (0..19) address of the underlay subnet that neither
 // a host nor the outside uses (.230 to .249 of a /24): for tests that need
 // one of their own on the underlay, e.g. a network's egress IP.
@@ -113,29 +104,10 @@ func (l *Lab) buildOutside(ctx context.Context, o *Outside) error {
 	if err := l.addNetns(ctx, o.Netns); err != nil {
 		return err
 	}
-	mtu := strconv.Itoa(l.MTU)
-	bits := strconv.Itoa(l.Subnet.Bits())
-	steps := []struct {
-		netns string
-		args  []string
-	}{
-		{"", []string{"ip", "link", "add", "name", o.Iface, "netns", o.Netns, "mtu", mtu,
-			"type", "veth", "peer", "name", outsidePeer, "netns", l.Underlay, "mtu", mtu}},
-		{l.Underlay, []string{"ethtool", "-K", outsidePeer, "tx", "off"}},
-		{l.Underlay, []string{"ip", "link", "set", outsidePeer, "master", l.UnderlayBridge, "up"}},
-		{o.Netns, []string{"ethtool", "-K", o.Iface, "tx", "off"}},
-		// The client address first: it is the primary one, the source of
-		// what the outside opens unless a probe names another.
-		{o.Netns, []string{"ip", "addr", "add", o.Client.String() + "/" + bits, "dev", o.Iface}},
-		{o.Netns, []string{"ip", "addr", "add", o.Server.String() + "/" + bits, "dev", o.Iface}},
-		{o.Netns, []string{"ip", "link", "set", o.Iface, "up"}},
-	}
-	for _, s := range steps {
-		if _, err := runIn(ctx, s.netns, nil, s.args[0], s.args[1:]...); err != nil {
-			return err
-		}
-	}
-	return nil
+	// The client address first: it is the primary one, the source of
+	// what the outside opens unless a probe names another.
+	return l.plugVeth(ctx, o.Netns, o.Iface, outsidePeer,
+		netip.PrefixFrom(o.Client, l.Subnet.Bits()), netip.PrefixFrom(o.Server, l.Subnet.Bits()))
 }
 
 // Outside returns the lab's outside, nil before AddOutside.

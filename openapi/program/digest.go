@@ -140,6 +140,9 @@ func DNSKey(r *openapi.DNSRecord) Key {
 		b = appendStr(b, sp.Protocol)
 		b = appendInt(b, int64(sp.Port))
 		b = appendInt(b, int64(sp.TargetPort))
+		if sp.NodePort != 0 { // records without node ports keep their keys
+			b = appendInt(b, int64(sp.NodePort))
+		}
 	}
 	return hashOf(b)
 }

@@ -281,7 +281,7 @@ func (c *Compiler) compileService(s *svcState) {
 		s.ghash = append(s.ghash, program.GroupKey(&s.groups[i]))
 	}
 	s.dns = &openapi.DNSRecord{Network: n.p.name, VNI: n.p.vniNum, Kind: openapi.DNSService, Name: s.obj.Name,
-		IP: s.vip, Ports: dnsPorts(s.obj.Ports)}
+		IP: s.vip, Ports: slices.Clone(s.obj.Ports)}
 	s.dnsNet = n
 	for name := range n.present {
 		s.on = append(s.on, c.hosts[name])
@@ -301,16 +301,6 @@ func (c *Compiler) compileService(s *svcState) {
 			})
 		}
 	}
-}
-
-// dnsPorts are a service's ports as its DNS record has them (what SRV
-// records need: no node ports).
-func dnsPorts(ps []openapi.ServicePort) []openapi.ServicePort {
-	out := slices.Clone(ps)
-	for i := range out {
-		out[i].NodePort = 0
-	}
-	return out
 }
 
 // lbBackend is one usable backend: its address and bucket weight.

@@ -90,22 +90,21 @@ func (a *Applier) dnsPortSpec(failed map[string]string) []portSpec {
 }
 
 // portsOff are the agent ports its configuration switches off: the DNS port
-// when the resolver is off (no Options.DNSNetns). Flows naming them are
-// left out of every apply without degrading it.
-func (a *Applier) portsOff() map[string]bool {
-	switch {
-	case a.opts.DNSNetns == "" && a.opts.Gateway == nil:
-		return bothOff
-	case a.opts.DNSNetns == "":
-		return dnsOff
-	case a.opts.Gateway == nil:
-		return gatewayOff
-	}
-	return nil
-}
+// when the resolver is off (no Options.DNSNetns), the gateway port when
+// external access is (no Options.Gateway). Flows naming them are left out
+// of every apply without degrading it. Built once, by New.
+func (a *Applier) portsOff() map[string]bool { return a.off }
 
-var (
-	dnsOff     = map[string]bool{openapi.DNSPortName: true}
-	gatewayOff = map[string]bool{openapi.GatewayPortName: true}
-	bothOff    = map[string]bool{openapi.DNSPortName: true, openapi.GatewayPortName: true}
-)
+// agentPortsOff is portsOff for opts (nil: none off).
+func agentPortsOff(opts Options) map[string]bool {
+	var off map[string]bool
+	for name, isOff := range map[string]bool{openapi.DNSPortName: opts.DNSNetns == "", openapi.GatewayPortName: opts.Gateway == nil} {
+		if isOff {
+			if off == nil {
+				off = map[string]bool{}
+			}
+			off[name] = true
+		}
+	}
+	return off
+}

@@ -145,6 +145,7 @@ func (o *Options) defaults() error {
 type Applier struct {
 	mu    sync.Mutex
 	opts  Options
+	off   map[string]bool // portsOff
 	db    *db
 	links *link.Manager
 	of    *ofctl
@@ -253,7 +254,7 @@ func New(ctx context.Context, opts Options) (*Applier, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Applier{opts: opts, of: &ofctl{bin: opts.OFCtl, rundir: opts.RunDir, tmp: tmp},
+	a := &Applier{opts: opts, off: agentPortsOff(opts), of: &ofctl{bin: opts.OFCtl, rundir: opts.RunDir, tmp: tmp},
 		restarts: make(chan string, 1), kick: make(chan struct{}, 1)}
 	a.query.socket = a.of.socket(opts.Bridge)
 	a.mods.socket = a.query.socket

@@ -123,14 +123,12 @@ func probeN(t *testing.T, p *lab.Probe, proto, src, addr string, n int, timeout 
 
 // seenTally counts seen-by answers by server name and by peer address.
 type seenTally struct {
-	n      int
-	by     map[string]int
-	peers  map[string]int
-	failed []string
+	tally
+	peers map[string]int
 }
 
 func tallySeen(res []lab.ProbeResult) seenTally {
-	s := seenTally{n: len(res), by: map[string]int{}, peers: map[string]int{}}
+	s := seenTally{tally{n: len(res), by: map[string]int{}}, map[string]int{}}
 	for _, r := range res {
 		seen, err := r.Seen()
 		if err != nil {
@@ -155,13 +153,7 @@ func (s seenTally) String() string {
 // (each of them at least once when all) and saw a peer among peers.
 func expectSeen(t *testing.T, what string, got seenTally, all bool, servers, peers []string) {
 	t.Helper()
-	bad := len(got.failed) > 0
-	for k := range got.by {
-		bad = bad || !slices.Contains(servers, k)
-	}
-	for _, s := range servers {
-		bad = bad || all && got.by[s] == 0
-	}
+	bad := !got.servedBy(servers, all)
 	for p := range got.peers {
 		bad = bad || !slices.Contains(peers, p)
 	}

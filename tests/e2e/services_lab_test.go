@@ -263,6 +263,19 @@ func count(res []lab.ProbeResult) tally {
 	return c
 }
 
+// servedBy tells whether every probe was answered, each by one of want
+// (and, with all, each of want answered at least once).
+func (c tally) servedBy(want []string, all bool) bool {
+	ok := len(c.failed) == 0
+	for k := range c.by {
+		ok = ok && slices.Contains(want, k)
+	}
+	for _, w := range want {
+		ok = ok && (!all || c.by[w] > 0)
+	}
+	return ok
+}
+
 func (c tally) String() string {
 	names := make([]string, 0, len(c.by))
 	for n := range c.by {
@@ -317,14 +330,7 @@ func (e *svcLab) reach(t *testing.T, proto, address string, n int, all bool, wan
 // want (and, with all, each of want answered).
 func (e *svcLab) judge(t *testing.T, what string, got tally, all bool, want []string) {
 	t.Helper()
-	bad := len(got.failed) > 0
-	for k := range got.by {
-		bad = bad || !slices.Contains(want, k)
-	}
-	for _, w := range want {
-		bad = bad || all && got.by[w] == 0
-	}
-	if bad {
+	if !got.servedBy(want, all) {
 		t.Errorf("%s: %s; want every probe answered by %v (each of them: %v)", what, got, want, all)
 	}
 }

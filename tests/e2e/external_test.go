@@ -51,6 +51,9 @@ import (
 //     host leads to the gone network.
 //   - agent-restart: a kept outside connection through a published port
 //     keeps answering while h1's agent restarts and re-applies.
+//   - drift-repair: h1's NAT table and its route to ext deleted by hand
+//     come back by the agent's resync, and the published port answers
+//     the outside again.
 //   - egress-ip: containers of a network with an egressIP are seen as that
 //     address from every host; its holder's agent stops, the host goes
 //     NotReady, another host takes the address and the server sees it
@@ -87,6 +90,7 @@ var externalScenarios = []struct {
 	{"policy-cidr", (*extLab).policyCIDR},
 	{"cleanup", (*extLab).cleanup},
 	{"agent-restart", (*extLab).agentRestart},
+	{"drift-repair", (*extLab).driftRepair},
 	// Last: it stops an agent.
 	{"egress-ip", (*extLab).egressIP},
 }
@@ -721,4 +725,29 @@ func (e *extLab) egressIP(t *testing.T) {
 	for i := range hosts {
 		e.egressFrom(t, fmt.Sprintf("e%d", i+1), eip)
 	}
+}
+
+// driftRepair: see TestExternal. The lab's agents resync every 2 s.
+func (e *extLab) driftRepair(t *testing.T) {
+	h := e.Lab.Host("h1")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, cmd := range [][]string{{"nft", "delete", "table", "ip", openapi.NATTable}, {"ip", "route", "del", extCIDR}} {
+		if out, err := h.Run(ctx, cmd[0], cmd[1:]...); err != nil {
+			t.Fatalf("%v: %v\n%s", cmd, err, out)
+		}
+	}
+	// (No probe of the broken state: the resync may repair it first.)
+	for {
+		if strings.Contains(e.nftTable(t, "h1"), fmt.Sprintf("dport %d", pubPort)) && strings.Contains(e.routes(t, "h1"), extCIDR) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("h1's NAT table or route to %s not repaired within 30 s:\n%s\n%s", extCIDR, e.nftTable(t, "h1"), e.routes(t, "h1"))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	expectSeen(t, "outside -> "+e.at("h1", pubPort)+" after the repair", tallySeen(e.fromOutside(t, "tcp", "", e.at("h1", pubPort), 5)),
+		true, []string{"pub"}, []string{e.out.Client.String()})
 }

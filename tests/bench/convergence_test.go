@@ -57,6 +57,10 @@ type sample struct {
 	// used from the POST until every agent reported the revision, which
 	// took span.
 	cpu  cpuUse
+	// own is the CPU the container's own host's agent and ovs-vswitchd
+	// used over the same time (in cpu too): what the rest of cpu leaves is
+	// the other hosts'.
+	own cpuUse
 	span time.Duration
 }
 
@@ -191,7 +195,8 @@ func (e *convEnv) run(b *testing.B, n int) {
 	}
 	var ss []sample
 	one := func(timed bool) {
-		cpu0, at0 := e.cpu(), time.Now()
+		host := e.hosts[e.seq%len(e.hosts)]
+		cpu0, own0, at0 := e.cpu(), e.hostCPU(host), time.Now()
 		if timed {
 			b.StartTimer()
 		}
@@ -200,6 +205,7 @@ func (e *convEnv) run(b *testing.B, n int) {
 			b.StopTimer()
 		}
 		e.settle(b, &s, cpu0)
+		s.own = e.hostCPU(host).sub(own0)
 		s.span = time.Since(at0)
 		ss = append(ss, s)
 	}
@@ -258,6 +264,17 @@ func (e *convEnv) cpu() cpuUse {
 	return u
 }
 
+// hostCPU reads the CPU time used so far by one host's agent and
+// ovs-vswitchd.
+func (e *convEnv) hostCPU(name string) cpuUse {
+	for _, h := range e.c.Lab.Hosts {
+		if h.Name == name {
+			return cpuUse{agents: cpuTime(e.c.Agents[name].Pid()), vswitchd: cpuTime(h.VSwitchdPid())}
+		}
+	}
+	return cpuUse{}
+}
+
 // measure creates one container and waits until its flow is on every
 // host's switch.
 func (e *convEnv) measure(b *testing.B) sample {
@@ -306,7 +323,7 @@ func containerPortName(id string) string {
 // long-poll answer, transfer, agent patch) and how long applies took.
 func (e *convEnv) report(b *testing.B, ss []sample) {
 	var all, local, remote, posted, ofport, wait, apply, rapply []float64
-	var cpu cpuUse
+	var cpu, own cpuUse
 	var span time.Duration
 	logs := map[string]map[int64]applyLog{}
 	for _, h := range e.hosts {
@@ -330,6 +347,7 @@ func (e *convEnv) report(b *testing.B, ss []sample) {
 		}
 		posted = append(posted, msOf(s.posted))
 		cpu = cpu.add(s.cpu)
+		own = own.add(s.own)
 		span += s.span
 		if s.ofport > 0 {
 			ofport = append(ofport, msOf(s.ofport))
@@ -353,6 +371,14 @@ func (e *convEnv) report(b *testing.B, ss []sample) {
 	b.ReportMetric(per(cpu.agents), "agents-cpu-ms/op")
 	b.ReportMetric(per(cpu.vswitchd), "vswitchd-cpu-ms/op")
 	b.ReportMetric(per(cpu.controller), "controller-cpu-ms/op")
+	// Split by host: the container's own host, and one other host on
+	// average (each of them only adds the container's flows).
+	b.ReportMetric(per(own.agents), "own-agent-cpu-ms/op")
+	b.ReportMetric(per(own.vswitchd), "own-vswitchd-cpu-ms/op")
+	if others := len(e.hosts) - 1; others > 0 {
+		b.ReportMetric(per(cpu.agents-own.agents)/float64(others), "other-agent-cpu-ms/host/op")
+		b.ReportMetric(per(cpu.vswitchd-own.vswitchd)/float64(others), "other-vswitchd-cpu-ms/host/op")
+	}
 	// The same without what they would have used at rest in that time
 	// (userspace ovs-vswitchd polls every port even when idle).
 	atRest := func(perSecond time.Duration) time.Duration { return perSecond * span / time.Second }

@@ -358,11 +358,45 @@ func (m *Manager) ensurePair(c *netlink.Handle, ns netns.NsHandle, p openapi.Con
 	if peer, err = c.LinkByName(ContainerIface); err != nil {
 		return nil, nil, diffs, fmt.Errorf("created veth %s: peer: %w", p.Name, err)
 	}
+	// Before either end comes up: no IPv6 link-local address on them, so
+	// neither end sends router solicitations, MLD reports or duplicate
+	// address probes into the switch, and the host's ovs-vswitchd does not
+	// re-read the namespace's addresses and routes for each new port (see
+	// quietIPv6).
+	if err := quietIPv6(m.host, host); err != nil {
+		return nil, nil, diffs, fmt.Errorf("created veth %s: %w", p.Name, err)
+	}
+	if err := quietIPv6(c, peer); err != nil {
+		return nil, nil, diffs, fmt.Errorf("created veth %s: peer: %w", p.Name, err)
+	}
 	if err := c.LinkSetAlias(peer, alias(p)); err != nil {
 		return nil, nil, diffs, fmt.Errorf("created veth %s: label %s: %w", p.Name, ContainerIface, err)
 	}
 	peer.Attrs().Alias = alias(p)
 	return host, peer, append(diffs, CreatedVeth+p.Name), nil
+}
+
+// addrGenModeNone is the kernel's IN6_ADDR_GEN_MODE_NONE: the link gets no
+// IPv6 link-local address (IFLA_INET6_ADDR_GEN_MODE).
+const addrGenModeNone = 1
+
+// quietIPv6 keeps IPv6 off the air on one end of a container's veth: the
+// overlay is IPv4 (IPAM hands out IPv4 addresses only), and a link-local
+// address brings duplicate-address probes, router solicitations and MLD
+// reports into br-int for each new container, plus an address and route
+// notification that makes ovs-vswitchd dump every link and address of the
+// host (its cost grows with the host's ports). Measured in
+// docs/benchmarks-convergence.md ("IPv6 chatter"). Only links this package
+// just created are touched; the sysctl defaults of the namespace are not.
+func quietIPv6(h *netlink.Handle, l netlink.Link) error {
+	err := h.LinkSetIP6AddrGenMode(l, addrGenModeNone)
+	if errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EOPNOTSUPP) {
+		return nil // a kernel without IPv6: nothing to keep quiet
+	}
+	if err != nil {
+		return fmt.Errorf("IPv6 address generation off on %s: %w", l.Attrs().Name, err)
+	}
+	return nil
 }
 
 // ours reports whether l is a host-side veth this package created.

@@ -123,6 +123,16 @@ func TestEnsureCreatesAndIsIdempotent(t *testing.T) {
 			t.Fatalf("%s offload: %s", where[1], out)
 		}
 	}
+	// IPv6 stays off the air: neither end has a link-local address (no
+	// DAD, router solicitation or MLD into the switch), and lo keeps ::1.
+	for _, where := range [][]string{{sb, "eth0"}, {e.host, p.Name}} {
+		if out := in(t, where[0], "ip", "-6", "-o", "addr", "show", "dev", where[1]); strings.TrimSpace(out) != "" {
+			t.Fatalf("%s has IPv6 addresses: %s", where[1], out)
+		}
+	}
+	if out := in(t, sb, "ip", "-6", "-o", "addr", "show", "dev", "lo"); !strings.Contains(out, "::1/128") {
+		t.Fatalf("lo lost ::1: %q", out)
+	}
 	// The host can reach the container through the veth.
 	in(t, e.host, "ip", "addr", "add", "10.77.0.1/24", "dev", p.Name)
 	in(t, e.host, "ping", "-c1", "-W2", "10.77.0.2")

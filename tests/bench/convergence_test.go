@@ -56,11 +56,11 @@ type sample struct {
 	// cpu is the CPU time the agents, the ovs-vswitchds and the controller
 	// used from the POST until every agent reported the revision, which
 	// took span.
-	cpu  cpuUse
+	cpu cpuUse
 	// own is the CPU the container's own host's agent and ovs-vswitchd
 	// used over the same time (in cpu too): what the rest of cpu leaves is
 	// the other hosts'.
-	own cpuUse
+	own  cpuUse
 	span time.Duration
 }
 

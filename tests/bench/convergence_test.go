@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -36,12 +37,13 @@ const minSamples = 20
 type convEnv struct {
 	c       *cluster.Cluster
 	hosts   []string
-	flows   map[string]*watch // host -> its ARPResponder table's additions
-	ofports map[string]*watch // host -> when each interface got its ofport
-	bulk    int               // containers created by fill
-	seq     int               // measured containers created
-	fillDur time.Duration     // the last fill
-	idle    cpuUse            // CPU used per second with nothing to do
+	flows   map[string]*watch  // host -> its ARPResponder table's additions
+	ofports map[string]*watch  // host -> when each interface got its ofport
+	pingers map[string]*pinger // host -> pings from its first container
+	bulk    int                // containers created by fill
+	seq     int                // measured containers created
+	fillDur time.Duration      // the last fill
+	idle    cpuUse             // CPU used per second with nothing to do
 }
 
 // sample is one measured container.
@@ -53,6 +55,7 @@ type sample struct {
 	posted time.Duration            // the POST's answer
 	seen   map[string]time.Duration // host -> its flow on that host's switch
 	ofport time.Duration            // its port got an ofport on its host
+	ping   time.Duration            // it first answered a ping from the next host
 	// cpu is the CPU time the agents, the ovs-vswitchds and the controller
 	// used from the POST until every agent reported the revision, which
 	// took span.
@@ -127,9 +130,12 @@ func newConvEnv(b *testing.B, hosts int) *convEnv {
 	// The product's default resync (30 s): the lab's 2 s would run a full
 	// drift check next to most measurements.
 	c := cluster.New(b, cluster.Options{Hosts: hosts, Tunnel: openapi.TunnelGeneve,
-		AgentEnv: []string{"SWITCHYARD_RESYNC_INTERVAL=30s"}})
+		// Metrics (and /debug/pprof) on each host's loopback, for profiling
+		// an agent during a run: ip netns exec <host ns> curl
+		// 127.0.0.1:9464/debug/pprof/profile?seconds=20.
+		AgentEnv: []string{"SWITCHYARD_RESYNC_INTERVAL=30s", "SWITCHYARD_AGENT_METRICS=127.0.0.1:9464"}})
 	c.Network(b, "bench", "10.64.0.0/16")
-	e := &convEnv{c: c, flows: map[string]*watch{}, ofports: map[string]*watch{}}
+	e := &convEnv{c: c, flows: map[string]*watch{}, ofports: map[string]*watch{}, pingers: map[string]*pinger{}}
 	for _, h := range c.Lab.Hosts {
 		e.hosts = append(e.hosts, h.Name)
 	}
@@ -139,6 +145,15 @@ func newConvEnv(b *testing.B, hosts int) *convEnv {
 	for _, h := range c.Lab.Hosts {
 		e.flows[h.Name] = watchARP(b, h, tableARPResponder)
 		e.ofports[h.Name] = watchOFPorts(b, h)
+	}
+	// fill put bulk-<i> on hosts[i]: each host's first container pings.
+	for i, h := range e.hosts {
+		p, err := newPinger(c.Sandbox(h, fmt.Sprintf("bulk-%d", i), "bench"), os.Getpid()+i)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(p.close)
+		e.pingers[h] = p
 	}
 	return e
 }
@@ -290,6 +305,14 @@ func (e *convEnv) measure(b *testing.B) sample {
 		b.Fatalf("create %s: %d %v", name, code, err)
 	}
 	s.rev, s.port = ct.Revision, containerPortName(ct.ID)
+	// The next host's first container pings the new one from now on.
+	prober := e.hosts[(e.seq)%len(e.hosts)]
+	pinged := make(chan error, 1)
+	go func() {
+		at, err := e.pingers[prober].firstReply(context.Background(), ct.IP, ct.MAC, 2*time.Millisecond, convergeTimeout)
+		s.ping = at.Sub(s.t0)
+		pinged <- err
+	}()
 	for _, h := range e.hosts {
 		at, err := e.flows[h].first(ct.IP, convergeTimeout)
 		if err != nil {
@@ -300,6 +323,10 @@ func (e *convEnv) measure(b *testing.B) sample {
 	}
 	if at, err := e.ofports[host].first(s.port, time.Second); err == nil {
 		s.ofport = at.Sub(s.t0)
+	}
+	if err := <-pinged; err != nil {
+		e.c.Lab.DumpOnFailure(b)
+		b.Fatalf("%s (%s, on %s): %v", name, ct.IP, host, err)
 	}
 	return s
 }
@@ -322,7 +349,7 @@ func containerPortName(id string) string {
 // started applying (everything before is controller: notify, compile,
 // long-poll answer, transfer, agent patch) and how long applies took.
 func (e *convEnv) report(b *testing.B, ss []sample) {
-	var all, local, remote, posted, ofport, wait, apply, rapply []float64
+	var all, local, remote, posted, ofport, wait, apply, rapply, ping []float64
 	var cpu, own cpuUse
 	var span time.Duration
 	logs := map[string]map[int64]applyLog{}
@@ -346,6 +373,7 @@ func (e *convEnv) report(b *testing.B, ss []sample) {
 			remote = append(remote, msOf(worstRemote))
 		}
 		posted = append(posted, msOf(s.posted))
+		ping = append(ping, msOf(s.ping))
 		cpu = cpu.add(s.cpu)
 		own = own.add(s.own)
 		span += s.span
@@ -363,6 +391,8 @@ func (e *convEnv) report(b *testing.B, ss []sample) {
 	b.ReportMetric(pct(remote, 50), "remote-p50-ms")
 	b.ReportMetric(pct(remote, 99), "remote-p99-ms")
 	b.ReportMetric(pct(posted, 50), "post-p50-ms")
+	b.ReportMetric(pct(ping, 50), "ping-p50-ms")
+	b.ReportMetric(pct(ping, 99), "ping-p99-ms")
 	b.ReportMetric(pct(wait, 50), "to-agent-p50-ms")
 	b.ReportMetric(pct(apply, 50), "local-apply-p50-ms")
 	b.ReportMetric(pct(rapply, 50), "remote-apply-p50-ms")

@@ -487,7 +487,7 @@ func (m *Manager) ensureAttrs(c *netlink.Handle, ns netns.NsHandle, host, peer n
 }
 
 func (m *Manager) ensureOffload(ns netns.NsHandle, name string, diffs []string, fix bool) ([]string, error) {
-	d, err := ensureTxOff(m.hostET, m.hostNs, name, fix)
+	d, err := ensureTxOff(m.hostET, name, fix)
 	if d != "" {
 		diffs = append(diffs, d)
 	}
@@ -499,7 +499,7 @@ func (m *Manager) ensureOffload(ns netns.NsHandle, name string, diffs []string, 
 		return diffs, err
 	}
 	defer et.Close()
-	d, err = ensureTxOff(et, ns, ContainerIface, fix)
+	d, err = ensureTxOff(et, ContainerIface, fix)
 	if d != "" {
 		diffs = append(diffs, d)
 	}

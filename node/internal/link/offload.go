@@ -4,23 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"unsafe"
 
-	"github.com/safchain/ethtool"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// Tx checksum offload is read with the legacy ETHTOOL_GTXCSUM ioctl (one
-// small ioctl: the kernel reports whether any NETIF_F_CSUM_MASK feature is
-// on) because safchain/ethtool's Features allocates two 1 MiB string tables
-// per call, which made every apply of 50 ports churn the GC. Turning it
-// off, which is rare, goes through safchain/ethtool (what `ethtool -K IFACE
-// tx off` does: every tx-checksum-* feature off).
+// Tx checksum offload is read and turned off with the legacy
+// ETHTOOL_GTXCSUM and ETHTOOL_STXCSUM ioctls: one small ioctl each on a
+// socket already open in the namespace. The kernel maps them onto the
+// features (NETIF_F_CSUM_MASK and the SCTP/FCoE CRCs), so STXCSUM with 0 does
+// what `ethtool -K IFACE tx off` does: every tx-checksum-* feature off, and
+// what depends on them (TSO) with them. safchain/ethtool's feature calls
+// allocate two 1 MiB string tables per call and need a thread switched into
+// the namespace: 3 to 7 ms for the two ends of each new container's veth.
 
 const (
 	ethtoolGTxCsum = 0x16 // ETHTOOL_GTXCSUM
+	ethtoolSTxCsum = 0x17 // ETHTOOL_STXCSUM
 )
 
 // ethtoolSock is an AF_INET datagram socket in one namespace: ethtool
@@ -104,9 +105,22 @@ type ethtoolValue struct {
 
 // txChecksum reports whether tx checksum offload is on.
 func (s *ethtoolSock) txChecksum(iface string) (bool, error) {
+	v, err := s.value(iface, ethtoolGTxCsum, 0)
+	return v != 0, err
+}
+
+// txChecksumOff turns off every tx checksum feature of iface.
+func (s *ethtoolSock) txChecksumOff(iface string) error {
+	_, err := s.value(iface, ethtoolSTxCsum, 0)
+	return err
+}
+
+// value runs one ethtool_value ioctl (cmd, data) on iface and returns the
+// data the kernel left.
+func (s *ethtoolSock) value(iface string, cmd, data uint32) (uint32, error) {
 	// v is pinned (which also puts it on the heap): the kernel reaches it
 	// through a uintptr the garbage collector does not see.
-	v := &ethtoolValue{cmd: ethtoolGTxCsum}
+	v := &ethtoolValue{cmd: cmd, data: data}
 	var pin runtime.Pinner
 	pin.Pin(v)
 	defer pin.Unpin()
@@ -115,46 +129,21 @@ func (s *ethtoolSock) txChecksum(iface string) (bool, error) {
 	req.data = uintptr(unsafe.Pointer(v))
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(s.fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&req)))
 	if errno != 0 {
-		return false, fmt.Errorf("ethtool GTXCSUM %s: %w", iface, errno)
+		return 0, fmt.Errorf("ethtool %#x %s: %w", cmd, iface, errno)
 	}
-	return v.data != 0, nil
+	return v.data, nil
 }
 
-// txChecksumOff turns off every tx checksum feature of iface in ns.
-func txChecksumOff(ns netns.NsHandle, iface string) error {
-	return inNetns(ns, func() error {
-		et, err := ethtool.NewEthtool()
-		if err != nil {
-			return err
-		}
-		defer et.Close()
-		names, err := et.FeatureNames(iface)
-		if err != nil {
-			return fmt.Errorf("ethtool feature names of %s: %w", iface, err)
-		}
-		change := map[string]bool{}
-		for name := range names {
-			if strings.HasPrefix(name, "tx-checksum") {
-				change[name] = false
-			}
-		}
-		if err := et.Change(iface, change); err != nil {
-			return fmt.Errorf("ethtool -K %s tx off: %w", iface, err)
-		}
-		return nil
-	})
-}
-
-// ensureTxOff checks (and with fix, turns off) tx checksum offload of iface
-// in ns, using s (a socket in ns), and returns what it found wrong.
-func ensureTxOff(s *ethtoolSock, ns netns.NsHandle, iface string, fix bool) (string, error) {
+// ensureTxOff checks (and with fix, turns off) tx checksum offload of iface,
+// using s (a socket in iface's namespace), and returns what it found wrong.
+func ensureTxOff(s *ethtoolSock, iface string, fix bool) (string, error) {
 	on, err := s.txChecksum(iface)
 	if err != nil || !on {
 		return "", err
 	}
 	diff := iface + ": tx checksum offload on"
 	if fix {
-		return diff, txChecksumOff(ns, iface)
+		return diff, s.txChecksumOff(iface)
 	}
 	return diff, nil
 }

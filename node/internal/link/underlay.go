@@ -113,7 +113,7 @@ func (m *Manager) hasAddr(l netlink.Link, fam int, want *net.IPNet) (bool, error
 // TxOffloadOff turns tx checksum offload off on a link in the host
 // namespace, and reports whether it changed anything.
 func (m *Manager) TxOffloadOff(name string) (bool, error) {
-	d, err := ensureTxOff(m.hostET, m.hostNs, name, true)
+	d, err := ensureTxOff(m.hostET, name, true)
 	return d != "", err
 }
 

@@ -285,7 +285,11 @@ type NodeStatus struct {
 	AppliedRevision int64        `json:"appliedRevision"`
 	Digest          string       `json:"digest"`
 	Ports           []PortStatus `json:"ports"`
-	Error           string       `json:"error,omitempty"`
+	// PortsUnchanged says that the ports are those of this agent's last
+	// accepted report, and Ports then lists only the failed ones: the
+	// controller writes no container's status from the others.
+	PortsUnchanged bool   `json:"portsUnchanged,omitempty"`
+	Error          string `json:"error,omitempty"`
 	// RuleStats are the switch's counters of the counted policy flows, per
 	// cookie (at most MaxRuleStats).
 	RuleStats []RuleStat `json:"ruleStats,omitempty"`

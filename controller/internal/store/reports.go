@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -79,6 +80,13 @@ func newReporter() *reporter {
 func (s *Store) ReportStatus(ctx context.Context, host string, st openapi.NodeStatus) error {
 	if st.AppliedRevision < 0 {
 		return problem.Invalid("appliedRevision", "appliedRevision must not be negative")
+	}
+	if st.PortsUnchanged {
+		for i, p := range st.Ports {
+			if p.Error == "" {
+				return problem.Invalid(fmt.Sprintf("ports[%d]", i), "with portsUnchanged, ports lists only failed ports (with an error); %s has none", p.Name)
+			}
+		}
 	}
 	obs, err := checkObservations(st)
 	if err != nil {

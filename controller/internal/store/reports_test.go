@@ -219,3 +219,61 @@ func TestReportLockOrder(t *testing.T) {
 		t.Fatalf("container %s after the report, want running", got.Status)
 	}
 }
+
+// A report with portsUnchanged writes no container's status from the ports
+// it leaves out (a status set since, e.g. by a move, stays), still lands its
+// revision and its failed ports, and is refused with a 400 naming the port
+// when it lists one without an error.
+func TestReportPortsUnchanged(t *testing.T) {
+	st, _ := newStore(t, Options{})
+	ctx := context.Background()
+	mkNetwork(t, st, "blue", "10.1.0.0/16", 0)
+	mkHost(t, st, "h1", "192.168.7.1")
+	var ids []string
+	for _, n := range []string{"a", "b"} {
+		c, err := st.CreateContainer(ctx, "test", openapi.Container{Name: n, Network: "blue", Host: "h1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+	}
+	status := func(id string) string {
+		t.Helper()
+		c, err := st.GetContainer(ctx, id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Status
+	}
+	full := openapi.NodeStatus{AppliedRevision: 1, Ports: []openapi.PortStatus{
+		{Name: "pa", ContainerID: ids[0], Up: true}, {Name: "pb", ContainerID: ids[1], Up: true}}}
+	if err := st.ReportStatus(ctx, "h1", full); err != nil {
+		t.Fatal(err)
+	}
+	if status(ids[0]) != openapi.ContainerRunning || status(ids[1]) != openapi.ContainerRunning {
+		t.Fatalf("after a full report: %s %s", status(ids[0]), status(ids[1]))
+	}
+	if _, err := st.Pool.Exec(ctx, `UPDATE containers SET status = 'pending' WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	un := openapi.NodeStatus{AppliedRevision: 2, PortsUnchanged: true, Ports: []openapi.PortStatus{
+		{Name: "pb", ContainerID: ids[1], Error: "gone"}}}
+	if err := st.ReportStatus(ctx, "h1", un); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(ids[0]); got != openapi.ContainerPending {
+		t.Errorf("a left-out port's container: %s, want it untouched (pending)", got)
+	}
+	if got := status(ids[1]); got != openapi.ContainerFailed {
+		t.Errorf("a failed port listed: %s, want failed", got)
+	}
+	if h, err := st.GetHost(ctx, "h1"); err != nil || h.AppliedRevision != 2 {
+		t.Errorf("host after the report: %+v %v", h.AppliedRevision, err)
+	}
+	bad := openapi.NodeStatus{AppliedRevision: 2, PortsUnchanged: true, Ports: []openapi.PortStatus{{Name: "pa", ContainerID: ids[0], Up: true}}}
+	if err := st.ReportStatus(ctx, "h1", bad); err == nil {
+		t.Fatal("a port without error in an unchanged report was accepted")
+	} else if p, ok := problem.As(err); !ok || p.Status != 400 || p.Field != "ports[0]" {
+		t.Fatalf("a port without error in an unchanged report: %v", err)
+	}
+}

@@ -136,12 +136,19 @@ type Agent struct {
 
 	mu     sync.Mutex
 	status openapi.NodeStatus
+	// specs counts the applies that changed the container ports' specs
+	// (status is of the newest): a report carries every port again when it
+	// moved (report.go).
+	specs uint64
 	// ruleStats is the newest reading of the policy counters; logq holds
 	// the logged connections not yet reported (policylog.go).
 	ruleStats []openapi.RuleStat
 	logq      *logQueue
 	// mailbox holds at most one pending report (see report.go).
 	mailbox chan struct{}
+	// sent is what the last accepted report said of the ports; only the
+	// reporter goroutine uses it (report.go).
+	sent portsSent
 	// health runs the program's health checks (health.go).
 	health *health.Manager
 }
@@ -471,6 +478,11 @@ func (a *Agent) apply(ctx context.Context, prog *openapi.Program, change *openap
 	took := time.Since(start)
 	a.m.applyTime.Observe(took.Seconds())
 	st := openapi.NodeStatus{AppliedRevision: prog.Revision, Digest: prog.Digest, Ports: withIDs(prog, res.Ports)}
+	if change == nil || len(change.AddContainers) > 0 || len(change.RemoveContainers) > 0 {
+		a.mu.Lock()
+		a.specs++
+		a.mu.Unlock()
+	}
 	if err != nil {
 		a.m.applyErrs.Inc()
 		a.log.Error("apply failed; will retry", "revision", prog.Revision, "err", err)

@@ -82,6 +82,8 @@ type fakeController struct {
 	statusGate chan struct{}
 	// abandoned counts status requests the agent gave up on while held.
 	abandoned int
+	// failStatus is how many of the next status requests get a 503.
+	failStatus int
 	reported  chan openapi.NodeStatus
 }
 
@@ -140,9 +142,17 @@ func newFakeController(t *testing.T) *fakeController {
 			}
 		}
 		c.mu.Lock()
+		fail := c.failStatus > 0
+		if fail {
+			c.failStatus--
+		}
 		c.reports = append(c.reports, st)
 		c.mu.Unlock()
 		c.reported <- st
+		if fail {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	c.srv = httptest.NewServer(mux)

@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"reflect"
+	"slices"
+	"time"
 
 	"github.com/switchyard/switchyard/openapi"
 )
@@ -55,20 +57,66 @@ func (a *Agent) reportLoop(ctx context.Context) {
 	}
 }
 
+// fullPortsEvery bounds how long reports may leave the ports out: a store
+// that lost an accepted report (restored from a backup, an asynchronous
+// standby promoted) gets them again within this time.
+const fullPortsEvery = time.Minute
+
+// portsSent is what the last report the controller accepted said of the
+// ports: the list, the specs counter it was of, and when. A report whose
+// ports and specs are the same says portsUnchanged and lists only the
+// failed ports (openapi NodeStatus): the controller then writes no
+// container's status, and a report costs O(1) instead of O(ports) on the
+// wire, in the contract check and in PostgreSQL. Any failed report
+// forgets it, so the next one carries every port.
+type portsSent struct {
+	valid bool
+	specs uint64
+	ports []openapi.PortStatus
+	at    time.Time
+}
+
+// unchanged reports whether ports, of the specs counter specs, are what
+// the controller already has.
+func (s *portsSent) unchanged(specs uint64, ports []openapi.PortStatus, now time.Time) bool {
+	return s.valid && s.specs == specs && now.Sub(s.at) < fullPortsEvery && slices.Equal(s.ports, ports)
+}
+
+// failedOnly is the ports of an unchanged report: the failed ones, which
+// the controller's realization tracking reads from every report.
+func failedOnly(ports []openapi.PortStatus) []openapi.PortStatus {
+	out := []openapi.PortStatus{}
+	for _, p := range ports {
+		if p.Error != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // report posts the newest status now.
 func (a *Agent) report(ctx context.Context) {
 	a.mu.Lock()
 	st := a.status
+	specs := a.specs
 	st.RuleStats = a.ruleStats
 	a.mu.Unlock()
 	if st.Ports == nil {
 		st.Ports = []openapi.PortStatus{}
 	}
+	all, now := st.Ports, time.Now()
+	if a.sent.unchanged(specs, all, now) {
+		st.Ports, st.PortsUnchanged = failedOnly(all), true
+	}
 	st.PolicyLog = a.logq.take(openapi.MaxPolicyLog)
 	st.Endpoints = a.health.Endpoints()
 	err := a.api.report(ctx, st)
-	if err != nil {
+	switch {
+	case err != nil:
 		a.logq.putBack(st.PolicyLog) // for the next report
+		a.sent = portsSent{}         // the next one carries every port
+	case !st.PortsUnchanged:
+		a.sent = portsSent{valid: true, specs: specs, ports: all, at: now}
 	}
 	if ctx.Err() != nil {
 		return

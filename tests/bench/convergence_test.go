@@ -74,8 +74,12 @@ type sample struct {
 // already present (spread evenly, one network, ports without traffic). Each
 // op is one container (on the hosts in turn). p50/p99 are over every
 // container a sub-benchmark measured: the ops, and at least minSamples (see
-// the samples metric; -benchtime=100x gives 100). Each sub-benchmark also
-// reports the agents' and the controller's resident memory.
+// the samples metric; -benchtime=100x gives 100). ping-p50/p99-ms is from
+// the POST to the new container's first answer to a ping from the first
+// container of the next host (the port works end to end, not only its
+// flows). CPU per change is given for all hosts and split into the
+// container's own host and one other host on average. Each sub-benchmark
+// also reports the agents' and the controller's resident memory.
 //
 // SWITCHYARD_BENCH_SHAPES replaces the matrix, e.g. "10x100,1000,10000" for
 // 10 hosts at 100, 1,000 and 10,000 containers ("HOSTSxN,N;HOSTSxN").

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,9 +64,19 @@ func run() error {
 	hs := api.NewHTTPServer(cfg.Listen, srv.Handler(ctx), api.DefaultTimeouts)
 	// Requests end with the process: open event streams close at once.
 	hs.BaseContext = func(net.Listener) context.Context { return ctx }
+	scheme, serve := "http", hs.ListenAndServe
+	if cfg.TLSCert != "" {
+		// Loaded now so that a bad pair stops the start, not the first handshake.
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("SWITCHYARD_TLS_CERT/SWITCHYARD_TLS_KEY: %w", err)
+		}
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		scheme, serve = "https", func() error { return hs.ListenAndServeTLS("", "") }
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.ListenAndServe() }()
-	slog.Info("switchyard controller listening", "url", "http://"+cfg.Listen)
+	go func() { errc <- serve() }()
+	slog.Info("switchyard controller listening", "url", scheme+"://"+cfg.Listen)
 	select {
 	case err := <-errc:
 		return err

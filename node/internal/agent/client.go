@@ -18,8 +18,12 @@ type nodeClient struct {
 	host string
 }
 
-func newClient(base, host, token string) *nodeClient {
-	return &nodeClient{api: client.New(base, token), host: host}
+func newClient(cfg Config) *nodeClient {
+	api := cfg.API
+	if api == nil {
+		api = client.New(cfg.ControllerURL, cfg.Token)
+	}
+	return &nodeClient{api: api, host: cfg.Host}
 }
 
 // explain turns a failed call into what an operator needs to read.

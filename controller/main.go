@@ -66,12 +66,13 @@ func run() error {
 	hs.BaseContext = func(net.Listener) context.Context { return ctx }
 	scheme, serve := "http", hs.ListenAndServe
 	if cfg.TLSCert != "" {
-		// Loaded now so that a bad pair stops the start, not the first handshake.
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		// Loaded now so that a bad pair stops the start, not the first
+		// handshake; loaded again when the files change (certs.go).
+		certs, err := loadCertFiles(cfg.TLSCert, cfg.TLSKey, slog.Default())
 		if err != nil {
 			return fmt.Errorf("SWITCHYARD_TLS_CERT/SWITCHYARD_TLS_KEY: %w", err)
 		}
-		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.certificate}
 		scheme, serve = "https", func() error { return hs.ListenAndServeTLS("", "") }
 	}
 	errc := make(chan error, 1)

@@ -110,7 +110,7 @@ func TestTLS(t *testing.T) {
 	t.Run("wrong CA is refused", func(t *testing.T) {
 		a := agent("h2", "https://"+relay.Addr(), "SWITCHYARD_CA_FILE="+otherFile)
 		defer a.Stop()
-		waitLog(t, a, "certificate signed by unknown authority", "retrying")
+		waitLog(t, a, "not trusted", "certificate signed by unknown authority", "SWITCHYARD_CA_FILE", "retrying")
 		if code, _ := hostStatus("h2"); code != 404 {
 			t.Errorf("h2 registered through an unverified controller: %d", code)
 		}

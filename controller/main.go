@@ -1,6 +1,8 @@
 // Command switchyard is the Switchyard controller: it keeps the intent in
-// PostgreSQL, serves the REST API and the node protocol, and computes every
-// host's OpenFlow program. Run any number of replicas against one database.
+// PostgreSQL, serves the REST API and the node protocol (over HTTPS when
+// given a certificate, certs.go; plain HTTP only on loopback unless asked
+// for), and computes every host's OpenFlow program. Run any number of
+// replicas against one database.
 package main
 
 import (

@@ -111,8 +111,11 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if sec.InsecureHTTP, err = client.ParseInsecureHTTP(*insecure); err != nil {
 		return s, fmt.Errorf("%w (-insecure-http)", err)
 	}
-	if s.Agent.API, err = client.NewSecure(*controller, *token, sec); err != nil {
+	if err := sec.CheckURL(*controller); err != nil {
 		return s, fmt.Errorf("SWITCHYARD_CONTROLLER_URL (-controller): %w", err)
+	}
+	if s.Agent.API, err = client.NewSecure(*controller, *token, sec); err != nil {
+		return s, fmt.Errorf("%w (-ca-file)", err) // the CA file: it names the variable
 	}
 	for _, d := range []struct {
 		env, flag, val string

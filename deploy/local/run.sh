@@ -220,7 +220,7 @@ cmd_start() {
 		    admin token  $SWITCHYARD_ADMIN_TOKEN
 		    database     $SWITCHYARD_DATABASE_URL
 		    CA           ${SWITCHYARD_CA_FILE:-none: plain HTTP (SWITCHYARD_TLS=0)}
-		  try:  curl ${curl_ca[*]} -H "Authorization: Bearer $SWITCHYARD_ADMIN_TOKEN" $url/api/v1/networks
+		  try:  curl ${curl_ca[*]:+${curl_ca[*]} }-H "Authorization: Bearer $SWITCHYARD_ADMIN_TOKEN" $url/api/v1/networks
 		  syctl: export SWITCHYARD_URL=$url SWITCHYARD_TOKEN=$SWITCHYARD_ADMIN_TOKEN$client_env PATH="$REPO/bin:\$PATH"   # then: syctl get hosts
 		  stop: Ctrl-C here, or 'make stop' from another shell
 

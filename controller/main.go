@@ -1,10 +1,13 @@
 // Command switchyard is the Switchyard controller: it keeps the intent in
-// PostgreSQL, serves the REST API and the node protocol, and computes every
-// host's OpenFlow program. Run any number of replicas against one database.
+// PostgreSQL, serves the REST API and the node protocol (over HTTPS when
+// given a certificate, certs.go; plain HTTP only on loopback unless asked
+// for), and computes every host's OpenFlow program. Run any number of
+// replicas against one database.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,9 +66,20 @@ func run() error {
 	hs := api.NewHTTPServer(cfg.Listen, srv.Handler(ctx), api.DefaultTimeouts)
 	// Requests end with the process: open event streams close at once.
 	hs.BaseContext = func(net.Listener) context.Context { return ctx }
+	scheme, serve := "http", hs.ListenAndServe
+	if cfg.TLSCert != "" {
+		// Loaded now so that a bad pair stops the start, not the first
+		// handshake; loaded again when the files change (certs.go).
+		certs, err := loadCertFiles(cfg.TLSCert, cfg.TLSKey, slog.Default())
+		if err != nil {
+			return fmt.Errorf("SWITCHYARD_TLS_CERT/SWITCHYARD_TLS_KEY: %w", err)
+		}
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.certificate}
+		scheme, serve = "https", func() error { return hs.ListenAndServeTLS("", "") }
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.ListenAndServe() }()
-	slog.Info("switchyard controller listening", "url", "http://"+cfg.Listen)
+	go func() { errc <- serve() }()
+	slog.Info("switchyard controller listening", "url", scheme+"://"+cfg.Listen)
 	select {
 	case err := <-errc:
 		return err

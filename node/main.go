@@ -88,6 +88,9 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 		gatewayOn  = str("gateway", "SWITCHYARD_GATEWAY", "on", "external access through the host (gateway port sygw0, nftables table switchyard): on or off")
 		cniSocket  = str("cni-socket", cniproto.EnvSocket, "", "unix socket for the switchyard-cni plugin, e.g. "+cniproto.DefaultSocket+" (empty: no CNI server)")
 		cniState   = str("cni-state-dir", "SWITCHYARD_CNI_STATE_DIR", "/var/lib/switchyard/cni", "where the CNI server keeps past addresses and queued deletes")
+		caFile     = str("ca-file", client.EnvCAFile, "", "PEM file of the CA that signs the controller's certificate (empty: the system's roots)")
+		serverName = str("tls-server-name", client.EnvTLSServerName, "", "name to verify in the controller's certificate (empty: the URL's host)")
+		insecure   = str("insecure-http", client.EnvInsecureHTTP, "0", "1 allows a plain http:// controller URL to another host than loopback")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -99,10 +102,21 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	if fs.NArg() > 0 {
 		return s, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	if err := s.LogLevel.UnmarshalText([]byte(strings.ToUpper(*level))); err != nil {
+	var err error
+	if err = s.LogLevel.UnmarshalText([]byte(strings.ToUpper(*level))); err != nil {
 		return s, fmt.Errorf("SWITCHYARD_LOG_LEVEL (-log-level) %q: want debug, info, warn or error", *level)
 	}
 	s.Agent = agent.Config{ControllerURL: *controller, Host: *host, Token: *token, TunnelType: *tunnel, MetricsListen: *metrics}
+	sec := client.Security{CAFile: *caFile, ServerName: *serverName}
+	if sec.InsecureHTTP, err = client.ParseInsecureHTTP(*insecure); err != nil {
+		return s, fmt.Errorf("%w (-insecure-http)", err)
+	}
+	if err := sec.CheckURL(*controller); err != nil {
+		return s, fmt.Errorf("SWITCHYARD_CONTROLLER_URL (-controller): %w", err)
+	}
+	if s.Agent.API, err = client.NewSecure(*controller, *token, sec); err != nil {
+		return s, fmt.Errorf("%w (-ca-file)", err) // the CA file: it names the variable
+	}
 	for _, d := range []struct {
 		env, flag, val string
 		to             *time.Duration
@@ -198,7 +212,7 @@ func main() {
 	if s.CNISocket != "" {
 		progs := &cniserver.Programs{Check: app.CheckPort}
 		srv, err := cniserver.New(cniserver.Config{Socket: s.CNISocket, StateDir: s.CNIStateDir, Host: s.Agent.Host,
-			API: client.New(s.Agent.ControllerURL, s.Agent.Token), Local: progs, Log: log})
+			API: s.Agent.API, Local: progs, Log: log})
 		if err != nil {
 			fail(err)
 		}

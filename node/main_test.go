@@ -46,10 +46,35 @@ func TestSettingsRefuseBadValues(t *testing.T) {
 		{with(map[string]string{"SWITCHYARD_DNS": "yes"}), nil, "SWITCHYARD_DNS"},
 		{with(map[string]string{"SWITCHYARD_DNS_UPSTREAM": "resolver.example:53"}), nil, "SWITCHYARD_DNS_UPSTREAM"},
 		{with(nil), []string{"-dns-upstream", "192.0.2.1:99999"}, "SWITCHYARD_DNS_UPSTREAM"},
+		// Plain HTTP to another host only when asked for; a CA that is no CA.
+		{with(map[string]string{"SWITCHYARD_CONTROLLER_URL": "http://10.0.0.1:8080"}), nil, "SWITCHYARD_INSECURE_HTTP=1"},
+		{with(map[string]string{"SWITCHYARD_CONTROLLER_URL": "ftp://10.0.0.1"}), nil, "SWITCHYARD_CONTROLLER_URL"},
+		{with(map[string]string{"SWITCHYARD_INSECURE_HTTP": "please"}), nil, "SWITCHYARD_INSECURE_HTTP"},
+		{with(map[string]string{"SWITCHYARD_CONTROLLER_URL": "https://10.0.0.1:8443"}), []string{"-ca-file", "/nonexistent/ca.pem"}, "SWITCHYARD_CA_FILE"},
 	} {
 		_, err := parseSettings(c.args, envOf(c.env))
 		if err == nil || !strings.Contains(err.Error(), c.name) {
 			t.Errorf("%v %v: error %v, want one naming %s", c.env, c.args, err, c.name)
+		}
+	}
+}
+
+// Plain HTTP is fine to loopback, and to another host when asked for; the
+// agent's client then speaks to that URL.
+func TestSettingsTransport(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+	}{
+		{with(nil), nil}, // the default, http://127.0.0.1:8080
+		{with(map[string]string{"SWITCHYARD_CONTROLLER_URL": "http://localhost:8080"}), nil},
+		{with(map[string]string{"SWITCHYARD_CONTROLLER_URL": "http://10.0.0.1:8080", "SWITCHYARD_INSECURE_HTTP": "1"}), nil},
+		{with(map[string]string{"SWITCHYARD_CONTROLLER_URL": "http://10.0.0.1:8080"}), []string{"-insecure-http", "1"}},
+		{with(map[string]string{"SWITCHYARD_CONTROLLER_URL": "https://10.0.0.1:8443"}), []string{"-tls-server-name", "sdn.example"}},
+	} {
+		s, err := parseSettings(c.args, envOf(c.env))
+		if err != nil || s.Agent.API == nil || s.Agent.API.Base != strings.TrimSuffix(s.Agent.ControllerURL, "/") {
+			t.Errorf("%v %v: %v", c.env, c.args, err)
 		}
 	}
 }

@@ -14,7 +14,7 @@ set -euo pipefail
 # podman, runc, containernetworking-plugins and busybox-static: the CNI
 # plugin's end-to-end tests (a real runtime on the CNI backend, runc because
 # crun refuses hybrid cgroup hierarchies, an image built offline).
-PACKAGES=(postgresql openvswitch-switch iproute2 iputils-ping iperf3 ethtool tcpdump curl nftables
+PACKAGES=(postgresql openvswitch-switch iproute2 iputils-ping iperf3 ethtool tcpdump curl openssl nftables
 	podman runc containernetworking-plugins busybox-static)
 # Services those packages may start, by package.
 declare -A SERVICES=(

@@ -12,6 +12,10 @@
 #   switchyard.pid   pid of the controller it started
 #   run-started-pg   present when `run.sh start` started PostgreSQL itself
 #   demo.pid         pid of the demo lab (bin/sylab), demo.txt its try-this text
+#   tls/             the local CA (ca.pem, ca-key.pem) and the controller's
+#                    certificate (server.pem, server-key.pem), made once with
+#                    openssl; the controller serves HTTPS with them unless
+#                    SWITCHYARD_TLS=0 (plain HTTP on loopback). docs/security.md
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
@@ -21,6 +25,7 @@ RUN_PID="$LOCAL/run.pid"
 CTL_PID="$LOCAL/switchyard.pid"
 PG_MARK="$LOCAL/run-started-pg"
 TOKEN_FILE="$LOCAL/admin-token"
+TLS_DIR="$LOCAL/tls"
 
 say() { echo "run.sh: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -97,7 +102,55 @@ base_url() {
 	0.0.0.0:*) l="127.0.0.1:${l#0.0.0.0:}" ;;
 	"[::]:"*) l="[::1]:${l#\[::\]:}" ;;
 	esac
-	echo "http://$l"
+	echo "$(scheme)://$l"
+}
+
+tls_on() { [ "${SWITCHYARD_TLS:-1}" != 0 ]; }
+scheme() { if tls_on; then echo https; else echo http; fi; }
+
+# tls_sans lists the names the controller's certificate is valid for: this
+# machine by loopback and hostname, and SWITCHYARD_LISTEN's address when it
+# names one.
+tls_sans() {
+	local sans="DNS:localhost,IP:127.0.0.1,IP:::1" host ip
+	host="$(hostname)"
+	[ -z "$host" ] || [ "$host" = localhost ] || sans="$sans,DNS:$host"
+	ip="${SWITCHYARD_LISTEN:-}"
+	ip="${ip%:*}"; ip="${ip#[}"; ip="${ip%]}"
+	case "$ip" in
+	"" | 0.0.0.0 | :: | 127.0.0.1 | ::1 | localhost) ;;
+	*[!0-9a-fA-F.:]*) sans="$sans,DNS:$ip" ;;
+	*) sans="$sans,IP:$ip" ;;
+	esac
+	echo "$sans"
+}
+
+# local_tls makes the local CA once, and the controller's certificate
+# whenever its names change; it prints nothing else.
+local_tls() {
+	command -v openssl >/dev/null || die "openssl is missing (apt-get install openssl), or run with SWITCHYARD_TLS=0"
+	mkdir -p "$TLS_DIR"
+	chmod 700 "$TLS_DIR"
+	if [ ! -s "$TLS_DIR/ca.pem" ] || [ ! -s "$TLS_DIR/ca-key.pem" ]; then
+		say "creating a local CA in $TLS_DIR (once)"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+			-subj "/CN=Switchyard local CA ($(hostname))" -keyout "$TLS_DIR/ca-key.pem" -out "$TLS_DIR/ca.pem" \
+			-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+		rm -f "$TLS_DIR/server.pem"
+	fi
+	local sans
+	sans="$(tls_sans)"
+	if [ ! -s "$TLS_DIR/server.pem" ] || [ "$(cat "$TLS_DIR/server.san" 2>/dev/null)" != "$sans" ]; then
+		say "issuing the controller's certificate for $sans"
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=switchyard controller" \
+			-keyout "$TLS_DIR/server-key.pem" -out "$TLS_DIR/server.csr" 2>/dev/null
+		openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca-key.pem" -CAcreateserial \
+			-days 825 -out "$TLS_DIR/server.pem" \
+			-extfile <(printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n' "$sans") 2>/dev/null
+		rm -f "$TLS_DIR/server.csr"
+		echo "$sans" >"$TLS_DIR/server.san"
+	fi
+	chmod 600 "$TLS_DIR"/*-key.pem
 }
 
 cleanup() {
@@ -129,6 +182,15 @@ cmd_start() {
 	fi
 	SWITCHYARD_ADMIN_TOKEN="$(admin_token)"
 	export SWITCHYARD_DATABASE_URL SWITCHYARD_ADMIN_TOKEN
+	local curl_ca=() client_env=""
+	if tls_on; then
+		local_tls
+		export SWITCHYARD_TLS_CERT="$TLS_DIR/server.pem" SWITCHYARD_TLS_KEY="$TLS_DIR/server-key.pem"
+		# For the clients this script starts (the demo lab) and prints.
+		export SWITCHYARD_CA_FILE="$TLS_DIR/ca.pem"
+		curl_ca=(--cacert "$SWITCHYARD_CA_FILE")
+		client_env=" SWITCHYARD_CA_FILE=$SWITCHYARD_CA_FILE"
+	fi
 
 	echo $$ >"$RUN_PID"
 	trap cleanup EXIT
@@ -142,7 +204,7 @@ cmd_start() {
 	url="$(base_url)"
 	for _ in $(seq 150); do
 		alive "$CTL_PID" || break
-		if curl -fsS -o /dev/null "$url/healthz" 2>/dev/null; then ok=1; break; fi
+		if curl -fsS "${curl_ca[@]}" -o /dev/null "$url/healthz" 2>/dev/null; then ok=1; break; fi
 		sleep 0.2
 	done
 	if [ "$ok" != 1 ]; then
@@ -157,8 +219,9 @@ cmd_start() {
 		    health       $url/healthz
 		    admin token  $SWITCHYARD_ADMIN_TOKEN
 		    database     $SWITCHYARD_DATABASE_URL
-		  try:  curl -H "Authorization: Bearer $SWITCHYARD_ADMIN_TOKEN" $url/api/v1/networks
-		  syctl: export SWITCHYARD_URL=$url SWITCHYARD_TOKEN=$SWITCHYARD_ADMIN_TOKEN PATH="$REPO/bin:\$PATH"   # then: syctl get hosts
+		    CA           ${SWITCHYARD_CA_FILE:-none: plain HTTP (SWITCHYARD_TLS=0)}
+		  try:  curl ${curl_ca[*]:+${curl_ca[*]} }-H "Authorization: Bearer $SWITCHYARD_ADMIN_TOKEN" $url/api/v1/networks
+		  syctl: export SWITCHYARD_URL=$url SWITCHYARD_TOKEN=$SWITCHYARD_ADMIN_TOKEN$client_env PATH="$REPO/bin:\$PATH"   # then: syctl get hosts
 		  stop: Ctrl-C here, or 'make stop' from another shell
 
 	EOF

@@ -1,8 +1,10 @@
 // Package client is a small client of Switchyard's REST API and node
 // protocol: JSON bodies, a bearer token, 2xx answers decoded, and every other
 // answer returned as an *Error carrying its problem+json body. The node
-// agent, the demo lab and the tests use it. It must not hold domain logic:
-// callers build paths and bodies from the contract's types.
+// agent, the demo lab and the tests use it. NewSecure (tls.go) applies the
+// transport rules every client follows: https:// verified against a CA,
+// plain http:// only to loopback unless asked for. It must not hold domain
+// logic: callers build paths and bodies from the contract's types.
 package client
 
 import (

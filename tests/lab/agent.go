@@ -9,10 +9,12 @@ package lab
 // node token, drives this host's own OVS (userspace datapath) and the lab's
 // tunnel type, moves the underlay address onto br-phy, names its managed
 // sandboxes with SandboxPrefix, and resyncs and reports often (2 s, 1 s) so
-// tests see changes quickly.
+// tests see changes quickly. The lab speaks plain HTTP over its private
+// underlay, so it allows it (SWITCHYARD_INSECURE_HTTP; docs/security.md).
 func (h *Host) AgentEnv(controllerURL, token string) []string {
 	return []string{
 		"SWITCHYARD_CONTROLLER_URL=" + controllerURL,
+		"SWITCHYARD_INSECURE_HTTP=1",
 		"SWITCHYARD_HOST=" + h.Name,
 		"SWITCHYARD_NODE_TOKEN=" + token,
 		"SWITCHYARD_OVSDB=" + h.DB,

@@ -19,6 +19,9 @@ import (
 type config struct {
 	Server string `yaml:"server"`
 	Token  string `yaml:"token"`
+	// CA is the PEM file of the CA that signs an https:// server's
+	// certificate (empty: the system's roots).
+	CA string `yaml:"ca,omitempty"`
 }
 
 const defaultServer = "http://127.0.0.1:8080"
@@ -71,7 +74,21 @@ func (e *env) client() (*client.Client, error) {
 	if token == "" {
 		return nil, usagef("no token: pass --token, set SWITCHYARD_TOKEN or run 'syctl login'")
 	}
-	return client.New(normalizeServer(server), token), nil
+	sec, err := client.SecurityFromEnv(e.getenv)
+	if err != nil {
+		return nil, usageErr{err}
+	}
+	sec.CAFile = firstOf(e.ca, sec.CAFile, cfg.CA)
+	c, err := client.NewSecure(normalizeServer(server), token, sec)
+	if err != nil {
+		return nil, usageErr{err}
+	}
+	if e.ca = sec.CAFile; e.ca != "" { // what login saves, from any directory
+		if abs, err := filepath.Abs(e.ca); err == nil {
+			e.ca = abs
+		}
+	}
+	return c, nil
 }
 
 func firstOf(vals ...string) string {
@@ -113,7 +130,7 @@ func (e *env) loginCmd() *cobra.Command {
 			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 				return err
 			}
-			data, err := yaml.Marshal(config{Server: c.Base, Token: c.Token})
+			data, err := yaml.Marshal(config{Server: c.Base, Token: c.Token, CA: e.ca})
 			if err != nil {
 				return err
 			}

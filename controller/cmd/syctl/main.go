@@ -55,7 +55,7 @@ type env struct {
 	getenv func(string) string
 
 	// Global flags.
-	server, token, configPath string
+	server, token, configPath, ca string
 
 	// Age renders an object's age (tests fix it).
 	age func(createdAt string) string
@@ -95,6 +95,7 @@ func (e *env) rootCmd() *cobra.Command {
 	pf.StringVar(&e.server, "server", "", "controller URL, e.g. http://127.0.0.1:8080 (env SWITCHYARD_URL)")
 	pf.StringVar(&e.token, "token", "", "API token (env SWITCHYARD_TOKEN)")
 	pf.StringVar(&e.configPath, "config", "", "config file (env SWITCHYARD_CONFIG)")
+	pf.StringVar(&e.ca, "ca", "", "PEM file of the CA that signs the controller's certificate (env SWITCHYARD_CA_FILE)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr{err} })
 	root.AddCommand(e.loginCmd(), e.getCmd(), e.describeCmd(), e.createCmd(), e.deleteCmd(),
 		e.editCmd(), e.applyCmd(), e.waitCmd(), e.moveCmd(), e.eventsCmd(), e.auditCmd(), e.versionCmd())

@@ -34,15 +34,28 @@ func (s *Server) authenticate() gin.HandlerFunc {
 			fail(c, problem.Unauthorized("send Authorization: Bearer <token>"))
 			return
 		}
+		// A blocked address learns nothing of tokens it has not used
+		// successfully before, not even from the cache (ratelimit.go).
+		key := clientKey(c.Request)
+		if wait := s.authFails.blocked(key, secret); wait > 0 {
+			p, retry := tooManyFailures(wait)
+			c.Header("Retry-After", retry)
+			fail(c, p)
+			return
+		}
 		t, ok := s.tokens.get(secret)
 		if !ok {
 			var err error
 			if t, err = s.Store.Authenticate(c.Request.Context(), secret); err != nil {
+				if pe, ok := problem.As(err); ok && pe.Status == http.StatusUnauthorized {
+					s.authFails.failed(key)
+				}
 				c.Header("WWW-Authenticate", `Bearer realm="switchyard", error="invalid_token"`)
 				fail(c, err)
 				return
 			}
 			s.tokens.put(secret, t)
+			s.authFails.succeeded(key, secret)
 		}
 		c.Set(tokenKey, t)
 		c.Next()

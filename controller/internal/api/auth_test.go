@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/controller/internal/store"
 	"github.com/switchyard/switchyard/controller/internal/testenv"
 
 	"github.com/switchyard/switchyard/openapi"
@@ -122,6 +123,23 @@ func TestAuditLog(t *testing.T) {
 	if len(page.Items) < 2 {
 		t.Fatalf("token audit: %+v", page.Items)
 	}
+	// One object's history, by id or by name: alice's network, then a
+	// second "blue" (created again by the admin) under the same name.
+	e.must(201, "POST", "/api/v1/networks", map[string]any{"name": "blue", "cidr": "10.10.0.0/24"})
+	e.must(201, "POST", "/api/v1/networks", map[string]any{"name": "green", "cidr": "10.11.0.0/24"})
+	e.must(200, "GET", "/api/v1/audit?kind=network&ref="+n.ID, nil).decode(t, &page)
+	if len(page.Items) != 3 || page.Items[0].ObjectID != n.ID || page.Items[2].Action != "deleted" {
+		t.Fatalf("audit of network %s by id: %+v", n.ID, page.Items)
+	}
+	e.must(200, "GET", "/api/v1/audit?ref=blue", nil).decode(t, &page)
+	if len(page.Items) != 4 || page.Items[3].Actor != store.BootstrapTokenName || page.Items[3].ObjectID == n.ID {
+		t.Fatalf("audit of the name blue: %+v", page.Items)
+	}
+	e.must(200, "GET", "/api/v1/audit?ref=purple", nil).decode(t, &page)
+	if len(page.Items) != 0 {
+		t.Fatalf("audit of a name never used: %+v", page.Items)
+	}
+	e.wantProblem(e.do("GET", "/api/v1/audit?ref=", nil), 400, "ref")
 	var p1, p2 openapi.List[openapi.AuditEntry]
 	e.must(200, "GET", "/api/v1/audit?limit=2", nil).decode(t, &p1)
 	e.must(200, "GET", "/api/v1/audit?limit=2&continue="+p1.Continue, nil).decode(t, &p2)

@@ -43,6 +43,7 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 	seed("POST", "/api/v1/hosts", `{"name":"h1","address":"192.168.200.11"}`)
 	seed("POST", "/api/v1/containers", `{"name":"c1","network":"blue","host":"h1","labels":{"n":"7"}}`)
 	seed("POST", "/api/v1/services", `{"name":"s1","network":"blue","selector":"n=7","ports":[{"port":80}],"healthCheck":{"protocol":"HTTP"}}`)
+	seed("POST", "/api/v1/policies", `{"name":"p1","network":"blue"}`)
 	return ft
 }
 
@@ -59,6 +60,12 @@ func (ft *fuzzTarget) op(method, path string) uint8 {
 // send makes one request and checks the answer: never a 5xx, and what the
 // contract describes for a route it has.
 func (ft *fuzzTarget) send(t testing.TB, method, target, contentType string, body []byte) int {
+	code, _ := ft.answer(t, method, target, contentType, body)
+	return code
+}
+
+// answer is send returning the answer's body too.
+func (ft *fuzzTarget) answer(t testing.TB, method, target, contentType string, body []byte) (int, []byte) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -91,7 +98,7 @@ func (ft *fuzzTarget) send(t testing.TB, method, target, contentType string, bod
 	if err := ft.v.Validate(req, res, got); err != nil && !strings.HasPrefix(err.Error(), "undocumented route") {
 		t.Fatalf("answer breaks openapi.yaml: %v\n%s %s: %d %s", err, method, target, res.StatusCode, got)
 	}
-	return res.StatusCode
+	return res.StatusCode, got
 }
 
 // FuzzRequest sends any operation of the contract with fuzzed path
@@ -119,6 +126,8 @@ func FuzzRequest(f *testing.F) {
 	add("PATCH", "/api/v1/services/{ref}", "s1", "", "application/merge-patch+json", `{"healthCheck":{"path":"\u0000"},"sessionAffinityTimeoutSeconds":1e30,"groupId":-1}`)
 	add("GET", "/api/v1/services/{ref}/endpoints", "s1\x00", "network=%00", "", "")
 	add("POST", "/api/v1/nodes/{host}/status", "h1", "", "application/json", `{"appliedRevision":0,"digest":"","ports":[],"endpoints":[{"service":"00000000-0000-0000-0000-000000000000","container":"x","healthy":true}]}`)
+	// Issue 15: a valid body for every operation that takes one.
+	addBodySeeds(f, ft, add)
 	f.Fuzz(func(t *testing.T, op uint8, pathValue, query, contentType string, body []byte) {
 		o := ft.ops[int(op)%len(ft.ops)]
 		q, err := url.ParseQuery(query)

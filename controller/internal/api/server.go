@@ -1,7 +1,8 @@
 // Package api serves Switchyard's REST API under /api/v1 (described by
 // openapi/openapi.yaml): intent CRUD, tokens, audit, the event stream, the node
 // protocol, and /healthz, /readyz, /metrics. It authenticates and authorizes
-// every request, checks it against the contract (contract.go: parameters,
+// every request (limiting failed authentications per client address,
+// ratelimit.go), checks it against the contract (contract.go: parameters,
 // content type, body schema, no NUL or invalid UTF-8, read-only fields on
 // update) before any handler or SQL runs, turns every client error into RFC
 // 9457 problem+json (5xx without internals, which go to the log), and
@@ -55,12 +56,17 @@ type Server struct {
 	// MaxReachability caps the containers of a reachability matrix; 0
 	// means DefaultMaxReachability.
 	MaxReachability int
+	// AuthFailures failed authentications from one address within
+	// AuthFailureWindow block it (ratelimit.go); 0 means the defaults.
+	AuthFailures      int
+	AuthFailureWindow time.Duration
 
-	hub      *hub
-	logHub   *hub // policy log entries committed
-	metrics  *metrics
-	tokens   *tokenCache
-	contract *contract
+	hub       *hub
+	logHub    *hub // policy log entries committed
+	metrics   *metrics
+	tokens    *tokenCache
+	authFails *authLimiter
+	contract  *contract
 }
 
 // Handler builds the HTTP handler. ctx bounds the background work it starts
@@ -75,6 +81,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	s.logHub = newHub()
 	go s.Store.Listen(ctx, store.PolicyLogChannel, s.logHub.publish)
 	s.tokens = newTokenCache(10 * time.Second)
+	s.authFails = newAuthLimiter(s.AuthFailures, s.AuthFailureWindow)
 	go s.Store.Listen(ctx, store.TokenChannel, func(string) { s.tokens.clear() })
 	s.metrics = newMetrics(s.Store)
 	if c, ok := s.Realizer.(prometheus.Collector); ok {

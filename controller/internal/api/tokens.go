@@ -54,7 +54,7 @@ func (s *Server) revokeToken(c *gin.Context) {
 }
 
 func (s *Server) listAudit(c *gin.Context) {
-	o := store.AuditOptions{Kind: c.Query("kind"), Actor: c.Query("actor"), Continue: c.Query("continue")}
+	o := store.AuditOptions{Kind: c.Query("kind"), Actor: c.Query("actor"), Ref: c.Query("ref"), Continue: c.Query("continue")}
 	if l := c.Query("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > store.MaxLimit {

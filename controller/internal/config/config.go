@@ -6,6 +6,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/switchyard/switchyard/openapi/client"
 )
 
 // Config is the controller's configuration.
@@ -32,6 +35,11 @@ type Config struct {
 	// DNSDomain is the domain of container and service names:
 	// <name>.<network>.<domain>.
 	DNSDomain string
+	// TLSCert and TLSKey are the PEM files of the certificate (chain) and
+	// key the API is served with over HTTPS; both empty: plain HTTP, which
+	// Listen must then keep on loopback unless InsecureHTTP.
+	TLSCert, TLSKey string
+	InsecureHTTP    bool
 }
 
 // FromEnv reads the configuration. getenv is os.Getenv outside tests.
@@ -68,10 +76,38 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if err := checkDNSDomain(c.DNSDomain); err != nil {
 		return c, fmt.Errorf("SWITCHYARD_DNS_DOMAIN: %q %w", getenv("SWITCHYARD_DNS_DOMAIN"), err)
 	}
+	if err := c.tls(getenv); err != nil {
+		return c, err
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(or(getenv("SWITCHYARD_LOG_LEVEL"), "info")))); err != nil {
 		return c, fmt.Errorf("SWITCHYARD_LOG_LEVEL: %w", err)
 	}
 	return c, nil
+}
+
+// tls reads the TLS settings: a certificate goes with a key, and plain
+// HTTP on an address other hosts reach must be asked for.
+func (c *Config) tls(getenv func(string) string) error {
+	c.TLSCert, c.TLSKey = getenv("SWITCHYARD_TLS_CERT"), getenv("SWITCHYARD_TLS_KEY")
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("SWITCHYARD_TLS_CERT and SWITCHYARD_TLS_KEY go together: set both (HTTPS) or neither (plain HTTP)")
+	}
+	var err error
+	if c.InsecureHTTP, err = client.ParseInsecureHTTP(getenv(client.EnvInsecureHTTP)); err != nil {
+		return err
+	}
+	if c.TLSCert != "" || c.InsecureHTTP {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("SWITCHYARD_LISTEN %q: want HOST:PORT", c.Listen)
+	}
+	if !client.IsLoopback(host) {
+		return fmt.Errorf("SWITCHYARD_LISTEN %q is not a loopback address and no SWITCHYARD_TLS_CERT/SWITCHYARD_TLS_KEY are set: "+
+			"tokens would cross the network in clear; serve HTTPS (docs/security.md) or set %s=1 to allow plain HTTP", c.Listen, client.EnvInsecureHTTP)
+	}
+	return nil
 }
 
 // MaxDNSDomain bounds the DNS domain so that every name under it,

@@ -51,3 +51,40 @@ func TestFromEnv(t *testing.T) {
 		t.Error("missing database URL accepted")
 	}
 }
+
+func TestTLSSettings(t *testing.T) {
+	env := map[string]string{"SWITCHYARD_DATABASE_URL": "postgres://x/y"}
+	get := func(k string) string { return env[k] }
+	for _, c := range []struct {
+		set  map[string]string
+		want string // "" ok, else in the error
+	}{
+		{map[string]string{}, ""},
+		{map[string]string{"SWITCHYARD_LISTEN": "localhost:8080"}, ""},
+		{map[string]string{"SWITCHYARD_LISTEN": "[::1]:8080"}, ""},
+		{map[string]string{"SWITCHYARD_LISTEN": "0.0.0.0:8080"}, "SWITCHYARD_INSECURE_HTTP=1"},
+		{map[string]string{"SWITCHYARD_LISTEN": ":8080"}, "SWITCHYARD_INSECURE_HTTP=1"},
+		{map[string]string{"SWITCHYARD_LISTEN": "0.0.0.0:8080", "SWITCHYARD_INSECURE_HTTP": "1"}, ""},
+		{map[string]string{"SWITCHYARD_LISTEN": "0.0.0.0:8443", "SWITCHYARD_TLS_CERT": "c.pem", "SWITCHYARD_TLS_KEY": "k.pem"}, ""},
+		{map[string]string{"SWITCHYARD_TLS_CERT": "c.pem"}, "go together"},
+		{map[string]string{"SWITCHYARD_TLS_KEY": "k.pem"}, "go together"},
+		{map[string]string{"SWITCHYARD_INSECURE_HTTP": "maybe"}, "SWITCHYARD_INSECURE_HTTP"},
+		{map[string]string{"SWITCHYARD_LISTEN": "nowhere"}, "SWITCHYARD_LISTEN"},
+	} {
+		for k, v := range c.set {
+			env[k] = v
+		}
+		cfg, err := FromEnv(get)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%v: %v", c.set, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%v: %v, want an error saying %q", c.set, err, c.want)
+		case err == nil && (cfg.TLSCert != c.set["SWITCHYARD_TLS_CERT"] || cfg.TLSKey != c.set["SWITCHYARD_TLS_KEY"]):
+			t.Errorf("%v: cert %q key %q", c.set, cfg.TLSCert, cfg.TLSKey)
+		}
+		for k := range c.set {
+			delete(env, k)
+		}
+	}
+}

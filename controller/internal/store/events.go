@@ -117,8 +117,10 @@ func (s *Store) EventHorizon(ctx context.Context) (int64, error) {
 // AuditOptions filter the audit log.
 type AuditOptions struct {
 	Kind, Actor string
-	Limit       int
-	Continue    string // the id of the last entry served
+	// Ref keeps the entries about the object of this id or name.
+	Ref      string
+	Limit    int
+	Continue string // the id of the last entry served
 }
 
 // ListAudit returns audit entries, oldest first, one page at a time.
@@ -146,6 +148,10 @@ func (s *Store) ListAudit(ctx context.Context, o AuditOptions) ([]openapi.AuditE
 	if o.Actor != "" {
 		args = append(args, o.Actor)
 		conds = append(conds, fmt.Sprintf("actor = $%d", len(args)))
+	}
+	if o.Ref != "" {
+		args = append(args, o.Ref)
+		conds = append(conds, fmt.Sprintf("(object_id = $%d OR object_name = $%d)", len(args), len(args)))
 	}
 	rows, err := s.Pool.Query(ctx, `SELECT id, revision, actor, action, kind, object_id, object_name, at FROM audit WHERE `+
 		strings.Join(conds, " AND ")+fmt.Sprintf(" ORDER BY id LIMIT %d", o.Limit+1), args...)

@@ -66,7 +66,11 @@ type Config struct {
 	ControllerURL string
 	Host          string
 	Token         string
-	TunnelType    string
+	// API, when set, is the client of the controller at ControllerURL
+	// with Token (node/main.go builds it with client.NewSecure: TLS
+	// settings); nil: client.New(ControllerURL, Token).
+	API        *client.Client
+	TunnelType string
 	// Address is the host's underlay (tunnel endpoint) address.
 	Address netip.Addr
 	// UnderlayIface and UnderlayPrefix, when set, make the agent build the
@@ -157,7 +161,7 @@ type Agent struct {
 func New(cfg Config, dp Datapath) *Agent {
 	cfg.defaults()
 	m := newMetrics()
-	a := &Agent{cfg: cfg, dp: dp, api: newClient(cfg.ControllerURL, cfg.Host, cfg.Token), log: cfg.Log,
+	a := &Agent{cfg: cfg, dp: dp, api: newClient(cfg), log: cfg.Log,
 		m: m, mailbox: make(chan struct{}, 1), logq: newLogQueue(maxQueuedLog, m.logDropped)}
 	a.health = a.newHealth()
 	return a

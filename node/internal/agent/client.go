@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,13 +19,18 @@ type nodeClient struct {
 	host string
 }
 
-func newClient(base, host, token string) *nodeClient {
-	return &nodeClient{api: client.New(base, token), host: host}
+func newClient(cfg Config) *nodeClient {
+	api := cfg.API
+	if api == nil {
+		api = client.New(cfg.ControllerURL, cfg.Token)
+	}
+	return &nodeClient{api: api, host: cfg.Host}
 }
 
 // explain turns a failed call into what an operator needs to read.
 func (c *nodeClient) explain(err error) error {
 	var ue *url.Error
+	var cv *tls.CertificateVerificationError
 	switch {
 	case err == nil:
 		return nil
@@ -32,6 +38,9 @@ func (c *nodeClient) explain(err error) error {
 		return fmt.Errorf("the controller rejected the node token (401): check SWITCHYARD_NODE_TOKEN: %w", err)
 	case client.StatusOf(err) == http.StatusForbidden:
 		return fmt.Errorf("the node token may not act for host %s (403): %w", c.host, err)
+	case errors.As(err, &cv):
+		return fmt.Errorf("controller at %s not trusted: %v (is SWITCHYARD_CA_FILE the CA that signs its certificate, "+
+			"for the URL's host or SWITCHYARD_TLS_SERVER_NAME?)", c.api.Base, cv)
 	case errors.As(err, &ue):
 		return fmt.Errorf("controller unreachable at %s: %v", c.api.Base, ue.Err)
 	}

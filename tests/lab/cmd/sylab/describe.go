@@ -149,6 +149,9 @@ func (d *demo) describe() string {
 	}
 	fmt.Fprintf(&b, "\n  The API, as admin:\n")
 	fmt.Fprintf(&b, "    TOKEN=%s API=%s/api/v1\n", d.api.c.Token, d.api.c.Base)
+	if d.caFile != "" { // curl verifies the controller with the lab's CA
+		fmt.Fprintf(&b, "    export CURL_CA_BUNDLE=%s\n", d.caFile)
+	}
 	fmt.Fprintf(&b, "    # the backends of %s and their health (the agents probe HTTP :%d%s)\n", demoService.name, lab.ProbeHTTPPort, demoService.healthPath)
 	fmt.Fprintf(&b, "    curl -s -H \"Authorization: Bearer $TOKEN\" \"$API/services/%s/endpoints?network=%s\"\n", demoService.name, demoService.network)
 	fmt.Fprintf(&b, "    # add a container and ping it from web1\n")

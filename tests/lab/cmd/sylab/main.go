@@ -9,6 +9,7 @@
 // agents and tears the lab down by pid, as every lab does.
 //
 //	sylab -controller http://127.0.0.1:8080   (admin token in SWITCHYARD_ADMIN_TOKEN)
+//	sylab -controller https://127.0.0.1:8443  (and SWITCHYARD_CA_FILE: the agents verify it too)
 //	sylab -clean                              tear down labs whose creator died
 //
 // deploy/local/run.sh starts it once the controller is ready. It needs root
@@ -21,6 +22,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -84,8 +86,16 @@ func main() {
 		p.Fatalf("set SWITCHYARD_ADMIN_TOKEN to the controller's admin token")
 	}
 	u, err := url.Parse(*controller)
-	if err != nil || u.Scheme != "http" || u.Port() == "" {
-		p.Fatalf("-controller %q: want http://HOST:PORT", *controller)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Port() == "" {
+		p.Fatalf("-controller %q: want http://HOST:PORT or https://HOST:PORT", *controller)
+	}
+	sec, err := client.SecurityFromEnv(os.Getenv)
+	if err != nil {
+		p.Fatalf("%v", err)
+	}
+	c, err := client.NewSecure(*controller, token, sec)
+	if err != nil {
+		p.Fatalf("-controller: %v", err)
 	}
 	for _, bin := range []string{*agentBin, *probeBin} {
 		if _, err := os.Stat(bin); err != nil {
@@ -96,8 +106,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop() // a signal during cleanup is swallowed until here: the teardown finishes
 	d := &demo{p: p, ctx: ctx, agentBin: *agentBin, probeBin: *probeBin, tunnel: *tunnel,
-		api: &api{c: client.New(*controller, token)}}
-	d.up(u.Host)
+		api: &api{c: c}}
+	d.up(u, sec)
 	text := d.describe()
 	fmt.Print(text)
 	if *infoFile != "" {
@@ -119,6 +129,7 @@ type demo struct {
 	agentBin string
 	probeBin string
 	tunnel   string
+	caFile   string // the CA an https:// controller is verified with (absolute; "" for system roots)
 
 	lab        *lab.Lab
 	networks   map[string]openapi.Network
@@ -140,15 +151,27 @@ func (d *demo) must(err error, what string) {
 }
 
 // up builds the lab, connects the agents and creates the demo's networks
-// and containers, then the service. backend is the controller's host:port on this machine.
-func (d *demo) up(backend string) {
+// and containers, then the service. controller is the controller's URL on
+// this machine; over https the agents verify it as sec says, for the URL's
+// host (they dial the relay's address).
+func (d *demo) up(controller *url.URL, sec client.Security) {
 	d.must(d.api.call(d.ctx, "GET", "/api/v1/revision", nil, nil), "reaching the controller at "+d.api.c.Base)
 	d.revokeStaleTokens()
 	d.lab = lab.New(d.p, lab.Options{Hosts: 3, Tunnel: d.tunnel})
 	d.must(nil, "building the lab")
 	// The agents inside the lab reach the controller at the underlay's
 	// first address, through a relay into this namespace.
-	agentURL := "http://" + d.lab.Expose(d.p, backend).Addr()
+	agentURL := controller.Scheme + "://" + d.lab.Expose(d.p, controller.Host).Addr()
+	var agentEnv []string
+	if controller.Scheme == "https" {
+		agentEnv = []string{client.EnvTLSServerName + "=" + cmp.Or(sec.ServerName, controller.Hostname())}
+		if sec.CAFile != "" {
+			ca, err := filepath.Abs(sec.CAFile)
+			d.must(err, "the CA file")
+			d.caFile = ca
+			agentEnv = append(agentEnv, client.EnvCAFile+"="+ca)
+		}
+	}
 	var names, tokens []string
 	// Runs after the agents have stopped (cleanups run newest first).
 	d.p.Cleanup(func() { d.revoke(tokens) })
@@ -157,7 +180,7 @@ func (d *demo) up(backend string) {
 		d.must(err, "creating the node token of "+h.Name)
 		tokens = append(tokens, tok.ID)
 		d.lab.Start(d.p, lab.ProcSpec{Name: "agent-" + h.Name, Netns: h.Netns, Path: d.agentBin,
-			Env: h.AgentEnv(agentURL, tok.Secret)})
+			Env: append(h.AgentEnv(agentURL, tok.Secret), agentEnv...)})
 		names = append(names, h.Name)
 	}
 	d.must(d.api.waitReady(d.ctx, names, 60*time.Second), "waiting for the hosts to be Ready (agent logs: "+d.lab.Dir+"/agent-h*.log)")

@@ -152,7 +152,8 @@ type Agent struct {
 	mailbox chan struct{}
 	// sent is what the last accepted report said of the ports; only the
 	// reporter goroutine uses it (report.go).
-	sent portsSent
+	sent      portsSent
+	sentStats countersSent
 	// health runs the program's health checks (health.go).
 	health *health.Manager
 }

@@ -84,7 +84,7 @@ type fakeController struct {
 	abandoned int
 	// failStatus is how many of the next status requests get a 503.
 	failStatus int
-	reported  chan openapi.NodeStatus
+	reported   chan openapi.NodeStatus
 }
 
 func newFakeController(t *testing.T) *fakeController {

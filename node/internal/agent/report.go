@@ -94,6 +94,42 @@ func failedOnly(ports []openapi.PortStatus) []openapi.PortStatus {
 	return out
 }
 
+// countersSent is what the controller has of the policy counters from
+// this agent's accepted reports. The store keeps every cookie's totals until
+// a report says otherwise, so a report lists only the counters that moved
+// since (all of them after a failed report, and at least once a minute).
+type countersSent struct {
+	valid bool
+	at    time.Time
+	last  map[string]openapi.RuleStat
+}
+
+// changed returns the counters of all to report at now, and whether they
+// are all of them.
+func (c *countersSent) changed(all []openapi.RuleStat, now time.Time) ([]openapi.RuleStat, bool) {
+	if !c.valid || now.Sub(c.at) >= fullPortsEvery {
+		return all, true
+	}
+	var out []openapi.RuleStat
+	for _, r := range all {
+		if c.last[r.Cookie] != r {
+			out = append(out, r)
+		}
+	}
+	return out, false
+}
+
+// accepted records a report of sent (all the counters when full) that the
+// controller accepted at now.
+func (c *countersSent) accepted(sent []openapi.RuleStat, full bool, now time.Time) {
+	if full || c.last == nil {
+		*c = countersSent{valid: true, at: now, last: make(map[string]openapi.RuleStat, len(sent))}
+	}
+	for _, r := range sent {
+		c.last[r.Cookie] = r
+	}
+}
+
 // report posts the newest status now.
 func (a *Agent) report(ctx context.Context) {
 	a.mu.Lock()
@@ -108,6 +144,8 @@ func (a *Agent) report(ctx context.Context) {
 	if a.sent.unchanged(specs, all, now) {
 		st.Ports, st.PortsUnchanged = failedOnly(all), true
 	}
+	var allStats bool
+	st.RuleStats, allStats = a.sentStats.changed(st.RuleStats, now)
 	st.PolicyLog = a.logq.take(openapi.MaxPolicyLog)
 	st.Endpoints = a.health.Endpoints()
 	err := a.api.report(ctx, st)
@@ -115,8 +153,12 @@ func (a *Agent) report(ctx context.Context) {
 	case err != nil:
 		a.logq.putBack(st.PolicyLog) // for the next report
 		a.sent = portsSent{}         // the next one carries every port
+		a.sentStats = countersSent{} // and every counter
 	case !st.PortsUnchanged:
 		a.sent = portsSent{valid: true, specs: specs, ports: all, at: now}
+	}
+	if err == nil {
+		a.sentStats.accepted(st.RuleStats, allStats, now)
 	}
 	if ctx.Err() != nil {
 		return

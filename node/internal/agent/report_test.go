@@ -91,3 +91,33 @@ func TestPortsSentUnchanged(t *testing.T) {
 		t.Errorf("failedOnly: %v", got)
 	}
 }
+
+// Counters are reported when they move: all of them first, after a failed
+// report and once a minute, else only those that changed.
+func TestCountersSentChanged(t *testing.T) {
+	now := time.Now()
+	a := openapi.RuleStat{Cookie: "0x1", Packets: 1, Bytes: 60}
+	b := openapi.RuleStat{Cookie: "0x2", Packets: 5, Bytes: 300}
+	var c countersSent
+	got, all := c.changed([]openapi.RuleStat{a, b}, now)
+	if !all || len(got) != 2 {
+		t.Fatalf("first report: %v all=%v", got, all)
+	}
+	c.accepted(got, all, now)
+	if got, all := c.changed([]openapi.RuleStat{a, b}, now.Add(time.Second)); all || len(got) != 0 {
+		t.Fatalf("nothing moved: %v all=%v", got, all)
+	}
+	b2 := b
+	b2.Packets++
+	got, all = c.changed([]openapi.RuleStat{a, b2}, now.Add(time.Second))
+	if all || len(got) != 1 || got[0] != b2 {
+		t.Fatalf("one moved: %v all=%v", got, all)
+	}
+	c.accepted(got, all, now.Add(time.Second))
+	if got, _ := c.changed([]openapi.RuleStat{a, b2}, now.Add(2*time.Second)); len(got) != 0 {
+		t.Fatalf("after it was accepted: %v", got)
+	}
+	if got, all := c.changed([]openapi.RuleStat{a, b2}, now.Add(fullPortsEvery)); !all || len(got) != 2 {
+		t.Fatalf("a minute after the full report: %v all=%v", got, all)
+	}
+}

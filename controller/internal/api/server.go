@@ -55,12 +55,18 @@ type Server struct {
 	// MaxReachability caps the containers of a reachability matrix; 0
 	// means DefaultMaxReachability.
 	MaxReachability int
+	// MaxInflightWrites and AdmissionWait shape admission control
+	// (admission.go); 0 means DefaultMaxInflightWrites and
+	// DefaultAdmissionWait.
+	MaxInflightWrites int
+	AdmissionWait     time.Duration
 
-	hub      *hub
-	logHub   *hub // policy log entries committed
-	metrics  *metrics
-	tokens   *tokenCache
-	contract *contract
+	hub       *hub
+	logHub    *hub // policy log entries committed
+	metrics   *metrics
+	tokens    *tokenCache
+	contract  *contract
+	admission *admission
 }
 
 // Handler builds the HTTP handler. ctx bounds the background work it starts
@@ -77,6 +83,8 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	s.tokens = newTokenCache(10 * time.Second)
 	go s.Store.Listen(ctx, store.TokenChannel, func(string) { s.tokens.clear() })
 	s.metrics = newMetrics(s.Store)
+	s.admission = newAdmission(s.MaxInflightWrites, s.AdmissionWait)
+	s.metrics.reg.MustRegister(s.admission.rejected, s.admission.inflight)
 	if c, ok := s.Realizer.(prometheus.Collector); ok {
 		s.metrics.reg.MustRegister(c)
 	}
@@ -87,7 +95,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(s.recover(), s.observe(), unboundedWrites())
+	r.Use(s.recover(), s.observe(), unboundedWrites(), s.admit())
 	r.NoRoute(func(c *gin.Context) { fail(c, notFoundRoute(c)) })
 	r.NoMethod(func(c *gin.Context) { fail(c, methodNotAllowed(c)) })
 

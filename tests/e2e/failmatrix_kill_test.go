@@ -23,7 +23,7 @@ import (
 // flows (a policy of 1,000 peer addresses over blue, added or removed, and
 // a container added and another deleted on h2), at several moments after
 // the writes (before the agent received the change, during its apply,
-// after). Restarted, it converges to exactly its program: every flow of
+// after: see moment). Restarted, it converges to exactly its program: every flow of
 // the new generation, the same table as a host installed from scratch (the
 // agent stopped, br-int's flows deleted, the agent started), only the
 // containers' ports and sandboxes that exist.
@@ -42,7 +42,19 @@ func TestFailMatrixAgentKillMidApply(t *testing.T) {
 		}}
 	agent := c.Agents["h2"]
 	prev := ""
-	for round, delay := range []time.Duration{0, 15 * time.Millisecond, 30 * time.Millisecond, 45 * time.Millisecond, 60 * time.Millisecond, 150 * time.Millisecond} {
+	// When each round's kill strikes: right after the writes (before the
+	// agent heard of them), once the apply has begun (the new container's
+	// sandbox made, or the deleted one's removed: links come before the
+	// OVSDB transaction and the flow bundle), or well after.
+	type moment struct {
+		what string
+		wait func(t *testing.T, newSandbox, oldSandbox string)
+	}
+	now := moment{"right after the writes", func(*testing.T, string, string) {}}
+	later := moment{"150 ms after the writes", func(*testing.T, string, string) { time.Sleep(150 * time.Millisecond) }}
+	made := moment{"mid-apply (new sandbox made)", func(t *testing.T, n, _ string) { waitNetns(t, n, true) }}
+	removed := moment{"mid-apply (old sandbox removed)", func(t *testing.T, _, o string) { waitNetns(t, o, false) }}
+	for round, when := range []moment{made, now, removed, made, later} {
 		old := generations(c.Flows(t, "h2"))
 		n0 := len(c.Flows(t, "h2"))
 		// The change: the writes below, none waiting.
@@ -56,7 +68,7 @@ func TestFailMatrixAgentKillMidApply(t *testing.T) {
 		if prev != "" {
 			c.MustDo(t, 204, "DELETE", "/api/v1/containers/"+prev, nil, nil)
 		}
-		time.Sleep(delay) // when the fault strikes, not a wait for readiness
+		when.wait(t, c.Sandbox("h2", name, "blue"), c.Sandbox("h2", prev, "blue"))
 		agent.Kill()
 		atKill := len(c.Flows(t, "h2"))
 		rev := c.Revision(t)
@@ -66,8 +78,8 @@ func TestFailMatrixAgentKillMidApply(t *testing.T) {
 		converged(t, c, "h2", rev, old)
 		got := withoutGeneration(c.Flows(t, "h2"))
 		ports := sorted(c.Ports(t, "h2"))
-		t.Logf("round %d: killed %v after the writes with %d flows installed (%d before the change); converged to %d flows",
-			round, delay, atKill, n0, len(got))
+		t.Logf("round %d: killed %s with %d flows installed (%d before the change); converged to %d flows",
+			round, when.what, atKill, n0, len(got))
 
 		// The reference: the same program installed on an empty switch.
 		agent.Stop()
@@ -96,6 +108,19 @@ func TestFailMatrixAgentKillMidApply(t *testing.T) {
 		prev = name
 	}
 	s.expectPing(t, s.na, s.b.IP)
+}
+
+// waitNetns polls (every 100 µs: an apply takes milliseconds) until the
+// namespace exists (or not), so that a fault can strike at that moment.
+func waitNetns(t *testing.T, name string, exists bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for cluster.NetnsExists(name) != exists {
+		if time.Now().After(deadline) {
+			t.Fatalf("netns %s: exists=%v after 20 s", name, !exists)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
 }
 
 // converged waits until host's agent applied revision rev (or later) in a

@@ -150,6 +150,8 @@ func TestFailMatrixStuckAgent(t *testing.T) {
 // noticed: meanwhile the agent has set other_config:flow-restore-wait, so
 // the new switch does not forward with an empty table; the agent restores
 // the flows at once and clears it; the flow count is the same as before.
+// Then both daemons killed, ovsdb-server first: the same, the flag set
+// once the database is back.
 // (The outage of a 10 ms ping across a restart is TestOVSRestartOutage's
 // and BenchmarkOVSRestart's; the figures are in docs/failure-matrix.md.)
 func TestFailMatrixOVSRestart(t *testing.T) {
@@ -182,6 +184,35 @@ func TestFailMatrixOVSRestart(t *testing.T) {
 	t.Logf("ovs-vswitchd killed, flag seen, restarted, flows restored and flag cleared in %v", time.Since(start).Round(time.Millisecond))
 	if after := withoutGeneration(c.Flows(t, "h2")); !slices.Equal(before, after) {
 		t.Errorf("h2's flows differ after the restart:\nbefore %d, after %d", len(before), len(after))
+	}
+	s.expectPing(t, s.na, s.b.IP)
+
+	// Both daemons killed, ovsdb-server first: the agent cannot set the
+	// flag when the switch goes, and sets it as soon as the database is
+	// back, before the switch is.
+	start = time.Now()
+	h2.StopOVSDB(t)
+	h2.StopOVS(t, true)
+	h2.StartOVSDB(t)
+	c.Eventually(t, 30*time.Second, func() error {
+		if v := h2.OtherConfig(t, "flow-restore-wait"); v != "true" {
+			return fmt.Errorf("flow-restore-wait is %q with ovsdb-server back and ovs-vswitchd away", v)
+		}
+		return nil
+	})
+	h2.StartOVS(t)
+	c.Eventually(t, 60*time.Second, func() error {
+		if got := len(c.Flows(t, "h2")); got != len(before) {
+			return fmt.Errorf("h2 has %d flows, want %d", got, len(before))
+		}
+		if v := h2.OtherConfig(t, "flow-restore-wait"); v != "" {
+			return fmt.Errorf("flow-restore-wait is still %q", v)
+		}
+		return nil
+	})
+	t.Logf("ovsdb-server and ovs-vswitchd killed, both restarted, flows restored and flag cleared in %v", time.Since(start).Round(time.Millisecond))
+	if after := withoutGeneration(c.Flows(t, "h2")); !slices.Equal(before, after) {
+		t.Errorf("h2's flows differ after restarting both daemons:\nbefore %d, after %d", len(before), len(after))
 	}
 	s.expectPing(t, s.na, s.b.IP)
 	s.expectPing(t, s.Sandbox("h2", s.b), s.a.IP)

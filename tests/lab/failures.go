@@ -95,6 +95,33 @@ func (h *Host) StartOVS(t T) {
 	}
 }
 
+// StopOVSDB kills (SIGKILL) this host's ovsdb-server and waits until it
+// is gone; StartOVSDB starts it again on the same database file.
+func (h *Host) StopOVSDB(t T) {
+	t.Helper()
+	h.mu.Lock()
+	p := h.ovsdb
+	h.ovsdb = manifestProc{}
+	h.mu.Unlock()
+	if alive(p.Pid, p.Start) {
+		_ = syscall.Kill(p.Pid, syscall.SIGKILL)
+	}
+	if err := stopPid(p.Pid, p.Start, 10*time.Second); err != nil {
+		t.Fatalf("%s: stopping ovsdb-server: %v", h.Name, err)
+	}
+}
+
+// StartOVSDB starts ovsdb-server (after StopOVSDB) and waits until it
+// answers.
+func (h *Host) StartOVSDB(t T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := h.startOVSDB(ctx); err != nil {
+		t.Fatalf("%s: starting ovsdb-server: %v", h.Name, err)
+	}
+}
+
 // OtherConfig is the value of key in the host's Open_vSwitch other_config,
 // "" when unset.
 func (h *Host) OtherConfig(t T, key string) string {

@@ -163,57 +163,51 @@ func TestFailMatrixOVSRestart(t *testing.T) {
 	if v := h2.OtherConfig(t, "flow-restore-wait"); v != "" {
 		t.Fatalf("flow-restore-wait is %q before the restart", v)
 	}
+	// flagSet waits until the agent has set flow-restore-wait.
+	flagSet := func(when string) {
+		t.Helper()
+		c.Eventually(t, 30*time.Second, func() error {
+			if v := h2.OtherConfig(t, "flow-restore-wait"); v != "true" {
+				return fmt.Errorf("flow-restore-wait is %q %s", v, when)
+			}
+			return nil
+		})
+	}
+	// restored waits until h2 has its flows back and the flag cleared,
+	// and checks the flows are those of before and traffic passes.
+	restored := func(what string, start time.Time) {
+		t.Helper()
+		c.Eventually(t, 60*time.Second, func() error {
+			if got := len(c.Flows(t, "h2")); got != len(before) {
+				return fmt.Errorf("h2 has %d flows, want %d", got, len(before))
+			}
+			if v := h2.OtherConfig(t, "flow-restore-wait"); v != "" {
+				return fmt.Errorf("flow-restore-wait is still %q", v)
+			}
+			return nil
+		})
+		t.Logf("%s: flows restored and flag cleared in %v", what, time.Since(start).Round(time.Millisecond))
+		if after := withoutGeneration(c.Flows(t, "h2")); !slices.Equal(before, after) {
+			t.Errorf("%s: h2's flows differ (before %d, after %d)", what, len(before), len(after))
+		}
+		s.expectPing(t, s.na, s.b.IP)
+	}
+
 	start := time.Now()
 	h2.StopOVS(t, true)
-	c.Eventually(t, 30*time.Second, func() error {
-		if v := h2.OtherConfig(t, "flow-restore-wait"); v != "true" {
-			return fmt.Errorf("flow-restore-wait is %q while ovs-vswitchd is down", v)
-		}
-		return nil
-	})
+	flagSet("while ovs-vswitchd is down")
 	h2.StartOVS(t)
-	c.Eventually(t, 60*time.Second, func() error {
-		if got := len(c.Flows(t, "h2")); got != len(before) {
-			return fmt.Errorf("h2 has %d flows, want %d", got, len(before))
-		}
-		if v := h2.OtherConfig(t, "flow-restore-wait"); v != "" {
-			return fmt.Errorf("flow-restore-wait is still %q", v)
-		}
-		return nil
-	})
-	t.Logf("ovs-vswitchd killed, flag seen, restarted, flows restored and flag cleared in %v", time.Since(start).Round(time.Millisecond))
-	if after := withoutGeneration(c.Flows(t, "h2")); !slices.Equal(before, after) {
-		t.Errorf("h2's flows differ after the restart:\nbefore %d, after %d", len(before), len(after))
-	}
-	s.expectPing(t, s.na, s.b.IP)
+	restored("ovs-vswitchd killed, flag seen, restarted", start)
 
-	// Both daemons killed, ovsdb-server first: the agent cannot set the
-	// flag when the switch goes, and sets it as soon as the database is
-	// back, before the switch is.
+	// Both daemons killed, ovsdb-server first: the agent's transaction
+	// setting the flag waits for the database, and lands before the
+	// switch is back.
 	start = time.Now()
 	h2.StopOVSDB(t)
 	h2.StopOVS(t, true)
 	h2.StartOVSDB(t)
-	c.Eventually(t, 30*time.Second, func() error {
-		if v := h2.OtherConfig(t, "flow-restore-wait"); v != "true" {
-			return fmt.Errorf("flow-restore-wait is %q with ovsdb-server back and ovs-vswitchd away", v)
-		}
-		return nil
-	})
+	flagSet("with ovsdb-server back and ovs-vswitchd away")
 	h2.StartOVS(t)
-	c.Eventually(t, 60*time.Second, func() error {
-		if got := len(c.Flows(t, "h2")); got != len(before) {
-			return fmt.Errorf("h2 has %d flows, want %d", got, len(before))
-		}
-		if v := h2.OtherConfig(t, "flow-restore-wait"); v != "" {
-			return fmt.Errorf("flow-restore-wait is still %q", v)
-		}
-		return nil
-	})
-	t.Logf("ovsdb-server and ovs-vswitchd killed, both restarted, flows restored and flag cleared in %v", time.Since(start).Round(time.Millisecond))
-	if after := withoutGeneration(c.Flows(t, "h2")); !slices.Equal(before, after) {
-		t.Errorf("h2's flows differ after restarting both daemons:\nbefore %d, after %d", len(before), len(after))
-	}
-	s.expectPing(t, s.na, s.b.IP)
+	restored("ovsdb-server and ovs-vswitchd killed, both restarted", start)
 	s.expectPing(t, s.Sandbox("h2", s.b), s.a.IP)
 }

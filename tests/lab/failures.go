@@ -71,54 +71,41 @@ func (h *Host) nftScript(t T, script string) {
 // StopOVS stops ovs-vswitchd (SIGKILL when kill, else SIGTERM) and waits
 // until it is gone; StartOVS starts it again. Between the two the test can
 // look at what the agent does while the switch is away.
-func (h *Host) StopOVS(t T, kill bool) {
+func (h *Host) StopOVS(t T, kill bool) { h.stopDaemon(t, &h.vswitchd, "ovs-vswitchd", kill) }
+
+// StartOVS starts ovs-vswitchd (after StopOVS) and waits until it answers.
+func (h *Host) StartOVS(t T) { h.startAgain(t, "ovs-vswitchd", h.startVSwitchd) }
+
+// StopOVSDB kills (SIGKILL) this host's ovsdb-server and waits until it
+// is gone; StartOVSDB starts it again on the same database file.
+func (h *Host) StopOVSDB(t T) { h.stopDaemon(t, &h.ovsdb, "ovsdb-server", true) }
+
+// StartOVSDB starts ovsdb-server (after StopOVSDB) and waits until it
+// answers.
+func (h *Host) StartOVSDB(t T) { h.startAgain(t, "ovsdb-server", h.startOVSDB) }
+
+// stopDaemon stops the daemon *d (SIGKILL when kill, else SIGTERM and
+// SIGKILL after 10 s) and waits until it is gone.
+func (h *Host) stopDaemon(t T, d *manifestProc, name string, kill bool) {
 	t.Helper()
 	h.mu.Lock()
-	p := h.vswitchd
-	h.vswitchd = manifestProc{}
+	p := *d
+	*d = manifestProc{}
 	h.mu.Unlock()
 	if kill && alive(p.Pid, p.Start) {
 		_ = syscall.Kill(p.Pid, syscall.SIGKILL)
 	}
 	if err := stopPid(p.Pid, p.Start, 10*time.Second); err != nil {
-		t.Fatalf("%s: stopping ovs-vswitchd: %v", h.Name, err)
+		t.Fatalf("%s: stopping %s: %v", h.Name, name, err)
 	}
 }
 
-// StartOVS starts ovs-vswitchd (after StopOVS) and waits until it answers.
-func (h *Host) StartOVS(t T) {
+func (h *Host) startAgain(t T, name string, start func(context.Context) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := h.startVSwitchd(ctx); err != nil {
-		t.Fatalf("%s: starting ovs-vswitchd: %v", h.Name, err)
-	}
-}
-
-// StopOVSDB kills (SIGKILL) this host's ovsdb-server and waits until it
-// is gone; StartOVSDB starts it again on the same database file.
-func (h *Host) StopOVSDB(t T) {
-	t.Helper()
-	h.mu.Lock()
-	p := h.ovsdb
-	h.ovsdb = manifestProc{}
-	h.mu.Unlock()
-	if alive(p.Pid, p.Start) {
-		_ = syscall.Kill(p.Pid, syscall.SIGKILL)
-	}
-	if err := stopPid(p.Pid, p.Start, 10*time.Second); err != nil {
-		t.Fatalf("%s: stopping ovsdb-server: %v", h.Name, err)
-	}
-}
-
-// StartOVSDB starts ovsdb-server (after StopOVSDB) and waits until it
-// answers.
-func (h *Host) StartOVSDB(t T) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := h.startOVSDB(ctx); err != nil {
-		t.Fatalf("%s: starting ovsdb-server: %v", h.Name, err)
+	if err := start(ctx); err != nil {
+		t.Fatalf("%s: starting %s: %v", h.Name, name, err)
 	}
 }
 

@@ -168,7 +168,10 @@ func diffLines(a, b []string) string {
 // a label with If-Match. Writers retry a request whose answer was lost on
 // the other replica: a create answered 409 there is checked to exist (it
 // was committed before the kill), an If-Match update answered 412 is
-// checked to carry the writer's own value. Afterwards every acknowledged
+// checked to carry the writer's own value. So that those paths are always
+// taken, the writers also drop the answer of every seventh write
+// (committed, answer lost, as when a replica dies between commit and
+// reply) and retry it. Afterwards every acknowledged
 // create exists exactly once, the counter equals the acknowledged
 // increments (none lost, none applied twice), and the agents, moved to
 // the surviving replica, realize new intent.
@@ -230,15 +233,18 @@ func TestFailMatrixReplicaKillUnderLoad(t *testing.T) {
 			t.Errorf("acknowledged container %s exists %d times", name, seen[name])
 		}
 	}
-	nCreated, nCount, retried, landed := len(w.created), w.count, w.retried, w.landed
+	nCreated, nCount, retried, landed, lost := len(w.created), w.count, w.retried, w.landed, w.lost
 	w.mu.Unlock()
 	var ctr openapi.Network
 	c.MustDo(t, 200, "GET", "/api/v1/networks/counter", nil, &ctr)
 	if got := ctr.Labels["n"]; got != strconv.Itoa(nCount) {
 		t.Errorf("counter label n=%q, %d increments acknowledged", got, nCount)
 	}
-	t.Logf("%d creates and %d If-Match updates acknowledged (%d before the kill); %d requests retried on the other replica, %d of them had committed before the kill (409/412 on retry)",
-		nCreated, nCount, before, retried, landed)
+	t.Logf("%d creates and %d If-Match updates acknowledged (%d before the kill); %d requests without answer retried on the other replica, %d answers dropped on purpose and retried; %d retries found their first attempt committed (409/412)",
+		nCreated, nCount, before, retried, lost, landed)
+	if lost > 0 && landed < lost {
+		t.Errorf("%d committed writes had their answer dropped, only %d retries saw them committed", lost, landed)
+	}
 
 	// The agents moved: a change is realized on every host.
 	y := c.Container(t, "after-kill", "blue", "h3", nil)
@@ -254,11 +260,13 @@ type writers struct {
 	stop        chan struct{}
 	acked       atomic.Int64
 	switched    atomic.Bool
+	writes      atomic.Int64
 
 	mu      sync.Mutex
 	created []string
 	count   int
 	retried int
+	lost    int // answers dropped on purpose (loseEvery)
 	// landed counts retries answered 409 or 412 because the first attempt
 	// had committed before the replica died.
 	landed int
@@ -277,11 +285,13 @@ func (w *writers) url() string {
 	return w.base
 }
 
-// send sends one request to the current replica, and once more to the
-// other when no answer came (the replica died under it). It returns the
-// answer's status, ETag and body, and whether it was a retry.
+// send sends one request to the current replica, and again when no
+// answer came (the replica died under it: then to the other replica from
+// now on; or the answer was dropped on purpose, see loseEvery), three
+// attempts in all. It returns the answer's status, ETag and body, and
+// whether it was a retry.
 func (w *writers) send(method, path, ifMatch string, body any) (code int, etag string, data []byte, retry bool, err error) {
-	for attempt := 0; attempt < 2; attempt++ {
+	for attempt := 0; attempt < 3; attempt++ {
 		var rd io.Reader
 		if body != nil {
 			b, _ := json.Marshal(body)
@@ -304,6 +314,14 @@ func (w *writers) send(method, path, ifMatch string, body any) (code int, etag s
 			data, err = io.ReadAll(res.Body)
 			res.Body.Close()
 		}
+		if err == nil && attempt == 0 && method != "GET" && w.writes.Add(1)%loseEvery == 0 {
+			// The answer is dropped as if the connection broke after
+			// the commit: the retry below must cope.
+			w.mu.Lock()
+			w.lost++
+			w.mu.Unlock()
+			continue
+		}
 		if err == nil {
 			return res.StatusCode, res.Header.Get("ETag"), data, attempt > 0, nil
 		}
@@ -316,6 +334,11 @@ func (w *writers) send(method, path, ifMatch string, body any) (code int, etag s
 }
 
 var writerHTTP = &http.Client{Timeout: 30 * time.Second}
+
+// loseEvery: the writers drop the answer of every loseEvery-th write
+// (committed, answer lost) and retry it, besides the writes in flight when
+// the replica dies.
+const loseEvery = 7
 
 func (w *writers) stopped() bool {
 	select {

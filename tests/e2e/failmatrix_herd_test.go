@@ -16,7 +16,7 @@ import (
 
 // Row 5, at scale: ten hosts (real agents, each its own OVS) cut off from
 // the controller at once, until every one is NotReady, then healed at
-// once. The controller's node-protocol request rate (its own /metrics,
+// once; then the controller itself down for 8 s and back. The controller's node-protocol request rate (its own /metrics,
 // sampled every 250 ms) stays within what the agents' heartbeats and
 // polls make: no thundering herd. The bound is on the number of requests,
 // not on time: a retry loop without backoff would exceed it by orders of
@@ -59,16 +59,46 @@ func TestFailMatrixHerd(t *testing.T) {
 	after := m.total() - atHeal
 	peak := m.peak(heal)
 	m.stop()
-
-	// Per host and second: one heartbeat report and a few polls; allow
-	// ten times that.
-	bound := float64(hosts) * window.Seconds() * 10
-	t.Logf("%d hosts: NotReady %v after the cut; all Ready %v after healing; node-protocol requests: steady %.1f/s, %0.f in the %v after healing (%.1f/s), peak %.1f/s over 1 s (bound %0.f requests)",
+	bound := herdBound(hosts, window)
+	t.Logf("partition: %d hosts NotReady %v after the cut; all Ready %v after healing; node-protocol requests: steady %.1f/s, %0.f in the %v after healing (%.1f/s), peak %.1f/s over 1 s (bound %0.f requests)",
 		hosts, notReady.Round(time.Millisecond), ready.Round(time.Millisecond), steady, after, window.Round(time.Second),
 		after/window.Seconds(), peak, bound)
 	if after > bound {
 		t.Errorf("%0.f node requests in %v after healing %d hosts: a thundering herd (bound %0.f)", after, window, hosts, bound)
 	}
+
+	// The controller down for 8 s: every agent's connection breaks at
+	// once and its retries fail fast (the relay closes them), so they all
+	// back off together; when it is back, the retries come spread by the
+	// backoff's jitter.
+	c.Controller.Kill()
+	time.Sleep(8 * time.Second) // the outage, not a wait for readiness
+	back := time.Now()
+	m = &rateMeter{url: c.URL + "/metrics"}
+	c.StartController(t)
+	m.start(t)
+	c.WaitReady(t, 60*time.Second)
+	ready = time.Since(back)
+	if rest := 15*time.Second - time.Since(back); rest > 0 {
+		time.Sleep(rest)
+	}
+	window = time.Since(back)
+	after = m.total() // the new process counts from 0
+	peak = m.peak(back)
+	m.stop()
+	bound = herdBound(hosts, window)
+	t.Logf("controller outage of 8 s: all Ready %v after it was back; node-protocol requests %0.f in its first %v (%.1f/s), peak %.1f/s over 1 s (bound %0.f requests)",
+		ready.Round(time.Millisecond), after, window.Round(time.Second), after/window.Seconds(), peak, bound)
+	if after > bound {
+		t.Errorf("%0.f node requests in the %v after the controller came back: a thundering herd (bound %0.f)", after, window, bound)
+	}
+}
+
+// herdBound is the most node-protocol requests hosts may make in window:
+// per host and second one heartbeat report and a few polls, ten times
+// over.
+func herdBound(hosts int, window time.Duration) float64 {
+	return float64(hosts) * window.Seconds() * 10
 }
 
 // rateMeter samples the controller's count of node-protocol requests.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -88,7 +89,7 @@ func (s *Server) admit() gin.HandlerFunc {
 			case <-t.C:
 				a.rejected.Inc()
 				c.Header("Retry-After", strconv.Itoa(retryAfter(a.wait)))
-				fail(c, overloaded(len(a.slots)))
+				fail(c, overloaded(cap(a.slots), a.wait))
 				return
 			case <-c.Request.Context().Done():
 				t.Stop()
@@ -118,8 +119,7 @@ func retryAfter(wait time.Duration) int {
 	return max(1, int((wait+time.Second-1)/time.Second))
 }
 
-func overloaded(inflight int) *problem.Error {
+func overloaded(slots int, wait time.Duration) *problem.Error {
 	return &problem.Error{Status: http.StatusTooManyRequests, Slug: "overloaded", Title: "Too many writes",
-		Detail: "this controller is running " + strconv.Itoa(inflight) +
-			" writes already and none finished in time; retry after the delay in Retry-After"}
+		Detail: fmt.Sprintf("all %d write slots of this controller stayed taken for %v; retry after the delay in Retry-After", slots, wait)}
 }

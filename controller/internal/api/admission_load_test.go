@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"testing"
@@ -108,19 +109,27 @@ func overload(t *testing.T, base, prefix string, octet int) {
 		t.Fatalf("nothing admitted: %v", tally)
 	}
 	// Exactly the admitted ones exist.
-	var l openapi.List[openapi.Network]
-	req, _ := http.NewRequest("GET", base+"/api/v1/networks?limit=1000", nil)
-	req.Header.Set("Authorization", "Bearer "+testenv.AdminToken)
-	res, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if err := json.NewDecoder(res.Body).Decode(&l); err != nil {
-		t.Fatal(err)
+	var stored []openapi.Network
+	for next := ""; ; {
+		var l openapi.List[openapi.Network]
+		req, _ := http.NewRequest("GET", base+"/api/v1/networks?limit=500&continue="+url.QueryEscape(next), nil)
+		req.Header.Set("Authorization", "Bearer "+testenv.AdminToken)
+		res, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(res.Body).Decode(&l)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, l.Items...)
+		if next = l.Continue; next == "" {
+			break
+		}
 	}
 	got := 0
-	for _, nw := range l.Items {
+	for _, nw := range stored {
 		if len(nw.Name) > len(prefix) && nw.Name[:len(prefix)] == prefix {
 			got++
 			if !created[nw.Name] {
@@ -144,4 +153,80 @@ func pct(d []time.Duration, p int) time.Duration {
 	d = slices.Clone(d)
 	slices.Sort(d)
 	return d[min(len(d)-1, len(d)*p/100)].Round(time.Millisecond)
+}
+
+// With one write slot: a create waiting until realized (on a host without
+// agent, so the wait lasts) has given its slot back once committed, so the
+// next write is admitted rather than refused.
+func TestAdmissionWaitRealizedFreesSlot(t *testing.T) {
+	ctl := testenv.Start(t, testenv.DatabaseURL(t), func(s *api.Server) { s.MaxInflightWrites, s.AdmissionWait = 1, 10*time.Millisecond })
+	hc := testenv.Client(nil)
+	do := func(method, path string, body any) (int, []byte) { // any goroutine
+		var rd *bytes.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		} else {
+			rd = bytes.NewReader(nil)
+		}
+		req, _ := http.NewRequest(method, ctl.URL+path, rd)
+		req.Header.Set("Authorization", "Bearer "+testenv.AdminToken)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		res, err := hc.Do(req)
+		if err != nil {
+			return 0, []byte(err.Error())
+		}
+		defer res.Body.Close()
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(res.Body)
+		return res.StatusCode, buf.Bytes()
+	}
+	revision := func() int64 {
+		var r struct {
+			Revision int64 `json:"revision"`
+		}
+		code, body := do("GET", "/api/v1/revision", nil)
+		if code != 200 || json.Unmarshal(body, &r) != nil {
+			t.Fatalf("revision: %d %s", code, body)
+		}
+		return r.Revision
+	}
+	for _, w := range []struct {
+		path string
+		body any
+	}{
+		{"/api/v1/hosts", map[string]any{"name": "h1", "address": "192.168.200.11"}},
+		{"/api/v1/networks", map[string]any{"name": "n1", "cidr": "10.90.0.0/24"}},
+	} {
+		if code, body := do("POST", w.path, w.body); code != 201 {
+			t.Fatalf("POST %s: %d %s", w.path, code, body)
+		}
+	}
+	rev := revision()
+	waited := make(chan int, 1)
+	go func() {
+		code, _ := do("POST", "/api/v1/containers?wait=realized&timeout=5s", map[string]any{"name": "c1", "network": "n1", "host": "h1"})
+		waited <- code
+	}()
+	// Committed (the revision moved) and waiting for h1.
+	deadline := time.Now().Add(20 * time.Second)
+	for revision() == rev {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiting create never committed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case code := <-waited:
+		t.Fatalf("the create did not wait for h1: %d", code)
+	default:
+	}
+	if code, body := do("POST", "/api/v1/networks", map[string]any{"name": "n2", "cidr": "10.91.0.0/24"}); code != 201 {
+		t.Errorf("a write while the one slot's holder waits until realized: %d %s", code, body)
+	}
+	if code := <-waited; code != http.StatusGatewayTimeout {
+		t.Errorf("the create waiting for a host without agent: %d, want 504", code)
+	}
 }

@@ -62,6 +62,7 @@ func run() error {
 	mgr.DNSDomain = cfg.DNSDomain
 	go mgr.Run(ctx)
 	srv := &api.Server{Store: st, Log: slog.Default(), Realizer: mgr, ReadyChecks: []api.ReadyCheck{mgr.Ready},
+		MaxInflightWrites: cfg.MaxInflightWrites, AdmissionWait: cfg.AdmissionWait,
 		Nodes: &nodes.Handler{M: mgr, Fail: api.Fail, Decode: api.Decode, Actor: api.Actor}}
 	hs := api.NewHTTPServer(cfg.Listen, srv.Handler(ctx), api.DefaultTimeouts)
 	// Requests end with the process: open event streams close at once.

@@ -280,6 +280,7 @@ func (s *Server) waitRealized(c *gin.Context, w waitOpts, rev int64) error {
 	if !w.realized || s.Realizer == nil {
 		return nil
 	}
+	releaseAdmission(c) // committed: waiting for the hosts costs the store nothing
 	return s.Realizer.WaitRealized(c.Request.Context(), rev, w.timeout)
 }
 

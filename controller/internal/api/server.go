@@ -60,6 +60,11 @@ type Server struct {
 	// AuthFailureWindow block it (ratelimit.go); 0 means the defaults.
 	AuthFailures      int
 	AuthFailureWindow time.Duration
+	// MaxInflightWrites and AdmissionWait shape admission control
+	// (admission.go); 0 means DefaultMaxInflightWrites and
+	// DefaultAdmissionWait.
+	MaxInflightWrites int
+	AdmissionWait     time.Duration
 
 	hub       *hub
 	logHub    *hub // policy log entries committed
@@ -67,6 +72,7 @@ type Server struct {
 	tokens    *tokenCache
 	authFails *authLimiter
 	contract  *contract
+	admission *admission
 }
 
 // Handler builds the HTTP handler. ctx bounds the background work it starts
@@ -84,6 +90,8 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	s.authFails = newAuthLimiter(s.AuthFailures, s.AuthFailureWindow)
 	go s.Store.Listen(ctx, store.TokenChannel, func(string) { s.tokens.clear() })
 	s.metrics = newMetrics(s.Store)
+	s.admission = newAdmission(s.MaxInflightWrites, s.AdmissionWait)
+	s.metrics.reg.MustRegister(s.admission.rejected, s.admission.inflight)
 	if c, ok := s.Realizer.(prometheus.Collector); ok {
 		s.metrics.reg.MustRegister(c)
 	}
@@ -94,7 +102,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(s.recover(), s.observe(), unboundedWrites())
+	r.Use(s.recover(), s.observe(), unboundedWrites(), s.admit())
 	r.NoRoute(func(c *gin.Context) { fail(c, notFoundRoute(c)) })
 	r.NoMethod(func(c *gin.Context) { fail(c, methodNotAllowed(c)) })
 

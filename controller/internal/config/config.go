@@ -40,6 +40,11 @@ type Config struct {
 	// Listen must then keep on loopback unless InsecureHTTP.
 	TLSCert, TLSKey string
 	InsecureHTTP    bool
+	// MaxInflightWrites is how many writes one replica runs at once, and
+	// AdmissionWait how long a write waits for a slot before its 429
+	// (docs/failure-matrix.md row 8).
+	MaxInflightWrites int
+	AdmissionWait     time.Duration
 }
 
 // FromEnv reads the configuration. getenv is os.Getenv outside tests.
@@ -78,6 +83,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if err := c.tls(getenv); err != nil {
 		return c, err
+	}
+	c.MaxInflightWrites, err = strconv.Atoi(or(getenv("SWITCHYARD_MAX_INFLIGHT_WRITES"), "64"))
+	if err != nil || c.MaxInflightWrites < 1 {
+		return c, fmt.Errorf("SWITCHYARD_MAX_INFLIGHT_WRITES: %q is not a count of 1 or more", getenv("SWITCHYARD_MAX_INFLIGHT_WRITES"))
+	}
+	c.AdmissionWait, err = time.ParseDuration(or(getenv("SWITCHYARD_ADMISSION_WAIT"), "1s"))
+	if err != nil || c.AdmissionWait < 0 {
+		return c, fmt.Errorf("SWITCHYARD_ADMISSION_WAIT: %q is not a duration of 0 or more", getenv("SWITCHYARD_ADMISSION_WAIT"))
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(or(getenv("SWITCHYARD_LOG_LEVEL"), "info")))); err != nil {
 		return c, fmt.Errorf("SWITCHYARD_LOG_LEVEL: %w", err)

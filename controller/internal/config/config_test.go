@@ -11,11 +11,13 @@ func TestFromEnv(t *testing.T) {
 	get := func(k string) string { return env[k] }
 	c, err := FromEnv(get)
 	if err != nil || c.Listen != "127.0.0.1:8080" || c.ServiceCIDR.String() != "10.96.0.0/16" || c.HeartbeatTimeout != 15*time.Second ||
-		c.EventRetention != 24*time.Hour || c.EventRetentionRevisions != 0 || c.DNSDomain != "switchyard.local" {
+		c.EventRetention != 24*time.Hour || c.EventRetentionRevisions != 0 || c.DNSDomain != "switchyard.local" ||
+		c.MaxInflightWrites != 64 || c.AdmissionWait != time.Second {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 	for k, v := range map[string]string{"SWITCHYARD_SERVICE_CIDR": "10.96.0.1/16", "SWITCHYARD_HEARTBEAT_TIMEOUT": "soon", "SWITCHYARD_LOG_LEVEL": "loud",
-		"SWITCHYARD_EVENT_RETENTION": "a week", "SWITCHYARD_EVENT_RETENTION_REVISIONS": "-1"} {
+		"SWITCHYARD_EVENT_RETENTION": "a week", "SWITCHYARD_EVENT_RETENTION_REVISIONS": "-1",
+		"SWITCHYARD_MAX_INFLIGHT_WRITES": "0", "SWITCHYARD_ADMISSION_WAIT": "-1s"} {
 		env[k] = v
 		if _, err := FromEnv(get); err == nil {
 			t.Errorf("%s=%s accepted", k, v)

@@ -233,7 +233,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	go a.pollLoop(ctx, want, updates)
 	want <- pollFrom{}
 
-	heartbeat := time.NewTicker(a.cfg.Heartbeat)
+	// Jittered at each beat, so that agents started (or healed) together
+	// do not report in step.
+	heartbeat := time.NewTimer(jitter(a.cfg.Heartbeat))
 	defer heartbeat.Stop()
 	// Jittered, so that agents started together do not all check their
 	// hosts at the same moment.
@@ -265,6 +267,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.attempt(ctx, r)
 		case <-heartbeat.C:
 			a.poke()
+			heartbeat.Reset(jitter(a.cfg.Heartbeat))
 		case <-resync.C:
 			if a.resync(ctx) {
 				a.pending = true

@@ -40,6 +40,11 @@ type Config struct {
 	// Listen must then keep on loopback unless InsecureHTTP.
 	TLSCert, TLSKey string
 	InsecureHTTP    bool
+	// DBAcquireTimeout bounds a write's wait for a database connection
+	// before it answers 503; DBConnectTimeout bounds one connection
+	// attempt to one host of the database URL (unless the URL sets
+	// connect_timeout). See docs/failure-matrix-pg.md.
+	DBAcquireTimeout, DBConnectTimeout time.Duration
 }
 
 // FromEnv reads the configuration. getenv is os.Getenv outside tests.
@@ -78,6 +83,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if err := c.tls(getenv); err != nil {
 		return c, err
+	}
+	for _, d := range []struct {
+		env, def string
+		to       *time.Duration
+	}{{"SWITCHYARD_DB_ACQUIRE_TIMEOUT", "1500ms", &c.DBAcquireTimeout}, {"SWITCHYARD_DB_CONNECT_TIMEOUT", "2s", &c.DBConnectTimeout}} {
+		if *d.to, err = time.ParseDuration(or(getenv(d.env), d.def)); err != nil || *d.to <= 0 {
+			return c, fmt.Errorf("%s: %q is not a positive duration", d.env, getenv(d.env))
+		}
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(or(getenv("SWITCHYARD_LOG_LEVEL"), "info")))); err != nil {
 		return c, fmt.Errorf("SWITCHYARD_LOG_LEVEL: %w", err)

@@ -65,8 +65,8 @@ func Unavailable(err error) *problem.Error {
 		case pgErr.Code == codeDiskFull:
 			return problem.Unavailable("the database is out of disk space; nothing was written, retry later").WithCause(err)
 		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
-			strings.HasPrefix(pgErr.Code, "53"), // insufficient resources
-			strings.HasPrefix(pgErr.Code, "58"), // system error (I/O)
+			strings.HasPrefix(pgErr.Code, "53"),                                 // insufficient resources
+			strings.HasPrefix(pgErr.Code, "58"),                                 // system error (I/O)
 			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03": // shutting down, starting up
 			return unavailable(err)
 		}

@@ -47,12 +47,12 @@ func (a answer) problem503() error {
 
 // api calls the controller at base as admin.
 type api struct {
-	base string
-	http *http.Client
+	base, token string
+	http        *http.Client
 }
 
 func newAPI(base string) *api {
-	return &api{base: base, http: &http.Client{Timeout: time.Minute}}
+	return &api{base: base, token: AdminToken, http: &http.Client{Timeout: time.Minute}}
 }
 
 func (c *api) call(method, path string, body any) answer {
@@ -62,7 +62,7 @@ func (c *api) call(method, path string, body any) answer {
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, c.base+path, rd)
-	req.Header.Set("Authorization", "Bearer "+AdminToken)
+	req.Header.Set("Authorization", "Bearer "+c.token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -327,7 +327,7 @@ func (s *sse) once(ctx context.Context) {
 	since := s.last
 	s.mu.Unlock()
 	req, _ := http.NewRequestWithContext(ctx, "GET", s.c.base+"/api/v1/events?since="+strconv.FormatInt(since, 10), nil)
-	req.Header.Set("Authorization", "Bearer "+AdminToken)
+	req.Header.Set("Authorization", "Bearer "+s.c.token)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return

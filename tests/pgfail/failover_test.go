@@ -105,8 +105,10 @@ func TestPostgresFailover(t *testing.T) {
 	}
 	c.must(t, 200, "GET", "/api/v1/revision", nil, &rev)
 	sameEvents(t, live.through(t, rev.Revision), readEvents(t, c, 0, rev.Revision))
-	t.Logf("FIGURES row 2: refused for %s before the promotion (crash at -%s); pg_ctl promote took %s; after the promotion: "+
-		"first retried write acknowledged in %s, /readyz 200 in %s; event stream reconnects %d",
+	t.Logf("FIGURES row 2: writes refused for %s in all; crash to promotion %s (the test's failover manager waits for refusals); "+
+		"pg_ctl promote took %s; after the promotion started: first retried write acknowledged in %s, /readyz 200 in %s; "+
+		"crash to first acknowledged write %s; event stream reconnects %d",
 		w.refusedFor().Round(time.Millisecond), promoted.Sub(crashed).Round(time.Millisecond), promoteTook.Round(time.Millisecond),
-		firstWrite.Round(time.Millisecond), ready.Round(time.Millisecond), live.reconnected())
+		firstWrite.Round(time.Millisecond), ready.Round(time.Millisecond), (promoted.Sub(crashed) + firstWrite).Round(time.Millisecond),
+		live.reconnected())
 }

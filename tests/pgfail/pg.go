@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -237,4 +238,55 @@ func (s *Server) Query(t testing.TB, db, query string) (string, error) {
 	var v string
 	err = conn.QueryRow(ctx, query).Scan(&v)
 	return v, err
+}
+
+// Freeze stops every process of the server with SIGSTOP (a server that
+// accepts connections but never answers: a host that vanished without
+// resetting TCP); Thaw (also run when the test ends) resumes them.
+func (s *Server) Freeze(t testing.TB) {
+	t.Helper()
+	pids := s.pids(t)
+	t.Cleanup(func() { s.signal(pids, syscall.SIGCONT) })
+	s.signal(pids, syscall.SIGSTOP)
+}
+
+// Thaw resumes the processes Freeze stopped.
+func (s *Server) Thaw(t testing.TB) {
+	t.Helper()
+	s.signal(s.pids(t), syscall.SIGCONT)
+}
+
+func (s *Server) signal(pids []int, sig syscall.Signal) {
+	for _, p := range pids {
+		_ = syscall.Kill(p, sig)
+	}
+}
+
+// pids are the postmaster's and its children's process ids.
+func (s *Server) pids(t testing.TB) []int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.data(), "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := []int{pm}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+		i := strings.LastIndexByte(string(b), ')')
+		fields := strings.Fields(string(b[i+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pm) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

@@ -60,6 +60,9 @@ type Server struct {
 	// AuthFailureWindow block it (ratelimit.go); 0 means the defaults.
 	AuthFailures      int
 	AuthFailureWindow time.Duration
+	// RequestTimeout bounds a request's work (deadline.go); 0 means
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
 
 	hub       *hub
 	logHub    *hub // policy log entries committed
@@ -94,7 +97,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(s.recover(), s.observe(), unboundedWrites())
+	r.Use(s.recover(), s.observe(), unboundedWrites(), s.boundRequests())
 	r.NoRoute(func(c *gin.Context) { fail(c, notFoundRoute(c)) })
 	r.NoMethod(func(c *gin.Context) { fail(c, methodNotAllowed(c)) })
 
@@ -185,8 +188,7 @@ var longRoutes = map[string]bool{"/api/v1/events": true, "/api/v1/nodes/:host/pr
 // (client disconnect, ?timeout=).
 func unboundedWrites() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		waits := c.Request.Method != http.MethodGet && c.Query("wait") == "realized"
-		if longRoutes[c.FullPath()] || waits {
+		if selfBounded(c) {
 			// Fails only for writers without deadlines (tests' recorders).
 			_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
 		}

@@ -87,7 +87,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	for _, d := range []struct {
 		env, def string
 		to       *time.Duration
-	}{{"SWITCHYARD_DB_ACQUIRE_TIMEOUT", "1500ms", &c.DBAcquireTimeout}, {"SWITCHYARD_DB_CONNECT_TIMEOUT", "2s", &c.DBConnectTimeout}} {
+	}{{"SWITCHYARD_DB_ACQUIRE_TIMEOUT", "1s", &c.DBAcquireTimeout}, {"SWITCHYARD_DB_CONNECT_TIMEOUT", "2s", &c.DBConnectTimeout}} {
 		if *d.to, err = time.ParseDuration(or(getenv(d.env), d.def)); err != nil || *d.to <= 0 {
 			return c, fmt.Errorf("%s: %q is not a positive duration", d.env, getenv(d.env))
 		}

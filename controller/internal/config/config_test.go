@@ -92,7 +92,7 @@ func TestTLSSettings(t *testing.T) {
 func TestDBTimeouts(t *testing.T) {
 	env := map[string]string{"SWITCHYARD_DATABASE_URL": "postgres://x/y"}
 	get := func(k string) string { return env[k] }
-	if c, err := FromEnv(get); err != nil || c.DBAcquireTimeout != 1500*time.Millisecond || c.DBConnectTimeout != 2*time.Second {
+	if c, err := FromEnv(get); err != nil || c.DBAcquireTimeout != time.Second || c.DBConnectTimeout != 2*time.Second {
 		t.Fatalf("defaults: %v %v %v", c.DBAcquireTimeout, c.DBConnectTimeout, err)
 	}
 	env["SWITCHYARD_DB_ACQUIRE_TIMEOUT"], env["SWITCHYARD_DB_CONNECT_TIMEOUT"] = "500ms", "3s"

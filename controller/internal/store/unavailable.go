@@ -17,9 +17,11 @@ import (
 // When PostgreSQL stops, fails over, turns read-only or runs out of disk,
 // every request that needs it must answer a clear 503 quickly, never a 500
 // and never hang (docs/failure-matrix-pg.md):
-//   - a write waits at most AcquireTimeout for a connection (and a new
-//     connection at most ConnectTimeout per host of the URL), then answers
-//     503; the group's statements are bounded by statementTimeout;
+//   - a write group waits at most AcquireTimeout for a connection (and a
+//     new connection at most ConnectTimeout per host of the URL), then
+//     answers 503, so a write that queued behind a group that waited waits
+//     at most twice that; the group's statements are bounded by
+//     statementTimeout; reads are bounded by the API's request deadline;
 //   - Unavailable classifies the database's refusals (connection lost or
 //     refused, shutting down, read-only, disk full, too many connections)
 //     as 503 problems, for writes (mapError) and reads (the API's fail);
@@ -30,7 +32,7 @@ import (
 
 // Defaults of the pool's bounds (Options.AcquireTimeout, ConnectTimeout).
 const (
-	DefaultAcquireTimeout = 1500 * time.Millisecond
+	DefaultAcquireTimeout = time.Second
 	DefaultConnectTimeout = 2 * time.Second
 )
 

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchyard/switchyard/controller/internal/problem"
@@ -104,4 +105,57 @@ func errCommitInDoubt(err error) error {
 func inDoubt(err error) bool {
 	var pgErr *pgconn.PgError
 	return err != nil && !errors.As(err, &pgErr)
+}
+
+// A write group's statements run on the group's context (30 s), and
+// PostgreSQL ends each after statementTimeout on its own. A server that
+// stopped answering (hung, or its host gone without a TCP reset) ends
+// nothing, so the statements of a write group also get a deadline of
+// their own on the client side, a second past the server's: it fires only
+// when the server did not answer in time, and the group fails (503) instead
+// of holding every write behind it for the group's whole timeout.
+// statementGuard (the pool's tracer) applies it to the statements whose
+// context carries guardKey.
+
+type guardKey struct{}
+
+// guardStatements marks ctx: each statement run on it gets its own deadline.
+func guardStatements(ctx context.Context) context.Context {
+	return context.WithValue(ctx, guardKey{}, true)
+}
+
+type cancelKey struct{}
+
+type statementGuard struct{}
+
+func (statementGuard) start(ctx context.Context) context.Context {
+	if ctx.Value(guardKey{}) == nil {
+		return ctx
+	}
+	ctx, cancel := context.WithTimeout(ctx, statementTimeout+time.Second)
+	return context.WithValue(ctx, cancelKey{}, cancel)
+}
+
+func (statementGuard) end(ctx context.Context) {
+	if cancel, ok := ctx.Value(cancelKey{}).(context.CancelFunc); ok {
+		cancel()
+	}
+}
+
+func (g statementGuard) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return g.start(ctx)
+}
+
+func (g statementGuard) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	g.end(ctx)
+}
+
+func (g statementGuard) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return g.start(ctx)
+}
+
+func (statementGuard) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (g statementGuard) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchEndData) {
+	g.end(ctx)
 }

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchyard/switchyard/controller/internal/problem"
@@ -69,5 +71,24 @@ func TestCommitInDoubt(t *testing.T) {
 	pe, ok := problem.As(errCommitInDoubt(io.ErrUnexpectedEOF))
 	if !ok || pe.Status != 503 || !strings.Contains(pe.Detail, "may or may not have landed") || !errors.Is(pe, io.ErrUnexpectedEOF) {
 		t.Fatalf("%+v", pe)
+	}
+}
+
+// Only a write group's statements get a client-side deadline, a second
+// past the server's statement timeout, released when they end.
+func TestStatementGuard(t *testing.T) {
+	var g statementGuard
+	plain := context.Background()
+	if ctx := g.TraceQueryStart(plain, nil, pgx.TraceQueryStartData{}); ctx != plain {
+		t.Fatal("a statement outside a write group got a deadline")
+	}
+	ctx := g.TraceBatchStart(guardStatements(plain), nil, pgx.TraceBatchStartData{})
+	dl, ok := ctx.Deadline()
+	if left := time.Until(dl); !ok || left > statementTimeout+time.Second || left < statementTimeout {
+		t.Fatalf("deadline in %s", left)
+	}
+	g.TraceBatchEnd(ctx, nil, pgx.TraceBatchEndData{})
+	if ctx.Err() == nil {
+		t.Fatal("the deadline was not released")
 	}
 }

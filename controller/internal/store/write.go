@@ -174,6 +174,10 @@ func (s *Store) runGroup(group []*writeReq) (res []writeRes, retry bool) {
 		fail(err)
 		return res, retry
 	}
+	// Waiting for the revision lock (above) may take as long as other
+	// replicas' groups; each statement from here on is bounded on the
+	// client side too (unavailable.go), against a server that hangs.
+	ctx = guardStatements(ctx)
 	savepoints := len(group) > 1
 	landed := 0
 	for i, r := range group {

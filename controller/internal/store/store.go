@@ -122,6 +122,12 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
 	}
+	// A pooled connection idle for a while is pinged before use; a server
+	// that stopped answering fails the ping in this time (not the
+	// request's), so the pool moves on to a new connection.
+	if cfg.PingTimeout == 0 {
+		cfg.PingTimeout = opts.AcquireTimeout
+	}
 	if cfg.ConnConfig.Tracer == nil {
 		cfg.ConnConfig.Tracer = statementGuard{}
 	}

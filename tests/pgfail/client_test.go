@@ -326,7 +326,13 @@ func (s *sse) once(ctx context.Context) {
 	s.mu.Lock()
 	since := s.last
 	s.mu.Unlock()
-	req, _ := http.NewRequestWithContext(ctx, "GET", s.c.base+"/api/v1/events?since="+strconv.FormatInt(since, 10), nil)
+	// From the start: no since, which starts at the oldest event retained
+	// (since=0 is a 410 once the log's horizon moved past revision 0).
+	q := ""
+	if since > 0 {
+		q = "?since=" + strconv.FormatInt(since, 10)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.c.base+"/api/v1/events"+q, nil)
 	req.Header.Set("Authorization", "Bearer "+s.c.token)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

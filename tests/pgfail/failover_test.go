@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/switchyard/switchyard/openapi"
 )
 
 // Matrix row 2: a primary and a synchronous streaming standby; the
@@ -47,16 +45,7 @@ func TestPostgresFailover(t *testing.T) {
 	// The node layer follows the new primary: a container created now
 	// changes h1's program at that write's revision.
 	s.w.halt()
-	var last openapi.Container
-	c.must(t, 201, "POST", "/api/v1/containers", map[string]any{"name": "after", "network": "n1", "host": "h1"}, &last)
-	eventually(t, 30*time.Second, "h1's program reaches the last write", func() error {
-		var h openapi.Host
-		c.must(t, 200, "GET", "/api/v1/hosts/h1", nil, &h)
-		if h.ProgramRevision != last.Revision {
-			return fmt.Errorf("program at revision %d, last write %d", h.ProgramRevision, last.Revision)
-		}
-		return nil
-	})
+	s.followsWrite(t, c)
 	s.finish(t, true)
 	t.Logf("FIGURES row 2: writes refused for %s in all; crash to promotion %s (the test's failover manager waits for refusals); "+
 		"pg_ctl promote took %s; after the promotion started: first retried write acknowledged in %s, /readyz 200 in %s; "+

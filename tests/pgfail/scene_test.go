@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/openapi"
 )
 
 // scene is a controller on a database of a test's own with network n1 and
@@ -94,4 +96,23 @@ func waitRecovered(t testing.TB, c *api, w *writers, acked int, back time.Time) 
 	ready = time.Since(back)
 	waitAcked(t, w, acked+10)
 	return firstWrite, ready
+}
+
+// followsWrite creates a container on h1 through via (this controller or
+// another replica) and waits until this controller's node layer has h1's
+// program at that write's revision; it returns how long that took.
+func (s *scene) followsWrite(t testing.TB, via *api) time.Duration {
+	t.Helper()
+	var ct openapi.Container
+	start := time.Now()
+	via.must(t, 201, "POST", "/api/v1/containers", map[string]any{"name": "follow", "network": "n1", "host": "h1"}, &ct)
+	eventually(t, 30*time.Second, "h1's program reaches the write", func() error {
+		var h openapi.Host
+		s.c.must(t, 200, "GET", "/api/v1/hosts/h1", nil, &h)
+		if h.ProgramRevision != ct.Revision {
+			return fmt.Errorf("program at revision %d, the write %d", h.ProgramRevision, ct.Revision)
+		}
+		return nil
+	})
+	return time.Since(start)
 }

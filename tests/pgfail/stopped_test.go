@@ -24,6 +24,9 @@ func TestPostgresStopped(t *testing.T) {
 	pg.Exec(t, "postgres", "CREATE DATABASE switchyard")
 	s := writing(t, pg.URL("switchyard"), 3)
 	c := s.c
+	// A second replica: after the outage, its writes reach the first
+	// replica's node layer and event stream (NOTIFY/LISTEN reconnected).
+	other := newAPI(StartController(t, pg.URL("switchyard")).URL)
 
 	stopped := time.Now()
 	pg.Stop(t, "fast")
@@ -51,9 +54,11 @@ func TestPostgresStopped(t *testing.T) {
 	back := time.Now()
 	pg.Start(t)
 	firstWrite, ready := waitRecovered(t, c, s.w, acked, back)
+	s.w.halt()
+	followed := s.followsWrite(t, other)
 	s.finish(t, true)
 	t.Logf("FIGURES row 1: pg_ctl stop -m fast took %s; while down: write 503 in %s, read 503 in %s; refused for %s; "+
-		"from pg_ctl start (-w, until it accepts connections): first retried write acknowledged in %s, /readyz 200 in %s; event stream reconnects %d",
+		"from pg_ctl start (-w, until it accepts connections): first retried write acknowledged in %s, /readyz 200 in %s; event stream reconnects %d; a write on the other replica reached this one's node layer in %s",
 		stopTook.Round(time.Millisecond), write.Took.Round(time.Millisecond), read.Took.Round(time.Millisecond),
-		s.w.refusedFor().Round(time.Millisecond), firstWrite.Round(time.Millisecond), ready.Round(time.Millisecond), s.live.reconnected())
+		s.w.refusedFor().Round(time.Millisecond), firstWrite.Round(time.Millisecond), ready.Round(time.Millisecond), s.live.reconnected(), followed.Round(time.Millisecond))
 }

@@ -40,7 +40,8 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{ServiceCIDR: cfg.ServiceCIDR, HeartbeatTimeout: cfg.HeartbeatTimeout, DNSDomain: cfg.DNSDomain})
+	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{ServiceCIDR: cfg.ServiceCIDR, HeartbeatTimeout: cfg.HeartbeatTimeout, DNSDomain: cfg.DNSDomain,
+		AcquireTimeout: cfg.DBAcquireTimeout, ConnectTimeout: cfg.DBConnectTimeout})
 	if err != nil {
 		return err
 	}

@@ -5,19 +5,30 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchyard/switchyard/controller/internal/problem"
+	"github.com/switchyard/switchyard/controller/internal/store"
 )
 
 // ProblemContentType is the media type of every error body.
 const ProblemContentType = "application/problem+json"
 
-// fail answers with err as problem+json: a *problem.Error as it is,
-// anything else as a 500 whose cause is logged, not shown.
+// fail answers with err as problem+json: a *problem.Error as it is, a
+// database that cannot serve now (store.Unavailable) as a 503 with
+// Retry-After, anything else as a 500 whose cause is logged, not shown.
 func fail(c *gin.Context, err error) {
 	pe, ok := problem.As(err)
+	if !ok {
+		if u := store.Unavailable(err); u != nil {
+			pe, ok = u, true
+		}
+	}
+	if ok && pe.Status == http.StatusServiceUnavailable && c.Writer.Header().Get("Retry-After") == "" {
+		c.Header("Retry-After", strconv.Itoa(store.RetryAfter))
+	}
 	switch {
 	case !ok:
 		c.Set("error", err.Error())

@@ -65,6 +65,9 @@ type Server struct {
 	// DefaultAdmissionWait.
 	MaxInflightWrites int
 	AdmissionWait     time.Duration
+	// RequestTimeout bounds a request's work (deadline.go); 0 means
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
 
 	hub       *hub
 	logHub    *hub // policy log entries committed
@@ -102,7 +105,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(s.recover(), s.observe(), unboundedWrites(), s.admit())
+	r.Use(s.recover(), s.observe(), unboundedWrites(), s.boundRequests(), s.admit())
 	r.NoRoute(func(c *gin.Context) { fail(c, notFoundRoute(c)) })
 	r.NoMethod(func(c *gin.Context) { fail(c, methodNotAllowed(c)) })
 
@@ -193,8 +196,7 @@ var longRoutes = map[string]bool{"/api/v1/events": true, "/api/v1/nodes/:host/pr
 // (client disconnect, ?timeout=).
 func unboundedWrites() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		waits := c.Request.Method != http.MethodGet && c.Query("wait") == "realized"
-		if longRoutes[c.FullPath()] || waits {
+		if selfBounded(c) {
 			// Fails only for writers without deadlines (tests' recorders).
 			_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
 		}

@@ -45,6 +45,11 @@ type Config struct {
 	// (docs/failure-matrix.md row 8).
 	MaxInflightWrites int
 	AdmissionWait     time.Duration
+	// DBAcquireTimeout bounds a write's wait for a database connection
+	// before it answers 503; DBConnectTimeout bounds one connection
+	// attempt to one host of the database URL (unless the URL sets
+	// connect_timeout). See docs/failure-matrix-pg.md.
+	DBAcquireTimeout, DBConnectTimeout time.Duration
 }
 
 // FromEnv reads the configuration. getenv is os.Getenv outside tests.
@@ -91,6 +96,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.AdmissionWait, err = time.ParseDuration(or(getenv("SWITCHYARD_ADMISSION_WAIT"), "1s"))
 	if err != nil || c.AdmissionWait < 0 {
 		return c, fmt.Errorf("SWITCHYARD_ADMISSION_WAIT: %q is not a duration of 0 or more", getenv("SWITCHYARD_ADMISSION_WAIT"))
+	}
+	for _, d := range []struct {
+		env, def string
+		to       *time.Duration
+	}{{"SWITCHYARD_DB_ACQUIRE_TIMEOUT", "1s", &c.DBAcquireTimeout}, {"SWITCHYARD_DB_CONNECT_TIMEOUT", "2s", &c.DBConnectTimeout}} {
+		if *d.to, err = time.ParseDuration(or(getenv(d.env), d.def)); err != nil || *d.to <= 0 {
+			return c, fmt.Errorf("%s: %q is not a positive duration", d.env, getenv(d.env))
+		}
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(or(getenv("SWITCHYARD_LOG_LEVEL"), "info")))); err != nil {
 		return c, fmt.Errorf("SWITCHYARD_LOG_LEVEL: %w", err)

@@ -90,3 +90,24 @@ func TestTLSSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestDBTimeouts(t *testing.T) {
+	env := map[string]string{"SWITCHYARD_DATABASE_URL": "postgres://x/y"}
+	get := func(k string) string { return env[k] }
+	if c, err := FromEnv(get); err != nil || c.DBAcquireTimeout != time.Second || c.DBConnectTimeout != 2*time.Second {
+		t.Fatalf("defaults: %v %v %v", c.DBAcquireTimeout, c.DBConnectTimeout, err)
+	}
+	env["SWITCHYARD_DB_ACQUIRE_TIMEOUT"], env["SWITCHYARD_DB_CONNECT_TIMEOUT"] = "500ms", "3s"
+	if c, err := FromEnv(get); err != nil || c.DBAcquireTimeout != 500*time.Millisecond || c.DBConnectTimeout != 3*time.Second {
+		t.Fatalf("set: %v %v %v", c.DBAcquireTimeout, c.DBConnectTimeout, err)
+	}
+	for _, k := range []string{"SWITCHYARD_DB_ACQUIRE_TIMEOUT", "SWITCHYARD_DB_CONNECT_TIMEOUT"} {
+		for _, bad := range []string{"0", "-1s", "soon"} {
+			env[k] = bad
+			if _, err := FromEnv(get); err == nil || !strings.Contains(err.Error(), k) {
+				t.Errorf("%s=%q: %v", k, bad, err)
+			}
+		}
+		delete(env, k)
+	}
+}

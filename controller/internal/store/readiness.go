@@ -43,13 +43,33 @@ func (s *Store) sweepLoop() {
 		<-s.stop
 		cancel()
 	}()
+	// While the database cannot be reached, no agent's report can land;
+	// once it answers again, every host gets one heartbeat timeout to
+	// report before any is flipped NotReady, so an outage of the database
+	// does not turn every host NotReady (and move egress IPs) when it ends.
+	failing, resumed := false, time.Time{}
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-tick.C:
 		}
+		if failing || time.Since(resumed) < s.opts.HeartbeatTimeout {
+			if err := s.Pool.Ping(ctx); err != nil {
+				failing = true
+				continue
+			}
+			if failing {
+				failing, resumed = false, time.Now()
+				slog.Info("store: the database answers again; hosts get one heartbeat timeout to report before the readiness sweep resumes",
+					"timeout", s.opts.HeartbeatTimeout)
+			}
+			if time.Since(resumed) < s.opts.HeartbeatTimeout {
+				continue
+			}
+		}
 		if _, err := s.SweepReadiness(ctx); err != nil && ctx.Err() == nil && !unmigrated(err) {
+			failing = Unavailable(err) != nil
 			slog.Warn("store: host readiness sweep", "err", err)
 		}
 	}

@@ -54,6 +54,12 @@ type Options struct {
 	// DNSDomain is the domain of container and service names (the search
 	// list containers are shown with).
 	DNSDomain string
+	// AcquireTimeout bounds how long a write waits for a database
+	// connection (and its BEGIN) before it answers 503 (unavailable.go).
+	AcquireTimeout time.Duration
+	// ConnectTimeout bounds one connection attempt to one host of the
+	// database URL, unless the URL sets connect_timeout.
+	ConnectTimeout time.Duration
 }
 
 // DefaultOptions are used for zero fields of Options.
@@ -63,6 +69,8 @@ var DefaultOptions = Options{
 	ReadinessSweep:   500 * time.Millisecond,
 	DefaultMTU:       1400,
 	DNSDomain:        "switchyard.local",
+	AcquireTimeout:   DefaultAcquireTimeout,
+	ConnectTimeout:   DefaultConnectTimeout,
 }
 
 // Store is the PostgreSQL intent store. Safe for concurrent use.
@@ -98,12 +106,30 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.DefaultMTU == 0 {
 		opts.DefaultMTU = DefaultOptions.DefaultMTU
 	}
+	if opts.AcquireTimeout <= 0 {
+		opts.AcquireTimeout = DefaultOptions.AcquireTimeout
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = DefaultOptions.ConnectTimeout
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", err)
 	}
 	if cfg.MaxConns < 16 {
 		cfg.MaxConns = 16
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
+	}
+	// A pooled connection idle for a while is pinged before use; a server
+	// that stopped answering fails the ping in this time (not the
+	// request's), so the pool moves on to a new connection.
+	if cfg.PingTimeout == 0 {
+		cfg.PingTimeout = opts.AcquireTimeout
+	}
+	if cfg.ConnConfig.Tracer == nil {
+		cfg.ConnConfig.Tracer = statementGuard{}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -150,8 +176,17 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports whether the database answers and every migration is applied.
+// Ready reports whether the database answers, takes writes (it is no
+// standby and not read-only) and has every migration applied.
 func (s *Store) Ready(ctx context.Context) error {
+	var readOnly bool
+	err := s.Pool.QueryRow(ctx, `SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::bool`).Scan(&readOnly)
+	if err != nil {
+		return unavailable(err)
+	}
+	if readOnly {
+		return problem.Unavailable("the database is read-only (a standby, or writes switched off): writes answer 503")
+	}
 	db := stdlib.OpenDBFromPool(s.Pool)
 	defer db.Close()
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
@@ -319,11 +354,14 @@ func mapError(err error) error {
 			return problem.Unavailable("a statement of the write took too long and was cancelled; nothing was written")
 		}
 	}
+	if pe := Unavailable(err); pe != nil {
+		return pe
+	}
 	return err
 }
 
 // unavailable is a database that cannot be reached. What failed (address,
 // user, database) goes to the log with the cause, never to the client.
-func unavailable(err error) error {
+func unavailable(err error) *problem.Error {
 	return problem.Unavailable("the database cannot be reached").WithCause(err)
 }

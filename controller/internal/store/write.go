@@ -149,7 +149,11 @@ func (s *Store) runGroup(group []*writeReq) (res []writeRes, retry bool) {
 	// goes away must not break the others' transaction.
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
-	pt, err := s.Pool.Begin(ctx)
+	// A connection is waited for a bounded time: with the database down,
+	// the writes answer 503 at once instead of queueing behind each other.
+	bctx, bcancel := context.WithTimeout(ctx, s.opts.AcquireTimeout)
+	pt, err := s.Pool.Begin(bctx)
+	bcancel()
 	if err != nil {
 		fail(unavailable(err))
 		return res, false
@@ -170,6 +174,10 @@ func (s *Store) runGroup(group []*writeReq) (res []writeRes, retry bool) {
 		fail(err)
 		return res, retry
 	}
+	// Waiting for the revision lock (above) may take as long as other
+	// replicas' groups; each statement from here on is bounded on the
+	// client side too (unavailable.go), against a server that hangs.
+	ctx = guardStatements(ctx)
 	savepoints := len(group) > 1
 	landed := 0
 	for i, r := range group {
@@ -214,6 +222,9 @@ func (s *Store) runGroup(group []*writeReq) (res []writeRes, retry bool) {
 	if err := pt.Commit(ctx); err != nil {
 		for i := range res {
 			res[i].rev = 0
+		}
+		if inDoubt(err) {
+			err = errCommitInDoubt(err)
 		}
 		fail(err)
 	}

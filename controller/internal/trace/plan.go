@@ -228,7 +228,10 @@ func (p *Plan) conclusion(delivered bool) string {
 			checked++
 		}
 	}
-	fmt.Fprintf(&b, "; compiled flows agree; %d of %d switches traced agree", checked, len(t.Realized))
+	b.WriteString("; the compiled flows agree")
+	if checked > 0 {
+		fmt.Fprintf(&b, ", and so do the switches of %d of the path's %d hosts", checked, len(t.Realized))
+	}
 	if l := t.Live; l != nil {
 		fmt.Fprintf(&b, "; live probe %s in %.1f ms", l.Status, float64(l.Micros)/1000)
 	}

@@ -73,6 +73,7 @@ type Server struct {
 	authFails *authLimiter
 	contract  *contract
 	admission *admission
+	probes    probeLimiter // live trace probes, per token (traces.go)
 }
 
 // Handler builds the HTTP handler. ctx bounds the background work it starts
@@ -149,6 +150,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	v1.GET("/services/:ref/endpoints", viewer, s.serviceEndpoints)
 	v1.GET("/policies/:ref/stats", viewer, s.policyStats)
 	v1.GET("/policies/:ref/log", viewer, s.policyLog)
+	v1.POST("/traces", operator, s.traceRequest)
 
 	v1.GET("/tokens", admin, s.listTokens)
 	v1.POST("/tokens", admin, s.createToken)
@@ -163,6 +165,10 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 		n.POST("/register", s.Nodes.Register)
 		n.GET("/program", s.Nodes.Program)
 		n.POST("/status", s.Nodes.Status)
+		if jh, ok := s.Nodes.(JobHandler); ok {
+			n.GET("/jobs", jh.Jobs)
+			n.POST("/jobs/:id/result", jh.JobResult)
+		}
 	}
 	return r
 }

@@ -121,6 +121,9 @@ type Manager struct {
 	DNSDomain string
 
 	metrics *metrics
+	// jobs are the read-only jobs (traces, probes) for the agents polling
+	// this replica (jobs.go).
+	jobs Jobs
 	// programOf builds a host's whole program; tests replace it to inject
 	// compiler failures.
 	programOf func(c *compile.Compiler, host string) (*openapi.Program, error)

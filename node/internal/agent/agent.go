@@ -21,7 +21,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -95,7 +97,9 @@ type Config struct {
 	NetnsPath func(openapi.ContainerPort) string
 	// DNS, when set, is the node-local resolver (dns.go).
 	DNS Resolver
-	Log *slog.Logger
+	// Tracer, when set, runs the controller's switch trace jobs (jobs.go).
+	Tracer SwitchTracer
+	Log    *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -137,6 +141,10 @@ type Agent struct {
 	// (nil: not known, e.g. after a whole program).
 	prog   *openapi.Program
 	change *openapi.ProgramDelta
+
+	// appliedPorts are the container ports of the program last applied,
+	// for the probes of trace jobs (jobs.go), which run on their own.
+	appliedPorts atomic.Pointer[[]openapi.ContainerPort]
 
 	mu     sync.Mutex
 	status openapi.NodeStatus
@@ -224,6 +232,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.startDNS(ctx)
 
 	go a.reportLoop(ctx)
+	go a.jobLoop(ctx)
 	defer a.health.Stop()
 	if a.cfg.Observer != nil {
 		go a.observePolicies(ctx, a.cfg.Observer)
@@ -513,6 +522,8 @@ func (a *Agent) apply(ctx context.Context, prog *openapi.Program, change *openap
 	a.m.flows.Set(float64(res.Flows))
 	a.prog = prog
 	a.health.Set(prog)
+	ports := slices.Clone(prog.Containers)
+	a.appliedPorts.Store(&ports)
 	a.feedDNS(prog)
 	a.setStatus(st)
 	return true

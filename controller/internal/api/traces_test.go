@@ -159,7 +159,7 @@ func TestTraceLayers(t *testing.T) {
 		t.Fatalf("live %+v", tr.Live)
 	}
 	mu.Lock()
-	if len(flows) != 1 || !strings.HasPrefix(flows[0], "in_port=syc") || !strings.Contains(flows[0], "tp_dst=5432") {
+	if len(flows) != 1 || !strings.HasPrefix(flows[0], "in_port=syc") || !strings.Contains(flows[0], "tcp_dst=5432") {
 		t.Fatalf("h1's trace job flows %v", flows)
 	}
 	mu.Unlock()

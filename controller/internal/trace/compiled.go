@@ -114,7 +114,11 @@ func (in *intent) simulate() ([]Hop, error) {
 			Job: openapi.NodeTraceJob{Bridge: compile.BridgeName, Flow: FlowText(pkt), CtNext: r.CtNext}}
 		for i, f := range r.Flows {
 			if strings.Contains(f.Actions, "group:") {
+				// A select group hashes (dp_hash) and recirculates, which
+				// ofproto/trace does not follow: a dp_hash given with the
+				// flow lets it pick a bucket at once.
 				hop.compare = i + 1
+				hop.Job.Flow += ",dp_hash=0x1"
 				break
 			}
 		}
@@ -181,10 +185,12 @@ func FlowText(p Packet) string {
 		b.WriteString(",ip")
 	}
 	fmt.Fprintf(&b, ",dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,nw_ttl=64", p.EthSrc, p.EthDst, p.Src, p.Dst)
-	if p.Proto == 1 {
+	switch p.Proto {
+	case 1:
 		fmt.Fprintf(&b, ",icmp_type=%d,icmp_code=%d", p.ICMPType, p.ICMPCode)
-	} else {
-		fmt.Fprintf(&b, ",tp_src=%d,tp_dst=%d", p.SrcPort, p.DstPort)
+	case 6, 17, 132: // tp_src is TCP's alone in ovs-ofctl's exact flows
+		l4 := map[int]string{6: "tcp", 17: "udp", 132: "sctp"}[p.Proto]
+		fmt.Fprintf(&b, ",%s_src=%d,%s_dst=%d", l4, p.SrcPort, l4, p.DstPort)
 	}
 	return b.String()
 }

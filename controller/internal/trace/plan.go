@@ -230,7 +230,7 @@ func (p *Plan) conclusion(delivered bool) string {
 	}
 	b.WriteString("; the compiled flows agree")
 	if checked > 0 {
-		fmt.Fprintf(&b, ", and so do the switches of %d of the path's %d hosts", checked, len(t.Realized))
+		fmt.Fprintf(&b, ", and so do the switches (%d of the path's %d traced)", checked, len(t.Realized))
 	}
 	if l := t.Live; l != nil {
 		fmt.Fprintf(&b, "; live probe %s in %.1f ms", l.Status, float64(l.Micros)/1000)

@@ -32,6 +32,11 @@ const jobPoll = 20 * time.Second
 // maxJobTime bounds one job whatever the controller asks.
 const maxJobTime = 10 * time.Second
 
+// probeTimeout bounds a probe's wait for an answer: well within the
+// controller's wait for the job, so that "no answer" comes back as the
+// probe's timeout rather than the job's.
+const probeTimeout = 2 * time.Second
+
 // jobLoop long-polls the controller for read-only jobs (switch traces,
 // probes) and answers each; it runs until ctx ends. A controller without
 // the jobs route (404) is asked again only every minute.
@@ -122,6 +127,8 @@ func (a *Agent) probe(ctx context.Context, p openapi.NodeProbeJob) (openapi.Node
 	if ns == "" {
 		return openapi.NodeProbeResult{}, fmt.Errorf("container %s has no namespace on this host", p.Container)
 	}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
 	start := time.Now()
 	var err error
 	switch p.Protocol {

@@ -333,6 +333,9 @@ func (in *intent) side(dir string, c *openapi.Container, other policy.Endpoint, 
 	}
 	out.Decision = openapi.ReachabilityDecision{Allowed: d.Allowed, Reason: d.Reason, Policy: d.Policy, PolicyID: d.PolicyID,
 		Rule: d.RuleField(), Action: d.Action}
+	if d.Reason == policy.ReasonSelf { // never judged
+		return out
+	}
 	for _, k := range ev.Consulted(dir, me, other, proto, port) {
 		tc := openapi.TraceConsulted{Policy: k.Policy, PolicyID: k.PolicyID, Priority: k.Priority, Action: k.Action}
 		if k.Rule >= 0 {

@@ -304,20 +304,21 @@ func external() openapi.ReachabilityDecision {
 // side evaluates direction dir at container c.
 func (in *intent) side(dir string, c *openapi.Container, other policy.Endpoint, proto string, port int) openapi.TracePolicySide {
 	out := openapi.TracePolicySide{Container: c.Name, Policies: []openapi.TraceConsulted{}}
-	var ctrs []policy.Container
-	for _, k := range in.env.Snap.Containers {
-		if k.Network == c.Network {
-			ctrs = append(ctrs, policy.Container{Name: k.Name, IP: mustAddr(k.IP), Labels: k.Labels})
-		}
+	if other.Name != "" && !sameNetwork(in.env.Snap, other.Name, c.Network) {
+		other = policy.Endpoint{IP: other.IP}
+	}
+	// One verdict needs only its two ends: which policies select c, and
+	// whether their peers match the other end (its labels or address), so
+	// the evaluator gets those two, not the whole network.
+	ctrs := []policy.Container{{Name: c.Name, IP: mustAddr(c.IP), Labels: c.Labels}}
+	if other.Name != "" && other.Name != c.Name {
+		ctrs = append(ctrs, policy.Container{Name: other.Name, IP: other.IP, Labels: other.Labels})
 	}
 	var pols []openapi.Policy
 	for _, p := range in.env.Snap.Policies {
 		if p.Network == c.Network {
 			pols = append(pols, p)
 		}
-	}
-	if other.Name != "" && in.x.networks[c.Network] != nil && !sameNetwork(in.env.Snap, other.Name, c.Network) {
-		other = policy.Endpoint{IP: other.IP}
 	}
 	ev, err := policy.New(ctrs, pols)
 	if err != nil {

@@ -71,9 +71,9 @@ func NewSim(p *openapi.Program) *Sim {
 		for _, a := range splitTop(f.Actions) {
 			a = strings.TrimSpace(a)
 			if strings.HasPrefix(a, "conjunction(") {
-				var c conjAct
-				if _, err := fmt.Sscanf(a, "conjunction(%d,%d/%d)", &c.id, &c.k, &c.n); err != nil && sf.err == nil {
-					sf.err = fmt.Errorf("action %q: %v", a, err)
+				c, err := parseConj(a)
+				if err != nil && sf.err == nil {
+					sf.err = err
 				}
 				sf.conj = append(sf.conj, c)
 				continue
@@ -89,6 +89,21 @@ func NewSim(p *openapi.Program) *Sim {
 		s.groups[g.ID] = parseBuckets(g.Spec)
 	}
 	return s
+}
+
+// parseConj reads "conjunction(ID,K/N)".
+func parseConj(a string) (conjAct, error) {
+	var c conjAct
+	body := strings.TrimSuffix(strings.TrimPrefix(a, "conjunction("), ")")
+	id, kn, ok1 := strings.Cut(body, ",")
+	k, n, ok2 := strings.Cut(kn, "/")
+	v, err1 := strconv.ParseUint(id, 10, 32)
+	kk, err2 := strconv.Atoi(k)
+	nn, err3 := strconv.Atoi(n)
+	if !ok1 || !ok2 || err1 != nil || err2 != nil || err3 != nil {
+		return c, fmt.Errorf("action %q: not conjunction(ID,K/N)", a)
+	}
+	return conjAct{id: uint32(v), k: kk, n: nn}, nil
 }
 
 // parseBuckets reads the buckets of a group spec

@@ -12,7 +12,7 @@ import (
 	"github.com/switchyard/switchyard/tests/lab"
 )
 
-// traceLab is TestTrace's cluster: two hosts over Geneve, network tr with
+// traceLab is TestTrace's cluster: two hosts (over Geneve, then VXLAN), network tr with
 // web and cli on h1 and db on h2 (db publishes host port trPub to its port
 // 80), service websvc over app=web, and the policy db-in: db takes TCP 80
 // from app=web and from the outside's client address only. Every
@@ -39,9 +39,15 @@ const (
 // published port; and a flow deleted by hand on h2 is reported as a
 // disagreement naming h2 and that flow.
 func TestTrace(t *testing.T) {
+	for _, tunnel := range []string{openapi.TunnelGeneve, openapi.TunnelVXLAN} {
+		t.Run(tunnel, func(t *testing.T) { runTraceLab(t, tunnel) })
+	}
+}
+
+func runTraceLab(t *testing.T, tunnel string) {
 	start := time.Now()
 	e := &traceLab{ct: map[string]openapi.Container{}, probes: map[string]*lab.Probe{}}
-	e.Cluster = cluster.New(t, cluster.Options{Hosts: 2, Tunnel: openapi.TunnelGeneve})
+	e.Cluster = cluster.New(t, cluster.Options{Hosts: 2, Tunnel: tunnel})
 	e.out = e.Lab.AddOutside(t)
 	e.outP = e.out.StartServer(t, e.Bin.Probe)
 	e.Network(t, trNet, trCIDR)
@@ -56,7 +62,7 @@ func TestTrace(t *testing.T) {
 			{"peers": []map[string]any{{"selector": "app=web"}}, "ports": []map[string]any{{"port": 80}}},
 			{"peers": []map[string]any{{"cidr": e.out.Client.String() + "/32"}}, "ports": []map[string]any{{"port": 80}}},
 		}}, nil)
-	t.Logf("trace lab up in %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("trace lab (%s) up in %s", tunnel, time.Since(start).Round(time.Millisecond))
 	defer e.Lab.DumpOnFailure(t)
 
 	t.Run("agreement", e.agreement)

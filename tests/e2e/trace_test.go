@@ -12,24 +12,17 @@ import (
 	"github.com/switchyard/switchyard/tests/lab"
 )
 
-// traceLab is TestTrace's cluster: two hosts (over Geneve, then VXLAN), network tr with
-// web and cli on h1 and db on h2 (db publishes host port trPub to its port
-// 80), service websvc over app=web, and the policy db-in: db takes TCP 80
-// from app=web and from the outside's client address only. Every
-// container runs a probe server (TCP 80, 81, UDP 80, ICMP).
-type traceLab struct {
-	*cluster.Cluster
-	out    *lab.Outside
-	outP   *lab.Probe
-	ct     map[string]openapi.Container
-	probes map[string]*lab.Probe
-}
-
 const (
 	trNet  = "tr"
 	trCIDR = "10.70.0.0/24"
 	trPub  = 18091
 )
+
+// TestTrace's cluster is an extLab (external_lab_test.go) of two hosts
+// (over Geneve, then VXLAN): network tr with web and cli on h1 and db on
+// h2 (db publishes host port trPub to its port 80), service websvc over
+// app=web, and the policy db-in: db takes TCP 80 from app=web and from the
+// outside's client address only. Every container runs a probe server.
 
 // TestTrace checks POST /api/v1/traces against the real thing: for policy
 // and service scenarios the intent verdict, the switches' verdicts
@@ -46,14 +39,14 @@ func TestTrace(t *testing.T) {
 
 func runTraceLab(t *testing.T, tunnel string) {
 	start := time.Now()
-	e := &traceLab{ct: map[string]openapi.Container{}, probes: map[string]*lab.Probe{}}
+	e := &extLab{ct: map[string]openapi.Container{}, probes: map[string]*lab.Probe{}}
 	e.Cluster = cluster.New(t, cluster.Options{Hosts: 2, Tunnel: tunnel})
 	e.out = e.Lab.AddOutside(t)
 	e.outP = e.out.StartServer(t, e.Bin.Probe)
 	e.Network(t, trNet, trCIDR)
-	e.add(t, "web", "h1", map[string]any{"labels": map[string]string{"app": "web"}})
-	e.add(t, "cli", "h1", map[string]any{"labels": map[string]string{"app": "cli"}})
-	e.add(t, "db", "h2", map[string]any{"labels": map[string]string{"app": "db"},
+	e.add(t, "web", trNet, "h1", map[string]any{"labels": map[string]string{"app": "web"}})
+	e.add(t, "cli", trNet, "h1", map[string]any{"labels": map[string]string{"app": "cli"}})
+	e.add(t, "db", trNet, "h2", map[string]any{"labels": map[string]string{"app": "db"},
 		"publish": []map[string]any{{"hostPort": trPub, "port": 80}}})
 	e.MustDo(t, 201, "POST", "/api/v1/services"+writeWait, map[string]any{"name": "websvc", "network": trNet, "selector": "app=web",
 		"ports": []map[string]any{{"port": 80}}}, nil)
@@ -65,20 +58,14 @@ func runTraceLab(t *testing.T, tunnel string) {
 	t.Logf("trace lab (%s) up in %s", tunnel, time.Since(start).Round(time.Millisecond))
 	defer e.Lab.DumpOnFailure(t)
 
-	t.Run("agreement", e.agreement)
-	t.Run("service-backends", e.serviceBackends)
-	t.Run("from-outside", e.fromOutside)
-	t.Run("drifted-host", e.driftedHost)
-}
-
-func (e *traceLab) add(t *testing.T, name, host string, extra map[string]any) {
-	t.Helper()
-	e.ct[name] = e.Container(t, name, trNet, host, extra)
-	e.probes[name] = e.Lab.StartProbe(t, e.Bin.Probe, name, e.Sandbox(host, name, trNet))
+	t.Run("agreement", e.traceAgreement)
+	t.Run("service-backends", e.traceServiceBackends)
+	t.Run("from-outside", e.traceFromOutside)
+	t.Run("drifted-host", e.traceDriftedHost)
 }
 
 // trace posts a trace; with probe it honours the rate limit's Retry-After.
-func (e *traceLab) trace(t *testing.T, body map[string]any) openapi.Trace {
+func (e *extLab) trace(t *testing.T, body map[string]any) openapi.Trace {
 	t.Helper()
 	for {
 		var tr openapi.Trace
@@ -95,7 +82,7 @@ func (e *traceLab) trace(t *testing.T, body map[string]any) openapi.Trace {
 }
 
 // observed probes dst from src's probe server once: whether it answered.
-func (e *traceLab) observed(t *testing.T, src, proto, addr string) bool {
+func (e *extLab) observed(t *testing.T, src, proto, addr string) bool {
 	t.Helper()
 	res := probeN(t, e.probes[src], proto, "", addr, 1, 2*time.Second)
 	return res[0].OK
@@ -109,8 +96,8 @@ type traceCase struct {
 	probe           bool
 }
 
-// agreement: the layers agree with each other and with what is observed.
-func (e *traceLab) agreement(t *testing.T) {
+// traceAgreement: the layers agree with each other and with what is observed.
+func (e *extLab) traceAgreement(t *testing.T) {
 	ip := func(n string) string { return e.ct[n].IP }
 	for _, tc := range []traceCase{
 		{src: "web", dst: "db", proto: "TCP", port: 80, allowed: true, probe: true},
@@ -166,8 +153,8 @@ func (e *traceLab) agreement(t *testing.T) {
 	}
 }
 
-// serviceBackends: a trace to the service names its backend candidates.
-func (e *traceLab) serviceBackends(t *testing.T) {
+// traceServiceBackends: a trace to the service names its backend candidates.
+func (e *extLab) traceServiceBackends(t *testing.T) {
 	tr := e.trace(t, map[string]any{"source": map[string]any{"container": "db"}, "destination": map[string]any{"service": "websvc"}, "port": 80})
 	s := tr.Intent.Service
 	if s == nil || len(s.Backends) != 1 || s.Backends[0].Container != "web" || s.Chosen != "web" || !s.Backends[0].Usable {
@@ -181,15 +168,16 @@ func (e *traceLab) serviceBackends(t *testing.T) {
 	}
 }
 
-// fromOutside: through db's published port on h2, from the outside's
-// client (allowed by its cidr rule) and from its server address (not).
-func (e *traceLab) fromOutside(t *testing.T) {
+// traceFromOutside: through db's published port on h2, from the
+// outside's client (allowed by its cidr rule) and from its server address
+// (not).
+func (e *extLab) traceFromOutside(t *testing.T) {
 	for _, c := range []struct {
 		src     string
 		allowed bool
 	}{{e.out.Client.String(), true}, {e.out.Server.String(), false}} {
 		tr := e.trace(t, map[string]any{"source": map[string]any{"address": c.src}, "destination": map[string]any{"host": "h2"}, "port": trPub})
-		seen := e.fromOutsideOK(t, c.src)
+		seen := e.fromOutside(t, "tcp", c.src, e.at("h2", trPub), 1)[0].OK
 		if tr.Intent.Path != "inbound" || tr.Intent.Allowed != c.allowed || seen != c.allowed || tr.Disagreement {
 			t.Fatalf("from %s: path %s allowed %v observed %v, want %v; %+v\n%s", c.src, tr.Intent.Path, tr.Intent.Allowed, seen, c.allowed,
 				tr.Disagreements, switchOutputs(tr))
@@ -200,16 +188,11 @@ func (e *traceLab) fromOutside(t *testing.T) {
 	}
 }
 
-func (e *traceLab) fromOutsideOK(t *testing.T, src string) bool {
-	res := probeN(t, e.outP, "tcp", src, e.Lab.Host("h2").UnderlayAddr.Addr().String()+":"+strconv.Itoa(trPub), 1, 2*time.Second)
-	return res[0].OK
-}
-
-// driftedHost: db's delivery flow is deleted by hand on h2; the trace
+// traceDriftedHost: db's delivery flow is deleted by hand on h2; the trace
 // reports h2 and that flow. h2's agent repairs it at its next resync (2 s
 // in the lab): should it do so between the deletion and the trace, the
 // deletion is made again.
-func (e *traceLab) driftedHost(t *testing.T) {
+func (e *extLab) traceDriftedHost(t *testing.T) {
 	body := map[string]any{"source": map[string]any{"container": "web"}, "destination": map[string]any{"container": "db"}, "port": 80}
 	h := e.Lab.Host("h2")
 	db := e.ct["db"]

@@ -1,7 +1,5 @@
 package policy
 
-import "github.com/switchyard/switchyard/openapi"
-
 // Consulted is one policy judging a direction at a container, as Consulted
 // lists them.
 type Consulted struct {
@@ -22,32 +20,15 @@ func (e *Evaluator) Consulted(dir string, c, other Endpoint, protocol string, po
 	if c.Name == "" {
 		return nil
 	}
-	ci, oi := e.known(c), e.known(other)
-	var candidates []int
-	if ci >= 0 {
-		candidates = e.selecting[ci]
-	} else {
-		for i := range e.policies {
-			if e.policies[i].selector.Matches(c.Labels) {
-				candidates = append(candidates, i)
-			}
-		}
-	}
+	oi := e.known(other)
 	var out []Consulted
-	for _, i := range candidates {
+	for _, i := range e.candidates(c) {
 		p := &e.policies[i]
-		rules := p.ingress
-		if dir == Egress {
-			rules = p.egress
-		}
+		rules := p.rules(dir)
 		if rules == nil {
 			continue
 		}
-		action := openapi.ActionAllow
-		if p.deny {
-			action = openapi.ActionDeny
-		}
-		k := Consulted{Policy: p.name, PolicyID: p.id, Priority: p.priority, Action: action, Rule: -1}
+		k := Consulted{Policy: p.name, PolicyID: p.id, Priority: p.priority, Action: p.action(), Rule: -1}
 		for j, r := range rules {
 			if r.matches(other, oi, protocol, port) {
 				k.Rule = j

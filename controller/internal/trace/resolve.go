@@ -49,37 +49,35 @@ func newIndex(s *compile.Snapshot) *index {
 // container finds a container by name or ID (in network when given):
 // 422 when none, 409 when the name is ambiguous.
 func (x *index) container(field, ref, network string) (*openapi.Container, error) {
-	var found []*openapi.Container
-	for i := range x.s.Containers {
-		c := &x.s.Containers[i]
-		if (c.ID == ref || c.Name == ref) && (network == "" || c.Network == network) {
-			found = append(found, c)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return nil, problem.Unresolvable(field, "no container %q%s", ref, inNetwork(network))
-	case 1:
-		return found[0], nil
-	}
-	return nil, problem.Conflict(field, "container name %q is in several networks: give network", ref)
+	return findOne(x.s.Containers, field, "container", ref, network, func(c *openapi.Container) (string, string, string) {
+		return c.ID, c.Name, c.Network
+	})
 }
 
+// service is container for services.
 func (x *index) service(field, ref, network string) (*openapi.Service, error) {
-	var found []*openapi.Service
-	for i := range x.s.Services {
-		s := &x.s.Services[i]
-		if (s.ID == ref || s.Name == ref) && (network == "" || s.Network == network) {
-			found = append(found, s)
+	return findOne(x.s.Services, field, "service", ref, network, func(s *openapi.Service) (string, string, string) {
+		return s.ID, s.Name, s.Network
+	})
+}
+
+// findOne finds the one item whose ID or name is ref (in network when
+// given); key gives an item's ID, name and network.
+func findOne[T any](items []T, field, kind, ref, network string, key func(*T) (string, string, string)) (*T, error) {
+	var found []*T
+	for i := range items {
+		id, name, net := key(&items[i])
+		if (id == ref || name == ref) && (network == "" || net == network) {
+			found = append(found, &items[i])
 		}
 	}
 	switch len(found) {
 	case 0:
-		return nil, problem.Unresolvable(field, "no service %q%s", ref, inNetwork(network))
+		return nil, problem.Unresolvable(field, "no %s %q%s", kind, ref, inNetwork(network))
 	case 1:
 		return found[0], nil
 	}
-	return nil, problem.Conflict(field, "service name %q is in several networks: give network", ref)
+	return nil, problem.Conflict(field, "%s name %q is in several networks: give network", kind, ref)
 }
 
 func inNetwork(n string) string {

@@ -155,14 +155,21 @@ func (a *Agent) probe(ctx context.Context, p openapi.NodeProbeJob) (openapi.Node
 	return r, nil
 }
 
-func probeTCP(ctx context.Context, ns string, p openapi.NodeProbeJob) error {
+// dialIn connects to p's address and port over network with a socket
+// made in the namespace ns.
+func dialIn(ctx context.Context, ns, network string, p openapi.NodeProbeJob) (net.Conn, error) {
 	var c net.Conn
 	err := link.InNetnsPath(ns, func() error {
 		var d net.Dialer
 		var err error
-		c, err = d.DialContext(ctx, "tcp", net.JoinHostPort(p.Address, strconv.Itoa(p.Port)))
+		c, err = d.DialContext(ctx, network, net.JoinHostPort(p.Address, strconv.Itoa(p.Port)))
 		return err
 	})
+	return c, err
+}
+
+func probeTCP(ctx context.Context, ns string, p openapi.NodeProbeJob) error {
+	c, err := dialIn(ctx, ns, "tcp", p)
 	if c != nil {
 		c.Close()
 	}
@@ -170,13 +177,7 @@ func probeTCP(ctx context.Context, ns string, p openapi.NodeProbeJob) error {
 }
 
 func probeUDP(ctx context.Context, ns string, p openapi.NodeProbeJob) error {
-	var c net.Conn
-	err := link.InNetnsPath(ns, func() error {
-		var d net.Dialer
-		var err error
-		c, err = d.DialContext(ctx, "udp", net.JoinHostPort(p.Address, strconv.Itoa(p.Port)))
-		return err
-	})
+	c, err := dialIn(ctx, ns, "udp", p)
 	if err != nil {
 		return err
 	}

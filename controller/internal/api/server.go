@@ -1,13 +1,14 @@
 // Package api serves Switchyard's REST API under /api/v1 (described by
-// openapi/openapi.yaml): intent CRUD, tokens, audit, the event stream, the node
-// protocol, and /healthz, /readyz, /metrics. It authenticates and authorizes
-// every request (limiting failed authentications per client address,
-// ratelimit.go), checks it against the contract (contract.go: parameters,
-// content type, body schema, no NUL or invalid UTF-8, read-only fields on
-// update) before any handler or SQL runs, turns every client error into RFC
-// 9457 problem+json (5xx without internals, which go to the log), and
-// delegates all state to the store. It must not hold intent of its own nor
-// talk SQL.
+// openapi/openapi.yaml): intent CRUD, tokens, audit, the event stream, the
+// node protocol, traces (traces.go: the layers from package trace, the
+// agents' answers through the node layer's jobs), and /healthz, /readyz,
+// /metrics. It authenticates and authorizes every request (limiting failed
+// authentications per client address, ratelimit.go), checks it against the
+// contract (contract.go: parameters, content type, body schema, no NUL or
+// invalid UTF-8, read-only fields on update) before any handler or SQL
+// runs, turns every client error into RFC 9457 problem+json (5xx without
+// internals, which go to the log), and delegates all state to the store. It
+// must not hold intent of its own nor talk SQL.
 package api
 
 import (

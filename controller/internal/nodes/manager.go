@@ -10,8 +10,9 @@
 // (a report of a NotReady host, a sweep past the heartbeat timeout), fed
 // to the compiler as PutHost in revision order on every replica. When the compiler may have left the intent
 // (an event it cannot read, a compiler failure) it says so (Healthy, metrics)
-// and recompiles from scratch instead of carrying on. It must not compute
-// flows itself (that is the compiler's job) nor write intent, and it must
+// and recompiles from scratch instead of carrying on. For traces it hands
+// out its compiler's intent and programs (TraceEnv) and read-only jobs to
+// the agents polling it (jobs.go). It must not compute flows itself (that is the compiler's job) nor write intent, and it must
 // never call the compiler without recovering from its failures, nor hold its
 // lock without a deferred unlock.
 package nodes

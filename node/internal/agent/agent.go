@@ -10,8 +10,10 @@
 // checks run in package health and their verdicts go with the reports too
 // (health.go). When the controller is gone the datapath keeps running as
 // last applied. It serves Prometheus metrics when configured to, and starts
-// and feeds the node-local DNS resolver (dns.go) when given one. It must not
-// compute flows nor touch OVS or links other than through the applier.
+// and feeds the node-local DNS resolver (dns.go) when given one. It answers
+// the controller's read-only jobs (jobs.go: an ofproto/trace of a packet
+// through the applier, a probe from a local container's namespace). It must
+// not compute flows nor touch OVS or links other than through the applier.
 package agent
 
 import (

@@ -143,6 +143,9 @@ func (in *intent) simulate() ([]Hop, error) {
 			// port's host, whose kernel DNATs it into its br-int.
 			kernelDone = true
 			masq := mustAddr(in.x.hosts[hops[len(hops)-1].Host].Address)
+			if n := in.x.networks[in.src.ctr.Network]; n != nil && n.EgressIP != "" {
+				masq = mustAddr(n.EgressIP)
+			}
 			host, pkt = in.via.Name, in.kernelIn(r.Packet, masq)
 		}
 	}

@@ -3,6 +3,7 @@ package trace
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/switchyard/switchyard/controller/internal/compile"
@@ -228,6 +229,12 @@ func (in *intent) hosts() {
 		}
 	}
 	add(in.srcHost())
+	outbound := in.src.ctr != nil && (in.dst.kind == openapi.TraceEndOutside || in.via != nil) && in.noPath == ""
+	holder := ""
+	if outbound {
+		holder = in.egressHolder(in.x.networks[in.src.ctr.Network])
+		add(holder)
+	}
 	if in.via != nil {
 		add(in.via.Name)
 	}
@@ -246,14 +253,28 @@ func (in *intent) hosts() {
 	default:
 		in.out.Path = "tunnel"
 	}
-	if s := in.src.ctr; s != nil && (in.dst.kind == openapi.TraceEndOutside || in.via != nil) && in.noPath == "" {
-		to := in.x.hosts[s.Host].Address
-		if n := in.x.networks[s.Network]; n != nil && n.EgressIP != "" {
-			to = n.EgressIP
+	if s := in.src.ctr; outbound {
+		host, to := s.Host, in.x.hosts[s.Host].Address
+		if holder != "" {
+			host, to = holder, in.x.networks[s.Network].EgressIP
 		}
-		in.out.NAT = append(in.out.NAT, openapi.TraceNAT{Kind: "snat", Host: s.Host, From: s.IP, To: to,
+		in.out.NAT = append(in.out.NAT, openapi.TraceNAT{Kind: "snat", Host: host, From: s.IP, To: to,
 			Why: "egress of network " + s.Network + " (masquerade in the host's nftables)"})
 	}
+}
+
+// egressHolder is the host that holds network n's egress IP (its program
+// says so), or "" when n has none.
+func (in *intent) egressHolder(n *openapi.Network) string {
+	if n == nil || n.EgressIP == "" {
+		return ""
+	}
+	for _, h := range in.env.Snap.Hosts {
+		if p, err := in.program(h.Name); err == nil && p.Gateway != nil && slices.Contains(p.Gateway.EgressIPs, n.EgressIP) {
+			return h.Name
+		}
+	}
+	return ""
 }
 
 // policies judges egress at the source and ingress at the target.

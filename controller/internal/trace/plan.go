@@ -2,6 +2,7 @@ package trace
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/switchyard/switchyard/controller/internal/compile"
@@ -126,6 +127,18 @@ func (p *Plan) Finish() *openapi.Trace {
 			d.Detail = fmt.Sprintf("intent denies it (%s) but the compiled flows deliver it", in.Verdict)
 		}
 		t.Disagreements = append(t.Disagreements, d)
+	}
+	if in.Allowed && delivered {
+		var hosts []string
+		for _, h := range p.Hops {
+			if len(hosts) == 0 || hosts[len(hosts)-1] != h.Host {
+				hosts = append(hosts, h.Host)
+			}
+		}
+		if !slices.Equal(hosts, in.Hosts) {
+			t.Disagreements = append(t.Disagreements, openapi.TraceDisagreement{Layers: []string{"intent", "compiled"},
+				Detail: fmt.Sprintf("intent expects the hosts %v, the compiled flows cross %v", in.Hosts, hosts)})
+		}
 	}
 	for i, h := range p.Hops {
 		r := t.Realized[i]

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -338,5 +339,36 @@ Datapath actions: 4
 		if got := datapathVerdict(a); got != want {
 			t.Errorf("datapathVerdict(%q) = %s, want %s", a, got, want)
 		}
+	}
+}
+
+// TestEgressIPHolder: a network with an egress IP leaves by its holder:
+// intent names the holder (read from the hosts' programs) and the SNAT to
+// the egress IP there, and the compiled flows cross the same hosts.
+func TestEgressIPHolder(t *testing.T) {
+	s := lab()
+	s.Networks[1].EgressIP = "192.168.1.50" // green; g is on h2
+	env := envOf(s)
+	p, err := Compute(env, openapi.TraceRequest{Source: ctrEnd("g"), Destination: addrEnd("8.8.8.8"), Protocol: "UDP", Port: 53})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := p.Finish()
+	holder := ""
+	for _, h := range []string{"h1", "h2"} {
+		if prog, _ := env.Program(h); prog.Gateway != nil && slices.Contains(prog.Gateway.EgressIPs, "192.168.1.50") {
+			holder = h
+		}
+	}
+	want := []string{"h2"}
+	if holder != "h2" {
+		want = append(want, holder)
+	}
+	if holder == "" || !slices.Equal(tr.Intent.Hosts, want) || tr.Disagreement || !tr.Intent.Allowed {
+		t.Fatalf("holder %s: intent hosts %v allowed %v, disagreements %+v\n%s", holder, tr.Intent.Hosts, tr.Intent.Allowed, tr.Disagreements, render(tr))
+	}
+	n := tr.Intent.NAT[len(tr.Intent.NAT)-1]
+	if n.Kind != "snat" || n.Host != holder || n.To != "192.168.1.50" {
+		t.Fatalf("nat %+v", tr.Intent.NAT)
 	}
 }

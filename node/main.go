@@ -201,6 +201,7 @@ func main() {
 	defer obs.Close()
 	s.Agent.Observer = obs
 	s.Agent.NetnsPath = app.NetnsPath
+	s.Agent.Tracer = app
 	if s.DNS.On {
 		r, err := newResolver(app, s.DNS, log)
 		if err != nil {

@@ -1,5 +1,5 @@
 // Command syctl is Switchyard's command-line client: get, describe, create,
-// apply, edit, delete, watch and wait on the controller's objects through the
+// apply, edit, delete, watch, wait and trace on the controller's objects through the
 // REST API, with the types and client of package openapi (never its own
 // copies). It must not hold domain logic (no validation the API does, no
 // realization of its own): it turns arguments and files into API calls and
@@ -98,7 +98,7 @@ func (e *env) rootCmd() *cobra.Command {
 	pf.StringVar(&e.ca, "ca", "", "PEM file of the CA that signs the controller's certificate (env SWITCHYARD_CA_FILE)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr{err} })
 	root.AddCommand(e.loginCmd(), e.getCmd(), e.describeCmd(), e.createCmd(), e.deleteCmd(),
-		e.editCmd(), e.applyCmd(), e.waitCmd(), e.moveCmd(), e.eventsCmd(), e.auditCmd(), e.versionCmd())
+		e.editCmd(), e.applyCmd(), e.waitCmd(), e.moveCmd(), e.eventsCmd(), e.auditCmd(), e.versionCmd(), e.traceCmd())
 	for _, c := range root.Commands() {
 		wrapArgs(c)
 	}

@@ -32,6 +32,8 @@ var bodyOps = []struct {
 	{"POST", "/api/v1/tokens", "", "", `{"name":"t9","role":"node","host":"h1"}`},
 	{"POST", "/api/v1/nodes/{host}/register", "h1", "", `{"address":"192.168.200.11","tunnelType":"geneve"}`},
 	{"POST", "/api/v1/nodes/{host}/status", "h1", "", `{"appliedRevision":0,"digest":"","ports":[{"name":"syc1","ofport":3,"up":true}]}`},
+	{"POST", "/api/v1/traces", "", "", `{"source":{"container":"c1","network":"blue"},"destination":{"address":"10.10.0.9"},"protocol":"UDP","port":53,"sourcePort":4000}`},
+	{"POST", "/api/v1/nodes/{host}/jobs/{id}/result", "h1", "", `{"status":"ok","trace":{"output":"Datapath actions: drop"},"probe":{"outcome":"timeout","micros":5}}`},
 }
 
 // addBodySeeds adds a seed of FuzzRequest per bodyOps entry, and fails if

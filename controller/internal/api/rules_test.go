@@ -106,7 +106,11 @@ func TestEveryBodyRuleIsEnforced(t *testing.T) {
 		"POST /api/v1/tokens":                {"name": "t9", "role": "node", "host": "h1"},
 		"POST /api/v1/containers/{ref}/move": {"host": "h2"},
 		"POST /api/v1/nodes/{host}/register": {"address": "192.168.200.11", "tunnelType": "geneve"},
-		"POST /api/v1/nodes/{host}/status":   {"appliedRevision": 0, "digest": "ab12", "error": "e", "ports": []any{map[string]any{"name": "p", "container": "c1", "containerId": "x", "ofport": 1, "up": true, "error": "e"}}},
+		"POST /api/v1/traces": {"source": map[string]any{"container": "c1", "network": "blue"}, "destination": map[string]any{"container": "c1"},
+			"protocol": "TCP", "port": 80, "sourcePort": 40000, "probe": false},
+		"POST /api/v1/nodes/{host}/jobs/{id}/result": {"status": "ok", "error": "e", "trace": map[string]any{"output": "o"},
+			"probe": map[string]any{"outcome": "answered", "detail": "d", "micros": 1}},
+		"POST /api/v1/nodes/{host}/status": {"appliedRevision": 0, "digest": "ab12", "error": "e", "ports": []any{map[string]any{"name": "p", "container": "c1", "containerId": "x", "ofport": 1, "up": true, "error": "e"}}},
 	}
 	doc := operations(t)
 	n := 0

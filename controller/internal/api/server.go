@@ -1,13 +1,14 @@
 // Package api serves Switchyard's REST API under /api/v1 (described by
-// openapi/openapi.yaml): intent CRUD, tokens, audit, the event stream, the node
-// protocol, and /healthz, /readyz, /metrics. It authenticates and authorizes
-// every request (limiting failed authentications per client address,
-// ratelimit.go), checks it against the contract (contract.go: parameters,
-// content type, body schema, no NUL or invalid UTF-8, read-only fields on
-// update) before any handler or SQL runs, turns every client error into RFC
-// 9457 problem+json (5xx without internals, which go to the log), and
-// delegates all state to the store. It must not hold intent of its own nor
-// talk SQL.
+// openapi/openapi.yaml): intent CRUD, tokens, audit, the event stream, the
+// node protocol, traces (traces.go: the layers from package trace, the
+// agents' answers through the node layer's jobs), and /healthz, /readyz,
+// /metrics. It authenticates and authorizes every request (limiting failed
+// authentications per client address, ratelimit.go), checks it against the
+// contract (contract.go: parameters, content type, body schema, no NUL or
+// invalid UTF-8, read-only fields on update) before any handler or SQL
+// runs, turns every client error into RFC 9457 problem+json (5xx without
+// internals, which go to the log), and delegates all state to the store. It
+// must not hold intent of its own nor talk SQL.
 package api
 
 import (
@@ -76,6 +77,7 @@ type Server struct {
 	authFails *authLimiter
 	contract  *contract
 	admission *admission
+	probes    probeLimiter // live trace probes, per token (traces.go)
 }
 
 // Handler builds the HTTP handler. ctx bounds the background work it starts
@@ -152,6 +154,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	v1.GET("/services/:ref/endpoints", viewer, s.serviceEndpoints)
 	v1.GET("/policies/:ref/stats", viewer, s.policyStats)
 	v1.GET("/policies/:ref/log", viewer, s.policyLog)
+	v1.POST("/traces", operator, s.traceRequest)
 
 	v1.GET("/tokens", admin, s.listTokens)
 	v1.POST("/tokens", admin, s.createToken)
@@ -166,6 +169,10 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 		n.POST("/register", s.Nodes.Register)
 		n.GET("/program", s.Nodes.Program)
 		n.POST("/status", s.Nodes.Status)
+		if jh, ok := s.Nodes.(JobHandler); ok {
+			n.GET("/jobs", jh.Jobs)
+			n.POST("/jobs/:id/result", jh.JobResult)
+		}
 	}
 	return r
 }

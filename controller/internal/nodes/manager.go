@@ -10,8 +10,9 @@
 // (a report of a NotReady host, a sweep past the heartbeat timeout), fed
 // to the compiler as PutHost in revision order on every replica. When the compiler may have left the intent
 // (an event it cannot read, a compiler failure) it says so (Healthy, metrics)
-// and recompiles from scratch instead of carrying on. It must not compute
-// flows itself (that is the compiler's job) nor write intent, and it must
+// and recompiles from scratch instead of carrying on. For traces it hands
+// out its compiler's intent and programs (TraceEnv) and read-only jobs to
+// the agents polling it (jobs.go). It must not compute flows itself (that is the compiler's job) nor write intent, and it must
 // never call the compiler without recovering from its failures, nor hold its
 // lock without a deferred unlock.
 package nodes
@@ -121,6 +122,9 @@ type Manager struct {
 	DNSDomain string
 
 	metrics *metrics
+	// jobs are the read-only jobs (traces, probes) for the agents polling
+	// this replica (jobs.go).
+	jobs Jobs
 	// programOf builds a host's whole program; tests replace it to inject
 	// compiler failures.
 	programOf func(c *compile.Compiler, host string) (*openapi.Program, error)

@@ -313,36 +313,19 @@ func (e *Evaluator) decide(dir string, c, other Endpoint, protocol string, port 
 		return Decision{Allowed: true, Reason: ReasonExternal, Rule: -1}
 	}
 	var isolator *compiled
-	ci, oi := e.known(c), e.known(other)
-	var candidates []int
-	if ci >= 0 {
-		candidates = e.selecting[ci]
-	} else { // an endpoint built by hand: match its labels
-		for i := range e.policies {
-			if e.policies[i].selector.Matches(c.Labels) {
-				candidates = append(candidates, i)
-			}
-		}
-	}
+	oi := e.known(other)
 	// e.policies is in evaluation order (priority, deny first), so the
 	// first matching rule decides.
-	for _, i := range candidates {
+	for _, i := range e.candidates(c) {
 		p := &e.policies[i]
-		rules := p.ingress
-		if dir == Egress {
-			rules = p.egress
-		}
+		rules := p.rules(dir)
 		if rules == nil {
 			continue
 		}
 		for j, r := range rules {
 			if r.matches(other, oi, protocol, port) {
-				action := openapi.ActionAllow
-				if p.deny {
-					action = openapi.ActionDeny
-				}
 				return Decision{Allowed: !p.deny, Reason: ReasonRule, Policy: p.name, PolicyID: p.id,
-					Direction: dir, Rule: j, Action: action}
+					Direction: dir, Rule: j, Action: p.action()}
 			}
 		}
 		if !p.deny && (isolator == nil || p.name < isolator.name) {
@@ -354,6 +337,37 @@ func (e *Evaluator) decide(dir string, c, other Endpoint, protocol string, port 
 			Direction: dir, Rule: -1}
 	}
 	return Decision{Allowed: true, Reason: ReasonBaseline, Rule: -1}
+}
+
+// action is p's action (openapi.ActionAllow or ActionDeny).
+func (p *compiled) action() string {
+	if p.deny {
+		return openapi.ActionDeny
+	}
+	return openapi.ActionAllow
+}
+
+// rules are p's rules of direction dir (nil: the direction is absent).
+func (p *compiled) rules(dir string) []rule {
+	if dir == Egress {
+		return p.egress
+	}
+	return p.ingress
+}
+
+// candidates are the indexes into e.policies of the policies selecting c,
+// in evaluation order.
+func (e *Evaluator) candidates(c Endpoint) []int {
+	if ci := e.known(c); ci >= 0 {
+		return e.selecting[ci]
+	}
+	var out []int // an endpoint built by hand: match its labels
+	for i := range e.policies {
+		if e.policies[i].selector.Matches(c.Labels) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // matches says whether the rule matches the other end (oi: its container

@@ -10,8 +10,10 @@
 // checks run in package health and their verdicts go with the reports too
 // (health.go). When the controller is gone the datapath keeps running as
 // last applied. It serves Prometheus metrics when configured to, and starts
-// and feeds the node-local DNS resolver (dns.go) when given one. It must not
-// compute flows nor touch OVS or links other than through the applier.
+// and feeds the node-local DNS resolver (dns.go) when given one. It answers
+// the controller's read-only jobs (jobs.go: an ofproto/trace of a packet
+// through the applier, a probe from a local container's namespace). It must
+// not compute flows nor touch OVS or links other than through the applier.
 package agent
 
 import (
@@ -21,7 +23,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -95,7 +99,9 @@ type Config struct {
 	NetnsPath func(openapi.ContainerPort) string
 	// DNS, when set, is the node-local resolver (dns.go).
 	DNS Resolver
-	Log *slog.Logger
+	// Tracer, when set, runs the controller's switch trace jobs (jobs.go).
+	Tracer SwitchTracer
+	Log    *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -137,6 +143,10 @@ type Agent struct {
 	// (nil: not known, e.g. after a whole program).
 	prog   *openapi.Program
 	change *openapi.ProgramDelta
+
+	// appliedPorts are the container ports of the program last applied,
+	// for the probes of trace jobs (jobs.go), which run on their own.
+	appliedPorts atomic.Pointer[[]openapi.ContainerPort]
 
 	mu     sync.Mutex
 	status openapi.NodeStatus
@@ -224,6 +234,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.startDNS(ctx)
 
 	go a.reportLoop(ctx)
+	go a.jobLoop(ctx)
 	defer a.health.Stop()
 	if a.cfg.Observer != nil {
 		go a.observePolicies(ctx, a.cfg.Observer)
@@ -513,6 +524,8 @@ func (a *Agent) apply(ctx context.Context, prog *openapi.Program, change *openap
 	a.m.flows.Set(float64(res.Flows))
 	a.prog = prog
 	a.health.Set(prog)
+	ports := slices.Clone(prog.Containers)
+	a.appliedPorts.Store(&ports)
 	a.feedDNS(prog)
 	a.setStatus(st)
 	return true

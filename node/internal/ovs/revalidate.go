@@ -2,14 +2,11 @@ package ovs
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Datapath caches after a flow change. ovs-vswitchd forwards most packets
@@ -68,33 +65,6 @@ func unixctl(ctx context.Context, sock, method string) error {
 
 // unixctlArgs calls method with params on the unixctl socket sock.
 func unixctlArgs(ctx context.Context, sock, method string, params ...string) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", sock)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	deadline, ok := ctx.Deadline()
-	if !ok || time.Until(deadline) > 10*time.Second {
-		deadline = time.Now().Add(10 * time.Second)
-	}
-	c.SetDeadline(deadline)
-	if params == nil {
-		params = []string{}
-	}
-	req := map[string]any{"method": method, "params": params, "id": 0}
-	if err := json.NewEncoder(c).Encode(req); err != nil {
-		return err
-	}
-	var resp struct {
-		Result json.RawMessage `json:"result"`
-		Error  json.RawMessage `json:"error"`
-	}
-	if err := json.NewDecoder(c).Decode(&resp); err != nil {
-		return fmt.Errorf("%s: %w", method, err)
-	}
-	if len(resp.Error) > 0 && string(resp.Error) != "null" {
-		return fmt.Errorf("%s: %s", method, resp.Error)
-	}
-	return nil
+	_, err := unixctlCall(ctx, sock, method, params...)
+	return err
 }

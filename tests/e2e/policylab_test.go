@@ -139,6 +139,7 @@ func (e *policyLab) expect(t *testing.T, want *truth) {
 		got = e.probe(t, want.kinds, timeout)
 		if diffCells(want, got) == 0 {
 			t.Logf("table as expected after %d round(s), %s", round+1, time.Since(start).Round(time.Millisecond))
+			e.traceTable(t, want)
 			return
 		}
 		t.Logf("round %d (timeout %s): %d cells differ: %s", round+1, timeout, diffCells(want, got), cellList(want, got, 8))

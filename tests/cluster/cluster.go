@@ -79,8 +79,8 @@ func New(t testing.TB, o Options) *Cluster {
 	return c
 }
 
-// freePort asks the kernel for a free loopback port.
-func freePort(t testing.TB) int {
+// FreePort asks the kernel for a free loopback port.
+func FreePort(t testing.TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func freePort(t testing.TB) int {
 func (c *Cluster) StartController(t testing.TB) {
 	t.Helper()
 	if c.URL == "" {
-		c.URL = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+		c.URL = fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
 	}
 	c.Controller = c.launchController(t, "controller", c.URL)
 }
@@ -171,6 +171,13 @@ func (c *Cluster) WaitReady(t testing.TB, timeout time.Duration) {
 
 // Eventually retries f until it returns nil, failing the test at timeout.
 func (c *Cluster) Eventually(t testing.TB, timeout time.Duration, f func() error) {
+	t.Helper()
+	Eventually(t, timeout, f)
+}
+
+// Eventually retries f every 100 ms until it returns nil, failing the test
+// at timeout.
+func Eventually(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

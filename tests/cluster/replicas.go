@@ -20,7 +20,7 @@ type Replica struct {
 // have (through the relay) until SwitchTo.
 func (c *Cluster) StartReplica(t testing.TB) *Replica {
 	t.Helper()
-	url := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	url := fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
 	return &Replica{URL: url, Proc: c.launchController(t, "replica", url)}
 }
 

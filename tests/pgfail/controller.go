@@ -29,7 +29,7 @@ type Controller struct {
 func StartController(t testing.TB, dbURL string, env ...string) *Controller {
 	t.Helper()
 	bin := cluster.Build(t)
-	c := &Controller{URL: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), Log: filepath.Join(t.TempDir(), "controller.log")}
+	c := &Controller{URL: fmt.Sprintf("http://127.0.0.1:%d", cluster.FreePort(t)), Log: filepath.Join(t.TempDir(), "controller.log")}
 	f, err := os.Create(c.Log)
 	if err != nil {
 		t.Fatal(err)

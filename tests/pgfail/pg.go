@@ -10,7 +10,6 @@ package pgfail
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/switchyard/switchyard/tests/cluster"
 )
 
 // Server is one PostgreSQL cluster of a test: its data directory, port and
@@ -61,7 +61,7 @@ func newServer(t testing.TB, name string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Name: name, Dir: dir, Port: freePort(t), bin: pgBin(t)}
+	s := &Server{Name: name, Dir: dir, Port: cluster.FreePort(t), bin: pgBin(t)}
 	t.Cleanup(func() {
 		s.Stop(t, "immediate")
 		os.RemoveAll(dir)
@@ -212,16 +212,6 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
-}
-
-// freePort asks the kernel for a free loopback port.
-func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // Query returns the first column of the first row of query on database db,

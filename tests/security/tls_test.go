@@ -49,7 +49,7 @@ func TestTLS(t *testing.T) {
 	caFile, otherFile := ca.write(t, dir, "ca"), other.write(t, dir, "other-ca")
 	certFile, keyFile := ca.issue(t, dir, "controller", net.ParseIP("127.0.0.1"), net.IP(l.Gateway().AsSlice()))
 
-	port := freePort(t)
+	port := cluster.FreePort(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	ctrl := l.Start(t, lab.ProcSpec{Name: "controller", Path: bin.Controller, Env: []string{
 		"SWITCHYARD_DATABASE_URL=" + db, "SWITCHYARD_LISTEN=" + listen, "SWITCHYARD_ADMIN_TOKEN=" + adminToken,
@@ -59,7 +59,7 @@ func TestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() error {
+	cluster.Eventually(t, 30*time.Second, func() error {
 		if ctrl.Exited() {
 			t.Fatalf("controller exited:\n%s", ctrl.Log())
 		}
@@ -97,7 +97,7 @@ func TestTLS(t *testing.T) {
 
 	t.Run("agent verifies the controller", func(t *testing.T) {
 		a := agent("h1", "https://"+relay.Addr(), "SWITCHYARD_CA_FILE="+caFile, "SWITCHYARD_INSECURE_HTTP=0")
-		eventually(t, 30*time.Second, func() error {
+		cluster.Eventually(t, 30*time.Second, func() error {
 			if a.Exited() {
 				t.Fatalf("agent exited:\n%s", a.Log())
 			}
@@ -191,37 +191,10 @@ func writePEM(t *testing.T, path, typ string, der []byte) string {
 	return path
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// eventually retries f every 100 ms until it returns nil, failing the test
-// at timeout.
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // waitLog waits until p's log says every one of want (case-insensitive).
 func waitLog(t *testing.T, p *lab.Proc, want ...string) {
 	t.Helper()
-	eventually(t, 20*time.Second, func() error {
+	cluster.Eventually(t, 20*time.Second, func() error {
 		log := strings.ToLower(p.Log())
 		for _, w := range want {
 			if !strings.Contains(log, strings.ToLower(w)) {

@@ -2,10 +2,9 @@ package compile
 
 import (
 	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/switchyard/switchyard/controller/internal/golden"
 	"github.com/switchyard/switchyard/openapi"
 )
 
@@ -84,23 +83,7 @@ func movedBefore() *Snapshot {
 
 func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs from the compiled programs (run with -update after review):\n%s", path, got)
-	}
+	golden.Check(t, name, got, *update)
 }
 
 func TestGolden(t *testing.T) {

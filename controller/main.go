@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/controller/internal/config"
 	"github.com/switchyard/switchyard/controller/internal/nodes"
 	"github.com/switchyard/switchyard/controller/internal/store"
+	"github.com/switchyard/switchyard/webui"
 )
 
 func main() {
@@ -59,7 +60,7 @@ func run() error {
 	mgr.DNSDomain = cfg.DNSDomain
 	go mgr.Run(ctx)
 	srv := &api.Server{Store: st, Log: slog.Default(), Realizer: mgr, ReadyChecks: []api.ReadyCheck{mgr.Ready},
-		Nodes: &nodes.Handler{M: mgr, Fail: api.Fail, Decode: api.Decode, Actor: api.Actor}}
+		Nodes: &nodes.Handler{M: mgr, Fail: api.Fail, Decode: api.Decode, Actor: api.Actor}, Console: webui.Files()}
 	hs := api.NewHTTPServer(cfg.Listen, srv.Handler(ctx), api.DefaultTimeouts)
 	// Requests end with the process: open event streams close at once.
 	hs.BaseContext = func(net.Listener) context.Context { return ctx }

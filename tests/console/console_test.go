@@ -1,0 +1,238 @@
+package console
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/switchyard/switchyard/openapi"
+)
+
+// liveDeadline is how soon a change made through the API must show in an
+// open page (issue 12: within a second, without reload or polling).
+const liveDeadline = time.Second
+
+// TestConsole drives the console in headless chromium against a real
+// controller with two simulated agents (h1, h2): sign-in, the create forms
+// (realized, then in the topology), a field error from the server, live
+// updates, move, the reachability matrix following a policy, a viewer's
+// read-only pages, and every page rendered without an error in the
+// browser's log (screenshots of each).
+func TestConsole(t *testing.T) {
+	chromium(t)
+	s := startServer(t)
+	s.agents(t, "h1", "h2")
+	b := newBrowser(t, 1280, 900)
+	tb := b.tab(t)
+
+	t.Run("sign-in", func(t *testing.T) {
+		tb.t = t
+		tb.run("sign-in form", 20*time.Second, chromedp.Navigate(s.URL+"/"), chromedp.WaitVisible(`input[name=token]`, chromedp.ByQuery))
+		tb.screenshot("signin")
+		// A wrong token is refused next to the field.
+		tb.allowHTTP(401, "GET", s.URL+"/api/v1/whoami")
+		var msg string
+		tb.run("wrong token", 10*time.Second, chromedp.SendKeys(`input[name=token]`, "sy_wrong", chromedp.ByQuery),
+			chromedp.Click(`form.signin button[type=submit]`, chromedp.ByQuery), text(`.field-error[data-field=token]`, &msg))
+		if !strings.Contains(msg, "not valid") {
+			t.Errorf("wrong token: %q", msg)
+		}
+		var who string
+		tb.run("sign in", 10*time.Second, fill(`input[name=token]`, adminToken),
+			chromedp.Click(`form.signin button[type=submit]`, chromedp.ByQuery), chromedp.WaitVisible(`#nav a[data-page=tokens]`, chromedp.ByQuery),
+			text(`#whoami`, &who))
+		if !strings.Contains(who, "(admin)") {
+			t.Errorf("whoami shows %q", who)
+		}
+	})
+
+	t.Run("create-network-form", func(t *testing.T) {
+		tb.t = t
+		tb.run("create network", 20*time.Second, chromedp.Click(`#nav a[data-page=networks]`, chromedp.ByQuery),
+			chromedp.WaitVisible(`form[aria-label="Create network"]`, chromedp.ByQuery),
+			fill(`form input[name=name]`, "blue"),
+			fill(`form input[name=cidr]`, "10.10.0.0/24"),
+			chromedp.Click(`form button[type=submit]`, chromedp.ByQuery),
+			chromedp.WaitVisible(`tr[data-key="blue"]`, chromedp.ByQuery))
+	})
+
+	t.Run("bad-cidr-field-error", func(t *testing.T) {
+		tb.t = t
+		tb.allowHTTP(400, "POST", s.URL+"/api/v1/networks?wait=realized&timeout=10s")
+		var msg string
+		tb.run("bad cidr", 20*time.Second,
+			fill(`form input[name=name]`, "bad"),
+			fill(`form input[name=cidr]`, "10.10.0.0/33"),
+			chromedp.Click(`form button[type=submit]`, chromedp.ByQuery),
+			text(`label .field-error[data-field=cidr]`, &msg))
+		if !strings.Contains(strings.ToLower(msg), "cidr") {
+			t.Errorf("field error %q does not name the CIDR", msg)
+		}
+		var invalid bool
+		tb.run("aria-invalid", 5*time.Second, chromedp.Evaluate(`document.querySelector('input[name=cidr]').getAttribute('aria-invalid') === 'true'`, &invalid))
+		if !invalid {
+			t.Error("the cidr field is not marked invalid")
+		}
+		tb.screenshot("networks-field-error")
+	})
+
+	t.Run("create-container-form-realized-in-topology", func(t *testing.T) {
+		tb.t = t
+		var progress string
+		tb.run("create container", 30*time.Second, chromedp.Click(`#nav a[data-page=containers]`, chromedp.ByQuery),
+			chromedp.WaitReady(`form[aria-label="Create container"] option[value=h1]`, chromedp.ByQuery),
+			fill(`form input[name=name]`, "web-1"),
+			fill(`form select[name=network]`, "blue"),
+			fill(`form select[name=host]`, "h1"),
+			fill(`form input[name=labels]`, "app=web"),
+			chromedp.Click(`form button[type=submit]`, chromedp.ByQuery),
+			waitJS(`document.querySelector('.progress')?.textContent.includes('realized')`, 20*time.Second),
+			text(`.progress`, &progress),
+			chromedp.WaitVisible(`tr[data-key="blue/web-1"]`, chromedp.ByQuery))
+		if !strings.Contains(progress, "realized on every host") {
+			t.Errorf("progress line %q", progress)
+		}
+		tb.run("running", 10*time.Second, waitJS(`document.querySelector('tr[data-key="blue/web-1"] .badge')?.textContent === 'running'`, 10*time.Second))
+		tb.run("topology", 10*time.Second, chromedp.Click(`#nav a[data-page=topology]`, chromedp.ByQuery),
+			chromedp.WaitVisible(`[data-host=h1] a.node[data-name="web-1"]`, chromedp.ByQuery))
+	})
+
+	t.Run("api-change-live-within-1s", func(t *testing.T) {
+		tb.t = t
+		tb.run("containers page", 10*time.Second, chromedp.Click(`#nav a[data-page=containers]`, chromedp.ByQuery),
+			chromedp.WaitVisible(`tr[data-key="blue/web-1"]`, chromedp.ByQuery),
+			chromedp.Evaluate(`window.__notReloaded = true`, nil))
+		s.must(t, "POST", "/api/v1/containers", map[string]any{"name": "web-2", "network": "blue", "host": "h2", "labels": map[string]string{"app": "web"}}, nil)
+		start := time.Now()
+		tb.run("web-2 appears", liveDeadline+5*time.Second, waitJS(`document.querySelector('tr[data-key="blue/web-2"]') !== null`, liveDeadline+5*time.Second))
+		if d := time.Since(start); d > liveDeadline {
+			t.Errorf("the container showed %v after the API write, want <= %v", d, liveDeadline)
+		}
+		var kept bool
+		tb.run("no reload", 5*time.Second, chromedp.Evaluate(`window.__notReloaded === true`, &kept))
+		if !kept {
+			t.Error("the page reloaded")
+		}
+		// A delete through the API disappears as fast.
+		s.must(t, "DELETE", "/api/v1/containers/web-2?network=blue", nil, nil)
+		start = time.Now()
+		tb.run("web-2 goes", liveDeadline+5*time.Second, waitJS(`document.querySelector('tr[data-key="blue/web-2"]') === null`, liveDeadline+5*time.Second))
+		if d := time.Since(start); d > liveDeadline {
+			t.Errorf("the deleted container went %v after the API write, want <= %v", d, liveDeadline)
+		}
+	})
+
+	t.Run("move-changes-host", func(t *testing.T) {
+		tb.t = t
+		var host string
+		tb.run("move", 30*time.Second, chromedp.Click(`tr[data-key="blue/web-1"] td:first-child a`, chromedp.ByQuery),
+			chromedp.WaitReady(`form[aria-label="Move container"] option[value=h2]`, chromedp.ByQuery),
+			fill(`form[aria-label="Move container"] select`, "h2"),
+			chromedp.Click(`form[aria-label="Move container"] button[type=submit]`, chromedp.ByQuery),
+			waitJS(`document.querySelector('dd[data-field=host]')?.textContent === 'h2'`, 20*time.Second),
+			text(`dd[data-field=host]`, &host))
+		var c openapi.Container
+		s.must(t, "GET", "/api/v1/containers/web-1?network=blue", nil, &c)
+		if host != "h2" || c.Host != "h2" {
+			t.Errorf("after the move the page shows %q, the API %q", host, c.Host)
+		}
+		tb.screenshot("container")
+	})
+
+	t.Run("reachability-follows-policy", func(t *testing.T) {
+		tb.t = t
+		s.must(t, "POST", "/api/v1/containers", map[string]any{"name": "db-1", "network": "blue", "host": "h1", "labels": map[string]string{"app": "db"}}, nil)
+		cell := `td[data-from="web-1"][data-to="db-1"]`
+		tb.run("matrix", 20*time.Second, chromedp.Click(`#nav a[data-page=reachability]`, chromedp.ByQuery),
+			chromedp.WaitReady(`select[name=network] option[value=blue]`, chromedp.ByQuery),
+			fill(`select[name=network]`, "blue"),
+			chromedp.WaitVisible(cell+`.allow`, chromedp.ByQuery))
+		s.must(t, "POST", "/api/v1/policies", map[string]any{"name": "db-isolated", "network": "blue", "selector": "app=db", "ingress": []any{}, "log": true}, nil)
+		start := time.Now()
+		tb.run("matrix after the policy", liveDeadline+5*time.Second, waitJS(`document.querySelector('`+cell+`.deny') !== null`, liveDeadline+5*time.Second))
+		if d := time.Since(start); d > liveDeadline {
+			t.Errorf("the matrix changed %v after the policy was created, want <= %v", d, liveDeadline)
+		}
+		var title string
+		tb.run("hover", 5*time.Second, chromedp.AttributeValue(cell, "title", &title, nil, chromedp.ByQuery))
+		if !strings.Contains(title, "db-isolated") {
+			t.Errorf("the cell's title does not name the deciding policy: %q", title)
+		}
+		tb.screenshot("reachability")
+	})
+
+	t.Run("every-page-no-errors", func(t *testing.T) {
+		tb.t = t
+		s.must(t, "POST", "/api/v1/services", map[string]any{"name": "web", "network": "blue", "selector": "app=web", "ports": []map[string]any{{"port": 80}}}, nil)
+		pages := []struct{ name, path, ready string }{
+			{"overview", "/overview", `.cards`},
+			{"network", "/networks/blue", `dl.props`},
+			{"topology", "/topology", `.topo-hosts`},
+			{"hosts", "/hosts", `tr[data-key=h1]`},
+			{"host", "/hosts/h1", `dl.props`},
+			{"networks", "/networks", `tr[data-key=blue]`},
+			{"containers", "/containers", `tr[data-key="blue/web-1"]`},
+			{"services", "/services", `tr[data-key="blue/web"]`},
+			{"service", "/services/blue/web", `table[aria-label=Endpoints]`},
+			{"policies", "/policies", `tr[data-key="blue/db-isolated"]`},
+			{"policy", "/policies/blue/db-isolated", `table[aria-label="Rule counters"]`},
+			{"reachability", "/reachability/blue?port=80", `table.matrix`},
+			{"events", "/events", `table[aria-label=Events]`},
+			{"tokens", "/tokens", `table[aria-label=Tokens]`},
+			{"audit", "/audit", `table[aria-label="Audit log"]`},
+		}
+		for _, p := range pages {
+			// Deep links: each page loads from its own URL.
+			tb.run(p.name, 20*time.Second, chromedp.Navigate(s.URL+p.path), chromedp.WaitVisible(p.ready, chromedp.ByQuery))
+			tb.screenshot(p.name)
+		}
+		tb.run("dark theme", 10*time.Second, chromedp.Navigate(s.URL+"/topology"), chromedp.WaitVisible(`.topo-hosts`, chromedp.ByQuery),
+			chromedp.Evaluate(`document.documentElement.dataset.theme = 'dark'`, nil))
+		tb.screenshot("topology-dark")
+		if bad := tb.unexpected(); len(bad) > 0 {
+			t.Errorf("the browser logged:\n%s", strings.Join(bad, "\n"))
+		}
+	})
+
+	t.Run("viewer-cannot-delete", func(t *testing.T) {
+		var tok openapi.Token
+		s.must(t, "POST", "/api/v1/tokens", map[string]any{"name": "alice", "role": "viewer"}, &tok)
+		vt := b.tab(t)
+		vt.signIn(s.URL, tok.Secret, "/containers", `tr[data-key="blue/web-1"]`)
+		var buttons, forms, tokensLink int
+		vt.run("read-only", 5*time.Second, count(`button[data-action=delete]`, &buttons), count(`form.create`, &forms), count(`#nav a[data-page=tokens]`, &tokensLink))
+		if buttons != 0 || forms != 0 || tokensLink != 0 {
+			t.Errorf("a viewer sees %d delete buttons, %d create forms, %d links to tokens", buttons, forms, tokensLink)
+		}
+		vt.run("container page", 10*time.Second, chromedp.Navigate(s.URL+"/containers/blue/web-1"), chromedp.WaitVisible(`dl.props`, chromedp.ByQuery),
+			count(`button[data-action=delete], form[aria-label="Move container"]`, &buttons))
+		if buttons != 0 {
+			t.Errorf("a viewer sees %d delete or move controls on a container", buttons)
+		}
+		// The server enforces it too.
+		if code, _ := s.do(t.Context(), tok.Secret, "DELETE", "/api/v1/containers/web-1?network=blue", nil, nil); code != 403 {
+			t.Errorf("a viewer's DELETE: %d, want 403", code)
+		}
+		vt.screenshot("viewer-containers")
+		if bad := vt.unexpected(); len(bad) > 0 {
+			t.Errorf("the browser logged:\n%s", strings.Join(bad, "\n"))
+		}
+	})
+
+	t.Run("phone-width", func(t *testing.T) {
+		pb := newBrowser(t, 390, 844)
+		pt := pb.tab(t)
+		pt.signIn(s.URL, adminToken, "/containers", `tr[data-key="blue/web-1"]`)
+		var overflow bool
+		pt.run("no horizontal page scroll", 5*time.Second, chromedp.Evaluate(`document.documentElement.scrollWidth <= window.innerWidth + 1`, &overflow))
+		if !overflow {
+			t.Error("the page is wider than a phone screen")
+		}
+		pt.screenshot("phone-containers")
+		if bad := pt.unexpected(); len(bad) > 0 {
+			t.Errorf("the browser logged:\n%s", strings.Join(bad, "\n"))
+		}
+	})
+}

@@ -1,0 +1,230 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/tests/pgtest"
+)
+
+// adminToken is the bootstrap admin token of the test controller.
+const adminToken = "sy_console_admin_token"
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// TestMain removes the controller binary built for the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binary != "" {
+		os.RemoveAll(filepath.Dir(binary))
+	}
+	os.Exit(code)
+}
+
+// controllerBinary builds ./controller (with the console embedded) once.
+func controllerBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "switchyard-console-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		_, file, _, _ := runtime.Caller(0)
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "switchyard"), "./controller")
+		cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./controller: %v\n%s", err, out)
+			return
+		}
+		binary = filepath.Join(dir, "switchyard")
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+// server is a controller process on loopback with its own database.
+type server struct {
+	URL    string
+	client *http.Client
+}
+
+// startServer runs the controller binary until the test ends and waits
+// until /readyz answers 200.
+func startServer(t testing.TB) *server {
+	t.Helper()
+	db := pgtest.DatabaseURL(t)
+	bin := controllerBinary(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	logf, err := os.Create(filepath.Join(t.TempDir(), "controller.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "SWITCHYARD_DATABASE_URL="+db, "SWITCHYARD_LISTEN="+addr,
+		"SWITCHYARD_ADMIN_TOKEN="+adminToken, "SWITCHYARD_LOG_LEVEL=warn")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }() //nolint:errcheck // killed at the end
+	t.Cleanup(func() {
+		cmd.Process.Kill() //nolint:errcheck // may have exited
+		<-exited
+		logf.Close()
+	})
+	s := &server{URL: "http://" + addr, client: &http.Client{Timeout: 60 * time.Second}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := s.client.Get(s.URL + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return s
+			}
+		}
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("controller exited: %s", b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("controller not ready: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// do sends an API request with token; out, when not nil, gets the JSON
+// answer. It returns the status.
+func (s *server) do(ctx context.Context, token, method, path string, body, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.URL+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := s.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		return res.StatusCode, err
+	}
+	if out != nil && res.StatusCode < 300 && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return res.StatusCode, err
+		}
+	}
+	if res.StatusCode >= 300 {
+		return res.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, data)
+	}
+	return res.StatusCode, nil
+}
+
+// must sends an admin request and fails the test unless it succeeds.
+func (s *server) must(t testing.TB, method, path string, body, out any) {
+	t.Helper()
+	if _, err := s.do(context.Background(), adminToken, method, path, body, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// agents simulates the node agents of hosts: each registers its host,
+// long-polls its program (always whole) and reports it applied with every
+// container port up. No OVS: what the console shows of realization and
+// container status is then real controller state.
+func (s *server) agents(t testing.TB, hosts ...string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for i, h := range hosts {
+		var tok openapi.Token
+		s.must(t, "POST", "/api/v1/tokens", map[string]any{"name": "node-" + strings.ReplaceAll(h, ".", "-"), "role": "node", "host": h}, &tok)
+		addr := fmt.Sprintf("192.168.%d.%d", 100+i/250, 1+i%250)
+		if _, err := s.do(ctx, tok.Secret, "POST", "/api/v1/nodes/"+h+"/register", openapi.NodeRegistration{Address: addr, TunnelType: "geneve"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.agent(ctx, h, tok.Secret)
+		}()
+	}
+}
+
+func (s *server) agent(ctx context.Context, host, token string) {
+	digest := ""
+	report := func(rev int64, p *openapi.Program) {
+		st := openapi.NodeStatus{AppliedRevision: rev, Digest: digest, Ports: []openapi.PortStatus{}}
+		if p != nil {
+			for i, c := range p.Containers {
+				st.Ports = append(st.Ports, openapi.PortStatus{Name: c.Name, Container: c.Container, ContainerID: c.ID, OFPort: i + 1, Up: true})
+			}
+		}
+		s.do(ctx, token, "POST", "/api/v1/nodes/"+host+"/status", st, nil) //nolint:errcheck // the next poll reports again
+	}
+	var last *openapi.Program
+	var rev int64
+	for ctx.Err() == nil {
+		var upd openapi.ProgramUpdate
+		code, err := s.do(ctx, token, "GET", "/api/v1/nodes/"+host+"/program?timeout=5s&digest="+url.QueryEscape(digest), nil, &upd)
+		switch {
+		case err != nil:
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		case code == http.StatusNoContent: // a heartbeat
+		case upd.Program == nil:
+			// A delta: ask again for the whole program (no digest).
+			digest = ""
+			continue
+		default:
+			last, rev, digest = upd.Program, upd.Revision, upd.Program.Digest
+		}
+		report(rev, last)
+	}
+}

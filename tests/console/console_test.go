@@ -188,6 +188,10 @@ func TestConsole(t *testing.T) {
 			tb.run(p.name, 20*time.Second, chromedp.Navigate(s.URL+p.path), chromedp.WaitVisible(p.ready, chromedp.ByQuery))
 			tb.screenshot(p.name)
 		}
+		// A filter in the URL is applied once the lists have loaded.
+		tb.run("deep-linked filter", 10*time.Second, chromedp.Navigate(s.URL+"/containers?host=h1"),
+			waitJS(`document.querySelector('select[name=host]')?.value === 'h1' && document.querySelector('tr[data-key="blue/db-1"]') !== null &&
+				document.querySelector('tr[data-key="blue/web-1"]') === null`, 10*time.Second))
 		tb.run("dark theme", 10*time.Second, chromedp.Navigate(s.URL+"/topology"), chromedp.WaitVisible(`.topo-hosts`, chromedp.ByQuery),
 			chromedp.Evaluate(`document.documentElement.dataset.theme = 'dark'`, nil))
 		tb.screenshot("topology-dark")

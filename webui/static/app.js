@@ -120,7 +120,9 @@ async function begin(form) {
     return;
   }
   document.body.dataset.role = auth.me.role;
-  document.getElementById("whoami").textContent = `${auth.me.name} (${auth.me.role})`;
+  const who = document.getElementById("whoami");
+  who.textContent = `${auth.me.name} (${auth.me.role})`;
+  who.title = who.textContent;
   document.getElementById("signout").hidden = false;
   buildNav();
   route();

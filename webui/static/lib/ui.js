@@ -31,15 +31,18 @@ export function apiPath(kind, o) {
 // optional "any" first entry.
 export function select(kind, name, value, any, attrs = {}) {
   const names = list(kind).sort(byName).map((o) => o.name);
-  return h("select", { name, ...attrs },
+  // A deep link may name an object before the lists have loaded: the
+  // wanted value is kept until it can be chosen or the user chooses.
+  const sel = h("select", { name, dataset: value ? { want: value } : {}, onchange: () => delete sel.dataset.want, ...attrs },
     any !== undefined ? h("option", { value: "" }, any) : null,
     names.map((n) => h("option", { value: n, selected: n === value }, n)));
+  return sel;
 }
 
 // refill keeps a select's options in step with the live objects, keeping
 // its value.
 export function refill(sel, kind, any) {
-  const v = sel.value;
+  const v = sel.dataset.want || sel.value;
   replace(sel, any !== undefined ? h("option", { value: "" }, any) : null,
     list(kind).sort(byName).map((o) => h("option", { value: o.name, selected: o.name === v }, o.name)));
 }

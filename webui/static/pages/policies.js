@@ -72,7 +72,7 @@ function detail(el, network, name) {
   let policyID = "";
   get(`/api/v1/policies/${ref}/log${q({ network, limit: 100 })}`).then((r) => {
     logBody.prepend(...r.items.slice().reverse().map(logRow));
-    if (!r.items.length) logBody.append(h("tr", { class: "empty" }, h("td", { colspan: 6, class: "muted" }, "No connection logged (set log: true on the policy).")));
+    if (!r.items.length) logBody.append(h("tr", { class: "empty" }, h("td", { colspan: 6, class: "muted" }, "No connection logged yet (a policy logs with log: true).")));
   }).catch((e) => logBody.append(h("tr", {}, h("td", { colspan: 6, class: "form-error" }, e.message))));
   const off = onPolicyLog((e) => {
     if (e.policyId !== policyID) return;

@@ -71,13 +71,12 @@ function render(net, host, label, detail) {
       h("span", {}, h("span", { class: "sw", style: "background:var(--warn)" }), "pending / not realized"),
       h("span", {}, h("span", { class: "sw", style: "background:var(--bad)" }), "failed / NotReady"),
       h("span", { class: "muted" }, `${hosts.length} hosts, ${containers.length} containers, ${networks.length} networks, ${services.length} services`)),
-    h("div", { class: "topo-nets" }, networks.map((n) => {
+    h("div", { class: "topo-top" }, mesh(hosts, containers), h("div", { class: "topo-nets" }, networks.map((n) => {
       const svcs = services.filter((s) => s.network === n.name).sort(byName);
       return h("div", { class: "card topo-net", style: `--netc:${netColor(n.name)}` },
         h("a", { href: path("network", n), class: "mono" }, n.name), ` ${n.cidr}`,
         svcs.length ? h("div", {}, svcs.map((s) => h("a", { href: path("service", s), class: "chip", title: `VIP ${s.vip}` }, `svc ${s.name}`))) : null);
-    })),
-    mesh(hosts, containers),
+    }))),
     h("div", { class: "topo-hosts" }, hosts.map((x) => hostCard(x, grid.get(x.name), dots))));
 }
 
@@ -120,7 +119,7 @@ function mesh(hosts, containers) {
   }
   const R = 120, C = 160;
   const pos = hosts.map((_, i) => [C + R * Math.cos((2 * Math.PI * i) / hosts.length - Math.PI / 2), C + R * Math.sin((2 * Math.PI * i) / hosts.length - Math.PI / 2)]);
-  return h("svg:svg", { class: "mesh", viewBox: "0 0 320 320", role: "img", "aria-label": `Tunnels: ${edges.length} between ${hosts.length} hosts` },
+  return h("svg:svg", { class: "mesh", viewBox: "0 0 320 320", width: 260, height: 260, role: "img", "aria-label": `Tunnels: ${edges.length} between ${hosts.length} hosts` },
     edges.map(([i, j, t]) => h("svg:line", { x1: pos[i][0], y1: pos[i][1], x2: pos[j][0], y2: pos[j][1], class: t },
       h("svg:title", {}, `${hosts[i].name} – ${hosts[j].name} (${t})`))),
     hosts.map((x, i) => h("svg:a", { href: path("host", x) },

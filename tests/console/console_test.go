@@ -200,6 +200,19 @@ func TestConsole(t *testing.T) {
 		}
 	})
 
+	t.Run("keyboard", func(t *testing.T) {
+		tb.t = t
+		var focused string
+		tb.run("g n, then j", 10*time.Second, chromedp.Navigate(s.URL+"/overview"), chromedp.WaitVisible(`.cards`, chromedp.ByQuery),
+			chromedp.KeyEvent("g"), chromedp.KeyEvent("n"), chromedp.WaitVisible(`.page-networks tr[data-key=blue]`, chromedp.ByQuery),
+			chromedp.KeyEvent("j"), chromedp.Evaluate(`document.activeElement.textContent`, &focused),
+			chromedp.KeyEvent("\r"), chromedp.WaitVisible(`.page-networks dl.props`, chromedp.ByQuery))
+		if focused != "blue" {
+			t.Errorf("j focused %q, want the first row's link", focused)
+		}
+		tb.run("help", 5*time.Second, chromedp.KeyEvent("?"), chromedp.WaitVisible(`#help[open]`, chromedp.ByQuery), chromedp.KeyEvent("\x1b"))
+	})
+
 	t.Run("viewer-cannot-delete", func(t *testing.T) {
 		var tok openapi.Token
 		s.must(t, "POST", "/api/v1/tokens", map[string]any{"name": "alice", "role": "viewer"}, &tok)

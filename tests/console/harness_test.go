@@ -1,11 +1,8 @@
 package console
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,6 +16,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/client"
 	"github.com/switchyard/switchyard/tests/pgtest"
 )
 
@@ -66,8 +64,8 @@ func controllerBinary(t testing.TB) string {
 
 // server is a controller process on loopback with its own database.
 type server struct {
-	URL    string
-	client *http.Client
+	URL   string
+	admin *client.Client
 }
 
 // startServer runs the controller binary until the test ends and waits
@@ -100,10 +98,10 @@ func startServer(t testing.TB) *server {
 		<-exited
 		logf.Close()
 	})
-	s := &server{URL: "http://" + addr, client: &http.Client{Timeout: 60 * time.Second}}
+	s := &server{URL: "http://" + addr, admin: client.New("http://"+addr, adminToken)}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		res, err := s.client.Get(s.URL + "/readyz")
+		res, err := s.admin.HTTP.Get(s.URL + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
@@ -123,43 +121,14 @@ func startServer(t testing.TB) *server {
 	}
 }
 
-// do sends an API request with token; out, when not nil, gets the JSON
-// answer. It returns the status.
+// do sends an API request with token (openapi/client); out, when not nil,
+// gets the JSON answer. It returns the status.
 func (s *server) do(ctx context.Context, token, method, path string, body, out any) (int, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, err
-		}
-		rd = bytes.NewReader(b)
+	c := s.admin
+	if token != adminToken {
+		c = &client.Client{Base: s.URL, Token: token, HTTP: s.admin.HTTP}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, s.URL+path, rd)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := s.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return res.StatusCode, err
-	}
-	if out != nil && res.StatusCode < 300 && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return res.StatusCode, err
-		}
-	}
-	if res.StatusCode >= 300 {
-		return res.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, data)
-	}
-	return res.StatusCode, nil
+	return c.Do(ctx, method, path, body, out)
 }
 
 // must sends an admin request and fails the test unless it succeeds.

@@ -4,6 +4,7 @@
 import { h, replace, byName } from "./dom.js";
 import { can, write, showProblem, clearProblems, request, ApiError } from "./api.js";
 import { list, reread } from "./live.js";
+import { setQuery } from "../app.js";
 
 export const title = (text, ...extra) => h("div", { class: "toolbar" }, h("h1", { id: "page-title" }, text), ...extra);
 
@@ -97,4 +98,18 @@ export function fieldError(field, detail) {
   const e = new Error(detail);
   e.field = field;
   return e;
+}
+
+// networkIndex is the list page of a network-scoped kind, filtered by a
+// network (kept in the URL); render(network) gives the table.
+export function networkIndex(el, query, heading, render) {
+  const net = select("network", "network", query.network, "any network", { "data-filter": true });
+  net.addEventListener("input", () => { setQuery({ network: net.value }); update(); });
+  const body = h("div", {});
+  el.append(title(heading), h("div", { class: "toolbar" }, h("label", {}, "Network", net)), body);
+  function update(kinds) {
+    if (!kinds || kinds.has("*") || kinds.has("network")) refill(net, "network", "any network");
+    replace(body, render(net.value));
+  }
+  return { update };
 }

@@ -4,8 +4,8 @@
 import { h, replace, table, labelChips, byName, ago } from "../lib/dom.js";
 import { get, q } from "../lib/api.js";
 import { list, onPolicyLog } from "../lib/live.js";
-import { title, objLink, netLink, deleteButton, select, refill } from "../lib/ui.js";
-import { navigate, setQuery } from "../app.js";
+import { title, objLink, netLink, deleteButton, networkIndex } from "../lib/ui.js";
+import { navigate } from "../app.js";
 
 function peerText(p) {
   if (p.cidr) return `${p.cidr}${p.except?.length ? ` except ${p.except.join(", ")}` : ""}`;
@@ -38,23 +38,15 @@ export function mount(el, params, query) {
 }
 
 function index(el, query) {
-  const net = select("network", "network", query.network, "any network", { "data-filter": true });
-  net.addEventListener("input", () => { setQuery({ network: net.value }); update(); });
-  const body = h("div", {});
-  el.append(title("Policies"), h("div", { class: "toolbar" }, h("label", {}, "Network", net)), body);
-  function update(kinds) {
-    if (!kinds || kinds.has("*") || kinds.has("network")) refill(net, "network", "any network");
-    const ps = list("policy").filter((p) => !net.value || p.network === net.value).sort((a, b) => b.priority - a.priority || byName(a, b));
-    replace(body, table([
-      { title: "Policy", cell: (p) => objLink("policy", p) },
-      { title: "Network", cell: (p) => netLink(p.network) },
-      { title: "Applies to", cell: (p) => h("code", {}, p.selector || "(all)") },
-      { title: "Priority", cell: (p) => p.priority },
-      { title: "Rules", cell: (p) => rulesText(p).map((l) => h("div", { class: "rule" }, l)) },
-      { title: "", cell: (p) => deleteButton("policy", p) },
-    ], ps, { label: "Policies", empty: "No policies: every container may reach every other of its network.", key: (p) => `${p.network}/${p.name}` }));
-  }
-  return { update };
+  return networkIndex(el, query, "Policies", (net) => table([
+    { title: "Policy", cell: (p) => objLink("policy", p) },
+    { title: "Network", cell: (p) => netLink(p.network) },
+    { title: "Applies to", cell: (p) => h("code", {}, p.selector || "(all)") },
+    { title: "Priority", cell: (p) => p.priority },
+    { title: "Rules", cell: (p) => rulesText(p).map((l) => h("div", { class: "rule" }, l)) },
+    { title: "", cell: (p) => deleteButton("policy", p) },
+  ], list("policy").filter((p) => !net || p.network === net).sort((a, b) => b.priority - a.priority || byName(a, b)),
+  { label: "Policies", empty: "No policies: every container may reach every other of its network.", key: (p) => `${p.network}/${p.name}` }));
 }
 
 function detail(el, network, name) {

@@ -4,8 +4,8 @@
 import { h, replace, table, labelChips, byName, statusBadge, ago } from "../lib/dom.js";
 import { get, q } from "../lib/api.js";
 import { list } from "../lib/live.js";
-import { title, objLink, hostLink, netLink, deleteButton, select, refill } from "../lib/ui.js";
-import { navigate, setQuery } from "../app.js";
+import { title, objLink, hostLink, netLink, deleteButton, networkIndex } from "../lib/ui.js";
+import { navigate } from "../app.js";
 
 const ports = (s) => s.ports.map((p) => h("span", { class: "chip mono" }, `${p.name ? p.name + " " : ""}${p.port}${p.targetPort && p.targetPort !== p.port ? "→" + p.targetPort : ""}/${p.protocol || "TCP"}${p.nodePort ? " node " + p.nodePort : ""}`));
 
@@ -14,24 +14,15 @@ export function mount(el, params, query) {
 }
 
 function index(el, query) {
-  const net = select("network", "network", query.network, "any network", { "data-filter": true });
-  net.addEventListener("input", () => { setQuery({ network: net.value }); update(); });
-  const body = h("div", {});
-  el.append(title("Services"), h("div", { class: "toolbar" }, h("label", {}, "Network", net)), body);
-  function update(kinds) {
-    if (!kinds || kinds.has("*") || kinds.has("network")) refill(net, "network", "any network");
-    const svcs = list("service").filter((s) => !net.value || s.network === net.value).sort(byName);
-    replace(body, table([
-      { title: "Service", cell: (s) => objLink("service", s) },
-      { title: "Network", cell: (s) => netLink(s.network) },
-      { title: "VIP", cell: (s) => h("span", { class: "mono" }, s.vip) },
-      { title: "Ports", cell: ports },
-      { title: "Selector", cell: (s) => h("code", {}, s.selector) },
-      { title: "Weights", cell: (s) => (s.weights || []).map((w) => h("span", { class: "chip" }, `${w.selector}: ${w.weight}`)) },
-      { title: "", cell: (s) => deleteButton("service", s) },
-    ], svcs, { label: "Services", empty: "No services.", key: (s) => `${s.network}/${s.name}` }));
-  }
-  return { update };
+  return networkIndex(el, query, "Services", (net) => table([
+    { title: "Service", cell: (s) => objLink("service", s) },
+    { title: "Network", cell: (s) => netLink(s.network) },
+    { title: "VIP", cell: (s) => h("span", { class: "mono" }, s.vip) },
+    { title: "Ports", cell: ports },
+    { title: "Selector", cell: (s) => h("code", {}, s.selector) },
+    { title: "Weights", cell: (s) => (s.weights || []).map((w) => h("span", { class: "chip" }, `${w.selector}: ${w.weight}`)) },
+    { title: "", cell: (s) => deleteButton("service", s) },
+  ], list("service").filter((s) => !net || s.network === net).sort(byName), { label: "Services", empty: "No services.", key: (s) => `${s.network}/${s.name}` }));
 }
 
 function detail(el, network, name) {

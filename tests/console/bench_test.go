@@ -46,6 +46,11 @@ func BenchmarkConsole(b *testing.B) {
 		topology += firstRender(tb2, s.URL+"/topology", fmt.Sprintf(`document.querySelectorAll('.topo-host').length === %d`, hosts))
 		tbytes += tb2.transferred()
 		dots += firstRender(tb2, s.URL+"/topology?detail=containers", fmt.Sprintf(`document.querySelectorAll('.topo-host').length === %d && document.querySelectorAll('a.node').length === %d`, hosts, containers))
+		if i == 0 {
+			tb2.screenshot("topology-scale-dots")
+			firstRender(tb2, s.URL+"/topology", fmt.Sprintf(`document.querySelectorAll('.topo-host').length === %d`, hosts))
+			tb2.screenshot("topology-scale")
+		}
 		lat = append(lat, updates(b, tb, s, i, 50)...)
 		if bad := append(tb.unexpected(), tb2.unexpected()...); len(bad) > 0 {
 			b.Fatalf("the browser logged: %v", bad)
@@ -77,7 +82,7 @@ func firstRender(tb *tab, url, cond string) float64 {
 // Containers page filtered to them, and returns how long each took to show.
 func updates(b *testing.B, tb *tab, s *server, round, n int) []time.Duration {
 	prefix := fmt.Sprintf("lat-%d-", round)
-	tb.run("containers page", 60*time.Second, chromedp.Navigate(s.URL+"/containers?network=net-0&q="+prefix), chromedp.WaitVisible(`table[aria-label=Containers]`, chromedp.ByQuery))
+	tb.run("containers page", 60*time.Second, chromedp.Navigate(s.URL+"/containers?network=net-0&q="+prefix), visible(`table[aria-label=Containers]`))
 	var out []time.Duration
 	for i := range n {
 		name := fmt.Sprintf("%s%d", prefix, i)

@@ -50,7 +50,9 @@ func newBrowser(t testing.TB, width, height int) *browser {
 		opts = append(opts, chromedp.CombinedOutput(os.Stderr))
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
+	// chromedp's complaints (DOM events it does not know) go to the
+	// test's log, not stderr.
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
 	t.Cleanup(func() { cancel(); cancelAlloc() })
 	if err := chromedp.Run(ctx); err != nil { // starts the browser
 		t.Fatalf("start chromium: %v", err)
@@ -183,7 +185,7 @@ func (tb *tab) transferred() float64 {
 // make run prints it) and waits until the page at path has rendered.
 func (tb *tab) signIn(base, token, path, ready string) {
 	tb.t.Helper()
-	tb.run("sign in", 20*time.Second, chromedp.Navigate(base+path+"#token="+token), chromedp.WaitVisible(ready, chromedp.ByQuery))
+	tb.run("sign in", 20*time.Second, chromedp.Navigate(base+path+"#token="+token), visible(ready))
 }
 
 // screenshot saves the page as name.png into $SWITCHYARD_ARTIFACTS (else
@@ -211,9 +213,19 @@ func (tb *tab) screenshot(name string) {
 	}
 }
 
-// text reads the text of the first node sel matches.
+// The waits and reads below run in the page, by selector: the pages
+// re-render on every event, so a node looked up over the protocol may be
+// gone by the time the next command names it.
+
+// visible waits until sel matches an element with a layout box (for an
+// <option>: one that exists).
+func visible(sel string) chromedp.Action {
+	return waitJS(fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && (e.tagName === "OPTION" || e.getClientRects().length > 0); })()`, sel), 20*time.Second)
+}
+
+// text waits for sel, then reads its text.
 func text(sel string, out *string) chromedp.Action {
-	return chromedp.Text(sel, out, chromedp.ByQuery, chromedp.NodeVisible)
+	return chromedp.Tasks{visible(sel), chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q).textContent`, sel), out)}
 }
 
 // nodes counts the nodes sel matches now (no wait).
@@ -233,4 +245,11 @@ func fill(sel, value string) chromedp.Action {
 	return waitJS(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false;
 		e.value = %q; if (e.value !== %q) return false;
 		e.dispatchEvent(new Event("input", {bubbles: true})); e.dispatchEvent(new Event("change", {bubbles: true})); return true; })()`, sel, value, value), 10*time.Second)
+}
+
+// click clicks the element sel matches once it exists, in the page: a
+// live update may replace the element between a lookup over the protocol
+// and a click on it.
+func click(sel string) chromedp.Action {
+	return waitJS(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.click(); return true; })()`, sel), 10*time.Second)
 }

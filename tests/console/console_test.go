@@ -29,19 +29,19 @@ func TestConsole(t *testing.T) {
 
 	t.Run("sign-in", func(t *testing.T) {
 		tb.t = t
-		tb.run("sign-in form", 20*time.Second, chromedp.Navigate(s.URL+"/"), chromedp.WaitVisible(`input[name=token]`, chromedp.ByQuery))
+		tb.run("sign-in form", 20*time.Second, chromedp.Navigate(s.URL+"/"), visible(`input[name=token]`))
 		tb.screenshot("signin")
 		// A wrong token is refused next to the field.
 		tb.allowHTTP(401, "GET", s.URL+"/api/v1/whoami")
 		var msg string
 		tb.run("wrong token", 10*time.Second, chromedp.SendKeys(`input[name=token]`, "sy_wrong", chromedp.ByQuery),
-			chromedp.Click(`form.signin button[type=submit]`, chromedp.ByQuery), text(`.field-error[data-field=token]`, &msg))
+			click(`form.signin button[type=submit]`), text(`.field-error[data-field=token]`, &msg))
 		if !strings.Contains(msg, "not valid") {
 			t.Errorf("wrong token: %q", msg)
 		}
 		var who string
 		tb.run("sign in", 10*time.Second, fill(`input[name=token]`, adminToken),
-			chromedp.Click(`form.signin button[type=submit]`, chromedp.ByQuery), chromedp.WaitVisible(`#nav a[data-page=tokens]`, chromedp.ByQuery),
+			click(`form.signin button[type=submit]`), visible(`#nav a[data-page=tokens]`),
 			text(`#whoami`, &who))
 		if !strings.Contains(who, "(admin)") {
 			t.Errorf("whoami shows %q", who)
@@ -50,12 +50,12 @@ func TestConsole(t *testing.T) {
 
 	t.Run("create-network-form", func(t *testing.T) {
 		tb.t = t
-		tb.run("create network", 20*time.Second, chromedp.Click(`#nav a[data-page=networks]`, chromedp.ByQuery),
-			chromedp.WaitVisible(`form[aria-label="Create network"]`, chromedp.ByQuery),
+		tb.run("create network", 20*time.Second, click(`#nav a[data-page=networks]`),
+			visible(`form[aria-label="Create network"]`),
 			fill(`form input[name=name]`, "blue"),
 			fill(`form input[name=cidr]`, "10.10.0.0/24"),
-			chromedp.Click(`form button[type=submit]`, chromedp.ByQuery),
-			chromedp.WaitVisible(`tr[data-key="blue"]`, chromedp.ByQuery))
+			click(`form button[type=submit]`),
+			visible(`tr[data-key="blue"]`))
 	})
 
 	t.Run("bad-cidr-field-error", func(t *testing.T) {
@@ -65,7 +65,7 @@ func TestConsole(t *testing.T) {
 		tb.run("bad cidr", 20*time.Second,
 			fill(`form input[name=name]`, "bad"),
 			fill(`form input[name=cidr]`, "10.10.0.0/33"),
-			chromedp.Click(`form button[type=submit]`, chromedp.ByQuery),
+			click(`form button[type=submit]`),
 			text(`label .field-error[data-field=cidr]`, &msg))
 		if !strings.Contains(strings.ToLower(msg), "cidr") {
 			t.Errorf("field error %q does not name the CIDR", msg)
@@ -81,28 +81,28 @@ func TestConsole(t *testing.T) {
 	t.Run("create-container-form-realized-in-topology", func(t *testing.T) {
 		tb.t = t
 		var progress string
-		tb.run("create container", 30*time.Second, chromedp.Click(`#nav a[data-page=containers]`, chromedp.ByQuery),
-			chromedp.WaitReady(`form[aria-label="Create container"] option[value=h1]`, chromedp.ByQuery),
+		tb.run("create container", 30*time.Second, click(`#nav a[data-page=containers]`),
+			visible(`form[aria-label="Create container"] option[value=h1]`),
 			fill(`form input[name=name]`, "web-1"),
 			fill(`form select[name=network]`, "blue"),
 			fill(`form select[name=host]`, "h1"),
 			fill(`form input[name=labels]`, "app=web"),
-			chromedp.Click(`form button[type=submit]`, chromedp.ByQuery),
+			click(`form button[type=submit]`),
 			waitJS(`document.querySelector('.progress')?.textContent.includes('realized')`, 20*time.Second),
 			text(`.progress`, &progress),
-			chromedp.WaitVisible(`tr[data-key="blue/web-1"]`, chromedp.ByQuery))
+			visible(`tr[data-key="blue/web-1"]`))
 		if !strings.Contains(progress, "realized on every host") {
 			t.Errorf("progress line %q", progress)
 		}
 		tb.run("running", 10*time.Second, waitJS(`document.querySelector('tr[data-key="blue/web-1"] .badge')?.textContent === 'running'`, 10*time.Second))
-		tb.run("topology", 10*time.Second, chromedp.Click(`#nav a[data-page=topology]`, chromedp.ByQuery),
-			chromedp.WaitVisible(`[data-host=h1] a.node[data-name="web-1"]`, chromedp.ByQuery))
+		tb.run("topology", 10*time.Second, click(`#nav a[data-page=topology]`),
+			visible(`[data-host=h1] a.node[data-name="web-1"]`))
 	})
 
 	t.Run("api-change-live-within-1s", func(t *testing.T) {
 		tb.t = t
-		tb.run("containers page", 10*time.Second, chromedp.Click(`#nav a[data-page=containers]`, chromedp.ByQuery),
-			chromedp.WaitVisible(`tr[data-key="blue/web-1"]`, chromedp.ByQuery),
+		tb.run("containers page", 10*time.Second, click(`#nav a[data-page=containers]`),
+			visible(`tr[data-key="blue/web-1"]`),
 			chromedp.Evaluate(`window.__notReloaded = true`, nil))
 		s.must(t, "POST", "/api/v1/containers", map[string]any{"name": "web-2", "network": "blue", "host": "h2", "labels": map[string]string{"app": "web"}}, nil)
 		start := time.Now()
@@ -127,10 +127,10 @@ func TestConsole(t *testing.T) {
 	t.Run("move-changes-host", func(t *testing.T) {
 		tb.t = t
 		var host string
-		tb.run("move", 30*time.Second, chromedp.Click(`tr[data-key="blue/web-1"] td:first-child a`, chromedp.ByQuery),
-			chromedp.WaitReady(`form[aria-label="Move container"] option[value=h2]`, chromedp.ByQuery),
+		tb.run("move", 30*time.Second, click(`tr[data-key="blue/web-1"] td:first-child a`),
+			visible(`form[aria-label="Move container"] option[value=h2]`),
 			fill(`form[aria-label="Move container"] select`, "h2"),
-			chromedp.Click(`form[aria-label="Move container"] button[type=submit]`, chromedp.ByQuery),
+			click(`form[aria-label="Move container"] button[type=submit]`),
 			waitJS(`document.querySelector('dd[data-field=host]')?.textContent === 'h2'`, 20*time.Second),
 			text(`dd[data-field=host]`, &host))
 		var c openapi.Container
@@ -145,10 +145,10 @@ func TestConsole(t *testing.T) {
 		tb.t = t
 		s.must(t, "POST", "/api/v1/containers", map[string]any{"name": "db-1", "network": "blue", "host": "h1", "labels": map[string]string{"app": "db"}}, nil)
 		cell := `td[data-from="web-1"][data-to="db-1"]`
-		tb.run("matrix", 20*time.Second, chromedp.Click(`#nav a[data-page=reachability]`, chromedp.ByQuery),
-			chromedp.WaitReady(`select[name=network] option[value=blue]`, chromedp.ByQuery),
+		tb.run("matrix", 20*time.Second, click(`#nav a[data-page=reachability]`),
+			visible(`select[name=network] option[value=blue]`),
 			fill(`select[name=network]`, "blue"),
-			chromedp.WaitVisible(cell+`.allow`, chromedp.ByQuery))
+			visible(cell+`.allow`))
 		s.must(t, "POST", "/api/v1/policies", map[string]any{"name": "db-isolated", "network": "blue", "selector": "app=db", "ingress": []any{}, "log": true}, nil)
 		start := time.Now()
 		tb.run("matrix after the policy", liveDeadline+5*time.Second, waitJS(`document.querySelector('`+cell+`.deny') !== null`, liveDeadline+5*time.Second))
@@ -156,7 +156,7 @@ func TestConsole(t *testing.T) {
 			t.Errorf("the matrix changed %v after the policy was created, want <= %v", d, liveDeadline)
 		}
 		var title string
-		tb.run("hover", 5*time.Second, chromedp.AttributeValue(cell, "title", &title, nil, chromedp.ByQuery))
+		tb.run("hover", 5*time.Second, chromedp.Evaluate(`document.querySelector('`+cell+`').title`, &title))
 		if !strings.Contains(title, "db-isolated") {
 			t.Errorf("the cell's title does not name the deciding policy: %q", title)
 		}
@@ -185,14 +185,14 @@ func TestConsole(t *testing.T) {
 		}
 		for _, p := range pages {
 			// Deep links: each page loads from its own URL.
-			tb.run(p.name, 20*time.Second, chromedp.Navigate(s.URL+p.path), chromedp.WaitVisible(p.ready, chromedp.ByQuery))
+			tb.run(p.name, 20*time.Second, chromedp.Navigate(s.URL+p.path), visible(p.ready))
 			tb.screenshot(p.name)
 		}
 		// A filter in the URL is applied once the lists have loaded.
 		tb.run("deep-linked filter", 10*time.Second, chromedp.Navigate(s.URL+"/containers?host=h1"),
 			waitJS(`document.querySelector('select[name=host]')?.value === 'h1' && document.querySelector('tr[data-key="blue/db-1"]') !== null &&
 				document.querySelector('tr[data-key="blue/web-1"]') === null`, 10*time.Second))
-		tb.run("dark theme", 10*time.Second, chromedp.Navigate(s.URL+"/topology"), chromedp.WaitVisible(`.topo-hosts`, chromedp.ByQuery),
+		tb.run("dark theme", 10*time.Second, chromedp.Navigate(s.URL+"/topology"), visible(`.topo-hosts`),
 			chromedp.Evaluate(`document.documentElement.dataset.theme = 'dark'`, nil))
 		tb.screenshot("topology-dark")
 		if bad := tb.unexpected(); len(bad) > 0 {
@@ -203,14 +203,14 @@ func TestConsole(t *testing.T) {
 	t.Run("keyboard", func(t *testing.T) {
 		tb.t = t
 		var focused string
-		tb.run("g n, then j", 10*time.Second, chromedp.Navigate(s.URL+"/overview"), chromedp.WaitVisible(`.cards`, chromedp.ByQuery),
-			chromedp.KeyEvent("g"), chromedp.KeyEvent("n"), chromedp.WaitVisible(`.page-networks tr[data-key=blue]`, chromedp.ByQuery),
+		tb.run("g n, then j", 10*time.Second, chromedp.Navigate(s.URL+"/overview"), visible(`.cards`),
+			chromedp.KeyEvent("g"), chromedp.KeyEvent("n"), visible(`.page-networks tr[data-key=blue]`),
 			chromedp.KeyEvent("j"), chromedp.Evaluate(`document.activeElement.textContent`, &focused),
-			chromedp.KeyEvent("\r"), chromedp.WaitVisible(`.page-networks dl.props`, chromedp.ByQuery))
+			chromedp.KeyEvent("\r"), visible(`.page-networks dl.props`))
 		if focused != "blue" {
 			t.Errorf("j focused %q, want the first row's link", focused)
 		}
-		tb.run("help", 5*time.Second, chromedp.KeyEvent("?"), chromedp.WaitVisible(`#help[open]`, chromedp.ByQuery), chromedp.KeyEvent("\x1b"))
+		tb.run("help", 5*time.Second, chromedp.KeyEvent("?"), visible(`#help[open]`), chromedp.KeyEvent("\x1b"))
 	})
 
 	t.Run("viewer-cannot-delete", func(t *testing.T) {
@@ -223,7 +223,7 @@ func TestConsole(t *testing.T) {
 		if buttons != 0 || forms != 0 || tokensLink != 0 {
 			t.Errorf("a viewer sees %d delete buttons, %d create forms, %d links to tokens", buttons, forms, tokensLink)
 		}
-		vt.run("container page", 10*time.Second, chromedp.Navigate(s.URL+"/containers/blue/web-1"), chromedp.WaitVisible(`dl.props`, chromedp.ByQuery),
+		vt.run("container page", 10*time.Second, chromedp.Navigate(s.URL+"/containers/blue/web-1"), visible(`dl.props`),
 			count(`button[data-action=delete], form[aria-label="Move container"]`, &buttons))
 		if buttons != 0 {
 			t.Errorf("a viewer sees %d delete or move controls on a container", buttons)

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -252,4 +255,26 @@ func fill(sel, value string) chromedp.Action {
 // and a click on it.
 func click(sel string) chromedp.Action {
 	return waitJS(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.click(); return true; })()`, sel), 10*time.Second)
+}
+
+// fulfill answers the tab's requests matching pattern (a Fetch URL
+// pattern) with status and body instead of the server, until stop.
+func (tb *tab) fulfill(pattern string, status int64, body []byte) (stop func()) {
+	tb.t.Helper()
+	ctx, cancel := context.WithCancel(tb.ctx)
+	chromedp.ListenTarget(ctx, func(ev any) {
+		if e, ok := ev.(*fetch.EventRequestPaused); ok {
+			go func() {
+				c := chromedp.FromContext(tb.ctx)
+				_ = fetch.FulfillRequest(e.RequestID, status).
+					WithResponseHeaders([]*fetch.HeaderEntry{{Name: "Content-Type", Value: "application/json"}}).
+					WithBody(base64.StdEncoding.EncodeToString(body)).Do(cdp.WithExecutor(tb.ctx, c.Target))
+			}()
+		}
+	})
+	tb.run("intercept "+pattern, 5*time.Second, fetch.Enable().WithPatterns([]*fetch.RequestPattern{{URLPattern: pattern}}))
+	return func() {
+		cancel()
+		tb.run("stop intercepting", 5*time.Second, fetch.Disable())
+	}
 }

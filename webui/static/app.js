@@ -16,6 +16,7 @@ const PAGES = [
   { id: "services", label: "Services", key: "s", pattern: /^\/services(?:\/([^/]+)\/([^/]+))?$/, params: ["network", "name"] },
   { id: "policies", label: "Policies", key: "p", pattern: /^\/policies(?:\/([^/]+)\/([^/]+))?$/, params: ["network", "name"] },
   { id: "reachability", label: "Reachability", key: "r", pattern: /^\/reachability(?:\/([^/]+))?$/, params: ["network"] },
+  { id: "trace", label: "Trace", key: "x", pattern: /^\/trace$/, role: "operator" },
   { id: "events", label: "Events", key: "e", pattern: /^\/events$/ },
   { id: "tokens", label: "Tokens", key: "k", pattern: /^\/tokens$/, role: "admin" },
   { id: "audit", label: "Audit", key: "a", pattern: /^\/audit$/, role: "admin" },
@@ -47,7 +48,7 @@ async function route() {
   for (const page of PAGES) {
     const m = path.match(page.pattern);
     if (!m) continue;
-    if (page.role && !can(page.role)) return notFound(`The ${page.label} page needs an ${page.role} token.`);
+    if (page.role && !can(page.role)) return notFound(`The ${page.label} page needs ${page.role === "admin" ? "an admin" : "an operator"} token.`);
     const params = {};
     (page.params || []).forEach((p, i) => { params[p] = m[i + 1] ? decodeURIComponent(m[i + 1]) : ""; });
     const query = Object.fromEntries(new URLSearchParams(location.search));

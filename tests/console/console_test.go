@@ -164,6 +164,40 @@ func TestConsole(t *testing.T) {
 		tb.screenshot("reachability")
 	})
 
+	t.Run("service-and-policy-forms", func(t *testing.T) {
+		tb.t = t
+		tb.run("create service", 30*time.Second, click(`#nav a[data-page=services]`),
+			fill(`form[aria-label="Create service"] input[name=name]`, "api"),
+			fill(`form[aria-label="Create service"] select[name=network]`, "blue"),
+			fill(`form[aria-label="Create service"] input[name=selector]`, "app=web"),
+			fill(`form[aria-label="Create service"] input[name=ports]`, "8080, 53/UDP"),
+			click(`form[aria-label="Create service"] button[type=submit]`),
+			visible(`tr[data-key="blue/api"]`))
+		// A port the server refuses is shown next to the rule's ports.
+		tb.allowHTTP(400, "POST", s.URL+"/api/v1/policies?wait=realized&timeout=10s")
+		var msg string
+		tb.run("policy with a bad port", 30*time.Second, click(`#nav a[data-page=policies]`),
+			fill(`form[aria-label="Create policy"] input[name=name]`, "web-from-db"),
+			fill(`form[aria-label="Create policy"] select[name=network]`, "blue"),
+			fill(`form[aria-label="Create policy"] input[name=selector]`, "app=web"),
+			fill(`form[aria-label="Create policy"] input[name=peers]`, "app=db"),
+			fill(`form[aria-label="Create policy"] input[name=ports]`, "70000"),
+			click(`form[aria-label="Create policy"] button[type=submit]`),
+			text(`form[aria-label="Create policy"] label .field-error`, &msg))
+		if !strings.Contains(msg, "port") {
+			t.Errorf("the ports field says %q", msg)
+		}
+		tb.run("policy", 30*time.Second, fill(`form[aria-label="Create policy"] input[name=ports]`, "80"),
+			click(`form[aria-label="Create policy"] button[type=submit]`),
+			visible(`tr[data-key="blue/web-from-db"]`))
+		var p openapi.Policy
+		s.must(t, "GET", "/api/v1/policies/web-from-db?network=blue", nil, &p)
+		if len(p.Ingress) != 1 || len(p.Ingress[0].Peers) != 1 || p.Ingress[0].Peers[0].Selector == nil || *p.Ingress[0].Peers[0].Selector != "app=db" ||
+			len(p.Ingress[0].Ports) != 1 || p.Ingress[0].Ports[0].Port != 80 {
+			t.Errorf("the form made %+v", p)
+		}
+	})
+
 	t.Run("every-page-no-errors", func(t *testing.T) {
 		tb.t = t
 		s.must(t, "POST", "/api/v1/services", map[string]any{"name": "web", "network": "blue", "selector": "app=web", "ports": []map[string]any{{"port": 80}}}, nil)

@@ -103,7 +103,9 @@ export function showProblem(form, err) {
   const p = err instanceof ApiError ? err.problem : { detail: String(err) };
   const field = p.field || "";
   const base = field.split(/[.[]/)[0];
-  const input = field && (form.querySelector(`[name="${CSS.escape(field)}"]`) || form.querySelector(`[name="${CSS.escape(base)}"]`));
+  // A field may also claim API fields by prefix (data-fields="ingress[0].ports ...").
+  const claimed = [...form.querySelectorAll("[data-fields]")].find((e) => e.dataset.fields.split(" ").some((p) => field.startsWith(p)));
+  const input = field && (form.querySelector(`[name="${CSS.escape(field)}"]`) || claimed || form.querySelector(`[name="${CSS.escape(base)}"]`));
   const msg = p.detail || p.title || "failed";
   if (input) {
     input.setAttribute("aria-invalid", "true");

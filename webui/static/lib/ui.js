@@ -92,6 +92,18 @@ export function createForm({ label, fields, build, path: apiP, wait = true, done
   return h("div", {}, form, progress);
 }
 
+// parsePorts reads "80, 443/UDP, 8080-8090" into port objects; field names
+// the form field for an error; range: whether "a-b" is allowed (endPort).
+export function parsePorts(s, field, range) {
+  return s.split(",").map((p) => p.trim()).filter(Boolean).map((p) => {
+    const m = p.match(/^(\d+)(?:-(\d+))?(?:\/(TCP|UDP|SCTP))?$/i);
+    if (!m || (m[2] && !range)) throw fieldError(field, `"${p}" is not a port${range ? ", a range a-b" : ""} with an optional /TCP, /UDP or /SCTP`);
+    const out = { port: Number(m[1]), protocol: (m[3] || "TCP").toUpperCase() };
+    if (m[2]) out.endPort = Number(m[2]);
+    return out;
+  });
+}
+
 // fieldError makes an error a form shows next to the field (client-side
 // checks the API cannot make, e.g. a malformed label list).
 export function fieldError(field, detail) {
@@ -102,13 +114,16 @@ export function fieldError(field, detail) {
 
 // networkIndex is the list page of a network-scoped kind, filtered by a
 // network (kept in the URL); render(network) gives the table.
-export function networkIndex(el, query, heading, render) {
+export function networkIndex(el, query, heading, render, form = null) {
   const net = select("network", "network", query.network, "any network", { "data-filter": true });
   net.addEventListener("input", () => { setQuery({ network: net.value }); update(); });
   const body = h("div", {});
-  el.append(title(heading), h("div", { class: "toolbar" }, h("label", {}, "Network", net)), body);
+  el.append(title(heading), form, h("div", { class: "toolbar" }, h("label", {}, "Network", net)), body);
   function update(kinds) {
-    if (!kinds || kinds.has("*") || kinds.has("network")) refill(net, "network", "any network");
+    if (!kinds || kinds.has("*") || kinds.has("network")) {
+      refill(net, "network", "any network");
+      form?.querySelectorAll("select[name=network]").forEach((s) => refill(s, "network"));
+    }
     replace(body, render(net.value));
   }
   return { update };

@@ -2,9 +2,9 @@
 // /policies/{ref}/stats) and its connection log (GET /policies/{ref}/log,
 // then live policy-log entries from the stream).
 import { h, replace, table, labelChips, byName, ago } from "../lib/dom.js";
-import { get, q } from "../lib/api.js";
+import { get, q, can } from "../lib/api.js";
 import { list, onPolicyLog } from "../lib/live.js";
-import { title, objLink, netLink, deleteButton, networkIndex } from "../lib/ui.js";
+import { title, objLink, netLink, deleteButton, networkIndex, createForm, select, parsePorts } from "../lib/ui.js";
 import { navigate } from "../app.js";
 
 function peerText(p) {
@@ -37,6 +37,35 @@ export function mount(el, params, query) {
   return params.name ? detail(el, params.network, params.name) : index(el, query);
 }
 
+// createPolicy builds a policy of one rule; richer ones come from syctl
+// apply or the API.
+function createPolicy() {
+  if (!can("operator")) return null;
+  return createForm({
+    label: "Create policy", kind: "policy", path: "/api/v1/policies",
+    fields: [
+      h("label", {}, "Name", h("input", { name: "name", required: true, autocomplete: "off", placeholder: "db-from-web" })),
+      h("label", {}, "Network", select("network", "network", "", undefined, { required: true })),
+      h("label", {}, "Applies to", h("input", { name: "selector", autocomplete: "off", placeholder: "app=db (empty: all)" })),
+      h("label", {}, "Action", h("select", { name: "action" }, h("option", { value: "allow" }, "allow"), h("option", { value: "deny" }, "deny"))),
+      h("label", {}, "Direction", h("select", { name: "direction" }, h("option", { value: "ingress" }, "ingress (from)"), h("option", { value: "egress" }, "egress (to)"))),
+      h("label", {}, "Peers", h("input", { name: "peers", dataset: { fields: "ingress[0].peers egress[0].peers" }, autocomplete: "off", placeholder: "app=web, or 10.0.0.0/8; empty: nothing" })),
+      h("label", {}, "Ports", h("input", { name: "ports", dataset: { fields: "ingress[0].ports egress[0].ports" }, autocomplete: "off", placeholder: "80, 5432/TCP; empty: all" })),
+      h("label", {}, "Priority", h("input", { name: "priority", type: "number", autocomplete: "off", placeholder: "1000" })),
+    ],
+    build: (f) => {
+      const peers = f.get("peers").trim();
+      const rules = peers === "" ? [] : [{
+        peers: [/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(peers) ? { cidr: peers } : { selector: peers }],
+        ports: parsePorts(f.get("ports"), "ports", true),
+      }];
+      const body = { name: f.get("name").trim(), network: f.get("network"), selector: f.get("selector").trim(), action: f.get("action"), [f.get("direction")]: rules };
+      if (f.get("priority")) body.priority = Number(f.get("priority"));
+      return body;
+    },
+  });
+}
+
 function index(el, query) {
   return networkIndex(el, query, "Policies", (net) => table([
     { title: "Policy", cell: (p) => objLink("policy", p) },
@@ -46,7 +75,7 @@ function index(el, query) {
     { title: "Rules", cell: (p) => rulesText(p).map((l) => h("div", { class: "rule" }, l)) },
     { title: "", cell: (p) => deleteButton("policy", p) },
   ], list("policy").filter((p) => !net || p.network === net).sort((a, b) => b.priority - a.priority || byName(a, b)),
-  { label: "Policies", empty: "No policies: every container may reach every other of its network.", key: (p) => `${p.network}/${p.name}` }));
+  { label: "Policies", empty: "No policies: every container may reach every other of its network.", key: (p) => `${p.network}/${p.name}` }), createPolicy());
 }
 
 function detail(el, network, name) {

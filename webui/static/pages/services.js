@@ -2,15 +2,29 @@
 // shows its endpoints with their health (GET /services/{ref}/endpoints,
 // re-read on every endpoint or container event of its network).
 import { h, replace, table, labelChips, byName, statusBadge, ago } from "../lib/dom.js";
-import { get, q } from "../lib/api.js";
+import { get, q, can } from "../lib/api.js";
 import { list } from "../lib/live.js";
-import { title, objLink, hostLink, netLink, deleteButton, networkIndex } from "../lib/ui.js";
+import { title, objLink, hostLink, netLink, deleteButton, networkIndex, createForm, select, parsePorts } from "../lib/ui.js";
 import { navigate } from "../app.js";
 
 const ports = (s) => s.ports.map((p) => h("span", { class: "chip mono" }, `${p.name ? p.name + " " : ""}${p.port}${p.targetPort && p.targetPort !== p.port ? "→" + p.targetPort : ""}/${p.protocol || "TCP"}${p.nodePort ? " node " + p.nodePort : ""}`));
 
 export function mount(el, params, query) {
   return params.name ? detail(el, params.network, params.name) : index(el, query);
+}
+
+function createService() {
+  if (!can("operator")) return null;
+  return createForm({
+    label: "Create service", kind: "service", path: "/api/v1/services",
+    fields: [
+      h("label", {}, "Name", h("input", { name: "name", required: true, autocomplete: "off", placeholder: "web" })),
+      h("label", {}, "Network", select("network", "network", "", undefined, { required: true })),
+      h("label", {}, "Selector", h("input", { name: "selector", required: true, autocomplete: "off", placeholder: "app=web" })),
+      h("label", {}, "Ports", h("input", { name: "ports", required: true, autocomplete: "off", placeholder: "80, 53/UDP" })),
+    ],
+    build: (f) => ({ name: f.get("name").trim(), network: f.get("network"), selector: f.get("selector").trim(), ports: parsePorts(f.get("ports"), "ports", false) }),
+  });
 }
 
 function index(el, query) {
@@ -22,7 +36,7 @@ function index(el, query) {
     { title: "Selector", cell: (s) => h("code", {}, s.selector) },
     { title: "Weights", cell: (s) => (s.weights || []).map((w) => h("span", { class: "chip" }, `${w.selector}: ${w.weight}`)) },
     { title: "", cell: (s) => deleteButton("service", s) },
-  ], list("service").filter((s) => !net || s.network === net).sort(byName), { label: "Services", empty: "No services.", key: (s) => `${s.network}/${s.name}` }));
+  ], list("service").filter((s) => !net || s.network === net).sort(byName), { label: "Services", empty: "No services.", key: (s) => `${s.network}/${s.name}` }), createService());
 }
 
 function detail(el, network, name) {

@@ -64,6 +64,7 @@ func (s *Server) console() gin.HandlerFunc {
 			c.Request.URL.Path = "/"
 		}
 		http.ServeFileFS(c.Writer, c.Request, s.Console, name)
+		c.Request.URL.Path = p // for the request log
 		c.Abort()
 	}
 }

@@ -56,7 +56,9 @@ func TestConsole(t *testing.T) {
 			fill(`form input[name=name]`, "blue"),
 			fill(`form input[name=cidr]`, "10.10.0.0/24"),
 			click(`form button[type=submit]`),
-			visible(`tr[data-key="blue"]`))
+			visible(`tr[data-key="blue"]`),
+			// The form is free again once the write has answered.
+			waitJS(`document.querySelector('.progress')?.textContent.includes('realized') && !document.querySelector('form button[type=submit]').disabled`, 20*time.Second))
 	})
 
 	t.Run("bad-cidr-field-error", func(t *testing.T) {
@@ -306,12 +308,19 @@ func TestConsole(t *testing.T) {
 		pb := newBrowser(t, 390, 844)
 		pt := pb.tab(t)
 		pt.signIn(s.URL, adminToken, "/containers", `tr[data-key="blue/web-1"]`)
-		var overflow bool
-		pt.run("no horizontal page scroll", 5*time.Second, chromedp.Evaluate(`document.documentElement.scrollWidth <= window.innerWidth + 1`, &overflow))
-		if !overflow {
-			t.Error("the page is wider than a phone screen")
-		}
 		pt.screenshot("phone-containers")
+		for _, p := range []struct{ path, ready string }{
+			{"/containers", `tr[data-key="blue/web-1"]`}, {"/overview", `.cards`}, {"/topology", `.topo-hosts`},
+			{"/networks/blue", `dl.props`}, {"/policies", `tr[data-key="blue/db-isolated"]`},
+			{"/reachability/blue?port=80", `table.matrix`}, {"/trace", `form[aria-label=Trace]`}, {"/audit", `table[aria-label="Audit log"]`},
+		} {
+			var fits bool
+			pt.run(p.path, 20*time.Second, chromedp.Navigate(s.URL+p.path), visible(p.ready),
+				chromedp.Evaluate(`document.documentElement.scrollWidth <= window.innerWidth + 1`, &fits))
+			if !fits {
+				t.Errorf("%s is wider than a phone screen", p.path)
+			}
+		}
 		if bad := pt.unexpected(); len(bad) > 0 {
 			t.Errorf("the browser logged:\n%s", strings.Join(bad, "\n"))
 		}

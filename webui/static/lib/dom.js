@@ -100,5 +100,6 @@ export function table(cols, rows, opts = {}) {
         : rows.map((r) => h("tr", { dataset: { key: opts.key ? opts.key(r) : "" } }, cols.map((c) => h("td", {}, c.cell(r))))))));
 }
 
-// byName sorts objects by name.
-export const byName = (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+// byName sorts objects by name, numbers by value (host-2 before host-10).
+const collator = new Intl.Collator("en", { numeric: true });
+export const byName = (a, b) => collator.compare(a.name, b.name);

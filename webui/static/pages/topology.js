@@ -16,10 +16,12 @@ const DOT_LIMIT = 600;
 const MESH_LIMIT = 24;
 
 // netColor gives each network a stable hue from its name.
+// Hues clear of the status colours (red, orange, green), in two shades.
+const HUES = [200, 250, 300, 225, 275, 325, 185, 345];
 export function netColor(name) {
-  let x = 0;
-  for (const ch of name) x = (x * 31 + ch.codePointAt(0)) >>> 0;
-  return `hsl(${x % 360} 70% 45%)`;
+  let x = 2166136261; // FNV-1a: net-1 and net-2 land apart
+  for (const ch of name) x = Math.imul(x ^ ch.codePointAt(0), 16777619) >>> 0;
+  return `hsl(${HUES[x % HUES.length]} 65% ${(x >>> 8) % 2 ? 38 : 58}%)`;
 }
 
 export function mount(el, _params, query) {
@@ -82,7 +84,7 @@ function render(net, host, label, detail) {
 
 function hostCard(x, groups, dots) {
   const lagging = x.status === "Ready" && !x.realized;
-  const nets = [...groups.keys()].sort();
+  const nets = [...groups.keys()].sort((a, b) => byName({ name: a }, { name: b }));
   return h("div", { class: `card topo-host ${x.status}${lagging ? " lag" : ""}`, dataset: { host: x.name } },
     h("header", {}, h("a", { href: path("host", x), class: "node-host" }, x.name), statusBadge(lagging ? "behind" : x.status)),
     nets.length === 0 ? h("div", { class: "muted" }, "no containers") : null,

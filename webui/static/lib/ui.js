@@ -128,3 +128,20 @@ export function networkIndex(el, query, heading, render, form = null) {
   }
   return { update };
 }
+
+// reloader wraps a page's read of the API so that at most one runs at a
+// time: calls while one runs make one more run after it (a burst of events
+// costs two reads, not one per batch).
+export function reloader(fn) {
+  let running = false;
+  let again = false;
+  const load = async () => {
+    if (running) { again = true; return; }
+    running = true;
+    try { await fn(); } finally {
+      running = false;
+      if (again) { again = false; load(); }
+    }
+  };
+  return load;
+}

@@ -2,7 +2,7 @@
 // actor; read again after every event (each write makes one).
 import { h, replace, table, ago } from "../lib/dom.js";
 import { get, q } from "../lib/api.js";
-import { title } from "../lib/ui.js";
+import { title, reloader } from "../lib/ui.js";
 import { setQuery } from "../app.js";
 
 const PAGE = 1000;
@@ -40,5 +40,5 @@ export function mount(el, _params, query) {
       if (my === seq) replace(body, h("p", { class: "form-error" }, e.message));
     }
   }
-  return { update: load };
+  return { update: reloader(load) };
 }

@@ -4,7 +4,7 @@
 import { h, replace, table, labelChips, byName, ago } from "../lib/dom.js";
 import { get, q, can } from "../lib/api.js";
 import { list, onPolicyLog } from "../lib/live.js";
-import { title, objLink, netLink, deleteButton, networkIndex, createForm, select, parsePorts } from "../lib/ui.js";
+import { title, objLink, netLink, deleteButton, networkIndex, createForm, select, parsePorts, reloader } from "../lib/ui.js";
 import { navigate } from "../app.js";
 
 function peerText(p) {
@@ -100,6 +100,7 @@ function detail(el, network, name) {
     logBody.querySelector("tr.empty")?.remove();
     logBody.prepend(logRow(e));
   });
+  const reload = reloader(loadStats);
   let seq = 0;
   async function loadStats() {
     const my = ++seq;
@@ -132,7 +133,7 @@ function detail(el, network, name) {
           h("dt", {}, "Log"), h("dd", {}, p.log ? "on" : "off"),
           h("dt", {}, "Labels"), h("dd", {}, labelChips(p.labels)),
           h("dt", {}, "Revision"), h("dd", {}, p.revision)));
-      if (kinds.has("*") || kinds.has("policy")) loadStats();
+      if (kinds.has("*") || kinds.has("policy")) reload();
     },
     destroy: off,
   };

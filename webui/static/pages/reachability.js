@@ -4,7 +4,7 @@
 // again on every policy or container event of the network.
 import { h, replace } from "../lib/dom.js";
 import { get, q } from "../lib/api.js";
-import { title, select, refill } from "../lib/ui.js";
+import { title, select, refill, reloader } from "../lib/ui.js";
 import { navigate, setQuery } from "../app.js";
 
 const side = (d) => `${d.allowed ? "allowed" : "denied"}: ${d.reason}${d.policy ? ` by policy ${d.policy}` : ""}${d.rule ? ` rule ${d.rule}` : ""}${d.action ? ` (${d.action})` : ""}`;
@@ -15,12 +15,13 @@ export function mount(el, params, query) {
   const port = h("input", { name: "port", type: "number", min: 1, max: 65535, value: query.port || "80", "data-filter": true, size: 6 });
   const sel = h("input", { name: "selector", type: "search", placeholder: "app=web", value: query.selector || "" });
   const body = h("div", {});
-  const reload = () => { setQuery({ protocol: proto.value, port: port.value, selector: sel.value }); load(); };
+  const reload = () => { setQuery({ protocol: proto.value, port: port.value, selector: sel.value }); again(); };
   net.addEventListener("change", () => navigate(`/reachability/${encodeURIComponent(net.value)}${location.search}`));
   [proto, port, sel].forEach((x) => x.addEventListener("change", reload));
   el.append(title("Reachability"),
     h("div", { class: "toolbar", role: "search" }, h("label", {}, "Network", net), h("label", {}, "Protocol", proto), h("label", {}, "Port", port), h("label", {}, "Containers (selector)", sel)),
     body);
+  const again = reloader(load);
   let seq = 0;
   async function load() {
     if (!params.network) return replace(body, h("p", { class: "muted" }, "Choose a network."));
@@ -35,7 +36,7 @@ export function mount(el, params, query) {
   return {
     update(kinds) {
       if (kinds.has("*") || kinds.has("network")) refill(net, "network", "choose a network");
-      if (kinds.has("*") || kinds.has("policy") || kinds.has("container") || kinds.has("network")) load();
+      if (kinds.has("*") || kinds.has("policy") || kinds.has("container") || kinds.has("network")) again();
     },
   };
 }

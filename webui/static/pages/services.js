@@ -4,7 +4,7 @@
 import { h, replace, table, labelChips, byName, statusBadge, ago } from "../lib/dom.js";
 import { get, q, can } from "../lib/api.js";
 import { list } from "../lib/live.js";
-import { title, objLink, hostLink, netLink, deleteButton, networkIndex, createForm, select, parsePorts } from "../lib/ui.js";
+import { title, objLink, hostLink, netLink, deleteButton, networkIndex, createForm, select, parsePorts, reloader } from "../lib/ui.js";
 import { navigate } from "../app.js";
 
 const ports = (s) => s.ports.map((p) => h("span", { class: "chip mono" }, `${p.name ? p.name + " " : ""}${p.port}${p.targetPort && p.targetPort !== p.port ? "→" + p.targetPort : ""}/${p.protocol || "TCP"}${p.nodePort ? " node " + p.nodePort : ""}`));
@@ -43,6 +43,7 @@ function detail(el, network, name) {
   const info = h("div", {});
   const eps = h("div", {}, h("p", { class: "muted" }, "Loading endpoints…"));
   el.append(title(`Service ${name}`, h("span", { class: "muted" }, `on network ${network}`)), info, h("h2", {}, "Endpoints"), eps);
+  const reload = reloader(loadEndpoints);
   let seq = 0;
   async function loadEndpoints() {
     const my = ++seq;
@@ -75,7 +76,7 @@ function detail(el, network, name) {
           h("dt", {}, "Health check"), h("dd", {}, s.healthCheck ? `${s.healthCheck.protocol} :${s.healthCheck.port}${s.healthCheck.path || ""} every ${s.healthCheck.intervalSeconds} s` : "none"),
           h("dt", {}, "External traffic"), h("dd", {}, s.externalTrafficPolicy || "Cluster"),
           h("dt", {}, "Labels"), h("dd", {}, labelChips(s.labels))));
-      if (!kinds || kinds.has("*") || kinds.has("endpoint") || kinds.has("container") || kinds.has("service")) loadEndpoints();
+      if (!kinds || kinds.has("*") || kinds.has("endpoint") || kinds.has("container") || kinds.has("service")) reload();
     },
   };
 }

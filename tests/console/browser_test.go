@@ -149,6 +149,15 @@ func (tb *tab) allowHTTP(status int, method, url string) {
 	tb.mu.Unlock()
 }
 
+// allowConnectionErrors marks the browser's lines about a controller that
+// went away (refused or cut connections) as expected.
+func (tb *tab) allowConnectionErrors() {
+	tb.mu.Lock()
+	tb.allowed = append(tb.allowed, "net::ERR_CONNECTION_REFUSED", "net::ERR_INCOMPLETE_CHUNKED_ENCODING",
+		"net::ERR_EMPTY_RESPONSE", "net::ERR_CONNECTION_RESET", "net::ERR_CONNECTION_CLOSED")
+	tb.mu.Unlock()
+}
+
 func (tb *tab) logLines() []string {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()

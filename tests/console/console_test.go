@@ -325,4 +325,29 @@ func TestConsole(t *testing.T) {
 			t.Errorf("the browser logged:\n%s", strings.Join(bad, "\n"))
 		}
 	})
+
+	// Last: it stops the controller under the open page.
+	t.Run("reconnect-resumes-from-last-revision", func(t *testing.T) {
+		tb.t = t
+		tb.allowConnectionErrors()
+		tb.run("containers page", 20*time.Second, chromedp.Navigate(s.URL+"/containers"), visible(`tr[data-key="blue/web-1"]`),
+			waitJS(`document.getElementById('live').classList.contains('on')`, 10*time.Second),
+			chromedp.Evaluate(`window.__notReloaded = true`, nil))
+		s.stop()
+		tb.run("disconnected", 20*time.Second, waitJS(`document.getElementById('live').classList.contains('off')`, 20*time.Second))
+		s.start(t)
+		// Written as soon as the controller is back, possibly before the
+		// page reconnects: the resume (since) must bring it.
+		s.must(t, "POST", "/api/v1/containers", map[string]any{"name": "web-3", "network": "blue", "host": "h1"}, nil)
+		var kept bool
+		tb.run("resumed", 30*time.Second, waitJS(`document.querySelector('tr[data-key="blue/web-3"]') !== null`, 30*time.Second),
+			waitJS(`document.getElementById('live').classList.contains('on')`, 10*time.Second),
+			chromedp.Evaluate(`window.__notReloaded === true`, &kept))
+		if !kept {
+			t.Error("the page reloaded")
+		}
+		if bad := tb.unexpected(); len(bad) > 0 {
+			t.Errorf("the browser logged:\n%s", strings.Join(bad, "\n"))
+		}
+	})
 }

@@ -66,26 +66,35 @@ func controllerBinary(t testing.TB) string {
 type server struct {
 	URL   string
 	admin *client.Client
+	db    string
+	addr  string
+	stop  func() // kills the running controller (also done when the test ends)
 }
 
-// startServer runs the controller binary until the test ends and waits
-// until /readyz answers 200.
+// startServer runs the controller binary on a fresh database until the
+// test ends and waits until /readyz answers 200.
 func startServer(t testing.TB) *server {
 	t.Helper()
-	db := pgtest.DatabaseURL(t)
-	bin := controllerBinary(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	logf, err := os.Create(filepath.Join(t.TempDir(), "controller.log"))
+	s := &server{URL: "http://" + addr, admin: client.New("http://"+addr, adminToken), db: pgtest.DatabaseURL(t), addr: addr}
+	s.start(t)
+	return s
+}
+
+// start runs the controller (again, on the same address and database).
+func (s *server) start(t testing.TB) {
+	t.Helper()
+	logf, err := os.CreateTemp(t.TempDir(), "controller-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "SWITCHYARD_DATABASE_URL="+db, "SWITCHYARD_LISTEN="+addr,
+	cmd := exec.Command(controllerBinary(t))
+	cmd.Env = append(os.Environ(), "SWITCHYARD_DATABASE_URL="+s.db, "SWITCHYARD_LISTEN="+s.addr,
 		"SWITCHYARD_ADMIN_TOKEN="+adminToken, "SWITCHYARD_LOG_LEVEL=warn")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -93,19 +102,19 @@ func startServer(t testing.TB) *server {
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }() //nolint:errcheck // killed at the end
-	t.Cleanup(func() {
+	s.stop = func() {
 		cmd.Process.Kill() //nolint:errcheck // may have exited
 		<-exited
 		logf.Close()
-	})
-	s := &server{URL: "http://" + addr, admin: client.New("http://"+addr, adminToken)}
+	}
+	t.Cleanup(s.stop)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		res, err := s.admin.HTTP.Get(s.URL + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				return s
+				return
 			}
 		}
 		select {

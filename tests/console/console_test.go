@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/switchyard/switchyard/openapi"
@@ -277,6 +278,24 @@ func TestConsole(t *testing.T) {
 			t.Errorf("j focused %q, want the first row's link", focused)
 		}
 		tb.run("help", 5*time.Second, chromedp.KeyEvent("?"), visible(`#help[open]`), chromedp.KeyEvent("\x1b"))
+	})
+
+	t.Run("dark-by-system-or-toggle", func(t *testing.T) {
+		tb.t = t
+		bg := `getComputedStyle(document.body).backgroundColor`
+		var light, dark, forced string
+		tb.run("themes", 20*time.Second, chromedp.Navigate(s.URL+"/overview"), visible(`.cards`),
+			emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}),
+			chromedp.Evaluate(bg, &light),
+			emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}),
+			chromedp.Evaluate(bg, &dark),
+			// The toggle cycles system -> light -> dark; light wins over the system's dark.
+			click(`#theme`), chromedp.Evaluate(bg, &forced),
+			click(`#theme`), click(`#theme`), // back to system
+			emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}))
+		if light == dark || forced != light {
+			t.Errorf("background: system light %s, system dark %s, forced light under a dark system %s", light, dark, forced)
+		}
 	})
 
 	t.Run("viewer-cannot-delete", func(t *testing.T) {

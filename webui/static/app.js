@@ -39,7 +39,10 @@ export function setQuery(params) {
   history.replaceState(null, "", location.pathname + (t ? `?${t}` : ""));
 }
 
+let routing = 0; // the latest route(): an earlier one still loading its page gives way
+
 async function route() {
+  const gen = ++routing;
   current?.unsubscribe?.();
   current?.view?.destroy?.();
   current = null;
@@ -55,6 +58,7 @@ async function route() {
     markNav(page.id);
     document.title = `${page.label} · Switchyard`;
     const mod = await import(`./pages/${page.id}.js`);
+    if (gen !== routing) return;
     const el = h("section", { class: `page page-${page.id}`, "aria-labelledby": "page-title" });
     replace(main, el);
     const view = mod.mount(el, params, query) || {};

@@ -46,9 +46,16 @@ type browser struct {
 func newBrowser(t testing.TB, width, height int) *browser {
 	t.Helper()
 	path := chromium(t)
+	// Our own profile directory: chromedp removes its own as soon as the
+	// browser's main process exits, and a helper process still writing
+	// into it then leaves it behind.
+	profile, err := os.MkdirTemp("", "switchyard-console-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
 		chromedp.WindowSize(width, height), chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-dev-shm-usage", true))
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(profile))
 	if os.Getenv("SWITCHYARD_CONSOLE_BROWSER_LOG") != "" {
 		opts = append(opts, chromedp.CombinedOutput(os.Stderr))
 	}
@@ -56,11 +63,33 @@ func newBrowser(t testing.TB, width, height int) *browser {
 	// chromedp's complaints (DOM events it does not know) go to the
 	// test's log, not stderr.
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-	t.Cleanup(func() { cancel(); cancelAlloc() })
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc() // waits for the browser's main process
+		removeProfile(t, profile)
+	})
 	if err := chromedp.Run(ctx); err != nil { // starts the browser
 		t.Fatalf("start chromium: %v", err)
 	}
 	return &browser{ctx: ctx}
+}
+
+// removeProfile removes the browser's profile directory, again while the
+// browser's last helper processes still write into it (a few seconds at
+// most).
+func removeProfile(t testing.TB, dir string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := os.RemoveAll(dir)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Logf("chromium profile %s: %v", dir, err)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // tab is one page with its own session storage, recording what the

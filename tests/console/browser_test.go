@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,13 +50,20 @@ func newBrowser(t testing.TB, width, height int) *browser {
 	// Our own profile directory: chromedp removes its own as soon as the
 	// browser's main process exits, and a helper process still writing
 	// into it then leaves it behind.
+	var started *exec.Cmd // the browser's main process
 	profile, err := os.MkdirTemp("", "switchyard-console-chromium-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
 		chromedp.WindowSize(width, height), chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(profile))
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.UserDataDir(profile),
+		// Its own process group, so that its helper processes end with it.
+		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+			started = cmd
+		}))
+
 	if os.Getenv("SWITCHYARD_CONSOLE_BROWSER_LOG") != "" {
 		opts = append(opts, chromedp.CombinedOutput(os.Stderr))
 	}
@@ -66,6 +74,9 @@ func newBrowser(t testing.TB, width, height int) *browser {
 	t.Cleanup(func() {
 		cancel()
 		cancelAlloc() // waits for the browser's main process
+		if started != nil && started.Process != nil {
+			endGroup(t, started.Process.Pid)
+		}
 		removeProfile(t, profile)
 	})
 	if err := chromedp.Run(ctx); err != nil { // starts the browser
@@ -74,21 +85,24 @@ func newBrowser(t testing.TB, width, height int) *browser {
 	return &browser{ctx: ctx}
 }
 
-// removeProfile removes the browser's profile directory, again while the
-// browser's last helper processes still write into it (a few seconds at
-// most).
-func removeProfile(t testing.TB, dir string) {
+// endGroup kills what is left of the browser's process group (its helper
+// processes outlive the main one by a moment) and waits until it is gone.
+func endGroup(t testing.TB, pgid int) {
+	syscall.Kill(-pgid, syscall.SIGKILL) //nolint:errcheck // ESRCH: already gone
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := os.RemoveAll(dir)
-		if err == nil {
-			return
-		}
+	for syscall.Kill(-pgid, 0) == nil {
 		if time.Now().After(deadline) {
-			t.Logf("chromium profile %s: %v", dir, err)
+			t.Logf("chromium process group %d still there", pgid)
 			return
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// removeProfile removes the browser's profile directory.
+func removeProfile(t testing.TB, dir string) {
+	if err := os.RemoveAll(dir); err != nil {
+		t.Logf("chromium profile %s: %v", dir, err)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/switchyard/switchyard/controller/internal/config"
 	"github.com/switchyard/switchyard/controller/internal/nodes"
 	"github.com/switchyard/switchyard/controller/internal/store"
+	"github.com/switchyard/switchyard/webui"
 )
 
 func main() {
@@ -64,7 +65,7 @@ func run() error {
 	go mgr.Run(ctx)
 	srv := &api.Server{Store: st, Log: slog.Default(), Realizer: mgr, ReadyChecks: []api.ReadyCheck{mgr.Ready},
 		MaxInflightWrites: cfg.MaxInflightWrites, AdmissionWait: cfg.AdmissionWait,
-		Nodes: &nodes.Handler{M: mgr, Fail: api.Fail, Decode: api.Decode, Actor: api.Actor}}
+		Nodes: &nodes.Handler{M: mgr, Fail: api.Fail, Decode: api.Decode, Actor: api.Actor}, Console: webui.Files()}
 	hs := api.NewHTTPServer(cfg.Listen, srv.Handler(ctx), api.DefaultTimeouts)
 	// Requests end with the process: open event streams close at once.
 	hs.BaseContext = func(net.Listener) context.Context { return ctx }

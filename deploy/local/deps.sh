@@ -14,8 +14,9 @@ set -euo pipefail
 # podman, runc, containernetworking-plugins and busybox-static: the CNI
 # plugin's end-to-end tests (a real runtime on the CNI backend, runc because
 # crun refuses hybrid cgroup hierarchies, an image built offline).
+# chromium: the web console's browser tests (tests/console, headless).
 PACKAGES=(postgresql openvswitch-switch iproute2 iputils-ping iperf3 ethtool tcpdump curl openssl nftables
-	podman runc containernetworking-plugins busybox-static)
+	podman runc containernetworking-plugins busybox-static chromium)
 # Services those packages may start, by package.
 declare -A SERVICES=(
 	[postgresql]=postgresql

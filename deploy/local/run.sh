@@ -215,6 +215,7 @@ cmd_start() {
 	cat >&2 <<-EOF
 
 		  Switchyard controller is up
+		    console      $url/#token=$SWITCHYARD_ADMIN_TOKEN
 		    API          $url/api/v1
 		    health       $url/healthz
 		    admin token  $SWITCHYARD_ADMIN_TOKEN

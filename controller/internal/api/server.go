@@ -13,6 +13,7 @@ package api
 
 import (
 	"context"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"time"
@@ -54,6 +55,9 @@ type Server struct {
 	Log      *slog.Logger
 	// ReadyChecks are conditions /readyz checks besides the store's.
 	ReadyChecks []ReadyCheck
+	// Console, when set, is the web console's files (webui.Files), served
+	// at / (see console.go).
+	Console fs.FS
 	// MaxReachability caps the containers of a reachability matrix; 0
 	// means DefaultMaxReachability.
 	MaxReachability int
@@ -108,7 +112,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.Use(s.recover(), s.observe(), unboundedWrites(), s.boundRequests(), s.admit())
-	r.NoRoute(func(c *gin.Context) { fail(c, notFoundRoute(c)) })
+	r.NoRoute(s.console(), func(c *gin.Context) { fail(c, notFoundRoute(c)) })
 	r.NoMethod(func(c *gin.Context) { fail(c, methodNotAllowed(c)) })
 
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
@@ -163,6 +167,7 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	v1.GET("/audit", admin, s.listAudit)
 	v1.GET("/events", viewer, s.events)
 	v1.GET("/revision", viewer, s.revision)
+	v1.GET("/whoami", viewer, s.whoami)
 
 	if s.Nodes != nil {
 		n := v1.Group("/nodes/:host", s.nodeScope())

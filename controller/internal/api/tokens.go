@@ -70,3 +70,12 @@ func (s *Server) listAudit(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, openapi.List[openapi.AuditEntry]{Items: items, Continue: next})
 }
+
+// whoami answers the caller's own token, without its secret: what a
+// client (the web console) needs to show what its role may do.
+func (s *Server) whoami(c *gin.Context) {
+	t := token(c)
+	t.Secret = ""
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, t)
+}

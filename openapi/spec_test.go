@@ -55,6 +55,7 @@ var schemaTypes = map[string]any{
 	"PolicyLogPage":    PolicyLogPage{},
 	"EndpointList":     EndpointList{},
 	"EndpointHealth":   EndpointHealth{},
+	"HostStatus":       HostStatus{},
 }
 
 // outputOnly schemas are never request bodies of the REST API, so every Go
@@ -64,6 +65,7 @@ var outputOnly = map[string]bool{
 	"AuditEntry": true, "Event": true, "Problem": true, "Program": true,
 	"ProgramUpdate": true, "NodeStatus": true, "Reachability": true,
 	"PolicyStats": true, "PolicyLogPage": true, "EndpointList": true, "EndpointHealth": true,
+	"HostStatus": true,
 }
 
 // readOnlyProps is the exact set of readOnly properties of each REST object.

@@ -464,3 +464,14 @@ type PolicyLogPage struct {
 	Items  []PolicyLogEntry `json:"items"`
 	Cursor string           `json:"cursor"`
 }
+
+// HostStatus is the data of a host-status event on GET /api/v1/events: a
+// host's observed state (not intent), sent when it changes.
+type HostStatus struct {
+	Host             string   `json:"host"`
+	AppliedRevision  int64    `json:"appliedRevision"`
+	ApplyFailed      bool     `json:"applyFailed"`
+	FailedContainers []string `json:"failedContainers"`
+	// FailedAll says more containers failed than listed.
+	FailedAll bool `json:"failedAll,omitempty"`
+}

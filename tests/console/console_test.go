@@ -114,6 +114,10 @@ func TestConsole(t *testing.T) {
 		if d := time.Since(start); d > liveDeadline {
 			t.Errorf("the container showed %v after the API write, want <= %v", d, liveDeadline)
 		}
+		// Its status follows its host's report (a host-status event), not
+		// a reload: pending, then running once h2's agent applied it.
+		tb.run("web-2 running", 15*time.Second, waitJS(`document.querySelector('tr[data-key="blue/web-2"] .badge')?.textContent === 'running'`, 15*time.Second))
+		t.Logf("web-2 shown running %v after the API write", time.Since(start).Round(time.Millisecond))
 		var kept bool
 		tb.run("no reload", 5*time.Second, chromedp.Evaluate(`window.__notReloaded === true`, &kept))
 		if !kept {

@@ -81,6 +81,12 @@ func (s *Server) events(c *gin.Context) {
 	logs := kinds == nil || slices.Contains(kinds, PolicyLogKind)
 	wake := s.hub.subscribe()
 	defer s.hub.unsubscribe(wake)
+	var statuses chan string // nil: never
+	var hosts hostStatusWriter
+	if kinds == nil || slices.Contains(kinds, HostStatusKind) {
+		statuses = s.statusHub.subscribe()
+		defer s.statusHub.unsubscribe(statuses)
+	}
 	ctx := c.Request.Context()
 	var logWake chan struct{} // nil: never
 	var logAfter int64
@@ -133,6 +139,11 @@ func (s *Server) events(c *gin.Context) {
 		case <-logWake:
 			page = store.EventPage{Through: page.Through}
 			if err := s.writePolicyLog(ctx, w, &logAfter); err != nil {
+				return
+			}
+		case p := <-statuses:
+			page = store.EventPage{Through: page.Through}
+			if err := hosts.write(w, p); err != nil {
 				return
 			}
 		case <-tick.C:
@@ -286,9 +297,9 @@ func parseKinds(c *gin.Context) ([]string, error) {
 	var kinds []string
 	for _, list := range raw {
 		for _, k := range strings.Split(list, ",") {
-			if !slices.Contains(store.EventKinds, k) && k != PolicyLogKind {
-				return nil, problem.Invalid("kinds", "unknown kind %q: kinds is a comma-separated list of %s, %s",
-					k, strings.Join(store.EventKinds, ", "), PolicyLogKind)
+			if !slices.Contains(store.EventKinds, k) && k != PolicyLogKind && k != HostStatusKind {
+				return nil, problem.Invalid("kinds", "unknown kind %q: kinds is a comma-separated list of %s, %s, %s",
+					k, strings.Join(store.EventKinds, ", "), PolicyLogKind, HostStatusKind)
 			}
 			if !slices.Contains(kinds, k) {
 				kinds = append(kinds, k)

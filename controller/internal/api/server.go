@@ -75,7 +75,8 @@ type Server struct {
 	RequestTimeout time.Duration
 
 	hub       *hub
-	logHub    *hub // policy log entries committed
+	logHub    *hub       // policy log entries committed
+	statusHub *statusHub // the hosts' report notices (host-status events)
 	metrics   *metrics
 	tokens    *tokenCache
 	authFails *authLimiter
@@ -95,6 +96,8 @@ func (s *Server) Handler(ctx context.Context) http.Handler {
 	go s.Store.Listen(ctx, store.NotifyChannel, s.hub.publish)
 	s.logHub = newHub()
 	go s.Store.Listen(ctx, store.PolicyLogChannel, s.logHub.publish)
+	s.statusHub = newStatusHub()
+	go s.Store.Listen(ctx, store.StatusChannel, s.statusHub.publish)
 	s.tokens = newTokenCache(10 * time.Second)
 	s.authFails = newAuthLimiter(s.AuthFailures, s.AuthFailureWindow)
 	go s.Store.Listen(ctx, store.TokenChannel, func(string) { s.tokens.clear() })

@@ -143,6 +143,7 @@ function message(block) {
   if (data) {
     const obj = JSON.parse(data);
     if (event === "policy-log") for (const f of logSubs) f(obj);
+    else if (event === "host-status") hostStatus(obj);
     else apply(obj);
   }
   if (id) state.rev = Math.max(state.rev, Number(id));
@@ -180,5 +181,30 @@ export async function reread(kind, obj) {
     changed("host");
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 404)) console.warn("console: reread failed", e);
+  }
+}
+
+// hostStatus applies a host-status event (observed state, not intent): the
+// host's applied revision, and its containers that may have changed status
+// with it (not yet running, or failed, or named failed) are read again, one
+// request each, at most a few at a time.
+const rereading = new Set();
+function hostStatus(hs) {
+  const h = [...state.hosts.values()].find((x) => x.name === hs.host);
+  if (h) {
+    h.appliedRevision = hs.appliedRevision;
+    changed("host");
+  }
+  const failed = new Set(hs.failedContainers || []);
+  for (const c of state.containers.values()) {
+    if (c.host !== hs.host || rereading.has(c.id)) continue;
+    const settled = c.status === "running" && !failed.has(c.id);
+    if (settled && !hs.failedAll) continue;
+    if (c.revision > hs.appliedRevision) continue; // not applied there yet
+    rereading.add(c.id);
+    get(`/api/v1/containers/${encodeURIComponent(c.id)}`)
+      .then((o) => { state.containers.set(o.id, o); changed("container"); })
+      .catch((e) => { if (!(e instanceof ApiError && e.status === 404)) console.warn("console: reread failed", e); })
+      .finally(() => rereading.delete(c.id));
   }
 }

@@ -347,4 +347,6 @@ const (
 type NodeRegistration struct {
 	Address    string `json:"address"`
 	TunnelType string `json:"tunnelType"`
+	// AgentVersion is the agent's version (shown on the host).
+	AgentVersion string `json:"agentVersion,omitempty"`
 }

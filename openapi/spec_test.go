@@ -70,7 +70,7 @@ var outputOnly = map[string]bool{
 
 // readOnlyProps is the exact set of readOnly properties of each REST object.
 var readOnlyProps = map[string][]string{
-	"Host":      {"id", "revision", "createdAt", "updatedAt", "status", "lastSeen", "appliedRevision", "programRevision", "realized"},
+	"Host":      {"id", "revision", "createdAt", "updatedAt", "status", "lastSeen", "appliedRevision", "programRevision", "realized", "agentVersion"},
 	"Network":   {"id", "revision", "createdAt", "updatedAt", "addresses"},
 	"Container": {"id", "revision", "createdAt", "updatedAt", "mac", "status", "statusDetail", "dns"},
 	"Service":   {"id", "revision", "createdAt", "updatedAt", "groupId"},

@@ -46,6 +46,9 @@ type Host struct {
 	// program; Realized says the agent has applied it.
 	ProgramRevision int64 `json:"programRevision,omitempty"`
 	Realized        bool  `json:"realized"`
+	// AgentVersion is what the host's agent said of itself when it last
+	// registered.
+	AgentVersion string `json:"agentVersion,omitempty"`
 }
 
 // AddressUsage counts a network's addresses.

@@ -48,6 +48,9 @@ func TestConsole(t *testing.T) {
 		if !strings.Contains(who, "(admin)") {
 			t.Errorf("whoami shows %q", who)
 		}
+		// The overview lists each host's agent version, as it registered.
+		tb.run("agent versions", 10*time.Second, click(`#nav a[data-page=overview]`),
+			waitJS(`document.querySelector('main')?.textContent.includes('sim-agent 1.0')`, 10*time.Second))
 	})
 
 	t.Run("create-network-form", func(t *testing.T) {

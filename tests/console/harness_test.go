@@ -161,7 +161,7 @@ func (s *server) agents(t testing.TB, hosts ...string) {
 		var tok openapi.Token
 		s.must(t, "POST", "/api/v1/tokens", map[string]any{"name": "node-" + strings.ReplaceAll(h, ".", "-"), "role": "node", "host": h}, &tok)
 		addr := fmt.Sprintf("192.168.%d.%d", 100+i/250, 1+i%250)
-		if _, err := s.do(ctx, tok.Secret, "POST", "/api/v1/nodes/"+h+"/register", openapi.NodeRegistration{Address: addr, TunnelType: "geneve"}, nil); err != nil {
+		if _, err := s.do(ctx, tok.Secret, "POST", "/api/v1/nodes/"+h+"/register", openapi.NodeRegistration{Address: addr, TunnelType: "geneve", AgentVersion: "sim-agent 1.0"}, nil); err != nil {
 			t.Fatal(err)
 		}
 		wg.Add(1)

@@ -16,12 +16,12 @@ func newHostKind() *kind[openapi.Host] {
 		name:  "host",
 		alias: "x",
 		from: `SELECT x.id::text, x.name, host(x.address), x.tunnel_type, x.labels, x.last_seen, x.applied_revision,
-		        x.revision, x.created_at, x.updated_at, x.ready FROM hosts x`,
+		        x.revision, x.created_at, x.updated_at, x.ready, x.agent_version FROM hosts x`,
 		scan: func(r pgx.Row) (openapi.Host, error) {
 			var h openapi.Host
 			var ready bool
 			err := r.Scan(&h.ID, &h.Name, &h.Address, &h.TunnelType, &h.Labels, &h.LastSeen, &h.AppliedRevision,
-				&h.Revision, &h.CreatedAt, &h.UpdatedAt, &ready)
+				&h.Revision, &h.CreatedAt, &h.UpdatedAt, &ready, &h.AgentVersion)
 			h.Status = openapi.HostNotReady
 			if ready {
 				h.Status = openapi.HostReady
@@ -89,8 +89,8 @@ func (s *Store) insertHost(tx *Tx, h openapi.Host) (openapi.Host, error) {
 		return h, err
 	}
 	var id string
-	if err := tx.QueryRow(tx.ctx, `INSERT INTO hosts (name, address, tunnel_type, labels, revision) VALUES ($1, $2, $3, $4, $5) RETURNING id::text`,
-		h.Name, h.Address, h.TunnelType, h.Labels, rev).Scan(&id); err != nil {
+	if err := tx.QueryRow(tx.ctx, `INSERT INTO hosts (name, address, tunnel_type, labels, revision, agent_version) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id::text`,
+		h.Name, h.Address, h.TunnelType, h.Labels, rev, h.AgentVersion).Scan(&id); err != nil {
 		return h, err
 	}
 	out, err := s.hosts.get(tx.ctx, tx, id, "", false)
@@ -109,6 +109,7 @@ func (s *Store) UpdateHost(ctx context.Context, actor, ref string, ifMatch int64
 		if err != nil {
 			return err
 		}
+		h.AgentVersion = cur.AgentVersion // the agent's to say (RegisterHost)
 		out, err = s.updateHost(tx, cur, h)
 		return err
 	})
@@ -137,8 +138,8 @@ func (s *Store) updateHost(tx *Tx, cur, h openapi.Host) (openapi.Host, error) {
 	if err != nil {
 		return h, err
 	}
-	if _, err := tx.Exec(tx.ctx, `UPDATE hosts SET address = $2, tunnel_type = $3, labels = $4, revision = $5, updated_at = now() WHERE id = $1`,
-		cur.ID, h.Address, h.TunnelType, h.Labels, rev); err != nil {
+	if _, err := tx.Exec(tx.ctx, `UPDATE hosts SET address = $2, tunnel_type = $3, labels = $4, revision = $5, agent_version = $6, updated_at = now() WHERE id = $1`,
+		cur.ID, h.Address, h.TunnelType, h.Labels, rev, h.AgentVersion); err != nil {
 		return h, err
 	}
 	if h.Address != cur.Address {
@@ -176,12 +177,15 @@ func (s *Store) DeleteHost(ctx context.Context, actor, ref string, ifMatch int64
 	})
 }
 
-// RegisterHost creates the named host or updates its address and tunnel
-// type, as the node agent asks when it starts. Labels are kept.
+// RegisterHost creates the named host or updates its address, tunnel type
+// and agent version, as the node agent asks when it starts. Labels are kept.
 func (s *Store) RegisterHost(ctx context.Context, actor, name string, reg openapi.NodeRegistration) (openapi.Host, error) {
-	h := openapi.Host{Name: name, Address: reg.Address, TunnelType: reg.TunnelType}
+	h := openapi.Host{Name: name, Address: reg.Address, TunnelType: reg.TunnelType, AgentVersion: reg.AgentVersion}
 	if err := validateHost(&h); err != nil {
 		return h, err
+	}
+	if len(h.AgentVersion) > 128 {
+		return h, problem.Invalid("agentVersion", "agentVersion is at most 128 characters")
 	}
 	var out openapi.Host
 	_, err := s.Write(ctx, actor, func(tx *Tx) error {
@@ -194,7 +198,7 @@ func (s *Store) RegisterHost(ctx context.Context, actor, name string, reg openap
 		if err != nil {
 			return err
 		}
-		if cur.Address == h.Address && cur.TunnelType == h.TunnelType {
+		if cur.Address == h.Address && cur.TunnelType == h.TunnelType && cur.AgentVersion == h.AgentVersion {
 			out = cur
 			return nil
 		}

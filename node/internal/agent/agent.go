@@ -350,7 +350,7 @@ func (r *retrier) stop() { r.timer.Stop() }
 // touches the datapath before it succeeds.
 func (a *Agent) register(ctx context.Context) error {
 	b := newBackOff()
-	reg := openapi.NodeRegistration{Address: a.cfg.Address.String(), TunnelType: a.cfg.TunnelType}
+	reg := openapi.NodeRegistration{Address: a.cfg.Address.String(), TunnelType: a.cfg.TunnelType, AgentVersion: Version()}
 	var lastErr string
 	for {
 		h, err := a.api.register(ctx, reg)

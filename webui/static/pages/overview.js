@@ -46,6 +46,7 @@ function render() {
       { title: "Applied", cell: (x) => x.appliedRevision },
       { title: "Lag", cell: (x) => (lag(x) ? h("span", { class: "badge warn" }, `${lag(x)} behind`) : statusBadge(x.realized ? "realized" : "pending")) },
       { title: "Tunnel", cell: (x) => x.tunnelType },
+      { title: "Agent", cell: (x) => h("span", { class: "mono" }, x.agentVersion || "–") },
       { title: "Last seen", cell: (x) => ago(x.lastSeen) },
     ], hosts.slice(0, 200), { label: "Hosts", empty: "No host has registered yet." }),
     hosts.length > 200 ? h("p", {}, h("a", { href: "/hosts" }, `All ${hosts.length} hosts`)) : null,

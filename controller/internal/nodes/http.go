@@ -94,15 +94,18 @@ func (h *Handler) Program(c *gin.Context) {
 		}
 		timeout = d
 	}
+	known := int64(-1) // the revision of the agent's program, when it says
 	if r := c.Query("revision"); r != "" {
-		if _, err := strconv.ParseInt(r, 10, 64); err != nil {
+		v, err := strconv.ParseInt(r, 10, 64)
+		if err != nil {
 			h.Fail(c, problem.Invalid("revision", "revision must be a number"))
 			return
 		}
+		known = v
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), timeout)
 	defer cancel()
-	up, err := h.M.next(ctx, host, digest)
+	up, err := h.M.next(ctx, host, digest, known)
 	switch {
 	case err != nil:
 		h.Fail(c, err)
@@ -115,10 +118,10 @@ func (h *Handler) Program(c *gin.Context) {
 
 // next waits until host's program differs from digest and returns the
 // update, or nil when ctx ends first.
-func (m *Manager) next(ctx context.Context, host, digest string) (*openapi.ProgramUpdate, error) {
+func (m *Manager) next(ctx context.Context, host, digest string, known int64) (*openapi.ProgramUpdate, error) {
 	caughtUp := false
 	for {
-		up, ds, wake, err := m.peek(host, digest)
+		up, ds, wake, err := m.peek(host, digest, known)
 		if isNotFound(err) && !caughtUp {
 			// The host may be newer than this replica's compiler (an agent
 			// that just registered through another replica, or this one):
@@ -189,7 +192,7 @@ func (m *Manager) fullLocked(host string, e *hostEntry) (*openapi.ProgramUpdate,
 // into it (with up carrying the revision), or what to wait on: this host's
 // program only, so other hosts' changes and acks do not wake it. Before the
 // first load it waits for any progress.
-func (m *Manager) peek(host, digest string) (*openapi.ProgramUpdate, []*openapi.ProgramDelta, <-chan struct{}, error) {
+func (m *Manager) peek(host, digest string, known int64) (*openapi.ProgramUpdate, []*openapi.ProgramDelta, <-chan struct{}, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.hosts[host]
@@ -203,6 +206,13 @@ func (m *Manager) peek(host, digest string) (*openapi.ProgramUpdate, []*openapi.
 		return nil, nil, nil, problem.NotFound("host %q has no program: register it first", host)
 	}
 	if e.digest == digest {
+		if known >= 0 && known < e.rev {
+			// The program changed and came back to what the agent has
+			// (A -> B -> A while it was away): nothing to apply, but the
+			// agent must learn the revision, or it never reports it and
+			// the host stays unrealized (and ?wait=realized times out).
+			return &openapi.ProgramUpdate{Revision: e.rev, Delta: &openapi.ProgramDelta{FromDigest: digest, Digest: digest}}, nil, nil, nil
+		}
 		return nil, nil, e.changed, nil
 	}
 	if ds := e.deltasFrom(digest); ds != nil {

@@ -97,7 +97,7 @@ func (f *fixture) poll(host, digest string) *openapi.ProgramUpdate {
 	f.t.Helper()
 	ctx, cancel := context.WithCancel(f.ctx)
 	cancel()
-	up, err := f.m.next(ctx, host, digest)
+	up, err := f.m.next(ctx, host, digest, -1)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestDeltaOrFull(t *testing.T) {
 		t.Fatalf("one change behind again: %+v", up)
 	}
 	// An unknown host is a 404.
-	if _, err := f.m.next(f.ctx, "h9", ""); !isStatus(err, 404) {
+	if _, err := f.m.next(f.ctx, "h9", "", -1); !isStatus(err, 404) {
 		t.Fatalf("unknown host: %v", err)
 	}
 }
@@ -193,7 +193,7 @@ func TestUnrelatedChangeDoesNotWake(t *testing.T) {
 	f.container("z", "red", "h2")
 	f.load()
 	d2 := f.poll("h2", "").Program.Digest
-	_, _, wake, err := f.m.peek("h2", d2)
+	_, _, wake, err := f.m.peek("h2", d2, -1)
 	if err != nil || wake == nil {
 		t.Fatalf("peek: %v", err)
 	}
@@ -536,13 +536,13 @@ func TestNewHostLongPoll(t *testing.T) {
 	f.host("h3", "192.168.200.13")
 	pollCtx, stop := context.WithTimeout(f.ctx, time.Minute) // a hang guard
 	defer stop()
-	up, err := f.m.next(pollCtx, "h3", "")
+	up, err := f.m.next(pollCtx, "h3", "", -1)
 	if err != nil || up == nil || !up.Full {
 		t.Fatalf("poll of a new host: %+v %v", up, err)
 	}
 	sameContent(t, "h3", up.Program, f.truth("h3"))
 	// A host that does not exist is still a 404.
-	if _, err := f.m.next(pollCtx, "h9", ""); !isStatus(err, 404) {
+	if _, err := f.m.next(pollCtx, "h9", "", -1); !isStatus(err, 404) {
 		t.Fatalf("unknown host: %v", err)
 	}
 }

@@ -286,10 +286,10 @@ func (k *checker) ping(a, b openapi.Container) bool {
 // probeHost pings, from up to two role=free containers on host, a role=free
 // container of the same network on another host: traffic that must keep
 // flowing while host is cut from the controller.
-func (k *checker) probeHost(host string) []string {
+func (k *checker) probeHost(host string) (int, []string) {
 	containers, err := list[openapi.Container](k.api, "/api/v1/containers")
 	if err != nil {
-		return []string{err.Error()}
+		return 0, []string{err.Error()}
 	}
 	var out []string
 	n := 0
@@ -309,7 +309,7 @@ func (k *checker) probeHost(host string) []string {
 			}
 		}
 	}
-	return out
+	return n, out
 }
 
 // hostByName reads one host.

@@ -18,8 +18,10 @@ func (r *result) markdown() string {
 		verdict = fmt.Sprintf("**%d violations**", n)
 	}
 	p("# Chaos soak report\n\n")
-	p("Written by `make soak` (tests/soak, `TestSoak`); how it works: the package doc of tests/soak and\n")
-	p("the section \"Chaos soak\" of tests/README.md. %s.\n\n", verdict)
+	p("Written by `make soak` (tests/soak, `TestSoak`); what it does and checks: tests/soak/README.md. %s.\n\n", verdict)
+	if r.interrupted {
+		p("The run was stopped early by a signal: the figures cover the rounds it did.\n\n")
+	}
 	p("| | |\n|---|---|\n")
 	p("| run | %s to %s UTC (%v) |\n", r.start.UTC().Format("2006-01-02 15:04:05"), r.end.UTC().Format("15:04:05"), r.end.Sub(r.start).Round(time.Second))
 	p("| lab | %d hosts, Geneve, 2 controller replicas, own PostgreSQL; at most %d containers on 2 networks |\n", r.cfg.Hosts, r.cfg.MaxContainers)

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,6 +51,7 @@ type result struct {
 	probes, probesKO int
 	events, reconns  int
 	revStart, revEnd int64
+	interrupted      bool
 	// k is the checker, for a test that runs more passes on the cluster
 	// (alive until the test ends).
 	k *checker
@@ -88,8 +91,17 @@ func run(t *testing.T, cfg config) *result {
 	deadline := res.start.Add(cfg.Duration)
 	res.loadMax = res.loadStart
 
+	// SIGINT or SIGTERM (^C on make soak) ends the run after the current
+	// round, with its report and the lab's cleanup.
+	stop, unnotify := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer unnotify()
 	for round := 0; ; round++ {
 		if cfg.Rounds > 0 && round >= cfg.Rounds || cfg.Rounds == 0 && time.Now().After(deadline) {
+			break
+		}
+		if stop.Err() != nil {
+			res.interrupted = true
+			t.Logf("stopped by a signal after %d rounds", round)
 			break
 		}
 		steps(op, cfg.OpsBetween, cfg.OpInterval)
@@ -112,13 +124,20 @@ func run(t *testing.T, cfg config) *result {
 		op.wait = ""
 		if f.Kind == "partition" && err == nil {
 			// The data plane does not depend on the control plane.
-			if p := k.probeHost(skip); p != nil {
+			n, p := k.probeHost(skip)
+			if p != nil {
 				res.violations = append(res.violations, fmt.Sprintf("round %d, partition of %s: %s", round, skip, strings.Join(p, "; ")))
 			}
+			f.Detail = fmt.Sprintf("%d/%d pings from it OK", n-len(p), n)
 		}
 		steps(op, cfg.OpsDuringFault, cfg.OpInterval)
+		if skip != "" && f.Kind != "ovs-restart" {
+			if h, ok := k.hostByName(skip); ok {
+				f.Detail += "; " + h.Status + " at the heal"
+			}
+		}
 		if heal != nil {
-			f.Detail = strings.TrimSuffix(heal(), "; ")
+			f.Detail = strings.Trim(f.Detail+"; "+heal(), "; ")
 		}
 		f.Active = time.Since(f.At)
 		k.skip, op.wait = nil, realizedWait

@@ -110,14 +110,14 @@ bench: deps
 
 ## soak: the chaos soak (tests/soak, not in `make test`): SOAK_DURATION of random operations and faults
 ## on a 4-host lab with its own PostgreSQL, an invariant checker throughout; the report goes to
-## SOAK_REPORT (docs/soak.md). E.g. `make soak SOAK_DURATION=5m SOAK_REPORT=.local/soak.md`.
+## SOAK_REPORT (docs/soak.md); SOAK_SEED repeats a run's choices. E.g. `make soak SOAK_DURATION=5m SOAK_REPORT=.local/soak.md`.
 SOAK_DURATION ?= 30m
 SOAK_REPORT ?= docs/soak.md
 # go test's timeout: only a safety net above any SOAK_DURATION one would run.
 SOAK_TIMEOUT ?= 3h
 soak: deps
 	@mkdir -p "$$(dirname '$(SOAK_REPORT)')"
-	SOAK_DURATION=$(SOAK_DURATION) SOAK_REPORT="$(abspath $(SOAK_REPORT))" \
+	SOAK_DURATION=$(SOAK_DURATION) SOAK_REPORT="$(abspath $(SOAK_REPORT))" SOAK_SEED="$${SOAK_SEED:-}" \
 		$(GO) test -count=1 -p 1 -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' -v ./tests/soak
 
 fmt:

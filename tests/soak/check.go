@@ -3,10 +3,12 @@ package soak
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -247,13 +249,8 @@ func (k *checker) probe(containers []openapi.Container) []string {
 			byNet[c.Network] = append(byNet[c.Network], c)
 		}
 	}
-	nets := make([]string, 0, len(byNet))
-	for n := range byNet {
-		nets = append(nets, n)
-	}
-	sort.Strings(nets)
 	var out []string
-	for _, n := range nets {
+	for _, n := range slices.Sorted(maps.Keys(byNet)) {
 		cs := byNet[n]
 		for i := 0; i < 2 && len(cs) >= 2; i++ {
 			a, b := cs[k.rng.IntN(len(cs))], cs[k.rng.IntN(len(cs))]
@@ -283,6 +280,40 @@ func (k *checker) ping(a, b openapi.Container) bool {
 	return false
 }
 
+// probeable lists the hosts with a role=free container that has a
+// role=free peer of its network on another host (what probeHost pings).
+func (k *checker) probeable() []string {
+	containers, err := list[openapi.Container](k.api, "/api/v1/containers")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range containers {
+		if _, b := peerElsewhere(a, containers); b && !slices.Contains(out, a.Host) {
+			out = append(out, a.Host)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// peerElsewhere finds, for a running role=free container a, a running
+// role=free container of its network on another host.
+func peerElsewhere(a openapi.Container, containers []openapi.Container) (openapi.Container, bool) {
+	free := func(c openapi.Container) bool {
+		return c.Labels["role"] == "free" && c.Status == openapi.ContainerRunning
+	}
+	if !free(a) {
+		return openapi.Container{}, false
+	}
+	for _, b := range containers {
+		if b.Host != a.Host && b.Network == a.Network && free(b) {
+			return b, true
+		}
+	}
+	return openapi.Container{}, false
+}
+
 // probeHost pings, from up to two role=free containers on host, a role=free
 // container of the same network on another host: traffic that must keep
 // flowing while host is cut from the controller.
@@ -294,19 +325,15 @@ func (k *checker) probeHost(host string) (int, []string) {
 	var out []string
 	n := 0
 	for _, a := range containers {
-		if n == 2 || a.Host != host || a.Labels["role"] != "free" || a.Status != openapi.ContainerRunning {
+		b, ok := peerElsewhere(a, containers)
+		if n == 2 || a.Host != host || !ok {
 			continue
 		}
-		for _, b := range containers {
-			if b.Host != host && b.Network == a.Network && b.Labels["role"] == "free" && b.Status == openapi.ContainerRunning {
-				n++
-				k.probes++
-				if !k.ping(a, b) {
-					k.probesFailed++
-					out = append(out, fmt.Sprintf("probe: %s (%s, partitioned) cannot ping %s (%s, %s)", a.Name, a.Host, b.Name, b.Host, b.IP))
-				}
-				break
-			}
+		n++
+		k.probes++
+		if !k.ping(a, b) {
+			k.probesFailed++
+			out = append(out, fmt.Sprintf("probe: %s (%s, under the fault) cannot ping %s (%s, %s)", a.Name, a.Host, b.Name, b.Host, b.IP))
 		}
 	}
 	return n, out

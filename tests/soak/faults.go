@@ -43,13 +43,13 @@ type injector struct {
 }
 
 // inject starts fault kind on host (ignored by the cluster-wide faults) and
-// returns the host to leave out of checks ("" for none), the heal, and a
-// detail for the report.
-func (in *injector) inject(kind, host string) (skip string, heal func() string, err error) {
+// returns the host to leave out of checks ("" for none), what it saw (for
+// the report), and the heal, which returns what it saw.
+func (in *injector) inject(kind, host string) (skip, detail string, heal func() string, err error) {
 	switch kind {
 	case "agent-kill":
 		in.c.Agents[host].Kill()
-		return host, func() string {
+		return host, "", func() string {
 			if err := in.c.Agents[host].Restart(); err != nil {
 				return "restart: " + err.Error()
 			}
@@ -58,22 +58,21 @@ func (in *injector) inject(kind, host string) (skip string, heal func() string, 
 	case "ovs-restart":
 		start := time.Now()
 		in.c.Lab.Host(host).RestartOVS(in.t)
-		d := fmt.Sprintf("ovs-vswitchd restarted in %v", time.Since(start).Round(time.Millisecond))
-		return host, func() string { return d }, nil
+		return host, fmt.Sprintf("ovs-vswitchd restarted in %v", time.Since(start).Round(time.Millisecond)), nil, nil
 	case "replica-kill":
 		// The replica the agents talk to dies; they and the soak move to
 		// the standby; a new standby starts (two replicas again).
 		in.c.Controller.Kill()
 		in.c.SwitchTo(in.standby)
 		in.api.setBase(in.standby.URL)
-		return "", func() string {
+		return "", "", func() string {
 			start := time.Now()
 			in.standby = in.c.StartReplica(in.t)
 			return fmt.Sprintf("new standby ready in %v", time.Since(start).Round(time.Millisecond))
 		}, nil
 	case "postgres-restart":
 		if err := in.pg.crash(); err != nil {
-			return "", nil, err
+			return "", "", nil, err
 		}
 		// Down for a few seconds while the runner keeps writing (its
 		// writes retry), then back by itself.
@@ -82,16 +81,16 @@ func (in *injector) inject(kind, host string) (skip string, heal func() string, 
 			time.Sleep(3 * time.Second)
 			done <- in.pg.restart()
 		}()
-		return "", func() string {
+		return "", "crashed (pg_ctl stop -m immediate), back 3 s later", func() string {
 			if err := <-done; err != nil {
 				return "restart: " + err.Error()
 			}
-			return "down 3 s (crash: pg_ctl stop -m immediate)"
+			return ""
 		}, nil
 	case "partition":
 		return in.partition(host)
 	}
-	return "", nil, fmt.Errorf("unknown fault %q", kind)
+	return "", "", nil, fmt.Errorf("unknown fault %q", kind)
 }
 
 // partitionTable is the soak's nftables table in a host's namespace.
@@ -100,10 +99,10 @@ const partitionTable = "soak_partition"
 // partition drops the host's packets to the controller (the relay on the
 // underlay that tests/cluster runs): the tunnels to other hosts stay up.
 // It returns once the API shows the host NotReady.
-func (in *injector) partition(host string) (string, func() string, error) {
+func (in *injector) partition(host string) (string, string, func() string, error) {
 	ip, port, err := net.SplitHostPort(strings.TrimPrefix(in.c.AgentURL, "http://"))
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
 	h := in.c.Lab.Host(host)
 	rules := fmt.Sprintf("table inet %s {\n chain out {\n  type filter hook output priority 0; policy accept;\n  ip daddr %s tcp dport %s drop\n }\n chain in {\n  type filter hook input priority 0; policy accept;\n  ip saddr %s tcp sport %s drop\n }\n}\n",
@@ -111,7 +110,7 @@ func (in *injector) partition(host string) (string, func() string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if out, err := h.Run(ctx, "sh", "-c", "printf '%s' \"$0\" | nft -f -", rules); err != nil {
-		return "", nil, fmt.Errorf("nft: %v %s", err, out)
+		return "", "", nil, fmt.Errorf("nft: %v %s", err, out)
 	}
 	heal := func() string {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -130,10 +129,9 @@ func (in *injector) partition(host string) (string, func() string, error) {
 		}
 		if ctx.Err() != nil {
 			heal()
-			return host, func() string { return "" }, fmt.Errorf("%s still %s 30 s into the partition: %v", host, hs.Status, err)
+			return host, "", nil, fmt.Errorf("%s still %s 30 s into the partition: %v", host, hs.Status, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	d := fmt.Sprintf("NotReady after %v", time.Since(start).Round(100*time.Millisecond))
-	return host, func() string { return d + "; " + heal() }, nil
+	return host, fmt.Sprintf("NotReady after %v", time.Since(start).Round(100*time.Millisecond)), heal, nil
 }

@@ -41,9 +41,9 @@ type operator struct {
 	maxContainers int
 
 	seq                         int
-	containers, policies, svcs  []string
+	containers                  []string
 	containerHost, containerNet map[string]string
-	policyNet, svcNet           map[string]string
+	policies, services          *family
 	stats                       map[string]*opStats
 	failures                    []string
 }
@@ -51,10 +51,11 @@ type operator struct {
 func newOperator(a *api, hosts []string, seed uint64, maxContainers int) *operator {
 	o := &operator{api: a, hosts: hosts, rng: rand.New(rand.NewPCG(seed, 1)), maxContainers: maxContainers,
 		containerHost: map[string]string{}, containerNet: map[string]string{},
-		policyNet: map[string]string{}, svcNet: map[string]string{}, stats: map[string]*opStats{}}
+		stats: map[string]*opStats{}}
 	for _, k := range opKinds {
 		o.stats[k] = &opStats{}
 	}
+	o.initFamilies()
 	return o
 }
 
@@ -70,17 +71,13 @@ func (o *operator) step() {
 	if len(o.containers) > 0 {
 		choices = append(choices, o.moveContainer)
 	}
-	if len(o.policies) < 3 {
-		choices = append(choices, o.createPolicy)
-	}
-	if len(o.policies) > 0 {
-		choices = append(choices, o.updatePolicy, o.deletePolicy)
-	}
-	if len(o.svcs) < 2 {
-		choices = append(choices, o.createService)
-	}
-	if len(o.svcs) > 0 {
-		choices = append(choices, o.updateService, o.deleteService)
+	for _, f := range []*family{o.policies, o.services} {
+		if len(f.names) < f.max {
+			choices = append(choices, func() { o.create(f) })
+		}
+		if len(f.names) > 0 {
+			choices = append(choices, func() { o.update(f) }, func() { o.remove(f) })
+		}
 	}
 	choices[o.rng.IntN(len(choices))]()
 }
@@ -180,73 +177,70 @@ func (o *operator) moveContainer() {
 	host := o.pick(to)
 	if o.write("container.move", 200, "POST", "/api/v1/containers/"+name+"/move?network="+o.containerNet[name], map[string]any{"host": host}, nil) {
 		o.containerHost[name] = host
+		return
+	}
+	// Not acknowledged: it may or may not have happened (a try whose
+	// answer was lost); what counts is where the container is.
+	var c openapi.Container
+	if code, _, _ := o.api.doRetry(60*time.Second, "GET", "/api/v1/containers/"+name+"?network="+o.containerNet[name], nil, &c); code == 200 {
+		o.containerHost[name] = c.Host
 	}
 }
 
-// policyBody selects the network's role=locked containers and lets
-// role=free ones in on one TCP port.
-func (o *operator) policyBody(name, net string) map[string]any {
+// family is the policies or the services: created, updated (replaced
+// with PUT after a GET) and deleted by name, each on its network.
+type family struct {
+	kind, path, prefix string
+	max                int // at most this many at once
+	names              []string
+	net                map[string]string
+	body               func(name, net string) map[string]any
+}
+
+func (o *operator) initFamilies() {
 	free := "role=free"
-	return map[string]any{"name": name, "network": net, "selector": "role=locked",
-		"ingress": []openapi.PolicyRule{{Peers: []openapi.PolicyPeer{{Selector: &free}},
-			Ports: []openapi.PolicyPort{{Port: 80 + o.rng.IntN(2), Protocol: "TCP"}}}}}
+	// Policies select the network's role=locked containers and let
+	// role=free ones in on one TCP port.
+	o.policies = &family{kind: "policy", path: "/api/v1/policies", prefix: "p", max: 3, net: map[string]string{},
+		body: func(name, net string) map[string]any {
+			return map[string]any{"name": name, "network": net, "selector": "role=locked",
+				"ingress": []openapi.PolicyRule{{Peers: []openapi.PolicyPeer{{Selector: &free}},
+					Ports: []openapi.PolicyPort{{Port: 80 + o.rng.IntN(2), Protocol: "TCP"}}}}}
+		}}
+	o.services = &family{kind: "service", path: "/api/v1/services", prefix: "s", max: 2, net: map[string]string{},
+		body: func(name, net string) map[string]any {
+			return map[string]any{"name": name, "network": net, "selector": "role=free",
+				"ports": []map[string]any{{"port": 80 + o.rng.IntN(2), "targetPort": 80}}}
+		}}
 }
 
-func (o *operator) createPolicy() {
-	name := o.name("p")
+func (o *operator) create(f *family) {
+	name := o.name(f.prefix)
 	net := soakNetworks[o.rng.IntN(len(soakNetworks))].name
-	if o.write("policy.create", 201, "POST", "/api/v1/policies", o.policyBody(name, net), nil) {
-		o.policies = append(o.policies, name)
-		o.policyNet[name] = net
+	if o.write(f.kind+".create", 201, "POST", f.path, f.body(name, net), nil) {
+		f.names = append(f.names, name)
+		f.net[name] = net
 	}
 }
 
-func (o *operator) updatePolicy() {
-	name := o.pick(o.policies)
-	var p openapi.Policy
-	if code, _, err := o.api.doRetry(60*time.Second, "GET", "/api/v1/policies/"+name+"?network="+o.policyNet[name], nil, &p); err != nil || code != 200 {
-		o.stats["policy.update"].Failed++
-		o.failures = append(o.failures, fmt.Sprintf("GET policy %s: %d %v", name, code, err))
+func (o *operator) update(f *family) {
+	name := o.pick(f.names)
+	var obj struct {
+		Network string `json:"network"`
+	}
+	ref := f.path + "/" + name + "?network=" + f.net[name]
+	if code, _, err := o.api.doRetry(60*time.Second, "GET", ref, nil, &obj); err != nil || code != 200 {
+		o.stats[f.kind+".update"].Failed++
+		o.failures = append(o.failures, fmt.Sprintf("GET %s: %d %v", ref, code, err))
 		return
 	}
-	o.write("policy.update", 200, "PUT", "/api/v1/policies/"+name+"?network="+p.Network, o.policyBody(name, p.Network), nil)
+	o.write(f.kind+".update", 200, "PUT", ref, f.body(name, obj.Network), nil)
 }
 
-func (o *operator) deletePolicy() {
-	name := o.pick(o.policies)
-	if o.write("policy.delete", 204, "DELETE", "/api/v1/policies/"+name+"?network="+o.policyNet[name], nil, nil) {
-		o.policies = slices.DeleteFunc(o.policies, func(s string) bool { return s == name })
-	}
-}
-
-func (o *operator) serviceBody(name, net string) map[string]any {
-	return map[string]any{"name": name, "network": net, "selector": "role=free",
-		"ports": []map[string]any{{"port": 80 + o.rng.IntN(2), "targetPort": 80}}}
-}
-
-func (o *operator) createService() {
-	name := o.name("s")
-	net := soakNetworks[o.rng.IntN(len(soakNetworks))].name
-	if o.write("service.create", 201, "POST", "/api/v1/services", o.serviceBody(name, net), nil) {
-		o.svcs = append(o.svcs, name)
-		o.svcNet[name] = net
-	}
-}
-
-func (o *operator) updateService() {
-	name := o.pick(o.svcs)
-	var s openapi.Service
-	if code, _, err := o.api.doRetry(60*time.Second, "GET", "/api/v1/services/"+name+"?network="+o.svcNet[name], nil, &s); err != nil || code != 200 {
-		o.stats["service.update"].Failed++
-		o.failures = append(o.failures, fmt.Sprintf("GET service %s: %d %v", name, code, err))
-		return
-	}
-	o.write("service.update", 200, "PUT", "/api/v1/services/"+name+"?network="+s.Network, o.serviceBody(name, s.Network), nil)
-}
-
-func (o *operator) deleteService() {
-	name := o.pick(o.svcs)
-	if o.write("service.delete", 204, "DELETE", "/api/v1/services/"+name+"?network="+o.svcNet[name], nil, nil) {
-		o.svcs = slices.DeleteFunc(o.svcs, func(s string) bool { return s == name })
+func (o *operator) remove(f *family) {
+	name := o.pick(f.names)
+	if o.write(f.kind+".delete", 204, "DELETE", f.path+"/"+name+"?network="+f.net[name], nil, nil) {
+		f.names = slices.DeleteFunc(f.names, func(s string) bool { return s == name })
+		delete(f.net, name)
 	}
 }

@@ -3,7 +3,6 @@ package soak
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/switchyard/switchyard/tests/cluster"
 )
 
 // postgres is a PostgreSQL cluster of the soak's own: initdb in a temporary
@@ -53,7 +53,7 @@ func startPostgres(t testing.TB) *postgres {
 	if out, err := p.as("initdb", "-D", p.data, "-U", "postgres", "-A", "trust", "--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	p.port = freeLoopbackPort(t)
+	p.port = cluster.FreePort(t)
 	if err := p.start(); err != nil {
 		t.Fatal(err)
 	}
@@ -115,14 +115,4 @@ func (p *postgres) restart() error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// freeLoopbackPort asks the kernel for a free loopback port.
-func freeLoopbackPort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

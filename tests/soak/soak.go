@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -112,8 +113,22 @@ func run(t *testing.T, cfg config) *result {
 			res.steady = append(res.steady, d)
 		}
 
-		f := faultRecord{Kind: faultKinds[round%len(faultKinds)], Host: hosts[rng.IntN(len(hosts))], At: time.Now()}
-		skip, heal, err := in.inject(f.Kind, f.Host)
+		f := faultRecord{Kind: faultKinds[round%len(faultKinds)], At: time.Now()}
+		f.Host = hosts[rng.IntN(len(hosts))]
+		// Host faults hit, when there is one, a host with a container that
+		// can ping another host's: traffic must keep flowing through them.
+		dataPlane := f.Kind == "agent-kill" || f.Kind == "partition"
+		if c := k.probeable(); dataPlane && len(c) > 0 {
+			f.Host = c[rng.IntN(len(c))]
+		}
+		// The operations during the fault start first, so that a write
+		// is in flight when it hits.
+		op.wait = ""
+		opsDone := make(chan struct{})
+		go func() { defer close(opsDone); steps(op, cfg.OpsDuringFault, cfg.OpInterval) }()
+		time.Sleep(cfg.OpInterval / 2)
+		skip, detail, heal, err := in.inject(f.Kind, f.Host)
+		f.Detail = detail
 		if err != nil {
 			res.violations = append(res.violations, fmt.Sprintf("round %d: %s on %s: %v", round, f.Kind, f.Host, err))
 		}
@@ -121,23 +136,22 @@ func run(t *testing.T, cfg config) *result {
 			f.Host = ""
 		}
 		k.skip = map[string]bool{skip: true}
-		op.wait = ""
-		if f.Kind == "partition" && err == nil {
+		if dataPlane && err == nil {
 			// The data plane does not depend on the control plane.
 			n, p := k.probeHost(skip)
 			if p != nil {
-				res.violations = append(res.violations, fmt.Sprintf("round %d, partition of %s: %s", round, skip, strings.Join(p, "; ")))
+				res.violations = append(res.violations, fmt.Sprintf("round %d, %s of %s: %s", round, f.Kind, skip, strings.Join(p, "; ")))
 			}
-			f.Detail = fmt.Sprintf("%d/%d pings from it OK", n-len(p), n)
+			f.Detail = join(f.Detail, fmt.Sprintf("%d/%d pings from it OK", n-len(p), n))
 		}
-		steps(op, cfg.OpsDuringFault, cfg.OpInterval)
-		if skip != "" && f.Kind != "ovs-restart" {
+		<-opsDone
+		if dataPlane {
 			if h, ok := k.hostByName(skip); ok {
-				f.Detail += "; " + h.Status + " at the heal"
+				f.Detail = join(f.Detail, h.Status+" at the heal")
 			}
 		}
 		if heal != nil {
-			f.Detail = strings.Trim(f.Detail+"; "+heal(), "; ")
+			f.Detail = join(f.Detail, heal())
 		}
 		f.Active = time.Since(f.At)
 		k.skip, op.wait = nil, realizedWait
@@ -219,24 +233,20 @@ func lostWrites(op *operator) []string {
 		}
 	}
 	out = append(out, diffSets("containers (acknowledged vs API)", op.containers, have)...)
-	ps, err := list[openapi.Policy](op.api, "/api/v1/policies")
-	if err != nil {
-		return append(out, err.Error())
+	for _, f := range []*family{op.policies, op.services} {
+		objs, err := list[struct {
+			Name string `json:"name"`
+		}](op.api, f.path)
+		if err != nil {
+			return append(out, err.Error())
+		}
+		have = have[:0]
+		for _, o := range objs {
+			have = append(have, o.Name)
+		}
+		out = append(out, diffSets(f.kind+" (acknowledged vs API)", f.names, have)...)
 	}
-	have = have[:0]
-	for _, p := range ps {
-		have = append(have, p.Name)
-	}
-	out = append(out, diffSets("policies (acknowledged vs API)", op.policies, have)...)
-	ss, err := list[openapi.Service](op.api, "/api/v1/services")
-	if err != nil {
-		return append(out, err.Error())
-	}
-	have = have[:0]
-	for _, s := range ss {
-		have = append(have, s.Name)
-	}
-	return append(out, diffSets("services (acknowledged vs API)", op.svcs, have)...)
+	return out
 }
 
 // loadavg is the machine's 1, 5 and 15 minute load averages.
@@ -247,6 +257,11 @@ func loadavg() string {
 	}
 	f := strings.Fields(string(b))
 	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+// join joins the non-empty parts of a detail with "; ".
+func join(parts ...string) string {
+	return strings.Join(slices.DeleteFunc(parts, func(s string) bool { return s == "" }), "; ")
 }
 
 // load1 is the 1-minute figure of a loadavg.

@@ -4,7 +4,7 @@
 // steady rate while faults are injected one after another (agent SIGKILL and
 // restart, ovs-vswitchd restart, a replica SIGKILL, a PostgreSQL crash
 // restart, a host<->controller partition with nftables in the host's
-// namespace), and an invariant checker (check.go) that runs between
+// namespace, an ovsdb-server restart), and an invariant checker (check.go) that runs between
 // operations and after every fault: every Ready host's installed flows are
 // its program at the revision it acknowledged; no leaked namespaces, OVS
 // ports, addresses or NAT rules; the event stream has no gap and no

@@ -17,7 +17,7 @@ import (
 // Faults on one host leave it out of the checker's passes until healed.
 
 // faultKinds, in the order the runner cycles through them.
-var faultKinds = []string{"agent-kill", "ovs-restart", "replica-kill", "postgres-restart", "partition"}
+var faultKinds = []string{"agent-kill", "ovs-restart", "replica-kill", "postgres-restart", "partition", "ovsdb-restart"}
 
 // faultRecord is one injected fault, for the report.
 type faultRecord struct {
@@ -59,6 +59,11 @@ func (in *injector) inject(kind, host string) (skip, detail string, heal func() 
 		start := time.Now()
 		in.c.Lab.Host(host).RestartOVS(in.t)
 		return host, fmt.Sprintf("ovs-vswitchd restarted in %v", time.Since(start).Round(time.Millisecond)), nil, nil
+	case "ovsdb-restart":
+		// ovs-vswitchd keeps forwarding; the agent reconnects to OVSDB.
+		start := time.Now()
+		in.c.Lab.Host(host).RestartOVSDB(in.t)
+		return host, fmt.Sprintf("ovsdb-server restarted in %v", time.Since(start).Round(time.Millisecond)), nil, nil
 	case "replica-kill":
 		// The replica the agents talk to dies; they and the soak move to
 		// the standby; a new standby starts (two replicas again).

@@ -40,8 +40,11 @@ type operator struct {
 	// maxContainers bounds the lab's size.
 	maxContainers int
 
-	seq                         int
-	containers                  []string
+	seq        int
+	containers []string
+	// pinned containers are not deleted or moved (the runner probes
+	// them under a fault).
+	pinned                      map[string]bool
 	containerHost, containerNet map[string]string
 	policies, services          *family
 	stats                       map[string]*opStats
@@ -50,7 +53,7 @@ type operator struct {
 
 func newOperator(a *api, hosts []string, seed uint64, maxContainers int) *operator {
 	o := &operator{api: a, hosts: hosts, rng: rand.New(rand.NewPCG(seed, 1)), maxContainers: maxContainers,
-		containerHost: map[string]string{}, containerNet: map[string]string{},
+		containerHost: map[string]string{}, containerNet: map[string]string{}, pinned: map[string]bool{},
 		stats: map[string]*opStats{}}
 	for _, k := range opKinds {
 		o.stats[k] = &opStats{}
@@ -65,10 +68,11 @@ func (o *operator) step() {
 	if len(o.containers) < o.maxContainers {
 		choices = append(choices, o.createContainer, o.createContainer)
 	}
-	if len(o.containers) > o.maxContainers/2 {
+	movable := o.movable()
+	if len(o.containers) > o.maxContainers/2 && len(movable) > 0 {
 		choices = append(choices, o.deleteContainer)
 	}
-	if len(o.containers) > 0 {
+	if len(movable) > 0 {
 		choices = append(choices, o.moveContainer)
 	}
 	for _, f := range []*family{o.policies, o.services} {
@@ -132,6 +136,11 @@ func (o *operator) exists(path string, body any) bool {
 	return code == 200
 }
 
+// movable are the containers that may be deleted or moved: not pinned.
+func (o *operator) movable() []string {
+	return slices.DeleteFunc(slices.Clone(o.containers), func(s string) bool { return o.pinned[s] })
+}
+
 func (o *operator) name(prefix string) string {
 	o.seq++
 	return fmt.Sprintf("%s%d", prefix, o.seq)
@@ -158,7 +167,7 @@ func (o *operator) createContainer() {
 }
 
 func (o *operator) deleteContainer() {
-	name := o.pick(o.containers)
+	name := o.pick(o.movable())
 	if o.write("container.delete", 204, "DELETE", "/api/v1/containers/"+name+"?network="+o.containerNet[name], nil, nil) {
 		o.containers = slices.DeleteFunc(o.containers, func(s string) bool { return s == name })
 		delete(o.containerHost, name)
@@ -167,7 +176,7 @@ func (o *operator) deleteContainer() {
 }
 
 func (o *operator) moveContainer() {
-	name := o.pick(o.containers)
+	name := o.pick(o.movable())
 	var to []string
 	for _, h := range o.hosts {
 		if h != o.containerHost[name] {

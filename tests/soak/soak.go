@@ -53,6 +53,9 @@ type result struct {
 	events, reconns  int
 	revStart, revEnd int64
 	interrupted      bool
+	// findings are product issues the checker tolerates (see
+	// checker.staleRealized): listed, not violations.
+	findings []string
 	// k is the checker, for a test that runs more passes on the cluster
 	// (alive until the test ends).
 	k *checker
@@ -117,9 +120,18 @@ func run(t *testing.T, cfg config) *result {
 		f.Host = hosts[rng.IntN(len(hosts))]
 		// Host faults hit, when there is one, a host with a container that
 		// can ping another host's: traffic must keep flowing through them.
-		dataPlane := f.Kind == "agent-kill" || f.Kind == "partition"
+		dataPlane := f.Kind == "agent-kill" || f.Kind == "partition" || f.Kind == "ovsdb-restart"
 		if c := k.probeable(); dataPlane && len(c) > 0 {
 			f.Host = c[rng.IntN(len(c))]
+		}
+		// Traffic to check under the fault: its containers are left
+		// alone by the operations until the heal.
+		var pairs []pair
+		if dataPlane {
+			pairs = k.pairsFrom(f.Host)
+			for _, p := range pairs {
+				op.pinned[p.a.Name], op.pinned[p.b.Name] = true, true
+			}
 		}
 		// The operations during the fault start first, so that a write
 		// is in flight when it hits.
@@ -138,13 +150,14 @@ func run(t *testing.T, cfg config) *result {
 		k.skip = map[string]bool{skip: true}
 		if dataPlane && err == nil {
 			// The data plane does not depend on the control plane.
-			n, p := k.probeHost(skip)
+			p := k.probePairs(pairs)
 			if p != nil {
 				res.violations = append(res.violations, fmt.Sprintf("round %d, %s of %s: %s", round, f.Kind, skip, strings.Join(p, "; ")))
 			}
-			f.Detail = join(f.Detail, fmt.Sprintf("%d/%d pings from it OK", n-len(p), n))
+			f.Detail = join(f.Detail, fmt.Sprintf("%d/%d pings from it OK", len(pairs)-len(p), len(pairs)))
 		}
 		<-opsDone
+		clear(op.pinned)
 		if dataPlane {
 			if h, ok := k.hostByName(skip); ok {
 				f.Detail = join(f.Detail, h.Status+" at the heal")
@@ -185,6 +198,7 @@ func run(t *testing.T, cfg config) *result {
 	res.passes, res.probes, res.probesKO = k.passes, k.probes, k.probesFailed
 	res.events, res.reconns = w.stats()
 	res.k = k
+	res.findings = k.findings
 	return res
 }
 

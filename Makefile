@@ -27,7 +27,7 @@ define build_main
 	fi
 endef
 
-.PHONY: build run stop test fuzz bench fmt vet clean deps pg-start pg-stop pg-status pg-destroy install-cni
+.PHONY: build run stop test fuzz bench soak fmt vet clean deps pg-start pg-stop pg-status pg-destroy install-cni
 
 ## build: bin/switchyard, bin/switchyard-agent, bin/switchyard-cni (the CNI plugin), bin/cnitool (CNI's test tool),
 ## bin/syctl (those that exist), bin/sylab and bin/syprobe (the demo lab and its HTTP backends)
@@ -107,6 +107,18 @@ bench: deps
 	mv .local/bench-raw.txt docs/bench-raw.txt; \
 	echo "wrote docs/bench-raw.txt"; \
 	exit $$status
+
+## soak: the chaos soak (tests/soak, not in `make test`): SOAK_DURATION of random operations and faults
+## on a 4-host lab with its own PostgreSQL, an invariant checker throughout; the report goes to
+## SOAK_REPORT (docs/soak.md); SOAK_SEED repeats a run's choices. E.g. `make soak SOAK_DURATION=5m SOAK_REPORT=.local/soak.md`.
+SOAK_DURATION ?= 30m
+SOAK_REPORT ?= docs/soak.md
+# go test's timeout: only a safety net above any SOAK_DURATION one would run.
+SOAK_TIMEOUT ?= 3h
+soak: deps
+	@mkdir -p "$$(dirname '$(SOAK_REPORT)')"
+	SOAK_DURATION=$(SOAK_DURATION) SOAK_REPORT="$(abspath $(SOAK_REPORT))" SOAK_SEED="$${SOAK_SEED:-}" \
+		$(GO) test -count=1 -p 1 -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' -v ./tests/soak
 
 fmt:
 	$(GO) fmt ./...

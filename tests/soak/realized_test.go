@@ -2,7 +2,6 @@ package soak
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,18 +11,14 @@ import (
 	"github.com/switchyard/switchyard/tests/pgtest"
 )
 
-// TestRealizedAfterChangeAndBack reproduces the soak's finding (see
-// checker.staleRealized): while h2 is cut from the controller, its program
-// changes (a container created on it) and changes back (deleted); after the
-// heal the agent, which still has the first program, should report the new
-// program revision, so that the API shows h2 realized. It fails while the
-// controller's long-poll waits for a digest change that never comes; it
-// runs only with SOAK_KNOWN_ISSUES=1 (not in `make test`) until that is
-// fixed.
+// TestRealizedAfterChangeAndBack is the soak's finding: while h2 is cut
+// from the controller, its program changes (a container created on it) and
+// changes back (deleted); after the heal the agent, which still has the
+// first program, must report the new program revision, so that the API
+// shows h2 realized. It failed while the controller's long-poll waited for
+// a digest change that never came (controller/internal/nodes
+// TestProgramBackToKnownDigest).
 func TestRealizedAfterChangeAndBack(t *testing.T) {
-	if os.Getenv("SOAK_KNOWN_ISSUES") != "1" {
-		t.Skip("a known controller issue; SOAK_KNOWN_ISSUES=1 runs it")
-	}
 	pg := startPostgres(t)
 	t.Setenv(pgtest.EnvURL, pg.URL())
 	c := cluster.New(t, cluster.Options{Hosts: 2, Tunnel: openapi.TunnelGeneve})

@@ -77,16 +77,7 @@ func (r *result) markdown() string {
 		}
 		p("| %d | %s | %s | %s | %v | %s | %s |\n", i, f.At.UTC().Format("15:04:05"), f.Kind, f.Host, f.Active.Round(100*time.Millisecond), conv, f.Detail)
 	}
-	p("\n</details>\n\n## Findings (product issues, not counted as violations)\n\n")
-	if len(r.findings) == 0 {
-		p("None.\n")
-	} else {
-		p("A host the API showed `realized: false` for more than %v while everything on it equalled its\n", staleGrace)
-		p("current program (see `staleRealized` in tests/soak/check.go for the cause):\n\n")
-	}
-	for _, f := range r.findings {
-		p("- %s\n", f)
-	}
+	p("\n</details>\n")
 	p("\n## Violations\n\n")
 	if len(r.violations) == 0 {
 		p("None.\n")

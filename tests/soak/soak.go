@@ -53,9 +53,6 @@ type result struct {
 	events, reconns  int
 	revStart, revEnd int64
 	interrupted      bool
-	// findings are product issues the checker tolerates (see
-	// checker.staleRealized): listed, not violations.
-	findings []string
 	// k is the checker, for a test that runs more passes on the cluster
 	// (alive until the test ends).
 	k *checker
@@ -198,7 +195,6 @@ func run(t *testing.T, cfg config) *result {
 	res.passes, res.probes, res.probesKO = k.passes, k.probes, k.probesFailed
 	res.events, res.reconns = w.stats()
 	res.k = k
-	res.findings = k.findings
 	return res
 }
 

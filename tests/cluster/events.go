@@ -65,14 +65,24 @@ func (c *Cluster) Events(t testing.TB, since int64, kinds ...string) *EventStrea
 }
 
 // read parses server-sent events: "data: <json>" lines, a blank line ends
-// one message (id-only and comment messages carry no data).
+// one message (id-only and comment messages carry no data). Only messages
+// named "<kind>.<action>" are Events; the live-only policy-log and
+// host-status messages are left out.
 func (s *EventStream) read(res *http.Response) {
 	defer res.Body.Close()
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	name := ""
 	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok {
+		line := sc.Text()
+		if n, ok := strings.CutPrefix(line, "event: "); ok {
+			name = n
+		}
+		if line == "" {
+			name = ""
+		}
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok || !strings.Contains(name, ".") {
 			continue
 		}
 		var e openapi.Event

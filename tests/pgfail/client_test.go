@@ -360,7 +360,7 @@ func (s *sse) once(ctx context.Context) {
 			data = strings.TrimPrefix(line, "data: ")
 		case line == "":
 			var e openapi.Event
-			if data != "" && kind != "policy-log" && json.Unmarshal([]byte(data), &e) == nil {
+			if data != "" && strings.Contains(kind, ".") && json.Unmarshal([]byte(data), &e) == nil {
 				pending = append(pending, e)
 			}
 			if id != "" {

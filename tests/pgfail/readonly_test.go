@@ -1,6 +1,7 @@
 package pgfail
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -123,17 +124,26 @@ func tmpfs(t testing.TB, size string) string {
 // fill takes every free byte of the file system at mnt with file.
 func fill(t testing.TB, mnt, file string) {
 	t.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(mnt, &st); err != nil {
-		t.Fatal(err)
-	}
-	free := int64(st.Bavail) * st.Bsize
 	f, err := os.Create(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := syscall.Fallocate(int(f.Fd()), 0, 0, free); err != nil {
-		t.Fatalf("fallocate %d bytes: %v", free, err)
+	// The database writes while the file grows, so the free space read
+	// once is stale by the time it is asked for: take it in chunks, halving
+	// the chunk at each ENOSPC, down to a page.
+	var off int64
+	for chunk := int64(1 << 20); chunk >= 4096; chunk /= 2 {
+		for {
+			err := syscall.Fallocate(int(f.Fd()), 0, off, chunk)
+			if errors.Is(err, syscall.ENOSPC) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("fallocate %d bytes at %d: %v", chunk, off, err)
+			}
+			off += chunk
+		}
 	}
+	t.Logf("filled %s with %d bytes", mnt, off)
 }

@@ -123,6 +123,7 @@ func readEvents(ctx context.Context, base string, since int64, f func(id int64, 
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	var id int64
 	var ev *openapi.Event
+	name := ""
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
@@ -130,9 +131,13 @@ func readEvents(ctx context.Context, base string, since int64, f func(id int64, 
 			if (id != 0 || ev != nil) && !f(id, ev) {
 				return nil
 			}
-			id, ev = 0, nil
+			id, ev, name = 0, nil, ""
 		case strings.HasPrefix(line, "id: "):
 			id, _ = strconv.ParseInt(strings.TrimPrefix(line, "id: "), 10, 64)
+		case strings.HasPrefix(line, "event: "):
+			name = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: ") && !strings.Contains(name, "."):
+			// policy-log and host-status: live only, not the event log.
 		case strings.HasPrefix(line, "data: "):
 			var e openapi.Event
 			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &e); err != nil {

@@ -92,10 +92,11 @@ func streamEvents(ctx context.Context, c *client.Client, since int64, kinds []st
 }
 
 // event decodes a message's Event (ok false for resume points, keep-alives
-// and policy-log messages).
+// and the live-only messages, policy-log and host-status: an Event's
+// message is named "<kind>.<action>").
 func (m sseMessage) event() (openapi.Event, bool) {
 	var ev openapi.Event
-	if m.Data == "" || m.Event == "policy-log" {
+	if m.Data == "" || !strings.Contains(m.Event, ".") {
 		return ev, false
 	}
 	if err := json.Unmarshal([]byte(m.Data), &ev); err != nil {

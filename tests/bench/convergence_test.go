@@ -130,6 +130,19 @@ func parseShapes(v string) ([]shape, error) {
 	return out, nil
 }
 
+// fillWorkers is how many containers fill creates at once:
+// SWITCHYARD_BENCH_FILL_WORKERS, 16 by default. More workers put more new
+// containers in each agent's apply (one OVSDB transaction adds them all),
+// which is how a large fill (10 hosts x 10,000) finishes in minutes: each
+// port added alone costs ovs-vswitchd a bridge reconfiguration linear in
+// the bridge's ports (docs/benchmarks-convergence.md).
+func fillWorkers() int {
+	if n, err := strconv.Atoi(os.Getenv("SWITCHYARD_BENCH_FILL_WORKERS")); err == nil && n > 0 {
+		return n
+	}
+	return 16
+}
+
 func newConvEnv(b *testing.B, hosts int) *convEnv {
 	// The product's default resync (30 s): the lab's 2 s would run a full
 	// drift check next to most measurements.
@@ -162,8 +175,9 @@ func newConvEnv(b *testing.B, hosts int) *convEnv {
 	return e
 }
 
-// fill creates containers bulk-<i> through the API, 16 at a time, each
-// with ?wait=realized, until n containers exist, spread over the hosts.
+// fill creates containers bulk-<i> through the API, fillWorkers() at a
+// time, each with ?wait=realized, until n containers exist, spread over
+// the hosts.
 func (e *convEnv) fill(b *testing.B, n int) {
 	b.Helper()
 	todo := n - e.bulk - e.seq
@@ -176,7 +190,7 @@ func (e *convEnv) fill(b *testing.B, n int) {
 	end := int64(e.bulk + todo)
 	var wg sync.WaitGroup
 	var failed atomic.Value
-	for w := 0; w < 16; w++ {
+	for w := 0; w < fillWorkers(); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

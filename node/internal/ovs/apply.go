@@ -44,6 +44,9 @@ type ApplyResult struct {
 	// OVSDBOps is the number of operations in the apply's one OVSDB
 	// transaction (0: nothing to change, no transaction).
 	OVSDBOps int
+	// PortsAfterFlows is set when the OVSDB transaction went after the
+	// flows (every new port had a requested ofport; syncPorts).
+	PortsAfterFlows bool
 	// OVSDBRead is set when the apply planned the ports against OVSDB;
 	// unset, it took the fast path (the same ports as the last apply).
 	OVSDBRead bool
@@ -124,6 +127,7 @@ func (a *Applier) ApplyDelta(ctx context.Context, prog *openapi.Program, d *open
 func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.ProgramDelta) (ApplyResult, error) {
 	start := time.Now()
 	res := ApplyResult{}
+	a.portOps = nil
 	if prog == nil {
 		return res, errors.New("nil program")
 	}
@@ -205,7 +209,7 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 	} else {
 		var err error
 		res.OVSDBRead = true
-		if states, ofports, err = a.syncPorts(ctx, &res, specs, fresh, failed); err != nil {
+		if states, ofports, err = a.syncPorts(ctx, &res, specs, fresh, failed, byDelta && a.installed.valid); err != nil {
 			return res, err
 		}
 	}
@@ -261,6 +265,11 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 		a.snapGroups(ctx) // the drift check's reference, once in force (groups.go)
 	}
 	res.Timing.OpenFlow = time.Since(t)
+	if a.portOps != nil {
+		if cerr := a.commitPorts(ctx, &res); cerr != nil {
+			return res, errors.Join(err, cerr)
+		}
+	}
 	if len(a.requested) > 0 {
 		a.confirmRequested(ctx, &res, fresh, states, failed)
 	}
@@ -302,8 +311,13 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 // syncPorts puts the bridge's ports in OVSDB in one transaction and waits
 // for their ofports, except those it requested (a.requested: the apply
 // confirms them after the flows); ports OVS could not attach are added to
-// failed.
-func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portSpec, fresh map[string]bool, failed map[string]string) (map[string]portState, map[string]int, error) {
+// failed. With late, when every port that is not requested is attached
+// already, the transaction is left in a.portOps for commitPorts to send
+// once the flows are in: ovs-vswitchd adds a port (a bridge
+// reconfiguration, linear in the bridge's ports) before it reads the next
+// OpenFlow message, so the flows would wait for it; sent first, they are
+// in place when the port comes up.
+func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portSpec, fresh map[string]bool, failed map[string]string, late bool) (map[string]portState, map[string]int, error) {
 	t := time.Now()
 	s, err := a.db.snapshot(ctx)
 	if err != nil {
@@ -316,24 +330,35 @@ func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portS
 	if err := pl.planBridge(a.intSpec(specs)); err != nil {
 		return nil, nil, fmt.Errorf("plan OVSDB: %w", err)
 	}
-	if err := a.db.transact(ctx, pl.ops); err != nil {
-		return nil, nil, err
-	}
 	res.OVSDBOps = len(pl.ops)
 	for name, err := range pl.fails {
 		failed[name] = err.Error()
 	}
-	res.Timing.OVSDB = time.Since(t)
-	t = time.Now()
 	names := []string{a.opts.Bridge}
 	for _, ps := range specs {
 		if _, bad := failed[ps.Name]; !bad && pl.requested[ps.Name] == 0 {
 			names = append(names, ps.Name)
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, a.opts.PortTimeout)
-	states := a.db.waitPorts(wctx, names, fresh)
-	cancel()
+	var states map[string]portState
+	if late && len(pl.ops) > 0 {
+		states = map[string]portState{}
+		if a.db.readPorts(ctx, names, fresh, states) == 0 {
+			a.portOps = pl.ops
+		}
+	}
+	if a.portOps == nil {
+		if err := a.db.transact(ctx, pl.ops); err != nil {
+			return nil, nil, err
+		}
+	}
+	res.Timing.OVSDB = time.Since(t)
+	t = time.Now()
+	if a.portOps == nil {
+		wctx, cancel := context.WithTimeout(ctx, a.opts.PortTimeout)
+		states = a.db.waitPorts(wctx, names, fresh)
+		cancel()
+	}
 	a.requested = pl.requested
 	for n, p := range pl.requested {
 		states[n] = portState{OFPort: p}
@@ -352,6 +377,24 @@ func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portS
 	}
 	res.Timing.OFPorts = time.Since(t)
 	return states, ofports, nil
+}
+
+// commitPorts sends the port transaction syncPorts left for after the
+// flows. When it fails, the flows of its new ports name ports that do not
+// exist: the installed tables are forgotten, so the next apply does a full
+// sync.
+func (a *Applier) commitPorts(ctx context.Context, res *ApplyResult) error {
+	t := time.Now()
+	ops := a.portOps
+	a.portOps = nil
+	res.PortsAfterFlows = true
+	err := a.db.transact(ctx, ops)
+	if err != nil {
+		a.installed.valid = false
+		a.requested = nil
+	}
+	res.Timing.OVSDB += time.Since(t)
+	return err
 }
 
 // validatePorts returns the ports of prog that are invalid as OVS ports.

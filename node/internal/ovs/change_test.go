@@ -79,7 +79,7 @@ func transitions(t *testing.T, seed uint64, ad, af *Applier) {
 	if res := apply(t, ad, prev); res.Degraded() {
 		t.Fatalf("seed %d: first apply degraded: %+v", seed, res)
 	}
-	deltas := 0
+	deltas, late := 0, 0
 	for step := 1; step <= 20; step++ {
 		next := placement{}
 		for n, h := range cur {
@@ -100,6 +100,9 @@ func transitions(t *testing.T, seed uint64, ad, af *Applier) {
 		if err != nil || res.Degraded() {
 			t.Fatalf("seed %d step %d: %v %v %v", seed, step, err, portErrors(res), res.Dropped)
 		}
+		if res.PortsAfterFlows {
+			late++
+		}
 		if res.FlowsRendered == len(d.AddFlows)+len(d.RemoveFlows) && res.OpenFlow != "full" {
 			deltas++
 			if res.OFCtlRuns != 0 {
@@ -117,7 +120,7 @@ func transitions(t *testing.T, seed uint64, ad, af *Applier) {
 	if res := apply(t, af, prev); res.Degraded() {
 		t.Fatalf("seed %d: full apply degraded: %+v", seed, res)
 	}
-	t.Logf("seed %d: %d of 20 steps took the delta path", seed, deltas)
+	t.Logf("seed %d: %d of 20 steps took the delta path, %d sent their ports after the flows", seed, deltas, late)
 }
 
 func lines(ls []string) string {
@@ -172,8 +175,9 @@ func TestDeadSpare(t *testing.T) {
 }
 
 // A container added to a running bridge gets the ofport the applier
-// requested (its flows went in with it, before OVS confirmed it), and its
-// port works: a ping crosses it. Removed and added again, it gets a new
+// requested (its flows went in with it, before the port was even added to
+// OVSDB), and its port works: a ping crosses it. Its removal too deletes
+// the port after the flows. Removed and added again, it gets a new
 // number: a number is not reused right after its port went away.
 func TestRequestedOFPort(t *testing.T) {
 	l := newLab(t, 1, "geneve")
@@ -185,8 +189,8 @@ func TestRequestedOFPort(t *testing.T) {
 	var seen []int
 	for round := 0; round < 2; round++ {
 		res, err := a.ApplyDelta(context.Background(), two, progpkg.Diff(one, two))
-		if err != nil || res.Degraded() {
-			t.Fatalf("round %d: %v %v", round, err, portErrors(res))
+		if err != nil || res.Degraded() || !res.PortsAfterFlows {
+			t.Fatalf("round %d: %v %v, ports after the flows %v", round, err, portErrors(res), res.PortsAfterFlows)
 		}
 		c2 := ctr{n: 2}
 		req := h.VSCtl(t, "get", "Interface", c2.port(), "ofport_request")
@@ -198,8 +202,8 @@ func TestRequestedOFPort(t *testing.T) {
 		if o := observe(t, a); o.Drifted() {
 			t.Fatalf("round %d: drift %v", round, o.Drift)
 		}
-		if _, err := a.ApplyDelta(context.Background(), one, progpkg.Diff(two, one)); err != nil {
-			t.Fatal(err)
+		if res, err := a.ApplyDelta(context.Background(), one, progpkg.Diff(two, one)); err != nil || !res.PortsAfterFlows {
+			t.Fatalf("removal: %v, ports after the flows %v", err, res.PortsAfterFlows)
 		}
 	}
 	if seen[0] == seen[1] {

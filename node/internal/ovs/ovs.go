@@ -43,6 +43,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ovn-org/libovsdb/ovsdb"
+
 	"github.com/switchyard/switchyard/node/internal/link"
 	"github.com/switchyard/switchyard/openapi"
 )
@@ -178,6 +180,9 @@ type Applier struct {
 	// OVS confirmed it.
 	ofports   ofportAlloc
 	requested map[string]int
+	// portOps is the OVSDB transaction of an apply whose new ports all
+	// have a requested ofport: it is sent after their flows (commitPorts).
+	portOps []ovsdb.Operation
 	// dnsVNIs are the networks the DNS namespace was last converged for
 	// (dnsOK: successfully).
 	dnsVNIs   []int64

@@ -181,7 +181,7 @@ func (p *Plan) compareSwitch(h Hop, sw *openapi.TraceSwitch) (openapi.TraceDisag
 			return d, false
 		}
 		got := sw.Flows[i]
-		if got.Table != want.Table || got.Priority != want.Priority || got.Cookie != CookieString(want.Cookie&compile.CookieMask) {
+		if !sameFlow(got, want) && !slices.ContainsFunc(h.Result.Alternatives[i], func(alt openapi.Flow) bool { return sameFlow(got, alt) }) {
 			d.Flow = p.describe(want)
 			d.Detail = fmt.Sprintf("in table %d (%s) host %s's switch matched priority %d cookie %s (%s) where the compiled program matches %s: the flow is missing or changed on the switch",
 				want.Table, compile.Table(want.Table), h.Host, got.Priority, got.Cookie, got.Owner, d.Flow)
@@ -197,6 +197,11 @@ func (p *Plan) compareSwitch(h Hop, sw *openapi.TraceSwitch) (openapi.TraceDisag
 		return d, false
 	}
 	return d, true
+}
+
+// sameFlow reports whether the switch's trace step is the compiled flow f.
+func sameFlow(got openapi.TraceSwitchFlow, f openapi.Flow) bool {
+	return got.Table == f.Table && got.Priority == f.Priority && got.Cookie == CookieString(f.Cookie&compile.CookieMask)
 }
 
 // describe names a compiled flow: table, priority, cookie and owner.

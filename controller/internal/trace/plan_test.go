@@ -372,3 +372,45 @@ func TestEgressIPHolder(t *testing.T) {
 		t.Fatalf("nat %+v", tr.Intent.NAT)
 	}
 }
+
+// TestEqualPriorityAlternatives: two policies at one priority both admit
+// web -> db. OpenFlow leaves the choice between their flows to the switch;
+// a switch that matched the other one agrees with the compiled program,
+// since both do the same.
+func TestEqualPriorityAlternatives(t *testing.T) {
+	s := lab()
+	second := s.Policies[0]
+	second.ID, second.Name = "77777777-0000-4000-8000-000000000007", "db-ingress-again"
+	second.Ingress = second.Ingress[:1]
+	s.Policies = append(s.Policies, second)
+	env := envOf(s)
+	p, err := Compute(env, openapi.TraceRequest{Source: ctrEnd("web"), Destination: ctrEnd("db"), Port: 5432})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hop, step := -1, -1
+	for i, h := range p.Hops {
+		for k := range h.Result.Alternatives {
+			hop, step = i, k
+		}
+	}
+	if hop < 0 {
+		t.Fatalf("no step with alternatives: %+v", p.Hops)
+	}
+	alt := p.Hops[hop].Result.Alternatives[step][0]
+	if alt.Cookie == p.Hops[hop].Result.Flows[step].Cookie {
+		t.Fatalf("the alternative is the flow itself: %+v", alt)
+	}
+	for i := range p.Hops {
+		p.SetApplied(i, 42, 42, true)
+		h := p.Hops[i]
+		if i == hop {
+			h.Result.Flows = slices.Clone(h.Result.Flows)
+			h.Result.Flows[step] = alt
+		}
+		p.SetSwitch(i, "ok", fakeSwitch(h, -1), "")
+	}
+	if tr := p.Finish(); tr.Disagreement {
+		t.Fatalf("the switch took the other policy's flow: %+v", tr.Disagreements)
+	}
+}

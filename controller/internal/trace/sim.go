@@ -127,7 +127,10 @@ func parseBuckets(spec string) []bucket {
 
 // Result is one simulation.
 type Result struct {
-	Flows   []openapi.Flow
+	Flows []openapi.Flow
+	// Alternatives are, by index in Flows, the other flows the switch may
+	// match there instead: same table, same priority, same actions.
+	Alternatives map[int][]openapi.Flow
 	Verdict string
 	// Output is the port the packet leaves by (VerdictOutput).
 	Output string
@@ -186,9 +189,15 @@ func (st *runState) table(t int) {
 			st.looped = true
 			return
 		}
-		f := st.s.lookup(t, &st.pkt)
+		f, alts := st.s.lookup(t, &st.pkt)
 		if f == nil {
 			return // a table miss drops (OpenFlow 1.3+)
+		}
+		if len(alts) > 0 {
+			if st.res.Alternatives == nil {
+				st.res.Alternatives = map[int][]openapi.Flow{}
+			}
+			st.res.Alternatives[len(st.res.Flows)] = alts
 		}
 		st.res.Flows = append(st.res.Flows, f.f)
 		t = st.actions(f.acts)
@@ -198,50 +207,66 @@ func (st *runState) table(t int) {
 // lookup finds the flow of table t that the packet matches: the highest
 // priority; within one priority a plain flow before a conjunction's
 // (conj_id=) flow, which matches when every dimension of its conjunction
-// has a matching clause flow at that priority.
-func (s *Sim) lookup(t int, p *Packet) *simFlow {
+// has a matching clause flow at that priority. alts are the other flows of
+// that priority that match too and do the same (two policies admitting
+// the same packet): OpenFlow leaves the choice among them to the switch,
+// and any of them takes the packet the same way.
+func (s *Sim) lookup(t int, p *Packet) (f *simFlow, alts []openapi.Flow) {
 	flows := s.tables[t]
 	for i := 0; i < len(flows); {
 		j := i
 		for j < len(flows) && flows[j].f.Priority == flows[i].f.Priority {
 			j++
 		}
-		band := flows[i:j]
-		for k := range band {
-			f := &band[k]
-			if f.err == nil && len(f.conj) == 0 && !f.m.hasConj && f.m.matches(p, s.ports) {
-				return f
-			}
-		}
-		dims, want := map[uint32]map[int]bool{}, map[uint32]int{}
-		for k := range band {
-			f := &band[k]
-			if f.err != nil || len(f.conj) == 0 || !f.m.matches(p, s.ports) {
-				continue
-			}
-			for _, c := range f.conj {
-				if dims[c.id] == nil {
-					dims[c.id] = map[int]bool{}
+		if found := s.band(flows[i:j], p); len(found) > 0 {
+			for _, g := range found[1:] {
+				if g.f.Actions == found[0].f.Actions {
+					alts = append(alts, g.f)
 				}
-				dims[c.id][c.k] = true
-				want[c.id] = c.n
 			}
-		}
-		for k := range band {
-			f := &band[k]
-			if f.err != nil || !f.m.hasConj || len(dims[f.m.conjID]) != want[f.m.conjID] || want[f.m.conjID] == 0 {
-				continue
-			}
-			p.conjID, p.hasConj = f.m.conjID, true
-			ok := f.m.matches(p, s.ports)
-			p.conjID, p.hasConj = 0, false
-			if ok {
-				return f
-			}
+			return found[0], alts
 		}
 		i = j
 	}
-	return nil
+	return nil, nil
+}
+
+// band returns the flows of one priority that match p, plain flows first.
+func (s *Sim) band(band []simFlow, p *Packet) []*simFlow {
+	var found []*simFlow
+	for k := range band {
+		f := &band[k]
+		if f.err == nil && len(f.conj) == 0 && !f.m.hasConj && f.m.matches(p, s.ports) {
+			found = append(found, f)
+		}
+	}
+	dims, want := map[uint32]map[int]bool{}, map[uint32]int{}
+	for k := range band {
+		f := &band[k]
+		if f.err != nil || len(f.conj) == 0 || !f.m.matches(p, s.ports) {
+			continue
+		}
+		for _, c := range f.conj {
+			if dims[c.id] == nil {
+				dims[c.id] = map[int]bool{}
+			}
+			dims[c.id][c.k] = true
+			want[c.id] = c.n
+		}
+	}
+	for k := range band {
+		f := &band[k]
+		if f.err != nil || !f.m.hasConj || len(dims[f.m.conjID]) != want[f.m.conjID] || want[f.m.conjID] == 0 {
+			continue
+		}
+		p.conjID, p.hasConj = f.m.conjID, true
+		ok := f.m.matches(p, s.ports)
+		p.conjID, p.hasConj = 0, false
+		if ok {
+			found = append(found, f)
+		}
+	}
+	return found
 }
 
 // actions executes one action list and returns the table the pipeline

@@ -50,11 +50,17 @@ func benchApply(b *testing.B, a *Applier, p *openapi.Program) ApplyResult {
 
 type phaseTimes struct {
 	n                                    int
+	late                                 int // applies that sent their ports after the flows
+	ofctl                                int // ovs-ofctl processes (or spares) the applies ran
 	links, ovsdb, ofports, openflow, all time.Duration
 }
 
 func (pt *phaseTimes) add(r ApplyResult) {
 	pt.n++
+	if r.PortsAfterFlows {
+		pt.late++
+	}
+	pt.ofctl += r.OFCtlRuns
 	pt.links += r.Timing.Links
 	pt.ovsdb += r.Timing.OVSDB
 	pt.ofports += r.Timing.OFPorts

@@ -230,5 +230,9 @@ func BenchmarkFirstPacket(b *testing.B) {
 		b.ReportMetric(ms(first[k][len(first[k])*99/100]), name+"-first-ping-p99-ms")
 		b.ReportMetric(ms(pt[k].ofports)/n, name+"-ofports-ms/op")
 		b.ReportMetric(ms(pt[k].openflow)/n, name+"-openflow-ms/op")
+		b.ReportMetric(ms(pt[k].links)/n, name+"-links-ms/op")
+		b.ReportMetric(ms(pt[k].ovsdb)/n, name+"-ovsdb-ms/op")
+		b.ReportMetric(float64(pt[k].late)/n, name+"-ports-after-flows")
+		b.ReportMetric(float64(pt[k].ofctl)/n, name+"-ofctl-runs/op")
 	}
 }

@@ -115,3 +115,22 @@ func TestSettingsDNS(t *testing.T) {
 		t.Fatalf("DNS off: %+v %+v, %v", s.DNS, s.OVS, err)
 	}
 }
+
+func TestMemoryLimit(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "GOMEMLIMIT" {
+				return v
+			}
+			return ""
+		}
+	}
+	if got := memoryLimit(env("")); got != defaultMemoryLimit {
+		t.Errorf("no GOMEMLIMIT: %d, want %d", got, defaultMemoryLimit)
+	}
+	for _, v := range []string{"off", "200MiB"} {
+		if got := memoryLimit(env(v)); got != 0 {
+			t.Errorf("GOMEMLIMIT=%s: the agent set %d over it", v, got)
+		}
+	}
+}

@@ -186,11 +186,16 @@ func stopPid(pid int, start uint64, grace time.Duration) error {
 	if alive(pid, start) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	if waitGone(pid, start, 5*time.Second) {
+	// A killed ovs-vswitchd with 1,000 ports spends seconds in the kernel
+	// closing them (state D), longer when ten of them exit at once.
+	if waitGone(pid, start, killWait) {
 		return nil
 	}
 	return fmt.Errorf("pid %d survived SIGKILL", pid)
 }
+
+// killWait is how long stopPid waits for a process to go after SIGKILL.
+const killWait = time.Minute
 
 func waitGone(pid int, start uint64, d time.Duration) bool {
 	deadline := time.Now().Add(d)

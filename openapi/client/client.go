@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,42 +58,76 @@ func StatusOf(err error) int {
 }
 
 // Do sends body (when not nil) as JSON and decodes a 2xx answer into out
-// (when not nil). It returns the HTTP status (0 when no answer came).
+// (when not nil). It returns the HTTP status (0 when no answer came). A
+// write refused by the controller's admission control (429, problem type
+// overloaded: the write did not run) is sent again after its Retry-After,
+// up to OverloadRetries times.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) (int, error) {
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return 0, err
 		}
+	}
+	for try := 0; ; try++ {
+		code, wait, err := c.do(ctx, method, path, b, body != nil, out)
+		if wait <= 0 || try >= OverloadRetries {
+			return code, err
+		}
+		select {
+		case <-ctx.Done():
+			return code, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// OverloadRetries is how many times Do sends a write again that admission
+// control refused.
+const OverloadRetries = 5
+
+// overloadedType is the problem type of admission control's refusal.
+const overloadedType = "/problems/overloaded"
+
+// do is one request; wait > 0 asks Do to send it again after wait.
+func (c *Client) do(ctx context.Context, method, path string, b []byte, hasBody bool, out any) (code int, wait time.Duration, err error) {
+	var rd io.Reader
+	if hasBody {
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
-	if body != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	res, err := c.HTTP.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(res.Body)
 	if err != nil {
-		return res.StatusCode, err
+		return res.StatusCode, 0, err
 	}
 	if res.StatusCode/100 != 2 {
 		e := &Error{Status: res.StatusCode, Body: strings.TrimSpace(string(data))}
 		_ = json.Unmarshal(data, &e.Problem)
-		return res.StatusCode, e
+		if res.StatusCode == http.StatusTooManyRequests && strings.HasSuffix(e.Problem.Type, overloadedType) {
+			wait = time.Second
+			if s, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && s > 0 && s <= 30 {
+				wait = time.Duration(s) * time.Second
+			}
+		}
+		return res.StatusCode, wait, e
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
-			return res.StatusCode, fmt.Errorf("decode answer to %s %s: %w", method, path, err)
+			return res.StatusCode, 0, fmt.Errorf("decode answer to %s %s: %w", method, path, err)
 		}
 	}
-	return res.StatusCode, nil
+	return res.StatusCode, 0, nil
 }

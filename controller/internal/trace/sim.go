@@ -131,7 +131,7 @@ type Result struct {
 	// Alternatives are, by index in Flows, the other flows the switch may
 	// match there instead: same table, same priority, same actions.
 	Alternatives map[int][]openapi.Flow
-	Verdict string
+	Verdict      string
 	// Output is the port the packet leaves by (VerdictOutput).
 	Output string
 	// Packet is the packet as it leaves (or as it was dropped).

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/client"
 )
 
 // Revision is the controller's current revision (GET /api/v1/revision).
@@ -64,42 +64,30 @@ func (c *Cluster) Events(t testing.TB, since int64, kinds ...string) *EventStrea
 	return s
 }
 
-// read parses server-sent events: "data: <json>" lines, a blank line ends
-// one message (id-only and comment messages carry no data). Only messages
-// named "<kind>.<action>" are Events; the live-only policy-log and
-// host-status messages are left out.
+// read collects the stream's Events (messages named "<kind>.<action>");
+// resume points, keep-alives and the live-only policy-log and host-status
+// messages are left out.
 func (s *EventStream) read(res *http.Response) {
 	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	name := ""
-	for sc.Scan() {
-		line := sc.Text()
-		if n, ok := strings.CutPrefix(line, "event: "); ok {
-			name = n
+	rerr := client.ReadSSE(res.Body, func(m client.SSEMessage) bool {
+		if m.Data == "" || !strings.Contains(m.Event, ".") {
+			return true
 		}
-		if line == "" {
-			name = ""
-		}
-		data, ok := strings.CutPrefix(line, "data: ")
-		if !ok || !strings.Contains(name, ".") {
-			continue
-		}
-		var e openapi.Event
-		err := json.Unmarshal([]byte(data), &e)
+		e, ok := m.Change()
 		s.mu.Lock()
-		if err != nil {
-			s.err = fmt.Errorf("event %q: %w", data, err)
+		if !ok {
+			s.err = fmt.Errorf("event %q: not an Event", m.Data)
 		} else {
 			s.events = append(s.events, e)
 		}
 		close(s.wake)
 		s.wake = make(chan struct{})
 		s.mu.Unlock()
-	}
+		return true
+	})
 	s.mu.Lock()
 	if s.err == nil {
-		s.err = fmt.Errorf("event stream ended: %v", sc.Err())
+		s.err = fmt.Errorf("event stream ended: %v", rerr)
 	}
 	close(s.wake)
 	s.wake = make(chan struct{})

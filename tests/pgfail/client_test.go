@@ -1,7 +1,6 @@
 package pgfail
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,12 +8,12 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/client"
 )
 
 // answer is one HTTP exchange with the controller, timed.
@@ -342,38 +341,23 @@ func (s *sse) once(ctx context.Context) {
 	if res.StatusCode != 200 {
 		return
 	}
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	// A message is its lines up to a blank one. A revision's events count
-	// once the message with its id is complete: a stream cut inside a
-	// revision is resumed from the revision before.
+	// A revision's events count once the message with its id is
+	// complete: a stream cut inside a revision is resumed from the
+	// revision before.
 	var pending []openapi.Event
-	var id, data, kind string
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "id: "):
-			id = strings.TrimPrefix(line, "id: ")
-		case strings.HasPrefix(line, "event: "):
-			kind = strings.TrimPrefix(line, "event: ")
-		case strings.HasPrefix(line, "data: "):
-			data = strings.TrimPrefix(line, "data: ")
-		case line == "":
-			var e openapi.Event
-			if data != "" && strings.Contains(kind, ".") && json.Unmarshal([]byte(data), &e) == nil {
-				pending = append(pending, e)
-			}
-			if id != "" {
-				n, _ := strconv.ParseInt(id, 10, 64)
-				s.mu.Lock()
-				s.events = append(s.events, pending...)
-				s.last = n
-				s.mu.Unlock()
-				pending = nil
-			}
-			id, data, kind = "", "", ""
+	_ = client.ReadSSE(res.Body, func(m client.SSEMessage) bool {
+		if e, ok := m.Change(); ok {
+			pending = append(pending, e)
 		}
-	}
+		if m.ID != 0 {
+			s.mu.Lock()
+			s.events = append(s.events, pending...)
+			s.last = m.ID
+			s.mu.Unlock()
+			pending = nil
+		}
+		return true
+	})
 }
 
 // reconnected is how many times the stream broke and was opened again.

@@ -1,17 +1,15 @@
 package soak
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/openapi/client"
 	"github.com/switchyard/switchyard/tests/cluster"
 )
 
@@ -119,34 +117,21 @@ func readEvents(ctx context.Context, base string, since int64, f func(id int64, 
 	if res.StatusCode != 200 {
 		return fmt.Errorf("GET /api/v1/events: %s", res.Status)
 	}
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	var id int64
-	var ev *openapi.Event
-	name := ""
-	for sc.Scan() {
-		line := sc.Text()
+	stopped := false
+	err = client.ReadSSE(res.Body, func(m client.SSEMessage) bool {
+		ev, ok := m.Change()
 		switch {
-		case line == "":
-			if (id != 0 || ev != nil) && !f(id, ev) {
-				return nil
-			}
-			id, ev, name = 0, nil, ""
-		case strings.HasPrefix(line, "id: "):
-			id, _ = strconv.ParseInt(strings.TrimPrefix(line, "id: "), 10, 64)
-		case strings.HasPrefix(line, "event: "):
-			name = strings.TrimPrefix(line, "event: ")
-		case strings.HasPrefix(line, "data: ") && !strings.Contains(name, "."):
-			// policy-log and host-status: live only, not the event log.
-		case strings.HasPrefix(line, "data: "):
-			var e openapi.Event
-			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &e); err != nil {
-				return fmt.Errorf("event %q: %w", line, err)
-			}
-			ev = &e
+		case ok:
+			stopped = !f(m.ID, &ev)
+		case m.ID != 0:
+			stopped = !f(m.ID, nil)
 		}
+		return !stopped // keep-alives and the live-only policy-log and host-status are skipped
+	})
+	if stopped {
+		return nil
 	}
-	return fmt.Errorf("event stream ended: %v", sc.Err())
+	return fmt.Errorf("event stream ended: %v", err)
 }
 
 // replay reads the log after since, fresh, up to revision until.

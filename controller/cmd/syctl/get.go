@@ -120,8 +120,8 @@ func (e *env) watch(c *client.Client, k *kind, names []string, f getFlags, from 
 	for _, n := range names {
 		want[n] = true
 	}
-	return e.follow(c, from, []string{k.name}, func(m sseMessage) (bool, error) {
-		ev, ok := m.event()
+	return e.follow(c, from, []string{k.name}, func(m client.SSEMessage) (bool, error) {
+		ev, ok := m.Change()
 		if !ok || ev.Kind != k.name {
 			return true, nil
 		}
@@ -159,11 +159,11 @@ func (e *env) watch(c *client.Client, k *kind, names []string, f getFlags, from 
 // (the controller restarted, the connection dropped) resumes after the last
 // revision it saw, until e.ctx ends. An answer of the API (401, 410: the
 // revision is no longer retained) ends it with that error.
-func (e *env) follow(c *client.Client, from int64, kinds []string, fn func(sseMessage) (bool, error)) error {
+func (e *env) follow(c *client.Client, from int64, kinds []string, fn func(client.SSEMessage) (bool, error)) error {
 	wait := time.Second
 	for {
 		stopped := false
-		err := streamEvents(e.ctx, c, from, kinds, func(m sseMessage) (bool, error) {
+		err := streamEvents(e.ctx, c, from, kinds, func(m client.SSEMessage) (bool, error) {
 			more, err := fn(m)
 			if m.ID > from {
 				from = m.ID

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,18 +14,10 @@ import (
 	"github.com/switchyard/switchyard/openapi/client"
 )
 
-// sseMessage is one server-sent event: an Event, or only a resume point
-// (ID without Data), or a keep-alive (neither).
-type sseMessage struct {
-	ID    int64
-	Event string
-	Data  string
-}
-
 // streamEvents reads GET /api/v1/events from since (-1: every retained
 // event) for kinds (nil: all) and calls fn for each message until fn
 // returns false, the stream ends or ctx is done.
-func streamEvents(ctx context.Context, c *client.Client, since int64, kinds []string, fn func(sseMessage) (bool, error)) error {
+func streamEvents(ctx context.Context, c *client.Client, since int64, kinds []string, fn func(client.SSEMessage) (bool, error)) error {
 	v := url.Values{}
 	if since >= 0 {
 		v.Set("since", strconv.FormatInt(since, 10))
@@ -59,50 +50,22 @@ func streamEvents(ctx context.Context, c *client.Client, since int64, kinds []st
 		_ = json.Unmarshal(body, &e.Problem)
 		return fmt.Errorf("events: %w", e)
 	}
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
-	var m sseMessage
-	var data []string
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			m.Data = strings.Join(data, "\n")
-			more, err := fn(m)
-			if err != nil || !more {
-				return err
-			}
-			m, data = sseMessage{}, nil
-		case strings.HasPrefix(line, ":"):
-		case strings.HasPrefix(line, "id:"):
-			m.ID, _ = strconv.ParseInt(strings.TrimSpace(line[3:]), 10, 64)
-		case strings.HasPrefix(line, "event:"):
-			m.Event = strings.TrimSpace(line[6:])
-		case strings.HasPrefix(line, "data:"):
-			data = append(data, strings.TrimPrefix(line[5:], " "))
-		}
+	var ferr error
+	err = client.ReadSSE(res.Body, func(m client.SSEMessage) bool {
+		more, err := fn(m)
+		ferr = err
+		return err == nil && more
+	})
+	if ferr != nil {
+		return ferr
 	}
 	if ctx.Err() != nil {
 		return nil
 	}
-	if err := sc.Err(); err != nil {
+	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
 	return nil
-}
-
-// event decodes a message's Event (ok false for resume points, keep-alives
-// and the live-only messages, policy-log and host-status: an Event's
-// message is named "<kind>.<action>").
-func (m sseMessage) event() (openapi.Event, bool) {
-	var ev openapi.Event
-	if m.Data == "" || !strings.Contains(m.Event, ".") {
-		return ev, false
-	}
-	if err := json.Unmarshal([]byte(m.Data), &ev); err != nil {
-		return ev, false
-	}
-	return ev, true
 }
 
 // currentRevision is GET /api/v1/revision.
@@ -135,8 +98,8 @@ func pastEvents(ctx context.Context, c *client.Client, kinds []string, upTo int6
 	// not, what was replayed by then is the answer.
 	ctx, cancel := context.WithTimeout(ctx, replayTimeout)
 	defer cancel()
-	err := streamEvents(ctx, c, -1, kinds, func(m sseMessage) (bool, error) {
-		if ev, ok := m.event(); ok && ev.Revision <= upTo && filter(ev) {
+	err := streamEvents(ctx, c, -1, kinds, func(m client.SSEMessage) (bool, error) {
+		if ev, ok := m.Change(); ok && ev.Revision <= upTo && filter(ev) {
 			out = append(out, ev)
 			if last > 0 && len(out) > last {
 				out = out[1:]

@@ -127,7 +127,7 @@ func (e *env) waitFor(ctx context.Context, c *client.Client, k *kind, ref, netwo
 			}
 		}
 	}()
-	serr := streamEvents(wctx, c, from, []string{"host", k.name}, func(m sseMessage) (bool, error) {
+	serr := streamEvents(wctx, c, from, []string{"host", k.name}, func(m client.SSEMessage) (bool, error) {
 		if m.Data == "" && m.ID == 0 {
 			return true, nil // keep-alive
 		}
@@ -271,12 +271,12 @@ func (e *env) eventsCmd() *cobra.Command {
 			}
 			stream := streamEvents
 			if follow {
-				stream = func(_ context.Context, c *client.Client, since int64, kinds []string, fn func(sseMessage) (bool, error)) error {
+				stream = func(_ context.Context, c *client.Client, since int64, kinds []string, fn func(client.SSEMessage) (bool, error)) error {
 					return e.follow(c, since, kinds, fn)
 				}
 			}
-			err = stream(e.ctx, c, since, kindsFlag, func(m sseMessage) (bool, error) {
-				if ev, ok := m.event(); ok {
+			err = stream(e.ctx, c, since, kindsFlag, func(m client.SSEMessage) (bool, error) {
+				if ev, ok := m.Change(); ok {
 					if output == "json" {
 						line, _ := json.Marshal(ev)
 						fmt.Fprintf(e.stdout, "%s\n", line)

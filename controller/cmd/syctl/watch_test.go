@@ -217,21 +217,3 @@ func TestEventsFollowAndWriteWait(t *testing.T) {
 		"create", "container", "web9", "network=blue", "host=h1", "--wait", "--timeout=300ms")
 	l.ok("get", "container", "web9")
 }
-
-// The live-only messages on the stream are not Events: a host-status or
-// policy-log message must not print as an empty change.
-func TestEventSkipsLiveOnlyMessages(t *testing.T) {
-	for _, m := range []sseMessage{
-		{Event: "host-status", Data: `{"host":"h1","appliedRevision":3}`},
-		{Event: "policy-log", Data: `{"policy":"p","verdict":"drop"}`},
-		{ID: 7},
-	} {
-		if e, ok := m.event(); ok {
-			t.Errorf("%+v decoded as an event: %+v", m, e)
-		}
-	}
-	e, ok := sseMessage{ID: 4, Event: "network.created", Data: `{"revision":4,"kind":"network","action":"created","id":"n"}`}.event()
-	if !ok || e.Revision != 4 || e.Kind != "network" {
-		t.Errorf("network.created: %v %+v", ok, e)
-	}
-}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	goldenfile "github.com/switchyard/switchyard/controller/internal/golden"
+
 	"github.com/switchyard/switchyard/controller/internal/testenv"
 	"github.com/switchyard/switchyard/openapi"
 	"github.com/switchyard/switchyard/openapi/client"
@@ -125,24 +127,11 @@ func normalize(s string) string {
 	return timeRE.ReplaceAllString(s, "<time>")
 }
 
-// golden compares got with testdata/golden/name (rewritten with -update).
+// golden compares got, normalized, with testdata/golden/<name>.golden
+// (rewritten with -update).
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	got = normalize(got)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file:\n--- got\n%s--- want\n%s", name, got, want)
-	}
+	goldenfile.Check(t, filepath.Join("golden", name), normalize(got), *update)
 }
 
 func TestMain(m *testing.M) {

@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -368,6 +370,7 @@ func containerPortName(id string) string {
 // long-poll answer, transfer, agent patch) and how long applies took.
 func (e *convEnv) report(b *testing.B, ss []sample) {
 	var all, local, remote, posted, ofport, wait, apply, rapply, ping []float64
+	var links, ovsdb, openflow []float64
 	var cpu, own cpuUse
 	var span time.Duration
 	logs := map[string]map[int64]applyLog{}
@@ -401,8 +404,10 @@ func (e *convEnv) report(b *testing.B, ss []sample) {
 		if l, ok := logs[s.host][s.rev]; ok {
 			wait = append(wait, msOf(l.at.Add(-l.took).Sub(s.t0)))
 			apply = append(apply, msOf(l.took))
+			links, ovsdb, openflow = append(links, msOf(l.links)), append(ovsdb, msOf(l.ovsdb)), append(openflow, msOf(l.openflow))
 		}
 	}
+	e.logSlowest(b, ss, logs, 3)
 	b.ReportMetric(pct(all, 50), "p50-ms")
 	b.ReportMetric(pct(all, 99), "p99-ms")
 	b.ReportMetric(pct(local, 50), "local-p50-ms")
@@ -413,6 +418,9 @@ func (e *convEnv) report(b *testing.B, ss []sample) {
 	b.ReportMetric(pct(ping, 99), "ping-p99-ms")
 	b.ReportMetric(pct(wait, 50), "to-agent-p50-ms")
 	b.ReportMetric(pct(apply, 50), "local-apply-p50-ms")
+	b.ReportMetric(pct(links, 50), "local-links-p50-ms")
+	b.ReportMetric(pct(ovsdb, 50), "local-ovsdb-p50-ms")
+	b.ReportMetric(pct(openflow, 50), "local-openflow-p50-ms")
 	b.ReportMetric(pct(rapply, 50), "remote-apply-p50-ms")
 	b.ReportMetric(pct(ofport, 50), "ofport-p50-ms")
 	per := func(d time.Duration) float64 { return msOf(d) / float64(len(ss)) }
@@ -446,5 +454,54 @@ func (e *convEnv) report(b *testing.B, ss []sample) {
 	b.ReportMetric(agentRSS, "agent-max-RSS-MB")
 	if v, err := rssMB(e.c.Controller.Pid()); err == nil {
 		b.ReportMetric(v, "controller-RSS-MB")
+	}
+}
+
+// logSlowest logs where the n slowest samples spent their time: for the
+// last host to have the flow, when its agent started applying (everything
+// before is the controller and the delivery), how long the apply took and
+// its phases, and when the flow was seen on the switch.
+func (e *convEnv) logSlowest(b *testing.B, ss []sample, logs map[string]map[int64]applyLog, n int) {
+	type slow struct {
+		s     sample
+		host  string
+		worst time.Duration
+	}
+	var all []slow
+	for _, s := range ss {
+		w := slow{s: s}
+		for h, d := range s.seen {
+			if d > w.worst {
+				w.host, w.worst = h, d
+			}
+		}
+		all = append(all, w)
+	}
+	slices.SortFunc(all, func(x, y slow) int { return cmp.Compare(y.worst, x.worst) })
+	for _, w := range all[:min(n, len(all))] {
+		where := "remote"
+		if w.host == w.s.host {
+			where = "own"
+		}
+		l, ok := logs[w.host][w.s.rev]
+		if !ok {
+			b.Logf("slow: rev %d %s on %s (%s host): no applied line", w.s.rev, w.worst.Round(time.Millisecond), w.host, where)
+			continue
+		}
+		b.Logf("slow: rev %d %s on %s (%s host): agent started at %s, apply %s (links %s ovsdb %s ofports %s openflow %s), flow seen %s after the applied line",
+			w.s.rev, w.worst.Round(time.Millisecond), w.host, where, l.at.Add(-l.took).Sub(w.s.t0).Round(time.Millisecond),
+			l.took.Round(time.Millisecond), l.links, l.ovsdb, l.ofports, l.openflow, (w.worst - l.at.Sub(w.s.t0)).Round(time.Millisecond))
+		// What that agent logged in the meantime.
+		for _, line := range strings.Split(e.c.Agents[w.host].Log(), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 || !strings.HasPrefix(f[0], "time=") {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(f[0], "time="))
+			if err != nil || at.Before(w.s.t0.Add(-time.Second)) || at.After(w.s.t0.Add(w.worst+10*time.Millisecond)) {
+				continue
+			}
+			b.Logf("    %s: %.300s", w.host, line)
+		}
 	}
 }

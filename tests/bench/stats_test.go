@@ -86,12 +86,14 @@ type applyLog struct {
 	at      time.Time // when the line was written (millisecond resolution)
 	took    time.Duration
 	summary string
+	// The applier's phases (ovs.Timing), when the summary has them.
+	links, ovsdb, ofports, openflow time.Duration
 }
 
 var (
 	appliedLine = regexp.MustCompile(`^time=(\S+) .*msg=applied .*revision=(\d+) .*took=(\S+) summary="([^"]*)"`)
-	// summaryTook is the applier's own total in the summary.
-	summaryTook = regexp.MustCompile(`took:(\S+)`)
+	// summaryPhases is the applier's phases in the summary.
+	summaryPhases = regexp.MustCompile(`\(links (\S+) ovsdb (\S+) ofports (\S+) openflow (\S+)\)`)
 )
 
 // parseApplied reads an agent log: revision -> its "applied" line.
@@ -108,7 +110,14 @@ func parseApplied(log string) map[int64]applyLog {
 		if err1 != nil || err2 != nil || err3 != nil {
 			continue
 		}
-		out[rev] = applyLog{at: at, took: took, summary: m[4]}
+		l := applyLog{at: at, took: took, summary: m[4]}
+		if p := summaryPhases.FindStringSubmatch(m[4]); p != nil {
+			l.links, _ = time.ParseDuration(p[1])
+			l.ovsdb, _ = time.ParseDuration(p[2])
+			l.ofports, _ = time.ParseDuration(p[3])
+			l.openflow, _ = time.ParseDuration(p[4])
+		}
+		out[rev] = l
 	}
 	return out
 }

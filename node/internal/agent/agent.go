@@ -166,7 +166,25 @@ type Agent struct {
 	sentStats countersSent
 	// health runs the program's health checks (health.go).
 	health *health.Manager
+
+	// checking cancels the resync's check of the host under way, if any:
+	// a program that arrives meanwhile is applied first (the check
+	// resumes later). deferred counts the checks given up in a row, which
+	// is bounded (maxDeferredResyncs) so that a stream of changes cannot
+	// put the check off for ever; owned by Run's goroutine.
+	checking atomic.Pointer[context.CancelFunc]
+	deferred int
+	// arrived is set while a received program waits for Run's loop.
+	arrived atomic.Bool
 }
+
+// maxDeferredResyncs is how many resyncs in a row give way to a program
+// that arrives during their check; the next one runs to the end whatever
+// arrives. deferredResync is how soon a resync given up tries again.
+const (
+	maxDeferredResyncs = 5
+	deferredResync     = 2 * time.Second
+)
 
 // New returns an agent; Run starts it.
 func New(cfg Config, dp Datapath) *Agent {
@@ -259,6 +277,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case up := <-updates:
+			a.arrived.Store(false)
 			a.receive(up)
 			want <- a.pollFrom()
 			a.pending = a.want != nil
@@ -280,13 +299,18 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.poke()
 			heartbeat.Reset(jitter(a.cfg.Heartbeat))
 		case <-resync.C:
-			if a.resync(ctx) {
+			drifted, gaveWay := a.resync(ctx)
+			if drifted {
 				a.pending = true
 				if !r.waiting() {
 					a.attempt(ctx, r)
 				}
 			}
-			resync.Reset(jitter(a.cfg.Resync))
+			if gaveWay {
+				resync.Reset(jitter(min(deferredResync, a.cfg.Resync)))
+			} else {
+				resync.Reset(jitter(a.cfg.Resync))
+			}
 		}
 	}
 }
@@ -413,6 +437,11 @@ func (a *Agent) pollLoop(ctx context.Context, want <-chan pollFrom, out chan<- *
 			b.Reset()
 			if up == nil {
 				continue // nothing changed: poll again
+			}
+			a.log.Debug("update received", "revision", up.Revision, "full", up.Full)
+			a.arrived.Store(true)
+			if stop := a.checking.Load(); stop != nil {
+				(*stop)() // a resync's check gives way (resync)
 			}
 			select {
 			case out <- up:
@@ -557,28 +586,51 @@ func (a *Agent) ensureUnderlay(ctx context.Context) {
 }
 
 // resync compares the host with the last applied program; it reports
-// whether anything drifted (the caller then re-applies).
-func (a *Agent) resync(ctx context.Context) bool {
+// whether anything drifted (the caller then re-applies), and whether the
+// check gave way to a program that arrived during it (the caller then
+// resyncs again soon). The check of a host of 1,000 containers takes
+// tens of milliseconds (a dump of its flows); run's loop applies nothing
+// meanwhile, so a program that arrives cancels it, up to
+// maxDeferredResyncs times in a row.
+func (a *Agent) resync(ctx context.Context) (drifted, gaveWay bool) {
 	prog := a.prog
 	if prog == nil {
-		return false
+		return false, false
 	}
 	a.ensureUnderlay(ctx)
 	warmNeighbors(a.cfg.UnderlayBridge, a.cfg.Address, prog.Tunnels)
-	obs, err := a.dp.Observe(ctx)
+	t := time.Now()
+	octx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if a.deferred < maxDeferredResyncs {
+		a.checking.Store(&cancel)
+		if a.arrived.Load() {
+			cancel() // it came just before
+		}
+	}
+	obs, err := a.dp.Observe(octx)
+	a.checking.Store(nil)
+	if err != nil && octx.Err() != nil && ctx.Err() == nil {
+		a.deferred++
+		a.m.resyncsDeferred.Inc()
+		a.log.Debug("resync: gave way to a new program", "after", time.Since(t), "in_a_row", a.deferred)
+		return false, true
+	}
+	a.deferred = 0
 	if err != nil {
 		a.log.Warn("resync: observe failed", "err", err)
-		return false
+		return false, false
 	}
+	a.log.Debug("resync: host observed", "took", time.Since(t), "drift", len(obs.Drift))
 	if len(obs.Drift) == 0 {
 		a.mu.Lock()
 		a.status.Ports = withIDs(prog, obs.Ports)
 		ports := a.status.Ports
 		a.mu.Unlock()
 		a.m.setPorts(ports)
-		return false
+		return false, false
 	}
 	a.m.repairs.Inc()
 	a.log.Warn("resync: the host drifted from its program; repairing", "drift", obs.Drift)
-	return true
+	return true, false
 }

@@ -25,8 +25,12 @@ type fakeDatapath struct {
 	changes  []*openapi.ProgramDelta
 	fail     error
 	drift    []string
-	applied  chan int64 // receives each applied or attempted revision
-	restarts chan string
+	// observing, when set, makes the next Observe signal on it and wait
+	// until its context ends (then it returns that error).
+	observing chan struct{}
+	cancelled int        // Observes that ended with their context
+	applied   chan int64 // receives each applied or attempted revision
+	restarts  chan string
 }
 
 func newFakeDatapath() *fakeDatapath {
@@ -59,10 +63,25 @@ func (f *fakeDatapath) Apply(_ context.Context, p *openapi.Program, d *openapi.P
 	}
 	return Result{Flows: len(p.Flows), Ports: []openapi.PortStatus{{Name: "vc1", Up: true}}}, err
 }
-func (f *fakeDatapath) Observe(context.Context) (Observation, error) {
+func (f *fakeDatapath) Observe(ctx context.Context) (Observation, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.observe++
+	if f.observing != nil {
+		sig := f.observing
+		f.observing = nil
+		f.mu.Unlock()
+		sig <- struct{}{}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Minute):
+		}
+		f.mu.Lock()
+	}
+	if ctx.Err() != nil {
+		f.cancelled++
+		return Observation{}, ctx.Err()
+	}
 	return Observation{Drift: f.drift}, nil
 }
 func (f *fakeDatapath) Restarts() <-chan string { return f.restarts }

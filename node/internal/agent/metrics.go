@@ -19,16 +19,18 @@ import (
 // metrics are the agent's Prometheus metrics, in a registry of their own
 // (several agents can live in one test process).
 type metrics struct {
-	reg        *prometheus.Registry
-	applyTime  prometheus.Histogram
-	applyErrs  prometheus.Counter
-	flows      prometheus.Gauge
-	ports      *prometheus.GaugeVec
-	repairs    prometheus.Counter
-	restarts   prometheus.Counter
-	controller prometheus.Gauge
-	reports    *prometheus.CounterVec
-	logDropped prometheus.Counter
+	reg       *prometheus.Registry
+	applyTime prometheus.Histogram
+	applyErrs prometheus.Counter
+	flows     prometheus.Gauge
+	ports     *prometheus.GaugeVec
+	repairs   prometheus.Counter
+	// resyncsDeferred counts resyncs that gave way to a new program.
+	resyncsDeferred prometheus.Counter
+	restarts        prometheus.Counter
+	controller      prometheus.Gauge
+	reports         *prometheus.CounterVec
+	logDropped      prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -47,6 +49,8 @@ func newMetrics() *metrics {
 		ports: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "switchyard_agent_ports", Help: "Ports of the host's program by state (up, down, error), as last applied or observed.",
 		}, []string{"state"}),
+		resyncsDeferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_agent_resyncs_deferred_total", Help: "Resyncs whose check of the host was cut short by a new program (applied first; the check runs again soon)."}),
 		repairs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchyard_agent_resync_repairs_total", Help: "Resyncs that found the host drifted from its program and re-applied it.",
 		}),
@@ -64,7 +68,7 @@ func newMetrics() *metrics {
 			Help: "Logged connections dropped because the queue of those not yet reported was full.",
 		}),
 	}
-	m.reg.MustRegister(m.applyTime, m.applyErrs, m.flows, m.ports, m.repairs, m.restarts, m.controller, m.reports, m.logDropped,
+	m.reg.MustRegister(m.applyTime, m.applyErrs, m.flows, m.ports, m.repairs, m.resyncsDeferred, m.restarts, m.controller, m.reports, m.logDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, s := range []string{"up", "down", "error"} {
 		m.ports.WithLabelValues(s)

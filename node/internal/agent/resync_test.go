@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/openapi"
 )
@@ -16,7 +17,9 @@ func TestResyncEnsuresUnderlay(t *testing.T) {
 			UnderlayPrefix: netip.MustParsePrefix("192.168.200.11/24")}, dp)
 		a.resync(context.Background()) // nothing applied yet: nothing to check
 		a.prog = &openapi.Program{Revision: 1}
-		a.resync(context.Background())
+		if drifted, gaveWay := a.resync(context.Background()); drifted || gaveWay {
+			t.Errorf("resync: drifted %v, gave way %v; want neither", drifted, gaveWay)
+		}
 		want := 0
 		if iface != "" {
 			want = 1
@@ -24,5 +27,56 @@ func TestResyncEnsuresUnderlay(t *testing.T) {
 		if dp.underlay != want || dp.observe != 1 {
 			t.Errorf("underlay iface %q: EnsureUnderlay called %d times (want %d), Observe %d (want 1)", iface, dp.underlay, want, dp.observe)
 		}
+	}
+}
+
+// A program that arrives while a resync checks the host is applied at
+// once: the check gives way and runs again later.
+func TestResyncGivesWayToProgram(t *testing.T) {
+	c := newFakeController(t)
+	dp := newFakeDatapath()
+	c.publish(prog(1))
+	started := make(chan struct{}, 1)
+	dp.mu.Lock()
+	dp.observing = started
+	dp.mu.Unlock()
+	startAgent(t, c, dp, Config{Resync: 20 * time.Millisecond})
+	if r := next(t, dp.applied); r != 1 {
+		t.Fatalf("applied %d, want 1", r)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no resync began")
+	}
+	c.publish(prog(2))
+	// The check would hold the loop for a minute: next gives up at 30 s.
+	if r := next(t, dp.applied); r != 2 {
+		t.Fatalf("applied %d, want 2", r)
+	}
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	if dp.cancelled != 1 {
+		t.Errorf("%d checks cut short, want 1", dp.cancelled)
+	}
+}
+
+// A resync gives way at most maxDeferredResyncs times in a row; the next
+// check runs to its end even when a program is waiting.
+func TestResyncGivesWayAtMost(t *testing.T) {
+	dp := newFakeDatapath()
+	a := New(Config{ControllerURL: "http://127.0.0.1:1", Host: "h1"}, dp)
+	a.prog = &openapi.Program{Revision: 1}
+	a.arrived.Store(true) // a program waits for the loop, as in the race resync closes
+	for i := 1; i <= maxDeferredResyncs; i++ {
+		if _, gaveWay := a.resync(context.Background()); !gaveWay || a.deferred != i {
+			t.Fatalf("resync %d: gave way %v, %d in a row; want true, %d", i, gaveWay, a.deferred, i)
+		}
+	}
+	if _, gaveWay := a.resync(context.Background()); gaveWay || a.deferred != 0 {
+		t.Fatalf("resync %d: gave way %v, %d in a row; want a whole check", maxDeferredResyncs+1, gaveWay, a.deferred)
+	}
+	if dp.observe != maxDeferredResyncs+1 || dp.cancelled != maxDeferredResyncs {
+		t.Errorf("Observe called %d times, %d cut short; want %d and %d", dp.observe, dp.cancelled, maxDeferredResyncs+1, maxDeferredResyncs)
 	}
 }

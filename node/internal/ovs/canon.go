@@ -3,6 +3,7 @@ package ovs
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -26,56 +27,104 @@ func canonKey(table int, cookie uint64, match string) string {
 }
 
 var (
-	// A dump-flows line starts with "key=value, " items (cookie, stats,
-	// timeouts) before the match.
-	dumpPrefix = regexp.MustCompile(`^(cookie|duration|table|n_packets|n_bytes|n_offload_packets|n_offload_bytes|idle_timeout|hard_timeout|importance|idle_age|hard_age)=([^,\s]*),\s*`)
 	// A parse-flows line: "OFPT_FLOW_MOD (OF1.5) (xid=0x1): ADD [table:N ]MATCH [cookie:0x..] actions=A".
-	modLine   = regexp.MustCompile(`^OFPT_FLOW_MOD \([^)]*\) \([^)]*\): ADD (?:table:(\d+) )?(.*?)\s*(?:cookie:(0x[0-9a-f]+) )?(?:idle:\d+ )?(?:hard:\d+ )?(?:importance:\d+ )?actions=(.*)$`)
-	actionsAt = regexp.MustCompile(`(^|\s)actions=`)
+	modLine = regexp.MustCompile(`^OFPT_FLOW_MOD \([^)]*\) \([^)]*\): ADD (?:table:(\d+) )?(.*?)\s*(?:cookie:(0x[0-9a-f]+) )?(?:idle:\d+ )?(?:hard:\d+ )?(?:importance:\d+ )?actions=(.*)$`)
+	// dumpKeys are the "key=value, " items a dump-flows line starts with
+	// (cookie, statistics, timeouts), before the match.
+	dumpKeys = map[string]bool{"cookie": true, "duration": true, "table": true, "n_packets": true, "n_bytes": true,
+		"n_offload_packets": true, "n_offload_bytes": true, "idle_timeout": true, "hard_timeout": true,
+		"importance": true, "idle_age": true, "hard_age": true}
 )
 
 // parseDump parses `ovs-ofctl dump-flows` output (with statistics, so that
 // cookie and table are always printed). Flows OVS learned (cookie exactly
 // openapi.LearnedCookie) are left out: they are in no program, and the
-// drift check must neither count nor remove them.
+// drift check must neither count nor remove them. It is read by hand, not
+// by regular expressions: the resync parses every flow of the host.
 func parseDump(out string) (canonFlows, error) {
 	c := canonFlows{}
-	for _, line := range strings.Split(out, "\n") {
+	for line := range strings.Lines(out) {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "NXST_FLOW") || strings.HasPrefix(line, "OFPST_FLOW") {
 			continue
 		}
 		table, cookie := 0, uint64(0)
 		for {
-			m := dumpPrefix.FindStringSubmatch(line)
-			if m == nil {
+			eq := strings.IndexByte(line, '=')
+			if eq <= 0 || !dumpKeys[line[:eq]] {
 				break
 			}
-			switch m[1] {
-			case "cookie":
-				cookie, _ = strconv.ParseUint(strings.TrimPrefix(m[2], "0x"), 16, 64)
-			case "table":
-				table, _ = strconv.Atoi(m[2])
+			rest := line[eq+1:]
+			end := strings.IndexAny(rest, ","+space)
+			if end < 0 || rest[end] != ',' {
+				break
 			}
-			line = line[len(m[0]):]
+			switch val := rest[:end]; line[:eq] {
+			case "cookie":
+				cookie, _ = strconv.ParseUint(strings.TrimPrefix(val, "0x"), 16, 64)
+			case "table":
+				table, _ = strconv.Atoi(val)
+			}
+			line = strings.TrimLeft(rest[end+1:], space)
 		}
-		loc := actionsAt.FindStringIndex(line)
-		if loc == nil {
+		at, after := actionsIndex(line)
+		if at < 0 {
 			return nil, fmt.Errorf("unparsable flow %q", line)
 		}
 		if cookie == openapi.LearnedCookie {
 			continue
 		}
-		match := strings.TrimSpace(line[:loc[0]])
-		c[canonKey(table, cookie, match)] = line[loc[1]:]
+		match := strings.TrimSpace(line[:at])
+		c[canonKey(table, cookie, match)] = line[after:]
 	}
 	return c, nil
 }
 
+// space is the white space of ovs-ofctl's output (that of Go's \s).
+const space = " \t\n\f\r"
+
+// actionsIndex finds "actions=" at the start of line or after white
+// space: where it starts and where the actions begin (-1: not found).
+func actionsIndex(line string) (int, int) {
+	const a = "actions="
+	for from := 0; ; {
+		i := strings.Index(line[from:], a)
+		if i < 0 {
+			return -1, -1
+		}
+		i += from
+		if i == 0 {
+			return 0, len(a)
+		}
+		if strings.IndexByte(space, line[i-1]) >= 0 {
+			return i - 1, i + len(a)
+		}
+		from = i + 1
+	}
+}
+
+// canonMod is one flow in OVS's canonical spelling: its canonKey and
+// actions.
+type canonMod struct{ key, actions string }
+
 // parseMods parses `ovs-ofctl parse-flows` output.
 func parseMods(out string) (canonFlows, error) {
+	mods, err := parseModList(out)
+	if err != nil {
+		return nil, err
+	}
 	c := canonFlows{}
-	for _, line := range strings.Split(out, "\n") {
+	for _, m := range mods {
+		c[m.key] = m.actions
+	}
+	return c, nil
+}
+
+// parseModList parses `ovs-ofctl parse-flows` output, one flow_mod per
+// flow of its input, in order.
+func parseModList(out string) ([]canonMod, error) {
+	var mods []canonMod
+	for line := range strings.Lines(out) {
 		line = strings.TrimSpace(line)
 		if !strings.HasPrefix(line, "OFPT_FLOW_MOD") {
 			continue
@@ -86,29 +135,58 @@ func parseMods(out string) (canonFlows, error) {
 		}
 		table, _ := strconv.Atoi(m[1])
 		cookie, _ := strconv.ParseUint(strings.TrimPrefix(m[3], "0x"), 16, 64)
-		c[canonKey(table, cookie, m[2])] = m[4]
+		mods = append(mods, canonMod{canonKey(table, cookie, m[2]), m[4]})
 	}
-	return c, nil
+	return mods, nil
 }
 
-// canonical returns the canonical form of the installed flows, computing it
-// once per installed table.
+// canonical returns the canonical form of the installed flows. The
+// spelling of a flow depends on its text alone, so a.canonOf keeps it per
+// flow line from one call to the next: only the lines installed since are
+// sent through `ovs-ofctl parse-flows` (all of them the first time).
 func (a *Applier) canonical(ctx context.Context) (canonFlows, error) {
 	if a.installed.canon != nil {
 		return a.installed.canon, nil
 	}
-	out, err := a.of.run(ctx, "", []byte(a.installed.flows.file(a.installed.flows.orderedKeys())), "parse-flows")
-	if err != nil {
-		return nil, err
+	lines := a.installed.flows.lines
+	var todo []string
+	for _, line := range lines {
+		if _, ok := a.canonOf[line]; !ok {
+			todo = append(todo, line)
+		}
 	}
-	c, err := parseMods(out)
-	if err != nil {
-		return nil, err
+	known := a.canonOf
+	if len(todo) > 0 {
+		slices.Sort(todo)
+		out, err := a.of.run(ctx, "", []byte(strings.Join(todo, "\n")+"\n"), "parse-flows")
+		if err != nil {
+			return nil, err
+		}
+		mods, err := parseModList(out)
+		if err != nil {
+			return nil, err
+		}
+		if len(mods) != len(todo) {
+			return nil, fmt.Errorf("parse-flows returned %d flows for %d", len(mods), len(todo))
+		}
+		known = maps.Clone(known)
+		if known == nil {
+			known = map[string]canonMod{}
+		}
+		for i, line := range todo {
+			known[line] = mods[i]
+		}
 	}
-	if len(c) != len(a.installed.flows.lines) {
-		return nil, fmt.Errorf("parse-flows returned %d flows for %d installed", len(c), len(a.installed.flows.lines))
+	c := make(canonFlows, len(lines))
+	next := make(map[string]canonMod, len(lines))
+	for _, line := range lines {
+		m := known[line]
+		c[m.key], next[line] = m.actions, m
 	}
-	a.installed.canon = c
+	if len(c) != len(lines) {
+		return nil, fmt.Errorf("parse-flows gave %d distinct flows for %d installed", len(c), len(lines))
+	}
+	a.canonOf, a.installed.canon = next, c
 	return c, nil
 }
 

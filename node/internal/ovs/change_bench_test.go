@@ -168,18 +168,7 @@ func benchApplyDelta(b *testing.B, a *Applier, p *openapi.Program, d *openapi.Pr
 // the apply returns. Each op adds the container, then (timer stopped)
 // removes it.
 func BenchmarkFirstPacket(b *testing.B) {
-	l := lab.New(b, lab.Options{Hosts: 1})
-	h := l.Hosts[0]
-	var locals []ctr
-	for i := 1; i <= 100; i++ {
-		locals = append(locals, ctr{n: i, host: "h1"})
-	}
-	a := newApplier(b, l, h)
-	if _, err := a.NewGeneration(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	base := scaleProgram(1, 900, locals)
-	benchApply(b, a, base)
+	l, h, a, locals, base := hostOfHundred(b)
 	c := ctr{n: 200, host: "h1"}
 	with := scaleProgram(2, 900, append(slices.Clone(locals), c))
 	// A remote container's change on this host of 100 ports.
@@ -235,4 +224,69 @@ func BenchmarkFirstPacket(b *testing.B) {
 		b.ReportMetric(float64(pt[k].late)/n, name+"-ports-after-flows")
 		b.ReportMetric(float64(pt[k].ofctl)/n, name+"-ofctl-runs/op")
 	}
+}
+
+// BenchmarkObserve measures the resync's full check (Observe) of a host
+// with 100 local containers among 1,000 (8,000 flows), after each of
+// the changes that come between two resyncs (one here: a remote
+// container added or removed, timer stopped), with its phases.
+func BenchmarkObserve(b *testing.B) {
+	_, h, a, locals, base := hostOfHundred(b)
+	remote := scaleProgram(2, 901, locals)
+	progs := [2]*openapi.Program{remote, base}
+	deltas := [2]*openapi.ProgramDelta{progpkg.Diff(base, remote), progpkg.Diff(remote, base)}
+	var sum ObserveTiming
+	self0, child0, vsw0 := cpuNow(b, h)
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		benchApplyDelta(b, a, progs[i%2], deltas[i%2])
+		b.StartTimer()
+		obs, err := a.Observe(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if obs.Drifted() {
+			b.Fatalf("drift after a clean apply: %v", obs.Drift)
+		}
+		t := obs.Timing
+		sum.Links += t.Links
+		sum.OVSDB += t.OVSDB
+		sum.Canonical += t.Canonical
+		sum.Dump += t.Dump
+		sum.Groups += t.Groups
+		i++
+	}
+	b.StopTimer()
+	self1, child1, vsw1 := cpuNow(b, h)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(i) }
+	b.ReportMetric(ms(sum.Links), "links-ms/op")
+	b.ReportMetric(ms(sum.OVSDB), "ovsdb-ms/op")
+	b.ReportMetric(ms(sum.Canonical), "canonical-ms/op")
+	b.ReportMetric(ms(sum.Dump), "dump-ms/op")
+	b.ReportMetric(ms(sum.Groups), "counts-groups-ms/op")
+	b.ReportMetric(ms(self1-self0), "applier-cpu-ms/op")
+	b.ReportMetric(ms(child1-child0), "children-cpu-ms/op")
+	b.ReportMetric(ms(vsw1-vsw0), "vswitchd-cpu-ms/op")
+	if i%2 == 1 {
+		benchApplyDelta(b, a, base, deltas[1])
+	}
+}
+
+// hostOfHundred is a lab host with 100 local containers among 1,000
+// (scaleProgram), applied.
+func hostOfHundred(b *testing.B) (*lab.Lab, *lab.Host, *Applier, []ctr, *openapi.Program) {
+	l := lab.New(b, lab.Options{Hosts: 1})
+	h := l.Hosts[0]
+	var locals []ctr
+	for i := 1; i <= 100; i++ {
+		locals = append(locals, ctr{n: i, host: "h1"})
+	}
+	a := newApplier(b, l, h)
+	if _, err := a.NewGeneration(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	base := scaleProgram(1, 900, locals)
+	benchApply(b, a, base)
+	return l, h, a, locals, base
 }

@@ -79,6 +79,8 @@ func (a *Applier) snapGroups(ctx context.Context) {
 	}
 	g, err := a.mods.groupDescs(ctx)
 	if err != nil || len(g) != len(a.installed.groups) {
+		// Cut short (a resync gave way to an apply): read them next time.
+		a.installed.groupsUnread = ctx.Err() != nil
 		return
 	}
 	for id := range a.installed.groups {

@@ -3,6 +3,7 @@ package ovs
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/switchyard/switchyard/openapi"
 )
@@ -15,6 +16,16 @@ type Observed struct {
 	// (empty: no drift). A port that failed in the last apply counts as
 	// drift, so that a resync retries it.
 	Drift []string
+	// Timing is where the check spent its time.
+	Timing ObserveTiming
+}
+
+// ObserveTiming splits an Observe: the container links, OVSDB (the plan's
+// dry run and the ports' rows), the expected flows in canonical form, the
+// switch's flows (dump and parse), and the rest of OpenFlow (the
+// per-cookie counts and the groups).
+type ObserveTiming struct {
+	Links, OVSDB, Canonical, Dump, Groups, Total time.Duration
 }
 
 // Drifted reports whether a re-apply is needed.
@@ -30,19 +41,36 @@ const maxFlowDrift = 10
 // openapi.LearnedCookie) are not the program's and are ignored. It
 // changes nothing on the host; when the flows drifted, the next Apply does
 // a full OpenFlow sync. Before the first Apply it returns an empty result.
+//
+// When ctx ends during the check (the agent cancels a resync when a new
+// program arrives, so that the check never delays an apply), Observe
+// returns ctx's error and forgets nothing it knew: a check cut short
+// finds no drift.
 func (a *Applier) Observe(ctx context.Context) (Observed, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	obs, err := a.observe(ctx)
+	if ctx.Err() != nil {
+		return Observed{}, ctx.Err()
+	}
+	return obs, err
+}
+
+func (a *Applier) observe(ctx context.Context) (Observed, error) {
 	var obs Observed
 	last := a.applied
 	if last == nil {
 		return obs, nil
 	}
 	drift := func(format string, args ...any) { obs.Drift = append(obs.Drift, fmt.Sprintf(format, args...)) }
+	start := time.Now()
 	for _, c := range last.prog.Containers {
 		if why, bad := last.failed[c.Name]; bad {
 			drift("port %s failed: %s", c.Name, why)
 			continue
+		}
+		if ctx.Err() != nil {
+			return obs, ctx.Err()
 		}
 		diffs, err := a.links.Check(c)
 		for _, d := range diffs {
@@ -66,6 +94,8 @@ func (a *Applier) Observe(ctx context.Context) (Observed, error) {
 		drift("port %s failed: %s", openapi.DNSPortName, why) // the next apply retries it
 	}
 
+	t := time.Now()
+	obs.Timing.Links = t.Sub(start)
 	s, err := a.db.snapshot(ctx)
 	if err != nil {
 		return obs, err
@@ -94,8 +124,12 @@ func (a *Applier) Observe(ctx context.Context) (Observed, error) {
 		}
 	}
 
-	if err := a.observeFlows(ctx, drift); err != nil {
+	obs.Timing.OVSDB = time.Since(t)
+	if err := a.observeFlows(ctx, drift, &obs.Timing); err != nil {
 		return obs, err
+	}
+	if ctx.Err() != nil {
+		return obs, ctx.Err()
 	}
 	obs.Ports = a.statuses(last.prog, states, last.failed)
 	last.ports = obs.Ports // what a change of flows alone reports next
@@ -103,26 +137,30 @@ func (a *Applier) Observe(ctx context.Context) (Observed, error) {
 		// The next Apply checks every link again, not only changed ones.
 		a.linksFull = true
 	}
+	obs.Timing.Total = time.Since(start)
 	return obs, nil
 }
 
 // observeFlows compares the switch's flows and groups with what was
 // installed; on any difference it forgets what was installed.
-func (a *Applier) observeFlows(ctx context.Context, drift func(string, ...any)) error {
+func (a *Applier) observeFlows(ctx context.Context, drift func(string, ...any), tm *ObserveTiming) error {
 	if !a.installed.valid || a.installed.gen != a.gen {
 		drift("flows: not known to be installed")
 		return nil
 	}
 	ok := false
 	defer func() {
-		if !ok {
+		if !ok && ctx.Err() == nil {
 			a.installed.valid = false
 		}
 	}()
+	t := time.Now()
 	want, err := a.canonical(ctx)
 	if err != nil {
 		return fmt.Errorf("canonical flows: %w", err)
 	}
+	tm.Canonical = time.Since(t)
+	t = time.Now()
 	out, err := a.of.run(ctx, a.opts.Bridge, nil, "dump-flows")
 	if err != nil {
 		drift("flows: %v", err)
@@ -132,6 +170,9 @@ func (a *Applier) observeFlows(ctx context.Context, drift func(string, ...any)) 
 	if err != nil {
 		return err
 	}
+	tm.Dump = time.Since(t)
+	t = time.Now()
+	defer func() { tm.Groups = time.Since(t) }()
 	diffs := compareFlows(want, have)
 	for i, d := range diffs {
 		if i == maxFlowDrift {

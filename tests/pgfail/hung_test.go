@@ -10,7 +10,9 @@ import (
 // without a reset): writes and reads answer 503 in bounded time, /readyz
 // 503, /healthz 200; resumed, the retried writes go through by themselves.
 // A write caught inside its transaction by the freeze answers once its
-// statement's client-side deadline (6 s) passes, so the writers' bound is
+// statement's client-side deadline (6 s) passes, or its group's wait for
+// the revision lock (8 s: a write that the freeze caught there took 20 s,
+// until the thaw, before that wait was bounded), so the writers' bound is
 // the request deadline; writes and reads sent once the controller refuses
 // answer within answerBound.
 const hungBound = 12 * time.Second

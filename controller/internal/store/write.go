@@ -31,6 +31,14 @@ const groupTimeout = 30 * time.Second
 // variable for tests.
 var statementTimeout = 5 * time.Second
 
+// revisionLockWait bounds, on the client side, a group's wait for the
+// revision lock (the first statements of its transaction): other groups
+// hold it a few statements at a time, so a longer wait means a server that
+// stopped answering (hung, or its host gone without a TCP reset), and the
+// group fails (503, nothing written) before the request deadline (10 s)
+// instead of holding its writers for the group's whole timeout.
+const revisionLockWait = 8 * time.Second
+
 // A group aborted for a deadlock or serialization failure runs again up to
 // maxRetries times, after a jittered exponential backoff from retryInitial
 // up to retryMax.
@@ -170,7 +178,10 @@ func (s *Store) runGroup(group []*writeReq) (res []writeRes, retry bool) {
 	var lb pgx.Batch
 	lb.Queue(`SELECT revision FROM sy_revision FOR NO KEY UPDATE`)
 	lb.Queue(`SELECT set_config('statement_timeout', $1, true)`, strconv.FormatInt(statementTimeout.Milliseconds(), 10))
-	if err := pt.SendBatch(ctx, &lb).Close(); err != nil {
+	lctx, lcancel := context.WithTimeout(ctx, revisionLockWait)
+	err = pt.SendBatch(lctx, &lb).Close()
+	lcancel()
+	if err != nil {
 		fail(err)
 		return res, retry
 	}

@@ -3,7 +3,6 @@ package ovs
 import (
 	"context"
 	"fmt"
-	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -104,8 +103,8 @@ func actionsIndex(line string) (int, int) {
 }
 
 // canonMod is one flow in OVS's canonical spelling: its canonKey and
-// actions.
-type canonMod struct{ key, actions string }
+// actions (and, in Applier.canonOf, the installed line they spell).
+type canonMod struct{ key, actions, line string }
 
 // parseMods parses `ovs-ofctl parse-flows` output.
 func parseMods(out string) (canonFlows, error) {
@@ -135,30 +134,42 @@ func parseModList(out string) ([]canonMod, error) {
 		}
 		table, _ := strconv.Atoi(m[1])
 		cookie, _ := strconv.ParseUint(strings.TrimPrefix(m[3], "0x"), 16, 64)
-		mods = append(mods, canonMod{canonKey(table, cookie, m[2]), m[4]})
+		mods = append(mods, canonMod{key: canonKey(table, cookie, m[2]), actions: m[4]})
 	}
 	return mods, nil
 }
 
 // canonical returns the canonical form of the installed flows. The
 // spelling of a flow depends on its text alone, so a.canonOf keeps it per
-// flow line from one call to the next: only the lines installed since are
-// sent through `ovs-ofctl parse-flows` (all of them the first time).
+// installed flow from one call to the next: only the flows installed (or
+// changed) since are sent through `ovs-ofctl parse-flows` (all of them the
+// first time).
 func (a *Applier) canonical(ctx context.Context) (canonFlows, error) {
 	if a.installed.canon != nil {
 		return a.installed.canon, nil
 	}
 	lines := a.installed.flows.lines
-	var todo []string
-	for _, line := range lines {
-		if _, ok := a.canonOf[line]; !ok {
-			todo = append(todo, line)
+	if a.canonOf == nil {
+		a.canonOf = map[string]canonMod{}
+	}
+	for k := range a.canonOf {
+		if _, ok := lines[k]; !ok {
+			delete(a.canonOf, k)
 		}
 	}
-	known := a.canonOf
+	var todo []string
+	for k, line := range lines {
+		if m, ok := a.canonOf[k]; !ok || m.line != line {
+			todo = append(todo, k)
+		}
+	}
 	if len(todo) > 0 {
-		slices.Sort(todo)
-		out, err := a.of.run(ctx, "", []byte(strings.Join(todo, "\n")+"\n"), "parse-flows")
+		var in strings.Builder
+		for _, k := range todo {
+			in.WriteString(lines[k])
+			in.WriteByte('\n')
+		}
+		out, err := a.of.run(ctx, "", []byte(in.String()), "parse-flows")
 		if err != nil {
 			return nil, err
 		}
@@ -169,24 +180,20 @@ func (a *Applier) canonical(ctx context.Context) (canonFlows, error) {
 		if len(mods) != len(todo) {
 			return nil, fmt.Errorf("parse-flows returned %d flows for %d", len(mods), len(todo))
 		}
-		known = maps.Clone(known)
-		if known == nil {
-			known = map[string]canonMod{}
-		}
-		for i, line := range todo {
-			known[line] = mods[i]
+		for i, k := range todo {
+			mods[i].line = lines[k]
+			a.canonOf[k] = mods[i]
 		}
 	}
 	c := make(canonFlows, len(lines))
-	next := make(map[string]canonMod, len(lines))
-	for _, line := range lines {
-		m := known[line]
-		c[m.key], next[line] = m.actions, m
+	for k := range lines {
+		m := a.canonOf[k]
+		c[m.key] = m.actions
 	}
 	if len(c) != len(lines) {
 		return nil, fmt.Errorf("parse-flows gave %d distinct flows for %d installed", len(c), len(lines))
 	}
-	a.canonOf, a.installed.canon = next, c
+	a.installed.canon = c
 	return c, nil
 }
 

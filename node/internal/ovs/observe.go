@@ -25,7 +25,7 @@ type Observed struct {
 // switch's flows (dump and parse), and the rest of OpenFlow (the
 // per-cookie counts and the groups).
 type ObserveTiming struct {
-	Links, OVSDB, Canonical, Dump, Groups, Total time.Duration
+	Links, OVSDB, Canonical, Dump, Groups time.Duration
 }
 
 // Drifted reports whether a re-apply is needed.
@@ -137,7 +137,6 @@ func (a *Applier) observe(ctx context.Context) (Observed, error) {
 		// The next Apply checks every link again, not only changed ones.
 		a.linksFull = true
 	}
-	obs.Timing.Total = time.Since(start)
 	return obs, nil
 }
 

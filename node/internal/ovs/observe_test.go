@@ -130,7 +130,9 @@ func (c *countdownCtx) Done() <-chan struct{} {
 
 func applyDelta(t testing.TB, a *Applier, p *openapi.Program, d *openapi.ProgramDelta) ApplyResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// Generous: a delta on a table of 5,000 containers under load
+	// (BenchmarkApplyOneChange) is still well within it.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := a.ApplyDelta(ctx, p, d)
 	if err != nil {

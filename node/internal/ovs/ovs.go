@@ -183,8 +183,8 @@ type Applier struct {
 	// portOps is the OVSDB transaction of an apply whose new ports all
 	// have a requested ofport: it is sent after their flows (commitPorts).
 	portOps []ovsdb.Operation
-	// canonOf is the canonical spelling of each installed flow line, as
-	// the last drift check found it (canon.go).
+	// canonOf is the canonical spelling of each installed flow (by key),
+	// as the last drift check found it (canon.go).
 	canonOf map[string]canonMod
 	// dnsVNIs are the networks the DNS namespace was last converged for
 	// (dnsOK: successfully).

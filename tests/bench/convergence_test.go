@@ -85,6 +85,8 @@ type sample struct {
 //
 // SWITCHYARD_BENCH_SHAPES replaces the matrix, e.g. "10x100,1000,10000" for
 // 10 hosts at 100, 1,000 and 10,000 containers ("HOSTSxN,N;HOSTSxN").
+// SWITCHYARD_BENCH_HOLD (a duration) holds each filled lab that long before
+// measuring, to profile it at rest or drive it by hand.
 func BenchmarkConvergence(b *testing.B) {
 	shapes, err := parseShapes(os.Getenv("SWITCHYARD_BENCH_SHAPES"))
 	if err != nil {
@@ -227,6 +229,10 @@ func (e *convEnv) run(b *testing.B, n int) {
 	if e.bulk+e.seq < n {
 		e.fill(b, n)
 		e.idle = e.idleCPU()
+		if d, err := time.ParseDuration(os.Getenv("SWITCHYARD_BENCH_HOLD")); err == nil {
+			b.Logf("HOLD %s", d)
+			time.Sleep(d)
+		}
 	}
 	var ss []sample
 	one := func(timed bool) {

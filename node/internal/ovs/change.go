@@ -313,16 +313,20 @@ func (c flowChange) bundle() []byte {
 	return []byte(b.String())
 }
 
-// sendChange sends the change's group_mods and flow_mods in one bundle:
-// natively when the encoder knows every flow and group (ofbundle.go), else
-// through ovs-ofctl.
-func (a *Applier) sendChange(ctx context.Context, c flowChange) error {
-	if !a.opts.OFCtlDeltas {
-		mods, err := encodeBundle(c.groups, c.dels, c.adds, c.line)
-		if err == nil {
-			return a.mods.bundle(ctx, mods)
-		}
+// nativeChange encodes the change's group_mods and flow_mods (ofbundle.go);
+// false when there is nothing to send, when the agent sends deltas through
+// ovs-ofctl, or when the encoder declines some flow or group.
+func (a *Applier) nativeChange(c flowChange) (bundleMods, bool) {
+	if a.opts.OFCtlDeltas || len(c.adds)+len(c.dels) == 0 && c.groups.empty() {
+		return nil, false
 	}
+	mods, err := encodeBundle(c.groups, c.dels, c.adds, c.line)
+	return mods, err == nil
+}
+
+// sendChange sends the change's group_mods and flow_mods in one bundle
+// through ovs-ofctl (the encoder declined them).
+func (a *Applier) sendChange(ctx context.Context, c flowChange) error {
 	_, err := a.of.bundle(ctx, a.opts.Bridge, c.bundle())
 	return err
 }
@@ -343,7 +347,10 @@ func (c flowChange) cookies(gen uint16) []uint64 {
 // change touches, as many flows as installed (a cheap drift check over the
 // applier's OpenFlow connection), sends the change in one bundle and
 // patches the installed tables. ok is false when the check found drift or
-// the bundle failed: nothing was changed, and the caller does a full sync.
+// the bundle failed, and the caller does a full sync. A change the encoder
+// knows goes with its check in one exchange, so on failure it may be in
+// (the installed tables are then forgotten, ofchecked.go); one through
+// ovs-ofctl goes after the check, and on failure nothing was changed.
 func (a *Applier) installChange(ctx context.Context, c flowChange) (syncResult, bool) {
 	res := syncResult{mode: "delta", added: len(c.adds), removed: len(c.dels)}
 	if len(c.adds)+len(c.dels) == 0 && len(c.gone)+len(c.came) == 0 && c.after == nil {
@@ -351,18 +358,26 @@ func (a *Applier) installChange(ctx context.Context, c flowChange) (syncResult, 
 	}
 	x := a.installed.index()
 	cks := c.cookies(a.gen)
-	ns, err := a.query.flowCounts(ctx, cks)
-	if err != nil {
-		return res, false
-	}
+	want := make([]int, len(cks))
 	for i, ck := range cks {
-		if ns[i] != x.cookies[ck] {
+		want[i] = x.cookies[ck]
+	}
+	if mods, ok := a.nativeChange(c); ok {
+		// Check and bundle in one exchange (ofchecked.go); on any error
+		// the tables are unknown and the full sync puts them right.
+		if err := a.mods.checkedBundle(ctx, cks, want, mods); err != nil {
+			a.installed.valid = false
 			return res, false
 		}
-	}
-	if len(c.adds)+len(c.dels) > 0 || !c.groups.empty() {
-		if err := a.sendChange(ctx, c); err != nil {
+	} else {
+		ns, err := a.query.flowCounts(ctx, cks)
+		if err != nil || !slices.Equal(ns, want) {
 			return res, false
+		}
+		if len(c.adds)+len(c.dels) > 0 || !c.groups.empty() {
+			if err := a.sendChange(ctx, c); err != nil {
+				return res, false
+			}
 		}
 	}
 	t := &a.installed.flows

@@ -37,7 +37,7 @@ func Diff(from, to *openapi.Program) *openapi.ProgramDelta {
 // host, bridge and revision: the caller sets the revision the delta came
 // with.
 func Patch(from *openapi.Program, d *openapi.ProgramDelta) (*openapi.Program, error) {
-	p, err := patchContent(from, d)
+	p, err := patchContent(from, d, false)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +45,9 @@ func Patch(from *openapi.Program, d *openapi.ProgramDelta) (*openapi.Program, er
 }
 
 // patchContent applies d to from without computing the result's digest.
-func patchContent(from *openapi.Program, d *openapi.ProgramDelta) (*openapi.Program, error) {
+// sorted says from's flows are known to be sorted (a patch's result is),
+// which spares a pass over them.
+func patchContent(from *openapi.Program, d *openapi.ProgramDelta, sorted bool) (*openapi.Program, error) {
 	if from == nil {
 		return nil, fmt.Errorf("patch: no program to patch")
 	}
@@ -54,7 +56,7 @@ func patchContent(from *openapi.Program, d *openapi.ProgramDelta) (*openapi.Prog
 	}
 	p := &openapi.Program{Host: from.Host, Revision: from.Revision, Bridge: from.Bridge}
 	var err error
-	if p.Flows, err = patchFlows(from.Flows, d.AddFlows, d.RemoveFlows); err != nil {
+	if p.Flows, err = patchFlows(from.Flows, d.AddFlows, d.RemoveFlows, sorted); err != nil {
 		return nil, fmt.Errorf("patch: %v", err)
 	}
 	if p.Tunnels, err = patchByKey(from.Tunnels, d.RemoveTunnels, d.AddTunnels, tunnelName, "tunnel"); err != nil {
@@ -97,6 +99,11 @@ func setDigest(p *openapi.Program, d *openapi.ProgramDelta, digest string) error
 type Tracked struct {
 	P    *openapi.Program
 	sums Sums
+	// sorted: P's flows are sorted (P came from a patch). A whole program
+	// from the controller is checked, and sorted if need be, on its first
+	// patch; after that the check, a pass over every flow, is skipped.
+	// P must not be modified.
+	sorted bool
 }
 
 // Track starts tracking p (one pass over its content).
@@ -105,7 +112,7 @@ func Track(p *openapi.Program) *Tracked { return &Tracked{P: p, sums: programSum
 // Patch applies d like the package's Patch, with the same checks, and
 // returns the tracked result; t is not modified.
 func (t *Tracked) Patch(d *openapi.ProgramDelta) (*Tracked, error) {
-	p, err := patchContent(t.P, d)
+	p, err := patchContent(t.P, d, t.sorted)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +159,7 @@ func (t *Tracked) Patch(d *openapi.ProgramDelta) (*Tracked, error) {
 	if err := setDigest(p, d, s.Digest(p.Host, p.Bridge)); err != nil {
 		return nil, err
 	}
-	return &Tracked{P: p, sums: s}, nil
+	return &Tracked{P: p, sums: s, sorted: true}, nil
 }
 
 // keyed updates sums (add) for elements of from removed by key and for
@@ -204,7 +211,7 @@ func diffFlows(from, to []openapi.Flow) (add, remove []openapi.Flow) {
 	return add, remove
 }
 
-func patchFlows(from, add, remove []openapi.Flow) ([]openapi.Flow, error) {
+func patchFlows(from, add, remove []openapi.Flow, sorted bool) ([]openapi.Flow, error) {
 	ptrs := func(fs []openapi.Flow) []*openapi.Flow {
 		ps := make([]*openapi.Flow, len(fs))
 		for i := range fs {
@@ -212,7 +219,10 @@ func patchFlows(from, add, remove []openapi.Flow) ([]openapi.Flow, error) {
 		}
 		return ps
 	}
-	return MergeFlows(sortedFlows(from), ptrs(add), ptrs(remove))
+	if !sorted {
+		from = sortedFlows(from)
+	}
+	return MergeFlows(from, ptrs(add), ptrs(remove))
 }
 
 // diffByKey compares two lists of elements with unique keys: added or changed

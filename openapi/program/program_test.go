@@ -404,6 +404,34 @@ func patchedTo(got, want *openapi.Program, rev int64) bool {
 	return reflect.DeepEqual(&g, &w)
 }
 
+// A tracked program patched again and again (the agent's way: each patch
+// from the last result, which skips the order check of its flows) ends
+// where the package's Patch does, from programs whose flows come in any
+// order.
+func TestTrackedChain(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	prev := randomProgram(r)
+	tr := Track(prev)
+	for i := 0; i < 200; i++ {
+		next := randomProgram(r)
+		next.Host, next.Bridge = prev.Host, prev.Bridge
+		r.Shuffle(len(next.Flows), func(a, b int) { next.Flows[a], next.Flows[b] = next.Flows[b], next.Flows[a] })
+		next.Digest = Digest(next)
+		d := Diff(prev, next)
+		want, err := Patch(prev, d)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if tr, err = tr.Patch(d); err != nil {
+			t.Fatalf("step %d: tracked: %v", i, err)
+		}
+		if tr.P.Digest != next.Digest || !slices.EqualFunc(tr.P.Flows, want.Flows, func(a, b openapi.Flow) bool { return a == b }) || !FlowsSorted(tr.P.Flows) {
+			t.Fatalf("step %d: tracked chain differs from Patch", i)
+		}
+		prev = want
+	}
+}
+
 // TestTransitions: for random pairs of programs A, B,
 // Patch(A, Diff(A, B)) == B (elements sorted, revision A's), digests
 // included; Diff(A, A) is empty; Diff(nil, B) patches the empty program

@@ -136,6 +136,18 @@ func newApplierWith(t testing.TB, l *lab.Lab, h *lab.Host, opts Options) *Applie
 }
 
 // seal sets p.Digest to a hash of p's content, as the controller does.
+// genApplier is an applier for a one-host lab's h1, with its generation.
+func genApplier(t *testing.T) (*lab.Host, *Applier) {
+	t.Helper()
+	l := newLab(t, 1, "geneve")
+	h := l.Hosts[0]
+	a := newApplier(t, l, h)
+	if _, err := a.NewGeneration(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return h, a
+}
+
 func seal(p *openapi.Program) *openapi.Program {
 	p.Digest = ""
 	b, _ := json.Marshal(p)

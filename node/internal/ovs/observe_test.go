@@ -16,12 +16,7 @@ import (
 // ovs-ofctl parse-flows: a flow that came in a delta, then was changed
 // behind the agent's back, is still seen.
 func TestObserveAfterDeltas(t *testing.T) {
-	l := newLab(t, 1, "geneve")
-	h := l.Hosts[0]
-	a := newApplier(t, l, h)
-	if _, err := a.NewGeneration(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	h, a := genApplier(t)
 	c1, c2, c3 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h1"}, ctr{n: 3, host: "h1"}
 	p1 := program("h1", 1, []ctr{c1, c2}, nil, "geneve")
 	apply(t, a, p1)

@@ -18,7 +18,9 @@ import (
 // are read: the switch has checked every message when it answers the
 // barrier, and any error (a flow it refuses) discards the bundle (the
 // connection is closed, which discards it) and fails the change, as a
-// failing ovs-ofctl does. Only then is it committed. A change
+// failing ovs-ofctl does. Only then is it committed. That is the full
+// sync's delta (sync.go); the delta path sends its change with its drift
+// check and the commit in one exchange instead (ofchecked.go). A change
 // the encoder declines goes through ovs-ofctl (spare.go).
 
 const (
@@ -176,6 +178,15 @@ func (e *ofSwitchError) Error() string {
 // when nothing was committed yet. On any error the connection is closed
 // (an uncommitted bundle is then discarded).
 func (q *modConn) bundle(ctx context.Context, mods bundleMods) error {
+	return q.exchange(ctx, func(o *ofConn, id uint32) (bool, error) { return o.bundle(id, mods) })
+}
+
+// exchange runs one exchange over the connection, dialing it when needed,
+// with a bundle id of its own. f says whether the switch may have acted on
+// it (then a failure is final); on a failure before that point that is not
+// the switch's own error, the connection is redialed and f runs once more.
+// On any error the connection is closed.
+func (q *modConn) exchange(ctx context.Context, f func(o *ofConn, id uint32) (acted bool, err error)) error {
 	var err error
 	for try := 0; try < 2; try++ {
 		if q.c == nil {
@@ -189,14 +200,14 @@ func (q *modConn) bundle(ctx context.Context, mods bundleMods) error {
 		}
 		q.c.c.SetDeadline(deadline)
 		q.id++
-		var committing bool
-		committing, err = q.c.bundle(q.id, mods)
+		var acted bool
+		acted, err = f(q.c, q.id)
 		if err == nil {
 			return nil
 		}
 		q.close()
 		var se *ofSwitchError
-		if committing || errors.As(err, &se) {
+		if acted || errors.As(err, &se) {
 			return err
 		}
 	}
@@ -207,6 +218,27 @@ func (q *modConn) close() {
 	if q.c != nil {
 		q.c.Close()
 		q.c = nil
+	}
+}
+
+// msgWriter gathers messages for one write.
+type msgWriter struct{ buf []byte }
+
+// put appends a message with o's next xid and returns the xid.
+func (w *msgWriter) put(o *ofConn, typ uint8, body []byte) uint32 {
+	o.xid++
+	w.buf = append(w.buf, ofMessage(o.version, typ, o.xid, body)...)
+	return o.xid
+}
+
+// adds appends mods as the messages of bundle id.
+func (w *msgWriter) adds(o *ofConn, id uint32, mods bundleMods) {
+	for _, m := range mods {
+		inner := ofMessage(o.version, m.typ, o.xid+1, m.body)
+		body := make([]byte, 8, 8+len(inner))
+		binary.BigEndian.PutUint32(body[0:], id)
+		binary.BigEndian.PutUint16(body[6:], bundleFlags)
+		w.put(o, ofBundleAdd, append(body, inner...))
 	}
 }
 
@@ -221,22 +253,12 @@ func bundleCtrl(id uint32, typ uint16) []byte {
 // bundle opens bundle id, adds mods and waits for a barrier, then commits.
 // committing is set once the commit went out (its outcome may be unknown).
 func (o *ofConn) bundle(id uint32, mods bundleMods) (committing bool, err error) {
-	var buf []byte
-	put := func(typ uint8, body []byte) uint32 {
-		o.xid++
-		buf = append(buf, ofMessage(o.version, typ, o.xid, body)...)
-		return o.xid
-	}
-	open := put(ofBundleControl, bundleCtrl(id, bundleOpenReq))
+	var w msgWriter
+	open := w.put(o, ofBundleControl, bundleCtrl(id, bundleOpenReq))
 	first := o.xid + 1
-	for _, m := range mods {
-		inner := ofMessage(o.version, m.typ, o.xid+1, m.body)
-		body := make([]byte, 8, 8+len(inner))
-		binary.BigEndian.PutUint32(body[0:], id)
-		binary.BigEndian.PutUint16(body[6:], bundleFlags)
-		put(ofBundleAdd, append(body, inner...))
-	}
-	barrier := put(ofBarrierRequest, nil)
+	w.adds(o, id, mods)
+	barrier := w.put(o, ofBarrierRequest, nil)
+	buf := w.buf
 	// Written while the answers are read: ovs-vswitchd stops reading a
 	// connection whose replies (errors) pile up unread. On an early
 	// return the caller closes the connection, which ends the write.

@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"time"
+	"slices"
 )
 
 // The delta path in one exchange. A change goes to br-int with a drift
@@ -38,67 +38,39 @@ var errDrift = errors.New("openflow: the switch's flows differ from the installe
 // error means the switch held want and committed mods. Any error means the
 // switch's tables are unknown.
 func (q *modConn) checkedBundle(ctx context.Context, cookies []uint64, want []int, mods bundleMods) error {
-	var err error
-	for try := 0; try < 2; try++ {
-		if q.c == nil {
-			if q.c, err = dialOFVersion(ctx, q.socket, ofVersion15); err != nil {
-				return err
-			}
-		}
-		deadline, ok := ctx.Deadline()
-		if !ok || time.Until(deadline) > 5*time.Second {
-			deadline = time.Now().Add(5 * time.Second)
-		}
-		q.c.c.SetDeadline(deadline)
-		q.id++
-		var counts []int
-		var answered bool
-		counts, answered, err = q.c.checkedBundle(q.id, cookies, mods)
-		if err == nil {
-			for i := range cookies {
-				if counts[i] != want[i] {
-					return errDrift
-				}
-			}
-			return nil
-		}
-		q.close()
-		var se *ofSwitchError
-		if answered || errors.As(err, &se) {
-			return err
-		}
-		// The connection was broken before the switch answered anything
-		// (ovs-vswitchd restarted, or dropped it while idle): once more.
+	var counts []int
+	err := q.exchange(ctx, func(o *ofConn, id uint32) (answered bool, err error) {
+		// The connection broken before the switch answered anything
+		// (ovs-vswitchd restarted, or dropped it while idle) is redialed
+		// and the exchange sent again (see above).
+		counts, answered, err = o.checkedBundle(id, cookies, mods)
+		return answered, err
+	})
+	if err != nil {
+		return err
 	}
-	return err
+	if !slices.Equal(counts, want) {
+		return errDrift
+	}
+	return nil
 }
 
 // checkedBundle writes the aggregate requests for cookies, then bundle id's
 // open, mods and commit, and reads the answers up to the commit's.
 // answered is set once the switch answered any of them.
 func (o *ofConn) checkedBundle(id uint32, cookies []uint64, mods bundleMods) (counts []int, answered bool, err error) {
-	var buf []byte
-	put := func(typ uint8, body []byte) uint32 {
-		o.xid++
-		buf = append(buf, ofMessage(o.version, typ, o.xid, body)...)
-		return o.xid
-	}
+	var w msgWriter
 	first := o.xid + 1
 	for _, ck := range cookies {
 		body := make([]byte, 8+40)
 		binary.BigEndian.PutUint16(body[0:], ofmpAggregate)
 		copy(body[8:], aggregateReq(ck, ^uint64(0)))
-		put(ofMultipartReq, body)
+		w.put(o, ofMultipartReq, body)
 	}
-	open := put(ofBundleControl, bundleCtrl(id, bundleOpenReq))
-	for _, m := range mods {
-		inner := ofMessage(o.version, m.typ, o.xid+1, m.body)
-		body := make([]byte, 8, 8+len(inner))
-		binary.BigEndian.PutUint32(body[0:], id)
-		binary.BigEndian.PutUint16(body[6:], bundleFlags)
-		put(ofBundleAdd, append(body, inner...))
-	}
-	commit := put(ofBundleControl, bundleCtrl(id, bundleCommitReq))
+	open := w.put(o, ofBundleControl, bundleCtrl(id, bundleOpenReq))
+	w.adds(o, id, mods)
+	commit := w.put(o, ofBundleControl, bundleCtrl(id, bundleCommitReq))
+	buf := w.buf
 	// Written while the answers are read, as in bundle (ofbundle.go).
 	wrote := make(chan error, 1)
 	go func() {

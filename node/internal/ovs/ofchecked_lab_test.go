@@ -87,12 +87,7 @@ func TestCheckedBundle(t *testing.T) {
 // switch ends holding exactly the program; a delta with a flow the switch
 // refuses ends with the others in and the refused one reported.
 func TestCheckedDeltaFallsBack(t *testing.T) {
-	l := newLab(t, 1, "geneve")
-	h := l.Hosts[0]
-	a := newApplier(t, l, h)
-	if _, err := a.NewGeneration(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	h, a := genApplier(t)
 	c1, c2, c3 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h1"}, ctr{n: 3, host: "h1"}
 	p1 := seal(program("h1", 1, []ctr{c1, c2}, nil, "geneve"))
 	apply(t, a, p1)

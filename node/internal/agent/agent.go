@@ -169,21 +169,29 @@ type Agent struct {
 
 	// checking cancels the resync's check of the host under way, if any:
 	// a program that arrives meanwhile is applied first (the check
-	// resumes later). deferred counts the checks given up in a row, which
-	// is bounded (maxDeferredResyncs) so that a stream of changes cannot
-	// put the check off for ever; owned by Run's goroutine.
-	checking atomic.Pointer[context.CancelFunc]
-	deferred int
+	// resumes later). deferred counts the checks given up in a row, since
+	// deferredSince; that is bounded (maxResyncDeferral) so that a stream
+	// of changes cannot put the check off for ever; owned by Run's
+	// goroutine.
+	checking      atomic.Pointer[context.CancelFunc]
+	deferred      int
+	deferredSince time.Time
 	// arrived is set while a received program waits for Run's loop.
 	arrived atomic.Bool
 }
 
-// maxDeferredResyncs is how many resyncs in a row give way to a program
-// that arrives during their check; the next one runs to the end whatever
-// arrives. deferredResync is how soon a resync given up tries again.
+// maxResyncDeferral is how long resyncs keep giving way to programs that
+// arrive during their check; the first one after that runs to its end
+// whatever arrives. deferredResync is how soon a resync given up tries
+// again. A count would not do: under a steady stream of changes (a change
+// every 100 ms on every host in BenchmarkConvergence) every check is cut
+// short, so a count of five forced a whole check, and held up the change
+// arriving during it, every 40 s on every host (the few slowest samples,
+// 80 to 190 ms late); in time, a host under a storm of changes checks for
+// drift every few minutes at worst, one with a lull at once.
 const (
-	maxDeferredResyncs = 5
-	deferredResync     = 2 * time.Second
+	maxResyncDeferral = 3 * time.Minute
+	deferredResync    = 2 * time.Second
 )
 
 // New returns an agent; Run starts it.
@@ -590,8 +598,8 @@ func (a *Agent) ensureUnderlay(ctx context.Context) {
 // check gave way to a program that arrived during it (the caller then
 // resyncs again soon). The check of a host of 1,000 containers takes
 // tens of milliseconds (a dump of its flows); run's loop applies nothing
-// meanwhile, so a program that arrives cancels it, up to
-// maxDeferredResyncs times in a row.
+// meanwhile, so a program that arrives cancels it, for up to
+// maxResyncDeferral.
 func (a *Agent) resync(ctx context.Context) (drifted, gaveWay bool) {
 	prog := a.prog
 	if prog == nil {
@@ -602,7 +610,7 @@ func (a *Agent) resync(ctx context.Context) (drifted, gaveWay bool) {
 	t := time.Now()
 	octx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if a.deferred < maxDeferredResyncs {
+	if a.deferred == 0 || time.Since(a.deferredSince) < maxResyncDeferral {
 		a.checking.Store(&cancel)
 		if a.arrived.Load() {
 			cancel() // it came just before
@@ -611,6 +619,9 @@ func (a *Agent) resync(ctx context.Context) (drifted, gaveWay bool) {
 	obs, err := a.dp.Observe(octx)
 	a.checking.Store(nil)
 	if err != nil && octx.Err() != nil && ctx.Err() == nil {
+		if a.deferred == 0 {
+			a.deferredSince = t
+		}
 		a.deferred++
 		a.m.resyncsDeferred.Inc()
 		a.log.Debug("resync: gave way to a new program", "after", time.Since(t), "in_a_row", a.deferred)

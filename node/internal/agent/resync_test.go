@@ -61,22 +61,27 @@ func TestResyncGivesWayToProgram(t *testing.T) {
 	}
 }
 
-// A resync gives way at most maxDeferredResyncs times in a row; the next
-// check runs to its end even when a program is waiting.
+// Resyncs give way for up to maxResyncDeferral; the first check after that
+// runs to its end even when a program is waiting, and the count starts
+// again.
 func TestResyncGivesWayAtMost(t *testing.T) {
 	dp := newFakeDatapath()
 	a := New(Config{ControllerURL: "http://127.0.0.1:1", Host: "h1"}, dp)
 	a.prog = &openapi.Program{Revision: 1}
 	a.arrived.Store(true) // a program waits for the loop, as in the race resync closes
-	for i := 1; i <= maxDeferredResyncs; i++ {
+	for i := 1; i <= 20; i++ {
 		if _, gaveWay := a.resync(context.Background()); !gaveWay || a.deferred != i {
 			t.Fatalf("resync %d: gave way %v, %d in a row; want true, %d", i, gaveWay, a.deferred, i)
 		}
 	}
+	a.deferredSince = time.Now().Add(-maxResyncDeferral) // 20 checks cut short over that long
 	if _, gaveWay := a.resync(context.Background()); gaveWay || a.deferred != 0 {
-		t.Fatalf("resync %d: gave way %v, %d in a row; want a whole check", maxDeferredResyncs+1, gaveWay, a.deferred)
+		t.Fatalf("resync after %s of deferral: gave way %v, %d in a row; want a whole check", maxResyncDeferral, gaveWay, a.deferred)
 	}
-	if dp.observe != maxDeferredResyncs+1 || dp.cancelled != maxDeferredResyncs {
-		t.Errorf("Observe called %d times, %d cut short; want %d and %d", dp.observe, dp.cancelled, maxDeferredResyncs+1, maxDeferredResyncs)
+	if dp.observe != 21 || dp.cancelled != 20 {
+		t.Errorf("Observe called %d times, %d cut short; want 21 and 20", dp.observe, dp.cancelled)
+	}
+	if _, gaveWay := a.resync(context.Background()); !gaveWay || a.deferred != 1 {
+		t.Fatalf("the next resync: gave way %v, %d in a row; want true, 1", gaveWay, a.deferred)
 	}
 }

@@ -257,10 +257,9 @@ func (k *checker) probe(containers []openapi.Container) []string {
 	for _, n := range slices.Sorted(maps.Keys(byNet)) {
 		cs := byNet[n]
 		for i := 0; i < 2 && len(cs) >= 2; i++ {
-			a, b := cs[k.rng.IntN(len(cs))], cs[k.rng.IntN(len(cs))]
-			if a.Name == b.Name {
-				continue
-			}
+			// Two different containers: b is drawn from the others.
+			ai := k.rng.IntN(len(cs))
+			a, b := cs[ai], cs[(ai+1+k.rng.IntN(len(cs)-1))%len(cs)]
 			k.probes++
 			if !k.ping(a, b) {
 				k.probesFailed++

@@ -605,8 +605,14 @@ func (a *Agent) resync(ctx context.Context) (drifted, gaveWay bool) {
 	if prog == nil {
 		return false, false
 	}
-	a.ensureUnderlay(ctx)
-	warmNeighbors(a.cfg.UnderlayBridge, a.cfg.Address, prog.Tunnels)
+	if a.deferred == 0 {
+		// Once per round: a check that gave way tries again in 2 s, and
+		// under a stream of changes would redo the underlay (an OVSDB
+		// snapshot, link and OpenFlow reads) and the ARP broadcasts every
+		// time.
+		a.ensureUnderlay(ctx)
+		warmNeighbors(a.cfg.UnderlayBridge, a.cfg.Address, prog.Tunnels)
+	}
 	t := time.Now()
 	octx, cancel := context.WithCancel(ctx)
 	defer cancel()

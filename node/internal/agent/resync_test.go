@@ -85,3 +85,26 @@ func TestResyncGivesWayAtMost(t *testing.T) {
 		t.Fatalf("the next resync: gave way %v, %d in a row; want true, 1", gaveWay, a.deferred)
 	}
 }
+
+// A resync that gave way and tries again does not redo the underlay: once
+// per round, the first attempt (and again after a whole check).
+func TestResyncUnderlayOncePerRound(t *testing.T) {
+	dp := newFakeDatapath()
+	a := New(Config{ControllerURL: "http://127.0.0.1:1", Host: "h1", UnderlayIface: "ul0",
+		UnderlayPrefix: netip.MustParsePrefix("192.168.200.11/24")}, dp)
+	a.prog = &openapi.Program{Revision: 1}
+	a.arrived.Store(true)
+	for i := 0; i < 3; i++ {
+		if _, gaveWay := a.resync(context.Background()); !gaveWay {
+			t.Fatalf("resync %d did not give way", i)
+		}
+	}
+	a.arrived.Store(false)
+	if _, gaveWay := a.resync(context.Background()); gaveWay {
+		t.Fatal("a resync with nothing arriving gave way")
+	}
+	a.resync(context.Background())
+	if dp.underlay != 2 || dp.observe != 5 {
+		t.Errorf("EnsureUnderlay called %d times (want 2: the round's first attempt, the next round), Observe %d (want 5)", dp.underlay, dp.observe)
+	}
+}

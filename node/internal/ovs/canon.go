@@ -106,19 +106,6 @@ func actionsIndex(line string) (int, int) {
 // actions (and, in Applier.canonOf, the installed line they spell).
 type canonMod struct{ key, actions, line string }
 
-// parseMods parses `ovs-ofctl parse-flows` output.
-func parseMods(out string) (canonFlows, error) {
-	mods, err := parseModList(out)
-	if err != nil {
-		return nil, err
-	}
-	c := canonFlows{}
-	for _, m := range mods {
-		c[m.key] = m.actions
-	}
-	return c, nil
-}
-
 // parseModList parses `ovs-ofctl parse-flows` output, one flow_mod per
 // flow of its input, in order.
 func parseModList(out string) ([]canonMod, error) {

@@ -317,12 +317,16 @@ func (c flowChange) bundle() []byte {
 // false when there is nothing to send, when the agent sends deltas through
 // ovs-ofctl, or when the encoder declines some flow or group.
 func (a *Applier) nativeChange(c flowChange) (bundleMods, bool) {
-	if a.opts.OFCtlDeltas || len(c.adds)+len(c.dels) == 0 && c.groups.empty() {
+	if a.opts.OFCtlDeltas || !c.sends() {
 		return nil, false
 	}
 	mods, err := encodeBundle(c.groups, c.dels, c.adds, c.line)
 	return mods, err == nil
 }
+
+// sends reports whether the change has flow_mods or group_mods to send
+// (a change may only move flows between cookies' counts).
+func (c flowChange) sends() bool { return len(c.adds)+len(c.dels) > 0 || !c.groups.empty() }
 
 // sendChange sends the change's group_mods and flow_mods in one bundle
 // through ovs-ofctl (the encoder declined them).
@@ -374,7 +378,7 @@ func (a *Applier) installChange(ctx context.Context, c flowChange) (syncResult, 
 		if err != nil || !slices.Equal(ns, want) {
 			return res, false
 		}
-		if len(c.adds)+len(c.dels) > 0 || !c.groups.empty() {
+		if c.sends() {
 			if err := a.sendChange(ctx, c); err != nil {
 				return res, false
 			}

@@ -125,3 +125,17 @@ func TestBadLine(t *testing.T) {
 		t.Fatalf("badLine = %d", n)
 	}
 }
+
+// parseMods parses `ovs-ofctl parse-flows` output into canonical flows
+// (the applier keeps them per flow, parseModList).
+func parseMods(out string) (canonFlows, error) {
+	mods, err := parseModList(out)
+	if err != nil {
+		return nil, err
+	}
+	c := canonFlows{}
+	for _, m := range mods {
+		c[m.key] = m.actions
+	}
+	return c, nil
+}

@@ -52,12 +52,7 @@ func TestObserveAfterDeltas(t *testing.T) {
 // nothing: the next change still goes as a delta, and a whole check
 // afterwards finds the host as it is.
 func TestObserveCancelled(t *testing.T) {
-	l := newLab(t, 1, "geneve")
-	h := l.Hosts[0]
-	a := newApplier(t, l, h)
-	if _, err := a.NewGeneration(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	_, a := genApplier(t)
 	c1, c2 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h1"}
 	base := program("h1", 1, []ctr{c1, c2}, nil, "geneve")
 	apply(t, a, base)

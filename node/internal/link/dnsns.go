@@ -113,7 +113,11 @@ func (m *Manager) EnsureDNS(s DNSSpec) ([]string, error) {
 	if !m.opts.TxOffloadOff {
 		return diffs, nil
 	}
-	return m.ensureOffload(ns, s.Port, diffs, true)
+	diffs, err = m.ensureOffload(ns, ContainerIface, diffs, true)
+	if err != nil {
+		return diffs, err
+	}
+	return m.hostTxOff(s.Port, diffs, true)
 }
 
 // ensureDNSPair finds or (re)makes the veth between the host and the DNS

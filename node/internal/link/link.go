@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -362,10 +363,8 @@ func (m *Manager) ensurePair(c *netlink.Handle, ns netns.NsHandle, p openapi.Con
 	// neither end sends router solicitations, MLD reports or duplicate
 	// address probes into the switch, and the host's ovs-vswitchd does not
 	// re-read the namespace's addresses and routes for each new port (see
-	// quietIPv6).
-	if err := quietIPv6(m.host, host); err != nil {
-		return nil, nil, diffs, fmt.Errorf("created veth %s: %w", p.Name, err)
-	}
+	// quietIPv6). The host end's is set with its other changes, last
+	// (ensureAttrs).
 	if err := quietIPv6(c, peer); err != nil {
 		return nil, nil, diffs, fmt.Errorf("created veth %s: peer: %w", p.Name, err)
 	}
@@ -395,6 +394,36 @@ func quietIPv6(h *netlink.Handle, l netlink.Link) error {
 	}
 	if err != nil {
 		return fmt.Errorf("IPv6 address generation off on %s: %w", l.Attrs().Name, err)
+	}
+	return nil
+}
+
+// hostIPv6Off turns IPv6 off on the host end of a container's veth before
+// it comes up (the sysctl disable_ipv6 of that interface alone, in the host
+// namespace). More than quietIPv6: no link-local address and also no
+// multicast route (ff00::/8), whose addition at link-up and removal at
+// deletion are route notifications in ovs-vswitchd's namespace. In OVS 3.1
+// every such notification makes it flush and re-read the whole routing
+// table, and while it does, tunnel packets that meet a revalidation are
+// lost (docs/failure-matrix.md, "Link changes on a userspace-datapath
+// host"). A link without IPv6 has nothing to turn off.
+func (m *Manager) hostIPv6Off(name string) error {
+	if name == "" || name == "." || name == ".." || len(name) >= unix.IFNAMSIZ || strings.ContainsRune(name, '/') {
+		return fmt.Errorf("invalid interface name %q", name)
+	}
+	p := filepath.Join("/proc/sys/net/ipv6/conf", name, "disable_ipv6")
+	err := inNetns(m.hostNs, func() error {
+		b, err := os.ReadFile(p)
+		if os.IsNotExist(err) {
+			return nil // no IPv6 on it: a kernel without, or an MTU below 1280
+		}
+		if err != nil || strings.TrimSpace(string(b)) == "1" {
+			return err
+		}
+		return os.WriteFile(p, []byte("1\n"), 0o644)
+	})
+	if err != nil {
+		return fmt.Errorf("IPv6 off on %s: %w", name, err)
 	}
 	return nil
 }
@@ -447,7 +476,7 @@ func (m *Manager) ensureAttrs(c *netlink.Handle, ns netns.NsHandle, host, peer n
 		}
 		return nil
 	}
-	ha, pa := host.Attrs(), peer.Attrs()
+	pa := peer.Attrs()
 	mtu := p.MTU
 	// lo is the agent's to bring up only in its own sandboxes.
 	loDown := false
@@ -459,14 +488,16 @@ func (m *Manager) ensureAttrs(c *netlink.Handle, ns netns.NsHandle, host, peer n
 		}
 		loDown = lo.Attrs().Flags&net.FlagUp == 0
 	}
+	// The container's side first. Every change of the host end is a link
+	// notification in the host's namespace, and ovs-vswitchd reconfigures
+	// its bridges on each one it sees (linear in their ports): the host
+	// end's changes go last and together, so that fewer reconfigurations
+	// see them (measured in docs/benchmarks-convergence.md, seventh pass).
 	steps := []error{
-		step(ha.Alias != alias(p), p.Name+": alias", func() error { return m.host.LinkSetAlias(host, alias(p)) }),
 		step(pa.Alias != alias(p), ContainerIface+": alias", func() error { return c.LinkSetAlias(peer, alias(p)) }),
-		step(mtu > 0 && ha.MTU != mtu, fmt.Sprintf("%s: mtu %d", p.Name, ha.MTU), func() error { return m.host.LinkSetMTU(host, mtu) }),
 		step(mtu > 0 && pa.MTU != mtu, fmt.Sprintf("%s: mtu %d", ContainerIface, pa.MTU), func() error { return c.LinkSetMTU(peer, mtu) }),
 		step(pa.HardwareAddr.String() != s.mac.String(), ContainerIface+": mac "+pa.HardwareAddr.String(),
 			func() error { return c.LinkSetHardwareAddr(peer, s.mac) }),
-		step(ha.Flags&net.FlagUp == 0, p.Name+": down", func() error { return m.host.LinkSetUp(host) }),
 		step(pa.Flags&net.FlagUp == 0, ContainerIface+": down", func() error { return c.LinkSetUp(peer) }),
 		step(loDown, "lo: down", func() error { return c.LinkSetUp(lo) }),
 	}
@@ -480,26 +511,59 @@ func (m *Manager) ensureAttrs(c *netlink.Handle, ns netns.NsHandle, host, peer n
 	}
 	d, err = ensureDefaultRoute(c, peer, s, fix)
 	diffs = append(diffs, d...)
-	if err != nil || !m.opts.TxOffloadOff {
+	if err != nil {
 		return diffs, err
 	}
-	return m.ensureOffload(ns, p.Name, diffs, fix)
+	if m.opts.TxOffloadOff {
+		if diffs, err = m.ensureOffload(ns, ContainerIface, diffs, fix); err != nil {
+			return diffs, err
+		}
+	}
+	// The host end last: its alias and MTU (set when it is made, so
+	// normally right), IPv6 off before it comes up (hostIPv6Off),
+	// promiscuous, up, and its tx checksum offload.
+	ha := host.Attrs()
+	steps = []error{
+		step(ha.Alias != alias(p), p.Name+": alias", func() error { return m.host.LinkSetAlias(host, alias(p)) }),
+		step(mtu > 0 && ha.MTU != mtu, fmt.Sprintf("%s: mtu %d", p.Name, ha.MTU), func() error { return m.host.LinkSetMTU(host, mtu) }),
+		step(ha.Flags&net.FlagUp == 0, p.Name+": down", func() error {
+			if err := m.hostIPv6Off(p.Name); err != nil {
+				return err
+			}
+			// Promiscuous, as ovs-vswitchd makes a port it adds: done
+			// here, in the same burst, it spares the switch a
+			// notification and a reconfiguration of its own then.
+			if ha.RawFlags&unix.IFF_PROMISC == 0 {
+				if err := m.host.SetPromiscOn(host); err != nil {
+					return err
+				}
+			}
+			return m.host.LinkSetUp(host)
+		}),
+	}
+	if err := errors.Join(steps...); err != nil || !m.opts.TxOffloadOff {
+		return diffs, err
+	}
+	return m.hostTxOff(p.Name, diffs, fix)
 }
 
-func (m *Manager) ensureOffload(ns netns.NsHandle, name string, diffs []string, fix bool) ([]string, error) {
+// hostTxOff turns off tx checksum offload of name in the host namespace.
+func (m *Manager) hostTxOff(name string, diffs []string, fix bool) ([]string, error) {
 	d, err := ensureTxOff(m.hostET, name, fix)
 	if d != "" {
 		diffs = append(diffs, d)
 	}
-	if err != nil {
-		return diffs, err
-	}
+	return diffs, err
+}
+
+// ensureOffload turns off tx checksum offload of name in ns.
+func (m *Manager) ensureOffload(ns netns.NsHandle, name string, diffs []string, fix bool) ([]string, error) {
 	et, err := ethtoolSocketIn(ns)
 	if err != nil {
 		return diffs, err
 	}
 	defer et.Close()
-	d, err = ensureTxOff(et, ContainerIface, fix)
+	d, err := ensureTxOff(et, name, fix)
 	if d != "" {
 		diffs = append(diffs, d)
 	}

@@ -123,12 +123,26 @@ func TestEnsureCreatesAndIsIdempotent(t *testing.T) {
 			t.Fatalf("%s offload: %s", where[1], out)
 		}
 	}
+	// The host end is up and promiscuous (as ovs-vswitchd would make it
+	// when it adds the port).
+	if out := in(t, e.host, "ip", "-o", "link", "show", "dev", p.Name); !strings.Contains(out, "PROMISC") || !strings.Contains(out, ",UP") {
+		t.Fatalf("host end flags: %s", out)
+	}
 	// IPv6 stays off the air: neither end has a link-local address (no
 	// DAD, router solicitation or MLD into the switch), and lo keeps ::1.
 	for _, where := range [][]string{{sb, "eth0"}, {e.host, p.Name}} {
 		if out := in(t, where[0], "ip", "-6", "-o", "addr", "show", "dev", where[1]); strings.TrimSpace(out) != "" {
 			t.Fatalf("%s has IPv6 addresses: %s", where[1], out)
 		}
+	}
+	// The host end has IPv6 off: not even the multicast route ff00::/8,
+	// whose coming and going would be route notifications for the host's
+	// ovs-vswitchd.
+	if out := in(t, e.host, "ip", "-6", "-o", "route", "show", "table", "all", "dev", p.Name); strings.TrimSpace(out) != "" {
+		t.Fatalf("host end %s has IPv6 routes: %s", p.Name, out)
+	}
+	if out := in(t, e.host, "cat", "/proc/sys/net/ipv6/conf/"+p.Name+"/disable_ipv6"); strings.TrimSpace(out) != "1" {
+		t.Fatalf("host end %s: disable_ipv6 %q, want 1", p.Name, out)
 	}
 	if out := in(t, sb, "ip", "-6", "-o", "addr", "show", "dev", "lo"); !strings.Contains(out, "::1/128") {
 		t.Fatalf("lo lost ::1: %q", out)

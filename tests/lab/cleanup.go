@@ -79,7 +79,9 @@ func (l *Lab) keep(t T) {
 
 // DumpOnFailure, when t has failed, logs for every host `ovs-vsctl show`,
 // the flows of br-int and br-phy, br-int's groups, its addresses, routes,
-// neighbours and nftables ruleset (the external-access NAT), the outside's
+// neighbours and nftables ruleset (the external-access NAT), its datapath
+// (ovs-vswitchd's drop, upcall and recirculation counters, conntrack and
+// datapath flows, both capped), the outside's
 // addresses and neighbours (when there is one), and the tail of every log
 // in the lab (OVS daemons and Procs). New registers it in cleanup
 // already; calling it earlier is harmless (it dumps once).
@@ -113,13 +115,16 @@ func (l *Lab) Dump() string {
 			{"ip", "route"},
 			{"ip", "neigh"},
 			{"nft", "list", "ruleset"},
+			{"ovs-appctl", "-t", h.CtlSocket(), "coverage/show"},
+			{"ovs-appctl", "-t", h.CtlSocket(), "dpctl/dump-conntrack"},
+			{"ovs-appctl", "-t", h.CtlSocket(), "dpctl/dump-flows"},
 		}
 		for _, c := range cmds {
 			out, err := h.Run(ctx, c[0], c[1:]...)
 			if err != nil {
 				out = err.Error()
 			}
-			fmt.Fprintf(&b, "----- %s: %s\n%s\n", h.Name, strings.Join(c, " "), strings.TrimSpace(out))
+			fmt.Fprintf(&b, "----- %s: %s\n%s\n", h.Name, strings.Join(c, " "), dumpFilter(c, strings.TrimSpace(out)))
 		}
 	}
 	if o := l.Outside(); o != nil {
@@ -139,6 +144,34 @@ func (l *Lab) Dump() string {
 		fmt.Fprintf(&b, "----- tail %s\n%s\n", p, tail(p, 40))
 	}
 	return b.String()
+}
+
+// dumpLines bounds a datapath listing (conntrack, datapath flows) in a dump.
+const dumpLines = 150
+
+// dumpFilter keeps what tells a lost packet in a datapath command's output:
+// of coverage/show, the counters of drops, lost upcalls, recirculation and
+// revalidation (the rest is noise); conntrack and datapath flows are capped
+// at dumpLines. Other commands pass unchanged.
+func dumpFilter(cmd []string, out string) string {
+	lines := strings.Split(out, "\n")
+	switch cmd[len(cmd)-1] {
+	case "coverage/show":
+		var keep []string
+		for _, l := range lines {
+			if strings.Contains(l, "total:") && (strings.Contains(l, "drop") || strings.Contains(l, "lost") ||
+				strings.Contains(l, "recirc") || strings.Contains(l, "revalidate") || strings.Contains(l, "upcall") ||
+				strings.Contains(l, "fail") || strings.Contains(l, "miss")) {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	case "dpctl/dump-conntrack", "dpctl/dump-flows":
+		if len(lines) > dumpLines {
+			return strings.Join(lines[:dumpLines], "\n") + fmt.Sprintf("\n... (%d more lines)", len(lines)-dumpLines)
+		}
+	}
+	return out
 }
 
 // tail returns the last n lines of a file.

@@ -2,7 +2,9 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -29,6 +31,47 @@ func TestParsePing(t *testing.T) {
 		if r.Sent != tc.sent || r.Received != tc.recv || r.Loss != tc.loss || r.Min != tc.min || r.Avg != tc.avg || r.Max != tc.max {
 			t.Errorf("parsePing(%q) = %+v", tc.out, r)
 		}
+	}
+}
+
+// Lost: the numbers with no reply below the last answered; Trailing: those
+// after it.
+func TestParsePingLost(t *testing.T) {
+	out := "PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.\n"
+	for _, n := range []int{1, 2, 4, 7} {
+		out += fmt.Sprintf("64 bytes from 10.0.0.2: icmp_seq=%d ttl=64 time=0.061 ms\n", n)
+	}
+	out += "\n--- 10.0.0.2 ping statistics ---\n8 packets transmitted, 4 received, 50% packet loss, time 70ms\n"
+	r, err := parsePing(out)
+	if err != nil || !slices.Equal(r.Lost, []int{3, 5, 6}) || r.Trailing != 1 {
+		t.Fatalf("parsePing: %+v %v, want Lost [3 5 6], Trailing 1", r, err)
+	}
+}
+
+// A ping with no count runs until Stop, which gets its summary.
+func TestStartPingLoopback(t *testing.T) {
+	if err := Requirements(); err != nil {
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := StartPing(ctx, "", "127.0.0.1", 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p.Answered() < 5 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no 5 replies: %v", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	r, err := p.Stop()
+	if err != nil || r.Sent < 5 || r.Received < 5 || len(r.Lost) != 0 || r.Trailing > 1 {
+		t.Fatalf("stopped ping: %+v, %v", r, err)
+	}
+	if _, err := p.Stop(); err == nil {
+		t.Errorf("a second Stop found the ping still running")
 	}
 }
 

@@ -230,16 +230,36 @@ func probeUDP(addr string, src net.IP, deadline time.Time) (string, error) {
 		return "", err
 	}
 	defer c.Close()
-	if err := c.SetDeadline(deadline); err != nil {
+	if err := c.SetWriteDeadline(deadline); err != nil {
 		return "", err
 	}
-	if _, err := c.Write([]byte("probe")); err != nil {
-		return "", err
-	}
+	// Like a real UDP client (a resolver), it sends again when no answer
+	// came within udpRetry: one lost datagram is not a failed probe. The
+	// socket stays the same, so conntrack sees one flow.
 	buf := make([]byte, 2048)
-	n, err := c.Read(buf)
-	return string(buf[:n]), err
+	for {
+		if _, err := c.Write([]byte("probe")); err != nil {
+			return "", err
+		}
+		wait := time.Now().Add(udpRetry)
+		if deadline.Before(wait) {
+			wait = deadline
+		}
+		if err := c.SetReadDeadline(wait); err != nil {
+			return "", err
+		}
+		n, err := c.Read(buf)
+		var ne net.Error
+		if err != nil && errors.As(err, &ne) && ne.Timeout() && time.Until(deadline) > 0 {
+			continue
+		}
+		return string(buf[:n]), err
+	}
 }
+
+// udpRetry is how long a udp probe waits for an answer before it sends
+// its datagram again.
+const udpRetry = 500 * time.Millisecond
 
 var icmpID atomic.Uint32
 

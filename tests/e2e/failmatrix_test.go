@@ -40,7 +40,7 @@ func partitionScenario(t *testing.T, tunnel string) {
 	h2 := c.Lab.Host("h2")
 	flows := sorted(c.Flows(t, "h2"))
 
-	p := startPing(t, s.na, s.b.IP)
+	p := windowPing(t, s.na, s.b.IP)
 	cut := time.Now()
 	h2.Partition(t, strings.TrimPrefix(c.AgentURL, "http://"))
 	c.WaitHost(t, "h2", openapi.HostNotReady, 30*time.Second)
@@ -61,11 +61,12 @@ func partitionScenario(t *testing.T, tunnel string) {
 		t.Errorf("e stopped answering before h2 could hear of the policy: %+v", r)
 	}
 
-	select {
-	case <-p.done:
-		t.Fatalf("the ping ended before the partition was healed: %s", tail(p.res.Output))
-	default:
-	}
+	// The ping's window ends here: healed, h2 deletes the ports of gone
+	// and mover, and a link change on a host can cost a packet through
+	// that host's userspace datapath (OVS 3.1, see windowPing), which is
+	// not what this row is about. Whether a resync is hitless is
+	// TestAgentRestartLosesNoPackets'.
+	r := expectWindowNoLoss(t, p, "ping through h2 across the partition")
 	healAt := time.Now()
 	h2.Heal(t)
 	c.WaitHost(t, "h2", openapi.HostReady, 60*time.Second)
@@ -83,12 +84,7 @@ func partitionScenario(t *testing.T, tunnel string) {
 		return nil
 	})
 	realized := time.Since(healAt)
-	<-p.done
-	r := p.res
-	if r.Sent != bgCount || r.Received != r.Sent {
-		t.Errorf("ping through h2 across the partition: %d/%d replies: %s", r.Received, r.Sent, tail(r.Output))
-	}
-	t.Logf("%s: h2 NotReady %v after the cut; after healing: Ready in %v, realized (old ports gone) in %v; ping every %v: %d/%d",
+	t.Logf("%s: h2 NotReady %v after the cut; after healing: Ready in %v, realized (old ports gone) in %v; ping every %v until the heal: %d/%d",
 		tunnel, notReady.Round(time.Millisecond), ready.Round(time.Millisecond), realized.Round(time.Millisecond), bgInterval, r.Received, r.Sent)
 	if cluster.NetnsExists(c.Sandbox("h2", "gone", "blue")) || cluster.NetnsExists(c.Sandbox("h2", "mover", "blue")) {
 		t.Errorf("h2 kept the sandbox of a deleted or moved container")
@@ -121,11 +117,14 @@ func TestFailMatrixStuckAgent(t *testing.T) {
 
 	agent := c.Agents["h2"]
 	agent.Pause(t)
-	p := startPing(t, s.na, s.b.IP) // through h2's datapath, without its agent
+	p := windowPing(t, s.na, s.b.IP) // through h2's datapath, without its agent
 	var took []time.Duration
 	for i := 1; i <= 4; i++ {
+		// On h3, off the ping's path (h1 to h2): a new port is a link
+		// change, which can cost a packet through its host (windowPing).
+		// h1 still gets each change: green is on it.
 		start := time.Now()
-		c.Container(t, "g"+cluster.Itoa(i), "green", []string{"h1", "h3"}[i%2], nil) // ?wait=realized
+		c.Container(t, "g"+cluster.Itoa(i), "green", "h3", nil) // ?wait=realized
 		took = append(took, time.Since(start))
 	}
 	// A change for h2 times out naming h2 and only h2.
@@ -134,14 +133,13 @@ func TestFailMatrixStuckAgent(t *testing.T) {
 		t.Errorf("realized wait for a change on the stuck host: %d %v, want 504 naming h2 alone", code, err)
 	}
 	c.WaitHost(t, "h2", openapi.HostNotReady, 30*time.Second)
+	// The window ends before h2's agent resumes and adds late's port.
+	r := expectWindowNoLoss(t, p, "ping through h2 while its agent was stuck")
 	agent.Resume(t)
 	c.WaitHost(t, "h2", openapi.HostReady, 60*time.Second)
 	late := c.WaitContainer(t, "late", openapi.ContainerRunning, 60*time.Second)
-	<-p.done
-	if r := p.res; r.Sent != bgCount || r.Received != r.Sent {
-		t.Errorf("ping through h2 while its agent was stuck: %d/%d: %s", r.Received, r.Sent, tail(r.Output))
-	}
-	t.Logf("realized create on green: %v with every agent well, %v with h2's agent stopped", base.Round(time.Millisecond), took)
+	t.Logf("realized create on green: %v with every agent well, %v with h2's agent stopped; ping every %v while stuck: %d/%d",
+		base.Round(time.Millisecond), took, bgInterval, r.Received, r.Sent)
 	s.expectPing(t, s.na, late.IP)
 	s.expectPing(t, c.Sandbox("h3", "g1", "green"), g0.IP)
 }

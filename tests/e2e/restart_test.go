@@ -451,6 +451,57 @@ func (p *bgPing) expectNoLoss(t *testing.T) {
 	t.Logf("ping %s: %d/%d received, rtt min/avg/max %v/%v/%v", p.dst, r.Received, r.Sent, r.Min, r.Avg, r.Max)
 }
 
+// windowPing pings dst from netns every bgInterval until
+// expectWindowNoLoss ends its window, once it has had a first reply. A
+// window holds no link change on a host of the path: on OVS 3.1's
+// userspace datapath each one (a port added or deleted, a veth's flags)
+// makes ovs-vswitchd flush and re-read its routing table, and a tunnel
+// packet that meets a revalidation meanwhile is lost (about one in 15
+// container changes at 500 packets/s, docs/failure-matrix.md, "Link
+// changes on a userspace-datapath host").
+func windowPing(t *testing.T, netns, dst string) *lab.PingRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	p, err := lab.StartPing(ctx, netns, dst, bgInterval)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = p.Stop() // a no-op once the window ended
+		cancel()
+	})
+	first := time.After(30 * time.Second)
+	for p.Answered() == 0 {
+		select {
+		case <-first:
+			t.Fatalf("ping %s from %s: no reply in 30s", dst, netns)
+		case <-time.After(bgInterval):
+		}
+	}
+	return p
+}
+
+// windowTrailing is how many pings may be unanswered at the end of a
+// window: in flight when it is stopped (their round trip, 30 ms at worst
+// in the lab, over bgInterval).
+const windowTrailing = 3
+
+// expectWindowNoLoss ends p's window and fails t unless every ping of it
+// was answered (those still in flight at the end aside).
+func expectWindowNoLoss(t *testing.T, p *lab.PingRun, what string) lab.PingResult {
+	t.Helper()
+	r, err := p.Stop()
+	if err != nil {
+		t.Errorf("%s: %v", what, err)
+		return r
+	}
+	if len(r.Lost) > 0 || r.Trailing > windowTrailing || r.Received == 0 {
+		t.Errorf("%s: %d/%d replies, no reply to %v and to the last %d: %s", what, r.Received, r.Sent, r.Lost, r.Trailing, tail(r.Output))
+	}
+	return r
+}
+
 // tail is the last lines of ping's output (its summary).
 func tail(out string) string {
 	lines := strings.Split(strings.TrimSpace(out), "\n")

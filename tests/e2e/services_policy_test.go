@@ -31,7 +31,7 @@ func (e *svcLab) policyThroughVIP(t *testing.T) {
 	e.judge(t, "c1 -> "+addr(s, 0)+" (allowed by address)", count(e.mustConns(t, "c1", "tcp", addr(s, 0), 20)), true, []string{"p1", "p2"})
 	for _, c := range []string{"c2", "c3"} {
 		for _, to := range []string{addr(s, 0), e.ct["p1"].IP + ":80"} {
-			if got := count(e.mustConns(t, c, "tcp", to, 4)); len(got.by) > 0 {
+			if got := count(e.tryConns(t, c, "tcp", to, 4)); len(got.by) > 0 {
 				t.Errorf("%s -> %s: %s; want every connection dropped by pol-in (the backend must see %s's own address)", c, to, got, c)
 			}
 		}

@@ -51,6 +51,9 @@ const (
 	// path (docs/failure-matrix.md, "Link changes on a userspace-datapath
 	// host"), which is not what these tests judge.
 	okTimeout = 4 * time.Second
+	// udpResend is how often a udp probe expected to be answered resends
+	// its datagram (ms).
+	udpResend = 500
 	// batch is how many probes a probe server runs at once.
 	batch = 50
 )
@@ -223,7 +226,9 @@ func (e *svcLab) waitApplied(t *testing.T, rev int64) {
 
 // conns makes n probes (new connections, or datagrams from new sockets) of
 // proto from container from to address, batch at a time, each within
-// timeout, and returns the results. It may run on any goroutine.
+// timeout, and returns the results; udp probes expected to be answered
+// (okTimeout) resend their datagram every udpResend ms. It may run on any
+// goroutine.
 func (e *svcLab) conns(from, proto, address string, n int, timeout time.Duration) ([]lab.ProbeResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -232,6 +237,9 @@ func (e *svcLab) conns(from, proto, address string, n int, timeout time.Duration
 		reqs := make([]lab.ProbeRequest, min(batch, n-len(out)))
 		for i := range reqs {
 			reqs[i] = lab.ProbeRequest{Proto: proto, Addr: address, TimeoutMs: int(timeout.Milliseconds())}
+			if timeout >= okTimeout {
+				reqs[i].ResendMs = udpResend
+			}
 		}
 		res, err := e.probes[from].Run(ctx, reqs)
 		if err != nil {

@@ -23,6 +23,11 @@ type ProbeRequest struct {
 	Addr      string `json:"addr"`
 	TimeoutMs int    `json:"timeoutMs"`
 	Src       string `json:"src,omitempty"`
+	// ResendMs, for a udp probe, sends the datagram again (same socket,
+	// so the same flow) when no answer came within that many
+	// milliseconds, as a real UDP client does; 0 sends it once (a test
+	// that counts packets).
+	ResendMs int `json:"resendMs,omitempty"`
 }
 
 // ProbeResult is what one probe saw: OK with the peer's Reply (the name

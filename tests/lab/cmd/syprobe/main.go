@@ -165,7 +165,7 @@ func run(p Probe) Result {
 	case p.Proto == "tcp":
 		got, err = probeTCP(p.Addr, src, deadline)
 	case p.Proto == "udp":
-		got, err = probeUDP(p.Addr, src, deadline)
+		got, err = probeUDP(p.Addr, src, deadline, time.Duration(p.ResendMs)*time.Millisecond)
 	case p.Proto == "icmp":
 		err = probeICMP(p.Addr, src, deadline)
 	default:
@@ -220,7 +220,10 @@ func exchange(c net.Conn, r *bufio.Reader, deadline time.Time) (string, error) {
 	return strings.TrimSpace(line), err
 }
 
-func probeUDP(addr string, src net.IP, deadline time.Time) (string, error) {
+// probeUDP sends one datagram to addr and reads the answer; with resend,
+// it sends again each time no answer came within resend, as a real UDP
+// client (a resolver) does: one lost datagram is then not a failed probe.
+func probeUDP(addr string, src net.IP, deadline time.Time, resend time.Duration) (string, error) {
 	d := net.Dialer{}
 	if src != nil {
 		d.LocalAddr = &net.UDPAddr{IP: src}
@@ -233,17 +236,14 @@ func probeUDP(addr string, src net.IP, deadline time.Time) (string, error) {
 	if err := c.SetWriteDeadline(deadline); err != nil {
 		return "", err
 	}
-	// Like a real UDP client (a resolver), it sends again when no answer
-	// came within udpRetry: one lost datagram is not a failed probe. The
-	// socket stays the same, so conntrack sees one flow.
 	buf := make([]byte, 2048)
 	for {
 		if _, err := c.Write([]byte("probe")); err != nil {
 			return "", err
 		}
-		wait := time.Now().Add(udpRetry)
-		if deadline.Before(wait) {
-			wait = deadline
+		wait := deadline
+		if resend > 0 && time.Now().Add(resend).Before(deadline) {
+			wait = time.Now().Add(resend)
 		}
 		if err := c.SetReadDeadline(wait); err != nil {
 			return "", err
@@ -256,10 +256,6 @@ func probeUDP(addr string, src net.IP, deadline time.Time) (string, error) {
 		return string(buf[:n]), err
 	}
 }
-
-// udpRetry is how long a udp probe waits for an answer before it sends
-// its datagram again.
-const udpRetry = 500 * time.Millisecond
 
 var icmpID atomic.Uint32
 

@@ -235,6 +235,7 @@ func (e *convEnv) run(b *testing.B, n int) {
 		}
 	}
 	var ss []sample
+	reconf0 := e.reconfigures(b)
 	one := func(timed bool) {
 		host := e.hosts[e.seq%len(e.hosts)]
 		cpu0, own0, at0 := e.cpu(), e.hostCPU(host), time.Now()
@@ -259,6 +260,23 @@ func (e *convEnv) run(b *testing.B, n int) {
 		one(false)
 	}
 	e.report(b, ss)
+	b.ReportMetric(float64(e.reconfigures(b)-reconf0)/float64(len(ss)), "reconfigures/op")
+}
+
+// reconfigures sums ovs-vswitchd's bridge reconfigurations over the hosts
+// (coverage counter bridge_reconfigure): one follows every link
+// notification in the host's namespace and every OVSDB change, and each
+// walks every port of the host (its cost grows with them).
+func (e *convEnv) reconfigures(b *testing.B) int {
+	n := 0
+	for _, h := range e.c.Lab.Hosts {
+		v, err := strconv.Atoi(strings.TrimSpace(h.AppCtl(b, "coverage/read-counter", "bridge_reconfigure")))
+		if err != nil {
+			b.Fatalf("%s: bridge_reconfigure: %v", h.Name, err)
+		}
+		n += v
+	}
+	return n
 }
 
 // settle waits until every host reports having applied s's revision, and

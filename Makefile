@@ -75,12 +75,27 @@ test: deps
 
 ## fuzz: every fuzz target (func FuzzXxx) beyond its seed corpus (which `go test`
 ## runs anyway) for FUZZTIME each; `make test` ends with it (about 25 s in all).
+## A target fails when it wrote a failing input to testdata/fuzz/. Go 1.26's fuzz
+## coordinator can also fail a target with a bare "context deadline exceeded" as
+## -fuzztime ends (golang/go#75804, fixed in Go 1.27): with no new input written,
+## that is reported and not counted as a failure.
 FUZZTIME ?= 2s
 fuzz:
 	@grep -rl --include='*_test.go' '^func Fuzz' controller node openapi tests 2>/dev/null | while read -r f; do \
 		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f"); do \
-			echo "$(GO) test -run '^$$' -fuzz '^$$fn$$' -fuzztime $(FUZZTIME) ./$$(dirname "$$f")"; \
-			$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) "./$$(dirname "$$f")"; \
+			d="./$$(dirname "$$f")"; corpus="$$d/testdata/fuzz/$$fn"; \
+			echo "$(GO) test -run '^$$' -fuzz '^$$fn$$' -fuzztime $(FUZZTIME) $$d"; \
+			before="$$(ls "$$corpus" 2>/dev/null || true)"; \
+			if ! out="$$($(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) "$$d" 2>&1)"; then \
+				echo "$$out"; \
+				if [ "$$before" = "$$(ls "$$corpus" 2>/dev/null || true)" ] && echo "$$out" | grep -qx '    context deadline exceeded'; then \
+					echo "fuzz: $$fn: no failing input, only Go's -fuzztime deadline race (golang/go#75804): not a failure"; \
+				else \
+					exit 1; \
+				fi; \
+			else \
+				echo "$$out" | tail -n 2; \
+			fi; \
 		done; \
 	done
 

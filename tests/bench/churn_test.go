@@ -41,8 +41,8 @@ func BenchmarkLinkChurnLoss(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer p.Stop()
-			for p.Answered() == 0 {
-				time.Sleep(churnPingEvery)
+			if err := p.AwaitReply(30 * time.Second); err != nil {
+				b.Fatal(err)
 			}
 			ops := 0
 			for b.Loop() {

@@ -471,13 +471,8 @@ func windowPing(t *testing.T, netns, dst string) *lab.PingRun {
 		_, _ = p.Stop() // a no-op once the window ended
 		cancel()
 	})
-	first := time.After(30 * time.Second)
-	for p.Answered() == 0 {
-		select {
-		case <-first:
-			t.Fatalf("ping %s from %s: no reply in 30s", dst, netns)
-		case <-time.After(bgInterval):
-		}
+	if err := p.AwaitReply(30 * time.Second); err != nil {
+		t.Fatalf("ping %s from %s: %v", dst, netns, err)
 	}
 	return p
 }

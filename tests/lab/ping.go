@@ -131,6 +131,18 @@ func (p *PingRun) Answered() int {
 	return len(pingReply.FindAllIndex(p.out.Bytes(), -1))
 }
 
+// AwaitReply waits up to timeout for the first reply.
+func (p *PingRun) AwaitReply(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for p.Answered() == 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no ping reply in %s", timeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return nil
+}
+
 // Stop interrupts ping (SIGINT: it prints its summary), waits for it and
 // returns what it reported: check Lost and Trailing. An error means it
 // had ended before, or gave no summary.

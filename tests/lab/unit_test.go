@@ -59,6 +59,9 @@ func TestStartPingLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := p.AwaitReply(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	for p.Answered() < 5 {
 		select {
 		case <-ctx.Done():

@@ -408,11 +408,8 @@ func quietIPv6(h *netlink.Handle, l netlink.Link) error {
 // lost (docs/failure-matrix.md, "Link changes on a userspace-datapath
 // host"). A link without IPv6 has nothing to turn off.
 func (m *Manager) hostIPv6Off(name string) error {
-	if name == "" || name == "." || name == ".." || len(name) >= unix.IFNAMSIZ || strings.ContainsRune(name, '/') {
-		return fmt.Errorf("invalid interface name %q", name)
-	}
-	p := filepath.Join("/proc/sys/net/ipv6/conf", name, "disable_ipv6")
-	err := inNetns(m.hostNs, func() error {
+	err := m.hostSysctls("ipv6", name, func(path func(string) string) error {
+		p := path("disable_ipv6")
 		b, err := os.ReadFile(p)
 		if os.IsNotExist(err) {
 			return nil // no IPv6 on it: a kernel without, or an MTU below 1280

@@ -180,17 +180,22 @@ func (m *Manager) QuietARP(iface string) (orig ARP, changed bool, err error) {
 // namespace of the thread that opens it) with the path of iface's IPv4
 // settings.
 func (m *Manager) sysctls(iface string, fn func(path func(string) string) error) error {
-	if iface == "" || iface == "." || iface == ".." || len(iface) >= unix.IFNAMSIZ || strings.ContainsRune(iface, '/') {
-		return fmt.Errorf("invalid interface name %q", iface)
-	}
-	dir := filepath.Join("/proc/sys/net/ipv4/conf", iface)
-	err := inNetns(m.hostNs, func() error {
-		return fn(func(name string) string { return filepath.Join(dir, name) })
-	})
-	if err != nil {
+	if err := m.hostSysctls("ipv4", iface, fn); err != nil {
 		return fmt.Errorf("ARP settings of %s: %w", iface, err)
 	}
 	return nil
+}
+
+// hostSysctls runs fn in the host namespace with the path of iface's
+// settings of family ("ipv4", "ipv6") under /proc/sys/net.
+func (m *Manager) hostSysctls(family, iface string, fn func(path func(string) string) error) error {
+	if iface == "" || iface == "." || iface == ".." || len(iface) >= unix.IFNAMSIZ || strings.ContainsRune(iface, '/') {
+		return fmt.Errorf("invalid interface name %q", iface)
+	}
+	dir := filepath.Join("/proc/sys/net", family, "conf", iface)
+	return inNetns(m.hostNs, func() error {
+		return fn(func(name string) string { return filepath.Join(dir, name) })
+	})
 }
 
 func readInt(path string) (int, error) {

@@ -72,7 +72,7 @@ var outputOnly = map[string]bool{
 var readOnlyProps = map[string][]string{
 	"Host":      {"id", "revision", "createdAt", "updatedAt", "status", "lastSeen", "appliedRevision", "programRevision", "realized", "agentVersion"},
 	"Network":   {"id", "revision", "createdAt", "updatedAt", "addresses"},
-	"Container": {"id", "revision", "createdAt", "updatedAt", "mac", "status", "statusDetail", "dns"},
+	"Container": {"id", "revision", "createdAt", "updatedAt", "mac", "ipBlock", "status", "statusDetail", "dns"},
 	"Service":   {"id", "revision", "createdAt", "updatedAt", "groupId"},
 	"Policy":    {"id", "revision", "createdAt", "updatedAt"},
 	"Token":     {"id", "createdAt", "secret", "revokedAt"},

@@ -99,6 +99,13 @@ type Container struct {
 	Labels  map[string]string `json:"labels"`
 	IP      string            `json:"ip"`
 	MAC     string            `json:"mac"`
+	// IPBlock is the address block of its host that IP comes from
+	// (read-only, e.g. "10.0.0.64/26"): the other hosts reach every
+	// container of that block with one flow. Empty when the address is
+	// borrowed (a requested address in another host's block, the host's
+	// blocks and the free blocks full, or a move away from the block's
+	// host): the container is then routed on its own.
+	IPBlock string `json:"ipBlock,omitempty"`
 	// Netns is the path of an existing network namespace to attach; empty means
 	// the agent creates a managed sandbox named after the container.
 	Netns  string `json:"netns,omitempty"`

@@ -62,6 +62,7 @@ func TestLifecycle(t *testing.T) {
 				return
 			}
 			if tc.all {
+				t.Run("ipam blocks", l.blocks)
 				t.Run("spoof ip", l.spoofIP)
 				t.Run("spoof mac", l.spoofMAC)
 			}
@@ -99,7 +100,7 @@ func (l *lifecycle) realized(t *testing.T) {
 		}
 	}
 	// Every host has a container on blue, so every host's program changed
-	// with the last create (its ARP responder knows every address).
+	// with the last create (its resolver knows every name).
 	for _, h := range l.Lab.Hosts {
 		if got := l.GetHost(t, h.Name); got.AppliedRevision < last || got.Status != openapi.HostReady {
 			t.Errorf("host %s: %s, applied revision %d, want Ready and >= %d", h.Name, got.Status, got.AppliedRevision, last)

@@ -381,12 +381,19 @@ func (k *contract) putSchema(path string) *openapi3.Schema {
 	return mt.Schema.Value
 }
 
-// readOnlyFields names the read-only properties of the object at path.
+// ignoredOnInput are read-only properties the store changes on its own
+// when another field changes (a move changes a container's ipBlock): an
+// update may send them with any value, which is ignored, as on create, so
+// a body read before such a change and sent back after it is no 400.
+var ignoredOnInput = map[string]bool{"ipBlock": true}
+
+// readOnlyFields names the read-only properties of the object at path that
+// an update may not change (all but ignoredOnInput).
 func (k *contract) readOnlyFields(path string) []string {
 	var out []string
 	if schema := k.putSchema(path); schema != nil {
 		for name, p := range schema.Properties {
-			if p.Value != nil && p.Value.ReadOnly {
+			if p.Value != nil && p.Value.ReadOnly && !ignoredOnInput[name] {
 				out = append(out, name)
 			}
 		}

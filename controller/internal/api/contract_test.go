@@ -12,6 +12,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchyard/switchyard/controller/internal/api"
 	"github.com/switchyard/switchyard/openapi"
 )
 
@@ -208,7 +209,7 @@ func TestReadOnlyFieldsCannotChange(t *testing.T) {
 		e.must(200, "PUT", path, withoutVolatile(kind, cur))
 		e.must(200, "GET", path, nil).decode(t, &cur)
 		for field, p := range schema.Properties {
-			if !p.Value.ReadOnly {
+			if !p.Value.ReadOnly || api.IgnoredOnInput[field] {
 				continue
 			}
 			before := e.revision()
@@ -225,6 +226,47 @@ func TestReadOnlyFieldsCannotChange(t *testing.T) {
 	}
 	if cases < 20 {
 		t.Fatalf("only %d read-only fields", cases)
+	}
+}
+
+// A container's ipBlock is ignored on input: sent back stale after a move
+// (the move cleared it), or made up, on create, update or patch, it is no
+// 400 and changes nothing.
+func TestIPBlockIgnoredOnInput(t *testing.T) {
+	e := newEnv(t, nil)
+	e.seed()
+	var c, moved, back openapi.Container
+	e.must(201, "POST", "/api/v1/containers", map[string]any{"name": "c1", "network": "blue", "host": "h1",
+		"ipBlock": "10.10.0.192/26"}).decode(t, &c)
+	if c.IPBlock != "10.10.0.0/26" {
+		t.Fatalf("created in block %q, want the claimed 10.10.0.0/26", c.IPBlock)
+	}
+	var body map[string]any
+	e.must(200, "GET", "/api/v1/containers/c1", nil).decode(t, &body)
+	if body["ipBlock"] != "10.10.0.0/26" {
+		t.Fatalf("GET shows ipBlock %v", body["ipBlock"])
+	}
+	// The move: h2 owns no block and h1 owns the address's: borrowed.
+	body["host"] = "h2"
+	e.must(200, "PUT", "/api/v1/containers/c1", body).decode(t, &moved)
+	if moved.IPBlock != "" || moved.Host != "h2" {
+		t.Fatalf("moved to %s in block %q, want h2 and borrowed", moved.Host, moved.IPBlock)
+	}
+	// The same body again, its ipBlock stale now (the other read-only
+	// fields as they are: this is about ipBlock).
+	var cur map[string]any
+	e.must(200, "GET", "/api/v1/containers/c1", nil).decode(t, &cur)
+	if _, ok := cur["ipBlock"]; ok {
+		t.Fatalf("a borrowed address shows ipBlock %v", cur["ipBlock"])
+	}
+	for _, f := range []string{"revision", "updatedAt", "status"} {
+		body[f] = cur[f]
+	}
+	body["labels"] = map[string]any{"a": "b"}
+	e.must(200, "PUT", "/api/v1/containers/c1", body)
+	e.must(200, "PATCH", "/api/v1/containers/c1", map[string]any{"ipBlock": "10.10.0.64/26", "host": "h1"}).decode(t, &back)
+	if back.IPBlock != "10.10.0.0/26" || back.Host != "h1" || back.Labels["a"] != "b" {
+		t.Fatalf("moved back: %+v, want h1 in 10.10.0.0/26", back)
 	}
 }
 

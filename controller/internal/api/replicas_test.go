@@ -104,11 +104,12 @@ func TestReplicasAndRestart(t *testing.T) {
 	if string(before) != string(after) || e.revision() != rev {
 		t.Fatalf("restart changed state:\n%s\n%s", before, after)
 	}
-	// IPAM carries on where it was.
+	// IPAM carries on where it was: h1's block has .2 and .3 (from-a on h2
+	// is in h2's block, 10.10.0.64/26).
 	var c openapi.Container
 	e.must(201, "POST", "/api/v1/containers", map[string]any{"name": "after", "network": "blue", "host": "h1"}).decode(t, &c)
-	if c.IP != "10.10.0.5" {
-		t.Fatalf("after restart got %s, want 10.10.0.5", c.IP)
+	if c.IP != "10.10.0.4" || c.IPBlock != "10.10.0.0/26" {
+		t.Fatalf("after restart got %s in %q, want 10.10.0.4 in 10.10.0.0/26", c.IP, c.IPBlock)
 	}
 }
 

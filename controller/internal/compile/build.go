@@ -94,6 +94,9 @@ func (c *Compiler) buildAll() map[string]*openapi.Program {
 			add(ct.f.common, onNet, n.idx, ct.host.idx)
 			add(ct.f.remote, onRemote, n.idx, ct.host.idx)
 		}
+		for _, b := range n.blocks {
+			add(b.flows, onRemote, n.idx, b.host.idx)
+		}
 	}
 	slices.SortFunc(u, func(a, b uflow) int { return program.CompareFlows(&a.f.Flow, &b.f.Flow) })
 

@@ -88,9 +88,10 @@ type pending struct {
 // netState is one network and its compiled containers.
 type netState struct {
 	obj     openapi.Network
-	p       *netParams           // nil when the network cannot be compiled
-	active  map[string]*ctrState // compiled containers, by ID
-	present map[string]*presence // hosts where the network is present
+	p       *netParams               // nil when the network cannot be compiled
+	active  map[string]*ctrState     // compiled containers, by ID
+	present map[string]*presence     // hosts where the network is present
+	blocks  map[blockKey]*blockState // IPAM blocks with active containers (blocks.go)
 	dns     elemSet[string, openapi.DNSRecord]
 	dnsSums *program.Sums // of dns; nil when out of date
 	idx     int           // position in Full's network order

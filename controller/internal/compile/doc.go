@@ -44,12 +44,17 @@
 //	1  SpoofGuard       per container port: IP from its own MAC and IP, ARP
 //	                    with its own arp_sha/arp_spa -> ARPResponder; anything
 //	                    else from that port (IPv6 too) is dropped.
-//	2  ARPResponder     ARP requests for the gateway and every container IP of
-//	                    the network (on any host) are answered out IN_PORT with
-//	                    the owner's MAC. A container's gratuitous ARP for its
-//	                    own IP is dropped unanswered (an answer would look like
-//	                    an address conflict). Every other ARP is dropped: ARP
-//	                    never crosses a tunnel. Non-ARP -> Conntrack.
+//	2  ARPResponder     ARP requests for the gateway and every address of the
+//	                    network are answered out IN_PORT: the gateway's with
+//	                    its MAC; any other with the MAC derived from the
+//	                    address (DerivedMAC, 0a:58 + its four bytes, what the
+//	                    store gives every container), one flow per network
+//	                    (prioDerived); a container whose MAC is not derived
+//	                    gets its own answer above it. A container's
+//	                    gratuitous ARP for its own IP is dropped unanswered (an
+//	                    answer would look like an address conflict). Every
+//	                    other ARP is dropped: ARP never crosses a tunnel.
+//	                    Non-ARP -> Conntrack.
 //	3  Conntrack        every IP packet: ct(table=ServiceLB, zone=the network's
 //	                    zone, nat): later tables see its connection state, and
 //	                    packets of load-balanced connections are translated
@@ -78,14 +83,19 @@
 //	                    is dropped here. Packets from a tunnel match no
 //	                    policy flow and pass.
 //	11 L3Forwarding     ICMP echo requests to the gateway IP are answered out
-//	                    IN_PORT. IP to the gateway MAC for a container of the
-//	                    same network: eth_dst=container MAC, eth_src=gateway
-//	                    MAC, dec_ttl, -> L2Forwarding. Else -> L2Forwarding.
+//	                    IN_PORT. IP to the gateway MAC for an address of the
+//	                    same network: eth_dst=the MAC derived from it (one
+//	                    flow per network; a container whose MAC is not
+//	                    derived has its own, above), eth_src=gateway MAC,
+//	                    dec_ttl, -> L2Forwarding. Else -> L2Forwarding.
 //	12 L2Forwarding     per (network, dst MAC): a local container loads its
 //	                    ofport into reg2; a remote container (only for
 //	                    packets from a local container) sets tun_id=VNI and
-//	                    loads the tunnel's ofport into reg2; both ->
-//	                    IngressPolicy. DNSMAC: sydns0 (see DNS steering).
+//	                    loads the tunnel's ofport into reg2, by one flow per
+//	                    IPAM block of its host (a masked dl_dst, prioBlock,
+//	                    see blocks.go) or, when its address is borrowed, its
+//	                    own; both -> IngressPolicy. The gateway's MAC is
+//	                    dropped. DNSMAC: sydns0 (see DNS steering).
 //	                    Ingress policy of a remote container runs on the
 //	                    receiving host. Broadcast, multicast and unknown MACs
 //	                    are dropped: ARP is answered locally, so everything
@@ -152,10 +162,11 @@
 // flows present on every host, else Owner(kind, id), which never sets bit 46
 // or 47: a container's flows are
 // Owner(KindContainer, container ID), a network's gateway, hairpin-zone and
-// DNS steering flows are Owner(KindNetwork, network name), a service's
+// DNS steering flows and its derived ARP answer and route are
+// Owner(KindNetwork, network name), a service's
 // ServiceLB and AffinityDispatch flows Owner(KindService, service ID), and
-// the classifier flows of the tunnel towards a peer are Owner(KindHost,
-// peer host name). Policy flows: a rule's
+// the classifier flows of the tunnel towards a peer and the flows to a
+// peer's IPAM blocks are Owner(KindHost, peer host name). Policy flows: a rule's
 // verdict flows have RuleCookie(policy ID, direction, index) (ct_state=-new)
 // and ConnCookie (ct_state=+new), both counted; a container's
 // isolation drop IsolationCookie(container ID, direction); conjunction

@@ -31,6 +31,8 @@ const (
 	prioAnswer     = 200 // ARPResponder: answer for an IP; L3Forwarding: route to an IP
 	prioGratuitous = 210 // ARPResponder: a container's ARP for its own IP
 	prioEcho       = 300 // L3Forwarding: ICMP echo to the gateway
+	prioDerived    = 140 // ARPResponder, L3Forwarding: any address of the network, its MAC derived from it
+	prioBlock      = 90  // L2Forwarding: another host's IPAM block (a prefix of MACs)
 	prioTrack      = 100 // Conntrack: send IP through ct(); ConntrackCommit: commit +new
 	prioGateway    = 200 // Conntrack: IP to a gateway goes through the hairpin zone
 
@@ -133,6 +135,17 @@ func arpAnswer(mac, ip string) string {
 		"move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:" + ip + "->arp_spa,IN_PORT"
 }
 
+// arpDerived answers an ARP request for any address with the MAC derived
+// from it (DerivedMAC), out IN_PORT: the address goes into the low 32 bits
+// of eth_src, which then becomes arp_sha, and arp_spa and arp_tpa swap.
+const arpDerived = "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]," +
+	"move:NXM_OF_ARP_TPA[]->NXM_OF_ETH_SRC[0..31],load:" + derivedOUI + "->NXM_OF_ETH_SRC[32..47]," +
+	"set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],move:NXM_OF_ETH_SRC[]->NXM_NX_ARP_SHA[]," +
+	"move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],move:NXM_OF_ETH_SRC[0..31]->NXM_OF_ARP_SPA[],IN_PORT"
+
+// derivedOUI is the top 16 bits of a derived MAC (0a:58).
+const derivedOUI = "0xa58"
+
 // netFlows are a network's flows on every host where it is present: the
 // gateway's ARP answer and its ICMP echo responder, the hairpin-zone pass of
 // packets to the gateway, and DNS steering to the node-local resolver.
@@ -146,6 +159,19 @@ func netFlows(n *netParams) []flowRec {
 		mkFlow(TableARPResponder, prioAnswer, cookie, n.reg+",arp,arp_op=1,arp_tpa="+n.gw, arpAnswer(n.gwMAC, n.gw)),
 		mkFlow(TableL3Forwarding, prioEcho, cookie,
 			n.reg+",icmp,dl_dst="+n.gwMAC+",nw_dst="+n.gw+",icmp_type=8,icmp_code=0", echo),
+		// Every address of the network has the MAC derived from it
+		// (DerivedMAC), so one flow answers ARP for all of them and one
+		// routes to all of them, wherever they are: a new container needs
+		// neither on any host. A container whose MAC is not derived gets
+		// its own, above these.
+		mkFlow(TableARPResponder, prioDerived, cookie, n.reg+",arp,arp_op=1,arp_tpa="+n.prefix.String(), arpDerived),
+		mkFlow(TableL3Forwarding, prioDerived, cookie, n.reg+",ip,dl_dst="+n.gwMAC+",nw_dst="+n.prefix.String(),
+			"move:NXM_OF_IP_DST[]->NXM_OF_ETH_DST[0..31],load:"+derivedOUI+"->NXM_OF_ETH_DST[32..47],"+
+				"set_field:"+n.gwMAC+"->eth_src,dec_ttl,"+gotoTable(TableL2Forwarding)),
+		// The gateway's MAC is in the range of a block (its address is in
+		// one): what reaches L2Forwarding still addressed to it is not for
+		// another host.
+		mkFlow(TableL2Forwarding, prioPort, cookie, n.reg+",dl_dst="+n.gwMAC, actDrop),
 		mkFlow(TableConntrack, prioGateway, cookie, "ip,"+n.reg+",nw_dst="+n.gw, ctNAT(TableHairpinReturn, hairpinZone)),
 		// The resolver's answers: back into the network, un-DNATed to
 		// come from the gateway, routed to the asking container.
@@ -183,11 +209,15 @@ type ctrFlows struct {
 	dns openapi.DNSRecord
 	// local flows are on the container's host only.
 	local []flowRec
-	// common flows are on every host where the network is present.
+	// common flows are on every host where the network is present: none
+	// when its MAC is derived from its address (netFlows answer for it).
 	common []flowRec
 	// remote flows are on every host where the network is present, except
-	// the container's own.
+	// the container's own: none when block is set.
 	remote []flowRec
+	// block is the IPAM block of its host it is reached by (see
+	// blocks.go), when it has one.
+	block netip.Prefix
 	// polSel and polPeer are the matches policy flows use for it, per
 	// direction (see directions): as a selected container, as a peer.
 	polSel, polPeer [2]string
@@ -207,7 +237,7 @@ func compileContainer(c *openapi.Container, n *netParams, ip, mac, domain string
 	}
 	cookie := Owner(KindContainer, c.ID)
 	in := "in_port=" + portRef(name)
-	return &ctrFlows{
+	f := &ctrFlows{
 		port:    port,
 		dns:     openapi.DNSRecord{Network: n.name, VNI: n.vniNum, Kind: openapi.DNSContainer, Name: c.Name, IP: ip},
 		polSel:  [2]string{selectedMatch(0, name), selectedMatch(1, name)},
@@ -230,16 +260,20 @@ func compileContainer(c *openapi.Container, n *netParams, ip, mac, domain string
 			mkFlow(TableHairpin, prioHairpinFlow, cookie, "ct_state=-rpl+trk,ip,"+matchFromLocal+","+in+",nw_dst="+ip,
 				flagHairpin+",ct(commit,table="+strconv.Itoa(int(TableEgressPolicy))+","+hairpinZone+",nat(src="+n.gw+"))"),
 		},
-		common: []flowRec{
+	}
+	if mac != DerivedMAC(ip) {
+		f.common = []flowRec{
 			mkFlow(TableARPResponder, prioAnswer, cookie, n.reg+",arp,arp_op=1,arp_tpa="+ip, arpAnswer(mac, ip)),
 			mkFlow(TableL3Forwarding, prioAnswer, cookie, n.reg+",ip,dl_dst="+n.gwMAC+",nw_dst="+ip,
 				"set_field:"+mac+"->eth_dst,set_field:"+n.gwMAC+"->eth_src,dec_ttl,"+gotoTable(TableL2Forwarding)),
-		},
-		remote: []flowRec{
-			mkFlow(TableL2Forwarding, prioPort, cookie, n.reg+","+matchFromLocal+",dl_dst="+mac,
-				"set_field:"+n.vni+"->tun_id,set_field:"+portRef(TunnelPortName(c.Host))+"->"+RegOutPort+","+gotoTable(TableIngressPolicy)),
-		},
+		}
 	}
+	if f.block = containerBlock(c, n, ip, mac); !f.block.IsValid() {
+		f.remote = []flowRec{
+			mkFlow(TableL2Forwarding, prioPort, cookie, n.reg+","+matchFromLocal+",dl_dst="+mac, toTunnel(n, c.Host)),
+		}
+	}
+	return f
 }
 
 // netParams is a validated network, with the strings its flows use.

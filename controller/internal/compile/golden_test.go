@@ -60,6 +60,35 @@ func goldenScenarios() map[string]*Snapshot {
 			Containers: []openapi.Container{c("a1", blue, 1, 0, "h1"), c("a2", blue, 1, 1, "h1")},
 		},
 		"moved-before": movedBefore(),
+		"blocks":       blocksScenario(),
+	}
+}
+
+// blocksScenario has IPAM blocks: h1 owns 10.1.0.0/26 (two containers, one
+// flow on h2 and h3), h2 10.1.0.64/26; c3 on h3 has an address of h1's
+// block (borrowed: its own flow), c4 a MAC that is not derived from its
+// address (its own ARP answer and route on every host).
+func blocksScenario() *Snapshot {
+	blue := network("blue", 1)
+	c := func(name string, k int, h, block string) openapi.Container {
+		ct := container(name, blue.Name, 1, k, h)
+		ct.IPBlock = block
+		return ct
+	}
+	c4 := c("c4", 63, "h2", "10.1.0.64/26")
+	c4.MAC = "02:00:00:00:00:04"
+	return &Snapshot{
+		Revision: 11,
+		Hosts: []openapi.Host{
+			host("h1", "192.168.1.1", openapi.TunnelGeneve),
+			host("h2", "192.168.1.2", openapi.TunnelGeneve),
+			host("h3", "192.168.1.3", openapi.TunnelGeneve),
+		},
+		Networks: []openapi.Network{blue},
+		Containers: []openapi.Container{
+			c("c1", 0, "h1", "10.1.0.0/26"), c("c2", 1, "h1", "10.1.0.0/26"), c("c5", 62, "h2", "10.1.0.64/26"),
+			c("c3", 2, "h3", ""), c4,
+		},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -262,6 +263,7 @@ func (w *randomWorld) container(existing *openapi.Container) openapi.Container {
 		default:
 			c.Netns = "/run/netns/x"
 		}
+		w.block(&c)
 		return c
 	}
 	i := w.r.IntN(len(worldNets))
@@ -279,7 +281,32 @@ func (w *randomWorld) container(existing *openapi.Container) openapi.Container {
 	if w.r.IntN(4) == 0 {
 		c.Publish = w.publish()
 	}
+	w.block(&c)
 	return c
+}
+
+// block sets c's IPAM block the way the store does, with a fixed owner per
+// /27 block (so that containers share blocks and moves leave them): the
+// block when c's host owns it, else none (borrowed); sometimes none anyway,
+// sometimes one the compiler must ignore (not holding c's address).
+func (w *randomWorld) block(c *openapi.Container) {
+	c.IPBlock = ""
+	a, err := netip.ParseAddr(c.IP)
+	if err != nil || !a.Is4() {
+		return
+	}
+	b := netip.PrefixFrom(a, 27).Masked()
+	x := b.Addr().As4()
+	if worldHosts[(int(x[2])*8+int(x[3])/32+int(x[1]))%len(worldHosts)] != c.Host {
+		return
+	}
+	switch w.r.IntN(8) {
+	case 0:
+	case 1:
+		c.IPBlock = "10.200.0.0/27"
+	default:
+		c.IPBlock = b.String()
+	}
 }
 
 // publish draws a container's published ports (maybe none).

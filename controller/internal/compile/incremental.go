@@ -258,7 +258,7 @@ func (c *Compiler) putContainer(obj openapi.Container) {
 	} else {
 		o := &ct.obj
 		if o.Name == obj.Name && o.Network == obj.Network && o.Host == obj.Host &&
-			o.IP == obj.IP && o.MAC == obj.MAC && o.Netns == obj.Netns {
+			o.IP == obj.IP && o.MAC == obj.MAC && o.Netns == obj.Netns && o.IPBlock == obj.IPBlock {
 			if ct.f != nil && !maps.Equal(o.Labels, obj.Labels) {
 				// Selections change: policies that select it (or have it
 				// as a peer) before or after.
@@ -332,6 +332,9 @@ func (c *Compiler) activate(ct *ctrState) {
 	c.addFlows(h, ct.f.local, 1)
 	c.addFlows(h, ct.f.common, 1)
 	c.remoteFlows(n, ct, 1)
+	if ct.f.block.IsValid() {
+		c.blockUp(n, ct)
+	}
 	n.active[id] = ct
 	c.netDNS(n, &ct.f.dns, 1)
 	if len(ct.obj.Publish) > 0 {
@@ -364,6 +367,9 @@ func (c *Compiler) deactivate(ct *ctrState) {
 	c.addFlows(h, ct.f.local, -1)
 	c.addFlows(h, ct.f.common, -1)
 	c.remoteFlows(n, ct, -1)
+	if ct.f.block.IsValid() {
+		c.blockDown(n, ct)
+	}
 	pr := n.present[h.obj.Name]
 	if pr.n--; pr.n == 0 {
 		c.presenceDown(n, h)
@@ -374,21 +380,13 @@ func (c *Compiler) deactivate(ct *ctrState) {
 // remoteFlows adds or removes ct's flows on the other hosts where its
 // network is present. A bulk load skips it: buildAll places flows itself.
 func (c *Compiler) remoteFlows(n *netState, ct *ctrState, sign int) {
-	if c.bulk {
-		return
-	}
-	for name := range n.present {
-		if name != ct.host.obj.Name {
-			p := c.hosts[name]
-			c.addFlows(p, ct.f.common, sign)
-			c.addFlows(p, ct.f.remote, sign)
-		}
-	}
+	c.othersFlows(n, ct.host.obj.Name, ct.f.common, sign)
+	c.othersFlows(n, ct.host.obj.Name, ct.f.remote, sign)
 }
 
 // presenceUp makes network n present on host h: its gateway flows, tunnels
 // between h and the other hosts where n is present, and the flows of n's
-// containers on those hosts.
+// containers and blocks on those hosts.
 func (c *Compiler) presenceUp(n *netState, h *hostState) *presence {
 	pr := &presence{tun: []flowRec{tunnelFlow(h.obj.Name, n.p)}}
 	c.addFlows(h, n.p.flows, 1)
@@ -397,6 +395,9 @@ func (c *Compiler) presenceUp(n *netState, h *hostState) *presence {
 		for _, ct := range n.active { // all on other hosts
 			c.addFlows(h, ct.f.common, 1)
 			c.addFlows(h, ct.f.remote, 1)
+		}
+		for _, b := range n.blocks { // all other hosts'
+			c.addFlows(h, b.flows, 1)
 		}
 	}
 	c.dnsPresence(h, n, false)
@@ -417,6 +418,9 @@ func (c *Compiler) presenceDown(n *netState, h *hostState) {
 	for _, ct := range n.active { // all on other hosts
 		c.addFlows(h, ct.f.common, -1)
 		c.addFlows(h, ct.f.remote, -1)
+	}
+	for _, b := range n.blocks { // all other hosts'
+		c.addFlows(h, b.flows, -1)
 	}
 	c.touchAllServices(n.obj.Name)
 }

@@ -19,13 +19,13 @@ var containers = &kind[openapi.Container]{
 	scoped: true,
 	hosted: true,
 	from: `SELECT x.id::text, x.name, n.name, h.name, x.labels, host(x.ip), x.mac::text, x.netns, x.status, x.status_detail,
-	        x.revision, x.created_at, x.updated_at, host(n.gateway), x.publish
+	        x.revision, x.created_at, x.updated_at, host(n.gateway), x.publish, coalesce(x.ip_block::text, '')
 	       FROM containers x JOIN networks n ON n.id = x.network_id JOIN hosts h ON h.id = x.host_id`,
 	scan: func(r pgx.Row) (openapi.Container, error) {
 		var c openapi.Container
 		var gw *string
 		err := r.Scan(&c.ID, &c.Name, &c.Network, &c.Host, &c.Labels, &c.IP, &c.MAC, &c.Netns, &c.Status, &c.StatusDetail,
-			&c.Revision, &c.CreatedAt, &c.UpdatedAt, &gw, &c.Publish)
+			&c.Revision, &c.CreatedAt, &c.UpdatedAt, &gw, &c.Publish, &c.IPBlock)
 		if err == nil && gw != nil {
 			c.DNS = &openapi.ContainerDNS{Nameservers: []string{*gw}} // Search: Store.withDNS
 		}
@@ -126,39 +126,41 @@ func lockNetwork(tx *Tx, name, host string) (netRow, error) {
 	return n, nil
 }
 
-// allocate picks the address offset for a new container: the requested
-// address when it is free, else the first free one after the network's
-// cursor (next-fit, wrapping once), read from the network's free list (see
-// ipam.go), so a create costs the same however full or fragmented the
-// network is. The MAC follows from the address (macFor): nothing to search.
-func allocate(tx *Tx, n netRow, want string) (int64, error) {
+// allocate picks the address offset for a new container on n's host, and
+// the block of the host it is in ("" when borrowed; see ipamblocks.go).
+// Without a requested address: the first free one in the host's blocks
+// (next-fit from the network's cursor), else in a block the host claims,
+// else any free one, borrowed (next fit). Each is read from the network's
+// free list (see ipam.go), so a create costs the same however full or
+// fragmented the network is. A requested address must be free; its block
+// is the host's (claimed when nobody's) or borrowed from another host. The
+// MAC follows from the address (macFor): nothing to search.
+func allocate(tx *Tx, n netRow, want string) (int64, string, error) {
 	last := size(n.cidr) - 2 // the broadcast address is last+1
 	gwOff := addrOffset(n.cidr, n.gw)
 	if want != "" {
 		a := netip.MustParseAddr(want)
 		off := addrOffset(n.cidr, a)
 		if !n.cidr.Contains(a) || off == 0 || off > last {
-			return 0, problem.Invalid("ip", "%s is not a usable address of %s", a, n.cidr)
+			return 0, "", problem.Invalid("ip", "%s is not a usable address of %s", a, n.cidr)
 		}
 		if off == gwOff {
-			return 0, problem.Conflict("ip", "%s is the network's gateway", a)
+			return 0, "", problem.Conflict("ip", "%s is the network's gateway", a)
 		}
 		if taken, err := exists(tx.ctx, tx, `SELECT 1 FROM containers WHERE network_id = $1 AND ip_offset = $2`, n.id, off); err != nil {
-			return 0, err
+			return 0, "", err
 		} else if taken {
-			return 0, problem.Conflict("ip", "%s is already in use", a)
+			return 0, "", problem.Conflict("ip", "%s is already in use", a)
 		}
-		return off, nil
+		block, err := claimBlock(tx, n.name, a.String(), *n.hostID)
+		return off, block, err
 	}
-	// Next fit: the first free offset after the cursor, else from the start.
 	// The pool holds no network, gateway or broadcast offset.
-	for _, from := range []int64{max(n.cursor, 1), 1} {
-		off, ok, err := firstFree(tx.ctx, tx, n.id, from, last)
-		if err != nil || ok {
-			return off, err
-		}
+	off, block, ok, err := allocBlock(tx, n)
+	if err != nil || ok {
+		return off, block, err
 	}
-	return 0, problem.Exhausted("network", "network %s is full: all %d addresses of %s are in use", n.name, size(n.cidr)-3, n.cidr)
+	return 0, "", problem.Exhausted("network", "network %s is full: all %d addresses of %s are in use", n.name, size(n.cidr)-3, n.cidr)
 }
 
 // CreateContainer validates and stores a container, allocating its address
@@ -176,20 +178,21 @@ func (s *Store) CreateContainer(ctx context.Context, actor string, c openapi.Con
 		if err := checkContainerPorts(tx, &c, *n.hostID, n.hostAddr, ""); err != nil {
 			return err
 		}
-		off, err := allocate(tx, n, c.IP)
+		off, block, err := allocate(tx, n, c.IP)
 		if err != nil {
 			return err
 		}
 		ip := offsetAddr(n.cidr, off)
 		out = openapi.Container{Meta: openapi.Meta{ID: uuid.NewString(), CreatedAt: n.now, UpdatedAt: n.now},
 			Name: c.Name, Network: c.Network, Host: c.Host, Labels: c.Labels, IP: ip.String(), MAC: macFor(ip),
-			Netns: c.Netns, Status: openapi.ContainerPending, DNS: &openapi.ContainerDNS{Nameservers: []string{n.gw.String()}},
-			Publish: c.Publish}
+			IPBlock: block, Netns: c.Netns, Status: openapi.ContainerPending,
+			DNS: &openapi.ContainerDNS{Nameservers: []string{n.gw.String()}}, Publish: c.Publish}
 		s.withDNS(&out)
 		// Everything from here goes in the commit batch: one round trip.
-		tx.Queue(`INSERT INTO containers (id, name, network_id, host_id, labels, ip, ip_offset, mac, netns, revision, created_at, updated_at, publish)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, `+currentRev+`, $10, $10, $11)`,
-			out.ID, c.Name, n.id, *n.hostID, c.Labels, out.IP, off, out.MAC, c.Netns, n.now, jsonOrNull(c.Publish))
+		tx.Queue(`INSERT INTO containers (id, name, network_id, host_id, labels, ip, ip_offset, mac, netns, revision, created_at, updated_at,
+				publish, ip_block)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, `+currentRev+`, $10, $10, $11, NULLIF($12::text, '')::cidr)`,
+			out.ID, c.Name, n.id, *n.hostID, c.Labels, out.IP, off, out.MAC, c.Netns, n.now, jsonOrNull(c.Publish), block)
 		tx.Queue(`UPDATE networks SET ipam_cursor = $2 WHERE id = $1`, n.id, off+1)
 		return tx.Record("container", openapi.EventCreated, out.ID, out.Name, out.Network, out)
 	})
@@ -247,7 +250,8 @@ func (s *Store) MoveContainer(ctx context.Context, actor, ref, network, host str
 // setContainer writes the mutable fields of c over cur. On a move, the
 // published ports follow the container: a hostIP naming the old host's
 // address names the new one's, and the ports must be free on the new host
-// (409, nothing written).
+// (409, nothing written); its address block is the new host's when that
+// host owns the address's block or claims it (nobody's), else borrowed.
 func (s *Store) setContainer(tx *Tx, cur, c openapi.Container) (openapi.Container, error) {
 	hid, addr, oldAddr, err := hostAddrs(tx, c.Host, cur.Host)
 	if err != nil {
@@ -261,13 +265,19 @@ func (s *Store) setContainer(tx *Tx, cur, c openapi.Container) (openapi.Containe
 	if c.Host != cur.Host || c.Netns != cur.Netns {
 		status, detail = openapi.ContainerPending, ""
 	}
+	block := cur.IPBlock
+	if c.Host != cur.Host {
+		if block, err = claimBlock(tx, cur.Network, cur.IP, hid); err != nil {
+			return c, err
+		}
+	}
 	rev, err := tx.Rev()
 	if err != nil {
 		return c, err
 	}
 	if _, err := tx.Exec(tx.ctx, `UPDATE containers SET host_id = $2, labels = $3, netns = $4, status = $5, status_detail = $6,
-		revision = $7, updated_at = now(), publish = $8 WHERE id = $1`, cur.ID, hid, c.Labels, c.Netns, status, detail, rev,
-		jsonOrNull(c.Publish)); err != nil {
+		revision = $7, updated_at = now(), publish = $8, ip_block = NULLIF($9::text, '')::cidr WHERE id = $1`,
+		cur.ID, hid, c.Labels, c.Netns, status, detail, rev, jsonOrNull(c.Publish), block); err != nil {
 		return c, err
 	}
 	out, err := containers.get(tx.ctx, tx, cur.ID, "", false)

@@ -155,7 +155,9 @@ func (s *Store) updateHost(tx *Tx, cur, h openapi.Host) (openapi.Host, error) {
 	return out, tx.Record("host", openapi.EventUpdated, out.ID, out.Name, "", out)
 }
 
-// DeleteHost removes a host that has no containers left.
+// DeleteHost removes a host that has no containers left. Its IPAM blocks
+// go with it (ON DELETE CASCADE), free to be claimed again: no container
+// is in a block of a host it is not on (see ipamblocks.go).
 func (s *Store) DeleteHost(ctx context.Context, actor, ref string, ifMatch int64) (int64, error) {
 	return s.Write(ctx, actor, func(tx *Tx) error {
 		ctx := tx.ctx // the group's context, not the caller's

@@ -225,6 +225,8 @@ func TestAllocationQueryShape(t *testing.T) {
 // planNode is one node of EXPLAIN (ANALYZE, FORMAT JSON).
 type planNode struct {
 	NodeType      string     `json:"Node Type"`
+	Relation      string     `json:"Relation Name"`
+	Index         string     `json:"Index Name"`
 	ActualRows    float64    `json:"Actual Rows"`
 	ActualLoops   float64    `json:"Actual Loops"`
 	RemovedFilter float64    `json:"Rows Removed by Filter"`

@@ -2,6 +2,7 @@ package trace
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -139,11 +140,9 @@ func fieldCond(m *match, k, v string) (cond, error) {
 		name := portName(v)
 		return func(p *Packet, _ portMap) bool { return p.InPort == name }, nil
 	case "dl_src", "eth_src":
-		v = strings.ToLower(v)
-		return func(p *Packet, _ portMap) bool { return p.EthSrc == v }, nil
+		return macCond(v, func(p *Packet) string { return p.EthSrc })
 	case "dl_dst", "eth_dst":
-		v = strings.ToLower(v)
-		return func(p *Packet, _ portMap) bool { return p.EthDst == v }, nil
+		return macCond(v, func(p *Packet) string { return p.EthDst })
 	case "eth_type", "dl_type":
 		n, err := parseUint(v)
 		if err != nil {
@@ -381,4 +380,31 @@ func splitTop(s string) []string {
 		out = append(out, s[start:])
 	}
 	return out
+}
+
+// macCond matches a MAC field against "MAC" or "MAC/MASK" (an IPAM block's
+// MACs).
+func macCond(v string, field func(*Packet) string) (cond, error) {
+	v = strings.ToLower(v)
+	mac, mask, masked := strings.Cut(v, "/")
+	if !masked {
+		return func(p *Packet, _ portMap) bool { return field(p) == v }, nil
+	}
+	want, err1 := net.ParseMAC(mac)
+	m, err2 := net.ParseMAC(mask)
+	if err1 != nil || err2 != nil || len(want) != 6 || len(m) != 6 {
+		return nil, fmt.Errorf("bad MAC match %q", v)
+	}
+	return func(p *Packet, _ portMap) bool {
+		got, err := net.ParseMAC(field(p))
+		if err != nil || len(got) != 6 {
+			return false
+		}
+		for i := range m {
+			if got[i]&m[i] != want[i]&m[i] {
+				return false
+			}
+		}
+		return true
+	}, nil
 }

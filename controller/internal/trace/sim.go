@@ -2,6 +2,7 @@ package trace
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -292,6 +293,8 @@ func (st *runState) actions(acts []string) int {
 			st.setField(arg)
 		case name == "move":
 			st.move(arg)
+		case name == "load":
+			st.load(arg)
 		case a == "dec_ttl" || strings.HasPrefix(a, "learn(") || name == "meter" || name == "note":
 		case strings.HasPrefix(a, "ct("):
 			if t, recirc := st.ct(a[3 : len(a)-1]); recirc {
@@ -373,10 +376,53 @@ func (st *runState) move(arg string) {
 		p.Dst = p.Src
 	case "NXM_NX_REG0[0..23]->NXM_NX_TUN_ID[0..23]":
 		p.TunID = uint64(p.Regs[0] & 0xffffff)
-	case "NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[]", "NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[]":
+	case "NXM_OF_IP_DST[]->NXM_OF_ETH_DST[0..31]": // a derived MAC (with the load of 0a:58)
+		p.EthDst = withLow32(p.EthDst, p.Dst)
+	case "NXM_OF_ARP_TPA[]->NXM_OF_ETH_SRC[0..31]": // the derived ARP answer (arp_tpa is Dst)
+		p.EthSrc = withLow32(p.EthSrc, p.Dst)
+	case "NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[]", "NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[]",
+		"NXM_OF_ETH_SRC[]->NXM_NX_ARP_SHA[]", "NXM_OF_ETH_SRC[0..31]->NXM_OF_ARP_SPA[]":
 	default:
 		st.note("move %q", arg)
 	}
+}
+
+// load does the loads the compiler emits: the top 16 bits of a MAC.
+func (st *runState) load(arg string) {
+	v, dst, _ := strings.Cut(arg, "->")
+	n, err := parseUint(v)
+	var f *string
+	switch dst {
+	case "NXM_OF_ETH_DST[32..47]":
+		f = &st.pkt.EthDst
+	case "NXM_OF_ETH_SRC[32..47]":
+		f = &st.pkt.EthSrc
+	}
+	hw, herr := net.ParseMAC(*orEmpty(f))
+	if f == nil || err != nil || n > 0xffff || herr != nil || len(hw) != 6 {
+		st.note("unsupported action %q", "load:"+arg)
+		return
+	}
+	hw[0], hw[1] = byte(n>>8), byte(n)
+	*f = hw.String()
+}
+
+func orEmpty(s *string) *string {
+	if s == nil {
+		return new(string)
+	}
+	return s
+}
+
+// withLow32 is mac with its low 32 bits set to IPv4 address a.
+func withLow32(mac string, a netip.Addr) string {
+	hw, err := net.ParseMAC(mac)
+	if err != nil || len(hw) != 6 || !a.Is4() {
+		hw = make(net.HardwareAddr, 6)
+	}
+	b := a.As4()
+	copy(hw[2:], b[:])
+	return hw.String()
 }
 
 // ct does ct(args): a commit with nat(...) translates the packet; with

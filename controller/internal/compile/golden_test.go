@@ -79,11 +79,7 @@ func blocksScenario() *Snapshot {
 	c4.MAC = "02:00:00:00:00:04"
 	return &Snapshot{
 		Revision: 11,
-		Hosts: []openapi.Host{
-			host("h1", "192.168.1.1", openapi.TunnelGeneve),
-			host("h2", "192.168.1.2", openapi.TunnelGeneve),
-			host("h3", "192.168.1.3", openapi.TunnelGeneve),
-		},
+		Hosts:    threeHosts(),
 		Networks: []openapi.Network{blue},
 		Containers: []openapi.Container{
 			c("c1", 0, "h1", "10.1.0.0/26"), c("c2", 1, "h1", "10.1.0.0/26"), c("c5", 62, "h2", "10.1.0.64/26"),
@@ -92,16 +88,21 @@ func blocksScenario() *Snapshot {
 	}
 }
 
+// threeHosts are h1, h2 and h3 over Geneve.
+func threeHosts() []openapi.Host {
+	return []openapi.Host{
+		host("h1", "192.168.1.1", openapi.TunnelGeneve),
+		host("h2", "192.168.1.2", openapi.TunnelGeneve),
+		host("h3", "192.168.1.3", openapi.TunnelGeneve),
+	}
+}
+
 // movedBefore has a1 on h1 and a2 on h2; the "moved" scenario moves a1 to h2.
 func movedBefore() *Snapshot {
 	blue := network("blue", 1)
 	return &Snapshot{
 		Revision: 11,
-		Hosts: []openapi.Host{
-			host("h1", "192.168.1.1", openapi.TunnelGeneve),
-			host("h2", "192.168.1.2", openapi.TunnelGeneve),
-			host("h3", "192.168.1.3", openapi.TunnelGeneve),
-		},
+		Hosts:    threeHosts(),
 		Networks: []openapi.Network{blue},
 		Containers: []openapi.Container{
 			container("a1", blue.Name, 1, 0, "h1"), container("a2", blue.Name, 1, 1, "h2"),

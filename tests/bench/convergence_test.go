@@ -90,6 +90,10 @@ type sample struct {
 // 10 hosts at 100, 1,000 and 10,000 containers ("HOSTSxN,N;HOSTSxN").
 // SWITCHYARD_BENCH_HOLD (a duration) holds each filled lab that long before
 // measuring, to profile it at rest or drive it by hand.
+// SWITCHYARD_BENCH_MGMT=1 gives the hosts a management network outside OVS
+// (lab.Options.Management): the agents' traffic to the controller then
+// does not cross their userspace datapath (benchmarks-convergence.md, ninth
+// pass).
 func BenchmarkConvergence(b *testing.B) {
 	shapes, err := parseShapes(os.Getenv("SWITCHYARD_BENCH_SHAPES"))
 	if err != nil {
@@ -157,7 +161,8 @@ func newConvEnv(b *testing.B, hosts int) *convEnv {
 		// Metrics (and /debug/pprof) on each host's loopback, for profiling
 		// an agent during a run: ip netns exec <host ns> curl
 		// 127.0.0.1:9464/debug/pprof/profile?seconds=20.
-		AgentEnv: []string{"SWITCHYARD_RESYNC_INTERVAL=30s", "SWITCHYARD_AGENT_METRICS=127.0.0.1:9464"}})
+		AgentEnv:   []string{"SWITCHYARD_RESYNC_INTERVAL=30s", "SWITCHYARD_AGENT_METRICS=127.0.0.1:9464"},
+		Management: os.Getenv("SWITCHYARD_BENCH_MGMT") == "1"})
 	c.Network(b, "bench", "10.64.0.0/16")
 	e := &convEnv{c: c, flows: map[string]*watch{}, ofports: map[string]*watch{}, pingers: map[string]*pinger{}}
 	for _, h := range c.Lab.Hosts {

@@ -27,6 +27,9 @@ type Options struct {
 	NoAgents bool
 	// AgentEnv is added to every agent's environment.
 	AgentEnv []string
+	// Management: the agents reach the controller over a management
+	// network outside OVS (lab.Options.Management).
+	Management bool
 }
 
 // Cluster is a running Switchyard in a lab.
@@ -58,7 +61,7 @@ func New(t testing.TB, o Options) *Cluster {
 	}
 	bin := Build(t)
 	db := pgtest.DatabaseURL(t)
-	l := lab.New(t, lab.Options{Hosts: o.Hosts, Tunnel: o.Tunnel})
+	l := lab.New(t, lab.Options{Hosts: o.Hosts, Tunnel: o.Tunnel, Management: o.Management})
 	c := &Cluster{Lab: l, Bin: bin, DB: db, Tunnel: o.Tunnel, Agents: map[string]*lab.Proc{}, tokens: map[string]string{},
 		opts: o, http: &http.Client{Timeout: 60 * time.Second}}
 	c.StartController(t)

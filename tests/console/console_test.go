@@ -137,17 +137,21 @@ func TestConsole(t *testing.T) {
 
 	t.Run("move-changes-host", func(t *testing.T) {
 		tb.t = t
-		var host string
+		var host, block string
 		tb.run("move", 30*time.Second, click(`tr[data-key="blue/web-1"] td:first-child a`),
 			visible(`form[aria-label="Move container"] option[value=h2]`),
 			fill(`form[aria-label="Move container"] select`, "h2"),
 			click(`form[aria-label="Move container"] button[type=submit]`),
 			waitJS(`document.querySelector('dd[data-field=host]')?.textContent === 'h2'`, 20*time.Second),
-			text(`dd[data-field=host]`, &host))
+			text(`dd[data-field=host]`, &host), text(`dd[data-field=ipBlock]`, &block))
 		var c openapi.Container
 		s.must(t, "GET", "/api/v1/containers/web-1?network=blue", nil, &c)
 		if host != "h2" || c.Host != "h2" {
 			t.Errorf("after the move the page shows %q, the API %q", host, c.Host)
+		}
+		// Its address stays in h1's IPAM block: borrowed on h2.
+		if wantBlock := "(borrowed: routed on its own)"; c.IPBlock != "" || block != wantBlock {
+			t.Errorf("after the move the page shows block %q, the API %q; want %q and none", block, c.IPBlock, wantBlock)
 		}
 		tb.screenshot("container")
 	})

@@ -188,6 +188,13 @@ func (l *Lab) addHost(ctx context.Context, i int) (*Host, error) {
 	if err := l.plugUnderlay(ctx, h); err != nil {
 		return h, err
 	}
+	if l.Management {
+		b := MgmtSubnet.Addr().As4()
+		b[3] = byte(10 + i)
+		if err := l.plugVeth(ctx, mgmtBridge, h.Netns, "mg0", name+"m", netip.PrefixFrom(netip.AddrFrom4(b), MgmtSubnet.Bits())); err != nil {
+			return h, err
+		}
+	}
 	if err := h.startOVSDB(ctx); err != nil {
 		return h, err
 	}
@@ -197,15 +204,15 @@ func (l *Lab) addHost(ctx context.Context, i int) (*Host, error) {
 // plugUnderlay makes the veth pair between the host and the underlay
 // bridge (see plugVeth).
 func (l *Lab) plugUnderlay(ctx context.Context, h *Host) error {
-	return l.plugVeth(ctx, h.Netns, h.UnderlayIface, h.UnderlayPeer, h.UnderlayAddr)
+	return l.plugVeth(ctx, l.UnderlayBridge, h.Netns, h.UnderlayIface, h.UnderlayPeer, h.UnderlayAddr)
 }
 
-// plugVeth joins namespace netns to the underlay bridge: a veth pair made
+// plugVeth joins namespace netns to bridge (in the underlay namespace): a veth pair made
 // directly in the two namespaces (nothing in the root namespace), iface
 // in netns, peer in the underlay, the lab's MTU and tx offload off on
 // both ends (see LAB.md), then addrs on iface in that order (the first is
 // the primary) and iface up.
-func (l *Lab) plugVeth(ctx context.Context, netns, iface, peer string, addrs ...netip.Prefix) error {
+func (l *Lab) plugVeth(ctx context.Context, bridge, netns, iface, peer string, addrs ...netip.Prefix) error {
 	mtu := strconv.Itoa(l.MTU)
 	steps := []struct {
 		netns string
@@ -214,7 +221,7 @@ func (l *Lab) plugVeth(ctx context.Context, netns, iface, peer string, addrs ...
 		{"", []string{"ip", "link", "add", "name", iface, "netns", netns, "mtu", mtu,
 			"type", "veth", "peer", "name", peer, "netns", l.Underlay, "mtu", mtu}},
 		{l.Underlay, []string{"ethtool", "-K", peer, "tx", "off"}},
-		{l.Underlay, []string{"ip", "link", "set", peer, "master", l.UnderlayBridge, "up"}},
+		{l.Underlay, []string{"ip", "link", "set", peer, "master", bridge, "up"}},
 		{netns, []string{"ethtool", "-K", iface, "tx", "off"}},
 	}
 	for _, a := range addrs {

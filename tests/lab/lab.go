@@ -38,7 +38,21 @@ type Options struct {
 	Subnet netip.Prefix
 	// MTU of the underlay links, default 1500.
 	MTU int
+	// Management gives every host a second link, mg0, on a management
+	// network of its own (MgmtSubnet, a second bridge in the underlay
+	// namespace, outside OVS), and Expose serves there: the agents' traffic
+	// to the controller then never crosses a switch, as on hosts whose
+	// userspace datapath has a NIC of its own. Off: it goes over the
+	// underlay, through each host's br-phy (the userspace datapath).
+	Management bool
 }
+
+// MgmtSubnet is the management network of a lab made with
+// Options.Management: host i gets .(10+i), Expose serves at .1.
+var MgmtSubnet = netip.MustParsePrefix("192.168.201.0/24")
+
+// mgmtBridge is the management network's bridge, in the underlay namespace.
+const mgmtBridge = "br1"
 
 // Lab is a set of simulated hosts sharing one underlay.
 type Lab struct {
@@ -57,6 +71,8 @@ type Lab struct {
 	// MTU is the underlay MTU.
 	MTU   int
 	Hosts []*Host
+	// Management is Options.Management.
+	Management bool
 
 	mu       sync.Mutex
 	procs    []*Proc
@@ -162,7 +178,7 @@ func New(t T, o Options) *Lab {
 	if err != nil {
 		t.Fatalf("lab: %v", err)
 	}
-	l.Tunnel, l.Subnet, l.MTU = o.Tunnel, o.Subnet, o.MTU
+	l.Tunnel, l.Subnet, l.MTU, l.Management = o.Tunnel, o.Subnet, o.MTU, o.Management
 	// Cleanup is registered before anything is built, so a failure halfway
 	// through New still tears down what exists.
 	t.Cleanup(func() { l.close(t) })
@@ -270,10 +286,23 @@ func (l *Lab) buildUnderlay(ctx context.Context) error {
 	if err := l.addNetns(ctx, l.Underlay); err != nil {
 		return err
 	}
-	if _, err := runIn(ctx, l.Underlay, nil, "ip", "link", "add", l.UnderlayBridge, "type", "bridge"); err != nil {
-		return err
+	bridges := []string{l.UnderlayBridge}
+	if l.Management {
+		bridges = append(bridges, mgmtBridge)
 	}
-	_, err := runIn(ctx, l.Underlay, nil, "ip", "link", "set", l.UnderlayBridge, "mtu", fmt.Sprint(l.MTU), "up")
+	for _, br := range bridges {
+		if _, err := runIn(ctx, l.Underlay, nil, "ip", "link", "add", br, "type", "bridge"); err != nil {
+			return err
+		}
+		if _, err := runIn(ctx, l.Underlay, nil, "ip", "link", "set", br, "mtu", fmt.Sprint(l.MTU), "up"); err != nil {
+			return err
+		}
+	}
+	if !l.Management {
+		return nil
+	}
+	_, err := runIn(ctx, l.Underlay, nil, "ip", "addr", "add",
+		netip.PrefixFrom(MgmtSubnet.Addr().Next(), MgmtSubnet.Bits()).String(), "dev", mgmtBridge)
 	return err
 }
 

@@ -106,7 +106,7 @@ func (l *Lab) buildOutside(ctx context.Context, o *Outside) error {
 	}
 	// The client address first: it is the primary one, the source of
 	// what the outside opens unless a probe names another.
-	return l.plugVeth(ctx, o.Netns, o.Iface, outsidePeer,
+	return l.plugVeth(ctx, l.UnderlayBridge, o.Netns, o.Iface, outsidePeer,
 		netip.PrefixFrom(o.Client, l.Subnet.Bits()), netip.PrefixFrom(o.Server, l.Subnet.Bits()))
 }
 

@@ -52,6 +52,9 @@ func (l *Lab) Expose(t T, backend string) *Relay {
 	if err != nil {
 		t.Fatalf("lab %s: expose %q: %v", l.ID, backend, err)
 	}
+	if l.Management { // the management network's gateway (buildUnderlay)
+		return StartRelay(t, l.Underlay, net.JoinHostPort(MgmtSubnet.Addr().Next().String(), port), backend)
+	}
 	l.mu.Lock()
 	first := !l.gatewaySet
 	l.gatewaySet = true

@@ -139,12 +139,14 @@ func arpAnswer(mac, ip string) string {
 // from it (DerivedMAC), out IN_PORT: the address goes into the low 32 bits
 // of eth_src, which then becomes arp_sha, and arp_spa and arp_tpa swap.
 const arpDerived = "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]," +
-	"move:NXM_OF_ARP_TPA[]->NXM_OF_ETH_SRC[0..31],load:" + derivedOUI + "->NXM_OF_ETH_SRC[32..47]," +
+	"move:NXM_OF_ARP_TPA[]->NXM_OF_ETH_SRC[0..31],set_field:" + derivedOUI + "->eth_src," +
 	"set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],move:NXM_OF_ETH_SRC[]->NXM_NX_ARP_SHA[]," +
 	"move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],move:NXM_OF_ETH_SRC[0..31]->NXM_OF_ARP_SPA[],IN_PORT"
 
-// derivedOUI is the top 16 bits of a derived MAC (0a:58).
-const derivedOUI = "0xa58"
+// derivedOUI sets the top 16 bits of a derived MAC (0a:58), spelled as
+// ovs-ofctl prints it (the switch shows a load of those bits this way), so
+// that programs and dumped tables compare as text.
+const derivedOUI = "0a:58:00:00:00:00/ff:ff:00:00:00:00"
 
 // netFlows are a network's flows on every host where it is present: the
 // gateway's ARP answer and its ICMP echo responder, the hairpin-zone pass of
@@ -166,7 +168,7 @@ func netFlows(n *netParams) []flowRec {
 		// its own, above these.
 		mkFlow(TableARPResponder, prioDerived, cookie, n.reg+",arp,arp_op=1,arp_tpa="+n.prefix.String(), arpDerived),
 		mkFlow(TableL3Forwarding, prioDerived, cookie, n.reg+",ip,dl_dst="+n.gwMAC+",nw_dst="+n.prefix.String(),
-			"move:NXM_OF_IP_DST[]->NXM_OF_ETH_DST[0..31],load:"+derivedOUI+"->NXM_OF_ETH_DST[32..47],"+
+			"move:NXM_OF_IP_DST[]->NXM_OF_ETH_DST[0..31],set_field:"+derivedOUI+"->eth_dst,"+
 				"set_field:"+n.gwMAC+"->eth_src,dec_ttl,"+gotoTable(TableL2Forwarding)),
 		// The gateway's MAC is in the range of a block (its address is in
 		// one): what reaches L2Forwarding still addressed to it is not for

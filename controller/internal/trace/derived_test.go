@@ -10,7 +10,7 @@ import (
 // block's masked dl_dst.
 func TestDerivedMACActions(t *testing.T) {
 	st := &runState{pkt: Packet{EthDst: "0a:58:0a:01:00:01", Dst: netip.MustParseAddr("10.1.0.77")}}
-	st.actions([]string{"move:NXM_OF_IP_DST[]->NXM_OF_ETH_DST[0..31]", "load:0xa58->NXM_OF_ETH_DST[32..47]"})
+	st.actions([]string{"move:NXM_OF_IP_DST[]->NXM_OF_ETH_DST[0..31]", "set_field:0a:58:00:00:00:00/ff:ff:00:00:00:00->eth_dst"})
 	if st.pkt.EthDst != "0a:58:0a:01:00:4d" || len(st.res.Notes) != 0 {
 		t.Fatalf("eth_dst %s, notes %v", st.pkt.EthDst, st.res.Notes)
 	}

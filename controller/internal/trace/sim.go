@@ -347,9 +347,9 @@ func (st *runState) setField(arg string) {
 	}
 	switch f {
 	case "eth_dst":
-		p.EthDst = strings.ToLower(v)
+		p.EthDst = setMAC(p.EthDst, v)
 	case "eth_src":
-		p.EthSrc = strings.ToLower(v)
+		p.EthSrc = setMAC(p.EthSrc, v)
 	case "tun_id":
 		n, _ := parseUint(v)
 		p.TunID = n
@@ -412,6 +412,25 @@ func orEmpty(s *string) *string {
 		return new(string)
 	}
 	return s
+}
+
+// setMAC is set_field of "MAC" or "MAC/MASK" over mac.
+func setMAC(mac, v string) string {
+	v = strings.ToLower(v)
+	val, mask, masked := strings.Cut(v, "/")
+	if !masked {
+		return v
+	}
+	hw, err1 := net.ParseMAC(mac)
+	nv, err2 := net.ParseMAC(val)
+	m, err3 := net.ParseMAC(mask)
+	if err1 != nil || err2 != nil || err3 != nil || len(hw) != 6 || len(nv) != 6 || len(m) != 6 {
+		return v
+	}
+	for i := range hw {
+		hw[i] = hw[i]&^m[i] | nv[i]&m[i]
+	}
+	return hw.String()
 }
 
 // withLow32 is mac with its low 32 bits set to IPv4 address a.

@@ -113,6 +113,7 @@ function detail(el, network, name) {
           h("dt", {}, "Network"), h("dd", {}, netLink(c.network)),
           h("dt", {}, "IP"), h("dd", { class: "mono" }, c.ip),
           h("dt", {}, "MAC"), h("dd", { class: "mono" }, c.mac),
+          h("dt", {}, "IP block"), h("dd", { class: "mono", dataset: { field: "ipBlock" } }, c.ipBlock || "(borrowed: routed on its own)"),
           h("dt", {}, "Labels"), h("dd", {}, labelChips(c.labels)),
           h("dt", {}, "Netns"), h("dd", { class: "mono" }, c.netns || "(managed sandbox)"),
           h("dt", {}, "DNS"), h("dd", { class: "mono" }, c.dns ? `${c.dns.nameservers.join(" ")}; search ${c.dns.search.join(" ")}` : ""),

@@ -13,6 +13,8 @@ CREATE TABLE ipam_blocks (
 );
 -- A host's blocks of a network, in order: where its next address comes from.
 CREATE INDEX ipam_blocks_host_idx ON ipam_blocks (network_id, host_id, idx);
+-- A host's blocks in every network: what its deletion releases (the cascade).
+CREATE INDEX ipam_blocks_host_only ON ipam_blocks (host_id);
 -- Which hosts own blocks of which network, so the planner knows that a host
 -- with many blocks elsewhere has few in this one: without it, it may read
 -- the network's blocks by the primary key, filtering on the host.

@@ -58,7 +58,6 @@ type sample struct {
 	seen   map[string]time.Duration // host -> its flow on that host's switch
 	ofport time.Duration            // its port got an ofport on its host
 	ping   time.Duration            // it first answered a ping from the next host
-	block  string                   // its IPAM block (empty: borrowed)
 	// cpu is the CPU time the agents, the ovs-vswitchds and the controller
 	// used from the POST until every agent reported the revision, which
 	// took span.
@@ -376,7 +375,6 @@ func (e *convEnv) measure(b *testing.B) sample {
 		b.Fatalf("%s (%s, on %s): flow on its host: %v\nagent log: %s", name, ct.IP, host, err, e.c.Agents[host].LogPath())
 	}
 	s.seen[host] = at.Sub(s.t0)
-	s.block = ct.IPBlock
 	if at, err := e.ofports[host].first(s.port, time.Second); err == nil {
 		s.ofport = at.Sub(s.t0)
 	}

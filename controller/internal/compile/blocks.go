@@ -2,6 +2,7 @@ package compile
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/switchyard/switchyard/openapi"
@@ -48,10 +49,11 @@ type blockState struct {
 }
 
 // containerBlock is c's block when the compiler can use it: an IPv4 prefix,
-// masked, inside the network, holding ip, and c's MAC derived from ip (a
-// block routes by MAC). Else the zero Prefix: c is routed on its own.
-func containerBlock(c *openapi.Container, n *netParams, ip, mac string) netip.Prefix {
-	if c.IPBlock == "" || mac != DerivedMAC(ip) {
+// masked, inside the network, holding ip, and c's MAC derived from ip
+// (derived: a block routes by MAC). Else the zero Prefix: c is routed on
+// its own.
+func containerBlock(c *openapi.Container, n *netParams, ip string, derived bool) netip.Prefix {
+	if c.IPBlock == "" || !derived {
 		return netip.Prefix{}
 	}
 	b, err := netip.ParsePrefix(c.IPBlock)
@@ -72,15 +74,10 @@ func toTunnel(n *netParams, host string) string {
 // blockFlow is the flow by which the other hosts reach host's block b of
 // network n. Its cookie is the host's (Owner(KindHost, host)).
 func blockFlow(n *netParams, host string, b netip.Prefix) flowRec {
-	a := b.Addr().As4()
-	mac := fmt.Sprintf("0a:58:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3])
-	m := ^uint32(0) << (32 - b.Bits())
-	if b.Bits() == 0 {
-		m = 0
-	}
-	mask := fmt.Sprintf("ff:ff:%02x:%02x:%02x:%02x", byte(m>>24), byte(m>>16), byte(m>>8), byte(m))
+	m := net.CIDRMask(b.Bits(), 32)
+	mask := fmt.Sprintf("ff:ff:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3])
 	return mkFlow(TableL2Forwarding, prioBlock, Owner(KindHost, host),
-		n.reg+","+matchFromLocal+",dl_dst="+mac+"/"+mask, toTunnel(n, host))
+		n.reg+","+matchFromLocal+",dl_dst="+DerivedMAC(b.Addr().String())+"/"+mask, toTunnel(n, host))
 }
 
 // blockUp counts ct in its block, placing the block's flow on the other
@@ -94,7 +91,7 @@ func (c *Compiler) blockUp(n *netState, ct *ctrState) {
 		}
 		b = &blockState{host: ct.host, flows: []flowRec{blockFlow(n.p, k.host, k.prefix)}}
 		n.blocks[k] = b
-		c.othersFlows(n, k.host, b.flows, 1)
+		c.othersFlows(n, k.host, 1, b.flows)
 	}
 	b.n++
 }
@@ -105,19 +102,22 @@ func (c *Compiler) blockDown(n *netState, ct *ctrState) {
 	b := n.blocks[k]
 	if b.n--; b.n == 0 {
 		delete(n.blocks, k)
-		c.othersFlows(n, k.host, b.flows, -1)
+		c.othersFlows(n, k.host, -1, b.flows)
 	}
 }
 
-// othersFlows adds or removes fs on the hosts where n is present but host.
-// A bulk load skips it: buildAll places flows itself.
-func (c *Compiler) othersFlows(n *netState, host string, fs []flowRec, sign int) {
+// othersFlows adds (sign 1) or removes (-1) each of fss on the hosts where
+// n is present but host. A bulk load skips it: buildAll places flows
+// itself.
+func (c *Compiler) othersFlows(n *netState, host string, sign int, fss ...[]flowRec) {
 	if c.bulk {
 		return
 	}
 	for name := range n.present {
 		if name != host {
-			c.addFlows(c.hosts[name], fs, sign)
+			for _, fs := range fss {
+				c.addFlows(c.hosts[name], fs, sign)
+			}
 		}
 	}
 }

@@ -263,14 +263,15 @@ func compileContainer(c *openapi.Container, n *netParams, ip, mac, domain string
 				flagHairpin+",ct(commit,table="+strconv.Itoa(int(TableEgressPolicy))+","+hairpinZone+",nat(src="+n.gw+"))"),
 		},
 	}
-	if mac != DerivedMAC(ip) {
+	derived := mac == DerivedMAC(ip)
+	if !derived {
 		f.common = []flowRec{
 			mkFlow(TableARPResponder, prioAnswer, cookie, n.reg+",arp,arp_op=1,arp_tpa="+ip, arpAnswer(mac, ip)),
 			mkFlow(TableL3Forwarding, prioAnswer, cookie, n.reg+",ip,dl_dst="+n.gwMAC+",nw_dst="+ip,
 				"set_field:"+mac+"->eth_dst,set_field:"+n.gwMAC+"->eth_src,dec_ttl,"+gotoTable(TableL2Forwarding)),
 		}
 	}
-	if f.block = containerBlock(c, n, ip, mac); !f.block.IsValid() {
+	if f.block = containerBlock(c, n, ip, derived); !f.block.IsValid() {
 		f.remote = []flowRec{
 			mkFlow(TableL2Forwarding, prioPort, cookie, n.reg+","+matchFromLocal+",dl_dst="+mac, toTunnel(n, c.Host)),
 		}

@@ -380,8 +380,7 @@ func (c *Compiler) deactivate(ct *ctrState) {
 // remoteFlows adds or removes ct's flows on the other hosts where its
 // network is present. A bulk load skips it: buildAll places flows itself.
 func (c *Compiler) remoteFlows(n *netState, ct *ctrState, sign int) {
-	c.othersFlows(n, ct.host.obj.Name, ct.f.common, sign)
-	c.othersFlows(n, ct.host.obj.Name, ct.f.remote, sign)
+	c.othersFlows(n, ct.host.obj.Name, sign, ct.f.common, ct.f.remote)
 }
 
 // presenceUp makes network n present on host h: its gateway flows, tunnels

@@ -170,7 +170,7 @@ func checkInvariants(t *testing.T, s *Snapshot, progs map[string]*openapi.Progra
 				}
 				if _, ok := matches[strconv.Itoa(int(TableL2Forwarding))+" "+l2]; !ok {
 					// Else by its host's block, to that host's tunnel.
-					b := containerBlock(&a.c, np, a.ip, a.mac)
+					b := containerBlock(&a.c, np, a.ip, a.mac == DerivedMAC(a.ip))
 					act, ok := "", false
 					if b.IsValid() && a.c.Host != name {
 						f := blockFlow(np, a.c.Host, b)

@@ -293,8 +293,6 @@ func (st *runState) actions(acts []string) int {
 			st.setField(arg)
 		case name == "move":
 			st.move(arg)
-		case name == "load":
-			st.load(arg)
 		case a == "dec_ttl" || strings.HasPrefix(a, "learn(") || name == "meter" || name == "note":
 		case strings.HasPrefix(a, "ct("):
 			if t, recirc := st.ct(a[3 : len(a)-1]); recirc {
@@ -376,7 +374,7 @@ func (st *runState) move(arg string) {
 		p.Dst = p.Src
 	case "NXM_NX_REG0[0..23]->NXM_NX_TUN_ID[0..23]":
 		p.TunID = uint64(p.Regs[0] & 0xffffff)
-	case "NXM_OF_IP_DST[]->NXM_OF_ETH_DST[0..31]": // a derived MAC (with the load of 0a:58)
+	case "NXM_OF_IP_DST[]->NXM_OF_ETH_DST[0..31]": // a derived MAC (then the set_field of 0a:58)
 		p.EthDst = withLow32(p.EthDst, p.Dst)
 	case "NXM_OF_ARP_TPA[]->NXM_OF_ETH_SRC[0..31]": // the derived ARP answer (arp_tpa is Dst)
 		p.EthSrc = withLow32(p.EthSrc, p.Dst)
@@ -385,33 +383,6 @@ func (st *runState) move(arg string) {
 	default:
 		st.note("move %q", arg)
 	}
-}
-
-// load does the loads the compiler emits: the top 16 bits of a MAC.
-func (st *runState) load(arg string) {
-	v, dst, _ := strings.Cut(arg, "->")
-	n, err := parseUint(v)
-	var f *string
-	switch dst {
-	case "NXM_OF_ETH_DST[32..47]":
-		f = &st.pkt.EthDst
-	case "NXM_OF_ETH_SRC[32..47]":
-		f = &st.pkt.EthSrc
-	}
-	hw, herr := net.ParseMAC(*orEmpty(f))
-	if f == nil || err != nil || n > 0xffff || herr != nil || len(hw) != 6 {
-		st.note("unsupported action %q", "load:"+arg)
-		return
-	}
-	hw[0], hw[1] = byte(n>>8), byte(n)
-	*f = hw.String()
-}
-
-func orEmpty(s *string) *string {
-	if s == nil {
-		return new(string)
-	}
-	return s
 }
 
 // setMAC is set_field of "MAC" or "MAC/MASK" over mac.

@@ -19,7 +19,8 @@ const churnPingEvery = 2 * time.Millisecond
 // a host costs the traffic of the others through it: a container on h1
 // pings one on h3 every 2 ms while each op creates a container and deletes
 // it (both realized on every host), on h1 (on the ping's path) or on h2
-// (off it: the other hosts get flow changes only). On OVS 3.1's userspace
+// (off it: the other hosts get no link change, and, with IPAM blocks, no
+// flow change either once h2's block has a container). On OVS 3.1's userspace
 // datapath every link notification in a host's namespace can cost a
 // tunnel packet through that host (docs/failure-matrix.md, "Link changes on
 // a userspace-datapath host"); flow changes alone cost none. Metrics:

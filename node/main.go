@@ -300,6 +300,9 @@ func (d ovsDatapath) Apply(ctx context.Context, p *openapi.Program, change *open
 	sum := fmt.Sprintf("links:%d ovsdb-ops:%d openflow:%s +%d/-%d rendered:%d dropped:%d took:%s (links %s ovsdb %s ofports %s openflow %s)",
 		len(r.LinkChanges), r.OVSDBOps, r.OpenFlow, r.FlowsAdded, r.FlowsRemoved, r.FlowsRendered, len(r.Dropped), r.Timing.Total,
 		r.Timing.Links, r.Timing.OVSDB, r.Timing.OFPorts, r.Timing.OpenFlow)
+	if r.PortsAfterFlows {
+		sum += " ports:after-flows"
+	}
 	return agent.Result{Ports: r.Ports, Degraded: r.Degraded(), Summary: sum, Flows: r.Flows}, err
 }
 

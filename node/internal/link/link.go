@@ -77,8 +77,11 @@ type Options struct {
 type Manager struct {
 	opts   Options
 	hostNs netns.NsHandle
-	host   *netlink.Handle
-	hostET *ethtoolSock
+	// hostIsOwn: the host namespace is the agent's own, so host sysctls
+	// are read and written without moving a thread into it.
+	hostIsOwn bool
+	host      *netlink.Handle
+	hostET    *ethtoolSock
 
 	prepareOnce sync.Once
 	prepareErr  error
@@ -125,6 +128,10 @@ func New(opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("ethtool in host netns: %w", err)
 	}
 	m.netnsDir = resolveDir(opts.NetnsDir)
+	if hid, err := nsIDOf(int(m.hostNs)); err == nil {
+		own, err := nsIDOfPath("/proc/self/ns/net")
+		m.hostIsOwn = err == nil && own == hid
+	}
 	return m, nil
 }
 
@@ -485,40 +492,29 @@ func (m *Manager) ensureAttrs(c *netlink.Handle, ns netns.NsHandle, host, peer n
 		}
 		loDown = lo.Attrs().Flags&net.FlagUp == 0
 	}
-	// The container's side first. Every change of the host end is a link
+	// The container's link first, then the host end, then the container's
+	// addresses and routes. Every change of the host end is a link
 	// notification in the host's namespace, and ovs-vswitchd reconfigures
-	// its bridges on each one it sees (linear in their ports): the host
-	// end's changes go last and together, so that fewer reconfigurations
-	// see them (measured in docs/benchmarks-convergence.md, seventh pass).
+	// its bridges on each batch of them it reads (linear in their ports,
+	// about 10 ms at 110 ports on the reference machine): the host end's
+	// changes go together, and right after a new pair's creation, so that
+	// as few reconfigurations as possible see them (measured in
+	// docs/benchmarks-convergence.md, seventh and tenth passes). eth0 is up
+	// before the host end comes up, so the host end's carrier comes with
+	// it, not as one more notification later.
 	steps := []error{
 		step(pa.Alias != alias(p), ContainerIface+": alias", func() error { return c.LinkSetAlias(peer, alias(p)) }),
 		step(mtu > 0 && pa.MTU != mtu, fmt.Sprintf("%s: mtu %d", ContainerIface, pa.MTU), func() error { return c.LinkSetMTU(peer, mtu) }),
 		step(pa.HardwareAddr.String() != s.mac.String(), ContainerIface+": mac "+pa.HardwareAddr.String(),
 			func() error { return c.LinkSetHardwareAddr(peer, s.mac) }),
 		step(pa.Flags&net.FlagUp == 0, ContainerIface+": down", func() error { return c.LinkSetUp(peer) }),
-		step(loDown, "lo: down", func() error { return c.LinkSetUp(lo) }),
 	}
 	if err := errors.Join(steps...); err != nil {
 		return diffs, err
 	}
-	d, err := ensureAddr(c, peer, s, fix)
-	diffs = append(diffs, d...)
-	if err != nil {
-		return diffs, err
-	}
-	d, err = ensureDefaultRoute(c, peer, s, fix)
-	diffs = append(diffs, d...)
-	if err != nil {
-		return diffs, err
-	}
-	if m.opts.TxOffloadOff {
-		if diffs, err = m.ensureOffload(ns, ContainerIface, diffs, fix); err != nil {
-			return diffs, err
-		}
-	}
-	// The host end last: its alias and MTU (set when it is made, so
-	// normally right), IPv6 off before it comes up (hostIPv6Off),
-	// promiscuous, up, and its tx checksum offload.
+	// The host end: its alias and MTU (set when it is made, so normally
+	// right), IPv6 off before it comes up (hostIPv6Off), promiscuous, up,
+	// and its tx checksum offload.
 	ha := host.Attrs()
 	steps = []error{
 		step(ha.Alias != alias(p), p.Name+": alias", func() error { return m.host.LinkSetAlias(host, alias(p)) }),
@@ -538,10 +534,29 @@ func (m *Manager) ensureAttrs(c *netlink.Handle, ns netns.NsHandle, host, peer n
 			return m.host.LinkSetUp(host)
 		}),
 	}
-	if err := errors.Join(steps...); err != nil || !m.opts.TxOffloadOff {
+	if err := errors.Join(steps...); err != nil {
 		return diffs, err
 	}
-	return m.hostTxOff(p.Name, diffs, fix)
+	if m.opts.TxOffloadOff {
+		var err error
+		if diffs, err = m.hostTxOff(p.Name, diffs, fix); err != nil {
+			return diffs, err
+		}
+	}
+	if err := step(loDown, "lo: down", func() error { return c.LinkSetUp(lo) }); err != nil {
+		return diffs, err
+	}
+	d, err := ensureAddr(c, peer, s, fix)
+	diffs = append(diffs, d...)
+	if err != nil {
+		return diffs, err
+	}
+	d, err = ensureDefaultRoute(c, peer, s, fix)
+	diffs = append(diffs, d...)
+	if err != nil || !m.opts.TxOffloadOff {
+		return diffs, err
+	}
+	return m.ensureOffload(ns, ContainerIface, diffs, fix)
 }
 
 // hostTxOff turns off tx checksum offload of name in the host namespace.
@@ -693,6 +708,19 @@ func (m *Manager) States() (map[string]bool, error) {
 		out[l.Attrs().Name] = isUp(l.Attrs())
 	}
 	return out, nil
+}
+
+// State reports whether the host-side link name exists and is up.
+func (m *Manager) State(name string) (up, found bool, err error) {
+	l, err := m.host.LinkByName(name)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("link %s: %w", name, err)
+	}
+	return isUp(l.Attrs()), true, nil
 }
 
 // Prune deletes the veths this package labelled whose host end is not in

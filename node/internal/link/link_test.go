@@ -153,6 +153,16 @@ func TestEnsureCreatesAndIsIdempotent(t *testing.T) {
 	if states, err := e.m.States(); err != nil || !states[p.Name] {
 		t.Fatalf("States: %v %v", states[p.Name], err)
 	}
+	if up, found, err := e.m.State(p.Name); err != nil || !found || !up {
+		t.Fatalf("State(%s): up %v found %v %v", p.Name, up, found, err)
+	}
+	in(t, e.host, "ip", "link", "set", p.Name, "down")
+	if up, found, err := e.m.State(p.Name); err != nil || !found || up {
+		t.Fatalf("State(%s) when down: up %v found %v %v", p.Name, up, found, err)
+	}
+	if up, found, err := e.m.State("nosuch" + e.id[:4]); err != nil || found || up {
+		t.Fatalf("State of a missing link: up %v found %v %v", up, found, err)
+	}
 }
 
 func TestEnsureRepairs(t *testing.T) {

@@ -193,9 +193,13 @@ func (m *Manager) hostSysctls(family, iface string, fn func(path func(string) st
 		return fmt.Errorf("invalid interface name %q", iface)
 	}
 	dir := filepath.Join("/proc/sys/net", family, "conf", iface)
-	return inNetns(m.hostNs, func() error {
-		return fn(func(name string) string { return filepath.Join(dir, name) })
-	})
+	do := func() error { return fn(func(name string) string { return filepath.Join(dir, name) }) }
+	if m.hostIsOwn {
+		// Unlocked goroutines run on threads in the process's namespace
+		// (inNetns puts back, or destroys, every thread it moves).
+		return do()
+	}
+	return inNetns(m.hostNs, do)
 }
 
 func readInt(path string) (int, error) {

@@ -143,7 +143,7 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 
 	// 1. Links (removals come last, below).
 	t := time.Now()
-	fresh := map[string]bool{}
+	fresh, touched := map[string]bool{}, map[string]bool{}
 	keepPorts, keepSandboxes := map[string]bool{}, map[string]bool{}
 	full := a.linksFull || a.linksChecked == nil
 	if full {
@@ -161,6 +161,7 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 		if ok, seen := a.linksChecked[c.Name]; seen && ok == c {
 			continue // checked before and unchanged since: resync looks again
 		}
+		touched[c.Name] = true
 		delete(a.linksChecked, c.Name)
 		diffs, err := a.links.Ensure(c)
 		for _, d := range diffs {
@@ -299,7 +300,7 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 		// (the resync refreshes their link state).
 		res.Ports = a.applied.ports
 	} else {
-		res.Ports = a.statuses(prog, states, failed)
+		res.Ports = a.statuses(prog, states, failed, a.linksUnchanged(full, touched))
 	}
 	a.applied = &appliedProgram{prog: prog, specs: specs, ofports: ofports, failed: failed, ports: res.Ports,
 		resolved: &resolvedTables{digest: prog.Digest, gen: a.gen, ofports: ofports, failed: failed, flows: ft, groups: gt, dropped: dropped},
@@ -464,13 +465,9 @@ func (a *Applier) intSpec(specs []portSpec) bridgeSpec {
 }
 
 // statuses builds the port report of prog.
-func (a *Applier) statuses(prog *openapi.Program, states map[string]portState, failed map[string]string) []openapi.PortStatus {
+func (a *Applier) statuses(prog *openapi.Program, states map[string]portState, failed map[string]string, known map[string]bool) []openapi.PortStatus {
 	var out []openapi.PortStatus
-	var linkUp map[string]bool
-	var linkErr error
-	if len(prog.Containers) > 0 {
-		linkUp, linkErr = a.links.States()
-	}
+	linkUp, linkErr := a.linkStates(prog, known)
 	add := func(name, container string, isContainer bool) {
 		ps := openapi.PortStatus{Name: name, Container: container, OFPort: states[name].OFPort}
 		if why, bad := failed[name]; bad {
@@ -496,6 +493,56 @@ func (a *Applier) statuses(prog *openapi.Program, states map[string]portState, f
 		add(c.Name, c.Container, true)
 	}
 	return out
+}
+
+// linksUnchanged returns the link states of the last report that this
+// apply has no reason to doubt: not a full pass, and links it did not
+// touch, which were up and without error then. nil: none.
+func (a *Applier) linksUnchanged(full bool, touched map[string]bool) map[string]bool {
+	if full || a.applied == nil {
+		return nil
+	}
+	known := map[string]bool{}
+	for _, ps := range a.applied.ports {
+		if ps.Error == "" && ps.Up && !touched[ps.Name] {
+			known[ps.Name] = true
+		}
+	}
+	return known
+}
+
+// linkStates returns whether each container link of prog is up: those in
+// known as they are there, the others read from the kernel, one by one
+// when they are few, else in one dump of the host's links (a dump walks
+// every link of the host: most applies touch one or two).
+func (a *Applier) linkStates(prog *openapi.Program, known map[string]bool) (map[string]bool, error) {
+	const fewLinks = 8
+	var ask []string
+	for _, c := range prog.Containers {
+		if _, ok := known[c.Name]; !ok {
+			ask = append(ask, c.Name)
+		}
+	}
+	if len(ask) == 0 {
+		return known, nil
+	}
+	if len(ask) > fewLinks {
+		return a.links.States()
+	}
+	out := make(map[string]bool, len(prog.Containers))
+	for n, up := range known {
+		out[n] = up
+	}
+	for _, n := range ask {
+		up, found, err := a.links.State(n)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out[n] = up
+		}
+	}
+	return out, nil
 }
 
 // resolveCached resolves prog's flows and groups, reusing the last apply's

@@ -131,7 +131,7 @@ func (a *Applier) observe(ctx context.Context) (Observed, error) {
 	if ctx.Err() != nil {
 		return obs, ctx.Err()
 	}
-	obs.Ports = a.statuses(last.prog, states, last.failed)
+	obs.Ports = a.statuses(last.prog, states, last.failed, nil)
 	last.ports = obs.Ports // what a change of flows alone reports next
 	if obs.Drifted() {
 		// The next Apply checks every link again, not only changed ones.

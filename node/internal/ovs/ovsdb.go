@@ -2,6 +2,7 @@ package ovs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -86,7 +87,9 @@ func connectDB(ctx context.Context, endpoint string, log *slog.Logger, reconnect
 	return d, nil
 }
 
-// snapshot is a consistent-enough view of the cache for one plan.
+// snapshot is a consistent-enough view of the cache for one plan. Its rows
+// are the cache's own (libovsdb replaces a row on update, never changes
+// it): READ ONLY, except root, which is a copy.
 type snapshot struct {
 	root    *rootRow
 	bridges map[string]*bridgeRow // by name
@@ -96,33 +99,45 @@ type snapshot struct {
 	portBridge map[string]string
 }
 
+// snapshot reads the cache without copying its rows (RowsShallow): a
+// deep copy of every port and interface cost the agent about a third of
+// its CPU per container at 200 ports (docs/benchmarks-convergence.md,
+// tenth pass).
 func (d *db) snapshot(ctx context.Context) (*snapshot, error) {
-	var roots []rootRow
-	var bridges []bridgeRow
-	var ports []portRow
-	var ifaces []ifaceRow
-	for _, l := range []any{&roots, &bridges, &ports, &ifaces} {
-		if err := d.c.List(ctx, l); err != nil {
-			return nil, fmt.Errorf("read OVSDB cache: %w", err)
-		}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
+	tc := d.c.Cache()
+	if tc == nil {
+		return nil, errors.New("read OVSDB cache: not connected")
+	}
+	rows := func(table string) map[string]model.Model {
+		if t := tc.Table(table); t != nil {
+			return t.RowsShallow()
+		}
+		return nil
+	}
+	roots := rows("Open_vSwitch")
 	if len(roots) != 1 {
 		return nil, fmt.Errorf("OVSDB has %d Open_vSwitch rows, want 1 (run ovs-vsctl init)", len(roots))
 	}
-	s := &snapshot{root: &roots[0], bridges: map[string]*bridgeRow{}, ports: map[string]*portRow{},
+	s := &snapshot{bridges: map[string]*bridgeRow{}, ports: map[string]*portRow{},
 		ifaces: map[string]*ifaceRow{}, portBridge: map[string]string{}}
-	for i := range bridges {
-		b := &bridges[i]
+	for _, r := range roots {
+		s.root = model.Clone(r).(*rootRow)
+	}
+	for _, r := range rows("Bridge") {
+		b := r.(*bridgeRow)
 		s.bridges[b.Name] = b
 		for _, p := range b.Ports {
 			s.portBridge[p] = b.Name
 		}
 	}
-	for i := range ports {
-		s.ports[ports[i].UUID] = &ports[i]
+	for u, r := range rows("Port") {
+		s.ports[u] = r.(*portRow)
 	}
-	for i := range ifaces {
-		s.ifaces[ifaces[i].UUID] = &ifaces[i]
+	for u, r := range rows("Interface") {
+		s.ifaces[u] = r.(*ifaceRow)
 	}
 	return s, nil
 }
@@ -492,15 +507,21 @@ func (d *db) waitPorts(ctx context.Context, names []string, fresh map[string]boo
 
 // readPorts fills out from the cache and returns how many are unassigned.
 func (d *db) readPorts(ctx context.Context, names []string, fresh map[string]bool, out map[string]portState) int {
-	var ifaces []ifaceRow
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
 	}
-	_ = d.c.WhereCache(func(i *ifaceRow) bool { return want[i.Name] }).List(ctx, &ifaces)
+	// The cache's rows, READ ONLY and not copied (see snapshot): a
+	// WhereCache predicate would copy every interface to test it.
 	byName := map[string]*ifaceRow{}
-	for i := range ifaces {
-		byName[ifaces[i].Name] = &ifaces[i]
+	if tc := d.c.Cache(); tc != nil && ctx.Err() == nil {
+		if t := tc.Table("Interface"); t != nil {
+			for _, r := range t.RowsShallow() {
+				if i := r.(*ifaceRow); want[i.Name] {
+					byName[i.Name] = i
+				}
+			}
+		}
 	}
 	pending := 0
 	for _, n := range names {

@@ -149,6 +149,20 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 	if full {
 		a.linksChecked = map[string]openapi.ContainerPort{}
 	}
+	// New containers' links wait until their flows are in, when this apply
+	// goes by delta (then their ports get requested ofports and are added
+	// after the flows, syncPorts): ovs-vswitchd reconfigures on a new
+	// veth's notifications (linear in its ports) and reads no OpenFlow
+	// message meanwhile, so made first, the link held up the flows by one
+	// reconfiguration (docs/benchmarks-convergence.md, tenth pass).
+	var later []openapi.ContainerPort
+	lastProg := map[string]bool{}
+	deferNew := byDelta && a.installed.valid && !full && a.applied != nil
+	if deferNew {
+		for _, c := range a.applied.prog.Containers {
+			lastProg[c.Name] = true
+		}
+	}
 	for _, c := range prog.Containers {
 		keepPorts[c.Name] = true
 		if sb := link.SandboxOf(c); sb != "" {
@@ -163,18 +177,11 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 		}
 		touched[c.Name] = true
 		delete(a.linksChecked, c.Name)
-		diffs, err := a.links.Ensure(c)
-		for _, d := range diffs {
-			res.LinkChanges = append(res.LinkChanges, c.Name+": "+d)
-			if strings.HasPrefix(d, link.CreatedVeth) {
-				fresh[c.Name] = true
-			}
+		if deferNew && !lastProg[c.Name] {
+			later = append(later, c)
+			continue
 		}
-		if err != nil {
-			failed[c.Name] = err.Error()
-		} else {
-			a.linksChecked[c.Name] = c
-		}
+		a.ensureLink(c, &res, fresh, failed)
 	}
 	a.ensureDNSLinks(prog, full, &res, fresh, failed)
 	// Something to prune only when a port went away or on a full pass.
@@ -210,7 +217,15 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 	} else {
 		var err error
 		res.OVSDBRead = true
-		if states, ofports, err = a.syncPorts(ctx, &res, specs, fresh, failed, byDelta && a.installed.valid); err != nil {
+		// Made before the transaction when the ports cannot wait for the
+		// flows; a port whose link failed then is planned again without.
+		linksNow := func() bool { return a.ensureLinks(&later, &res, fresh, failed) }
+		states, ofports, err = a.syncPorts(ctx, &res, specs, fresh, failed, byDelta && a.installed.valid, linksNow)
+		if errors.Is(err, errReplan) {
+			specs = a.portSpecs(prog, failed)
+			states, ofports, err = a.syncPorts(ctx, &res, specs, fresh, failed, byDelta && a.installed.valid, linksNow)
+		}
+		if err != nil {
 			return res, err
 		}
 	}
@@ -266,6 +281,20 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 		a.snapGroups(ctx) // the drift check's reference, once in force (groups.go)
 	}
 	res.Timing.OpenFlow = time.Since(t)
+	if a.ensureLinks(&later, &res, fresh, failed) && a.portOps != nil {
+		// A new port whose link failed leaves the pending transaction:
+		// OVSDB never names a device that does not exist (ovs-vswitchd
+		// would cache it and, opening it later, could put the veth made
+		// then down, see release.go). Its flows are in: the installed
+		// tables are forgotten, so the next apply syncs in full.
+		specs = a.portSpecs(prog, failed)
+		if perr := a.replanPorts(ctx, specs, failed); perr != nil {
+			return res, errors.Join(err, perr)
+		}
+		for n := range failed {
+			delete(ofports, n)
+		}
+	}
 	if a.portOps != nil {
 		if cerr := a.commitPorts(ctx, &res); cerr != nil {
 			return res, errors.Join(err, cerr)
@@ -318,7 +347,7 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 // reconfiguration, linear in the bridge's ports) before it reads the next
 // OpenFlow message, so the flows would wait for it; sent first, they are
 // in place when the port comes up.
-func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portSpec, fresh map[string]bool, failed map[string]string, late bool) (map[string]portState, map[string]int, error) {
+func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portSpec, fresh map[string]bool, failed map[string]string, late bool, beforeTransact func() bool) (map[string]portState, map[string]int, error) {
 	t := time.Now()
 	s, err := a.db.snapshot(ctx)
 	if err != nil {
@@ -349,6 +378,9 @@ func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portS
 		}
 	}
 	if a.portOps == nil {
+		if beforeTransact() {
+			return nil, nil, errReplan
+		}
 		if err := a.db.transact(ctx, pl.ops); err != nil {
 			return nil, nil, err
 		}
@@ -378,6 +410,72 @@ func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portS
 	}
 	res.Timing.OFPorts = time.Since(t)
 	return states, ofports, nil
+}
+
+// ensureLink converges the link of container c, recording what it changed
+// in res, a veth it made in fresh, a failure in failed.
+func (a *Applier) ensureLink(c openapi.ContainerPort, res *ApplyResult, fresh map[string]bool, failed map[string]string) {
+	diffs, err := a.links.Ensure(c)
+	for _, d := range diffs {
+		res.LinkChanges = append(res.LinkChanges, c.Name+": "+d)
+		if strings.HasPrefix(d, link.CreatedVeth) {
+			fresh[c.Name] = true
+		}
+	}
+	if err != nil {
+		failed[c.Name] = err.Error()
+	} else {
+		a.linksChecked[c.Name] = c
+	}
+}
+
+// ensureLinks converges the links left for later (once: it empties
+// later), before the port transaction that adds them. One that fails has
+// its port in that transaction and its flows in already: ovs-vswitchd
+// cannot open it, confirmRequested reports it failed and forgets the
+// installed tables, and the next apply (the resync at the latest) makes
+// the link again and syncs in full.
+func (a *Applier) ensureLinks(later *[]openapi.ContainerPort, res *ApplyResult, fresh map[string]bool, failed map[string]string) (anyFailed bool) {
+	if len(*later) == 0 {
+		return false
+	}
+	t := time.Now()
+	for _, c := range *later {
+		a.ensureLink(c, res, fresh, failed)
+		_, bad := failed[c.Name]
+		anyFailed = anyFailed || bad
+	}
+	*later = nil
+	res.Timing.Links += time.Since(t)
+	return anyFailed
+}
+
+// errReplan: syncPorts made links left for later before its transaction,
+// and one failed; the caller plans again without its port.
+var errReplan = errors.New("a new port's link failed: plan the ports again")
+
+// replanPorts plans the pending port transaction (a.portOps) again for
+// specs, giving the new ports the ofports the flows already name, and
+// forgets the installed tables (flows of ports left out are in).
+func (a *Applier) replanPorts(ctx context.Context, specs []portSpec, failed map[string]string) error {
+	a.installed.valid = false
+	s, err := a.db.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	pl := newPlanner(a.db, s)
+	pl.ofports, pl.reuse = &a.ofports, a.requested
+	if err := pl.planBridge(a.intSpec(specs)); err != nil {
+		return fmt.Errorf("plan OVSDB: %w", err)
+	}
+	for name, err := range pl.fails {
+		failed[name] = err.Error()
+	}
+	a.portOps, a.requested = nil, pl.requested
+	if len(pl.ops) > 0 {
+		a.portOps = pl.ops
+	}
+	return nil
 }
 
 // commitPorts sends the port transaction syncPorts left for after the

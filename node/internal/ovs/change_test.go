@@ -210,3 +210,54 @@ func TestRequestedOFPort(t *testing.T) {
 		t.Fatalf("ofport %d reused at once", seen[0])
 	}
 }
+
+// A container added by delta gets its flows before its link is made
+// (ensureLinks). When the link then cannot be made (its netns path does
+// not exist yet), the apply still succeeds and reports that port failed,
+// its port is left out of OVSDB, the installed tables are forgotten (its
+// flows are in), and once the path exists the next apply makes the link and the
+// port, the table equals a fresh host's, and the container answers pings.
+func TestNewLinkAfterItsFlows(t *testing.T) {
+	l := newLab(t, 1, "geneve")
+	h := l.Hosts[0]
+	a := newApplier(t, l, h)
+	c1 := ctr{n: 1, host: "h1"}
+	late := ctr{n: 2, host: "h1", netns: "/run/netns/" + l.Prefix() + "late2"}
+	c3 := ctr{n: 3, host: "h1"} // added with it, and fine
+	one := seal(program("h1", 1, []ctr{c1}, nil, "geneve"))
+	two := seal(program("h1", 2, []ctr{c1, late, c3}, nil, "geneve"))
+	apply(t, a, one)
+	res, err := a.ApplyDelta(context.Background(), two, progpkg.Diff(one, two))
+	if err != nil {
+		t.Fatalf("apply with a link that cannot be made: %v", err)
+	}
+	if !strings.Contains(portErrors(res)[late.port()], "late2") || len(portErrors(res)) != 1 {
+		t.Fatalf("port errors %v", portErrors(res))
+	}
+	// The other new port, planned again without the failed one, keeps the
+	// ofport its flows name, and works.
+	if req := strings.TrimSpace(h.VSCtl(t, "get", "Interface", c3.port(), "ofport_request")); fmt.Sprint(h.OFPort(t, c3.port())) != req || ofports(res)[c3.port()] != h.OFPort(t, c3.port()) {
+		t.Fatalf("%s: ofport %d, requested %s, reported %d", c3.port(), h.OFPort(t, c3.port()), req, ofports(res)[c3.port()])
+	}
+	ping(t, sandbox(l, h, c3), c1)
+	// Its flows went in before its link failed; its port did not go to
+	// OVSDB with a device that does not exist.
+	if !strings.Contains(strings.Join(flows(t, h), "\n"), late.ip()) {
+		t.Fatalf("no flow names %s: its flows did not go in first", late.ip())
+	}
+	if slices.Contains(ports(t, h), late.port()) {
+		t.Fatalf("OVS has a port %s whose link failed", late.port())
+	}
+	if a.installed.valid {
+		t.Fatal("installed tables kept with flows for a port OVS cannot open")
+	}
+	l.NewNetns(t, "late2")
+	three := seal(program("h1", 3, []ctr{c1, late, c3}, nil, "geneve"))
+	if res = apply(t, a, three); len(portErrors(res)) != 0 {
+		t.Fatalf("apply once the netns exists: port errors %v", portErrors(res))
+	}
+	if o := observe(t, a); o.Drifted() {
+		t.Fatalf("drift %v", o.Drift)
+	}
+	ping(t, l.Prefix()+"late2", c1)
+}

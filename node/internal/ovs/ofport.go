@@ -64,7 +64,9 @@ func (a *Applier) confirmRequested(ctx context.Context, res *ApplyResult, fresh 
 		st := got[n]
 		states[n] = st
 		if st.Error != "" || st.OFPort != want {
-			failed[n] = fmt.Sprintf("OVS: ofport %d, requested %d: %s", st.OFPort, want, st.Error)
+			if _, bad := failed[n]; !bad { // a link that failed says why
+				failed[n] = fmt.Sprintf("OVS: ofport %d, requested %d: %s", st.OFPort, want, st.Error)
+			}
 			a.installed.valid = false
 		}
 	}

@@ -210,6 +210,9 @@ type planner struct {
 	// added to an existing bridge; requested records them by name.
 	ofports   *ofportAlloc
 	requested map[string]int
+	// reuse gives a port the ofport an earlier plan requested for it
+	// (its flows name it already).
+	reuse map[string]int
 }
 
 func newPlanner(d *db, s *snapshot) *planner {
@@ -298,7 +301,10 @@ func (pl *planner) planBridge(spec bridgeSpec) error {
 			continue
 		}
 		if pl.ofports != nil && ps.Type == "" {
-			n := pl.ofports.next(pl.s)
+			n := pl.reuse[ps.Name]
+			if n == 0 {
+				n = pl.ofports.next(pl.s)
+			}
 			ps.OFPortRequest = n
 			if pl.requested == nil {
 				pl.requested = map[string]int{}

@@ -346,7 +346,9 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 // once the flows are in: ovs-vswitchd adds a port (a bridge
 // reconfiguration, linear in the bridge's ports) before it reads the next
 // OpenFlow message, so the flows would wait for it; sent first, they are
-// in place when the port comes up.
+// in place when the port comes up. beforeTransact runs before a
+// transaction sent at once (it makes the links left for later); when it
+// reports a failed link, syncPorts returns errReplan, sending nothing.
 func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portSpec, fresh map[string]bool, failed map[string]string, late bool, beforeTransact func() bool) (map[string]portState, map[string]int, error) {
 	t := time.Now()
 	s, err := a.db.snapshot(ctx)
@@ -430,11 +432,9 @@ func (a *Applier) ensureLink(c openapi.ContainerPort, res *ApplyResult, fresh ma
 }
 
 // ensureLinks converges the links left for later (once: it empties
-// later), before the port transaction that adds them. One that fails has
-// its port in that transaction and its flows in already: ovs-vswitchd
-// cannot open it, confirmRequested reports it failed and forgets the
-// installed tables, and the next apply (the resync at the latest) makes
-// the link again and syncs in full.
+// later), before the port transaction that adds them, and reports whether
+// one failed: the caller then plans that transaction again without its
+// port (replanPorts, or syncPorts again after errReplan).
 func (a *Applier) ensureLinks(later *[]openapi.ContainerPort, res *ApplyResult, fresh map[string]bool, failed map[string]string) (anyFailed bool) {
 	if len(*later) == 0 {
 		return false

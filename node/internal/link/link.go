@@ -392,7 +392,7 @@ const addrGenModeNone = 1
 // reports into br-int for each new container, plus an address and route
 // notification that makes ovs-vswitchd dump every link and address of the
 // host (its cost grows with the host's ports). Measured in
-// docs/benchmarks-convergence.md ("IPv6 chatter"). Only links this package
+// docs/benchmarks-convergence-early.md ("IPv6 chatter"). Only links this package
 // just created are touched; the sysctl defaults of the namespace are not.
 func quietIPv6(h *netlink.Handle, l netlink.Link) error {
 	err := h.LinkSetIP6AddrGenMode(l, addrGenModeNone)

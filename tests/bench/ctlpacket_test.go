@@ -30,23 +30,33 @@ func BenchmarkControlPacketCost(b *testing.B) {
 			layout = "mgmt"
 		}
 		b.Run("layout="+layout, func(b *testing.B) {
-			c := cluster.New(b, cluster.Options{Hosts: 1, Tunnel: openapi.TunnelGeneve, Management: mgmt,
-				AgentEnv: []string{"SWITCHYARD_RESYNC_INTERVAL=30s"}})
-			c.Network(b, "ctl", "10.66.0.0/16")
-			h := c.Lab.Hosts[0]
-			target := c.Lab.Gateway()
-			if mgmt {
-				target = lab.MgmtSubnet.Addr().Next()
-			}
-			made := 0
-			for _, ports := range []int{10, 100} {
-				for ; made < ports; made++ {
-					c.MustDo(b, 201, "POST", "/api/v1/containers?wait=realized&timeout=60s",
-						map[string]any{"name": fmt.Sprintf("p%d", made), "network": "ctl", "host": h.Name}, nil)
+			withPorts(b, mgmt, func(b *testing.B, c *cluster.Cluster, h *lab.Host) {
+				target := c.Lab.Gateway()
+				if mgmt {
+					target = lab.MgmtSubnet.Addr().Next()
 				}
-				b.Run(fmt.Sprintf("ports=%d", ports), func(b *testing.B) { controlPackets(b, h, target) })
-			}
+				controlPackets(b, h, target)
+			})
 		})
+	}
+}
+
+// withPorts brings up a one-host cluster (with a management network when
+// mgmt) and runs fn as sub-benchmarks ports=10 and ports=100 (given each
+// one's b), with that
+// many container ports on the host's switch.
+func withPorts(b *testing.B, mgmt bool, fn func(b *testing.B, c *cluster.Cluster, h *lab.Host)) {
+	c := cluster.New(b, cluster.Options{Hosts: 1, Tunnel: openapi.TunnelGeneve, Management: mgmt,
+		AgentEnv: []string{"SWITCHYARD_RESYNC_INTERVAL=30s"}})
+	c.Network(b, "ctl", "10.66.0.0/16")
+	h := c.Lab.Hosts[0]
+	made := 0
+	for _, ports := range []int{10, 100} {
+		for ; made < ports; made++ {
+			c.MustDo(b, 201, "POST", "/api/v1/containers?wait=realized&timeout=60s",
+				map[string]any{"name": fmt.Sprintf("p%d", made), "network": "ctl", "host": h.Name}, nil)
+		}
+		b.Run(fmt.Sprintf("ports=%d", ports), func(b *testing.B) { fn(b, c, h) })
 	}
 }
 

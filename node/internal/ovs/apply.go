@@ -351,21 +351,11 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 // reports a failed link, syncPorts returns errReplan, sending nothing.
 func (a *Applier) syncPorts(ctx context.Context, res *ApplyResult, specs []portSpec, fresh map[string]bool, failed map[string]string, late bool, beforeTransact func() bool) (map[string]portState, map[string]int, error) {
 	t := time.Now()
-	s, err := a.db.snapshot(ctx)
+	pl, err := a.planPorts(ctx, specs, failed, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	pl := newPlanner(a.db, s)
-	if !a.opts.AssignedOFPorts {
-		pl.ofports = &a.ofports
-	}
-	if err := pl.planBridge(a.intSpec(specs)); err != nil {
-		return nil, nil, fmt.Errorf("plan OVSDB: %w", err)
-	}
 	res.OVSDBOps = len(pl.ops)
-	for name, err := range pl.fails {
-		failed[name] = err.Error()
-	}
 	names := []string{a.opts.Bridge}
 	for _, ps := range specs {
 		if _, bad := failed[ps.Name]; !bad && pl.requested[ps.Name] == 0 {
@@ -459,23 +449,37 @@ var errReplan = errors.New("a new port's link failed: plan the ports again")
 // forgets the installed tables (flows of ports left out are in).
 func (a *Applier) replanPorts(ctx context.Context, specs []portSpec, failed map[string]string) error {
 	a.installed.valid = false
-	s, err := a.db.snapshot(ctx)
+	pl, err := a.planPorts(ctx, specs, failed, a.requested)
 	if err != nil {
 		return err
-	}
-	pl := newPlanner(a.db, s)
-	pl.ofports, pl.reuse = &a.ofports, a.requested
-	if err := pl.planBridge(a.intSpec(specs)); err != nil {
-		return fmt.Errorf("plan OVSDB: %w", err)
-	}
-	for name, err := range pl.fails {
-		failed[name] = err.Error()
 	}
 	a.portOps, a.requested = nil, pl.requested
 	if len(pl.ops) > 0 {
 		a.portOps = pl.ops
 	}
 	return nil
+}
+
+// planPorts plans the bridge's ports for specs from a snapshot of the
+// cache, recording in failed the ports that cannot be placed. New
+// container ports get requested ofports (unless OVS assigns them), those
+// in reuse the one given there.
+func (a *Applier) planPorts(ctx context.Context, specs []portSpec, failed map[string]string, reuse map[string]int) (*planner, error) {
+	s, err := a.db.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pl := newPlanner(a.db, s)
+	if !a.opts.AssignedOFPorts {
+		pl.ofports, pl.reuse = &a.ofports, reuse
+	}
+	if err := pl.planBridge(a.intSpec(specs)); err != nil {
+		return nil, fmt.Errorf("plan OVSDB: %w", err)
+	}
+	for name, err := range pl.fails {
+		failed[name] = err.Error()
+	}
+	return pl, nil
 }
 
 // commitPorts sends the port transaction syncPorts left for after the

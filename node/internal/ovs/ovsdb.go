@@ -99,7 +99,18 @@ type snapshot struct {
 	portBridge map[string]string
 }
 
-// snapshot reads the cache without copying its rows (RowsShallow): a
+// rows returns the cache's rows of table by uuid, not copied
+// (RowsShallow): READ ONLY. None when not connected.
+func (d *db) rows(table string) map[string]model.Model {
+	if tc := d.c.Cache(); tc != nil {
+		if t := tc.Table(table); t != nil {
+			return t.RowsShallow()
+		}
+	}
+	return nil
+}
+
+// snapshot reads the cache without copying its rows (rows): a
 // deep copy of every port and interface cost the agent about a third of
 // its CPU per container at 200 ports (docs/benchmarks-convergence.md,
 // tenth pass).
@@ -107,17 +118,10 @@ func (d *db) snapshot(ctx context.Context) (*snapshot, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	tc := d.c.Cache()
-	if tc == nil {
+	if d.c.Cache() == nil {
 		return nil, errors.New("read OVSDB cache: not connected")
 	}
-	rows := func(table string) map[string]model.Model {
-		if t := tc.Table(table); t != nil {
-			return t.RowsShallow()
-		}
-		return nil
-	}
-	roots := rows("Open_vSwitch")
+	roots := d.rows("Open_vSwitch")
 	if len(roots) != 1 {
 		return nil, fmt.Errorf("OVSDB has %d Open_vSwitch rows, want 1 (run ovs-vsctl init)", len(roots))
 	}
@@ -126,17 +130,17 @@ func (d *db) snapshot(ctx context.Context) (*snapshot, error) {
 	for _, r := range roots {
 		s.root = model.Clone(r).(*rootRow)
 	}
-	for _, r := range rows("Bridge") {
+	for _, r := range d.rows("Bridge") {
 		b := r.(*bridgeRow)
 		s.bridges[b.Name] = b
 		for _, p := range b.Ports {
 			s.portBridge[p] = b.Name
 		}
 	}
-	for u, r := range rows("Port") {
+	for u, r := range d.rows("Port") {
 		s.ports[u] = r.(*portRow)
 	}
-	for u, r := range rows("Interface") {
+	for u, r := range d.rows("Interface") {
 		s.ifaces[u] = r.(*ifaceRow)
 	}
 	return s, nil
@@ -517,15 +521,13 @@ func (d *db) readPorts(ctx context.Context, names []string, fresh map[string]boo
 	for _, n := range names {
 		want[n] = true
 	}
-	// The cache's rows, READ ONLY and not copied (see snapshot): a
-	// WhereCache predicate would copy every interface to test it.
+	// The cache's rows, READ ONLY and not copied (see rows): a WhereCache
+	// predicate would copy every interface to test it.
 	byName := map[string]*ifaceRow{}
-	if tc := d.c.Cache(); tc != nil && ctx.Err() == nil {
-		if t := tc.Table("Interface"); t != nil {
-			for _, r := range t.RowsShallow() {
-				if i := r.(*ifaceRow); want[i.Name] {
-					byName[i.Name] = i
-				}
+	if ctx.Err() == nil {
+		for _, r := range d.rows("Interface") {
+			if i := r.(*ifaceRow); want[i.Name] {
+				byName[i.Name] = i
 			}
 		}
 	}

@@ -81,6 +81,14 @@ func run() error {
 		scheme, serve = "https", func() error { return hs.ListenAndServeTLS("", "") }
 	}
 	errc := make(chan error, 1)
+	if cfg.DebugListen != "" {
+		// Asked for: a listener that cannot start stops the start.
+		l, err := net.Listen("tcp", cfg.DebugListen)
+		if err != nil {
+			return fmt.Errorf("SWITCHYARD_DEBUG_LISTEN: %w", err)
+		}
+		go serveDebug(ctx, l)
+	}
 	go func() { errc <- serve() }()
 	slog.Info("switchyard controller listening", "url", scheme+"://"+cfg.Listen)
 	select {

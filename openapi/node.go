@@ -288,8 +288,13 @@ type NodeStatus struct {
 	// PortsUnchanged says that the ports are those of this agent's last
 	// accepted report, and Ports then lists only the failed ones: the
 	// controller writes no container's status from the others.
-	PortsUnchanged bool   `json:"portsUnchanged,omitempty"`
-	Error          string `json:"error,omitempty"`
+	PortsUnchanged bool `json:"portsUnchanged,omitempty"`
+	// PortsDelta says that Ports lists only the ports whose status differs
+	// from what this agent's accepted reports said, those added to the
+	// host's program since, and the failed ones: the controller writes the
+	// listed containers' statuses only.
+	PortsDelta bool   `json:"portsDelta,omitempty"`
+	Error      string `json:"error,omitempty"`
 	// RuleStats are the switch's counters of the counted policy flows, per
 	// cookie (at most MaxRuleStats).
 	RuleStats []RuleStat `json:"ruleStats,omitempty"`

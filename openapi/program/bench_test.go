@@ -67,6 +67,8 @@ func BenchmarkTrackedPatch10kFlows(b *testing.B) {
 // BenchmarkPatchDNS10k: one DNS record added to a program with 10,000 (a
 // host whose networks have 10,000 names; every container create is such a
 // change on every host of its network). "merge" is Patch's sorted merge,
+// "sorted" its binary search for a program known sorted (a tracked one, an
+// agent's: no key computed but the delta's and O(log n) more), and
 // "map-and-sort" the map-and-sort path it had before (patchByKeyUnsorted,
 // now only for unsorted lists).
 func BenchmarkPatchDNS10k(b *testing.B) {
@@ -81,6 +83,13 @@ func BenchmarkPatchDNS10k(b *testing.B) {
 	b.Run("merge", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := patchByKey(from, nil, add, key, "DNS record"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("sorted", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := patchSorted(from, nil, add, key, "DNS record"); err != nil {
 				b.Fatal(err)
 			}
 		}

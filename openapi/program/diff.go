@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"sort"
 
 	"github.com/switchyard/switchyard/openapi"
 )
@@ -59,19 +60,19 @@ func patchContent(from *openapi.Program, d *openapi.ProgramDelta, sorted bool) (
 	if p.Flows, err = patchFlows(from.Flows, d.AddFlows, d.RemoveFlows, sorted); err != nil {
 		return nil, fmt.Errorf("patch: %v", err)
 	}
-	if p.Tunnels, err = patchByKey(from.Tunnels, d.RemoveTunnels, d.AddTunnels, tunnelName, "tunnel"); err != nil {
+	if p.Tunnels, err = patchKeyed(sorted, from.Tunnels, d.RemoveTunnels, d.AddTunnels, tunnelName, "tunnel"); err != nil {
 		return nil, err
 	}
-	if p.Containers, err = patchByKey(from.Containers, d.RemoveContainers, d.AddContainers, containerName, "container port"); err != nil {
+	if p.Containers, err = patchKeyed(sorted, from.Containers, d.RemoveContainers, d.AddContainers, containerName, "container port"); err != nil {
 		return nil, err
 	}
-	if p.Groups, err = patchByKey(from.Groups, d.RemoveGroups, d.AddGroups, groupID, "group"); err != nil {
+	if p.Groups, err = patchKeyed(sorted, from.Groups, d.RemoveGroups, d.AddGroups, groupID, "group"); err != nil {
 		return nil, err
 	}
-	if p.DNS, err = patchByKey(from.DNS, d.RemoveDNS, d.AddDNS, dnsKey, "DNS record"); err != nil {
+	if p.DNS, err = patchKeyed(sorted, from.DNS, d.RemoveDNS, d.AddDNS, dnsKey, "DNS record"); err != nil {
 		return nil, err
 	}
-	if p.HealthChecks, err = patchByKey(from.HealthChecks, d.RemoveHealthChecks, d.AddHealthChecks, healthKey, "health check"); err != nil {
+	if p.HealthChecks, err = patchKeyed(sorted, from.HealthChecks, d.RemoveHealthChecks, d.AddHealthChecks, healthKey, "health check"); err != nil {
 		return nil, err
 	}
 	p.Gateway = patchGateway(from.Gateway, d)
@@ -153,8 +154,8 @@ func (t *Tracked) Patch(d *openapi.ProgramDelta) (*Tracked, error) {
 	for i := range d.AddGroups {
 		s.AddGroup(GroupKey(&d.AddGroups[i]), 1)
 	}
-	keyed(t.P.DNS, d.RemoveDNS, d.AddDNS, dnsKey, DNSKey, s.AddDNS)
-	keyed(t.P.HealthChecks, d.RemoveHealthChecks, d.AddHealthChecks, healthKey, HealthKey, s.AddHealthCheck)
+	keyed(t.P.DNS, d.RemoveDNS, d.AddDNS, dnsKey, DNSKey, s.AddDNS, t.sorted)
+	keyed(t.P.HealthChecks, d.RemoveHealthChecks, d.AddHealthChecks, healthKey, HealthKey, s.AddHealthCheck, t.sorted)
 	s.SetGateway(GatewayKey(p.Gateway))
 	if err := setDigest(p, d, s.Digest(p.Host, p.Bridge)); err != nil {
 		return nil, err
@@ -163,17 +164,33 @@ func (t *Tracked) Patch(d *openapi.ProgramDelta) (*Tracked, error) {
 }
 
 // keyed updates sums (add) for elements of from removed by key and for
-// added elements.
-func keyed[T any](from []T, remove []string, adds []T, key func(*T) string, hash func(*T) Key, add func(Key, int)) {
-	gone := nameSet(remove)
-	for i := range from {
-		if gone[key(&from[i])] {
-			add(hash(&from[i]), -1)
+// added elements. sorted: from is sorted by key (found by binary search
+// instead of computing every element's key).
+func keyed[T any](from []T, remove []string, adds []T, key func(*T) string, hash func(*T) Key, add func(Key, int), sorted bool) {
+	switch {
+	case len(remove) == 0:
+	case sorted:
+		for _, k := range remove {
+			if i, ok := findKey(from, k, key); ok {
+				add(hash(&from[i]), -1)
+			}
+		}
+	default:
+		gone := nameSet(remove)
+		for i := range from {
+			if gone[key(&from[i])] {
+				add(hash(&from[i]), -1)
+			}
 		}
 	}
 	for i := range adds {
 		add(hash(&adds[i]), 1)
 	}
+}
+
+// findKey finds the element of k in from, sorted by key.
+func findKey[T any, K cmp.Ordered](from []T, k K, key func(*T) K) (int, bool) {
+	return sort.Find(len(from), func(i int) int { return cmp.Compare(k, key(&from[i])) })
 }
 
 func dnsKey(r *openapi.DNSRecord) string            { return r.Key() }
@@ -315,6 +332,72 @@ func patchByKey[T any, K cmp.Ordered](from []T, remove []K, add []T, key func(*T
 			}
 		}
 	}
+	return out, nil
+}
+
+// patchKeyed is patchByKey, or patchSorted when from is known to be sorted
+// by key (a patch's result is).
+func patchKeyed[T any, K cmp.Ordered](sorted bool, from []T, remove []K, add []T, key func(*T) K, what string) ([]T, error) {
+	if sorted {
+		return patchSorted(from, remove, add, key, what)
+	}
+	return patchByKey(from, remove, add, key, what)
+}
+
+// patchSorted is patchByKey for from known to be sorted by key, with no
+// key twice: it finds the removed and added keys by binary search, so it
+// computes O(k log n) keys instead of n (a DNS record's key is built by
+// concatenation), and copies the rest in runs.
+func patchSorted[T any, K cmp.Ordered](from []T, remove []K, add []T, key func(*T) K, what string) ([]T, error) {
+	gone := make([]int, 0, len(remove))
+	for _, k := range remove {
+		i, ok := findKey(from, k, key)
+		if !ok {
+			return nil, fmt.Errorf("patch: %s %v to remove is not in the program", what, k)
+		}
+		gone = append(gone, i)
+	}
+	slices.Sort(gone)
+	for i := 1; i < len(gone); i++ {
+		if gone[i] == gone[i-1] {
+			return nil, fmt.Errorf("patch: %s %v to remove is not in the program", what, key(&from[gone[i]]))
+		}
+	}
+	type insert struct {
+		at int
+		k  K
+		v  *T
+	}
+	ins := make([]insert, len(add))
+	for i := range add {
+		k := key(&add[i])
+		at, found := findKey(from, k, key)
+		if _, removed := slices.BinarySearch(gone, at); found && !removed {
+			return nil, fmt.Errorf("patch: %s %v to add is already in the program", what, k)
+		}
+		ins[i] = insert{at, k, &add[i]}
+	}
+	slices.SortFunc(ins, func(a, b insert) int { return cmp.Compare(a.k, b.k) })
+	for i := 1; i < len(ins); i++ {
+		if ins[i].k == ins[i-1].k {
+			return nil, fmt.Errorf("patch: %s %v to add is already in the program", what, ins[i].k)
+		}
+	}
+	out := make([]T, 0, len(from)-len(gone)+len(add))
+	cur, g := 0, 0
+	upTo := func(end int) { // from[cur:end], less the removed
+		for ; g < len(gone) && gone[g] < end; g++ {
+			out = append(out, from[cur:gone[g]]...)
+			cur = gone[g] + 1
+		}
+		out = append(out, from[cur:end]...)
+		cur = end
+	}
+	for _, x := range ins {
+		upTo(x.at)
+		out = append(out, *x.v)
+	}
+	upTo(len(from))
 	return out, nil
 }
 

@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// TestPatchByKeyMerge: the sorted merge gives what the map-and-sort path
-// gives, errors included, on random element lists and deltas.
+// TestPatchByKeyMerge: the sorted merge, and the binary search of
+// patchSorted, give what the map-and-sort path gives, errors included, on
+// random element lists and deltas.
 func TestPatchByKeyMerge(t *testing.T) {
 	id := func(s *string) string { return *s }
 	r := rand.New(rand.NewPCG(1, 2))
@@ -30,6 +31,11 @@ func TestPatchByKeyMerge(t *testing.T) {
 		want, err2 := patchByKeyUnsorted(from, remove, add, id, "x")
 		if (err1 == nil) != (err2 == nil) || err1 == nil && !slices.Equal(got, want) {
 			t.Fatalf("from %v remove %v add %v: merge %v %v, map %v %v", from, remove, add, got, err1, want, err2)
+		}
+		// The binary-search path for lists known sorted: the same again.
+		bs, err3 := patchSorted(from, remove, add, id, "x")
+		if (err3 == nil) != (err2 == nil) || err3 == nil && !slices.Equal(bs, want) {
+			t.Fatalf("from %v remove %v add %v: sorted %v %v, map %v %v", from, remove, add, bs, err3, want, err2)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -106,12 +107,18 @@ func (c *Cluster) StartController(t testing.TB) {
 // listening at url (http://127.0.0.1:PORT), and waits until it is ready.
 func (c *Cluster) launchController(t testing.TB, name, url string) *lab.Proc {
 	t.Helper()
-	p := c.Lab.Start(t, lab.ProcSpec{Name: name, Path: c.Bin.Controller, Env: []string{
+	env := []string{
 		"SWITCHYARD_DATABASE_URL=" + c.DB,
 		"SWITCHYARD_LISTEN=" + strings.TrimPrefix(url, "http://"),
 		"SWITCHYARD_ADMIN_TOKEN=" + AdminToken,
 		"SWITCHYARD_HEARTBEAT_TIMEOUT=5s",
-	}})
+	}
+	if d := os.Getenv("SWITCHYARD_DEBUG_LISTEN"); d != "" && name == "controller" {
+		// The profiler, for a benchmark's lab held to be looked at (one
+		// address: the first controller only).
+		env = append(env, "SWITCHYARD_DEBUG_LISTEN="+d)
+	}
+	p := c.Lab.Start(t, lab.ProcSpec{Name: name, Path: c.Bin.Controller, Env: env})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		res, err := c.http.Get(url + "/readyz")

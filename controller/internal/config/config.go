@@ -50,6 +50,10 @@ type Config struct {
 	// attempt to one host of the database URL (unless the URL sets
 	// connect_timeout). See docs/failure-matrix-pg.md.
 	DBAcquireTimeout, DBConnectTimeout time.Duration
+	// DebugListen, when set, is a loopback HOST:PORT where Go's profiler
+	// is served (/debug/pprof/, no token: loopback only), for "where does
+	// the controller's CPU go". Empty: not served.
+	DebugListen string
 }
 
 // FromEnv reads the configuration. getenv is os.Getenv outside tests.
@@ -107,6 +111,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(or(getenv("SWITCHYARD_LOG_LEVEL"), "info")))); err != nil {
 		return c, fmt.Errorf("SWITCHYARD_LOG_LEVEL: %w", err)
+	}
+	if c.DebugListen = getenv("SWITCHYARD_DEBUG_LISTEN"); c.DebugListen != "" {
+		host, _, err := net.SplitHostPort(c.DebugListen)
+		if err != nil || !client.IsLoopback(host) {
+			return c, fmt.Errorf("SWITCHYARD_DEBUG_LISTEN %q: want a loopback HOST:PORT (the profiler asks for no token)", c.DebugListen)
+		}
 	}
 	return c, nil
 }

@@ -111,3 +111,24 @@ func TestDBTimeouts(t *testing.T) {
 		delete(env, k)
 	}
 }
+
+func TestDebugListen(t *testing.T) {
+	env := map[string]string{"SWITCHYARD_DATABASE_URL": "postgres://x/y"}
+	get := func(k string) string { return env[k] }
+	if c, err := FromEnv(get); err != nil || c.DebugListen != "" {
+		t.Fatalf("default: %q %v", c.DebugListen, err)
+	}
+	for _, ok := range []string{"127.0.0.1:6060", "[::1]:6060", "localhost:0"} {
+		env["SWITCHYARD_DEBUG_LISTEN"] = ok
+		if c, err := FromEnv(get); err != nil || c.DebugListen != ok {
+			t.Errorf("%q: %q %v", ok, c.DebugListen, err)
+		}
+	}
+	// The profiler asks for no token: never on an address other hosts reach.
+	for _, bad := range []string{"0.0.0.0:6060", "10.0.0.1:6060", ":6060", "6060"} {
+		env["SWITCHYARD_DEBUG_LISTEN"] = bad
+		if _, err := FromEnv(get); err == nil || !strings.Contains(err.Error(), "SWITCHYARD_DEBUG_LISTEN") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -81,6 +81,9 @@ func (s *Store) ReportStatus(ctx context.Context, host string, st openapi.NodeSt
 	if st.AppliedRevision < 0 {
 		return problem.Invalid("appliedRevision", "appliedRevision must not be negative")
 	}
+	if st.PortsUnchanged && st.PortsDelta {
+		return problem.Invalid("portsDelta", "portsDelta and portsUnchanged exclude each other: a report lists the changed ports or none")
+	}
 	if st.PortsUnchanged {
 		for i, p := range st.Ports {
 			if p.Error == "" {

@@ -223,7 +223,8 @@ func TestReportLockOrder(t *testing.T) {
 // A report with portsUnchanged writes no container's status from the ports
 // it leaves out (a status set since, e.g. by a move, stays), still lands its
 // revision and its failed ports, and is refused with a 400 naming the port
-// when it lists one without an error.
+// when it lists one without an error. One with portsDelta writes the
+// statuses of the ports it lists only; both flags are refused.
 func TestReportPortsUnchanged(t *testing.T) {
 	st, _ := newStore(t, Options{})
 	ctx := context.Background()
@@ -275,5 +276,20 @@ func TestReportPortsUnchanged(t *testing.T) {
 		t.Fatal("a port without error in an unchanged report was accepted")
 	} else if p, ok := problem.As(err); !ok || p.Status != 400 || p.Field != "ports[0]" {
 		t.Fatalf("a port without error in an unchanged report: %v", err)
+	}
+	// portsDelta: the listed ports' statuses are written, the others stay.
+	delta := openapi.NodeStatus{AppliedRevision: 2, PortsDelta: true, Ports: []openapi.PortStatus{{Name: "pa", ContainerID: ids[0], Up: true}}}
+	if err := st.ReportStatus(ctx, "h1", delta); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := status(ids[0]), status(ids[1]); a != openapi.ContainerRunning || b != openapi.ContainerFailed {
+		t.Errorf("after a delta listing pa: %s %s, want running failed", a, b)
+	}
+	both := delta
+	both.PortsUnchanged = true
+	if err := st.ReportStatus(ctx, "h1", both); err == nil {
+		t.Fatal("portsDelta with portsUnchanged was accepted")
+	} else if p, ok := problem.As(err); !ok || p.Status != 400 || p.Field != "portsDelta" {
+		t.Fatalf("portsDelta with portsUnchanged: %v", err)
 	}
 }

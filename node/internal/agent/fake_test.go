@@ -61,7 +61,14 @@ func (f *fakeDatapath) Apply(_ context.Context, p *openapi.Program, d *openapi.P
 	if f.applied != nil {
 		f.applied <- p.Revision
 	}
-	return Result{Flows: len(p.Flows), Ports: []openapi.PortStatus{{Name: "vc1", Up: true}}}, err
+	ports := []openapi.PortStatus{{Name: "vc1", Up: true}}
+	if len(p.Containers) > 0 {
+		ports = nil
+		for _, c := range p.Containers {
+			ports = append(ports, openapi.PortStatus{Name: c.Name, Up: true})
+		}
+	}
+	return Result{Flows: len(p.Flows), Ports: ports}, err
 }
 func (f *fakeDatapath) Observe(ctx context.Context) (Observation, error) {
 	f.mu.Lock()

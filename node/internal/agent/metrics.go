@@ -27,10 +27,12 @@ type metrics struct {
 	repairs   prometheus.Counter
 	// resyncsDeferred counts resyncs that gave way to a new program.
 	resyncsDeferred prometheus.Counter
-	restarts        prometheus.Counter
-	controller      prometheus.Gauge
-	reports         *prometheus.CounterVec
-	logDropped      prometheus.Counter
+	// resyncsWaited counts due resyncs put off for a lull in the programs.
+	resyncsWaited prometheus.Counter
+	restarts      prometheus.Counter
+	controller    prometheus.Gauge
+	reports       *prometheus.CounterVec
+	logDropped    prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -51,6 +53,8 @@ func newMetrics() *metrics {
 		}, []string{"state"}),
 		resyncsDeferred: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchyard_agent_resyncs_deferred_total", Help: "Resyncs whose check of the host was cut short by a new program (applied first; the check runs again soon)."}),
+		resyncsWaited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_agent_resyncs_waited_total", Help: "Times a due resync waited for a lull in the programs arriving (one arriving would cut its check short)."}),
 		repairs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchyard_agent_resync_repairs_total", Help: "Resyncs that found the host drifted from its program and re-applied it.",
 		}),
@@ -68,7 +72,7 @@ func newMetrics() *metrics {
 			Help: "Logged connections dropped because the queue of those not yet reported was full.",
 		}),
 	}
-	m.reg.MustRegister(m.applyTime, m.applyErrs, m.flows, m.ports, m.repairs, m.resyncsDeferred, m.restarts, m.controller, m.reports, m.logDropped,
+	m.reg.MustRegister(m.applyTime, m.applyErrs, m.flows, m.ports, m.repairs, m.resyncsDeferred, m.resyncsWaited, m.restarts, m.controller, m.reports, m.logDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, s := range []string{"up", "down", "error"} {
 		m.ports.WithLabelValues(s)

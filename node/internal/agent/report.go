@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"reflect"
-	"slices"
 	"time"
 
 	"github.com/switchyard/switchyard/openapi"
@@ -62,24 +61,65 @@ func (a *Agent) reportLoop(ctx context.Context) {
 // standby promoted) gets them again within this time.
 const fullPortsEvery = time.Minute
 
-// portsSent is what the last report the controller accepted said of the
-// ports: the list, the specs counter it was of, and when. A report whose
-// ports and specs are the same says portsUnchanged and lists only the
-// failed ports (openapi NodeStatus): the controller then writes no
-// container's status, and a report costs O(1) instead of O(ports) on the
-// wire, in the contract check and in PostgreSQL. Any failed report
-// forgets it, so the next one carries every port.
+// portsSent is what the controller has of the ports, from this agent's
+// accepted reports: the list, the specs counter it is of, and when every
+// port was last sent. A report then lists only what differs (openapi
+// NodeStatus): nothing but the failed ports when no port changed
+// (portsUnchanged), else the ports whose status differs from the
+// controller's, those an apply added since (a container made again, moved
+// back) and the failed ones (portsDelta). The controller writes the
+// statuses of the listed ports only, so a report costs O(change) instead
+// of O(ports) on the wire, in the contract check and in PostgreSQL. Any
+// failed report forgets it, so the next one carries every port; so does a
+// whole program applied, and a minute without a full report.
 type portsSent struct {
 	valid bool
 	specs uint64
 	ports []openapi.PortStatus
-	at    time.Time
+	full  time.Time
 }
 
-// unchanged reports whether ports, of the specs counter specs, are what
-// the controller already has.
-func (s *portsSent) unchanged(specs uint64, ports []openapi.PortStatus, now time.Time) bool {
-	return s.valid && s.specs == specs && now.Sub(s.at) < fullPortsEvery && slices.Equal(s.ports, ports)
+// portsReport is what a report says of the ports.
+type portsReport struct {
+	ports     []openapi.PortStatus
+	unchanged bool // portsUnchanged: ports are the failed ones
+	delta     bool // portsDelta: ports are the changed and the failed ones
+}
+
+// report returns what a report at now says of all, the host's ports after
+// the apply counted specs; touched and wholeAt are the agent's (agent.go).
+func (s *portsSent) report(specs, wholeAt uint64, touched map[string]uint64, all []openapi.PortStatus, now time.Time) portsReport {
+	if !s.valid || wholeAt > s.specs || now.Sub(s.full) >= fullPortsEvery {
+		return portsReport{ports: all}
+	}
+	had := make(map[string]openapi.PortStatus, len(s.ports))
+	for _, p := range s.ports {
+		had[p.Name] = p
+	}
+	var changed []openapi.PortStatus
+	for _, p := range all {
+		if old, ok := had[p.Name]; !ok || old != p || touched[p.Name] > s.specs {
+			changed = append(changed, p)
+		} else if p.Error != "" {
+			changed = append(changed, p) // failed: listed in every report
+		}
+	}
+	for _, p := range changed {
+		if old, ok := had[p.Name]; !ok || old != p || touched[p.Name] > s.specs {
+			return portsReport{ports: changed, delta: true}
+		}
+	}
+	return portsReport{ports: failedOnly(all), unchanged: true}
+}
+
+// accepted records that the controller took a report r of all, after the
+// apply counted specs, at now.
+func (s *portsSent) accepted(r portsReport, specs uint64, all []openapi.PortStatus, now time.Time) {
+	full := s.full
+	if !r.unchanged && !r.delta {
+		full = now
+	}
+	*s = portsSent{valid: true, specs: specs, ports: all, full: full}
 }
 
 // failedOnly is the ports of an unchanged report: the failed ones, which
@@ -135,14 +175,13 @@ func (a *Agent) report(ctx context.Context) {
 	a.mu.Lock()
 	st := a.status
 	specs := a.specs
+	pr := a.sent.report(specs, a.wholeAt, a.touched, st.Ports, time.Now())
 	st.RuleStats = a.ruleStats
 	a.mu.Unlock()
+	all, now := st.Ports, time.Now()
+	st.Ports, st.PortsUnchanged, st.PortsDelta = pr.ports, pr.unchanged, pr.delta
 	if st.Ports == nil {
 		st.Ports = []openapi.PortStatus{}
-	}
-	all, now := st.Ports, time.Now()
-	if a.sent.unchanged(specs, all, now) {
-		st.Ports, st.PortsUnchanged = failedOnly(all), true
 	}
 	var allStats bool
 	st.RuleStats, allStats = a.sentStats.changed(st.RuleStats, now)
@@ -154,8 +193,15 @@ func (a *Agent) report(ctx context.Context) {
 		a.logq.putBack(st.PolicyLog) // for the next report
 		a.sent = portsSent{}         // the next one carries every port
 		a.sentStats = countersSent{} // and every counter
-	case !st.PortsUnchanged:
-		a.sent = portsSent{valid: true, specs: specs, ports: all, at: now}
+	default:
+		a.sent.accepted(pr, specs, all, now)
+		a.mu.Lock()
+		for name, at := range a.touched {
+			if at <= specs {
+				delete(a.touched, name) // the controller has it
+			}
+		}
+		a.mu.Unlock()
 	}
 	if err == nil {
 		a.sentStats.accepted(st.RuleStats, allStats, now)

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -8,12 +9,15 @@ import (
 )
 
 // Heartbeats that follow an accepted report leave the ports out
-// (portsUnchanged); a new program whose container ports changed, and any
-// report that failed, make the next report carry every port again.
+// (portsUnchanged); a new program that adds a container port makes the next
+// report list that port only (portsDelta); any report that failed makes the
+// next one carry every port again.
 func TestReportsLeaveUnchangedPortsOut(t *testing.T) {
 	c := newFakeController(t)
 	dp := newFakeDatapath()
-	c.publish(prog(1))
+	p1 := prog(1)
+	p1.Containers = []openapi.ContainerPort{{Name: "vc1", Container: "c1", ID: "id1"}}
+	c.publish(p1)
 	startAgent(t, c, dp, Config{Heartbeat: 10 * time.Millisecond})
 	// until reports an unchanged report (ports out) of revision rev.
 	waitUnchanged := func(rev int64) {
@@ -28,27 +32,32 @@ func TestReportsLeaveUnchangedPortsOut(t *testing.T) {
 			}
 		}
 	}
-	// full reads reports until one of rev and wants it to carry every port.
-	full := func(rev int64) {
+	// next reads reports until one of rev and wants it to list names,
+	// as a delta or not.
+	next := func(rev int64, delta bool, names ...string) {
 		t.Helper()
 		for {
 			st := <-c.reported
 			if st.AppliedRevision != rev {
 				continue
 			}
-			if st.PortsUnchanged || len(st.Ports) != 1 || st.Ports[0].Name != "vc1" || !st.Ports[0].Up {
-				t.Fatalf("report of revision %d: unchanged=%v ports=%v, want every port", rev, st.PortsUnchanged, st.Ports)
+			var got []string
+			for _, p := range st.Ports {
+				got = append(got, p.Name)
+			}
+			if st.PortsUnchanged || st.PortsDelta != delta || !slices.Equal(got, names) {
+				t.Fatalf("report of revision %d: unchanged=%v delta=%v ports=%v, want delta=%v %v", rev, st.PortsUnchanged, st.PortsDelta, got, delta, names)
 			}
 			return
 		}
 	}
-	full(1)
+	next(1, false, "vc1")
 	waitUnchanged(1)
-	// A program whose container ports changed: every port again.
+	// A program that adds a container port: that port only.
 	p2 := prog(2)
-	p2.Containers = []openapi.ContainerPort{{Name: "vc1", Container: "c1", ID: "id1"}}
+	p2.Containers = []openapi.ContainerPort{{Name: "vc1", Container: "c1", ID: "id1"}, {Name: "vc2", Container: "c2", ID: "id2"}}
 	c.publish(p2)
-	full(2)
+	next(2, true, "vc2")
 	waitUnchanged(2)
 	// A report the controller refused: the next carries every port.
 	c.mu.Lock()
@@ -57,35 +66,71 @@ func TestReportsLeaveUnchangedPortsOut(t *testing.T) {
 	for st := <-c.reported; !st.PortsUnchanged; st = <-c.reported {
 	}
 	// That unchanged report failed (503): the next one is full.
-	full(2)
+	next(2, false, "vc1", "vc2")
 	waitUnchanged(2)
 }
 
-// unchanged needs the same specs, the same ports and a recent full report.
-func TestPortsSentUnchanged(t *testing.T) {
+// A report lists what the controller does not have: every port when its
+// view is unknown, old or after a whole program; else the ports that
+// changed or that an apply added since, and the failed ones.
+func TestPortsSentReport(t *testing.T) {
 	now := time.Now()
-	ports := []openapi.PortStatus{{Name: "a", OFPort: 3, Up: true}}
-	s := portsSent{valid: true, specs: 4, ports: ports, at: now}
-	if !s.unchanged(4, []openapi.PortStatus{{Name: "a", OFPort: 3, Up: true}}, now.Add(time.Second)) {
-		t.Error("same specs and ports: want unchanged")
+	a := openapi.PortStatus{Name: "a", ContainerID: "ida", OFPort: 3, Up: true}
+	b := openapi.PortStatus{Name: "b", ContainerID: "idb", OFPort: 4, Up: true}
+	bad := openapi.PortStatus{Name: "x", ContainerID: "idx", Error: "no netns"}
+	all := []openapi.PortStatus{a, b, bad}
+	if r := (&portsSent{}).report(0, 0, nil, all, now); r.unchanged || r.delta || len(r.ports) != 3 {
+		t.Fatalf("nothing sent yet: %+v, want every port", r)
 	}
+	var s portsSent
+	s.accepted(portsReport{ports: all}, 4, all, now)
+	names := func(ps []openapi.PortStatus) (out []string) {
+		for _, p := range ps {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+	a2 := a
+	a2.OFPort = 9
+	bDown := b
+	bDown.Up = false
+	bad2 := bad
+	bad2.Error = "link failed"
+	c := openapi.PortStatus{Name: "c", ContainerID: "idc", OFPort: 5, Up: true}
 	for name, tc := range map[string]struct {
-		specs uint64
-		ports []openapi.PortStatus
-		at    time.Time
+		specs, wholeAt uint64
+		touched        map[string]uint64
+		all            []openapi.PortStatus
+		at             time.Time
+		want           []string
+		unchanged      bool
+		delta          bool
 	}{
-		"specs moved":    {5, ports, now},
-		"ofport moved":   {4, []openapi.PortStatus{{Name: "a", OFPort: 4, Up: true}}, now},
-		"port went down": {4, []openapi.PortStatus{{Name: "a", OFPort: 3}}, now},
-		"a port more":    {4, append(ports[:1:1], openapi.PortStatus{Name: "b"}), now},
-		"a minute later": {4, ports, now.Add(fullPortsEvery)},
+		"nothing moved":           {4, 0, nil, all, now.Add(time.Second), []string{"x"}, true, false},
+		"a port removed":          {5, 0, nil, []openapi.PortStatus{a, bad}, now, []string{"x"}, true, false},
+		"ofport moved":            {4, 0, nil, []openapi.PortStatus{a2, b, bad}, now, []string{"a", "x"}, false, true},
+		"port went down":          {4, 0, nil, []openapi.PortStatus{a, bDown, bad}, now, []string{"b", "x"}, false, true},
+		"another error":           {4, 0, nil, []openapi.PortStatus{a, b, bad2}, now, []string{"x"}, false, true},
+		"a port more":             {5, 0, map[string]uint64{"c": 5}, append(all[:3:3], c), now, []string{"x", "c"}, false, true},
+		"touched, same status":    {5, 0, map[string]uint64{"b": 5}, all, now, []string{"b", "x"}, false, true},
+		"touched before the view": {5, 0, map[string]uint64{"b": 4}, all, now, []string{"x"}, true, false},
+		"a whole program":         {5, 5, nil, all, now, []string{"a", "b", "x"}, false, false},
+		"a minute later":          {4, 0, nil, all, now.Add(fullPortsEvery), []string{"a", "b", "x"}, false, false},
 	} {
-		if s.unchanged(tc.specs, tc.ports, tc.at) {
-			t.Errorf("%s: want every port sent", name)
+		r := s.report(tc.specs, tc.wholeAt, tc.touched, tc.all, tc.at)
+		if got := names(r.ports); !slices.Equal(got, tc.want) || r.unchanged != tc.unchanged || r.delta != tc.delta {
+			t.Errorf("%s: ports %v unchanged=%v delta=%v, want %v %v %v", name, got, r.unchanged, r.delta, tc.want, tc.unchanged, tc.delta)
 		}
 	}
-	if (&portsSent{}).unchanged(0, nil, now) {
-		t.Error("nothing sent yet: want every port")
+	// A delta accepted: the view is the whole list, the last full report's
+	// time stays.
+	s2 := s
+	s2.accepted(portsReport{ports: []openapi.PortStatus{a2}, delta: true}, 6, []openapi.PortStatus{a2, b, bad}, now.Add(time.Second))
+	if !s2.full.Equal(now) || s2.specs != 6 {
+		t.Errorf("after a delta: full %v specs %d", s2.full, s2.specs)
+	}
+	if r := s2.report(6, 0, nil, []openapi.PortStatus{a2, b, bad}, now.Add(2*time.Second)); !r.unchanged {
+		t.Errorf("after the delta, the same ports: %+v, want unchanged", r)
 	}
 	if got := failedOnly([]openapi.PortStatus{{Name: "a"}, {Name: "b", Error: "x"}}); len(got) != 1 || got[0].Name != "b" {
 		t.Errorf("failedOnly: %v", got)

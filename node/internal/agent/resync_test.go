@@ -108,3 +108,81 @@ func TestResyncUnderlayOncePerRound(t *testing.T) {
 		t.Errorf("EnsureUnderlay called %d times (want 2: the round's first attempt, the next round), Observe %d (want 5)", dp.underlay, dp.observe)
 	}
 }
+
+// A due resync waits for a lull in the programs (resyncLull): none begins
+// while they keep arriving, up to maxResyncDeferral, past which it begins
+// whatever arrives.
+func TestResyncWaitsForLull(t *testing.T) {
+	dp := newFakeDatapath()
+	a := New(Config{ControllerURL: "http://127.0.0.1:1", Host: "h1"}, dp)
+	now := time.Now()
+	if d := a.untilLull(now); d != 0 {
+		t.Fatalf("no program ever arrived: wait %s, want none", d)
+	}
+	a.lastArrival = now.Add(-10 * time.Millisecond)
+	if d := a.untilLull(now); d != resyncLull-10*time.Millisecond || !a.deferredSince.Equal(now) {
+		t.Fatalf("a program 10 ms ago: wait %s (put off since %v), want %s", d, a.deferredSince, resyncLull-10*time.Millisecond)
+	}
+	later := now.Add(time.Minute)
+	a.lastArrival = later.Add(-time.Millisecond)
+	if d := a.untilLull(later); d <= 0 || !a.deferredSince.Equal(now) {
+		t.Fatalf("still arriving a minute later: wait %s, put off since %v (want %v)", d, a.deferredSince, now)
+	}
+	if d := a.untilLull(later.Add(resyncLull)); d != 0 {
+		t.Fatalf("after a lull: wait %s, want none", d)
+	}
+	past := now.Add(maxResyncDeferral)
+	a.lastArrival = past
+	if d := a.untilLull(past); d != 0 {
+		t.Fatalf("put off for %s: wait %s, want none", maxResyncDeferral, d)
+	}
+	// That check runs to its end even with a program waiting, and the
+	// next round starts afresh.
+	a.prog = &openapi.Program{Revision: 1}
+	a.arrived.Store(true)
+	a.deferredSince = time.Now().Add(-maxResyncDeferral) // on the real clock, which resync reads
+	if _, gaveWay := a.resync(context.Background()); gaveWay || !a.deferredSince.IsZero() {
+		t.Fatalf("the check past the deferral: gave way %v, put off since %v", gaveWay, a.deferredSince)
+	}
+}
+
+// End to end: with programs arriving every 20 ms and resyncs due every
+// 30 ms, no check begins (none is cut short); once they stop, one does.
+// The lull is 2 s here, so that a slow machine's pause between two
+// programs does not pass for one.
+func TestResyncNotBegunDuringStream(t *testing.T) {
+	c := newFakeController(t)
+	dp := newFakeDatapath()
+	c.publish(prog(1))
+	startAgent(t, c, dp, Config{Resync: 30 * time.Millisecond, ResyncLull: 2 * time.Second})
+	if r := next(t, dp.applied); r != 1 {
+		t.Fatalf("applied %d, want 1", r)
+	}
+	// From the first apply on, keep programs coming faster than the lull.
+	for rev := int64(2); rev <= 30; rev++ {
+		c.publish(prog(rev))
+		if r := next(t, dp.applied); r != rev {
+			t.Fatalf("applied %d, want %d", r, rev)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dp.mu.Lock()
+	during, cut := dp.observe, dp.cancelled
+	dp.mu.Unlock()
+	if cut != 0 {
+		t.Errorf("%d checks cut short during the stream, want none", cut)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		dp.mu.Lock()
+		n := dp.observe
+		dp.mu.Unlock()
+		if n > during {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no resync after the stream stopped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -5,21 +5,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
+	_ "net/http/pprof" // registers /debug/pprof/ on http.DefaultServeMux, served by serveDebug only
 	"time"
 )
 
 // serveDebug serves Go's profiler on l (SWITCHYARD_DEBUG_LISTEN, a
 // loopback address: it asks for no token) until ctx ends, for "where does
 // the controller's CPU go" (go tool pprof http://ADDR/debug/pprof/profile).
+// The API never serves http.DefaultServeMux: only this listener does.
 func serveDebug(ctx context.Context, l net.Listener) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Handler: http.DefaultServeMux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = hs.Close()

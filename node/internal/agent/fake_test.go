@@ -255,3 +255,30 @@ func prog(rev int64) *openapi.Program {
 	return &openapi.Program{Host: "h1", Revision: rev, Digest: "d" + string(rune('0'+rev)),
 		Flows: []openapi.Flow{{}}}
 }
+
+// publishEach publishes the programs of revisions from to to, each once
+// the one before is applied, and calls after (if any) after each.
+func publishEach(t *testing.T, c *fakeController, dp *fakeDatapath, from, to int64, after func()) {
+	t.Helper()
+	for rev := from; rev <= to; rev++ {
+		c.publish(prog(rev))
+		if r := next(t, dp.applied); r != rev {
+			t.Fatalf("applied %d, want %d", r, rev)
+		}
+		if after != nil {
+			after()
+		}
+	}
+}
+
+// eventually waits up to 30 s for cond to hold, failing with what.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 30 s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -92,12 +92,7 @@ func TestSlowReportsDoNotStallApplies(t *testing.T) {
 	if r := next(t, dp.applied); r != 1 {
 		t.Fatalf("applied %d", r)
 	}
-	for rev := int64(2); rev <= 4; rev++ {
-		c.publish(prog(rev))
-		if r := next(t, dp.applied); r != rev {
-			t.Fatalf("applied %d, want %d", r, rev)
-		}
-	}
+	publishEach(t, c, dp, 2, 4, nil)
 	// Every apply happened while the first report was held, and the agent
 	// did not give up on it to get on with applying (a synchronous report
 	// times out after 10 s, and only then lets the next apply run).

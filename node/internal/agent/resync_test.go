@@ -159,30 +159,16 @@ func TestResyncNotBegunDuringStream(t *testing.T) {
 		t.Fatalf("applied %d, want 1", r)
 	}
 	// From the first apply on, keep programs coming faster than the lull.
-	for rev := int64(2); rev <= 30; rev++ {
-		c.publish(prog(rev))
-		if r := next(t, dp.applied); r != rev {
-			t.Fatalf("applied %d, want %d", r, rev)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	publishEach(t, c, dp, 2, 30, func() { time.Sleep(20 * time.Millisecond) })
 	dp.mu.Lock()
 	during, cut := dp.observe, dp.cancelled
 	dp.mu.Unlock()
 	if cut != 0 {
 		t.Errorf("%d checks cut short during the stream, want none", cut)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually(t, "a resync after the stream stopped", func() bool {
 		dp.mu.Lock()
-		n := dp.observe
-		dp.mu.Unlock()
-		if n > during {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no resync after the stream stopped")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer dp.mu.Unlock()
+		return dp.observe > during
+	})
 }

@@ -96,20 +96,17 @@ func (s *portsSent) report(specs, wholeAt uint64, touched map[string]uint64, all
 	for _, p := range s.ports {
 		had[p.Name] = p
 	}
-	var changed []openapi.PortStatus
+	var listed []openapi.PortStatus
+	delta := false
 	for _, p := range all {
-		if old, ok := had[p.Name]; !ok || old != p || touched[p.Name] > s.specs {
-			changed = append(changed, p)
-		} else if p.Error != "" {
-			changed = append(changed, p) // failed: listed in every report
+		old, ok := had[p.Name]
+		// Failed ports are listed in every report.
+		if fresh := !ok || old != p || touched[p.Name] > s.specs; fresh || p.Error != "" {
+			listed = append(listed, p)
+			delta = delta || fresh
 		}
 	}
-	for _, p := range changed {
-		if old, ok := had[p.Name]; !ok || old != p || touched[p.Name] > s.specs {
-			return portsReport{ports: changed, delta: true}
-		}
-	}
-	return portsReport{ports: failedOnly(all), unchanged: true}
+	return portsReport{ports: listed, delta: delta, unchanged: !delta}
 }
 
 // accepted records that the controller took a report r of all, after the
@@ -120,18 +117,6 @@ func (s *portsSent) accepted(r portsReport, specs uint64, all []openapi.PortStat
 		full = now
 	}
 	*s = portsSent{valid: true, specs: specs, ports: all, full: full}
-}
-
-// failedOnly is the ports of an unchanged report: the failed ones, which
-// the controller's realization tracking reads from every report.
-func failedOnly(ports []openapi.PortStatus) []openapi.PortStatus {
-	out := []openapi.PortStatus{}
-	for _, p := range ports {
-		if p.Error != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // countersSent is what the controller has of the policy counters from
@@ -172,13 +157,14 @@ func (c *countersSent) accepted(sent []openapi.RuleStat, full bool, now time.Tim
 
 // report posts the newest status now.
 func (a *Agent) report(ctx context.Context) {
+	now := time.Now()
 	a.mu.Lock()
 	st := a.status
 	specs := a.specs
-	pr := a.sent.report(specs, a.wholeAt, a.touched, st.Ports, time.Now())
+	pr := a.sent.report(specs, a.wholeAt, a.touched, st.Ports, now)
 	st.RuleStats = a.ruleStats
 	a.mu.Unlock()
-	all, now := st.Ports, time.Now()
+	all := st.Ports
 	st.Ports, st.PortsUnchanged, st.PortsDelta = pr.ports, pr.unchanged, pr.delta
 	if st.Ports == nil {
 		st.Ports = []openapi.PortStatus{}

@@ -90,7 +90,8 @@ func hasNUL(v any) bool {
 }
 
 // BenchmarkContractCheck is what the contract costs one request: a
-// container create and a list with a selector.
+// container create, a list with a selector, and the node protocol's
+// report and long poll.
 func BenchmarkContractCheck(b *testing.B) {
 	k, err := newContract()
 	if err != nil {
@@ -106,6 +107,17 @@ func BenchmarkContractCheck(b *testing.B) {
 		},
 		"list": func() *http.Request {
 			return httptest.NewRequest("GET", "/api/v1/containers?selector=app%3Dweb&limit=100&network=blue", nil)
+		},
+		// The node protocol, ten of each per change at 10 hosts: an
+		// agent's report with nothing changed, and its next long poll.
+		"node-status": func() *http.Request {
+			r := httptest.NewRequest("POST", "/api/v1/nodes/h1/status", strings.NewReader(
+				`{"appliedRevision":1647,"digest":"39c19cbb4ea4954df27a4e8dff3d48d2","ports":[],"portsUnchanged":true}`))
+			r.Header.Set("Content-Type", "application/json")
+			return r
+		},
+		"node-poll": func() *http.Request {
+			return httptest.NewRequest("GET", "/api/v1/nodes/h1/program?digest=39c19cbb4ea4954df27a4e8dff3d48d2&revision=1647&timeout=30s", nil)
 		},
 	} {
 		b.Run(name, func(b *testing.B) {

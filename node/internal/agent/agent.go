@@ -627,13 +627,6 @@ func (a *Agent) ensureUnderlay(ctx context.Context) {
 	}
 }
 
-// resync compares the host with the last applied program; it reports
-// whether anything drifted (the caller then re-applies), and whether the
-// check gave way to a program that arrived during it (the caller then
-// resyncs again soon). The check of a host of 1,000 containers takes
-// tens of milliseconds (a dump of its flows); run's loop applies nothing
-// meanwhile, so a program that arrives cancels it, for up to
-// maxResyncDeferral.
 // untilLull says how long a due resync waits before it begins: until no
 // program arrived for resyncLull. A program that arrives during the check
 // cuts it short (it gives way), and what it checked until then is wasted:
@@ -655,6 +648,13 @@ func (a *Agent) untilLull(now time.Time) time.Duration {
 	return a.cfg.ResyncLull - quiet
 }
 
+// resync compares the host with the last applied program; it reports
+// whether anything drifted (the caller then re-applies), and whether the
+// check gave way to a program that arrived during it (the caller then
+// resyncs again soon). The check of a host of 1,000 containers takes
+// tens of milliseconds (a dump of its flows); run's loop applies nothing
+// meanwhile, so a program that arrives cancels it, for up to
+// maxResyncDeferral.
 func (a *Agent) resync(ctx context.Context) (drifted, gaveWay bool) {
 	prog := a.prog
 	if prog == nil {

@@ -155,12 +155,16 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 	// veth's notifications (linear in its ports) and reads no OpenFlow
 	// message meanwhile, so made first, the link held up the flows by one
 	// reconfiguration (docs/benchmarks-convergence.md, tenth pass).
+	// New: added by the delta and not in the program before (a changed
+	// port is removed and added again; its link exists already).
 	var later []openapi.ContainerPort
-	lastProg := map[string]bool{}
-	deferNew := byDelta && a.installed.valid && !full && a.applied != nil
-	if deferNew {
-		for _, c := range a.applied.prog.Containers {
-			lastProg[c.Name] = true
+	isNew := map[string]bool{}
+	if byDelta && !full {
+		for _, c := range d.AddContainers {
+			isNew[c.Name] = true
+		}
+		for _, n := range d.RemoveContainers {
+			delete(isNew, n)
 		}
 	}
 	for _, c := range prog.Containers {
@@ -177,7 +181,7 @@ func (a *Applier) apply(ctx context.Context, prog *openapi.Program, d *openapi.P
 		}
 		touched[c.Name] = true
 		delete(a.linksChecked, c.Name)
-		if deferNew && !lastProg[c.Name] {
+		if isNew[c.Name] {
 			later = append(later, c)
 			continue
 		}

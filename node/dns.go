@@ -9,9 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/switchyard/switchyard/node/internal/converge"
 	"github.com/switchyard/switchyard/node/internal/dns"
 	"github.com/switchyard/switchyard/node/internal/link"
-	"github.com/switchyard/switchyard/node/internal/ovs"
 	"github.com/switchyard/switchyard/openapi"
 )
 
@@ -47,11 +47,11 @@ func parseDNS(on, upstreams, netns, host string) (dnsSettings, error) {
 	return d, nil
 }
 
-// resolver runs the dns server in the namespace the applier keeps. Its
+// resolver runs the dns server in the namespace the host keeps (package converge). Its
 // sockets belong to the namespace they were made in: when an apply had to
 // make the namespace anew (someone deleted it), Update opens new ones there.
 type resolver struct {
-	app *ovs.Applier
+	app *converge.Host
 	srv *dns.Server
 	log *slog.Logger
 
@@ -62,7 +62,7 @@ type resolver struct {
 	busy    bool
 }
 
-func newResolver(app *ovs.Applier, s dnsSettings, log *slog.Logger) (*resolver, error) {
+func newResolver(app *converge.Host, s dnsSettings, log *slog.Logger) (*resolver, error) {
 	srv, err := dns.New(dns.Config{Upstreams: s.Upstreams})
 	if err != nil {
 		return nil, fmt.Errorf("dns: %w", err)

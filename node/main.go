@@ -28,6 +28,7 @@ import (
 	"github.com/switchyard/switchyard/node/internal/agent"
 	"github.com/switchyard/switchyard/node/internal/cniproto"
 	"github.com/switchyard/switchyard/node/internal/cniserver"
+	"github.com/switchyard/switchyard/node/internal/converge"
 	"github.com/switchyard/switchyard/node/internal/gateway"
 	"github.com/switchyard/switchyard/node/internal/ovs"
 	"github.com/switchyard/switchyard/openapi"
@@ -38,7 +39,7 @@ import (
 // environment variables by parseSettings.
 type settings struct {
 	Agent    agent.Config
-	OVS      ovs.Options
+	OVS      converge.Options
 	DNS      dnsSettings
 	LogLevel slog.Level
 	// Gateway: external access through the host (package gateway).
@@ -146,8 +147,8 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 		return s, fmt.Errorf("SWITCHYARD_REJECT_RATE (-reject-rate) %q: want a number of packets per second from 1 to 1000000", *rejectRate)
 	}
 	s.CNISocket, s.CNIStateDir = *cniSocket, *cniState
-	s.OVS = ovs.Options{DB: *ovsdb, RunDir: *rundir, Datapath: *datapath, SandboxPrefix: *sandbox, NetnsDir: *netnsDir,
-		PolicyLogRate: rate, RejectRate: rrate}
+	s.OVS = converge.Options{Options: ovs.Options{DB: *ovsdb, RunDir: *rundir, Datapath: *datapath,
+		PolicyLogRate: rate, RejectRate: rrate}, SandboxPrefix: *sandbox, NetnsDir: *netnsDir}
 	if s.DNS, err = parseDNS(*dnsOn, *dnsUp, *dnsNetns, *host); err != nil {
 		return s, err
 	}
@@ -212,16 +213,16 @@ func main() {
 			s.OVS.Gateway = gw
 		}
 	}
-	app, err := ovs.New(ctx, s.OVS)
+	app, err := converge.New(ctx, s.OVS)
 	if err != nil {
 		fail(fmt.Errorf("open vswitch: %w", err))
 	}
 	defer app.Close()
-	obs := app.PolicyObserver()
+	obs := app.Switch().PolicyObserver()
 	defer obs.Close()
 	s.Agent.Observer = obs
 	s.Agent.NetnsPath = app.NetnsPath
-	s.Agent.Tracer = app
+	s.Agent.Tracer = app.Switch()
 	if s.DNS.On {
 		r, err := newResolver(app, s.DNS, log)
 		if err != nil {
@@ -277,10 +278,11 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-// datapath adapts the OVS applier to what the agent loop needs; applied,
-// when set, hears of every program applied without error (the CNI server).
+// ovsDatapath adapts the host's convergence (package converge) to what the
+// agent loop needs; applied, when set, hears of every program applied
+// without error (the CNI server).
 type ovsDatapath struct {
-	a       *ovs.Applier
+	a       *converge.Host
 	applied func(*openapi.Program)
 }
 
@@ -306,7 +308,7 @@ func (d ovsDatapath) Apply(ctx context.Context, p *openapi.Program, change *open
 	return agent.Result{Ports: r.Ports, Degraded: r.Degraded(), Summary: sum, Flows: r.Flows}, err
 }
 
-func (d ovsDatapath) Restarts() <-chan string { return d.a.Restarts() }
+func (d ovsDatapath) Restarts() <-chan string { return d.a.Switch().Restarts() }
 
 func (d ovsDatapath) Observe(ctx context.Context) (agent.Observation, error) {
 	o, err := d.a.Observe(ctx)

@@ -86,7 +86,7 @@ type applyLog struct {
 	at      time.Time // when the line was written (millisecond resolution)
 	took    time.Duration
 	summary string
-	// The applier's phases (ovs.Timing), when the summary has them.
+	// The applier's phases (converge.Timing), when the summary has them.
 	links, ovsdb, ofports, openflow time.Duration
 }
 

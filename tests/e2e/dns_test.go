@@ -22,7 +22,7 @@ import (
 // that namespace (also after an agent restart, which reuses both), and a
 // managed sandbox's resolv.conf written with the container and removed
 // with it. (Answers from the program's names through the steering flows
-// are TestDNSLab's, node/internal/ovs, until the compiler emits them.)
+// are TestDNSLab's, node/internal/converge, until the compiler emits them.)
 func TestNodeLocalDNSAgent(t *testing.T) {
 	c := cluster.New(t, cluster.Options{Hosts: 1, Tunnel: "geneve"})
 	c.Network(t, "blue", "10.10.0.0/24")

@@ -9,10 +9,10 @@ import (
 	"github.com/switchyard/switchyard/openapi"
 )
 
-// labProgramsDir holds compiled programs that node/internal/ovs's
+// labProgramsDir holds compiled programs that node/internal/converge's
 // TestPolicyDatapath applies to real OVS (that package cannot import this
 // one). Rewrite them with -update.
-const labProgramsDir = "../../../node/internal/ovs/testdata"
+const labProgramsDir = "../../../node/internal/converge/testdata"
 
 // labPolicyPhases: web and client on h1, remote on h2 (network blue,
 // 10.1.0.0/16), in three phases of policy.
@@ -50,7 +50,7 @@ func labPolicyPhases() (*Snapshot, map[string][]openapi.Policy) {
 	}
 }
 
-// TestLabPrograms keeps node/internal/ovs/testdata/policy-*.json equal to
+// TestLabPrograms keeps node/internal/converge/testdata/policy-*.json equal to
 // what the compiler makes of labPolicyPhases.
 func TestLabPrograms(t *testing.T) {
 	s, phases := labPolicyPhases()

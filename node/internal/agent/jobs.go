@@ -21,7 +21,7 @@ import (
 )
 
 // SwitchTracer traces a flow through the host's switch without changing
-// anything (ovs.Applier.Trace: ofproto/trace).
+// anything (ovs.Switch.Trace: ofproto/trace).
 type SwitchTracer interface {
 	Trace(ctx context.Context, bridge, flow string, ctNext []string) (string, error)
 }

@@ -28,7 +28,7 @@ type Local interface {
 // Programs records what the agent applied: the agent's datapath calls
 // Applied after every successful apply. It is the server's Local.
 type Programs struct {
-	// Check is the agent's check of one container port (ovs.Applier's
+	// Check is the agent's check of one container port (converge.Host's
 	// CheckPort).
 	Check func(ctx context.Context, p openapi.ContainerPort) ([]string, error)
 

@@ -27,7 +27,7 @@ const linkWait = 10 * time.Second
 const AddrLabelSuffix = ":sy"
 
 // Manager realizes programs' gateways in the host's kernel. Its methods
-// are not safe for concurrent use (the applier serializes them).
+// are not safe for concurrent use (package converge serializes them).
 type Manager struct {
 	// Underlay is the interface that holds the host's address (the
 	// underlay bridge's internal port): egress IPs go there.

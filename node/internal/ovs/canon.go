@@ -103,7 +103,7 @@ func actionsIndex(line string) (int, int) {
 }
 
 // canonMod is one flow in OVS's canonical spelling: its canonKey and
-// actions (and, in Applier.canonOf, the installed line they spell).
+// actions (and, in Switch.canonOf, the installed line they spell).
 type canonMod struct{ key, actions, line string }
 
 // parseModList parses `ovs-ofctl parse-flows` output, one flow_mod per
@@ -131,7 +131,7 @@ func parseModList(out string) ([]canonMod, error) {
 // installed flow from one call to the next: only the flows installed (or
 // changed) since are sent through `ovs-ofctl parse-flows` (all of them the
 // first time).
-func (a *Applier) canonical(ctx context.Context) (canonFlows, error) {
+func (a *Switch) canonical(ctx context.Context) (canonFlows, error) {
 	if a.installed.canon != nil {
 		return a.installed.canon, nil
 	}

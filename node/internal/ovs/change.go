@@ -92,7 +92,7 @@ type flowChange struct {
 
 // deltaUsable reports whether prog can be applied from d on the delta path:
 // d leads from the program last applied, which the switch holds exactly.
-func (a *Applier) deltaUsable(prog *openapi.Program, d *openapi.ProgramDelta) bool {
+func (a *Switch) deltaUsable(prog *openapi.Program, d *openapi.ProgramDelta) bool {
 	l := a.applied
 	return d != nil && l != nil && l.exact && prog.Digest != "" &&
 		d.FromDigest == l.prog.Digest && d.Digest == prog.Digest &&
@@ -102,7 +102,7 @@ func (a *Applier) deltaUsable(prog *openapi.Program, d *openapi.ProgramDelta) bo
 // planGroups works out d's group changes against the installed groups:
 // ok is false when the delta path cannot take them (a group that does not
 // render, or removes what is not installed).
-func (a *Applier) planGroups(d *openapi.ProgramDelta, r resolver) (groupOps, groupTable, bool) {
+func (a *Switch) planGroups(d *openapi.ProgramDelta, r resolver) (groupOps, groupTable, bool) {
 	var g groupOps
 	if len(d.AddGroups)+len(d.RemoveGroups) == 0 {
 		return g, nil, true
@@ -155,7 +155,7 @@ func (a *Applier) planGroups(d *openapi.ProgramDelta, r resolver) (groupOps, gro
 // planChange renders d's flows and checks them against the installed table.
 // ok is false when the delta path cannot be taken (see above); the ports
 // are those of the new program (ofports, failed).
-func (a *Applier) planChange(d *openapi.ProgramDelta, ofports map[string]int, failed map[string]string) (flowChange, bool) {
+func (a *Switch) planChange(d *openapi.ProgramDelta, ofports map[string]int, failed map[string]string) (flowChange, bool) {
 	l := a.applied
 	if len(failed) > 0 {
 		return flowChange{}, false
@@ -316,7 +316,7 @@ func (c flowChange) bundle() []byte {
 // nativeChange encodes the change's group_mods and flow_mods (ofbundle.go);
 // false when there is nothing to send, when the agent sends deltas through
 // ovs-ofctl, or when the encoder declines some flow or group.
-func (a *Applier) nativeChange(c flowChange) (bundleMods, bool) {
+func (a *Switch) nativeChange(c flowChange) (bundleMods, bool) {
 	if a.opts.OFCtlDeltas || !c.sends() {
 		return nil, false
 	}
@@ -330,7 +330,7 @@ func (c flowChange) sends() bool { return len(c.adds)+len(c.dels) > 0 || !c.grou
 
 // sendChange sends the change's group_mods and flow_mods in one bundle
 // through ovs-ofctl (the encoder declined them).
-func (a *Applier) sendChange(ctx context.Context, c flowChange) error {
+func (a *Switch) sendChange(ctx context.Context, c flowChange) error {
 	_, err := a.of.bundle(ctx, a.opts.Bridge, c.bundle())
 	return err
 }
@@ -349,13 +349,13 @@ func (c flowChange) cookies(gen uint16) []uint64 {
 
 // installChange checks that the switch still holds, for each cookie the
 // change touches, as many flows as installed (a cheap drift check over the
-// applier's OpenFlow connection), sends the change in one bundle and
+// adapter's OpenFlow connection), sends the change in one bundle and
 // patches the installed tables. ok is false when the check found drift or
 // the bundle failed, and the caller does a full sync. A change the encoder
 // knows goes with its check in one exchange, so on failure it may be in
 // (the installed tables are then forgotten, ofchecked.go); one through
 // ovs-ofctl goes after the check, and on failure nothing was changed.
-func (a *Applier) installChange(ctx context.Context, c flowChange) (syncResult, bool) {
+func (a *Switch) installChange(ctx context.Context, c flowChange) (syncResult, bool) {
 	res := syncResult{mode: "delta", added: len(c.adds), removed: len(c.dels)}
 	if len(c.adds)+len(c.dels) == 0 && len(c.gone)+len(c.came) == 0 && c.after == nil {
 		return syncResult{mode: "unchanged"}, true

@@ -3,31 +3,24 @@ package ovs
 import (
 	"context"
 	"fmt"
-
-	"github.com/switchyard/switchyard/openapi"
 )
 
-// CheckPort says how container port p differs from what the applier
-// realizes for it, changing nothing: its link, as the resync's link check
-// sees it, and its OVS interface (an ofport, link up), read from the
-// OVSDB cache the applier keeps (no request to ovsdb-server). Nothing
-// returned: in order. It waits for a running apply to finish.
-func (a *Applier) CheckPort(ctx context.Context, p openapi.ContainerPort) ([]string, error) {
+// CheckPort says how the OVS interface of container port name differs from
+// what an apply realizes for it (an ofport, link up), read from the OVSDB
+// cache the switch keeps (no request to ovsdb-server), changing nothing.
+// Nothing returned: in order. It waits for a running apply to finish.
+func (a *Switch) CheckPort(ctx context.Context, name string) []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	diffs, err := a.links.Check(p)
-	if err != nil {
-		return diffs, err
-	}
 	states := map[string]portState{}
-	a.db.readPorts(ctx, []string{p.Name}, nil, states)
-	switch st := states[p.Name]; {
+	a.db.readPorts(ctx, []string{name}, nil, states)
+	switch st := states[name]; {
 	case st.Error != "":
-		diffs = append(diffs, fmt.Sprintf("OVS port %s: %s", p.Name, st.Error))
+		return []string{fmt.Sprintf("OVS port %s: %s", name, st.Error)}
 	case st.OFPort <= 0:
-		diffs = append(diffs, fmt.Sprintf("OVS port %s is missing", p.Name))
+		return []string{fmt.Sprintf("OVS port %s is missing", name)}
 	case !st.Up:
-		diffs = append(diffs, fmt.Sprintf("OVS port %s is down", p.Name))
+		return []string{fmt.Sprintf("OVS port %s is down", name)}
 	}
-	return diffs, nil
+	return nil
 }

@@ -15,7 +15,7 @@ import (
 // that backend has left the service's group, and a VIP deleted and reused
 // by another service still sends that socket to the old backend. TCP ends on
 // its own (the backend is gone, or it keeps serving the connections it has,
-// as with kube-proxy); UDP has no end, so, like kube-proxy, the applier
+// as with kube-proxy); UDP has no end, so, like kube-proxy, the adapter
 // flushes it: once a change that removed a group, or buckets from a group,
 // is in force, it deletes from the switch's conntrack (ovs-vswitchd's
 // dpctl/flush-conntrack with partial tuples, in the service's network zone)
@@ -137,7 +137,7 @@ func lbTarget(line string) (vip, port string, zone uint16, ok bool) {
 
 // flushConntrack runs the flushes; a failure is a warning (the entries
 // expire on their own once their clients stop).
-func (a *Applier) flushConntrack(ctx context.Context, fs []ctFlush) error {
+func (a *Switch) flushConntrack(ctx context.Context, fs []ctFlush) error {
 	if len(fs) == 0 {
 		return nil
 	}

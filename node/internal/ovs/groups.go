@@ -12,7 +12,7 @@ import (
 
 // Group content drift. The reference is the switch's own description of
 // each group (its OpenFlow 1.5 group desc entry: type, buckets with their
-// ids, weights and actions, selection method), read over the applier's
+// ids, weights and actions, selection method), read over the adapter's
 // OpenFlow connection after an apply that changed groups, once the change
 // is in force (a.installed.groupCanon): one request and its reply, no
 // ovs-ofctl process. The drift check reads the entries again and compares them byte
@@ -72,7 +72,7 @@ func splitGroupDescs(parts [][]byte) (map[uint32][]byte, error) {
 // installed, when the switch holds exactly their ids; otherwise (or when
 // there are none) it records nothing and the drift check compares ids
 // only.
-func (a *Applier) snapGroups(ctx context.Context) {
+func (a *Switch) snapGroups(ctx context.Context) {
 	a.installed.groupCanon, a.installed.groupsUnread = nil, false
 	if len(a.installed.groups) == 0 {
 		return
@@ -93,7 +93,7 @@ func (a *Applier) snapGroups(ctx context.Context) {
 
 // observeGroups lists the installed groups whose content differs from
 // what was installed (ids missing or unexpected are the probe's).
-func (a *Applier) observeGroups(ctx context.Context, drift func(string, ...any)) (bool, error) {
+func (a *Switch) observeGroups(ctx context.Context, drift func(string, ...any)) (bool, error) {
 	if a.installed.groupsUnread && a.installed.valid {
 		a.snapGroups(ctx)
 	}

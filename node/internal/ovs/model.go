@@ -45,7 +45,7 @@ type ifaceRow struct {
 	Options     map[string]string `ovsdb:"options"`
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
 	OFPort      *int              `ovsdb:"ofport"`
-	// OFPortRequest is the ofport the applier asks for (see ofportRequest).
+	// OFPortRequest is the ofport the adapter asks for (see ofportRequest).
 	OFPortRequest *int    `ovsdb:"ofport_request"`
 	Error         *string `ovsdb:"error"`
 	LinkState     *string `ovsdb:"link_state"`

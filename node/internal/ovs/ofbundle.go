@@ -13,7 +13,7 @@ import (
 // The delta path's flow_mods and group_mods, sent natively: the change's
 // flows and groups encoded by ofenc.go and ofgroup.go, in one atomic,
 // ordered OpenFlow 1.5 bundle over a connection
-// the applier keeps open to br-int (no process per change). The bundle is
+// the adapter keeps open to br-int (no process per change). The bundle is
 // opened and filled, then a barrier, all in one write while the answers
 // are read: the switch has checked every message when it answers the
 // barrier, and any error (a flow it refuses) discards the bundle (the
@@ -154,8 +154,8 @@ func splitLine(key, match, line string) (uint64, string, error) {
 	return cookie, actions, nil
 }
 
-// modConn is the applier's OpenFlow 1.5 connection to br-int for flow_mods.
-// It is dialed when first needed and again after any error; the applier's
+// modConn is the adapter's OpenFlow 1.5 connection to br-int for flow_mods.
+// It is dialed when first needed and again after any error; the adapter's
 // lock serializes its use.
 type modConn struct {
 	socket string

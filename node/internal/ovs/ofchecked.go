@@ -10,7 +10,7 @@ import (
 
 // The delta path in one exchange. A change goes to br-int with a drift
 // check: for each cookie it touches, the switch must hold as many flows as
-// the applier installed. Done one after the other, the check, the bundle
+// the adapter installed. Done one after the other, the check, the bundle
 // (open, messages, barrier) and its commit are three round trips to
 // ovs-vswitchd, and each is a turn of its main loop, which polls every port
 // of the userspace datapath: on the container's own host, busy with the new
@@ -21,7 +21,7 @@ import (
 // The commit is then sent before the check's answers are read: when the
 // check finds drift, or the switch refuses a message (it commits the
 // others), the change is in but the tables it was meant for were not. The
-// applier then forgets what it installed, and the full sync that follows
+// adapter then forgets what it installed, and the full sync that follows
 // puts the whole table right (ovs-ofctl replace-flows against the switch's
 // own dump), as it does for any drift. Every flow_mod of a change is
 // idempotent (add replaces a flow with the same match, delete_strict of an

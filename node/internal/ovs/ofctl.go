@@ -19,7 +19,7 @@ import (
 // whole table, which a new generation needs), no group commands, and its
 // flow parser rejects many actions the compiler emits; so flows stay text
 // and ovs-ofctl parses them, except the flow adds and deletes of a change
-// whose syntax the applier's own encoder knows (ofenc.go, ofbundle.go).
+// whose syntax the adapter's own encoder knows (ofenc.go, ofbundle.go).
 type ofctl struct {
 	bin    string
 	rundir string

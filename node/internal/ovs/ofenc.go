@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// An encoder from the flow text the applier renders for ovs-ofctl (match
+// An encoder from the flow text the adapter renders for ovs-ofctl (match
 // and actions after ${port:...} resolution) to OpenFlow 1.5 flow_mods, so
 // that the delta path can send a change over its own connection instead of
 // starting ovs-ofctl (ofbundle.go). It knows the compiler's vocabulary and

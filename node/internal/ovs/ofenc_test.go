@@ -65,7 +65,7 @@ func goldenFlows(t testing.TB) ([]openapi.Flow, map[string]int) {
 			add(f)
 		}
 	}
-	p := program("h1", 1, []ctr{{n: 1, host: "h1"}, {n: 2, host: "h2"}}, map[string]string{"h2": "192.0.2.2"}, "geneve")
+	p := program("h1", 1, []ctr{{N: 1, Host: "h1"}, {N: 2, Host: "h2"}}, map[string]string{"h2": "192.0.2.2"}, "geneve")
 	for _, f := range p.Flows {
 		add(f)
 	}

@@ -6,7 +6,7 @@ import (
 )
 
 // The groups half of the encoder (see ofenc.go): the group specs the
-// applier renders ("group_id=N,type=select[,selection_method=dp_hash],
+// adapter renders ("group_id=N,type=select[,selection_method=dp_hash],
 // bucket=bucket_id:I,weight:W,actions=A,...", the services' load
 // balancing) to OpenFlow 1.5 group_mods (add, modify, delete), encoded as
 // `ovs-ofctl bundle` encodes "group add|modify|delete ...": buckets with

@@ -51,7 +51,7 @@ func (a *ofportAlloc) next(s *snapshot) int {
 // in with a requested ofport, and checks it gave them that ofport; if not,
 // the flows are wrong, and the installed tables are forgotten so that the
 // next apply (the agent's resync at the latest) does a full sync.
-func (a *Applier) confirmRequested(ctx context.Context, res *ApplyResult, fresh map[string]bool, states map[string]portState, failed map[string]string) {
+func (a *Switch) confirmRequested(ctx context.Context, res *Report, fresh map[string]bool, states map[string]portState, failed map[string]string) {
 	t := time.Now()
 	var names []string
 	for n := range a.requested {
@@ -71,5 +71,5 @@ func (a *Applier) confirmRequested(ctx context.Context, res *ApplyResult, fresh 
 		}
 	}
 	a.requested = nil
-	res.Timing.OFPorts += time.Since(t)
+	res.Time.OFPorts += time.Since(t)
 }

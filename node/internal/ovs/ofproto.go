@@ -12,7 +12,7 @@ import (
 	"github.com/switchyard/switchyard/openapi"
 )
 
-// A minimal OpenFlow client for the two cheap questions the applier asks a
+// A minimal OpenFlow client for the two cheap questions the adapter asks a
 // bridge between full syncs (OpenFlow 1.3): how many flows (with a cookie)
 // are installed, and which group ids exist. What changes the switch goes
 // through ovs-ofctl (see ofctl.go), except the delta path's flow_mods and
@@ -265,9 +265,9 @@ func probe(ctx context.Context, socket string, gen uint16) (switchState, error) 
 	return st, err
 }
 
-// queryConn is the applier's own OpenFlow connection to br-int for the
+// queryConn is the adapter's own OpenFlow connection to br-int for the
 // cheap questions of the delta path (flow counts by cookie). It is dialed
-// when first needed and again after any error; the applier's lock
+// when first needed and again after any error; the adapter's lock
 // serializes its use.
 type queryConn struct {
 	socket string

@@ -1,40 +1,42 @@
-// Package ovs is the node agent's datapath applier: Apply converges a host
-// to an openapi.Program from any state, idempotently, in three steps: links
-// (veths and sandboxes, through package link), then ONE OVSDB transaction
-// (br-int, its tunnel and container ports, labelled with external_ids; new
-// container ports get an ofport the applier requests, ofport.go), then
-// OpenFlow (flows and groups with ${port:NAME} resolved to ofports and a
-// generation in the cookie, installed atomically in ovs-ofctl bundles).
-// ApplyDelta is Apply given the delta from the program last applied: its
-// OpenFlow step renders and sends only the delta's flows and groups
-// (change.go), as flow_mods and group_mods in a bundle over the applier's
-// own OpenFlow connection (ofenc.go, ofgroup.go, ofbundle.go), or through
-// an ovs-ofctl started ahead of time (spare.go) when the encoder does not
-// know a flow's or group's syntax.
-// Observe reports port status and drift for the agent's periodic resync;
-// EnsureUnderlay builds the tunnel endpoint bridge (br-phy) on netdev hosts.
-// Restarts reports restarts of ovs-vswitchd (seen on an idle OpenFlow
-// connection to br-int) and OVSDB reconnects, around which the applier sets
-// and clears other_config:flow-restore-wait (watch.go). PolicyObserver reads
-// the counters of counted policy flows and receives logged connections, on
-// OpenFlow connections of its own; the applier owns meter 1 on br-int, the
+// Package ovs is the node agent's Open vSwitch adapter: a Switch puts a
+// program's ports on br-int in ONE OVSDB transaction (tunnel and container
+// ports, labelled with external_ids; new container ports get an ofport the
+// switch requests, ofport.go) and its flows and groups in br-int's tables
+// (${port:NAME} resolved to ofports, a generation in the cookie, installed
+// atomically in bundles). A Pass is one apply's steps on the switch
+// (apply.go), run in order by package converge, which makes the links
+// between them. The flows go as the delta alone when the pass is given the
+// delta from the program last applied (change.go): flow_mods and
+// group_mods in a bundle over the switch's own OpenFlow connection
+// (ofenc.go, ofgroup.go, ofbundle.go), or through an ovs-ofctl started
+// ahead of time (spare.go) when the encoder does not know a flow's or
+// group's syntax; else the whole table (sync.go).
+// Observe compares OVSDB and the tables with the last apply, for the
+// agent's periodic resync; EnsureUnderlayBridge builds the tunnel endpoint
+// bridge (br-phy) on netdev hosts. Restarts reports restarts of
+// ovs-vswitchd (seen on an idle OpenFlow connection to br-int) and OVSDB
+// reconnects, around which the switch sets and clears
+// other_config:flow-restore-wait (watch.go). PolicyObserver reads the
+// counters of counted policy flows and receives logged connections, on
+// OpenFlow connections of its own; the switch owns meter 1 on br-int, the
 // log meter (policyobs.go), and meter 2, the reject meter: its listener
 // answers reject packet-ins with a TCP RST or ICMP port unreachable
 // (reject.go). Flows OVS learns (cookie openapi.LearnedCookie) are left
 // alone by the drift check and by deltas; groups are compared by content
-// (groups.go). With Options.DNSNetns it also keeps the agent's
-// DNS namespace (through package link) and its port sydns0 on br-int, an
-// agent port every apply includes (dns.go).
+// (groups.go). The agent's own ports, the DNS port (Options.DNSNetns) and
+// the gateway port (Options.GatewayPort), go in every apply's ports
+// (dns.go, gateway.go).
 //
-// It must not fetch or interpret programs (the agent loop does), must not
-// touch ports, bridges, links or namespaces it did not create (ownership is
-// in external_ids, veth aliases and the sandbox prefix), and must never
-// flush the datapath: flows change only through bundles.
+// It must not make links, namespaces or kernel routes (package link and
+// package gateway do; ReleasePort is what link calls before it makes a
+// veth, wired by package converge), must not fetch or interpret programs
+// (the agent loop does), must not touch ports or bridges it did not create
+// (ownership is in external_ids), and must never flush the datapath: flows
+// change only through bundles.
 package ovs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -45,11 +47,10 @@ import (
 
 	"github.com/ovn-org/libovsdb/ovsdb"
 
-	"github.com/switchyard/switchyard/node/internal/link"
 	"github.com/switchyard/switchyard/openapi"
 )
 
-// Options configure an Applier. Zero values take the defaults noted.
+// Options configure a Switch. Zero values take the defaults noted.
 type Options struct {
 	// DB is the OVSDB endpoint, default "unix:/var/run/openvswitch/db.sock".
 	DB string
@@ -64,19 +65,12 @@ type Options struct {
 	// UnderlayBridge is the tunnel endpoint bridge EnsureUnderlay builds on
 	// netdev, default "br-phy".
 	UnderlayBridge string
-	// SandboxPrefix names managed sandbox namespaces (see link.Options).
-	SandboxPrefix string
-	// NetnsDir holds managed sandboxes, default /run/netns.
-	NetnsDir string
-	// HostNetns is the path of the namespace OVS and the host ends of the
-	// veths live in; empty means the calling process's namespace.
-	HostNetns string
 	// OFCtl is the ovs-ofctl binary, default "ovs-ofctl" from PATH.
 	OFCtl string
 	// PortTimeout bounds the wait for OVS to assign ofports, default 10 s.
 	PortTimeout time.Duration
 	// AssignedOFPorts makes OVS pick new container ports' ofports, the
-	// flows waiting for them. By default the applier requests them
+	// flows waiting for them. By default the adapter requests them
 	// (ofport_request, ofport.go) and installs the flows at once: the
 	// first packet passes sooner (BenchmarkFirstPacket).
 	AssignedOFPorts bool
@@ -90,22 +84,18 @@ type Options struct {
 	RejectRate int
 	// OFCtlDeltas sends every delta path change through ovs-ofctl. By
 	// default the changes the encoder knows go as OpenFlow flow_mods over
-	// the applier's own connection (ofbundle.go), without a process.
+	// the adapter's own connection (ofbundle.go), without a process.
 	OFCtlDeltas bool
 	// VSwitchdCtl is ovs-vswitchd's unixctl socket; empty: found in RunDir
 	// (revalidate.go).
 	VSwitchdCtl string
 	// DNSNetns, when set, is the name of the agent's DNS namespace: the
-	// applier keeps it and its port openapi.DNSPortName on br-int (dns.go).
+	// switch keeps its port openapi.DNSPortName on br-int (dns.go).
 	DNSNetns string
-	// ResolvConfDir, when set, gets managed sandboxes' resolv.conf
-	// (link.Options.ResolvConfDir).
-	ResolvConfDir string
-	// Gateway, when set, realizes programs' gateways in the host's kernel
-	// (package gateway); the applier then keeps the gateway port
-	// openapi.GatewayPortName on br-int (gateway.go). Unset, flows naming
-	// that port are left out.
-	Gateway GatewayRealizer
+	// GatewayPort, when set, keeps the gateway port
+	// openapi.GatewayPortName on br-int while a program has a gateway
+	// (gateway.go). Unset, flows naming that port are left out.
+	GatewayPort bool
 	// Logger receives libovsdb's log; nil discards it.
 	Logger *slog.Logger
 }
@@ -143,36 +133,32 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// Applier applies programs to one host. Its methods are serialized.
-type Applier struct {
-	mu    sync.Mutex
-	opts  Options
-	off   map[string]bool // portsOff
-	db    *db
-	links *link.Manager
-	of    *ofctl
-	// query is the applier's OpenFlow connection for the delta path's
+// Switch is one host's Open vSwitch (br-int and br-phy). Its methods are
+// serialized; a Pass holds it from Begin to End.
+type Switch struct {
+	mu   sync.Mutex
+	opts Options
+	off  map[string]bool // portsOff
+	db   *db
+	of   *ofctl
+	// query is the adapter's OpenFlow connection for the delta path's
 	// drift check (change.go).
 	query queryConn
 	// mods is its OpenFlow connection for the delta path's flow_mods
 	// (ofbundle.go).
 	mods modConn
 	gen  uint16
-	// installed is what br-int's tables hold (as far as the applier knows).
+	// installed is what br-int's tables hold (as far as the adapter knows).
 	installed switchTables
 	// applied is the last program applied, with its ports and outcome.
 	applied *appliedProgram
-	// linksChecked holds the container ports whose links the last full
-	// check found (or made) exactly as specified; Apply trusts them until
-	// Observe finds drift or the agent restarts.
-	linksChecked map[string]openapi.ContainerPort
-	linksFull    bool
-	// frw is set while OVSDB holds a flow-restore-wait this applier set
+	// frw is set while OVSDB holds a flow-restore-wait this adapter set
 	// (see watch.go); the next successful flow sync clears it.
 	frw bool
-	// dbLost is set when the OVSDB connection came back; the next Apply
-	// then checks everything.
-	dbLost atomic.Bool
+	// fullDue is set when the switch restarted, the OVSDB connection came
+	// back or a new generation began: the next apply checks everything
+	// (TakeFullDue).
+	fullDue atomic.Bool
 	// ofUp is set while the watcher is connected to br-int.
 	ofUp atomic.Bool
 	// ofports picks ofport_requests (ofport.go); requested are the ports
@@ -185,17 +171,13 @@ type Applier struct {
 	portOps []ovsdb.Operation
 	// canonOf is the canonical spelling of each installed flow (by key),
 	// as the last drift check found it (canon.go).
-	canonOf map[string]canonMod
-	// dnsVNIs are the networks the DNS namespace was last converged for
-	// (dnsOK: successfully).
-	dnsVNIs   []int64
-	dnsOK     bool
+	canonOf   map[string]canonMod
 	restarts  chan string
 	kick      chan struct{}
 	stopWatch context.CancelFunc
 }
 
-// switchTables is what the applier last put in br-int's tables. valid means
+// switchTables is what the adapter last put in br-int's tables. valid means
 // the switch is known to hold exactly that (else the next sync is full).
 type switchTables struct {
 	valid  bool
@@ -223,8 +205,6 @@ type appliedProgram struct {
 	failed  map[string]string
 	// resolved caches resolve's output for the program's digest.
 	resolved *resolvedTables
-	// ports is the apply's port report.
-	ports []openapi.PortStatus
 	// exact is set when the apply succeeded with nothing failed or
 	// dropped: the switch then holds exactly the program's tables (until
 	// a restart or drift invalidates inst), and the next apply may take
@@ -253,8 +233,8 @@ type resolvedTables struct {
 	dropped []Dropped
 }
 
-// New connects to OVSDB and prepares the link manager. It changes nothing.
-func New(ctx context.Context, opts Options) (*Applier, error) {
+// New connects to OVSDB. It changes nothing.
+func New(ctx context.Context, opts Options) (*Switch, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
@@ -262,23 +242,12 @@ func New(ctx context.Context, opts Options) (*Applier, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Applier{opts: opts, off: agentPortsOff(opts), of: &ofctl{bin: opts.OFCtl, rundir: opts.RunDir, tmp: tmp},
+	a := &Switch{opts: opts, off: agentPortsOff(opts), of: &ofctl{bin: opts.OFCtl, rundir: opts.RunDir, tmp: tmp},
 		restarts: make(chan string, 1), kick: make(chan struct{}, 1)}
 	a.query.socket = a.of.socket(opts.Bridge)
 	a.mods.socket = a.query.socket
-	links, err := link.New(link.Options{
-		HostNetns: opts.HostNetns, NetnsDir: opts.NetnsDir,
-		SandboxPrefix: opts.SandboxPrefix, TxOffloadOff: opts.Datapath == "netdev", ResolvConfDir: opts.ResolvConfDir,
-		BeforeCreate: a.releasePort,
-	})
-	if err != nil {
-		os.RemoveAll(tmp)
-		return nil, err
-	}
-	a.links = links
 	d, err := connectDB(ctx, opts.DB, opts.Logger, a.dbReconnected)
 	if err != nil {
-		links.Close()
 		os.RemoveAll(tmp)
 		return nil, err
 	}
@@ -298,7 +267,7 @@ func New(ctx context.Context, opts Options) (*Applier, error) {
 
 // Close disconnects from OVSDB and releases sockets and temporary files. It
 // leaves the datapath as it is.
-func (a *Applier) Close() error {
+func (a *Switch) Close() error {
 	a.stopWatch()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -306,8 +275,7 @@ func (a *Applier) Close() error {
 	a.query.close()
 	a.mods.close()
 	a.of.closeSpares()
-	err := a.links.Close()
-	return errors.Join(err, os.RemoveAll(a.of.tmp))
+	return os.RemoveAll(a.of.tmp)
 }
 
 func parseGen(s string) uint16 {
@@ -316,7 +284,7 @@ func parseGen(s string) uint16 {
 }
 
 // Generation is the generation flows are installed with.
-func (a *Applier) Generation() uint16 {
+func (a *Switch) Generation() uint16 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.gen
@@ -326,7 +294,7 @@ func (a *Applier) Generation() uint16 {
 // external_ids:switchyard-generation (call it once when the agent starts).
 // The next Apply installs every flow with the new generation in one
 // replace-flows bundle, replacing the old generation atomically.
-func (a *Applier) NewGeneration(ctx context.Context) (uint16, error) {
+func (a *Switch) NewGeneration(ctx context.Context) (uint16, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s, err := a.db.snapshot(ctx)
@@ -355,6 +323,13 @@ func (a *Applier) NewGeneration(ctx context.Context) (uint16, error) {
 	}
 	a.gen = next
 	a.installed.valid = false
-	a.linksFull = true
+	a.fullDue.Store(true)
 	return next, nil
 }
+
+// TakeFullDue reports, once, whether the next apply must check everything
+// (the switch restarted, OVSDB reconnected, or a new generation began).
+func (a *Switch) TakeFullDue() bool { return a.fullDue.Swap(false) }
+
+// Options are the switch's options, with defaults filled in.
+func (a *Switch) Options() Options { return a.opts }

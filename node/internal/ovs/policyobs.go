@@ -18,13 +18,13 @@ import (
 // Policy observability on br-int (POLICY-CONTRACT.md, phase 2): the
 // counters of the counted policy flows (cookie bit 47), the log meter, and
 // the packet-ins of logged connections. Each uses an OpenFlow connection
-// of its own, never the applier's: reading counters or receiving logs does
+// of its own, never the adapter's: reading counters or receiving logs does
 // not wait for an apply, nor an apply for them.
 //
 // Meter LogMeterID on br-int is the agent's: br-int is the agent's bridge
 // (external_ids switchyard-owner), and the compiled log flows send their
 // packet-ins through that meter, so a flood of new connections costs the
-// agent at most the meter's rate. The applier puts the meter in before
+// agent at most the meter's rate. The adapter puts the meter in before
 // every full flow sync (the first apply, and the one after OVS restarted:
 // OVS forgets meters with its flows) so that flows naming it never go in
 // without it. It touches no other meter and no meter of another bridge.
@@ -180,8 +180,8 @@ func (o *ofConn) barrier() error {
 }
 
 // ensureLogMeter puts the log meter and the reject meter (reject.go) on
-// br-int over the applier's query connection (the applier's lock is held).
-func (a *Applier) ensureLogMeter(ctx context.Context) error {
+// br-int over the adapter's query connection (the adapter's lock is held).
+func (a *Switch) ensureLogMeter(ctx context.Context) error {
 	return a.query.do(ctx, func(o *ofConn) error {
 		for _, m := range []struct {
 			id   uint32
@@ -213,8 +213,8 @@ type PolicyObserver struct {
 // Rejected is how many rejected connections the listener answered.
 func (p *PolicyObserver) Rejected() int64 { return p.rejected.Load() }
 
-// PolicyObserver returns the observer of the applier's bridge.
-func (a *Applier) PolicyObserver() *PolicyObserver {
+// PolicyObserver returns the observer of the adapter's bridge.
+func (a *Switch) PolicyObserver() *PolicyObserver {
 	s := a.of.socket(a.opts.Bridge)
 	return &PolicyObserver{socket: s, stats: queryConn{socket: s}}
 }

@@ -9,7 +9,8 @@ import (
 	"github.com/ovn-org/libovsdb/ovsdb"
 )
 
-// releasePort runs (as link.Options.BeforeCreate) before the veth of a
+// ReleasePort runs (as link.Options.BeforeCreate, wired by package
+// converge) before the veth of a
 // container port is deleted or created. When OVS has a port of ours open
 // under that name (the veth was deleted behind the agent's back, or is
 // about to be replaced), it removes the port from OVSDB and waits until
@@ -27,7 +28,7 @@ import (
 //
 // A port OVS does not know (the normal create path) costs one cache read
 // and no wait.
-func (a *Applier) releasePort(name string) error {
+func (a *Switch) ReleasePort(name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.opts.PortTimeout)
 	defer cancel()
 	s, err := a.db.snapshot(ctx)

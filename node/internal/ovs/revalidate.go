@@ -16,7 +16,7 @@ import (
 // while: the policy e2e suite saw a probe pass a policy already reported
 // applied, and (VXLAN, userspace datapath) a dropped flow kept alive by the
 // traffic it dropped until it idled out. An applied change must be in
-// force, so after a bundle that changed flows the applier purges the cache
+// force, so after a bundle that changed flows the adapter purges the cache
 // (revalidator/purge, over ovs-vswitchd's unixctl socket: JSON-RPC, no
 // process): the next packets are classified by the new table.
 // revalidator/wait was tried for changes that only add flows: when the
@@ -27,7 +27,7 @@ import (
 
 // purgeDatapath drops ovs-vswitchd's datapath flow cache, so that packets
 // are classified by the flows just committed.
-func (a *Applier) purgeDatapath(ctx context.Context) error {
+func (a *Switch) purgeDatapath(ctx context.Context) error {
 	sock, err := a.vswitchdCtl()
 	if err != nil {
 		return err
@@ -38,7 +38,7 @@ func (a *Applier) purgeDatapath(ctx context.Context) error {
 // vswitchdCtl finds ovs-vswitchd's unixctl socket in the run dir: the
 // packaged daemon's ovs-vswitchd.<pid>.ctl (pid from ovs-vswitchd.pid), or
 // a vswitchd.ctl given with --unixctl (the lab's).
-func (a *Applier) vswitchdCtl() (string, error) {
+func (a *Switch) vswitchdCtl() (string, error) {
 	if a.opts.VSwitchdCtl != "" {
 		return a.opts.VSwitchdCtl, nil
 	}

@@ -21,7 +21,7 @@ import (
 // linking), more than the rest of a one-container change. The delta path
 // sends what the encoder knows as native flow_mods (ofbundle.go); the
 // bundles it cannot encode go to a spare: an `ovs-ofctl bundle <bridge> <fifo>`
-// started ahead of time, whose flow file is a FIFO the applier holds open
+// started ahead of time, whose flow file is a FIFO the adapter holds open
 // for writing once ovs-ofctl has opened it for reading (so the spare waits
 // in read). ovs-ofctl reads and parses the whole file before it connects to
 // the switch, so the spare holds nothing but its process. A bundle is
@@ -48,7 +48,7 @@ type spares struct {
 }
 
 // spawner starts processes from one OS thread that lives until the
-// applier closes. A spare is started with Pdeathsig (it must not outlive
+// adapter closes. A spare is started with Pdeathsig (it must not outlive
 // the agent, waiting on its FIFO for ever), and Pdeathsig fires when the
 // thread that started the child ends; Go ends threads that a goroutine
 // locked and left locked (package link does, for namespace work), so a
@@ -87,7 +87,7 @@ func (s *spawner) start(cmd *exec.Cmd) error {
 	case s.reqs <- r:
 		return <-r.err
 	case <-s.stop:
-		return errors.New("applier closed")
+		return errors.New("switch adapter closed")
 	}
 }
 

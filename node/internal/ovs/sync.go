@@ -13,11 +13,11 @@ type syncResult struct {
 	dropped        []Dropped
 }
 
-// syncFlows makes br-int hold exactly ft and gt. When the applier knows
+// syncFlows makes br-int hold exactly ft and gt. When the adapter knows
 // what is installed and a cheap probe (flow counts per generation, group
 // ids, over one OpenFlow connection) agrees, it sends only the differences
 // in one bundle, or nothing at all; otherwise it does a full sync.
-func (a *Applier) syncFlows(ctx context.Context, ft flowTable, gt groupTable) (syncResult, error) {
+func (a *Switch) syncFlows(ctx context.Context, ft flowTable, gt groupTable) (syncResult, error) {
 	bridge := a.opts.Bridge
 	if a.installed.valid && a.installed.gen == a.gen {
 		st, err := probe(ctx, a.of.socket(bridge), a.gen)
@@ -41,7 +41,7 @@ func (a *Applier) syncFlows(ctx context.Context, ft flowTable, gt groupTable) (s
 
 // sendDiff sends d in one bundle: natively when the encoder knows every
 // flow and group in it (ofbundle.go, ofgroup.go), else through ovs-ofctl.
-func (a *Applier) sendDiff(ctx context.Context, d delta, ft flowTable, gt groupTable) error {
+func (a *Switch) sendDiff(ctx context.Context, d delta, ft flowTable, gt groupTable) error {
 	if !a.opts.OFCtlDeltas {
 		if mods, err := encodeDiff(d, ft, gt); err == nil {
 			return a.mods.bundle(ctx, mods)
@@ -52,7 +52,7 @@ func (a *Applier) sendDiff(ctx context.Context, d delta, ft flowTable, gt groupT
 }
 
 // matches reports whether the probed switch agrees with what was installed.
-func (a *Applier) matches(st switchState) bool {
+func (a *Switch) matches(st switchState) bool {
 	n := len(a.installed.flows.lines)
 	if st.flows != n || st.genFlows != n || len(st.groups) != len(a.installed.groups) {
 		return false
@@ -73,7 +73,7 @@ const maxBadFlows = 5
 // table in one bundle (ovs-ofctl computes the difference; unchanged flows
 // are not touched), then deletes stale groups. A flow ovs-ofctl cannot parse
 // is dropped and reported, and the sync retried without it.
-func (a *Applier) fullSync(ctx context.Context, ft flowTable, gt groupTable) (syncResult, error) {
+func (a *Switch) fullSync(ctx context.Context, ft flowTable, gt groupTable) (syncResult, error) {
 	bridge := a.opts.Bridge
 	res := syncResult{mode: "full"}
 	a.installed.valid = false

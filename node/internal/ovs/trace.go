@@ -12,7 +12,7 @@ import (
 // ovs-vswitchd's unixctl socket and returns its text. ofproto/trace only
 // translates the flow (no packet is given or generated), so it changes
 // nothing in the datapath.
-func (a *Applier) Trace(ctx context.Context, bridge, flow string, ctNext []string) (string, error) {
+func (a *Switch) Trace(ctx context.Context, bridge, flow string, ctNext []string) (string, error) {
 	sock, err := a.vswitchdCtl()
 	if err != nil {
 		return "", err

@@ -47,7 +47,7 @@ func TestTraceOverUnixctl(t *testing.T) {
 		}
 		return "Flow: ...\nDatapath actions: 3\n", nil
 	})
-	a := &Applier{opts: Options{VSwitchdCtl: sock}}
+	a := &Switch{opts: Options{VSwitchdCtl: sock}}
 	out, err := a.Trace(context.Background(), "br-int", "in_port=p,tcp", []string{"trk,new", "trk,new,dnat"})
 	if err != nil || out != "Flow: ...\nDatapath actions: 3\n" {
 		t.Fatalf("trace: %q %v", out, err)

@@ -3,7 +3,6 @@ package ovs
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"strconv"
 )
 
@@ -12,34 +11,28 @@ const underlayCookie = 0x5359 // "SY"
 
 // The underlay interface's ARP settings (sysctls
 // net.ipv4.conf.<iface>.arp_ignore and .arp_announce) as found before the
-// agent first silenced it (link.QuietARP), recorded once in its Port's
+// agent first silenced it (package link), recorded once in its Port's
 // external_ids for whoever gives the interface back.
 const (
 	KeyARPIgnore   = "switchyard-orig-arp-ignore"
 	KeyARPAnnounce = "switchyard-orig-arp-announce"
 )
 
-// EnsureUnderlay makes the host's tunnel endpoint on the userspace
-// datapath: a netdev bridge (Options.UnderlayBridge, "br-phy") holding the
-// underlay interface iface, the underlay address addr moved from iface to
-// the bridge's internal port, that port up, iface silent for ARP on
-// addresses it does not carry (link.QuietARP; its original settings are
-// recorded in its Port's external_ids), and a single NORMAL flow (a plain
-// learning switch). Idempotent: when everything is in place it
-// changes nothing. On the "system" datapath it does nothing.
-func (a *Applier) EnsureUnderlay(ctx context.Context, iface string, addr netip.Prefix) error {
-	if a.opts.Datapath == "system" {
-		return nil
-	}
-	if !addr.IsValid() {
-		return fmt.Errorf("underlay address %v is not valid", addr)
-	}
+// EnsureUnderlayBridge makes the OVS side of the host's tunnel endpoint
+// on the userspace datapath: a netdev bridge (Options.UnderlayBridge,
+// "br-phy") holding the underlay interface iface, and waits until OVS has
+// attached both. The interface's ARP settings before the agent first
+// silenced it (orig, read by the caller) are recorded in its Port's
+// external_ids the first time, never overwritten. It returns the bridge's
+// name: the caller then moves the underlay address to its internal port
+// (package link) and calls EnsureUnderlayFlow. Idempotent.
+func (a *Switch) EnsureUnderlayBridge(ctx context.Context, iface string, orig ARPSettings) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	br := a.opts.UnderlayBridge
 	s, err := a.db.snapshot(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	pl := newPlanner(a.db, s)
 	spec := bridgeSpec{
@@ -48,45 +41,38 @@ func (a *Applier) EnsureUnderlay(ctx context.Context, iface string, addr netip.P
 		Ports: []portSpec{{Name: iface, IDs: map[string]string{KeyOwner: OwnerValue}}},
 	}
 	if !arpRecorded(s, iface) {
-		orig, err := a.links.ARPOf(iface)
-		if err != nil {
-			return err
-		}
 		spec.Ports[0].IDs[KeyARPIgnore] = strconv.Itoa(orig.Ignore)
 		spec.Ports[0].IDs[KeyARPAnnounce] = strconv.Itoa(orig.Announce)
 	}
 	if err := pl.planBridge(spec); err != nil {
-		return err
+		return "", err
 	}
 	if err, bad := pl.fails[iface]; bad {
-		return err
+		return "", err
 	}
 	if err := a.db.transact(ctx, pl.ops); err != nil {
-		return err
+		return "", err
 	}
 	wctx, cancel := context.WithTimeout(ctx, a.opts.PortTimeout)
 	defer cancel()
 	states := a.db.waitPorts(wctx, []string{br, iface}, nil)
 	for _, n := range []string{br, iface} {
 		if st := states[n]; st.OFPort <= 0 {
-			return fmt.Errorf("underlay port %s: %s", n, st.Error)
+			return "", fmt.Errorf("underlay port %s: %s", n, st.Error)
 		}
 	}
-	if err := a.links.WaitLink(wctx, br); err != nil {
-		return err
-	}
-	if _, err := a.links.TxOffloadOff(iface); err != nil {
-		return err
-	}
-	// Silent before the address moves: from then on the kernel would
-	// answer ARP for it on iface too, with iface's MAC.
-	if _, _, err := a.links.QuietARP(iface); err != nil {
-		return err
-	}
-	if _, err := a.links.MoveAddress(iface, br, addr); err != nil {
-		return err
-	}
-	return a.ensureNormalFlow(ctx, br)
+	return br, nil
+}
+
+// ARPSettings are an interface's arp_ignore and arp_announce sysctls.
+type ARPSettings struct{ Ignore, Announce int }
+
+// EnsureUnderlayFlow leaves exactly one flow, actions=NORMAL (a plain
+// learning switch), on the underlay bridge.
+func (a *Switch) EnsureUnderlayFlow(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ensureNormalFlow(ctx, a.opts.UnderlayBridge)
 }
 
 // arpRecorded reports whether iface's Port already holds its original ARP
@@ -102,7 +88,7 @@ func arpRecorded(s *snapshot, iface string) bool {
 }
 
 // ensureNormalFlow leaves exactly one flow, actions=NORMAL, on bridge.
-func (a *Applier) ensureNormalFlow(ctx context.Context, bridge string) error {
+func (a *Switch) ensureNormalFlow(ctx context.Context, bridge string) error {
 	o, err := dialOF(ctx, a.of.socket(bridge))
 	if err != nil {
 		return fmt.Errorf("openflow connection to %s: %w", bridge, err)

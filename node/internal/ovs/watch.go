@@ -11,9 +11,9 @@ import (
 
 // Restart detection. ovs-vswitchd keeps flows in memory only: when it
 // restarts, br-int comes back with an empty flow table (and, on the
-// userspace datapath, an empty datapath). The applier holds one idle
+// userspace datapath, an empty datapath). The adapter holds one idle
 // OpenFlow connection to br-int's management socket; when it breaks,
-// vswitchd is gone, and the applier
+// vswitchd is gone, and the adapter
 //
 //  1. sets other_config:flow-restore-wait=true in OVSDB (marked as its own
 //     in external_ids), so that the vswitchd that starts next does not
@@ -31,10 +31,10 @@ import (
 // Restarts delivers a reason each time ovs-vswitchd came back after a
 // restart, or the OVSDB connection was re-established. Events that arrive
 // while one is pending are merged.
-func (a *Applier) Restarts() <-chan string { return a.restarts }
+func (a *Switch) Restarts() <-chan string { return a.restarts }
 
 // notify posts a restart event without blocking.
-func (a *Applier) notify(why string) {
+func (a *Switch) notify(why string) {
 	select {
 	case a.restarts <- why:
 	default:
@@ -43,7 +43,7 @@ func (a *Applier) notify(why string) {
 
 // watchSwitch holds an OpenFlow connection to br-int until ctx ends,
 // reconnecting with backoff when it breaks (see above).
-func (a *Applier) watchSwitch(ctx context.Context) {
+func (a *Switch) watchSwitch(ctx context.Context) {
 	socket := a.of.socket(a.opts.Bridge)
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 10*time.Millisecond, time.Second, 0
@@ -84,7 +84,7 @@ func (a *Applier) watchSwitch(ctx context.Context) {
 }
 
 // kickWatch makes a waiting watcher try to connect now.
-func (a *Applier) kickWatch() {
+func (a *Switch) kickWatch() {
 	select {
 	case a.kick <- struct{}{}:
 	default:
@@ -92,7 +92,7 @@ func (a *Applier) kickWatch() {
 }
 
 // watching reports whether the watcher is connected to br-int.
-func (a *Applier) watching() bool { return a.ofUp.Load() }
+func (a *Switch) watching() bool { return a.ofUp.Load() }
 
 // hold reads from c (recv answers echo requests) until the connection
 // breaks or ctx ends.
@@ -110,11 +110,11 @@ func hold(ctx context.Context, c *ofConn) {
 // switchLost runs when the OpenFlow connection to br-int broke: the flows
 // are gone with vswitchd, so nothing installed is known any more, and the
 // next vswitchd is asked to wait for the flows before forwarding.
-func (a *Applier) switchLost(ctx context.Context) {
+func (a *Switch) switchLost(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.installed.valid = false
-	a.linksFull = true
+	a.fullDue.Store(true)
 	a.query.close()
 	if a.applied == nil {
 		return // nothing to restore: the switch must not wait for it
@@ -126,12 +126,12 @@ func (a *Applier) switchLost(ctx context.Context) {
 
 // dbReconnected runs (on libovsdb's goroutine) when the OVSDB connection
 // came back: the next Apply checks everything.
-func (a *Applier) dbReconnected() {
-	a.dbLost.Store(true)
+func (a *Switch) dbReconnected() {
+	a.fullDue.Store(true)
 	a.notify("the OVSDB connection was re-established")
 }
 
-func (a *Applier) warn(msg string, args ...any) {
+func (a *Switch) warn(msg string, args ...any) {
 	if a.opts.Logger != nil {
 		a.opts.Logger.Warn(msg, args...)
 	}
@@ -148,15 +148,15 @@ func mutation(field *map[string]string, m map[string]string, insert bool) model.
 }
 
 // setFlowRestoreWait sets other_config:flow-restore-wait=true unless the
-// operator (or ovs-ctl) already set it, marking it as the applier's own.
-func (a *Applier) setFlowRestoreWait(ctx context.Context) error {
+// operator (or ovs-ctl) already set it, marking it as the adapter's own.
+func (a *Switch) setFlowRestoreWait(ctx context.Context) error {
 	s, err := a.db.snapshot(ctx)
 	if err != nil {
 		return err
 	}
 	if _, set := s.root.OtherConfig[flowRestoreWait]; set {
 		a.frw = s.root.ExternalIDs[KeyFlowRestoreWait] != ""
-		return nil // set already (by ovs-ctl, or by this applier)
+		return nil // set already (by ovs-ctl, or by this adapter)
 	}
 	ops, err := a.db.c.Where(s.root).Mutate(s.root,
 		mutation(&s.root.OtherConfig, map[string]string{flowRestoreWait: "true"}, true),
@@ -171,8 +171,8 @@ func (a *Applier) setFlowRestoreWait(ctx context.Context) error {
 	return nil
 }
 
-// clearFlowRestoreWait removes flow-restore-wait if the applier set it.
-func (a *Applier) clearFlowRestoreWait(ctx context.Context) error {
+// clearFlowRestoreWait removes flow-restore-wait if the adapter set it.
+func (a *Switch) clearFlowRestoreWait(ctx context.Context) error {
 	s, err := a.db.snapshot(ctx)
 	if err != nil {
 		return err
@@ -196,6 +196,6 @@ func (a *Applier) clearFlowRestoreWait(ctx context.Context) error {
 
 const (
 	flowRestoreWait = "flow-restore-wait"
-	// KeyFlowRestoreWait marks flow-restore-wait as set by the applier.
+	// KeyFlowRestoreWait marks flow-restore-wait as set by the adapter.
 	KeyFlowRestoreWait = "switchyard-flow-restore-wait"
 )

@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/node/internal/ovs"
 	"github.com/switchyard/switchyard/openapi"
 	"github.com/switchyard/switchyard/tests/lab"
 )
@@ -21,7 +22,7 @@ func logAction(cookie uint64, verdict, dir byte) string {
 	for _, b := range append(binary.BigEndian.AppendUint64(nil, cookie), verdict, dir) {
 		ud = append(ud, fmt.Sprintf("%02x", b))
 	}
-	return fmt.Sprintf("controller(userdata=%s,meter_id=%d)", strings.Join(ud, "."), LogMeterID)
+	return fmt.Sprintf("controller(userdata=%s,meter_id=%d)", strings.Join(ud, "."), ovs.LogMeterID)
 }
 
 // logSink collects log records.
@@ -61,7 +62,7 @@ var (
 // meterStats reads the log meter's packets in and dropped.
 func meterStats(t *testing.T, h *lab.Host) (in, dropped int) {
 	t.Helper()
-	out := h.OFCtl(t, "meter-stats", "br-int", fmt.Sprintf("meter=%d", LogMeterID))
+	out := h.OFCtl(t, "meter-stats", "br-int", fmt.Sprintf("meter=%d", ovs.LogMeterID))
 	mi, md := meterIn.FindStringSubmatch(out), meterDropped.FindStringSubmatch(out)
 	if mi == nil || md == nil {
 		t.Fatalf("meter stats:\n%s", out)
@@ -91,9 +92,9 @@ func TestPolicyObservation(t *testing.T) {
 		t.Fatalf("generation %d: %v", gen, err)
 	}
 	gcancel()
-	c1, c2 := ctr{n: 1, host: h.Name}, ctr{n: 2, host: h.Name}
-	const counted = CookieCounted | 0x5151
-	const logCookie = CookieCounted | 0x6262
+	c1, c2 := ctr{N: 1, Host: h.Name}, ctr{N: 2, Host: h.Name}
+	const counted = ovs.CookieCounted | 0x5151
+	const logCookie = ovs.CookieCounted | 0x6262
 	p := program(h.Name, 1, []ctr{c1, c2}, nil, "geneve")
 	for i := range p.Flows {
 		if p.Flows[i].Table == 1 {
@@ -103,7 +104,7 @@ func TestPolicyObservation(t *testing.T) {
 	p.Flows = append(p.Flows,
 		openapi.Flow{Table: 0, Priority: 150, Cookie: logCookie, Match: "udp,tp_dst=9999,in_port=${port:vc1}",
 			Actions: logAction(logCookie, 1, 2) + ",resubmit(,1)"},
-		openapi.Flow{Table: 0, Priority: 150, Cookie: logCookie | CookieConn, Match: "icmp,icmp_type=8,in_port=${port:vc1}",
+		openapi.Flow{Table: 0, Priority: 150, Cookie: logCookie | ovs.CookieConn, Match: "icmp,icmp_type=8,in_port=${port:vc1}",
 			Actions: logAction(logCookie, 2, 1) + ",resubmit(,1)"})
 	if r := apply(t, a, p); r.Degraded() {
 		t.Fatalf("degraded: %+v", r)
@@ -112,7 +113,7 @@ func TestPolicyObservation(t *testing.T) {
 		t.Fatalf("log meter:\n%s", out)
 	}
 
-	obs := a.PolicyObserver()
+	obs := a.sw.PolicyObserver()
 	defer obs.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -129,13 +130,13 @@ func TestPolicyObservation(t *testing.T) {
 
 	// Three UDP packets to port 9999: three records, decoded.
 	if _, err := lab.RunIn(ctx, sandbox(l, h, c1), "bash", "-c",
-		"for i in 1 2 3; do echo x > /dev/udp/"+c2.ip()+"/9999; done"); err != nil {
+		"for i in 1 2 3; do echo x > /dev/udp/"+c2.IP()+"/9999; done"); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "3 UDP log records", func() bool { return len(sink.all()) >= 3 })
 	r := sink.all()[0]
 	if r.Cookie != fmt.Sprintf("%#x", logCookie) || r.Verdict != "allow" || r.Direction != "egress" || r.Protocol != "UDP" ||
-		r.SrcIP != c1.ip() || r.DstIP != c2.ip() || r.DstPort != 9999 || r.SrcPort == 0 || r.Time.IsZero() {
+		r.SrcIP != c1.IP() || r.DstIP != c2.IP() || r.DstPort != 9999 || r.SrcPort == 0 || r.Time.IsZero() {
 		t.Fatalf("record %+v", r)
 	}
 
@@ -155,7 +156,7 @@ func TestPolicyObservation(t *testing.T) {
 		for _, s := range stats {
 			got[s.Cookie] = s
 		}
-		return got[fmt.Sprintf("%#x", counted)].Packets >= 9 && got[fmt.Sprintf("%#x", logCookie|CookieConn)].Packets >= 3 &&
+		return got[fmt.Sprintf("%#x", counted)].Packets >= 9 && got[fmt.Sprintf("%#x", logCookie|ovs.CookieConn)].Packets >= 3 &&
 			got[fmt.Sprintf("%#x", logCookie)].Packets >= 3
 	})
 	if s := got[fmt.Sprintf("%#x", counted)]; s.Bytes < 9*42 {
@@ -167,7 +168,7 @@ func TestPolicyObservation(t *testing.T) {
 
 	// A flood: the meter passes about 10 per second, the rest is dropped;
 	// every packet it passed arrives as a record.
-	if _, err := lab.RunIn(ctx, sandbox(l, h, c1), "ping", "-q", "-f", "-c", "2000", c2.ip()); err != nil {
+	if _, err := lab.RunIn(ctx, sandbox(l, h, c1), "ping", "-q", "-f", "-c", "2000", c2.IP()); err != nil {
 		t.Fatal(err)
 	}
 	in, dropped := meterStats(t, h)
@@ -191,7 +192,7 @@ func TestPolicyObservation(t *testing.T) {
 	// apply puts it back before the flows, and the listener reconnects.
 	h.RestartOVS(t)
 	select {
-	case <-a.Restarts():
+	case <-a.sw.Restarts():
 	case <-time.After(60 * time.Second):
 		t.Fatal("no restart reported within 60 s")
 	}
@@ -204,7 +205,7 @@ func TestPolicyObservation(t *testing.T) {
 	}
 	<-subscribed
 	before := len(sink.all())
-	if _, err := lab.RunIn(ctx, sandbox(l, h, c1), "bash", "-c", "echo x > /dev/udp/"+c2.ip()+"/9999"); err != nil {
+	if _, err := lab.RunIn(ctx, sandbox(l, h, c1), "bash", "-c", "echo x > /dev/udp/"+c2.IP()+"/9999"); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "a record after the restart", func() bool { return len(sink.all()) > before })

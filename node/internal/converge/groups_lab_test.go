@@ -1,7 +1,6 @@
-package ovs
+package converge
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/switchyard/switchyard/node/internal/link"
 	"github.com/switchyard/switchyard/openapi"
+	"github.com/switchyard/switchyard/tests/lab"
 )
 
 // lbGroup is a select group as the compiler writes them: per bucket a
@@ -23,9 +23,11 @@ func lbGroup(id uint32, w1, w2 int) openapi.Group {
 		"bucket=bucket_id:1,weight:%d,actions=ct(commit,zone=NXM_NX_REG0[0..15],nat(dst=10.60.0.3:8080),table=8),output:${port:vc2}", w1, learn, w2)}
 }
 
-func groupDump(t *testing.T, a *Applier) map[uint32]string {
+// groupDump reads br-int's groups with `ovs-ofctl dump-groups` (the
+// switch reads them natively: package ovs, groups.go).
+func groupDump(t *testing.T, h *lab.Host) map[uint32]string {
 	t.Helper()
-	g, err := a.dumpGroups(t.Context())
+	g, err := parseGroupDump(h.OFCtl(t, "dump-groups", "br-int"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +42,7 @@ func TestGroupsAndLearnedFlows(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
 	a := newApplier(t, l, h)
-	c1, c2 := ctr{n: 1, host: h.Name}, ctr{n: 2, host: h.Name}
+	c1, c2 := ctr{N: 1, Host: h.Name}, ctr{N: 2, Host: h.Name}
 	base := func(rev int64, groups ...openapi.Group) *openapi.Program {
 		p := program(h.Name, rev, []ctr{c1, c2}, nil, "geneve")
 		p.Groups = groups
@@ -57,7 +59,7 @@ func TestGroupsAndLearnedFlows(t *testing.T) {
 	if r.Degraded() {
 		t.Fatalf("degraded: %+v", r.Dropped)
 	}
-	g := groupDump(t, a)
+	g := groupDump(t, h)
 	vc2 := h.OFPort(t, "vc2")
 	if len(g) != 2 || !strings.Contains(g[33], "weight:50") || !strings.Contains(g[33], fmt.Sprintf("output:%d", vc2)) ||
 		!strings.Contains(g[33], "nat(dst=10.60.0.3:8080)") || !strings.Contains(g[33], "learn(") {
@@ -72,7 +74,7 @@ func TestGroupsAndLearnedFlows(t *testing.T) {
 	if r.Degraded() || r.OpenFlow != "delta" {
 		t.Fatalf("modify: %s %+v, want one delta bundle", r.OpenFlow, r.Dropped)
 	}
-	g = groupDump(t, a)
+	g = groupDump(t, h)
 	if !strings.Contains(g[33], "weight:70") || !strings.Contains(g[33], "weight:30") {
 		t.Fatalf("group 33 after the modify: %s", g[33])
 	}
@@ -90,7 +92,7 @@ func TestGroupsAndLearnedFlows(t *testing.T) {
 		t.Fatalf("hand-changed group not seen: %v", o.Drift)
 	}
 	apply(t, a, base(2, lbGroup(33, 70, 30), lbGroup(34, 10, 10)))
-	if g := groupDump(t, a); !strings.Contains(g[34], "nat(dst=10.60.0.2:80)") {
+	if g := groupDump(t, h); !strings.Contains(g[34], "nat(dst=10.60.0.2:80)") {
 		t.Fatalf("group 34 not repaired: %s", g[34])
 	}
 	if o := observe(t, a); o.Drifted() {
@@ -100,7 +102,7 @@ func TestGroupsAndLearnedFlows(t *testing.T) {
 	// A learned flow: neither drift nor touched by a delta apply.
 	// A real packet: UDP from c1 to c2's port 7777.
 	err := link.InNetnsPath("/run/netns/"+sandbox(l, h, c1), func() error {
-		u, err := net.Dial("udp", c2.ip()+":7777")
+		u, err := net.Dial("udp", c2.IP()+":7777")
 		if err != nil {
 			return err
 		}
@@ -132,7 +134,7 @@ func TestGroupsAndLearnedFlows(t *testing.T) {
 	if r.Degraded() || r.OpenFlow != "delta" {
 		t.Fatalf("remove: %+v", r.Dropped)
 	}
-	if g := groupDump(t, a); len(g) != 1 || g[33] == "" {
+	if g := groupDump(t, h); len(g) != 1 || g[33] == "" {
 		t.Fatalf("groups after removing 34: %v", g)
 	}
 	if o := observe(t, a); o.Drifted() {
@@ -164,14 +166,4 @@ func parseGroupDump(out string) (map[uint32]string, error) {
 		g[uint32(id)] = line
 	}
 	return g, nil
-}
-
-// dumpGroups reads the bridge's groups with `ovs-ofctl dump-groups` (the
-// applier reads them natively: groups.go).
-func (a *Applier) dumpGroups(ctx context.Context) (map[uint32]string, error) {
-	out, err := a.of.run(ctx, a.opts.Bridge, nil, "dump-groups")
-	if err != nil {
-		return nil, err
-	}
-	return parseGroupDump(out)
 }

@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/node/internal/dns"
 	"github.com/switchyard/switchyard/node/internal/link"
+	"github.com/switchyard/switchyard/node/internal/ovs"
 	"github.com/switchyard/switchyard/openapi"
 	"github.com/switchyard/switchyard/tests/lab"
 )
@@ -40,12 +41,12 @@ const (
 )
 
 func dnsProgram(c ctr, rev int64) *openapi.Program {
-	cp := c.containerPort()
+	cp := c.ContainerPort()
 	cp.Gateway, cp.DNSDomain, cp.DNSSearch = dnsGW, "switchyard.local", "net1.switchyard.local switchyard.local"
-	p := &openapi.Program{Host: c.host, Revision: rev, Bridge: openapi.BridgeSpec{Name: "br-int", FailMode: "secure"},
+	p := &openapi.Program{Host: c.Host, Revision: rev, Bridge: openapi.BridgeSpec{Name: "br-int", FailMode: "secure"},
 		Containers: []openapi.ContainerPort{cp},
 		DNS: []openapi.DNSRecord{
-			{Network: "net1", VNI: testVNI, Kind: openapi.DNSContainer, Name: c.name(), IP: c.ip()},
+			{Network: "net1", VNI: testVNI, Kind: openapi.DNSContainer, Name: c.Name(), IP: c.IP()},
 			{Network: "net1", VNI: testVNI, Kind: openapi.DNSService, Name: "api", IP: "10.96.0.10",
 				Ports: []openapi.ServicePort{{Name: "http", Port: 80, Protocol: "TCP"}}},
 		}}
@@ -56,14 +57,14 @@ func dnsProgram(c ctr, rev int64) *openapi.Program {
 // dnsSteeringFlows is one local container's pipeline plus the contract's
 // DNS steering, by hand.
 func dnsSteeringFlows(c ctr) []openapi.Flow {
-	in := "in_port=${port:" + c.port() + "}"
+	in := "in_port=${port:" + c.Port() + "}"
 	reg0 := fmt.Sprintf("reg0=%d", testVNI)
 	dnsAddr := openapi.DNSAddr(testVNI)
 	f := func(table, prio int, match, actions string) openapi.Flow {
 		return openapi.Flow{Table: table, Priority: prio, Cookie: 0xd45, Match: match, Actions: actions}
 	}
 	next := func(t int) string { return fmt.Sprintf("goto_table:%d", t+1) }
-	gwARP := arpResponder(ctr{n: 254})
+	gwARP := arpResponder(ctr{N: 254})
 	gwARP.Table, gwARP.Match = tARP, reg0+",arp,arp_op=1,arp_tpa="+dnsGW
 	gwARP.Actions = strings.ReplaceAll(strings.ReplaceAll(gwARP.Actions, "02:00:00:00:00:fe", dnsGWMAC), "0x0200000000fe", "0x0a580a3c00fe")
 	return []openapi.Flow{
@@ -72,8 +73,8 @@ func dnsSteeringFlows(c ctr) []openapi.Flow {
 		f(tClassifier, 100, "in_port=${port:"+openapi.DNSPortName+"},ip,nw_src="+dnsAddr,
 			fmt.Sprintf("load:%d->NXM_NX_REG0[],set_field:%s->eth_dst,ct(table=%d,%s,nat)", testVNI, dnsGWMAC, tL3, zoneZ)),
 		f(tClassifier, 0, "", "drop"),
-		f(tSpoofGuard, 100, in+",dl_src="+c.mac()+",ip,nw_src="+c.ip(), fmt.Sprintf("goto_table:%d", tARP)),
-		f(tSpoofGuard, 100, in+",dl_src="+c.mac()+",arp,arp_spa="+c.ip()+",arp_sha="+c.mac(), fmt.Sprintf("goto_table:%d", tARP)),
+		f(tSpoofGuard, 100, in+",dl_src="+c.MAC()+",ip,nw_src="+c.IP(), fmt.Sprintf("goto_table:%d", tARP)),
+		f(tSpoofGuard, 100, in+",dl_src="+c.MAC()+",arp,arp_spa="+c.IP()+",arp_sha="+c.MAC(), fmt.Sprintf("goto_table:%d", tARP)),
 		f(tSpoofGuard, 0, "", "drop"),
 		gwARP,
 		f(tARP, 10, "arp", "drop"),
@@ -97,10 +98,10 @@ func dnsSteeringFlows(c ctr) []openapi.Flow {
 		f(tServiceLB, 0, "", fmt.Sprintf("goto_table:%d", tHairpin)),
 		f(tHairpin, 0, "", next(tHairpin)),
 		f(tEgress, 0, "", next(tEgress)),
-		f(tL3, 100, reg0+",ip,dl_dst="+dnsGWMAC+",nw_dst="+c.ip(),
-			fmt.Sprintf("set_field:%s->eth_dst,set_field:%s->eth_src,dec_ttl,goto_table:%d", c.mac(), dnsGWMAC, tL2)),
+		f(tL3, 100, reg0+",ip,dl_dst="+dnsGWMAC+",nw_dst="+c.IP(),
+			fmt.Sprintf("set_field:%s->eth_dst,set_field:%s->eth_src,dec_ttl,goto_table:%d", c.MAC(), dnsGWMAC, tL2)),
 		f(tL3, 0, "", next(tL3)),
-		f(tL2, 100, reg0+",dl_dst="+c.mac(), fmt.Sprintf("set_field:${port:%s}->reg2,goto_table:%d", c.port(), tIngress)),
+		f(tL2, 100, reg0+",dl_dst="+c.MAC(), fmt.Sprintf("set_field:${port:%s}->reg2,goto_table:%d", c.Port(), tIngress)),
 		// L2Forwarding: to the DNS namespace.
 		f(tL2, 100, reg0+",dl_dst="+openapi.DNSMAC, fmt.Sprintf("set_field:${port:%s}->reg2,goto_table:%d", openapi.DNSPortName, tIngress)),
 		f(tL2, 0, "", "drop"),
@@ -206,17 +207,24 @@ func wantA(t testing.TB, r *mdns.Msg, ip string) {
 // dnsLab is one lab host with the applier's DNS port, a container and the
 // resolver serving in the DNS namespace.
 type dnsLab struct {
-	a      *Applier
+	a      *Host
 	c      ctr
 	client dnsClient
 	srv    *dns.Server
 	resolv string
 }
 
-func newDNSLab(t testing.TB, l interface{ Prefix() string }, newA func(Options) *Applier, host string) *dnsLab {
+// dnsOptions are the options of a host with a DNS namespace.
+func dnsOptions(netns, resolvDir string) Options {
+	var o Options
+	o.DNSNetns, o.ResolvConfDir = netns, resolvDir
+	return o
+}
+
+func newDNSLab(t testing.TB, l interface{ Prefix() string }, newA func(Options) *Host, host string) *dnsLab {
 	t.Helper()
 	resolvDir := t.TempDir()
-	a := newA(Options{DNSNetns: l.Prefix() + "dns-" + host, ResolvConfDir: resolvDir})
+	a := newA(dnsOptions(l.Prefix()+"dns-"+host, resolvDir))
 	t.Cleanup(func() { a.links.DeleteDNS(a.opts.DNSNetns) })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -235,7 +243,7 @@ func newDNSLab(t testing.TB, l interface{ Prefix() string }, newA func(Options) 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, udp, tcp) }()
 	t.Cleanup(func() { cancel(); <-done })
-	c := ctr{n: 1, host: host}
+	c := ctr{N: 1, Host: host}
 	d := &dnsLab{a: a, c: c, srv: srv, resolv: resolvDir}
 	return d
 }
@@ -243,7 +251,7 @@ func newDNSLab(t testing.TB, l interface{ Prefix() string }, newA func(Options) 
 func TestDNSLab(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	d := newDNSLab(t, l, func(o Options) *Applier { return newApplierWith(t, l, h, o) }, h.Name)
+	d := newDNSLab(t, l, func(o Options) *Host { return newApplierWith(t, l, h, o) }, h.Name)
 	prog := dnsProgram(d.c, 1)
 	res := apply(t, d.a, prog)
 	if res.Degraded() {
@@ -251,12 +259,12 @@ func TestDNSLab(t *testing.T) {
 	}
 	d.srv.Update(prog)
 	d.client = dnsClient{netns: "/run/netns/" + sandbox(l, h, d.c)}
-	if got := h.VSCtl(t, "get", "Interface", openapi.DNSPortName, "external_ids:"+KeyAgentPort); strings.Trim(got, "\"\n") != "dns" {
+	if got := h.VSCtl(t, "get", "Interface", openapi.DNSPortName, "external_ids:"+ovs.KeyAgentPort); strings.Trim(got, "\"\n") != "dns" {
 		t.Fatalf("sydns0 external_ids: %q", got)
 	}
 
 	r, from := d.client.udp(t, dnsGW, "c1.net1.switchyard.local.")
-	wantA(t, r, d.c.ip())
+	wantA(t, r, d.c.IP())
 	if from.String() != dnsGW+":53" {
 		t.Fatalf("UDP answer from %s, want %s:53", from, dnsGW)
 	}
@@ -278,7 +286,7 @@ func TestDNSLab(t *testing.T) {
 	if res := apply(t, d.a, dnsProgram(d.c, 2)); len(res.LinkChanges) != 0 {
 		t.Fatalf("second apply changed links: %v", res.LinkChanges)
 	}
-	a2 := newApplierWith(t, l, h, Options{DNSNetns: d.a.opts.DNSNetns, ResolvConfDir: d.resolv})
+	a2 := newApplierWith(t, l, h, dnsOptions(d.a.opts.DNSNetns, d.resolv))
 	if _, err := a2.EnsureDNS(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +299,7 @@ func TestDNSLab(t *testing.T) {
 	if p := h.OFPort(t, openapi.DNSPortName); p != ofport {
 		t.Fatalf("sydns0 ofport %d after restart, was %d", p, ofport)
 	}
-	wantA(t, d.client.tcp(t, dnsGW, "c1.net1.switchyard.local."), d.c.ip())
+	wantA(t, d.client.tcp(t, dnsGW, "c1.net1.switchyard.local."), d.c.IP())
 
 	// The sandbox goes: its resolv.conf with it.
 	empty := &openapi.Program{Host: h.Name, Revision: 4, Bridge: prog.Bridge}
@@ -312,7 +320,7 @@ func TestDNSLab(t *testing.T) {
 func BenchmarkDNSLab(b *testing.B) {
 	l := lab.New(b, lab.Options{Hosts: 1, Tunnel: "geneve"})
 	h := l.Hosts[0]
-	d := newDNSLab(b, l, func(o Options) *Applier { return newApplierWith(b, l, h, o) }, h.Name)
+	d := newDNSLab(b, l, func(o Options) *Host { return newApplierWith(b, l, h, o) }, h.Name)
 	prog := dnsProgram(d.c, 1)
 	apply(b, d.a, prog)
 	d.srv.Update(prog)

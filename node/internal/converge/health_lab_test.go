@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"net"
@@ -17,17 +17,17 @@ func TestHealthProbeInManagedSandbox(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
 	a := newApplier(t, l, h)
-	c1 := ctr{n: 1, host: h.Name}
+	c1 := ctr{N: 1, Host: h.Name}
 	p := program(h.Name, 1, []ctr{c1}, nil, "geneve")
-	p.HealthChecks = []openapi.HealthProbe{{Service: "s1", Container: c1.name(), Port: c1.port(), IP: c1.ip(),
+	p.HealthChecks = []openapi.HealthProbe{{Service: "s1", Container: c1.Name(), Port: c1.Port(), IP: c1.IP(),
 		Check: openapi.HealthCheck{Protocol: "TCP", Port: 7070, IntervalSeconds: 1, TimeoutSeconds: 1, UnhealthyThreshold: 2, HealthyThreshold: 1}}}
 	if r := apply(t, a, p); r.Degraded() {
 		t.Fatalf("degraded: %+v", r)
 	}
 	var ln net.Listener
-	if err := link.InNetnsPath(a.NetnsPath(c1.containerPort()), func() error {
+	if err := link.InNetnsPath(a.NetnsPath(c1.ContainerPort()), func() error {
 		var err error
-		ln, err = net.Listen("tcp", c1.ip()+":7070")
+		ln, err = net.Listen("tcp", c1.IP()+":7070")
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"context"
@@ -21,20 +21,20 @@ const (
 func bigProgram(rev int64, variant int) *openapi.Program {
 	var cs []ctr
 	for i := 1; i <= benchContainers; i++ {
-		cs = append(cs, ctr{n: i, host: "h1"})
+		cs = append(cs, ctr{N: i, Host: "h1"})
 	}
 	p := program("h1", rev, cs, nil, "geneve")
 	for i := 0; len(p.Flows) < benchFlows; i++ {
 		dst := cs[i%len(cs)]
 		p.Flows = append(p.Flows, openapi.Flow{Table: 2, Priority: 1000, Cookie: 0x100000 + uint64(i),
-			Match:   fmt.Sprintf("tcp,nw_src=10.%d.%d.%d,nw_dst=%s,tp_dst=%d", 64+i/65536, i/256%256, i%256, dst.ip(), 80+i%3),
-			Actions: fmt.Sprintf("output:${port:%s}", dst.port())})
+			Match:   fmt.Sprintf("tcp,nw_src=10.%d.%d.%d,nw_dst=%s,tp_dst=%d", 64+i/65536, i/256%256, i%256, dst.IP(), 80+i%3),
+			Actions: fmt.Sprintf("output:${port:%s}", dst.Port())})
 	}
-	p.Flows[len(p.Flows)-1].Actions = fmt.Sprintf("output:${port:%s}", cs[variant%len(cs)].port())
+	p.Flows[len(p.Flows)-1].Actions = fmt.Sprintf("output:${port:%s}", cs[variant%len(cs)].Port())
 	return seal(p)
 }
 
-func benchApply(b *testing.B, a *Applier, p *openapi.Program) ApplyResult {
+func benchApply(b *testing.B, a *Host, p *openapi.Program) ApplyResult {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"slices"
@@ -16,7 +16,7 @@ func TestRecreatedVethStaysUp(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
 	a := newApplier(t, l, h)
-	c1, c2, c3 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h1"}, ctr{n: 3, host: "h1"}
+	c1, c2, c3 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}, ctr{N: 3, Host: "h1"}
 	apply(t, a, program("h1", 1, []ctr{c1, c2}, nil, "geneve"))
 
 	nextCfg := func() string { return strings.TrimSpace(h.VSCtl(t, "get", "Open_vSwitch", ".", "next_cfg")) }

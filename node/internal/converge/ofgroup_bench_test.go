@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchyard/switchyard/node/internal/ovs"
 	"github.com/switchyard/switchyard/openapi"
 	progpkg "github.com/switchyard/switchyard/openapi/program"
 	"github.com/switchyard/switchyard/tests/lab"
@@ -47,7 +48,7 @@ func withService(p *openapi.Program, rev int64) *openapi.Program {
 func BenchmarkApplyServiceChange(b *testing.B) {
 	l := lab.New(b, lab.Options{Hosts: 1})
 	h := l.Hosts[0]
-	locals := []ctr{{n: 1, host: "h1"}, {n: 2, host: "h1"}}
+	locals := []ctr{{N: 1, Host: "h1"}, {N: 2, Host: "h1"}}
 	for _, n := range []int{100, 1000} {
 		a := newApplier(b, l, h)
 		if _, err := a.NewGeneration(context.Background()); err != nil {
@@ -56,7 +57,7 @@ func BenchmarkApplyServiceChange(b *testing.B) {
 		base := scaleProgram(1, n-len(locals), locals)
 		benchApply(b, a, base)
 		for _, way := range []string{"native", "ofctl"} {
-			a.opts.OFCtlDeltas = way == "ofctl"
+			a.sw.Tune(ovs.Tuning{OFCtlDeltas: way == "ofctl"})
 			b.Run(fmt.Sprintf("containers=%d/%s", n, way), func(b *testing.B) {
 				benchChanges(b, h, a, base, withService(base, 2))
 			})

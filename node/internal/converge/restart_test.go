@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"strings"
@@ -17,7 +17,7 @@ func TestFastPathWithFailedPort(t *testing.T) {
 	h := l.Hosts[0]
 	a := newApplier(t, l, h)
 	late := l.Prefix() + "late4"
-	c1, c4 := ctr{n: 1, host: "h1"}, ctr{n: 4, host: "h1", netns: "/run/netns/" + late}
+	c1, c4 := ctr{N: 1, Host: "h1"}, ctr{N: 4, Host: "h1", Netns: "/run/netns/" + late}
 	rev := int64(0)
 	applyRev := func(extra int) ApplyResult {
 		rev++
@@ -58,27 +58,27 @@ func TestRestartWatch(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
 	a := newApplier(t, l, h)
-	c1, c2 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h1"}
+	c1, c2 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}
 	p := program("h1", 1, []ctr{c1, c2}, nil, "geneve")
 	apply(t, a, p)
 	want := flows(t, h)
 	// The applier watches br-int once it exists (the first apply made it).
 	deadline := time.Now().Add(30 * time.Second)
-	for !a.watching() {
+	for !a.sw.Inspect().Watching {
 		if time.Now().After(deadline) {
 			t.Fatal("the applier is not watching br-int 30 s after making it")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	select {
-	case why := <-a.Restarts():
+	case why := <-a.sw.Restarts():
 		t.Fatalf("restart reported before any: %s", why)
 	default:
 	}
 
 	h.RestartOVS(t)
 	select {
-	case why := <-a.Restarts():
+	case why := <-a.sw.Restarts():
 		t.Logf("restart reported: %s", why)
 	case <-time.After(60 * time.Second):
 		t.Fatal("no restart reported within 60 s")

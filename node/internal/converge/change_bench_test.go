@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"context"
@@ -12,32 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/node/internal/ovs"
 	"github.com/switchyard/switchyard/openapi"
 	progpkg "github.com/switchyard/switchyard/openapi/program"
 	"github.com/switchyard/switchyard/tests/lab"
 )
-
-// scaleFlowsPer is how many flows a remote container brings to a host's
-// program (the compiler's shape: ARP answer, forwarding, policy).
-const scaleFlowsPer = 8
-
-// remoteFlows are the flows a host holds for remote container i (reached
-// through the tunnel to h2); IPs and MACs are unique up to 65,535.
-func remoteFlows(i int) []openapi.Flow {
-	ip := fmt.Sprintf("10.61.%d.%d", i/256, i%256)
-	mac := fmt.Sprintf("02:01:00:00:%02x:%02x", i/256, i%256)
-	fs := []openapi.Flow{
-		{Table: 0, Priority: 200, Cookie: 0x10000 + uint64(i), Match: "arp,arp_op=1,arp_tpa=" + ip,
-			Actions: "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:" + mac + "->eth_src,set_field:2->arp_op,in_port"},
-		{Table: 1, Priority: 100, Cookie: 0x20000 + uint64(i), Match: "dl_dst=" + mac,
-			Actions: fmt.Sprintf("set_field:%d->tun_id,output:${port:%s}", testVNI, tunnelName("h2"))},
-	}
-	for k := len(fs); k < scaleFlowsPer; k++ {
-		fs = append(fs, openapi.Flow{Table: 2, Priority: 1000, Cookie: 0x30000 + uint64(i),
-			Match: fmt.Sprintf("tcp,nw_dst=%s,tp_dst=%d", ip, 8000+k), Actions: "resubmit(,1)"})
-	}
-	return fs
-}
 
 // scaleProgram is h1's program with remote containers 0..remote-1 on h2
 // and the local containers locals.
@@ -63,7 +42,7 @@ func scaleProgram(rev int64, remote int, locals []ctr) *openapi.Program {
 func BenchmarkApplyOneChange(b *testing.B) {
 	l := lab.New(b, lab.Options{Hosts: 1})
 	h := l.Hosts[0]
-	locals := []ctr{{n: 1, host: "h1"}, {n: 2, host: "h1"}}
+	locals := []ctr{{N: 1, Host: "h1"}, {N: 2, Host: "h1"}}
 	for _, n := range []int{100, 1000, 5000} {
 		a := newApplier(b, l, h)
 		if _, err := a.NewGeneration(context.Background()); err != nil {
@@ -72,13 +51,13 @@ func BenchmarkApplyOneChange(b *testing.B) {
 		base := scaleProgram(1, n-len(locals), locals)
 		benchApply(b, a, base)
 		for _, way := range []string{"native", "ofctl"} {
-			a.opts.OFCtlDeltas = way == "ofctl"
+			a.sw.Tune(ovs.Tuning{OFCtlDeltas: way == "ofctl"})
 			b.Run(fmt.Sprintf("containers=%d/remote/%s", n, way), func(b *testing.B) {
 				with := scaleProgram(2, n-len(locals)+1, locals)
 				benchChanges(b, h, a, base, with)
 			})
 			b.Run(fmt.Sprintf("containers=%d/local/%s", n, way), func(b *testing.B) {
-				with := scaleProgram(3, n-len(locals), append(slices.Clone(locals), ctr{n: 3, host: "h1"}))
+				with := scaleProgram(3, n-len(locals), append(slices.Clone(locals), ctr{N: 3, Host: "h1"}))
 				benchChanges(b, h, a, base, with)
 			})
 		}
@@ -110,19 +89,19 @@ func cpuNow(b *testing.B, h *lab.Host) (self, children, vswitchd time.Duration) 
 // CPU per op is that of the whole loop (the timer stopped too, as the next
 // spare ovs-ofctl starts then): the applier's process, its reaped
 // children, and ovs-vswitchd.
-func benchChanges(b *testing.B, h *lab.Host, a *Applier, base, with *openapi.Program) {
+func benchChanges(b *testing.B, h *lab.Host, a *Host, base, with *openapi.Program) {
 	progs := [2]*openapi.Program{with, base}
 	deltas := [2]*openapi.ProgramDelta{progpkg.Diff(base, with), progpkg.Diff(with, base)}
 	var pt phaseTimes
 	var lat []time.Duration
-	runs := a.of.runs.Load()
+	runs := a.sw.Inspect().OFCtlRuns
 	self0, child0, vsw0 := cpuNow(b, h)
 	i := 0
 	for b.Loop() {
 		// Changes come apart, not back to back: give the applier the
 		// time to start its next spare ovs-ofctl (spare.go).
 		b.StopTimer()
-		for w := 0; w < 1000 && !a.of.spareReady(a.opts.Bridge); w++ {
+		for w := 0; w < 1000 && a.sw.Inspect().SparePID == 0; w++ {
 			time.Sleep(time.Millisecond)
 		}
 		b.StartTimer()
@@ -137,7 +116,7 @@ func benchChanges(b *testing.B, h *lab.Host, a *Applier, base, with *openapi.Pro
 	b.ReportMetric(ms(self1-self0), "applier-cpu-ms/op")
 	b.ReportMetric(ms(child1-child0), "children-cpu-ms/op")
 	b.ReportMetric(ms(vsw1-vsw0), "vswitchd-cpu-ms/op")
-	b.ReportMetric(float64(a.of.runs.Load()-runs)/float64(i), "ovs-ofctl/op")
+	b.ReportMetric(float64(a.sw.Inspect().OFCtlRuns-runs)/float64(i), "ovs-ofctl/op")
 	if i%2 == 1 {
 		benchApplyDelta(b, a, base, deltas[1])
 	}
@@ -147,7 +126,7 @@ func benchChanges(b *testing.B, h *lab.Host, a *Applier, base, with *openapi.Pro
 	b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds())/1000, "p99-ms")
 }
 
-func benchApplyDelta(b *testing.B, a *Applier, p *openapi.Program, d *openapi.ProgramDelta) ApplyResult {
+func benchApplyDelta(b *testing.B, a *Host, p *openapi.Program, d *openapi.ProgramDelta) ApplyResult {
 	b.Helper()
 	res := applyDelta(b, a, p, d)
 	if res.OpenFlow != "delta" {
@@ -164,7 +143,7 @@ func benchApplyDelta(b *testing.B, a *Applier, p *openapi.Program, d *openapi.Pr
 // removes it.
 func BenchmarkFirstPacket(b *testing.B) {
 	l, h, a, locals, base := hostOfHundred(b)
-	c := ctr{n: 200, host: "h1"}
+	c := ctr{N: 200, Host: "h1"}
 	with := scaleProgram(2, 900, append(slices.Clone(locals), c))
 	// A remote container's change on this host of 100 ports.
 	remote := scaleProgram(3, 901, locals)
@@ -174,7 +153,7 @@ func BenchmarkFirstPacket(b *testing.B) {
 		if i%2 == 1 {
 			from, to = remote, base
 		}
-		for w := 0; w < 1000 && !a.of.spareReady(a.opts.Bridge); w++ {
+		for w := 0; w < 1000 && a.sw.Inspect().SparePID == 0; w++ {
 			time.Sleep(time.Millisecond)
 		}
 		t := time.Now()
@@ -188,10 +167,10 @@ func BenchmarkFirstPacket(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		k := i % 2
-		a.opts.AssignedOFPorts = k == 0
+		a.sw.Tune(ovs.Tuning{AssignedOFPorts: k == 0})
 		t := time.Now()
 		pt[k].add(benchApplyDelta(b, a, with, progpkg.Diff(base, with)))
-		cmd := exec.Command("ip", "netns", "exec", sandbox(l, h, c), "ping", "-n", "-q", "-i", "0.002", "-w", "5", "-c", "1", locals[0].ip())
+		cmd := exec.Command("ip", "netns", "exec", sandbox(l, h, c), "ping", "-n", "-q", "-i", "0.002", "-w", "5", "-c", "1", locals[0].IP())
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("ping: %v\n%s", err, out)
 		}
@@ -270,12 +249,12 @@ func BenchmarkObserve(b *testing.B) {
 
 // hostOfHundred is a lab host with 100 local containers among 1,000
 // (scaleProgram), applied.
-func hostOfHundred(b *testing.B) (*lab.Lab, *lab.Host, *Applier, []ctr, *openapi.Program) {
+func hostOfHundred(b *testing.B) (*lab.Lab, *lab.Host, *Host, []ctr, *openapi.Program) {
 	l := lab.New(b, lab.Options{Hosts: 1})
 	h := l.Hosts[0]
 	var locals []ctr
 	for i := 1; i <= 100; i++ {
-		locals = append(locals, ctr{n: i, host: "h1"})
+		locals = append(locals, ctr{N: i, Host: "h1"})
 	}
 	a := newApplier(b, l, h)
 	if _, err := a.NewGeneration(context.Background()); err != nil {

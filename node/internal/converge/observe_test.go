@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"context"
@@ -17,27 +17,27 @@ import (
 // behind the agent's back, is still seen.
 func TestObserveAfterDeltas(t *testing.T) {
 	h, a := genApplier(t)
-	c1, c2, c3 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h1"}, ctr{n: 3, host: "h1"}
+	c1, c2, c3 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}, ctr{N: 3, Host: "h1"}
 	p1 := program("h1", 1, []ctr{c1, c2}, nil, "geneve")
 	apply(t, a, p1)
 	if o := observe(t, a); o.Drifted() {
 		t.Fatalf("drift after the first apply: %v", o.Drift)
 	}
-	known := len(a.canonOf)
+	known := a.sw.Inspect().CanonForms
 	p2 := program("h1", 2, []ctr{c1, c2, c3}, nil, "geneve")
 	seal(p2)
 	if res := applyDelta(t, a, p2, progpkg.Diff(p1, p2)); res.OpenFlow != "delta" {
-		t.Fatalf("adding %s: openflow %s, want delta", c3.port(), res.OpenFlow)
+		t.Fatalf("adding %s: openflow %s, want delta", c3.Port(), res.OpenFlow)
 	}
-	runs := a.of.runs.Load()
+	runs := a.sw.Inspect().OFCtlRuns
 	if o := observe(t, a); o.Drifted() {
 		t.Fatalf("drift after a delta: %v", o.Drift)
 	}
-	if len(a.canonOf) <= known {
-		t.Fatalf("canonical forms kept: %d, before the delta %d", len(a.canonOf), known)
+	if a.sw.Inspect().CanonForms <= known {
+		t.Fatalf("canonical forms kept: %d, before the delta %d", a.sw.Inspect().CanonForms, known)
 	}
-	t.Logf("check after the delta: %d ovs-ofctl runs, %d canonical forms kept", a.of.runs.Load()-runs, len(a.canonOf))
-	h.OFCtl(t, "mod-flows", "br-int", "table=1,dl_dst="+c3.mac()+",actions=drop")
+	t.Logf("check after the delta: %d ovs-ofctl runs, %d canonical forms kept", a.sw.Inspect().OFCtlRuns-runs, a.sw.Inspect().CanonForms)
+	h.OFCtl(t, "mod-flows", "br-int", "table=1,dl_dst="+c3.MAC()+",actions=drop")
 	if o := observe(t, a); !driftHas(o, "flow changed: table=1") {
 		t.Fatalf("a changed flow of the delta not seen: %v", o.Drift)
 	}
@@ -53,7 +53,7 @@ func TestObserveAfterDeltas(t *testing.T) {
 // afterwards finds the host as it is.
 func TestObserveCancelled(t *testing.T) {
 	_, a := genApplier(t)
-	c1, c2 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h1"}
+	c1, c2 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}
 	base := program("h1", 1, []ctr{c1, c2}, nil, "geneve")
 	apply(t, a, base)
 	prev := base
@@ -73,13 +73,13 @@ func TestObserveCancelled(t *testing.T) {
 		if !errors.Is(err, context.Canceled) || o.Drifted() {
 			t.Fatalf("cut short at %d: %v, drift %v; want context.Canceled and no drift", k, err, o.Drift)
 		}
-		if !a.installed.valid {
+		if !a.sw.Inspect().TablesKnown {
 			t.Fatalf("cut short at %d: the installed tables were forgotten", k)
 		}
 		// One remote container more or less: a delta.
 		next := program("h1", prev.Revision+1, []ctr{c1, c2}, nil, "geneve")
 		if k%2 == 1 {
-			next = program("h1", prev.Revision+1, []ctr{c1, c2, {n: 9, host: "h2"}}, map[string]string{"h2": "192.0.2.2"}, "geneve")
+			next = program("h1", prev.Revision+1, []ctr{c1, c2, {N: 9, Host: "h2"}}, map[string]string{"h2": "192.0.2.2"}, "geneve")
 		}
 		seal(next)
 		if res := applyDelta(t, a, next, progpkg.Diff(prev, next)); res.OpenFlow != "delta" && res.OpenFlow != "unchanged" {
@@ -118,7 +118,7 @@ func (c *countdownCtx) Done() <-chan struct{} {
 	return c.Context.Done()
 }
 
-func applyDelta(t testing.TB, a *Applier, p *openapi.Program, d *openapi.ProgramDelta) ApplyResult {
+func applyDelta(t testing.TB, a *Host, p *openapi.Program, d *openapi.ProgramDelta) ApplyResult {
 	t.Helper()
 	// Generous: a delta on a table of 5,000 containers under load
 	// (BenchmarkApplyOneChange) is still well within it.

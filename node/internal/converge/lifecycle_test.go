@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"context"
@@ -22,9 +22,9 @@ func TestRemoveContainersAndFailedPort(t *testing.T) {
 	// c1 and c2 are managed sandboxes, c3 lives in a user namespace made by
 	// the test, c4 names a namespace path that does not exist.
 	user := l.NewNetns(t, "user3")
-	c1, c2 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h1"}
-	c3 := ctr{n: 3, host: "h1", netns: "/run/netns/" + user}
-	c4 := ctr{n: 4, host: "h1", netns: "/run/netns/" + l.Prefix() + "no-such-netns"}
+	c1, c2 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}
+	c3 := ctr{N: 3, Host: "h1", Netns: "/run/netns/" + user}
+	c4 := ctr{N: 4, Host: "h1", Netns: "/run/netns/" + l.Prefix() + "no-such-netns"}
 	p := program("h1", 1, []ctr{c1, c2, c3, c4}, nil, "geneve")
 
 	res := apply(t, a, p)
@@ -42,7 +42,7 @@ func TestRemoveContainersAndFailedPort(t *testing.T) {
 	if len(dropped) != 2 { // vc4's ingress and its forwarding flow
 		t.Fatalf("dropped %v", dropped)
 	}
-	if _, err := os.Stat(c4.netns); !os.IsNotExist(err) {
+	if _, err := os.Stat(c4.Netns); !os.IsNotExist(err) {
 		t.Fatalf("the missing netns path was created: %v", err)
 	}
 	ping(t, sandbox(l, h, c1), c2)
@@ -61,7 +61,7 @@ func TestRemoveContainersAndFailedPort(t *testing.T) {
 	}
 	for _, c := range []ctr{c1, c2} {
 		if _, err := os.Stat("/run/netns/" + sandbox(l, h, c)); !os.IsNotExist(err) {
-			t.Errorf("sandbox of %s left (%v)", c.name(), err)
+			t.Errorf("sandbox of %s left (%v)", c.Name(), err)
 		}
 	}
 	if _, err := os.Stat("/run/netns/" + user); err != nil {
@@ -82,11 +82,11 @@ func TestNewGenerationNoLoss(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
 	a := newApplier(t, l, h)
-	c1, c2 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h1"}
+	c1, c2 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}
 	p := program("h1", 1, []ctr{c1, c2}, nil, "geneve")
 	apply(t, a, p)
 	before := len(flows(t, h))
-	old := a.Generation()
+	old := a.sw.Generation()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -96,7 +96,7 @@ func TestNewGenerationNoLoss(t *testing.T) {
 	}
 	done := make(chan pingOut, 1)
 	go func() {
-		r, err := lab.Ping(ctx, sandbox(l, h, c1), c2.ip(), 300, 10*time.Millisecond)
+		r, err := lab.Ping(ctx, sandbox(l, h, c1), c2.IP(), 300, 10*time.Millisecond)
 		done <- pingOut{r, err}
 	}()
 	time.Sleep(500 * time.Millisecond)
@@ -120,7 +120,7 @@ func TestNewGenerationNoLoss(t *testing.T) {
 	if len(after) != before {
 		t.Fatalf("%d flows before, %d after", before, len(after))
 	}
-	gen := a.Generation()
+	gen := a.sw.Generation()
 	if gen != old+3 {
 		t.Fatalf("generation %d, want %d", gen, old+3)
 	}
@@ -137,8 +137,8 @@ func TestNewGenerationNoLoss(t *testing.T) {
 		}
 	}
 	// A fresh applier (agent restart) picks up the stored generation.
-	if b := newApplier(t, l, h); b.Generation() != gen {
-		t.Fatalf("new applier generation %d, want %d", b.Generation(), gen)
+	if b := newApplier(t, l, h); b.sw.Generation() != gen {
+		t.Fatalf("new applier generation %d, want %d", b.sw.Generation(), gen)
 	}
 }
 
@@ -148,7 +148,7 @@ func TestGroupsAndBadFlows(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
 	a := newApplier(t, l, h)
-	c1, c2, c3 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h1"}, ctr{n: 3, host: "h1"}
+	c1, c2, c3 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}, ctr{N: 3, Host: "h1"}
 	base := program("h1", 1, []ctr{c1, c2, c3}, nil, "geneve")
 	// 10.60.0.100 is an "anycast" address answered through a select group
 	// by c2 or c3 (both have it as a secondary address).
@@ -157,14 +157,14 @@ func TestGroupsAndBadFlows(t *testing.T) {
 		p.Revision = rev
 		p.Flows = append(slices.Clone(base.Flows),
 			openapi.Flow{Table: 1, Priority: 200, Cookie: 0xf001, Match: "ip,nw_dst=10.60.0.100", Actions: "group:7"},
-			arpResponder(ctr{n: 100}))
+			arpResponder(ctr{N: 100}))
 		p.Groups = []openapi.Group{{ID: 7, Spec: "type=select,selection_method=hash,fields(ip_src)," + buckets}}
 		if bad {
 			p.Flows = append(p.Flows, openapi.Flow{Table: 3, Priority: 1, Cookie: 0xbad, Actions: "frobnicate:1"})
 		}
 		return &p
 	}
-	p1 := withGroup(1, "bucket=mod_dl_dst:"+c2.mac()+",output:${port:vc2}", true)
+	p1 := withGroup(1, "bucket=mod_dl_dst:"+c2.MAC()+",output:${port:vc2}", true)
 	res := apply(t, a, p1)
 	if len(res.Dropped) != 1 || res.Dropped[0].Flow == nil || res.Dropped[0].Flow.Cookie != 0xbad ||
 		!strings.Contains(res.Dropped[0].Reason, "frobnicate") {
@@ -181,7 +181,7 @@ func TestGroupsAndBadFlows(t *testing.T) {
 		}
 	}
 	anycast()
-	ping(t, sandbox(l, h, c1), ctr{n: 100})
+	ping(t, sandbox(l, h, c1), ctr{N: 100})
 	g := h.OFCtl(t, "dump-groups", "br-int")
 	if !strings.Contains(g, "group_id=7,type=select") || strings.Count(g, "bucket=") != 1 {
 		t.Fatalf("groups:\n%s", g)
@@ -192,7 +192,7 @@ func TestGroupsAndBadFlows(t *testing.T) {
 	// one ovs-ofctl bundle. What the drift check compares with is read
 	// over the applier's OpenFlow connection (groups.go), no second run
 	// (it was dump-groups: 2 runs).
-	p2 := withGroup(2, "bucket=mod_dl_dst:"+c2.mac()+",output:${port:vc2},bucket=mod_dl_dst:"+c3.mac()+",output:${port:vc3}", false)
+	p2 := withGroup(2, "bucket=mod_dl_dst:"+c2.MAC()+",output:${port:vc2},bucket=mod_dl_dst:"+c3.MAC()+",output:${port:vc3}", false)
 	if res := apply(t, a, p2); res.OpenFlow != "delta" || res.OFCtlRuns != 1 || len(res.Dropped) != 0 {
 		t.Fatalf("group change: mode %s, %d ovs-ofctl runs, dropped %v", res.OpenFlow, res.OFCtlRuns, res.Dropped)
 	}
@@ -200,7 +200,7 @@ func TestGroupsAndBadFlows(t *testing.T) {
 		t.Fatalf("groups after modify:\n%s", g)
 	}
 	anycast()
-	ping(t, sandbox(l, h, c1), ctr{n: 100})
+	ping(t, sandbox(l, h, c1), ctr{N: 100})
 	if o := observe(t, a); len(o.Drift) != 2 || !driftHas(o, "extra address 10.60.0.100/32") {
 		t.Fatalf("drift: %v, want only the anycast addresses", o.Drift)
 	}
@@ -227,13 +227,13 @@ func TestOVSRestart(t *testing.T) {
 	a1, a2 := newApplier(t, l, h1), newApplier(t, l, h2)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c1, c2 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h2"}
+	c1, c2 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h2"}
 	all := []ctr{c1, c2}
 	ps := []*openapi.Program{
 		program("h1", 1, all, map[string]string{"h2": h2.UnderlayAddr.Addr().String()}, "geneve"),
 		program("h2", 1, all, map[string]string{"h1": h1.UnderlayAddr.Addr().String()}, "geneve"),
 	}
-	for i, a := range []*Applier{a1, a2} {
+	for i, a := range []*Host{a1, a2} {
 		h := l.Hosts[i]
 		if err := a.EnsureUnderlay(ctx, h.UnderlayIface, h.UnderlayAddr); err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchyard/switchyard/node/internal/ovs"
 	"github.com/switchyard/switchyard/tests/lab"
 )
 
@@ -14,7 +15,7 @@ func TestApplySingleHost(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
 	a := newApplier(t, l, h)
-	c1, c2 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h1"}
+	c1, c2 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}
 	p := program("h1", 1, []ctr{c1, c2}, nil, "geneve")
 
 	res := apply(t, a, p)
@@ -30,12 +31,12 @@ func TestApplySingleHost(t *testing.T) {
 	of := ofports(res)
 	dump := h.OFCtl(t, "--no-stats", "dump-flows", "br-int")
 	for _, c := range []ctr{c1, c2} {
-		if of[c.port()] != h.OFPort(t, c.port()) {
-			t.Fatalf("result ofport of %s %d, OVS says %d", c.port(), of[c.port()], h.OFPort(t, c.port()))
+		if of[c.Port()] != h.OFPort(t, c.Port()) {
+			t.Fatalf("result ofport of %s %d, OVS says %d", c.Port(), of[c.Port()], h.OFPort(t, c.Port()))
 		}
-		if !strings.Contains(dump, fmt.Sprintf("actions=output:%d", of[c.port()])) ||
-			!strings.Contains(dump, fmt.Sprintf("in_port=%d", of[c.port()])) {
-			t.Fatalf("ofport %d of %s not substituted in flows:\n%s", of[c.port()], c.port(), dump)
+		if !strings.Contains(dump, fmt.Sprintf("actions=output:%d", of[c.Port()])) ||
+			!strings.Contains(dump, fmt.Sprintf("in_port=%d", of[c.Port()])) {
+			t.Fatalf("ofport %d of %s not substituted in flows:\n%s", of[c.Port()], c.Port(), dump)
 		}
 	}
 	if strings.Contains(dump, "${") {
@@ -107,7 +108,7 @@ func TestConvergeFromDrift(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
 	a := newApplier(t, l, h)
-	c1, c2, c3 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h1"}, ctr{n: 3, host: "h1"}
+	c1, c2, c3 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}, ctr{N: 3, Host: "h1"}
 	p := program("h1", 1, []ctr{c1, c2, c3}, nil, "geneve")
 	apply(t, a, p)
 	wantFlows, wantPorts := flows(t, h), ports(t, h)
@@ -116,7 +117,7 @@ func TestConvergeFromDrift(t *testing.T) {
 	h.VSCtl(t, "add-port", "br-int", "foreign0", "--", "set", "Interface", "foreign0", "type=internal")
 	// Behind the agent's back: an OVS port, a flow and a veth disappear.
 	h.VSCtl(t, "del-port", "br-int", "vc1")
-	h.OFCtl(t, "del-flows", "br-int", fmt.Sprintf("cookie=%#x/-1", Cookie(0xd002, a.Generation())))
+	h.OFCtl(t, "del-flows", "br-int", fmt.Sprintf("cookie=%#x/-1", ovs.Cookie(0xd002, a.sw.Generation())))
 	h.MustRun(t, "ip", "link", "del", "vc3")
 
 	o := observe(t, a)
@@ -151,7 +152,7 @@ func TestConvergeFromDrift(t *testing.T) {
 	ping(t, sandbox(l, h, c3), c2)
 
 	// A hand-modified flow (same match, other actions) is drift too.
-	h.OFCtl(t, "mod-flows", "br-int", "table=1,dl_dst="+c2.mac()+",actions=drop")
+	h.OFCtl(t, "mod-flows", "br-int", "table=1,dl_dst="+c2.MAC()+",actions=drop")
 	if o := observe(t, a); !driftHas(o, "flow changed: table=1") {
 		t.Fatalf("modified flow not seen: %v", o.Drift)
 	}
@@ -169,10 +170,10 @@ func TestTransitionEqualsFresh(t *testing.T) {
 	// Program A and B are written for a host named "hx" so that both lab
 	// hosts can run them; they share c2, c3 (c3 changes MAC/IP in B) and
 	// differ in c1 (only A) and c4 (only B), plus one moved flow.
-	c1, c2, c3, c4 := ctr{n: 1, host: "hx"}, ctr{n: 2, host: "hx"}, ctr{n: 3, host: "hx"}, ctr{n: 4, host: "hx"}
+	c1, c2, c3, c4 := ctr{N: 1, Host: "hx"}, ctr{N: 2, Host: "hx"}, ctr{N: 3, Host: "hx"}, ctr{N: 4, Host: "hx"}
 	pa := program("hx", 1, []ctr{c1, c2, c3}, map[string]string{"hy": "192.168.200.99"}, "geneve")
 	c3b := c3
-	c3b.n = 33 // new IP and MAC, same port name below
+	c3b.N = 33 // new IP and MAC, same port name below
 	pb := program("hx", 2, []ctr{c2, c3b, c4}, map[string]string{"hy": "192.168.200.98"}, "vxlan")
 	for i := range pb.Containers {
 		if pb.Containers[i].Container == "c33" {
@@ -208,15 +209,15 @@ func TestTransitionEqualsFresh(t *testing.T) {
 		}
 	}
 	for i, h := range []*lab.Host{h1, h2} {
-		a := []*Applier{a1, a2}[i]
-		if d, err := a.links.Check(c1.containerPort()); err != nil || len(d) == 0 {
+		a := []*Host{a1, a2}[i]
+		if d, err := a.links.Check(c1.ContainerPort()); err != nil || len(d) == 0 {
 			t.Errorf("%s: link of removed c1 still checks fine (%v, %v)", h.Name, d, err)
 		}
 		if _, err := os.Stat("/run/netns/" + sandbox(l, h, c1)); !os.IsNotExist(err) {
 			t.Errorf("%s: sandbox of removed c1 still exists (%v)", h.Name, err)
 		}
 	}
-	if out := h1.MustRun(t, "ip", "netns", "exec", sandbox(l, h1, c3), "ip", "-o", "addr", "show", "eth0"); !strings.Contains(out, c3b.ip()+"/24") {
+	if out := h1.MustRun(t, "ip", "netns", "exec", sandbox(l, h1, c3), "ip", "-o", "addr", "show", "eth0"); !strings.Contains(out, c3b.IP()+"/24") {
 		t.Fatalf("c3 not readdressed: %s", out)
 	}
 	ping(t, sandbox(l, h1, c3), c2)

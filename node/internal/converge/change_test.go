@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"context"
@@ -27,7 +27,7 @@ func placed(rev int64, p placement) *openapi.Program {
 		switch h := p[n]; h {
 		case "":
 		default:
-			cs = append(cs, ctr{n: n, host: h})
+			cs = append(cs, ctr{N: n, Host: h})
 			if h != "h1" {
 				peers[h] = "192.0.2." + h[1:]
 			}
@@ -46,7 +46,7 @@ func TestDeltaTransitions(t *testing.T) {
 	l := newLab(t, 2, "geneve")
 	hd, hf := l.Hosts[0], l.Hosts[1]
 	ad, af := newApplier(t, l, hd), newApplier(t, l, hf)
-	for _, a := range []*Applier{ad, af} {
+	for _, a := range []*Host{ad, af} {
 		if _, err := a.NewGeneration(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +67,7 @@ func TestDeltaTransitions(t *testing.T) {
 
 // transitions applies 20 random changes as deltas with ad, then the last
 // program whole with af.
-func transitions(t *testing.T, seed uint64, ad, af *Applier) {
+func transitions(t *testing.T, seed uint64, ad, af *Host) {
 	r := rand.New(rand.NewPCG(8, seed))
 	hosts := []string{"", "h1", "h2", "h3"}
 	cur := placement{}
@@ -123,26 +123,18 @@ func transitions(t *testing.T, seed uint64, ad, af *Applier) {
 	t.Logf("seed %d: %d of 20 steps took the delta path, %d sent their ports after the flows", seed, deltas, late)
 }
 
-func lines(ls []string) string {
-	var s string
-	for _, l := range ls {
-		s += fmt.Sprintln(l)
-	}
-	return s
-}
-
 // A spare ovs-ofctl that died while waiting (killed, say) costs nothing
 // but its start: the bundle goes through a fresh ovs-ofctl. (The delta
 // path sends these flows natively unless told not to: OFCtlDeltas.)
 func TestDeadSpare(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplierWith(t, l, h, Options{OFCtlDeltas: true})
+	a := newApplier(t, l, h, func(o *Options) { o.OFCtlDeltas = true })
 	p1 := placed(1, placement{1: "h1", 2: "h2"})
 	apply(t, a, p1)
 	for _, kill := range []bool{true, false} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		for !a.of.spareReady(a.opts.Bridge) {
+		for a.sw.Inspect().SparePID == 0 {
 			if ctx.Err() != nil {
 				t.Fatal("no spare ovs-ofctl within 30 s")
 			}
@@ -150,12 +142,10 @@ func TestDeadSpare(t *testing.T) {
 		}
 		cancel()
 		if kill {
-			a.of.spares.mu.Lock()
-			p := a.of.spares.ready[a.opts.Bridge].cmd.Process
-			a.of.spares.mu.Unlock()
-			p.Kill()
+			pid := a.sw.Inspect().SparePID
+			syscall.Kill(pid, syscall.SIGKILL)
 			// Gone for good (reaped) before the apply.
-			for syscall.Kill(p.Pid, 0) == nil {
+			for syscall.Kill(pid, 0) == nil {
 				time.Sleep(time.Millisecond)
 			}
 		}
@@ -163,10 +153,10 @@ func TestDeadSpare(t *testing.T) {
 		if !kill {
 			p1, p2 = p2, p1
 		}
-		runs := a.of.runs.Load()
+		runs := a.sw.Inspect().OFCtlRuns
 		res, err := a.ApplyDelta(context.Background(), p2, progpkg.Diff(p1, p2))
-		if err != nil || res.OpenFlow != "delta" || res.FlowsAdded+res.FlowsRemoved != 2 || a.of.runs.Load() != runs+1 {
-			t.Fatalf("kill %v: %v, openflow %s +%d -%d, %d ovs-ofctl runs", kill, err, res.OpenFlow, res.FlowsAdded, res.FlowsRemoved, a.of.runs.Load()-runs)
+		if err != nil || res.OpenFlow != "delta" || res.FlowsAdded+res.FlowsRemoved != 2 || a.sw.Inspect().OFCtlRuns != runs+1 {
+			t.Fatalf("kill %v: %v, openflow %s +%d -%d, %d ovs-ofctl runs", kill, err, res.OpenFlow, res.FlowsAdded, res.FlowsRemoved, a.sw.Inspect().OFCtlRuns-runs)
 		}
 		if o := observe(t, a); o.Drifted() {
 			t.Fatalf("kill %v: drift %v", kill, o.Drift)
@@ -192,13 +182,13 @@ func TestRequestedOFPort(t *testing.T) {
 		if err != nil || res.Degraded() || !res.PortsAfterFlows {
 			t.Fatalf("round %d: %v %v, ports after the flows %v", round, err, portErrors(res), res.PortsAfterFlows)
 		}
-		c2 := ctr{n: 2}
-		req := h.VSCtl(t, "get", "Interface", c2.port(), "ofport_request")
-		if got := h.OFPort(t, c2.port()); fmt.Sprint(got) != strings.TrimSpace(req) || ofports(res)[c2.port()] != got {
-			t.Fatalf("round %d: ofport %d, requested %s, reported %d", round, got, req, ofports(res)[c2.port()])
+		c2 := ctr{N: 2}
+		req := h.VSCtl(t, "get", "Interface", c2.Port(), "ofport_request")
+		if got := h.OFPort(t, c2.Port()); fmt.Sprint(got) != strings.TrimSpace(req) || ofports(res)[c2.Port()] != got {
+			t.Fatalf("round %d: ofport %d, requested %s, reported %d", round, got, req, ofports(res)[c2.Port()])
 		}
-		seen = append(seen, h.OFPort(t, c2.port()))
-		ping(t, sandbox(l, h, ctr{n: 2}), ctr{n: 1})
+		seen = append(seen, h.OFPort(t, c2.Port()))
+		ping(t, sandbox(l, h, ctr{N: 2}), ctr{N: 1})
 		if o := observe(t, a); o.Drifted() {
 			t.Fatalf("round %d: drift %v", round, o.Drift)
 		}
@@ -221,9 +211,9 @@ func TestNewLinkAfterItsFlows(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
 	a := newApplier(t, l, h)
-	c1 := ctr{n: 1, host: "h1"}
-	late := ctr{n: 2, host: "h1", netns: "/run/netns/" + l.Prefix() + "late2"}
-	c3 := ctr{n: 3, host: "h1"} // added with it, and fine
+	c1 := ctr{N: 1, Host: "h1"}
+	late := ctr{N: 2, Host: "h1", Netns: "/run/netns/" + l.Prefix() + "late2"}
+	c3 := ctr{N: 3, Host: "h1"} // added with it, and fine
 	one := seal(program("h1", 1, []ctr{c1}, nil, "geneve"))
 	two := seal(program("h1", 2, []ctr{c1, late, c3}, nil, "geneve"))
 	apply(t, a, one)
@@ -231,24 +221,24 @@ func TestNewLinkAfterItsFlows(t *testing.T) {
 	if err != nil {
 		t.Fatalf("apply with a link that cannot be made: %v", err)
 	}
-	if !strings.Contains(portErrors(res)[late.port()], "late2") || len(portErrors(res)) != 1 {
+	if !strings.Contains(portErrors(res)[late.Port()], "late2") || len(portErrors(res)) != 1 {
 		t.Fatalf("port errors %v", portErrors(res))
 	}
 	// The other new port, planned again without the failed one, keeps the
 	// ofport its flows name, and works.
-	if req := strings.TrimSpace(h.VSCtl(t, "get", "Interface", c3.port(), "ofport_request")); fmt.Sprint(h.OFPort(t, c3.port())) != req || ofports(res)[c3.port()] != h.OFPort(t, c3.port()) {
-		t.Fatalf("%s: ofport %d, requested %s, reported %d", c3.port(), h.OFPort(t, c3.port()), req, ofports(res)[c3.port()])
+	if req := strings.TrimSpace(h.VSCtl(t, "get", "Interface", c3.Port(), "ofport_request")); fmt.Sprint(h.OFPort(t, c3.Port())) != req || ofports(res)[c3.Port()] != h.OFPort(t, c3.Port()) {
+		t.Fatalf("%s: ofport %d, requested %s, reported %d", c3.Port(), h.OFPort(t, c3.Port()), req, ofports(res)[c3.Port()])
 	}
 	ping(t, sandbox(l, h, c3), c1)
 	// Its flows went in before its link failed; its port did not go to
 	// OVSDB with a device that does not exist.
-	if !strings.Contains(strings.Join(flows(t, h), "\n"), late.ip()) {
-		t.Fatalf("no flow names %s: its flows did not go in first", late.ip())
+	if !strings.Contains(strings.Join(flows(t, h), "\n"), late.IP()) {
+		t.Fatalf("no flow names %s: its flows did not go in first", late.IP())
 	}
-	if slices.Contains(ports(t, h), late.port()) {
-		t.Fatalf("OVS has a port %s whose link failed", late.port())
+	if slices.Contains(ports(t, h), late.Port()) {
+		t.Fatalf("OVS has a port %s whose link failed", late.Port())
 	}
-	if a.installed.valid {
+	if a.sw.Inspect().TablesKnown {
 		t.Fatal("installed tables kept with flows for a port OVS cannot open")
 	}
 	l.NewNetns(t, "late2")

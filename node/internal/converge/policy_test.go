@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/node/internal/ovs"
 	"github.com/switchyard/switchyard/openapi"
 	"github.com/switchyard/switchyard/tests/lab"
 )
@@ -34,7 +35,7 @@ func TestPolicyDatapath(t *testing.T) {
 func testPolicyDatapath(t *testing.T, tunnel string) {
 	l := newLab(t, 2, tunnel)
 	hosts := map[string]*lab.Host{}
-	appliers := map[string]*Applier{}
+	appliers := map[string]*Host{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	for _, h := range l.Hosts {
@@ -76,7 +77,7 @@ func testPolicyDatapath(t *testing.T, tunnel string) {
 	}
 	applyPhase("open")
 	// The agent's log listener on h1 (where every logged rule applies).
-	obs := appliers["h1"].PolicyObserver()
+	obs := appliers["h1"].sw.PolicyObserver()
 	defer obs.Close()
 	var sink logSink
 	subscribed := make(chan struct{}, 10)
@@ -186,8 +187,8 @@ func waitLog(t *testing.T, sink *logSink, want openapi.PolicyLogRecord) {
 }
 
 // ruleMask selects a rule's two verdict flows by cookie: its RuleCookie
-// and ConnCookie differ only in CookieConn.
-const ruleMask = CookieOwnerMask &^ CookieConn
+// and ConnCookie differ only in ovs.CookieConn.
+const ruleMask = ovs.CookieOwnerMask &^ ovs.CookieConn
 
 // verdictCookie is the RuleCookie of the one rule of p whose verdict flows
 // (conj_id=, one for new connections with ConnCookie, logged or not, one
@@ -197,8 +198,8 @@ func verdictCookie(t *testing.T, p *openapi.Program, pass bool) uint64 {
 	var cookies []uint64
 	for _, f := range p.Flows {
 		if strings.HasPrefix(f.Match, "conj_id=") && strings.Contains(f.Actions, "goto_table:") == pass &&
-			!slices.Contains(cookies, f.Cookie&^CookieConn) {
-			cookies = append(cookies, f.Cookie&^CookieConn)
+			!slices.Contains(cookies, f.Cookie&^ovs.CookieConn) {
+			cookies = append(cookies, f.Cookie&^ovs.CookieConn)
 		}
 	}
 	if len(cookies) != 1 {

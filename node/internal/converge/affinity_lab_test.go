@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"net"
@@ -21,7 +21,7 @@ func TestAffinityLearnAfterConntrack(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
 	a := newApplier(t, l, h)
-	c1, c2 := ctr{n: 1, host: h.Name}, ctr{n: 2, host: h.Name}
+	c1, c2 := ctr{N: 1, Host: h.Name}, ctr{N: 2, Host: h.Name}
 	learnIn := "learn(table=6,idle_timeout=600,priority=100,cookie=0x5e1ea2ed,delete_learned,eth_type=0x800,nw_proto=6," +
 		"NXM_NX_REG0[],NXM_OF_IP_SRC[],NXM_OF_IP_DST[],NXM_OF_TCP_DST[],load:0x0a3c0002->NXM_NX_REG3[],load:0x50->NXM_NX_REG4[0..15])"
 	learnAfter := "learn(table=6,idle_timeout=600,priority=100,cookie=0x5e1ea2ed,delete_learned,eth_type=0x800,nw_proto=6," +
@@ -35,7 +35,7 @@ func TestAffinityLearnAfterConntrack(t *testing.T) {
 		{ID: 61, Spec: "type=select,bucket=bucket_id:0,weight:100,actions=load:0x0a3c0002->NXM_NX_REG3[],load:0x50->NXM_NX_REG4[0..15]," +
 			"ct(commit,zone=1,nat(dst=10.60.0.2:80),table=9)"},
 	}
-	p.Flows = append(p.Flows, arpResponder(ctr{n: 133}), arpResponder(ctr{n: 134}),
+	p.Flows = append(p.Flows, arpResponder(ctr{N: 133}), arpResponder(ctr{N: 134}),
 		openapi.Flow{Table: 0, Priority: 300, Cookie: 0xf1, Match: "ct_state=-trk,tcp,nw_dst=10.60.0.128/29", Actions: "ct(table=5,zone=1,nat)"},
 		openapi.Flow{Table: 5, Priority: 100, Cookie: 0xf2, Match: "ct_state=+new+trk,tcp,nw_dst=10.60.0.133,tp_dst=80", Actions: "group:60"},
 		openapi.Flow{Table: 5, Priority: 100, Cookie: 0xf3, Match: "ct_state=+new+trk,tcp,nw_dst=10.60.0.134,tp_dst=80", Actions: "group:61"},

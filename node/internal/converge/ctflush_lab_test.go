@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"context"
@@ -22,7 +22,7 @@ func TestUDPConntrackFlush(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
 	a := newApplier(t, l, h)
-	c1, c2 := ctr{n: 1, host: h.Name}, ctr{n: 2, host: h.Name}
+	c1, c2 := ctr{N: 1, Host: h.Name}, ctr{N: 2, Host: h.Name}
 	const vni, vip = 101, "10.96.0.9"
 	bucket := func(id int, ip string) string {
 		return fmt.Sprintf(",bucket=bucket_id:%d,weight:10,actions=ct(commit,table=8,zone=NXM_NX_REG0[0..15],nat(dst=%s:53))", id, ip)
@@ -40,7 +40,7 @@ func TestUDPConntrackFlush(t *testing.T) {
 		}
 		return seal(p)
 	}
-	prev := prog(1, c1.ip(), c2.ip())
+	prev := prog(1, c1.IP(), c2.IP())
 	apply(t, a, prev)
 	// Three connections in the network's zone, as the pipeline would
 	// commit them: two UDP ones through the VIP (to c1 and to c2) and a
@@ -51,7 +51,7 @@ func TestUDPConntrackFlush(t *testing.T) {
 		sport   uint16
 		backend string
 		dport   uint16
-	}{{17, 1001, c1.ip(), 5300}, {17, 1002, c2.ip(), 5300}, {6, 1003, c1.ip(), 5300}} {
+	}{{17, 1001, c1.IP(), 5300}, {17, 1002, c2.IP(), 5300}, {6, 1003, c1.IP(), 5300}} {
 		h.OFCtl(t, "add-flow", "br-ct", fmt.Sprintf("priority=%d,ip,nw_proto=%d,tp_src=%d,actions=ct(commit,zone=%d,nat(dst=%s:53))", 10+i, c.proto, c.sport, vni, c.backend))
 		h.OFCtl(t, "packet-out", "br-ct", "in_port=LOCAL packet="+ctFrame(c.proto, "10.1.0.77", vip, c.sport, c.dport)+" actions=table")
 	}
@@ -82,7 +82,7 @@ func TestUDPConntrackFlush(t *testing.T) {
 		}
 		prev = p
 	}
-	step(prog(2, c2.ip())) // c1 leaves the group
+	step(prog(2, c2.IP())) // c1 leaves the group
 	want("c1 left", false, true)
 	step(prog(3)) // the service goes
 	want("group gone", false, false)

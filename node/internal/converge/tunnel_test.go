@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/node/internal/ovs"
 	"github.com/switchyard/switchyard/tests/lab"
 )
 
@@ -21,7 +22,7 @@ func testTwoHosts(t *testing.T, tunnel string) {
 	a1, a2 := newApplier(t, l, h1), newApplier(t, l, h2)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for i, a := range []*Applier{a1, a2} {
+	for i, a := range []*Host{a1, a2} {
 		h := l.Hosts[i]
 		for try := 0; try < 2; try++ { // the second call must change nothing
 			if err := a.EnsureUnderlay(ctx, h.UnderlayIface, h.UnderlayAddr); err != nil {
@@ -39,15 +40,15 @@ func testTwoHosts(t *testing.T, tunnel string) {
 		if got := strings.Fields(h.MustRun(t, "sysctl", "-n", sys+"arp_ignore", sys+"arp_announce")); strings.Join(got, " ") != "1 2" {
 			t.Fatalf("%s: %s arp_ignore, arp_announce = %v, want 1 2", h.Name, h.UnderlayIface, got)
 		}
-		if ids := h.VSCtl(t, "get", "Port", h.UnderlayIface, "external_ids"); !strings.Contains(ids, KeyARPIgnore+`="0"`) || !strings.Contains(ids, KeyARPAnnounce+`="0"`) {
+		if ids := h.VSCtl(t, "get", "Port", h.UnderlayIface, "external_ids"); !strings.Contains(ids, ovs.KeyARPIgnore+`="0"`) || !strings.Contains(ids, ovs.KeyARPAnnounce+`="0"`) {
 			t.Fatalf("%s: original ARP settings not recorded: %s", h.Name, ids)
 		}
 		if f := h.OFCtl(t, "--no-stats", "dump-flows", "br-phy"); strings.Count(f, "actions=NORMAL") != 1 {
 			t.Fatalf("%s: br-phy flows:\n%s", h.Name, f)
 		}
 	}
-	c1, c2 := ctr{n: 1, host: "h1"}, ctr{n: 2, host: "h1"}
-	c3, c4 := ctr{n: 3, host: "h2"}, ctr{n: 4, host: "h2"}
+	c1, c2 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}
+	c3, c4 := ctr{N: 3, Host: "h2"}, ctr{N: 4, Host: "h2"}
 	all := []ctr{c1, c2, c3, c4}
 	p1 := program("h1", 1, all, map[string]string{"h2": h2.UnderlayAddr.Addr().String()}, tunnel)
 	p2 := program("h2", 1, all, map[string]string{"h1": h1.UnderlayAddr.Addr().String()}, tunnel)
@@ -80,12 +81,12 @@ func testTwoHosts(t *testing.T, tunnel string) {
 // when tx checksum offload is left on, see LAB.md), once the server listens.
 func tcp(t *testing.T, l *lab.Lab, src, dst string, to ctr) {
 	t.Helper()
-	l.StartIPerf3(t, "iperf3-"+to.name(), dst, "")
+	l.StartIPerf3(t, "iperf3-"+to.Name(), dst, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	res, err := lab.IPerf3(ctx, src, to.ip(), 1)
+	res, err := lab.IPerf3(ctx, src, to.IP(), 1)
 	if err != nil {
-		t.Fatalf("iperf3 to %s: %v\n%s", to.ip(), err, res.Output)
+		t.Fatalf("iperf3 to %s: %v\n%s", to.IP(), err, res.Output)
 	}
-	t.Logf("tcp %s: %.0f Mbit/s", to.ip(), res.Mbps())
+	t.Logf("tcp %s: %.0f Mbit/s", to.IP(), res.Mbps())
 }

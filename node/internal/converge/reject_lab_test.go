@@ -1,4 +1,4 @@
-package ovs
+package converge
 
 import (
 	"context"
@@ -24,21 +24,21 @@ func TestRejectOnRealOVS(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
 	a := newApplier(t, l, h, func(o *Options) { o.RejectRate = 50 })
-	c1 := ctr{n: 1, host: h.Name}
-	vip := ctr{n: 99} // answers ARP only: the VIP
+	c1 := ctr{N: 1, Host: h.Name}
+	vip := ctr{N: 99} // answers ARP only: the VIP
 	p := program(h.Name, 1, []ctr{c1}, nil, "geneve")
 	reject := fmt.Sprintf("controller(userdata=%s,meter_id=%d)", openapi.RejectUserdata, openapi.RejectMeter)
 	p.Flows = append(p.Flows, arpResponder(vip),
-		openapi.Flow{Table: 0, Priority: 150, Cookie: 0xe001, Match: "ip,in_port=${port:vc1},nw_dst=" + vip.ip(), Actions: "ct(table=2,zone=1)"},
-		openapi.Flow{Table: 2, Priority: 100, Cookie: 0xe002, Match: "ct_state=+new+trk,tcp,nw_dst=" + vip.ip() + ",tp_dst=80", Actions: reject},
-		openapi.Flow{Table: 2, Priority: 100, Cookie: 0xe003, Match: "ct_state=+new+trk,udp,nw_dst=" + vip.ip() + ",tp_dst=53", Actions: reject})
+		openapi.Flow{Table: 0, Priority: 150, Cookie: 0xe001, Match: "ip,in_port=${port:vc1},nw_dst=" + vip.IP(), Actions: "ct(table=2,zone=1)"},
+		openapi.Flow{Table: 2, Priority: 100, Cookie: 0xe002, Match: "ct_state=+new+trk,tcp,nw_dst=" + vip.IP() + ",tp_dst=80", Actions: reject},
+		openapi.Flow{Table: 2, Priority: 100, Cookie: 0xe003, Match: "ct_state=+new+trk,udp,nw_dst=" + vip.IP() + ",tp_dst=53", Actions: reject})
 	if r := apply(t, a, p); r.Degraded() {
 		t.Fatalf("degraded: %+v", r)
 	}
 	if out := h.OFCtl(t, "dump-meters", "br-int"); !strings.Contains(out, "meter=2 pktps bands=\ntype=drop rate=50") {
 		t.Fatalf("reject meter:\n%s", out)
 	}
-	obs := a.PolicyObserver()
+	obs := a.sw.PolicyObserver()
 	defer obs.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -53,7 +53,7 @@ func TestRejectOnRealOVS(t *testing.T) {
 	ns := "/run/netns/" + sandbox(l, h, c1)
 	err := link.InNetnsPath(ns, func() error {
 		start := time.Now()
-		c, err := net.DialTimeout("tcp", vip.ip()+":80", 10*time.Second)
+		c, err := net.DialTimeout("tcp", vip.IP()+":80", 10*time.Second)
 		if err == nil {
 			c.Close()
 			return errors.New("TCP connect to a VIP without backends succeeded")
@@ -66,7 +66,7 @@ func TestRejectOnRealOVS(t *testing.T) {
 		if d := time.Since(start); d > 900*time.Millisecond {
 			return fmt.Errorf("TCP connect refused after %v, want at once", d)
 		}
-		u, err := net.Dial("udp", vip.ip()+":53")
+		u, err := net.Dial("udp", vip.IP()+":53")
 		if err != nil {
 			return err
 		}

@@ -20,7 +20,7 @@ import (
 func TestAffinityLearnAfterConntrack(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	c1, c2 := ctr{N: 1, Host: h.Name}, ctr{N: 2, Host: h.Name}
 	learnIn := "learn(table=6,idle_timeout=600,priority=100,cookie=0x5e1ea2ed,delete_learned,eth_type=0x800,nw_proto=6," +
 		"NXM_NX_REG0[],NXM_OF_IP_SRC[],NXM_OF_IP_DST[],NXM_OF_TCP_DST[],load:0x0a3c0002->NXM_NX_REG3[],load:0x50->NXM_NX_REG4[0..15])"

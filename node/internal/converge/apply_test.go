@@ -14,7 +14,7 @@ import (
 func TestApplySingleHost(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	c1, c2 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}
 	p := program("h1", 1, []ctr{c1, c2}, nil, "geneve")
 
@@ -107,7 +107,7 @@ func driftHas(o Observed, substr string) bool {
 func TestConvergeFromDrift(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	c1, c2, c3 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}, ctr{N: 3, Host: "h1"}
 	p := program("h1", 1, []ctr{c1, c2, c3}, nil, "geneve")
 	apply(t, a, p)
@@ -166,7 +166,7 @@ func TestConvergeFromDrift(t *testing.T) {
 func TestTransitionEqualsFresh(t *testing.T) {
 	l := newLab(t, 2, "geneve")
 	h1, h2 := l.Hosts[0], l.Hosts[1]
-	a1, a2 := newApplier(t, l, h1), newApplier(t, l, h2)
+	a1, a2 := newHost(t, l, h1), newHost(t, l, h2)
 	// Program A and B are written for a host named "hx" so that both lab
 	// hosts can run them; they share c2, c3 (c3 changes MAC/IP in B) and
 	// differ in c1 (only A) and c4 (only B), plus one moved flow.

@@ -83,7 +83,7 @@ func (pt *phaseTimes) report(b *testing.B) {
 func BenchmarkApply(b *testing.B) {
 	l := lab.New(b, lab.Options{Hosts: 1})
 	h := l.Hosts[0]
-	a := newApplier(b, l, h)
+	a := newHost(b, l, h)
 	empty := seal(program("h1", 0, nil, nil, "geneve"))
 
 	big := [2]*openapi.Program{bigProgram(1, 0), bigProgram(2, 1)}

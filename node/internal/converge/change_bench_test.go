@@ -44,7 +44,7 @@ func BenchmarkApplyOneChange(b *testing.B) {
 	h := l.Hosts[0]
 	locals := []ctr{{N: 1, Host: "h1"}, {N: 2, Host: "h1"}}
 	for _, n := range []int{100, 1000, 5000} {
-		a := newApplier(b, l, h)
+		a := newHost(b, l, h)
 		if _, err := a.NewGeneration(context.Background()); err != nil {
 			b.Fatal(err)
 		}
@@ -256,7 +256,7 @@ func hostOfHundred(b *testing.B) (*lab.Lab, *lab.Host, *Host, []ctr, *openapi.Pr
 	for i := 1; i <= 100; i++ {
 		locals = append(locals, ctr{N: i, Host: "h1"})
 	}
-	a := newApplier(b, l, h)
+	a := newHost(b, l, h)
 	if _, err := a.NewGeneration(context.Background()); err != nil {
 		b.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func placed(rev int64, p placement) *openapi.Program {
 func TestDeltaTransitions(t *testing.T) {
 	l := newLab(t, 2, "geneve")
 	hd, hf := l.Hosts[0], l.Hosts[1]
-	ad, af := newApplier(t, l, hd), newApplier(t, l, hf)
+	ad, af := newHost(t, l, hd), newHost(t, l, hf)
 	for _, a := range []*Host{ad, af} {
 		if _, err := a.NewGeneration(context.Background()); err != nil {
 			t.Fatal(err)
@@ -129,7 +129,7 @@ func transitions(t *testing.T, seed uint64, ad, af *Host) {
 func TestDeadSpare(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h, func(o *Options) { o.OFCtlDeltas = true })
+	a := newHost(t, l, h, func(o *Options) { o.OFCtlDeltas = true })
 	p1 := placed(1, placement{1: "h1", 2: "h2"})
 	apply(t, a, p1)
 	for _, kill := range []bool{true, false} {
@@ -172,7 +172,7 @@ func TestDeadSpare(t *testing.T) {
 func TestRequestedOFPort(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	one := placed(1, placement{1: "h1", 5: "h2"})
 	two := placed(2, placement{1: "h1", 2: "h1", 5: "h2"})
 	apply(t, a, one)
@@ -210,7 +210,7 @@ func TestRequestedOFPort(t *testing.T) {
 func TestNewLinkAfterItsFlows(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	c1 := ctr{N: 1, Host: "h1"}
 	late := ctr{N: 2, Host: "h1", Netns: "/run/netns/" + l.Prefix() + "late2"}
 	c3 := ctr{N: 3, Host: "h1"} // added with it, and fine

@@ -13,7 +13,7 @@ import (
 // switch ends holding exactly the program; a delta with a flow the switch
 // refuses ends with the others in and the refused one reported.
 func TestCheckedDeltaFallsBack(t *testing.T) {
-	h, a := genApplier(t)
+	h, a := genHost(t)
 	c1, c2, c3 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}, ctr{N: 3, Host: "h1"}
 	p1 := seal(program("h1", 1, []ctr{c1, c2}, nil, "geneve"))
 	apply(t, a, p1)

@@ -21,7 +21,7 @@ import (
 func TestUDPConntrackFlush(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	c1, c2 := ctr{N: 1, Host: h.Name}, ctr{N: 2, Host: h.Name}
 	const vni, vip = 101, "10.96.0.9"
 	bucket := func(id int, ip string) string {

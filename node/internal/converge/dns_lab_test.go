@@ -251,7 +251,7 @@ func newDNSLab(t testing.TB, l interface{ Prefix() string }, newA func(Options) 
 func TestDNSLab(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	d := newDNSLab(t, l, func(o Options) *Host { return newApplierWith(t, l, h, o) }, h.Name)
+	d := newDNSLab(t, l, func(o Options) *Host { return newHostWith(t, l, h, o) }, h.Name)
 	prog := dnsProgram(d.c, 1)
 	res := apply(t, d.a, prog)
 	if res.Degraded() {
@@ -286,7 +286,7 @@ func TestDNSLab(t *testing.T) {
 	if res := apply(t, d.a, dnsProgram(d.c, 2)); len(res.LinkChanges) != 0 {
 		t.Fatalf("second apply changed links: %v", res.LinkChanges)
 	}
-	a2 := newApplierWith(t, l, h, dnsOptions(d.a.opts.DNSNetns, d.resolv))
+	a2 := newHostWith(t, l, h, dnsOptions(d.a.opts.DNSNetns, d.resolv))
 	if _, err := a2.EnsureDNS(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +320,7 @@ func TestDNSLab(t *testing.T) {
 func BenchmarkDNSLab(b *testing.B) {
 	l := lab.New(b, lab.Options{Hosts: 1, Tunnel: "geneve"})
 	h := l.Hosts[0]
-	d := newDNSLab(b, l, func(o Options) *Host { return newApplierWith(b, l, h, o) }, h.Name)
+	d := newDNSLab(b, l, func(o Options) *Host { return newHostWith(b, l, h, o) }, h.Name)
 	prog := dnsProgram(d.c, 1)
 	apply(b, d.a, prog)
 	d.srv.Update(prog)

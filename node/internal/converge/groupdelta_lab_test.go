@@ -23,7 +23,7 @@ import (
 func TestServiceGroupDeltasNative(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	c1, c2 := ctr{N: 1, Host: h.Name}, ctr{N: 2, Host: h.Name}
 	spec := func(w0, w1 int) string {
 		b := func(id, w int, ip string) string {
@@ -134,7 +134,7 @@ func TestServiceGroupDeltasNative(t *testing.T) {
 func TestGroupDeltaTransitions(t *testing.T) {
 	l := newLab(t, 2, "geneve")
 	hd, hf := l.Hosts[0], l.Hosts[1]
-	ad, af := newApplier(t, l, hd), newApplier(t, l, hf)
+	ad, af := newHost(t, l, hd), newHost(t, l, hf)
 	for _, a := range []*Host{ad, af} {
 		if _, err := a.NewGeneration(context.Background()); err != nil {
 			t.Fatal(err)

@@ -41,7 +41,7 @@ func groupDump(t *testing.T, h *lab.Host) map[uint32]string {
 func TestGroupsAndLearnedFlows(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	c1, c2 := ctr{N: 1, Host: h.Name}, ctr{N: 2, Host: h.Name}
 	base := func(rev int64, groups ...openapi.Group) *openapi.Program {
 		p := program(h.Name, rev, []ctr{c1, c2}, nil, "geneve")

@@ -16,7 +16,7 @@ import (
 func TestHealthProbeInManagedSandbox(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	c1 := ctr{N: 1, Host: h.Name}
 	p := program(h.Name, 1, []ctr{c1}, nil, "geneve")
 	p.HealthChecks = []openapi.HealthProbe{{Service: "s1", Container: c1.Name(), Port: c1.Port(), IP: c1.IP(),

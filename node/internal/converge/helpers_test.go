@@ -38,19 +38,19 @@ var (
 // hosts (sharing one /run/netns) never prune each other's sandboxes.
 func sandboxPrefix(l *lab.Lab, h *lab.Host) string { return l.Prefix() + h.Name + "-" }
 
-// newApplier connects an applier to a lab host, as the agent inside the
+// newHost connects a Host to a lab host, as the agent inside the
 // host's namespace would.
-func newApplier(t testing.TB, l *lab.Lab, h *lab.Host, mods ...func(*Options)) *Host {
+func newHost(t testing.TB, l *lab.Lab, h *lab.Host, mods ...func(*Options)) *Host {
 	t.Helper()
 	var o Options
 	for _, m := range mods {
 		m(&o)
 	}
-	return newApplierWith(t, l, h, o)
+	return newHostWith(t, l, h, o)
 }
 
-// newApplierWith is newApplier with opts (the lab's fields are set here).
-func newApplierWith(t testing.TB, l *lab.Lab, h *lab.Host, opts Options) *Host {
+// newHostWith is newHost with opts (the lab's fields are set here).
+func newHostWith(t testing.TB, l *lab.Lab, h *lab.Host, opts Options) *Host {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -64,12 +64,12 @@ func newApplierWith(t testing.TB, l *lab.Lab, h *lab.Host, opts Options) *Host {
 	return a
 }
 
-// genApplier is an applier for a one-host lab's h1, with its generation.
-func genApplier(t *testing.T) (*lab.Host, *Host) {
+// genHost is a Host for a one-host lab's h1, with its generation.
+func genHost(t *testing.T) (*lab.Host, *Host) {
 	t.Helper()
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	if _, err := a.NewGeneration(context.Background()); err != nil {
 		t.Fatal(err)
 	}

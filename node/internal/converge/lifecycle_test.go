@@ -18,7 +18,7 @@ import (
 func TestRemoveContainersAndFailedPort(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	// c1 and c2 are managed sandboxes, c3 lives in a user namespace made by
 	// the test, c4 names a namespace path that does not exist.
 	user := l.NewNetns(t, "user3")
@@ -81,7 +81,7 @@ func TestRemoveContainersAndFailedPort(t *testing.T) {
 func TestNewGenerationNoLoss(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	c1, c2 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}
 	p := program("h1", 1, []ctr{c1, c2}, nil, "geneve")
 	apply(t, a, p)
@@ -137,7 +137,7 @@ func TestNewGenerationNoLoss(t *testing.T) {
 		}
 	}
 	// A fresh applier (agent restart) picks up the stored generation.
-	if b := newApplier(t, l, h); b.sw.Generation() != gen {
+	if b := newHost(t, l, h); b.sw.Generation() != gen {
 		t.Fatalf("new applier generation %d, want %d", b.sw.Generation(), gen)
 	}
 }
@@ -147,7 +147,7 @@ var cookieRE = regexp.MustCompile(`cookie=0x([0-9a-f]+)`)
 func TestGroupsAndBadFlows(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	c1, c2, c3 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}, ctr{N: 3, Host: "h1"}
 	base := program("h1", 1, []ctr{c1, c2, c3}, nil, "geneve")
 	// 10.60.0.100 is an "anycast" address answered through a select group
@@ -224,7 +224,7 @@ func TestGroupsAndBadFlows(t *testing.T) {
 func TestOVSRestart(t *testing.T) {
 	l := newLab(t, 2, "geneve")
 	h1, h2 := l.Hosts[0], l.Hosts[1]
-	a1, a2 := newApplier(t, l, h1), newApplier(t, l, h2)
+	a1, a2 := newHost(t, l, h1), newHost(t, l, h2)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c1, c2 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h2"}

@@ -17,7 +17,7 @@ import (
 func TestNativeFallbacks(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	p1 := placed(1, placement{1: "h1", 2: "h2"})
 	apply(t, a, p1)
 	step := func(p2 *openapi.Program, extra openapi.Flow) ApplyResult {
@@ -68,7 +68,7 @@ func TestNativeFallbacks(t *testing.T) {
 func TestNativeAfterOVSRestart(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	ps := []*openapi.Program{
 		placed(1, placement{1: "h1", 2: "h2"}),
 		placed(2, placement{1: "h1", 2: "h2", 3: "h2"}),

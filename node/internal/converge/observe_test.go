@@ -16,7 +16,7 @@ import (
 // ovs-ofctl parse-flows: a flow that came in a delta, then was changed
 // behind the agent's back, is still seen.
 func TestObserveAfterDeltas(t *testing.T) {
-	h, a := genApplier(t)
+	h, a := genHost(t)
 	c1, c2, c3 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}, ctr{N: 3, Host: "h1"}
 	p1 := program("h1", 1, []ctr{c1, c2}, nil, "geneve")
 	apply(t, a, p1)
@@ -52,7 +52,7 @@ func TestObserveAfterDeltas(t *testing.T) {
 // nothing: the next change still goes as a delta, and a whole check
 // afterwards finds the host as it is.
 func TestObserveCancelled(t *testing.T) {
-	_, a := genApplier(t)
+	_, a := genHost(t)
 	c1, c2 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}
 	base := program("h1", 1, []ctr{c1, c2}, nil, "geneve")
 	apply(t, a, base)

@@ -50,7 +50,7 @@ func BenchmarkApplyServiceChange(b *testing.B) {
 	h := l.Hosts[0]
 	locals := []ctr{{N: 1, Host: "h1"}, {N: 2, Host: "h1"}}
 	for _, n := range []int{100, 1000} {
-		a := newApplier(b, l, h)
+		a := newHost(b, l, h)
 		if _, err := a.NewGeneration(context.Background()); err != nil {
 			b.Fatal(err)
 		}

@@ -40,7 +40,7 @@ func testPolicyDatapath(t *testing.T, tunnel string) {
 	defer cancel()
 	for _, h := range l.Hosts {
 		hosts[h.Name] = h
-		appliers[h.Name] = newApplier(t, l, h)
+		appliers[h.Name] = newHost(t, l, h)
 		if err := appliers[h.Name].EnsureUnderlay(ctx, h.UnderlayIface, h.UnderlayAddr); err != nil {
 			t.Fatalf("%s EnsureUnderlay: %v", h.Name, err)
 		}

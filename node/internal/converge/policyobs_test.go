@@ -83,7 +83,7 @@ func meterStats(t *testing.T, h *lab.Host) (in, dropped int) {
 func TestPolicyObservation(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h, func(o *Options) { o.PolicyLogRate = 10 })
+	a := newHost(t, l, h, func(o *Options) { o.PolicyLogRate = 10 })
 	// As the agent does: flows then carry the generation in their top
 	// bits, which the counters must not (the controller knows compiled
 	// cookies only).

@@ -15,7 +15,7 @@ import (
 func TestRecreatedVethStaysUp(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	c1, c2, c3 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}, ctr{N: 3, Host: "h1"}
 	apply(t, a, program("h1", 1, []ctr{c1, c2}, nil, "geneve"))
 

@@ -23,7 +23,7 @@ import (
 func TestRejectOnRealOVS(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h, func(o *Options) { o.RejectRate = 50 })
+	a := newHost(t, l, h, func(o *Options) { o.RejectRate = 50 })
 	c1 := ctr{N: 1, Host: h.Name}
 	vip := ctr{N: 99} // answers ARP only: the VIP
 	p := program(h.Name, 1, []ctr{c1}, nil, "geneve")

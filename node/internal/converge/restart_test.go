@@ -15,7 +15,7 @@ import (
 func TestFastPathWithFailedPort(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	late := l.Prefix() + "late4"
 	c1, c4 := ctr{N: 1, Host: "h1"}, ctr{N: 4, Host: "h1", Netns: "/run/netns/" + late}
 	rev := int64(0)
@@ -57,7 +57,7 @@ func TestFastPathWithFailedPort(t *testing.T) {
 func TestRestartWatch(t *testing.T) {
 	l := newLab(t, 1, "geneve")
 	h := l.Hosts[0]
-	a := newApplier(t, l, h)
+	a := newHost(t, l, h)
 	c1, c2 := ctr{N: 1, Host: "h1"}, ctr{N: 2, Host: "h1"}
 	p := program("h1", 1, []ctr{c1, c2}, nil, "geneve")
 	apply(t, a, p)

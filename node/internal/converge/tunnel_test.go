@@ -19,7 +19,7 @@ func TestTwoHostsTunnels(t *testing.T) {
 func testTwoHosts(t *testing.T, tunnel string) {
 	l := newLab(t, 2, tunnel)
 	h1, h2 := l.Hosts[0], l.Hosts[1]
-	a1, a2 := newApplier(t, l, h1), newApplier(t, l, h2)
+	a1, a2 := newHost(t, l, h1), newHost(t, l, h2)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for i, a := range []*Host{a1, a2} {

@@ -66,9 +66,11 @@ func BenchmarkTrackedPatch10kFlows(b *testing.B) {
 
 // BenchmarkPatchDNS10k: one DNS record added to a program with 10,000 (a
 // host whose networks have 10,000 names; every container create is such a
-// change on every host of its network). "merge" is Patch's sorted merge,
-// "sorted" its binary search for a program known sorted (a tracked one, an
-// agent's: no key computed but the delta's and O(log n) more), and
+// change on every host of its network). "merge" is patchByKey (every key
+// computed to check the order, then the binary search: a program's first
+// patch), "sorted" the binary search alone for a program known sorted (a
+// tracked one, an agent's: no key computed but the delta's and O(log n)
+// more), and
 // "map-and-sort" the map-and-sort path it had before (patchByKeyUnsorted,
 // now only for unsorted lists).
 func BenchmarkPatchDNS10k(b *testing.B) {

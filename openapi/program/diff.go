@@ -271,68 +271,20 @@ func diffByKey[T any, K cmp.Ordered](from, to []T, key func(*T) K) (add []T, rem
 }
 
 // patchByKey removes then adds elements by key and returns them sorted by
-// key, never nil.
+// key, never nil. Programs keep their elements sorted by key: when from is
+// (checked, each key computed once), it is patchSorted's. Only the first
+// patch after a whole program takes this check (a patch's result is known
+// sorted: patchKeyed).
 func patchByKey[T any, K cmp.Ordered](from []T, remove []K, add []T, key func(*T) K, what string) ([]T, error) {
-	// Programs keep their elements sorted by key: merge in O(n + k log k),
-	// computing each key once (a host's DNS records are every name of its
-	// networks, and a container change touches one of them).
-	keys := make([]K, len(from))
+	var prev K
 	for i := range from {
-		keys[i] = key(&from[i])
-		if i > 0 && keys[i-1] >= keys[i] {
+		k := key(&from[i])
+		if i > 0 && prev >= k {
 			return patchByKeyUnsorted(from, remove, add, key, what)
 		}
+		prev = k
 	}
-	rm := make(map[K]bool, len(remove))
-	for _, k := range remove {
-		if rm[k] {
-			return nil, fmt.Errorf("patch: %s %v to remove is not in the program", what, k)
-		}
-		rm[k] = true
-	}
-	type keyed struct {
-		k K
-		v *T
-	}
-	adds := make([]keyed, len(add))
-	for i := range add {
-		adds[i] = keyed{key(&add[i]), &add[i]}
-	}
-	slices.SortFunc(adds, func(a, b keyed) int { return cmp.Compare(a.k, b.k) })
-	for i := 1; i < len(adds); i++ {
-		if adds[i].k == adds[i-1].k {
-			return nil, fmt.Errorf("patch: %s %v to add is already in the program", what, adds[i].k)
-		}
-	}
-	out := make([]T, 0, max(0, len(from)-len(remove))+len(add))
-	removed := 0
-	for i, j := 0, 0; i < len(from) || j < len(adds); {
-		switch {
-		case i < len(from) && rm[keys[i]]:
-			removed++
-			i++
-		case j < len(adds) && (i == len(from) || adds[j].k < keys[i]):
-			out = append(out, *adds[j].v)
-			j++
-		case j < len(adds) && adds[j].k == keys[i]:
-			return nil, fmt.Errorf("patch: %s %v to add is already in the program", what, adds[j].k)
-		default:
-			out = append(out, from[i])
-			i++
-		}
-	}
-	if removed != len(rm) {
-		have := make(map[K]bool, len(keys))
-		for _, k := range keys {
-			have[k] = true
-		}
-		for _, k := range remove {
-			if !have[k] {
-				return nil, fmt.Errorf("patch: %s %v to remove is not in the program", what, k)
-			}
-		}
-	}
-	return out, nil
+	return patchSorted(from, remove, add, key, what)
 }
 
 // patchKeyed is patchByKey, or patchSorted when from is known to be sorted

@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// TestPatchByKeyMerge: the sorted merge, and the binary search of
-// patchSorted, give what the map-and-sort path gives, errors included, on
-// random element lists and deltas.
+// TestPatchByKeyMerge: patchByKey (the order checked, then the binary
+// search), and patchSorted alone, give what the map-and-sort path gives,
+// errors included, on random element lists and deltas.
 func TestPatchByKeyMerge(t *testing.T) {
 	id := func(s *string) string { return *s }
 	r := rand.New(rand.NewPCG(1, 2))
